@@ -1,0 +1,51 @@
+//! Checkers judge a run: online invariants over the omniscient view of all nodes,
+//! liveness once faults have healed, and per-run metrics.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::process::{NodeId, Process};
+
+/// Per-run figures, by name (units last: `commit_latency_ms_p50`).
+pub type Metrics = BTreeMap<String, f64>;
+
+/// Every node's current state, as the simulator sees it. `None` is a crashed node.
+pub struct ClusterView<'a, P> {
+    /// Simulated (true) time since the run began.
+    pub now: Duration,
+    pub nodes: &'a [Option<P>],
+}
+
+impl<P> ClusterView<'_, P> {
+    pub fn node(&self, id: NodeId) -> Option<&P> {
+        self.nodes[id].as_ref()
+    }
+
+    /// Nodes that are up, with their ids.
+    pub fn up(&self) -> impl Iterator<Item = (NodeId, &P)> {
+        self.nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+    }
+}
+
+/// A named property of a protocol. The driver calls it after every step and every
+/// crash or restart; the first `Err` fails the run.
+pub trait Checker<P: Process>: Send {
+    fn name(&self) -> &'static str;
+
+    /// Safety: `node` just stepped (or crashed, or restarted). Checkers should look at
+    /// what changed rather than rescan the cluster: this is on the hot path.
+    fn after_step(&mut self, view: &ClusterView<'_, P>, node: NodeId) -> Result<(), String>;
+
+    /// Liveness: polled during the final heal-and-quiesce phase; the run passes once
+    /// every checker returns `Ok` (and every client is idle) before the phase's bound.
+    /// The `Err` text is the reason reported if the bound passes first.
+    fn settled(&mut self, _view: &ClusterView<'_, P>) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Figures for `summary.json`.
+    fn metrics(&self, _out: &mut Metrics) {}
+}

@@ -1,0 +1,116 @@
+//! Per-node durable storage with explicit sync.
+//!
+//! Writes land in an unsynced tail, in order, and are readable at once (a page cache).
+//! [`Storage::sync`] makes the tail durable. A crash keeps the durable part and loses the
+//! tail — or, as a fault, keeps a prefix of it (a torn tail: the disk wrote some of the
+//! pending writes, in order, before power went).
+
+use std::collections::BTreeMap;
+
+#[derive(Clone, Debug)]
+pub struct Storage<R> {
+    durable: BTreeMap<String, R>,
+    /// Pending writes in issue order; `None` removes the key.
+    unsynced: Vec<(String, Option<R>)>,
+    /// `durable` with `unsynced` applied: what the process reads.
+    view: BTreeMap<String, R>,
+}
+
+impl<R> Default for Storage<R> {
+    fn default() -> Self {
+        Storage {
+            durable: BTreeMap::new(),
+            unsynced: Vec::new(),
+            view: BTreeMap::new(),
+        }
+    }
+}
+
+impl<R: Clone> Storage<R> {
+    pub fn get(&self, key: &str) -> Option<&R> {
+        self.view.get(key)
+    }
+
+    /// Entries whose key starts with `prefix`, in key order.
+    pub fn scan<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a R)> + 'a {
+        self.view
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.view.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.view.is_empty()
+    }
+
+    /// Number of writes not yet synced.
+    pub fn unsynced_writes(&self) -> usize {
+        self.unsynced.len()
+    }
+
+    pub(crate) fn write(&mut self, key: String, record: Option<R>) {
+        match &record {
+            Some(r) => self.view.insert(key.clone(), r.clone()),
+            None => self.view.remove(&key),
+        };
+        self.unsynced.push((key, record));
+    }
+
+    pub(crate) fn sync(&mut self) {
+        for (key, record) in self.unsynced.drain(..) {
+            match record {
+                Some(r) => self.durable.insert(key, r),
+                None => self.durable.remove(&key),
+            };
+        }
+        debug_assert_eq!(self.durable.len(), self.view.len());
+    }
+
+    /// Power loss: the first `kept` unsynced writes reach the disk, the rest are gone.
+    /// Returns how many writes were lost.
+    pub fn crash(&mut self, kept: usize) -> usize {
+        let kept = kept.min(self.unsynced.len());
+        let lost = self.unsynced.len() - kept;
+        self.unsynced.truncate(kept);
+        self.sync();
+        self.view = self.durable.clone();
+        lost
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_see_unsynced_writes_and_a_crash_loses_them() {
+        let mut s = Storage::default();
+        s.write("a".into(), Some(1));
+        s.sync();
+        s.write("b".into(), Some(2));
+        s.write("a".into(), None);
+        assert_eq!(s.get("b"), Some(&2));
+        assert_eq!(s.get("a"), None);
+        assert_eq!(s.crash(0), 2);
+        assert_eq!(s.get("a"), Some(&1));
+        assert_eq!(s.get("b"), None);
+    }
+
+    #[test]
+    fn a_torn_tail_keeps_a_prefix_in_order() {
+        let mut s = Storage::default();
+        for i in 0..5 {
+            s.write(format!("k{i}"), Some(i));
+        }
+        assert_eq!(s.crash(2), 3);
+        let keys: Vec<_> = s.scan("k").map(|(k, _)| k.to_string()).collect();
+        assert_eq!(keys, ["k0", "k1"]);
+    }
+}
