@@ -11,8 +11,10 @@ pub mod check;
 pub mod client;
 pub mod history;
 pub mod process;
+pub mod run;
 pub mod storage;
 pub mod system;
+pub mod testing;
 
 pub use check::{Checker, ClusterView, Metrics};
 pub use client::{Client, ClientContext, ClientEffect, NoClient};
@@ -20,3 +22,5 @@ pub use history::{HistoryEvent, KvOp, OpType};
 pub use process::{ClientId, Context, Effect, NodeId, Process, RequestId, TimerId};
 pub use storage::Storage;
 pub use system::{Bug, Setup, System, Verdict};
+pub mod scenario;
+pub mod sim;

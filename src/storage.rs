@@ -64,13 +64,17 @@ impl<R: Clone> Storage<R> {
     }
 
     pub(crate) fn sync(&mut self) {
+        self.apply_unsynced();
+        debug_assert_eq!(self.durable.len(), self.view.len());
+    }
+
+    fn apply_unsynced(&mut self) {
         for (key, record) in self.unsynced.drain(..) {
             match record {
                 Some(r) => self.durable.insert(key, r),
                 None => self.durable.remove(&key),
             };
         }
-        debug_assert_eq!(self.durable.len(), self.view.len());
     }
 
     /// Power loss: the first `kept` unsynced writes reach the disk, the rest are gone.
@@ -79,7 +83,7 @@ impl<R: Clone> Storage<R> {
         let kept = kept.min(self.unsynced.len());
         let lost = self.unsynced.len() - kept;
         self.unsynced.truncate(kept);
-        self.sync();
+        self.apply_unsynced();
         self.view = self.durable.clone();
         lost
     }

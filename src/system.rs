@@ -64,6 +64,9 @@ pub trait System: Sized + 'static {
     fn checkers(_setup: &Setup<Self>) -> Vec<Box<dyn Checker<Self::Process>>> {
         Vec::new()
     }
+    /// The name of the history check, as failures report it.
+    const HISTORY_CHECK: &'static str = "history";
+
     /// Judges the whole client history once the run is over.
     fn check_history(
         _setup: &Setup<Self>,

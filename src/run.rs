@@ -1,0 +1,398 @@
+//! Running scenarios: one seed on a fresh thread and runtime, sweeps over seed ranges
+//! with several jobs, the determinism check, expectations and artifacts.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::check::Metrics;
+use crate::scenario::{Scenario, ScenarioError, Schedule};
+use crate::sim::{simulate, Failure, FailureKind, SimResult};
+use crate::system::{Setup, System, Verdict};
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct RunRequest {
+    pub seeds: Vec<u64>,
+    /// Seeds run at once, each on its own thread.
+    pub jobs: usize,
+    /// Run every seed twice and fail on any difference.
+    pub check_determinism: bool,
+    /// Run these faults instead of the scenario's (the seed is still the run's).
+    pub schedule: Option<Schedule>,
+    /// Bugs to inject, on top of the scenario's own.
+    pub bugs: Vec<String>,
+    /// Where artifacts go (`results/` by default); `None` writes none.
+    pub artifacts: Option<PathBuf>,
+    /// Keep artifacts of every seed, not only failing ones.
+    pub keep: bool,
+    pub progress: bool,
+}
+
+impl Default for RunRequest {
+    fn default() -> Self {
+        RunRequest {
+            seeds: vec![0],
+            jobs: 1,
+            check_determinism: false,
+            schedule: None,
+            bugs: Vec::new(),
+            artifacts: None,
+            keep: false,
+            progress: false,
+        }
+    }
+}
+
+/// How one seed ended, judged against the scenario's expectation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Passed,
+    Failed,
+    Unknown,
+    /// A teaching scenario showed the anomaly it expects.
+    Shown,
+    /// A teaching scenario's anomaly did not show in this seed.
+    NotShown,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedReport {
+    pub seed: u64,
+    pub status: Status,
+    pub failure: Option<Failure>,
+    #[serde(serialize_with = "hex")]
+    pub trace_hash: u64,
+    pub trace_events: u64,
+    pub sim_ms: f64,
+    pub wall_ms: f64,
+    pub history_ops: usize,
+    pub metrics: Metrics,
+    /// Where its artifacts went, if anywhere.
+    pub artifacts: Option<String>,
+}
+
+fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{v:016x}"))
+}
+
+/// Mean, min, max, p50 and p99 of one metric over the seeds of a sweep.
+#[derive(Clone, Debug, Serialize)]
+pub struct Aggregate {
+    pub mean: f64,
+    pub min: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    pub scenario: String,
+    pub file: String,
+    pub protocol: String,
+    pub bugs: Vec<String>,
+    pub expect_failure: Option<String>,
+    pub seeds_run: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub unknown: usize,
+    pub shown: usize,
+    pub failing_seeds: Vec<u64>,
+    pub sim_ms: f64,
+    pub wall_ms: f64,
+    pub metrics: std::collections::BTreeMap<String, Aggregate>,
+    pub runs: Vec<SeedReport>,
+}
+
+impl Summary {
+    /// 0 every seed as expected, 1 a seed failed (or a lesson never showed), 3 unknown.
+    pub fn exit_code(&self) -> i32 {
+        if self.failed > 0 || (self.expect_failure.is_some() && self.shown == 0) {
+            1
+        } else if self.unknown > 0 {
+            3
+        } else {
+            0
+        }
+    }
+}
+
+/// Runs `request` against `scenario` with the protocol `S`.
+pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summary, ScenarioError> {
+    let setup = Arc::new(scenario.setup::<S>(&request.bugs)?);
+    assert!(request.jobs >= 1, "at least one job");
+    let started = Instant::now();
+    let bar = progress_bar(request);
+    let next = AtomicUsize::new(0);
+    let reports = Mutex::new(Vec::with_capacity(request.seeds.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..request.jobs.min(request.seeds.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = request.seeds.get(i) else { break };
+                let report = run_and_judge::<S>(scenario, &setup, request, seed);
+                bar.inc(1);
+                reports.lock().unwrap().push(report);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut runs = reports.into_inner().unwrap();
+    runs.sort_by_key(|r| r.seed);
+    let count = |s: Status| runs.iter().filter(|r| r.status == s).count();
+    Ok(Summary {
+        scenario: scenario.name.clone(),
+        file: scenario.file.clone(),
+        protocol: S::NAME.to_string(),
+        bugs: setup.bugs.clone(),
+        expect_failure: scenario.expect.failure.clone(),
+        seeds_run: runs.len(),
+        passed: count(Status::Passed) + count(Status::Shown) + count(Status::NotShown),
+        failed: count(Status::Failed),
+        unknown: count(Status::Unknown),
+        shown: count(Status::Shown),
+        failing_seeds: runs.iter().filter(|r| r.status == Status::Failed).map(|r| r.seed).collect(),
+        sim_ms: runs.iter().map(|r| r.sim_ms).sum(),
+        wall_ms: started.elapsed().as_secs_f64() * 1e3,
+        metrics: aggregate(&runs),
+        runs,
+    })
+}
+
+fn progress_bar(request: &RunRequest) -> indicatif::ProgressBar {
+    if !request.progress || request.seeds.len() < 2 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(request.seeds.len() as u64);
+    let style = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {elapsed} (eta {eta})");
+    bar.set_style(style.expect("a valid template"));
+    bar
+}
+
+/// One seed, judged; with its artifacts written if it failed or `keep` is set.
+fn run_and_judge<S: System>(scenario: &Scenario, setup: &Arc<Setup<S>>, request: &RunRequest, seed: u64) -> SeedReport {
+    let schedule = match &request.schedule {
+        Some(s) => Schedule { seed, faults: s.faults.clone() },
+        None => scenario.schedule(seed),
+    };
+    let started = Instant::now();
+    let mut outcome = run_seed::<S>(scenario, setup, &schedule, false);
+    let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+    if request.check_determinism && outcome.failure.as_ref().is_none_or(|f| f.kind != FailureKind::Panic) {
+        let again = run_seed::<S>(scenario, setup, &schedule, false);
+        if let Some(difference) = difference(&outcome, &again) {
+            outcome.failure = Some(Failure {
+                kind: FailureKind::Nondeterminism,
+                check: "determinism".into(),
+                message: format!("seed {seed} ran twice and differed: {difference}"),
+                time_ns: outcome.sim_ns,
+            });
+        }
+    }
+    let status = judge(scenario, &outcome);
+    let mut report = SeedReport {
+        seed,
+        status,
+        trace_hash: outcome.trace_hash,
+        trace_events: outcome.trace_events,
+        sim_ms: outcome.sim_ns as f64 / 1e6,
+        wall_ms,
+        history_ops: outcome.history_lines.len(),
+        metrics: outcome.metrics.clone(),
+        failure: outcome.failure.clone(),
+        artifacts: None,
+    };
+    if let Some(dir) = &request.artifacts {
+        if request.keep || status == Status::Failed || status == Status::Shown {
+            report.artifacts = Some(write_artifacts::<S>(scenario, setup, &schedule, dir, &mut report, request));
+        }
+    }
+    report
+}
+
+fn difference(a: &Outcome, b: &Outcome) -> Option<String> {
+    if a.trace_hash != b.trace_hash {
+        return Some(format!("trace hash {:016x} then {:016x}", a.trace_hash, b.trace_hash));
+    }
+    if a.failure != b.failure {
+        return Some(format!("failure {:?} then {:?}", a.failure, b.failure));
+    }
+    None
+}
+
+fn judge(scenario: &Scenario, outcome: &Outcome) -> Status {
+    let failure = outcome.failure.as_ref();
+    match (&scenario.expect.failure, failure) {
+        (_, Some(f)) if f.kind == FailureKind::Nondeterminism || f.kind == FailureKind::Panic => Status::Failed,
+        (Some(expected), Some(f)) if &f.check == expected || f.kind.name() == expected => Status::Shown,
+        (_, Some(_)) => Status::Failed,
+        (_, None) if outcome.unknown => Status::Unknown,
+        (Some(_), None) => Status::NotShown,
+        (None, None) => Status::Passed,
+    }
+}
+
+/// A finished run, protocol types erased.
+pub struct Outcome {
+    pub trace_hash: u64,
+    pub trace_events: u64,
+    pub sim_ns: u64,
+    pub failure: Option<Failure>,
+    /// The history checker could not decide.
+    pub unknown: bool,
+    pub metrics: Metrics,
+    /// `history.jsonl`, one line per event.
+    pub history_lines: Vec<String>,
+    /// `trace.jsonl`, when recorded.
+    pub trace_lines: Vec<String>,
+}
+
+/// Runs one seed in a fresh thread with a fresh madsim runtime (madsim keeps state
+/// per thread, and std's hash seeds are per thread), then checks the history.
+pub fn run_seed<S: System>(
+    scenario: &Scenario,
+    setup: &Arc<Setup<S>>,
+    schedule: &Schedule,
+    record: bool,
+) -> Outcome {
+    let seed = schedule.seed;
+    // Slack over the scenario's own bound: the driver ends the run itself; this limit
+    // only guards against a driver bug spinning forever in simulated time.
+    let limit = Duration::from_millis(2 * (scenario.duration_ms + scenario.liveness.quiesce_ms) + 60_000);
+    let joined = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name(format!("seed-{seed}"))
+            .spawn_scoped(scope, || {
+                let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+                runtime.set_time_limit(limit);
+                runtime.block_on(simulate::<S>(scenario, setup.clone(), schedule, record))
+            })
+            .expect("spawn a seed thread")
+            .join()
+    });
+    let result: SimResult<S> = match joined {
+        Ok(result) => result,
+        Err(panic) => return Outcome::panicked(seed, panic),
+    };
+    let mut failure = result.failure;
+    let mut unknown = false;
+    if failure.is_none() {
+        match S::check_history(setup, &result.history) {
+            Verdict::Pass => {}
+            Verdict::Fail(message) => {
+                let check = S::HISTORY_CHECK.to_string();
+                failure = Some(Failure { kind: FailureKind::History, check, message, time_ns: result.sim_ns });
+            }
+            Verdict::Unknown(_) => unknown = true,
+        }
+    }
+    let json = |v: &dyn erased::Json| v.line();
+    Outcome {
+        trace_hash: result.trace_hash,
+        trace_events: result.trace_events,
+        sim_ns: result.sim_ns,
+        failure,
+        unknown,
+        metrics: result.metrics,
+        history_lines: result.history.iter().map(|e| json(e)).collect(),
+        trace_lines: result.trace.iter().map(|e| json(e)).collect(),
+    }
+}
+
+mod erased {
+    pub trait Json {
+        fn line(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn line(&self) -> String {
+            serde_json::to_string(self).expect("history and trace events serialize")
+        }
+    }
+}
+
+impl Outcome {
+    fn panicked(seed: u64, panic: Box<dyn std::any::Any + Send>) -> Outcome {
+        let message = match (panic.downcast_ref::<String>(), panic.downcast_ref::<&str>()) {
+            (Some(s), _) => s.clone(),
+            (None, Some(s)) => s.to_string(),
+            (None, None) => "a panic without a message".into(),
+        };
+        let message = format!("seed {seed} panicked: {message}");
+        Outcome {
+            trace_hash: 0,
+            trace_events: 0,
+            sim_ns: 0,
+            failure: Some(Failure { kind: FailureKind::Panic, check: "panic".into(), message, time_ns: 0 }),
+            unknown: false,
+            metrics: Metrics::new(),
+            history_lines: Vec::new(),
+            trace_lines: Vec::new(),
+        }
+    }
+}
+
+/// Reruns the seed with the trace recorded (runs are deterministic, so this is the
+/// same run) and writes `summary.json`, `schedule.toml`, `history.jsonl`, `trace.jsonl`.
+fn write_artifacts<S: System>(
+    scenario: &Scenario,
+    setup: &Arc<Setup<S>>,
+    schedule: &Schedule,
+    root: &Path,
+    report: &mut SeedReport,
+    _request: &RunRequest,
+) -> String {
+    let dir = root.join(&scenario.name).join(format!("seed-{}", schedule.seed));
+    let recorded = run_seed::<S>(scenario, setup, schedule, true);
+    if recorded.trace_hash != report.trace_hash && report.failure.as_ref().is_none_or(|f| f.kind != FailureKind::Panic) {
+        report.status = Status::Failed;
+        report.failure = Some(Failure {
+            kind: FailureKind::Nondeterminism,
+            check: "determinism".into(),
+            message: format!("the recorded rerun's trace hash {:016x} differs", recorded.trace_hash),
+            time_ns: 0,
+        });
+    }
+    let written = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("schedule.toml"), schedule.to_toml())?;
+        std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&report).expect("serializes"))?;
+        write_lines(&dir.join("history.jsonl"), &recorded.history_lines)?;
+        write_lines(&dir.join("trace.jsonl"), &recorded.trace_lines)
+    })();
+    match written {
+        Ok(()) => dir.display().to_string(),
+        Err(e) => format!("(could not write {}: {e})", dir.display()),
+    }
+}
+
+fn write_lines(path: &Path, lines: &[String]) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for line in lines {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()
+}
+
+fn aggregate(runs: &[SeedReport]) -> std::collections::BTreeMap<String, Aggregate> {
+    let mut values: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    for run in runs {
+        for (name, &v) in &run.metrics {
+            values.entry(name).or_default().push(v);
+        }
+    }
+    values
+        .into_iter()
+        .map(|(name, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+            let mean = v.iter().sum::<f64>() / v.len() as f64;
+            (name.to_string(), Aggregate { mean, min: v[0], p50: at(0.5), p99: at(0.99), max: v[v.len() - 1] })
+        })
+        .collect()
+}

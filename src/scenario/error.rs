@@ -1,0 +1,57 @@
+//! Errors in scenario and schedule files: they name the file and either the line and
+//! column (syntax and types) or the field (meaning).
+
+use std::fmt;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: String,
+    pub location: Location,
+    pub message: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// 1-based line and column.
+    Position { line: usize, col: usize },
+    /// A dotted field path, e.g. `faults[2].heal_ms`.
+    Field(String),
+    File,
+}
+
+impl ScenarioError {
+    pub fn field(file: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ScenarioError { file: file.to_string(), location: Location::Field(field.into()), message: message.into() }
+    }
+
+    pub fn file(file: &str, message: impl Into<String>) -> Self {
+        ScenarioError { file: file.to_string(), location: Location::File, message: message.into() }
+    }
+
+    /// A TOML syntax or type error, located in `text`.
+    pub fn toml(file: &str, text: &str, err: &toml::de::Error) -> Self {
+        let message = err.message().trim().to_string();
+        let location = match err.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                Location::Position { line, col }
+            }
+            None => Location::File,
+        };
+        ScenarioError { file: file.to_string(), location, message }
+    }
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.location {
+            Location::Position { line, col } => write!(f, "{}:{line}:{col}: {}", self.file, self.message),
+            Location::Field(field) => write!(f, "{}: {field}: {}", self.file, self.message),
+            Location::File => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}

@@ -1,0 +1,462 @@
+//! Scenario files: a cluster, a workload, network conditions, faults (explicit and
+//! random), a run length, a final heal-and-quiesce phase, and what to expect.
+//!
+//! Parsing is strict (unknown fields are refused) and every error names the file and
+//! a line and column or a field. Bad input never panics.
+
+mod error;
+mod fault;
+mod schedule;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::{Location, ScenarioError};
+pub use fault::{Fault, FaultKind, Latency};
+pub use schedule::Schedule;
+
+use crate::process::NodeId;
+use crate::system::{Setup, System};
+
+/// The largest cluster a scenario may ask for.
+pub const NODES_MAX: usize = 1024;
+/// The longest fault phase or quiesce phase, in milliseconds (a simulated day).
+pub const DURATION_MS_MAX: u64 = 86_400_000;
+/// The most faults a random generator may produce in one run.
+pub const RANDOM_FAULTS_MAX: usize = 10_000;
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// The file it came from, as the user named it (for error messages).
+    pub file: String,
+    text: String,
+    pub name: String,
+    pub description: String,
+    pub lesson: String,
+    pub protocol: String,
+    pub nodes: usize,
+    pub network: NetworkSpec,
+    pub faults: Vec<Fault>,
+    pub random: Option<RandomFaults>,
+    pub duration_ms: u64,
+    pub liveness: LivenessSpec,
+    pub expect: Expect,
+    pub bugs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioDoc {
+    name: String,
+    description: String,
+    #[serde(default)]
+    lesson: String,
+    cluster: ClusterDoc,
+    #[serde(default)]
+    #[allow(dead_code)] // read by the second, typed pass
+    workload: toml::Table,
+    #[serde(default)]
+    network: NetworkSpec,
+    #[serde(default)]
+    faults: Vec<Fault>,
+    random: Option<RandomFaults>,
+    duration_ms: u64,
+    #[serde(default)]
+    liveness: LivenessSpec,
+    #[serde(default)]
+    expect: Expect,
+    #[serde(default)]
+    bugs: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterDoc {
+    protocol: String,
+    nodes: usize,
+    #[serde(default)]
+    #[allow(dead_code)] // read by the second, typed pass
+    config: toml::Table,
+}
+
+/// The typed pass: only the protocol's own tables, at their place in the file, so
+/// that their errors carry lines and columns too.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "C: serde::de::DeserializeOwned + Default, W: serde::de::DeserializeOwned + Default"))]
+struct TypedDoc<C, W> {
+    cluster: TypedCluster<C>,
+    #[serde(default)]
+    workload: W,
+}
+
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "C: serde::de::DeserializeOwned + Default"))]
+struct TypedCluster<C> {
+    #[serde(default)]
+    config: C,
+}
+
+/// Network conditions for the whole run (faults come on top, and are healed at the
+/// end; these conditions are not).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkSpec {
+    /// Between processes, unless a link overrides it.
+    pub latency: Latency,
+    /// Between clients and processes (clients are never partitioned, lose or
+    /// duplicate nothing: they stand for well-connected application servers).
+    pub client_latency: Option<Latency>,
+    /// Probability that a message is lost.
+    pub loss: f64,
+    /// Probability that a message is delivered twice (the copy has its own latency).
+    pub duplicate: f64,
+    /// Probability that a message is held back by up to `reorder_ms_max` extra.
+    pub reorder: f64,
+    pub reorder_ms_max: f64,
+    /// Per-link latency overrides (directed).
+    pub links: Vec<LinkSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkSpec {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub latency: Latency,
+}
+
+/// A random fault generator, expanded from the seed before the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RandomFaults {
+    /// Time between the starts of two faults.
+    pub interval_ms: RangeMs,
+    /// How long each fault lasts.
+    pub duration_ms: RangeMs,
+    pub kinds: Vec<FaultKind>,
+    /// At most this many nodes crashed or paused at once.
+    pub max_down: usize,
+    pub start_ms: u64,
+    /// Defaults to the scenario's `duration_ms`.
+    pub end_ms: Option<u64>,
+    pub max_faults: usize,
+    /// Probability that a crash tears the unsynced tail instead of losing it whole.
+    pub torn_rate: f64,
+    pub loss_rate: f64,
+    pub duplicate_rate: f64,
+    pub spike: Latency,
+    pub clock_offset_ms_max: i64,
+    pub drift_ppm_max: f64,
+}
+
+impl Default for RandomFaults {
+    fn default() -> Self {
+        RandomFaults {
+            interval_ms: RangeMs { min: 1_000, max: 3_000 },
+            duration_ms: RangeMs { min: 500, max: 5_000 },
+            kinds: vec![FaultKind::Partition, FaultKind::Crash],
+            max_down: 1,
+            start_ms: 0,
+            end_ms: None,
+            max_faults: 1_000,
+            torn_rate: 0.5,
+            loss_rate: 0.2,
+            duplicate_rate: 0.2,
+            spike: Latency::Exponential { min_ms: 50.0, mean_ms: 200.0 },
+            clock_offset_ms_max: 500,
+            drift_ppm_max: 1_000.0,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RangeMs {
+    pub min: u64,
+    pub max: u64,
+}
+
+/// The final phase: every fault is healed (partitions, spikes, loss and duplication
+/// windows end; crashed nodes restart; paused nodes resume), clients stop starting
+/// operations, and every checker's liveness condition must hold within `quiesce_ms`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LivenessSpec {
+    pub quiesce_ms: u64,
+    /// `false` skips the liveness judgement (the phase still runs).
+    pub check: bool,
+}
+
+impl Default for LivenessSpec {
+    fn default() -> Self {
+        LivenessSpec { quiesce_ms: 10_000, check: true }
+    }
+}
+
+/// What a run must show. By default every check passes; a teaching scenario instead
+/// names the check that must fail (`"linearizability"`, `"liveness"`, an invariant's
+/// name, or a failure kind: `"invariant"`, `"history"`, `"panic"`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Expect {
+    pub failure: Option<String>,
+}
+
+impl Scenario {
+    /// Reads a scenario file. `file` is the name used in error messages.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::file(&file, format!("cannot read: {e}")))?;
+        Scenario::parse(&file, &text)
+    }
+
+    /// A path to a scenario file, or the name of one in `scenarios/` (looked up in the
+    /// working directory, then beside faultline's own sources).
+    pub fn find(name_or_path: &str) -> Result<Scenario, ScenarioError> {
+        let path = Path::new(name_or_path);
+        if path.exists() {
+            return Scenario::load(path);
+        }
+        let file = format!("{}.toml", name_or_path.trim_end_matches(".toml"));
+        for dir in [Path::new("scenarios"), &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")] {
+            let candidate = dir.join(&file);
+            if candidate.exists() {
+                return Scenario::load(&candidate);
+            }
+        }
+        Err(ScenarioError::file(name_or_path, "no such file, and no scenario of that name in scenarios/"))
+    }
+
+    pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        let doc: ScenarioDoc = toml::from_str(text).map_err(|e| ScenarioError::toml(file, text, &e))?;
+        let scenario = Scenario {
+            file: file.to_string(),
+            text: text.to_string(),
+            name: doc.name,
+            description: doc.description,
+            lesson: doc.lesson,
+            protocol: doc.cluster.protocol,
+            nodes: doc.cluster.nodes,
+            network: doc.network,
+            faults: doc.faults,
+            random: doc.random,
+            duration_ms: doc.duration_ms,
+            liveness: doc.liveness,
+            expect: doc.expect,
+            bugs: doc.bugs,
+        };
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// The protocol's own tables, typed, and the set-up for `S` with `extra_bugs`.
+    pub fn setup<S: System>(&self, extra_bugs: &[String]) -> Result<Setup<S>, ScenarioError> {
+        let doc: TypedDoc<S::Config, S::Workload> =
+            toml::from_str(&self.text).map_err(|e| ScenarioError::toml(&self.file, &self.text, &e))?;
+        let mut bugs = self.bugs.clone();
+        bugs.extend(extra_bugs.iter().cloned());
+        for (i, bug) in bugs.iter().enumerate() {
+            if !S::bugs().iter().any(|b| b.name == bug) {
+                let known: Vec<_> = S::bugs().iter().map(|b| b.name).collect();
+                let field = if i < self.bugs.len() { format!("bugs[{i}]") } else { "--bug".to_string() };
+                let message = format!("unknown bug `{bug}` for protocol {} (known: {})", S::NAME, known.join(", "));
+                return Err(ScenarioError::field(&self.file, field, message));
+            }
+        }
+        let setup = Setup { nodes: self.nodes, config: doc.cluster.config, workload: doc.workload, bugs };
+        S::validate(&setup).map_err(|(field, message)| ScenarioError::field(&self.file, field, message))?;
+        Ok(setup)
+    }
+
+    /// The seed's explicit fault schedule: the scenario's own faults plus what its
+    /// random generator draws from the seed.
+    pub fn schedule(&self, seed: u64) -> Schedule {
+        Schedule::expand(self, seed)
+    }
+
+    fn err(&self, field: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::field(&self.file, field, message)
+    }
+
+    fn validate(&self) -> Result<(), ScenarioError> {
+        if self.nodes == 0 || self.nodes > NODES_MAX {
+            return Err(self.err("cluster.nodes", format!("must be between 1 and {NODES_MAX}, not {}", self.nodes)));
+        }
+        check_duration(self, "duration_ms", self.duration_ms)?;
+        check_duration(self, "liveness.quiesce_ms", self.liveness.quiesce_ms)?;
+        let net = &self.network;
+        for (field, p) in [("loss", net.loss), ("duplicate", net.duplicate), ("reorder", net.reorder)] {
+            check_probability(self, &format!("network.{field}"), p)?;
+        }
+        if !(0.0..=1e6).contains(&net.reorder_ms_max) {
+            return Err(self.err("network.reorder_ms_max", "must be between 0 and 1000000"));
+        }
+        net.latency.check().map_err(|m| self.err("network.latency", m))?;
+        if let Some(l) = &net.client_latency {
+            l.check().map_err(|m| self.err("network.client_latency", m))?;
+        }
+        for (i, link) in net.links.iter().enumerate() {
+            self.check_node(&format!("network.links[{i}].from"), link.from)?;
+            self.check_node(&format!("network.links[{i}].to"), link.to)?;
+            link.latency.check().map_err(|m| self.err(format!("network.links[{i}].latency"), m))?;
+        }
+        self.check_faults("faults", &self.faults)?;
+        if let Some(random) = &self.random {
+            self.check_random(random)?;
+        }
+        Ok(())
+    }
+
+    fn check_node(&self, field: &str, node: NodeId) -> Result<(), ScenarioError> {
+        match node < self.nodes {
+            true => Ok(()),
+            false => Err(self.err(field, format!("node {node} is out of range: the cluster has nodes 0..{}", self.nodes))),
+        }
+    }
+
+    /// Checks a fault list; `what` is `faults` or the schedule's name for it.
+    pub(crate) fn check_faults(&self, what: &str, faults: &[Fault]) -> Result<(), ScenarioError> {
+        for (i, fault) in faults.iter().enumerate() {
+            let field = |name: &str| format!("{what}[{i}].{name}");
+            for (name, node) in fault.node_ids() {
+                self.check_node(&field(name), node)?;
+            }
+            if fault.at_ms() >= self.duration_ms {
+                let message = format!("starts at or after the fault phase ends (duration_ms = {})", self.duration_ms);
+                return Err(self.err(field("at_ms"), message));
+            }
+            if let Some(end) = fault.end_ms() {
+                if end <= fault.at_ms() {
+                    let message = format!("{end} is not after the fault's start at_ms = {}", fault.at_ms());
+                    return Err(self.err(field(fault.end_field()), message));
+                }
+            }
+            check_fault_shape(fault).map_err(|(name, m)| self.err(field(name), m))?;
+        }
+        // The same node cannot be down twice at once: that would be more concurrent
+        // crashes than there are nodes to crash.
+        let downs: Vec<_> = faults.iter().enumerate().filter_map(|(i, f)| Some((i, f.downed_node()?, f))).collect();
+        for (a, (i, node, f)) in downs.iter().enumerate() {
+            for (j, other, g) in &downs[a + 1..] {
+                let end = |f: &Fault| f.end_ms().unwrap_or(u64::MAX);
+                if node == other && f.at_ms() < end(g) && g.at_ms() < end(f) {
+                    let message = format!("node {node} is already down then (by {what}[{i}])");
+                    return Err(self.err(format!("{what}[{j}].at_ms"), message));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_random(&self, r: &RandomFaults) -> Result<(), ScenarioError> {
+        for (field, range) in [("interval_ms", r.interval_ms), ("duration_ms", r.duration_ms)] {
+            if range.min == 0 || range.min > range.max || range.max > DURATION_MS_MAX {
+                let message = format!("needs 0 < min <= max <= {DURATION_MS_MAX}, not {}..{}", range.min, range.max);
+                return Err(self.err(format!("random.{field}"), message));
+            }
+        }
+        if r.kinds.is_empty() {
+            return Err(self.err("random.kinds", "names no fault kind"));
+        }
+        if r.max_down > self.nodes {
+            let message = format!("{} nodes down at once is more than the cluster's {} nodes", r.max_down, self.nodes);
+            return Err(self.err("random.max_down", message));
+        }
+        let needs = |kind: FaultKind| match kind {
+            FaultKind::Bridge => 3,
+            FaultKind::Partition | FaultKind::OneWay | FaultKind::Isolate => 2,
+            _ => 1,
+        };
+        if let Some(kind) = r.kinds.iter().find(|&&k| needs(k) > self.nodes) {
+            return Err(self.err("random.kinds", format!("{kind:?} needs at least {} nodes", needs(*kind))));
+        }
+        if r.max_faults > RANDOM_FAULTS_MAX {
+            return Err(self.err("random.max_faults", format!("at most {RANDOM_FAULTS_MAX}")));
+        }
+        if let Some(end) = r.end_ms {
+            if end <= r.start_ms || end > self.duration_ms {
+                return Err(self.err("random.end_ms", "must be after start_ms and at most duration_ms"));
+            }
+        }
+        for (field, p) in [("torn_rate", r.torn_rate), ("loss_rate", r.loss_rate), ("duplicate_rate", r.duplicate_rate)] {
+            check_probability(self, &format!("random.{field}"), p)?;
+        }
+        r.spike.check().map_err(|m| self.err("random.spike", m))?;
+        if !(0..=3_600_000).contains(&r.clock_offset_ms_max) {
+            return Err(self.err("random.clock_offset_ms_max", "must be between 0 and 3600000"));
+        }
+        if !(0.0..=100_000.0).contains(&r.drift_ppm_max) {
+            return Err(self.err("random.drift_ppm_max", "must be between 0 and 100000"));
+        }
+        Ok(())
+    }
+}
+
+fn check_duration(s: &Scenario, field: &str, ms: u64) -> Result<(), ScenarioError> {
+    match ms > 0 && ms <= DURATION_MS_MAX {
+        true => Ok(()),
+        false => Err(s.err(field, format!("must be more than 0 and at most {DURATION_MS_MAX}, not {ms}"))),
+    }
+}
+
+fn check_probability(s: &Scenario, field: &str, p: f64) -> Result<(), ScenarioError> {
+    match (0.0..=1.0).contains(&p) {
+        true => Ok(()),
+        false => Err(s.err(field, format!("{p} is not a probability in [0, 1]"))),
+    }
+}
+
+/// Shape rules a fault must follow beyond node ranges: `Err((field, message))`.
+fn check_fault_shape(fault: &Fault) -> Result<(), (&'static str, String)> {
+    fn disjoint(a: &[NodeId], b: &[NodeId]) -> Option<NodeId> {
+        a.iter().copied().find(|n| b.contains(n))
+    }
+    match fault {
+        Fault::Partition { groups, .. } => {
+            if groups.is_empty() || groups.iter().any(|g| g.is_empty()) {
+                return Err(("groups", "needs at least one group and no empty group".into()));
+            }
+            let all: Vec<_> = groups.concat();
+            let mut sorted = all.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            if sorted.len() != all.len() {
+                return Err(("groups", "a node is listed twice".into()));
+            }
+        }
+        Fault::OneWay { from, to, .. } => {
+            if from.is_empty() || to.is_empty() {
+                return Err(("from", "`from` and `to` must both name nodes".into()));
+            }
+            if let Some(n) = disjoint(from, to) {
+                return Err(("to", format!("node {n} is on both sides")));
+            }
+        }
+        Fault::Bridge { bridge, left, right, .. } => {
+            if left.is_empty() || right.is_empty() {
+                return Err(("left", "`left` and `right` must both name nodes".into()));
+            }
+            if let Some(n) = disjoint(left, right) {
+                return Err(("right", format!("node {n} is on both sides")));
+            }
+            if left.contains(bridge) || right.contains(bridge) {
+                return Err(("bridge", format!("the bridge node {bridge} is also on a side")));
+            }
+        }
+        Fault::Loss { rate, .. } | Fault::Duplicate { rate, .. } if !(0.0..=1.0).contains(rate) => {
+            return Err(("rate", format!("{rate} is not a probability in [0, 1]")));
+        }
+        Fault::Clock { drift_ppm, offset_ms, .. } => {
+            if !(-100_000.0..=100_000.0).contains(drift_ppm) {
+                return Err(("drift_ppm", "must be between -100000 and 100000".into()));
+            }
+            if offset_ms.unsigned_abs() > 86_400_000 {
+                return Err(("offset_ms", "must be within a day".into()));
+            }
+        }
+        Fault::LatencySpike { delay, .. } => delay.check().map_err(|m| ("delay", m))?,
+        _ => {}
+    }
+    Ok(())
+}

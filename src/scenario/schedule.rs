@@ -1,0 +1,121 @@
+//! A seed's explicit fault schedule. Expanding the random generator before the run
+//! makes the faults a plain list that can be saved, read, edited and run as is.
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{Fault, FaultKind, RandomFaults, Scenario, ScenarioError};
+use crate::process::NodeId;
+use crate::sim::rng::{stream, Purpose};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// The seed the network, nodes and clients draw from.
+    pub seed: u64,
+    #[serde(default)]
+    pub faults: Vec<Fault>,
+}
+
+impl Schedule {
+    pub fn expand(scenario: &Scenario, seed: u64) -> Schedule {
+        let mut faults = scenario.faults.clone();
+        if let Some(random) = &scenario.random {
+            faults.extend(generate(scenario, random, seed));
+        }
+        faults.sort_by_key(Fault::at_ms); // stable: ties keep file order
+        Schedule { seed, faults }
+    }
+
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).expect("a schedule always serializes");
+        format!("# faultline fault schedule: run it with `faultline run SCENARIO --schedule FILE`\n{body}")
+    }
+
+    /// Reads a schedule file and checks it against the scenario it will run with.
+    pub fn load(path: &std::path::Path, scenario: &Scenario) -> Result<Schedule, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::file(&file, format!("cannot read: {e}")))?;
+        let schedule: Schedule = toml::from_str(&text).map_err(|e| ScenarioError::toml(&file, &text, &e))?;
+        let mut checked = scenario.clone();
+        checked.file = file;
+        checked.check_faults("faults", &schedule.faults)?;
+        Ok(schedule)
+    }
+}
+
+/// Draws faults from the generator, one stream per seed, respecting `max_down`.
+fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
+    let mut rng = stream(seed, Purpose::Schedule, 0);
+    let end_ms = r.end_ms.unwrap_or(scenario.duration_ms);
+    let n = scenario.nodes;
+    let mut faults = Vec::new();
+    // (node, from, to): down intervals so far, for `max_down` and no double crashes.
+    let mut downs: Vec<(NodeId, u64, u64)> = Vec::new();
+    let mut t = r.start_ms;
+    while faults.len() < r.max_faults {
+        t += rng.gen_range(r.interval_ms.min..=r.interval_ms.max);
+        if t >= end_ms {
+            break;
+        }
+        let until = (t + rng.gen_range(r.duration_ms.min..=r.duration_ms.max)).min(end_ms);
+        let heal = (until > t).then_some(until);
+        let kind = *r.kinds.choose(&mut rng).expect("validated: kinds is not empty");
+        let fault = match kind {
+            FaultKind::Partition => {
+                let mut nodes: Vec<_> = (0..n).collect();
+                nodes.shuffle(&mut rng);
+                let cut = rng.gen_range(1..n);
+                Some(Fault::Partition { at_ms: t, heal_ms: heal, groups: vec![nodes[..cut].to_vec()] })
+            }
+            FaultKind::OneWay => {
+                let mut nodes: Vec<_> = (0..n).collect();
+                nodes.shuffle(&mut rng);
+                let cut = rng.gen_range(1..n);
+                let (from, to) = nodes.split_at(cut);
+                Some(Fault::OneWay { at_ms: t, heal_ms: heal, from: from.to_vec(), to: to.to_vec() })
+            }
+            FaultKind::Bridge => {
+                let mut nodes: Vec<_> = (0..n).collect();
+                nodes.shuffle(&mut rng);
+                let bridge = nodes.pop().expect("validated: at least 3 nodes");
+                let cut = rng.gen_range(1..nodes.len());
+                let (left, right) = nodes.split_at(cut);
+                Some(Fault::Bridge { at_ms: t, heal_ms: heal, bridge, left: left.to_vec(), right: right.to_vec() })
+            }
+            FaultKind::Isolate => Some(Fault::Isolate { at_ms: t, heal_ms: heal, node: rng.gen_range(0..n) }),
+            FaultKind::Crash | FaultKind::Pause => {
+                let down_at = |node: NodeId| downs.iter().any(|&(d, a, b)| d == node && a < until && t < b);
+                let concurrent = downs.iter().filter(|&&(_, a, b)| a < until && t < b).count();
+                let candidates: Vec<_> = (0..n).filter(|&node| !down_at(node)).collect();
+                match (concurrent < r.max_down, candidates.choose(&mut rng)) {
+                    (true, Some(&node)) => {
+                        downs.push((node, t, until));
+                        Some(match kind {
+                            FaultKind::Crash => {
+                                let torn = rng.gen_bool(r.torn_rate);
+                                Fault::Crash { at_ms: t, restart_ms: heal, node, torn }
+                            }
+                            _ => Fault::Pause { at_ms: t, resume_ms: heal, node },
+                        })
+                    }
+                    _ => None,
+                }
+            }
+            FaultKind::Clock => {
+                let offset_ms = rng.gen_range(-r.clock_offset_ms_max..=r.clock_offset_ms_max);
+                let drift_ppm = (rng.gen_range(-r.drift_ppm_max..=r.drift_ppm_max) * 10.0).round() / 10.0;
+                Some(Fault::Clock { at_ms: t, node: rng.gen_range(0..n), offset_ms, drift_ppm })
+            }
+            FaultKind::LatencySpike => {
+                let nodes = if rng.gen_bool(0.3) { Vec::new() } else { vec![rng.gen_range(0..n)] };
+                Some(Fault::LatencySpike { at_ms: t, heal_ms: heal, nodes, delay: r.spike.clone() })
+            }
+            FaultKind::Loss => Some(Fault::Loss { at_ms: t, heal_ms: heal, rate: r.loss_rate }),
+            FaultKind::Duplicate => Some(Fault::Duplicate { at_ms: t, heal_ms: heal, rate: r.duplicate_rate }),
+        };
+        faults.extend(fault);
+    }
+    faults
+}

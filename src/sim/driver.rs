@@ -1,0 +1,256 @@
+//! The driver on madsim: each process and each client is a madsim node whose task
+//! loops over its mailbox; the main task plays the fault schedule, then heals
+//! everything and waits for the liveness phase to settle.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use madsim::runtime::Handle;
+use tokio::sync::Notify;
+
+use super::trace::{Actor, TraceRecord};
+use super::world::{Failure, FailureKind, Op, Status, World};
+use crate::check::Metrics;
+use crate::history::HistoryEvent;
+use crate::scenario::{Fault, Scenario, Schedule};
+use crate::system::{Setup, System};
+
+/// How often the liveness phase polls the checkers, in simulated time.
+const SETTLE_POLL: Duration = Duration::from_millis(100);
+
+/// What one simulated run produced.
+pub struct SimResult<S: System> {
+    pub trace_hash: u64,
+    pub trace_events: u64,
+    /// Simulated time the run took.
+    pub sim_ns: u64,
+    pub failure: Option<Failure>,
+    pub metrics: Metrics,
+    pub history: Vec<HistoryEvent<Op<S>>>,
+    /// The full trace, when recorded.
+    pub trace: Vec<TraceRecord>,
+}
+
+type Shared<S> = Arc<Mutex<World<S>>>;
+
+fn lock<S: System>(world: &Shared<S>) -> std::sync::MutexGuard<'_, World<S>> {
+    // A poisoned lock means a protocol panicked mid-step; the run is over anyway and
+    // the panic is reported by the thread that runs it.
+    world.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Sleeps until `deadline_ns` or until something is notified, whichever is first.
+async fn wait<S: System>(world: &Shared<S>, notify: &Notify, deadline_ns: Option<u64>) {
+    match deadline_ns {
+        Some(at) => {
+            let now = lock(world).now_ns();
+            let _ = madsim::time::timeout(Duration::from_nanos(at.saturating_sub(now)), notify.notified()).await;
+        }
+        None => notify.notified().await,
+    }
+}
+
+async fn node_main<S: System>(world: Shared<S>, id: usize) {
+    let notify = {
+        let mut w = lock(&world);
+        w.start_node(id);
+        w.nodes[id].mailbox.notify.clone()
+    };
+    loop {
+        let next = lock(&world).run_node(id);
+        wait(&world, &notify, next).await;
+    }
+}
+
+async fn client_main<S: System>(world: Shared<S>, c: usize) {
+    let notify = {
+        let mut w = lock(&world);
+        w.start_client(c);
+        w.clients[c].mailbox.notify.clone()
+    };
+    loop {
+        let next = lock(&world).run_client(c);
+        wait(&world, &notify, next).await;
+    }
+}
+
+/// Runs `schedule` to the end. Call inside a madsim runtime whose seed is the
+/// schedule's seed, on a fresh thread.
+pub async fn simulate<S: System>(
+    scenario: &Scenario,
+    setup: Arc<Setup<S>>,
+    schedule: &Schedule,
+    record: bool,
+) -> SimResult<S> {
+    let handle = Handle::current();
+    let world: Shared<S> = Arc::new(Mutex::new(World::new(setup, &scenario.network, schedule.seed, record)));
+    let (nodes, clients, stop, start) = {
+        let w = lock(&world);
+        (w.nodes.len(), w.clients.len(), w.stop.clone(), w.start_instant())
+    };
+    for id in 0..nodes {
+        let w = world.clone();
+        let node = handle.create_node().name(format!("n{id}")).init(move || node_main(w.clone(), id)).build();
+        lock(&world).nodes[id].madsim = Some(node.id());
+    }
+    for c in 0..clients {
+        let w = world.clone();
+        handle.create_node().name(format!("c{c}")).init(move || client_main(w.clone(), c)).build();
+    }
+
+    let mut nemesis = Nemesis { handle: &handle, world: &world, faults: &schedule.faults, active: BTreeSet::new() };
+    let duration_ns = scenario.duration_ms * 1_000_000;
+    let mut timeline: Vec<(u64, usize, bool)> = Vec::new();
+    for (i, fault) in schedule.faults.iter().enumerate() {
+        timeline.push((fault.at_ms() * 1_000_000, i, true));
+        if let Some(end) = fault.end_ms().filter(|&e| e * 1_000_000 < duration_ns) {
+            timeline.push((end * 1_000_000, i, false));
+        }
+    }
+    timeline.sort_by_key(|&(at, i, on)| (at, on, i)); // ends before starts at the same instant
+
+    // Safety phase: faults as scheduled.
+    let mut failed = false;
+    for (at_ns, index, on) in timeline.into_iter().chain([(duration_ns, usize::MAX, false)]) {
+        failed = !sleep_until(&world, &stop, start, at_ns).await;
+        if failed {
+            break;
+        }
+        if index != usize::MAX {
+            nemesis.toggle(index, on);
+        }
+    }
+
+    // Liveness phase: heal everything, let clients finish, wait for the checkers.
+    if !failed {
+        nemesis.heal_all();
+        let mut w = lock(&world);
+        let now = w.now_ns();
+        w.trace.event(now, Actor::Sim, "heal", &(), || "every fault healed; clients quiesce".into());
+        w.quiesce_clients();
+    }
+    let heal_ns = lock(&world).now_ns();
+    let deadline_ns = heal_ns + scenario.liveness.quiesce_ms * 1_000_000;
+    let mut settle_ns = None;
+    while !failed {
+        let (now, settled) = {
+            let mut w = lock(&world);
+            (w.now_ns(), w.settled())
+        };
+        match settled {
+            Ok(()) if scenario.liveness.check => {
+                settle_ns = Some(now - heal_ns);
+                break;
+            }
+            Err(reasons) if now >= deadline_ns => {
+                if scenario.liveness.check {
+                    let bound = scenario.liveness.quiesce_ms;
+                    let message = format!("not settled {bound} ms after the heal: {}", reasons.join("; "));
+                    lock(&world).fail(FailureKind::Liveness, "liveness", message);
+                }
+                break;
+            }
+            _ if now >= deadline_ns => break,
+            _ => {}
+        }
+        failed = !sleep_until(&world, &stop, start, now + SETTLE_POLL.as_nanos() as u64).await;
+    }
+
+    let mut w = lock(&world);
+    let sim_ns = w.now_ns();
+    let mut metrics = w.metrics();
+    if let Some(ns) = settle_ns {
+        metrics.insert("settle_ms".into(), ns as f64 / 1e6);
+    }
+    SimResult {
+        trace_hash: w.trace.hash(),
+        trace_events: w.trace.events(),
+        sim_ns,
+        failure: w.failure.clone(),
+        metrics,
+        history: std::mem::take(&mut w.history),
+        trace: w.trace.take_records(),
+    }
+}
+
+/// Sleeps until `at_ns` after the start; `false` if the run failed first.
+async fn sleep_until<S: System>(world: &Shared<S>, stop: &Notify, start: madsim::time::Instant, at_ns: u64) -> bool {
+    loop {
+        {
+            let w = lock(world);
+            if w.failure.is_some() {
+                return false;
+            }
+            if w.now_ns() >= at_ns {
+                return true;
+            }
+        }
+        let deadline = start + Duration::from_nanos(at_ns);
+        let _ = madsim::time::timeout(deadline - madsim::time::Instant::now(), stop.notified()).await;
+    }
+}
+
+/// Plays faults on the world and on madsim's nodes.
+struct Nemesis<'a, S: System> {
+    handle: &'a Handle,
+    world: &'a Shared<S>,
+    faults: &'a [Fault],
+    active: BTreeSet<usize>,
+}
+
+impl<S: System> Nemesis<'_, S> {
+    fn toggle(&mut self, index: usize, on: bool) {
+        if !on && !self.active.remove(&index) {
+            return; // already ended
+        }
+        let fault = &self.faults[index];
+        let mut w = lock(self.world);
+        let now = w.now_ns();
+        let event = if on { "fault" } else { "heal" };
+        w.trace.event(now, Actor::Sim, event, &index, || format!("{fault:?}"));
+        match *fault {
+            Fault::Crash { node, torn, .. } => {
+                let id = w.nodes[node].madsim.expect("node built");
+                match on {
+                    true => {
+                        w.crash(node, torn);
+                        drop(w);
+                        self.handle.kill(id);
+                    }
+                    false => {
+                        drop(w);
+                        self.handle.restart(id); // after kill, as madsim requires
+                    }
+                }
+            }
+            Fault::Pause { node, .. } => {
+                let id = w.nodes[node].madsim.expect("node built");
+                w.set_paused(node, on);
+                drop(w);
+                match on {
+                    true => self.handle.pause(id),
+                    false => self.handle.resume(id),
+                }
+            }
+            Fault::Clock { node, offset_ms, drift_ppm, .. } => {
+                assert!(on, "clock faults do not end");
+                w.nodes[node].clock.set(now, offset_ms, drift_ppm);
+            }
+            _ => w.net.apply(index, fault, on),
+        }
+        if on && !matches!(fault, Fault::Clock { .. }) {
+            self.active.insert(index);
+        }
+    }
+
+    /// Ends every active fault: the start of the liveness phase.
+    fn heal_all(&mut self) {
+        let active: Vec<_> = self.active.iter().copied().collect();
+        for index in active {
+            self.toggle(index, false);
+        }
+        let w = lock(self.world);
+        assert!(w.nodes.iter().all(|n| n.status != Status::Paused), "every pause ends at the heal");
+    }
+}

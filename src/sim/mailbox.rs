@@ -1,0 +1,92 @@
+//! What is due at one simulated actor: inputs in flight to it and its timers, in
+//! true-time order. Ties break by arrival sequence, so order is deterministic.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::process::TimerId;
+
+pub enum Due<I, T> {
+    Input(I),
+    Timer(T),
+}
+
+pub struct Mailbox<I, T> {
+    inputs: BTreeMap<(u64, u64), I>,
+    timers: BTreeMap<(u64, TimerId), T>,
+    deadlines: BTreeMap<TimerId, u64>,
+    seq: u64,
+    /// Wakes the actor's loop when something new is queued.
+    pub notify: Arc<Notify>,
+}
+
+impl<I, T> Default for Mailbox<I, T> {
+    fn default() -> Self {
+        Mailbox {
+            inputs: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            deadlines: BTreeMap::new(),
+            seq: 0,
+            notify: Arc::new(Notify::new()),
+        }
+    }
+}
+
+impl<I, T> Mailbox<I, T> {
+    pub fn push(&mut self, at_ns: u64, input: I) {
+        self.seq += 1;
+        self.inputs.insert((at_ns, self.seq), input);
+        self.notify.notify_one();
+    }
+
+    pub fn set_timer(&mut self, id: TimerId, at_ns: u64, timer: T) {
+        let previous = self.deadlines.insert(id, at_ns);
+        assert!(previous.is_none(), "timer {id:?} set twice");
+        self.timers.insert((at_ns, id), timer);
+        self.notify.notify_one();
+    }
+
+    pub fn cancel_timer(&mut self, id: TimerId) {
+        if let Some(at_ns) = self.deadlines.remove(&id) {
+            self.timers.remove(&(at_ns, id));
+        }
+    }
+
+    /// Volatile state is gone: a restarted actor starts with no timers.
+    pub fn clear_timers(&mut self) {
+        self.timers.clear();
+        self.deadlines.clear();
+    }
+
+    /// Drops inputs due before `now_ns` (they reached a dead actor); returns how many.
+    pub fn drop_inputs_before(&mut self, now_ns: u64) -> Vec<I> {
+        let keep = self.inputs.split_off(&(now_ns, 0));
+        std::mem::replace(&mut self.inputs, keep).into_values().collect()
+    }
+
+    pub fn next_due_ns(&self) -> Option<u64> {
+        let input = self.inputs.keys().next().map(|k| k.0);
+        let timer = self.timers.keys().next().map(|k| k.0);
+        input.into_iter().chain(timer).min()
+    }
+
+    /// The earliest item due at or before `now_ns`; inputs first on a tie.
+    pub fn pop_due(&mut self, now_ns: u64) -> Option<Due<I, T>> {
+        let input = self.inputs.first_key_value().map(|(k, _)| k.0).filter(|&t| t <= now_ns);
+        let timer = self.timers.first_key_value().map(|(k, _)| k.0).filter(|&t| t <= now_ns);
+        match (input, timer) {
+            (Some(i), Some(t)) if t < i => self.pop_timer(),
+            (Some(_), _) => self.inputs.pop_first().map(|(_, i)| Due::Input(i)),
+            (None, Some(_)) => self.pop_timer(),
+            (None, None) => None,
+        }
+    }
+
+    fn pop_timer(&mut self) -> Option<Due<I, T>> {
+        let ((_, id), timer) = self.timers.pop_first()?;
+        self.deadlines.remove(&id);
+        Some(Due::Timer(timer))
+    }
+}

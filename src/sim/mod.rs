@@ -1,0 +1,12 @@
+//! The simulation driver on madsim: network, storage, clocks, faults and trace.
+
+mod clock;
+mod driver;
+mod mailbox;
+pub mod network;
+pub mod rng;
+pub mod trace;
+mod world;
+
+pub use driver::{simulate, SimResult};
+pub use world::{Counters, Failure, FailureKind};

@@ -1,0 +1,23 @@
+//! One random stream per purpose, all derived from the run's seed, so that (say)
+//! editing the workload does not reshuffle the faults.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+/// What a stream is for; with an index (node, client, incarnation) it names a stream.
+#[derive(Clone, Copy, Debug)]
+#[repr(u64)]
+pub enum Purpose {
+    Network = 1,
+    Schedule = 2,
+    Crash = 3,
+    Node = 4,
+    Client = 5,
+}
+
+pub fn stream(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {
+    assert!(index < 1 << 48, "stream index {index} too large");
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(((purpose as u64) << 48) | index);
+    rng
+}

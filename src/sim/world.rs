@@ -1,0 +1,527 @@
+//! The simulated world: every node's process, storage, clock, mailbox and random
+//! stream, the clients, the network and the trace. Node tasks on madsim lock it to
+//! step; nothing awaits while holding it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use super::clock::Clock;
+use super::mailbox::{Due, Mailbox};
+use super::network::{DropReason, Fate, Network};
+use super::rng::{stream, Purpose};
+use super::trace::{Actor, Trace};
+use crate::check::{Checker, ClusterView, Metrics};
+use crate::client::{Client, ClientContext, ClientEffect};
+use crate::history::{HistoryEvent, OpType};
+use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId};
+use crate::scenario::NetworkSpec;
+use crate::storage::Storage;
+use crate::system::{Setup, System};
+
+pub type Op<S> = <<S as System>::Client as Client<<S as System>::Process>>::Op;
+type P<S> = <S as System>::Process;
+
+/// How a run failed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub kind: FailureKind,
+    /// The check that failed: an invariant's name, `liveness`, `linearizability`...
+    pub check: String,
+    pub message: String,
+    pub time_ns: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureKind {
+    Invariant,
+    Liveness,
+    History,
+    Panic,
+    /// The same seed ran twice and the runs differed.
+    Nondeterminism,
+}
+
+impl FailureKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Invariant => "invariant",
+            FailureKind::Liveness => "liveness",
+            FailureKind::History => "history",
+            FailureKind::Panic => "panic",
+            FailureKind::Nondeterminism => "nondeterminism",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Up,
+    Down,
+    Paused,
+}
+
+pub enum NodeInput<P: Process> {
+    Message { from: NodeId, msg: P::Message },
+    Request { id: RequestId, req: P::Request },
+}
+
+pub struct NodeSlot<P: Process> {
+    pub storage: Storage<P::Record>,
+    pub clock: Clock,
+    rng: ChaCha8Rng,
+    incarnation: u64,
+    next_timer: u64,
+    pub mailbox: Mailbox<NodeInput<P>, P::Timer>,
+    pub status: Status,
+    pub madsim: Option<madsim::task::NodeId>,
+}
+
+pub struct ClientInput<P: Process> {
+    from: NodeId,
+    id: RequestId,
+    response: P::Response,
+}
+
+pub struct ClientSlot<S: System> {
+    client: S::Client,
+    rng: ChaCha8Rng,
+    next_seq: u64,
+    next_timer: u64,
+    pub mailbox: Mailbox<ClientInput<P<S>>, <S::Client as Client<P<S>>>::Timer>,
+}
+
+/// Counts for the run's metrics.
+#[derive(Clone, Debug, Default)]
+pub struct Counters {
+    pub sent: u64,
+    pub bytes_sent: u64,
+    pub delivered: u64,
+    pub duplicated: u64,
+    pub dropped_partition: u64,
+    pub dropped_loss: u64,
+    pub dropped_node_down: u64,
+    pub timers_fired: u64,
+    pub writes: u64,
+    pub syncs: u64,
+    pub writes_lost: u64,
+    pub crashes: u64,
+    pub restarts: u64,
+    pub pauses: u64,
+    pub ops: [u64; 4],
+}
+
+/// Most due items one actor handles before yielding to the executor.
+const STEPS_PER_WAKE_MAX: usize = 4_096;
+
+pub struct World<S: System> {
+    pub setup: Arc<Setup<S>>,
+    seed: u64,
+    start: madsim::time::Instant,
+    processes: Vec<Option<P<S>>>,
+    pub nodes: Vec<NodeSlot<P<S>>>,
+    pub clients: Vec<ClientSlot<S>>,
+    pub net: Network,
+    crash_rng: ChaCha8Rng,
+    pub trace: Trace,
+    pub history: Vec<HistoryEvent<Op<S>>>,
+    checkers: Vec<Box<dyn Checker<P<S>>>>,
+    pub failure: Option<Failure>,
+    /// Wakes the driver when the run fails.
+    pub stop: Arc<Notify>,
+    pub counters: Counters,
+    effects: Vec<Effect<P<S>>>,
+    client_effects: Vec<ClientEffect<P<S>, S::Client>>,
+}
+
+impl<S: System> World<S> {
+    pub fn new(setup: Arc<Setup<S>>, network: &NetworkSpec, seed: u64, record: bool) -> Self {
+        let n = setup.nodes;
+        let nodes = (0..n)
+            .map(|_| NodeSlot {
+                storage: Storage::default(),
+                clock: Clock::default(),
+                rng: stream(seed, Purpose::Node, 0),
+                incarnation: 0,
+                next_timer: 0,
+                mailbox: Mailbox::default(),
+                status: Status::Down,
+                madsim: None,
+            })
+            .collect();
+        let clients = (0..S::clients(&setup))
+            .map(|c| ClientSlot {
+                client: S::client(&setup, c),
+                rng: stream(seed, Purpose::Client, c as u64),
+                next_seq: 0,
+                next_timer: 0,
+                mailbox: Mailbox::default(),
+            })
+            .collect();
+        World {
+            checkers: S::checkers(&setup),
+            seed,
+            start: madsim::time::Instant::now(),
+            processes: (0..n).map(|_| None).collect(),
+            nodes,
+            clients,
+            net: Network::new(n, network, stream(seed, Purpose::Network, 0)),
+            crash_rng: stream(seed, Purpose::Crash, 0),
+            trace: Trace::new(record),
+            history: Vec::new(),
+            failure: None,
+            stop: Arc::new(Notify::new()),
+            counters: Counters::default(),
+            effects: Vec::new(),
+            client_effects: Vec::new(),
+            setup,
+        }
+    }
+
+    pub fn now_ns(&self) -> u64 {
+        (madsim::time::Instant::now() - self.start).as_nanos() as u64
+    }
+
+    pub fn start_instant(&self) -> madsim::time::Instant {
+        self.start
+    }
+
+    pub fn fail(&mut self, kind: super::FailureKind, check: &str, message: String) {
+        if self.failure.is_some() {
+            return;
+        }
+        let time_ns = self.now_ns();
+        self.trace.event(time_ns, Actor::Sim, "failure", &(check, &message), || format!("{check}: {message}"));
+        self.failure = Some(Failure { kind, check: check.to_string(), message, time_ns });
+        self.stop.notify_one();
+    }
+
+    /// (Re)starts node `id`: a fresh process recovers from what its storage kept.
+    pub fn start_node(&mut self, id: NodeId) {
+        let now = self.now_ns();
+        let slot = &mut self.nodes[id];
+        assert_eq!(slot.status, Status::Down, "node {id} started while running");
+        slot.incarnation += 1;
+        slot.rng = stream(self.seed, Purpose::Node, ((id as u64) << 16) | slot.incarnation);
+        slot.next_timer = 0;
+        slot.mailbox.clear_timers();
+        slot.status = Status::Up;
+        let lost = slot.mailbox.drop_inputs_before(now).len() as u64;
+        self.counters.dropped_node_down += lost;
+        let restart = slot.incarnation > 1;
+        self.counters.restarts += u64::from(restart);
+        let event = if restart { "restart" } else { "start" };
+        let incarnation = slot.incarnation;
+        self.trace.event(now, Actor::Node(id), event, &(incarnation, lost), || {
+            format!("incarnation {incarnation}, {lost} messages that arrived while down dropped")
+        });
+        self.processes[id] = Some(S::process(&self.setup, id));
+        self.step_node(id, None);
+    }
+
+    /// Handles everything due at node `id` (bounded); returns when it is next due.
+    pub fn run_node(&mut self, id: NodeId) -> Option<u64> {
+        for _ in 0..STEPS_PER_WAKE_MAX {
+            if self.failure.is_some() || self.nodes[id].status != Status::Up {
+                return None;
+            }
+            let now = self.now_ns();
+            match self.nodes[id].mailbox.pop_due(now) {
+                Some(due) => self.step_node(id, Some(due)),
+                None => return self.nodes[id].mailbox.next_due_ns(),
+            }
+        }
+        Some(self.now_ns())
+    }
+
+    /// One handler call: `None` is `on_start`.
+    fn step_node(&mut self, id: NodeId, due: Option<Due<NodeInput<P<S>>, <P<S> as Process>::Timer>>) {
+        let now = self.now_ns();
+        let n = self.setup.nodes;
+        if let Some(Due::Input(NodeInput::Message { from, msg })) = &due {
+            if !self.net.connected(*from, id) {
+                self.counters.dropped_partition += 1;
+                self.trace.event(now, Actor::Node(id), "drop", &(from, msg, "partition"), || {
+                    format!("from n{from} (cut in flight) {msg:?}")
+                });
+                return;
+            }
+        }
+        let slot = &mut self.nodes[id];
+        let process = self.processes[id].as_mut().expect("a running node has a process");
+        let local = slot.clock.local(now);
+        let mut effects = std::mem::take(&mut self.effects);
+        let mut ctx =
+            Context::new(id, n, local, &mut slot.rng, &mut slot.storage, &mut slot.next_timer, &mut effects);
+        let actor = Actor::Node(id);
+        match due {
+            None => process.on_start(&mut ctx),
+            Some(Due::Input(NodeInput::Message { from, msg })) => {
+                self.counters.delivered += 1;
+                self.trace.event(now, actor, "deliver", &(from, &msg), || format!("from n{from} {msg:?}"));
+                process.on_message(&mut ctx, from, msg);
+            }
+            Some(Due::Input(NodeInput::Request { id: request, req })) => {
+                self.trace.event(now, actor, "request", &(request, &req), || format!("{request:?} {req:?}"));
+                process.on_request(&mut ctx, request, req);
+            }
+            Some(Due::Timer(timer)) => {
+                self.counters.timers_fired += 1;
+                self.trace.event(now, actor, "timer", &(), || format!("{timer:?}"));
+                process.on_timer(&mut ctx, timer);
+            }
+        }
+        self.carry_out(id, now, &mut effects);
+        self.effects = effects;
+        self.check(id);
+    }
+
+    fn carry_out(&mut self, id: NodeId, now: u64, effects: &mut Vec<Effect<P<S>>>) {
+        let actor = Actor::Node(id);
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Send { to, msg } => {
+                    self.counters.sent += 1;
+                    self.counters.bytes_sent += <P<S>>::message_bytes(&msg) as u64;
+                    self.trace.event(now, actor, "send", &(to, &msg), || format!("to n{to} {msg:?}"));
+                    match self.net.route(id, to) {
+                        Fate::Dropped(reason) => {
+                            match reason {
+                                DropReason::Loss => self.counters.dropped_loss += 1,
+                                _ => self.counters.dropped_partition += 1,
+                            }
+                            self.trace.event(now, actor, "drop", &(to, reason), || format!("to n{to}: {}", reason.name()));
+                        }
+                        Fate::Delivered { latency_ns, duplicate_ns } => {
+                            if let Some(dup_ns) = duplicate_ns {
+                                self.counters.duplicated += 1;
+                                self.trace.event(now, actor, "duplicate", &(to, dup_ns), || format!("to n{to}"));
+                                let copy = NodeInput::Message { from: id, msg: msg.clone() };
+                                self.nodes[to].mailbox.push(now + dup_ns, copy);
+                            }
+                            self.nodes[to].mailbox.push(now + latency_ns, NodeInput::Message { from: id, msg });
+                        }
+                    }
+                }
+                Effect::SetTimer { id: timer_id, after, timer } => {
+                    let slot = &mut self.nodes[id];
+                    let at = now + slot.clock.true_after(after);
+                    slot.mailbox.set_timer(timer_id, at, timer);
+                }
+                Effect::CancelTimer { id: timer_id } => self.nodes[id].mailbox.cancel_timer(timer_id),
+                Effect::Write { key, written } => {
+                    self.counters.writes += 1;
+                    self.trace.event(now, actor, "write", &(&key, written), || key.clone());
+                }
+                Effect::Sync => {
+                    self.counters.syncs += 1;
+                    self.trace.event(now, actor, "sync", &(), String::new);
+                }
+                Effect::Reply { id: request, response } => {
+                    self.trace.event(now, actor, "reply", &(request, &response), || format!("{request:?} {response:?}"));
+                    let at = now + self.net.client_latency_ns();
+                    let input = ClientInput { from: id, id: request, response };
+                    self.clients[request.client].mailbox.push(at, input);
+                }
+                Effect::Trace { line } => {
+                    self.trace.event(now, actor, "note", &line, || line.clone());
+                }
+            }
+        }
+    }
+
+    pub fn start_client(&mut self, c: ClientId) {
+        self.step_client(c, None);
+    }
+
+    pub fn run_client(&mut self, c: ClientId) -> Option<u64> {
+        for _ in 0..STEPS_PER_WAKE_MAX {
+            if self.failure.is_some() {
+                return None;
+            }
+            let now = self.now_ns();
+            match self.clients[c].mailbox.pop_due(now) {
+                Some(due) => self.step_client(c, Some(ClientStep::Due(due))),
+                None => return self.clients[c].mailbox.next_due_ns(),
+            }
+        }
+        Some(self.now_ns())
+    }
+
+    /// Tells every client the fault phase is over.
+    pub fn quiesce_clients(&mut self) {
+        for c in 0..self.clients.len() {
+            self.step_client(c, Some(ClientStep::Quiesce));
+        }
+    }
+
+    fn step_client(&mut self, c: ClientId, step: Option<ClientStep<S>>) {
+        let now = self.now_ns();
+        let slot = &mut self.clients[c];
+        let mut effects = std::mem::take(&mut self.client_effects);
+        let mut ctx = ClientContext::new(
+            c,
+            self.setup.nodes,
+            Duration::from_nanos(now),
+            &mut slot.rng,
+            &mut slot.next_seq,
+            &mut slot.next_timer,
+            &mut effects,
+        );
+        match step {
+            None => slot.client.on_start(&mut ctx),
+            Some(ClientStep::Quiesce) => slot.client.on_quiesce(&mut ctx),
+            Some(ClientStep::Due(Due::Input(ClientInput { from, id, response }))) => {
+                self.trace.event(now, Actor::Client(c), "response", &(from, id, &response), || {
+                    format!("from n{from} {id:?} {response:?}")
+                });
+                slot.client.on_response(&mut ctx, from, id, response);
+            }
+            Some(ClientStep::Due(Due::Timer(timer))) => {
+                self.trace.event(now, Actor::Client(c), "timer", &(), || format!("{timer:?}"));
+                slot.client.on_timer(&mut ctx, timer);
+            }
+        }
+        let actor = Actor::Client(c);
+        for effect in effects.drain(..) {
+            match effect {
+                ClientEffect::Request { to, id, req } => {
+                    self.trace.event(now, actor, "request", &(to, id, &req), || format!("to n{to} {id:?} {req:?}"));
+                    let at = now + self.net.client_latency_ns();
+                    self.nodes[to].mailbox.push(at, NodeInput::Request { id, req });
+                }
+                ClientEffect::SetTimer { id, after, timer } => {
+                    self.clients[c].mailbox.set_timer(id, now + after.as_nanos() as u64, timer)
+                }
+                ClientEffect::CancelTimer { id } => self.clients[c].mailbox.cancel_timer(id),
+                ClientEffect::History { kind, op } => {
+                    self.counters.ops[kind as usize] += 1;
+                    let index = self.history.len();
+                    self.trace.event(now, actor, "op", &(kind, &op), || format!("{kind:?} {op:?}"));
+                    self.history.push(HistoryEvent { index, process: c, kind, op, time_ns: now });
+                }
+                ClientEffect::Trace { line } => self.trace.event(now, actor, "note", &line, || line.clone()),
+            }
+        }
+        self.client_effects = effects;
+    }
+
+    /// Runs every checker's safety check after node `id` changed.
+    fn check(&mut self, id: NodeId) {
+        if self.failure.is_some() {
+            return;
+        }
+        let view = ClusterView { now: Duration::from_nanos(self.now_ns()), nodes: &self.processes };
+        let mut failed = None;
+        for checker in &mut self.checkers {
+            if let Err(message) = checker.after_step(&view, id) {
+                failed = Some((checker.name(), message));
+                break;
+            }
+        }
+        if let Some((name, message)) = failed {
+            self.fail(super::FailureKind::Invariant, name, message);
+        }
+    }
+
+    /// Crash: the process and its timers are gone; storage keeps what was synced
+    /// (with `torn`, also a random prefix of the unsynced tail).
+    pub fn crash(&mut self, id: NodeId, torn: bool) {
+        let now = self.now_ns();
+        let slot = &mut self.nodes[id];
+        assert_ne!(slot.status, Status::Down, "node {id} crashed twice");
+        let unsynced = slot.storage.unsynced_writes();
+        let kept = if torn { self.crash_rng.gen_range(0..=unsynced) } else { 0 };
+        let lost = slot.storage.crash(kept) as u64;
+        slot.mailbox.clear_timers();
+        slot.status = Status::Down;
+        self.processes[id] = None;
+        self.counters.crashes += 1;
+        self.counters.writes_lost += lost;
+        self.trace.event(now, Actor::Node(id), "crash", &(kept, lost), || {
+            format!("{lost} unsynced writes lost, {kept} kept (torn: {torn})")
+        });
+        self.check(id);
+    }
+
+    pub fn set_paused(&mut self, id: NodeId, paused: bool) {
+        let now = self.now_ns();
+        let slot = &mut self.nodes[id];
+        let (from, to, event) = match paused {
+            true => (Status::Up, Status::Paused, "pause"),
+            false => (Status::Paused, Status::Up, "resume"),
+        };
+        assert_eq!(slot.status, from, "node {id} cannot {event} now");
+        slot.status = to;
+        self.counters.pauses += u64::from(paused);
+        slot.mailbox.notify.notify_one();
+        self.trace.event(now, Actor::Node(id), event, &(), String::new);
+    }
+
+    /// Liveness: `Ok` once every checker is settled and every client is idle.
+    pub fn settled(&mut self) -> Result<(), Vec<String>> {
+        let view = ClusterView { now: Duration::from_nanos(self.now_ns()), nodes: &self.processes };
+        let mut reasons = Vec::new();
+        for checker in &mut self.checkers {
+            if let Err(reason) = checker.settled(&view) {
+                reasons.push(format!("{}: {reason}", checker.name()));
+            }
+        }
+        for (c, slot) in self.clients.iter().enumerate() {
+            let pending = slot.client.pending();
+            if pending > 0 {
+                reasons.push(format!("client c{c} has {pending} operations pending"));
+            }
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons)
+        }
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        let mut m = Metrics::new();
+        for checker in &self.checkers {
+            checker.metrics(&mut m);
+        }
+        let c = &self.counters;
+        let figures = [
+            ("messages_sent", c.sent),
+            ("bytes_sent", c.bytes_sent),
+            ("messages_delivered", c.delivered),
+            ("messages_duplicated", c.duplicated),
+            ("messages_dropped_partition", c.dropped_partition),
+            ("messages_dropped_loss", c.dropped_loss),
+            ("messages_dropped_node_down", c.dropped_node_down),
+            ("timers_fired", c.timers_fired),
+            ("storage_writes", c.writes),
+            ("storage_syncs", c.syncs),
+            ("storage_writes_lost", c.writes_lost),
+            ("crashes", c.crashes),
+            ("restarts", c.restarts),
+            ("pauses", c.pauses),
+            ("ops_ok", c.ops[OpType::Ok as usize]),
+            ("ops_fail", c.ops[OpType::Fail as usize]),
+            ("ops_info", c.ops[OpType::Info as usize]),
+        ];
+        for (name, value) in figures {
+            m.insert(name.to_string(), value as f64);
+        }
+        if let Some(&committed) = m.get("committed_ops").filter(|&&v| v > 0.0) {
+            m.insert("messages_per_committed_op".into(), c.sent as f64 / committed);
+            m.insert("bytes_per_committed_op".into(), c.bytes_sent as f64 / committed);
+        }
+        m
+    }
+}
+
+enum ClientStep<S: System> {
+    Due(Due<ClientInput<P<S>>, <S::Client as Client<P<S>>>::Timer>),
+    Quiesce,
+}

@@ -1,0 +1,200 @@
+//! A probe protocol for testing the simulator itself: every node pings every peer on
+//! a timer and counts what arrives; a checker turns what nodes saw into metrics.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use faultline::check::{Checker, ClusterView, Metrics};
+use faultline::run::{run, RunRequest, Summary};
+use faultline::scenario::Scenario;
+use faultline::{Context, NoClient, NodeId, Process, RequestId, Setup, System};
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProbeConfig {
+    /// Every node pings every peer this often (local clock); 0 never pings.
+    pub ping_ms: u64,
+    /// A one-shot timer each node sets at start (local clock).
+    pub tick_ms: u64,
+    /// Unsynced writes made at every start.
+    pub scratch_writes: usize,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig { ping_ms: 10, tick_ms: 1_000, scratch_writes: 1 }
+    }
+}
+
+#[derive(Clone, Debug, Hash)]
+pub struct Ping {
+    /// The sender's local time, in ns.
+    pub sent_ns: u64,
+}
+
+#[derive(Clone, Debug)]
+pub enum ProbeTimer {
+    Ping,
+    Tick,
+}
+
+pub struct ProbeProcess {
+    config: ProbeConfig,
+    pub received: Vec<u64>,
+    /// Pings handled more than 500 ms after they were sent.
+    pub late: u64,
+    pub boots: u64,
+    pub scratch_recovered: usize,
+    pub scratch_prefix_ok: bool,
+    pub tick_local_ns: Option<u64>,
+}
+
+impl Process for ProbeProcess {
+    type Message = Ping;
+    type Timer = ProbeTimer;
+    type Request = ();
+    type Response = ();
+    type Record = u64;
+
+    fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        self.received = vec![0; ctx.nodes()];
+        self.boots = ctx.storage().get("boots").copied().unwrap_or(0) + 1;
+        let scratch: Vec<u64> = ctx.storage().scan("scratch/").map(|(_, v)| *v).collect();
+        self.scratch_recovered = scratch.len();
+        // Writes reach the disk in order, so what survives is a prefix.
+        self.scratch_prefix_ok = scratch.iter().enumerate().all(|(i, &v)| v == i as u64);
+        for key in (0..self.scratch_recovered).map(|i| format!("scratch/{i:06}")) {
+            ctx.remove(key);
+        }
+        ctx.write("boots", self.boots);
+        ctx.sync();
+        for i in 0..self.config.scratch_writes {
+            ctx.write(format!("scratch/{i:06}"), i as u64);
+        }
+        if self.config.ping_ms > 0 {
+            ctx.set_timer(Duration::from_millis(self.config.ping_ms), ProbeTimer::Ping);
+        }
+        ctx.set_timer(Duration::from_millis(self.config.tick_ms), ProbeTimer::Tick);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Ping) {
+        self.received[from] += 1;
+        if ctx.now().as_nanos() as u64 > msg.sent_ns + 500_000_000 {
+            self.late += 1;
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: ProbeTimer) {
+        match timer {
+            ProbeTimer::Ping => {
+                ctx.broadcast(Ping { sent_ns: ctx.now().as_nanos() as u64 });
+                ctx.set_timer(Duration::from_millis(self.config.ping_ms), ProbeTimer::Ping);
+            }
+            ProbeTimer::Tick => self.tick_local_ns = Some(ctx.now().as_nanos() as u64),
+        }
+    }
+
+    fn on_request(&mut self, _: &mut Context<'_, Self>, _: RequestId, _: ()) {}
+}
+
+/// Records, per node, the largest figures it ever showed (they survive crashes),
+/// and the true time at which each node's tick fired.
+#[derive(Default)]
+pub struct ProbeChecker {
+    figures: BTreeMap<String, f64>,
+}
+
+impl ProbeChecker {
+    fn max(&mut self, name: String, value: f64) {
+        let slot = self.figures.entry(name).or_insert(value);
+        *slot = slot.max(value);
+    }
+}
+
+impl Checker<ProbeProcess> for ProbeChecker {
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+
+    fn after_step(&mut self, view: &ClusterView<'_, ProbeProcess>, node: NodeId) -> Result<(), String> {
+        let Some(p) = view.node(node) else { return Ok(()) };
+        for (from, &count) in p.received.iter().enumerate() {
+            self.max(format!("recv_{from}_to_{node}"), count as f64);
+        }
+        self.max(format!("late_{node}"), p.late as f64);
+        self.max(format!("boots_{node}"), p.boots as f64);
+        if p.boots > 1 {
+            self.figures.insert(format!("scratch_recovered_{node}"), p.scratch_recovered as f64);
+            self.figures.insert(format!("scratch_prefix_ok_{node}"), f64::from(u8::from(p.scratch_prefix_ok)));
+        }
+        if let Some(local) = p.tick_local_ns {
+            let key = format!("tick_true_ms_{node}");
+            if !self.figures.contains_key(&key) {
+                self.figures.insert(key, view.now.as_secs_f64() * 1e3);
+                self.figures.insert(format!("tick_local_ms_{node}"), local as f64 / 1e6);
+            }
+        }
+        Ok(())
+    }
+
+    fn metrics(&self, out: &mut Metrics) {
+        out.extend(self.figures.iter().map(|(k, v)| (k.clone(), *v)));
+    }
+}
+
+pub struct Probe;
+
+impl System for Probe {
+    const NAME: &'static str = "probe";
+    type Process = ProbeProcess;
+    type Client = NoClient;
+    type Config = ProbeConfig;
+    type Workload = ();
+
+    fn process(setup: &Setup<Self>, _id: NodeId) -> ProbeProcess {
+        ProbeProcess {
+            config: setup.config.clone(),
+            received: Vec::new(),
+            late: 0,
+            boots: 0,
+            scratch_recovered: 0,
+            scratch_prefix_ok: true,
+            tick_local_ns: None,
+        }
+    }
+
+    fn clients(_: &Setup<Self>) -> usize {
+        0
+    }
+
+    fn client(_: &Setup<Self>, _: usize) -> NoClient {
+        NoClient
+    }
+
+    fn checkers(_: &Setup<Self>) -> Vec<Box<dyn Checker<ProbeProcess>>> {
+        vec![Box::new(ProbeChecker::default())]
+    }
+}
+
+/// A probe scenario with `body` appended (faults, network, config tables).
+pub fn probe_scenario(nodes: usize, duration_ms: u64, body: &str) -> Scenario {
+    let text = format!(
+        "name = \"probe\"\ndescription = \"simulator probe\"\nduration_ms = {duration_ms}\n\
+         [cluster]\nprotocol = \"probe\"\nnodes = {nodes}\n{body}"
+    );
+    Scenario::parse("probe.toml", &text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Runs one seed and returns its metrics.
+pub fn probe_run(scenario: &Scenario, seed: u64) -> (Summary, Metrics) {
+    let request = RunRequest { seeds: vec![seed], ..RunRequest::default() };
+    let summary = run::<Probe>(scenario, &request).unwrap_or_else(|e| panic!("{e}"));
+    let metrics = summary.runs[0].metrics.clone();
+    (summary, metrics)
+}
+
+pub fn metric(m: &Metrics, name: &str) -> f64 {
+    *m.get(name).unwrap_or_else(|| panic!("no metric {name} in {:?}", m.keys().collect::<Vec<_>>()))
+}

@@ -1,0 +1,230 @@
+//! Each fault type, shown by its effect on a probe cluster.
+
+mod common;
+
+use common::{metric, probe_run, probe_scenario};
+
+#[test]
+fn one_way_partition_delivers_in_one_direction_only() {
+    // Quiet network settings so every count is exact: no loss, constant latency.
+    let s = probe_scenario(
+        3,
+        2_000,
+        r#"
+        [network]
+        latency = { dist = "constant", ms = 1 }
+        [[faults]]
+        kind = "one-way"
+        at_ms = 0
+        from = [0]
+        to = [1]
+        "#,
+    );
+    let (summary, m) = probe_run(&s, 1);
+    assert_eq!(summary.failed, 0);
+    assert_eq!(metric(&m, "recv_0_to_1"), 0.0, "0 -> 1 is cut");
+    assert!(metric(&m, "recv_1_to_0") > 150.0, "1 -> 0 still works");
+    assert!(metric(&m, "recv_0_to_2") > 150.0, "0 -> 2 is untouched");
+}
+
+#[test]
+fn a_partition_heals_at_its_heal_time() {
+    let s = probe_scenario(
+        2,
+        2_000,
+        r#"
+        [network]
+        latency = { dist = "constant", ms = 1 }
+        [[faults]]
+        kind = "partition"
+        at_ms = 0
+        heal_ms = 1000
+        groups = [[0], [1]]
+        "#,
+    );
+    let (_, m) = probe_run(&s, 1);
+    // Pings every 10 ms; only the second half of the fault phase gets through (plus
+    // the liveness phase, which ends as soon as the run settles).
+    let received = metric(&m, "recv_0_to_1");
+    assert!((95.0..=105.0).contains(&received), "received {received} pings");
+}
+
+#[test]
+fn duplication_rate_is_measured_within_20_percent_over_10000_messages() {
+    let s = probe_scenario(
+        2,
+        5_100,
+        r#"
+        [network]
+        duplicate = 0.1
+        [cluster.config]
+        ping_ms = 1
+        "#,
+    );
+    let (_, m) = probe_run(&s, 3);
+    let sent = metric(&m, "messages_sent");
+    assert!(sent >= 10_000.0, "only {sent} messages");
+    let rate = metric(&m, "messages_duplicated") / sent;
+    assert!((0.08..=0.12).contains(&rate), "duplication rate {rate}");
+    let delivered = metric(&m, "messages_delivered");
+    assert!(delivered > sent, "duplicates are delivered too: {delivered} of {sent}");
+}
+
+#[test]
+fn loss_rate_drops_that_share_of_messages() {
+    let s = probe_scenario(2, 5_100, "[network]\nloss = 0.25\n[cluster.config]\nping_ms = 1\n");
+    let (_, m) = probe_run(&s, 4);
+    let rate = metric(&m, "messages_dropped_loss") / metric(&m, "messages_sent");
+    assert!((0.2..=0.3).contains(&rate), "loss rate {rate}");
+}
+
+#[test]
+fn an_unsynced_write_is_gone_after_a_crash_and_a_synced_one_survives() {
+    let s = probe_scenario(
+        2,
+        3_000,
+        r#"
+        [[faults]]
+        kind = "crash"
+        node = 1
+        at_ms = 500
+        restart_ms = 1000
+        "#,
+    );
+    let (_, m) = probe_run(&s, 5);
+    assert_eq!(metric(&m, "boots_1"), 2.0, "the synced boot counter survived");
+    assert_eq!(metric(&m, "scratch_recovered_1"), 0.0, "the unsynced write is gone");
+    assert_eq!(metric(&m, "storage_writes_lost"), 1.0);
+}
+
+#[test]
+fn a_torn_crash_keeps_a_prefix_of_the_unsynced_tail() {
+    let s = |torn: bool| {
+        probe_scenario(
+            2,
+            3_000,
+            &format!(
+                "[cluster.config]\nscratch_writes = 100\n[[faults]]\nkind = \"crash\"\nnode = 0\n\
+                 at_ms = 500\nrestart_ms = 1000\ntorn = {torn}\n"
+            ),
+        )
+    };
+    let mut kept_some = 0;
+    for seed in 0..10 {
+        let (_, m) = probe_run(&s(true), seed);
+        let kept = metric(&m, "scratch_recovered_0");
+        assert_eq!(metric(&m, "scratch_prefix_ok_0"), 1.0, "seed {seed}: what survives is a prefix");
+        assert_eq!(kept + metric(&m, "storage_writes_lost"), 100.0);
+        kept_some += usize::from(kept > 0.0);
+        let (_, clean) = probe_run(&s(false), seed);
+        assert_eq!(metric(&clean, "scratch_recovered_0"), 0.0);
+    }
+    assert!(kept_some >= 5, "a torn tail keeps part of the writes in most seeds ({kept_some}/10)");
+}
+
+#[test]
+fn a_paused_process_handles_its_buffered_messages_after_resume() {
+    let s = probe_scenario(
+        2,
+        3_000,
+        r#"
+        [network]
+        latency = { dist = "constant", ms = 1 }
+        [[faults]]
+        kind = "pause"
+        node = 1
+        at_ms = 1000
+        resume_ms = 2000
+        "#,
+    );
+    let (_, m) = probe_run(&s, 6);
+    // About 100 pings arrived during the second-long pause, all handled at the resume:
+    // the 50 sent in its first half waited over 500 ms. None were lost, and node 1
+    // sent nothing while paused.
+    let late = metric(&m, "late_1");
+    assert!((48.0..=51.0).contains(&late), "{late} pings handled late");
+    assert_eq!(metric(&m, "late_0"), 0.0);
+    assert_eq!(metric(&m, "messages_dropped_node_down"), 0.0);
+    assert!(metric(&m, "recv_0_to_1") > metric(&m, "recv_1_to_0") + 80.0);
+}
+
+#[test]
+fn a_drifting_clock_fires_its_timer_at_the_drifted_time() {
+    let s = probe_scenario(
+        2,
+        3_000,
+        r#"
+        [cluster.config]
+        ping_ms = 0
+        tick_ms = 1100
+        [[faults]]
+        kind = "clock"
+        node = 1
+        at_ms = 0
+        drift_ppm = 100000
+        offset_ms = 5000
+        "#,
+    );
+    let (_, m) = probe_run(&s, 7);
+    // Node 1's clock runs 10% fast: 1100 local ms pass in 1000 true ms.
+    let fast = metric(&m, "tick_true_ms_1");
+    let normal = metric(&m, "tick_true_ms_0");
+    assert!((1000.0..1002.0).contains(&fast), "drifted tick at {fast} ms");
+    assert!((1100.0..1102.0).contains(&normal), "normal tick at {normal} ms");
+    assert!((6100.0..6102.0).contains(&metric(&m, "tick_local_ms_1")), "the offset shows on the local clock");
+}
+
+#[test]
+fn a_latency_spike_delays_messages_on_the_spiked_node_only() {
+    let s = probe_scenario(
+        3,
+        2_000,
+        r#"
+        [network]
+        latency = { dist = "constant", ms = 1 }
+        [[faults]]
+        kind = "latency-spike"
+        at_ms = 0
+        nodes = [2]
+        delay = { dist = "constant", ms = 600 }
+        "#,
+    );
+    let (_, m) = probe_run(&s, 8);
+    assert!(metric(&m, "late_2") > 100.0, "pings to node 2 arrive 600 ms late");
+    // Node 1 hears node 2 late (that link touches the spiked node) and node 0 on time.
+    let (late, from_2, from_0) = (metric(&m, "late_1"), metric(&m, "recv_2_to_1"), metric(&m, "recv_0_to_1"));
+    assert!(late <= from_2 && late >= 0.9 * from_2, "{late} late pings of {from_2} from node 2");
+    assert!(from_0 > late + 50.0, "pings from node 0 ({from_0}) are on time");
+}
+
+#[test]
+fn a_bridge_node_hears_both_sides_while_the_sides_hear_only_it() {
+    let s = probe_scenario(
+        3,
+        1_000,
+        r#"
+        [network]
+        latency = { dist = "constant", ms = 1 }
+        [[faults]]
+        kind = "bridge"
+        at_ms = 0
+        bridge = 1
+        left = [0]
+        right = [2]
+        "#,
+    );
+    let (_, m) = probe_run(&s, 9);
+    assert_eq!(metric(&m, "recv_0_to_2"), 0.0);
+    assert_eq!(metric(&m, "recv_2_to_0"), 0.0);
+    assert!(metric(&m, "recv_0_to_1") > 90.0 && metric(&m, "recv_2_to_1") > 90.0);
+    assert!(metric(&m, "recv_1_to_0") > 90.0 && metric(&m, "recv_1_to_2") > 90.0);
+}
+
+#[test]
+fn reordering_delivers_messages_out_of_send_order() {
+    // With constant latency and no reordering, late_* stays 0; with reordering some
+    // messages are held back up to 900 ms.
+    let s = probe_scenario(2, 2_000, "[network]\nlatency = { dist = \"constant\", ms = 1 }\nreorder = 0.2\nreorder_ms_max = 900\n");
+    let (_, m) = probe_run(&s, 10);
+    assert!(metric(&m, "late_1") > 5.0, "some messages were held back past later ones");
+}
