@@ -8,9 +8,11 @@ compile_error!(
 );
 
 pub mod check;
+pub mod cli;
 pub mod client;
 pub mod history;
 pub mod process;
+pub mod registry;
 pub mod run;
 pub mod storage;
 pub mod system;

@@ -89,7 +89,14 @@ impl Trace {
         payload.hash(&mut self.hash);
         if let Some(records) = &mut self.records {
             let detail = detail();
-            tracing::debug!(target: "faultline", "{} {actor} {event} {detail}", fmt_time(time_ns));
+            let time = fmt_time(time_ns);
+            match event {
+                "failure" => tracing::warn!(target: "faultline", "{time} {actor} {event} {detail}"),
+                "note" | "fault" | "heal" | "crash" | "restart" | "pause" | "resume" => {
+                    tracing::info!(target: "faultline", "{time} {actor} {event} {detail}")
+                }
+                _ => tracing::debug!(target: "faultline", "{time} {actor} {event} {detail}"),
+            }
             records.push(TraceRecord { time_ns, actor: actor.to_string(), event, detail });
         }
     }

@@ -1,0 +1,271 @@
+//! The `faultline` command line. Exit codes: 0 every seed passed, 1 a seed failed,
+//! 2 bad input or usage, 3 a verdict is unknown.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::registry;
+use crate::run::{RunRequest, Status, Summary};
+use crate::scenario::{Scenario, ScenarioError, Schedule};
+use crate::testing::parse_seed_range;
+
+#[derive(Parser)]
+#[command(name = "faultline", version, about = "Deterministic simulation testbed for distributed protocols")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One line per shipped scenario: its name, then its description.
+    List,
+    /// Run a scenario over one seed or a range of seeds.
+    Run {
+        #[command(flatten)]
+        target: Target,
+        /// A range of seeds, A..B (B excluded) [default: 0..20].
+        #[arg(long, conflicts_with = "seed")]
+        seeds: Option<String>,
+        /// Seeds run at once [default: the number of cores].
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run every seed twice, on fresh threads, and fail on any difference.
+        #[arg(long)]
+        check_determinism: bool,
+        /// Keep the artifacts of every seed, not only failing ones.
+        #[arg(long)]
+        keep: bool,
+        /// Print the summary as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rerun one seed with full tracing (filter with RUST_LOG, e.g. RUST_LOG=faultline=info).
+    Replay {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// One line per injectable bug: NAME SCENARIO description.
+    Bugs,
+}
+
+#[derive(clap::Args)]
+struct Target {
+    /// A scenario file, or the name of one in scenarios/.
+    scenario: String,
+    /// Run this seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Run this fault schedule (as written to schedule.toml) instead of the scenario's.
+    #[arg(long)]
+    schedule: Option<PathBuf>,
+    /// Inject a bug by name (see `faultline bugs`); repeatable.
+    #[arg(long = "bug")]
+    bugs: Vec<String>,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::List => list(),
+        Command::Bugs => bugs(),
+        Command::Run { target, seeds, jobs, check_determinism, keep, json } => {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let options = RunOptions { seeds, jobs: jobs.unwrap_or(cores), check_determinism, keep, json };
+            run(&target, &options)
+        }
+        Command::Replay { target } => replay(&target),
+    };
+    ExitCode::from(code)
+}
+
+fn usage(message: impl std::fmt::Display) -> u8 {
+    eprintln!("faultline: {message}");
+    2
+}
+
+fn scenarios_dir() -> PathBuf {
+    let local = PathBuf::from("scenarios");
+    if local.is_dir() {
+        local
+    } else {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+    }
+}
+
+fn list() -> u8 {
+    let dir = scenarios_dir();
+    let mut paths: Vec<_> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect(),
+        Err(e) => return usage(format!("cannot read {}: {e}", dir.display())),
+    };
+    paths.sort();
+    let mut code = 0;
+    for path in paths {
+        match Scenario::load(&path) {
+            Ok(s) => println!("{:<32} {}", s.name, s.description),
+            Err(e) => code = usage(e),
+        }
+    }
+    code
+}
+
+fn bugs() -> u8 {
+    for protocol in registry::protocols() {
+        for bug in (protocol.bugs)() {
+            println!("{:<28} {:<32} {}", bug.name, bug.scenario, bug.description);
+        }
+    }
+    0
+}
+
+struct RunOptions {
+    seeds: Option<String>,
+    jobs: usize,
+    check_determinism: bool,
+    keep: bool,
+    json: bool,
+}
+
+/// The scenario, its protocol and the request the flags describe.
+fn prepare(target: &Target, seeds: Vec<u64>) -> Result<(Scenario, registry::Protocol, RunRequest), ScenarioError> {
+    let scenario = Scenario::find(&target.scenario)?;
+    let protocol = registry::for_scenario(&scenario)?;
+    let schedule = target.schedule.as_deref().map(|p| Schedule::load(p, &scenario)).transpose()?;
+    let seeds = match (&schedule, target.seed) {
+        (Some(s), None) => vec![s.seed],
+        _ => seeds,
+    };
+    let request = RunRequest {
+        seeds,
+        schedule,
+        bugs: target.bugs.clone(),
+        artifacts: Some(PathBuf::from("results")),
+        ..RunRequest::default()
+    };
+    Ok((scenario, protocol, request))
+}
+
+fn run(target: &Target, options: &RunOptions) -> u8 {
+    let seeds = match (target.seed, &options.seeds) {
+        (Some(seed), _) => vec![seed],
+        (None, Some(range)) => match parse_seed_range(range) {
+            Ok(r) => r.collect(),
+            Err(e) => return usage(format!("--seeds {e}")),
+        },
+        (None, None) => (0..20).collect(),
+    };
+    if options.jobs == 0 {
+        return usage("--jobs must be at least 1");
+    }
+    let (scenario, protocol, mut request) = match prepare(target, seeds) {
+        Ok(prepared) => prepared,
+        Err(e) => return usage(e),
+    };
+    request.jobs = options.jobs;
+    request.check_determinism = options.check_determinism;
+    request.keep = options.keep;
+    request.progress = !options.json;
+    let summary = match (protocol.run)(&scenario, &request) {
+        Ok(summary) => summary,
+        Err(e) => return usage(e),
+    };
+    if options.json {
+        println!("{}", serde_json::to_string_pretty(&summary).expect("a summary serializes"));
+    } else {
+        print_summary(&summary, target);
+    }
+    summary.exit_code() as u8
+}
+
+fn replay(target: &Target) -> u8 {
+    let Some(seed) = target.seed.or_else(|| target.schedule.as_ref().map(|_| 0)) else {
+        return usage("replay needs --seed N");
+    };
+    let (scenario, protocol, mut request) = match prepare(target, vec![seed]) {
+        Ok(prepared) => prepared,
+        Err(e) => return usage(e),
+    };
+    install_tracing();
+    request.keep = true;
+    let summary = match (protocol.run)(&scenario, &request) {
+        Ok(summary) => summary,
+        Err(e) => return usage(e),
+    };
+    print_summary(&summary, target);
+    summary.exit_code() as u8
+}
+
+/// Trace lines on stdout, each with the simulated time and the node it happened at.
+fn install_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("faultline=debug"));
+    tracing_subscriber::fmt().with_env_filter(filter).event_format(PlainFormat).with_writer(std::io::stdout).init();
+}
+
+/// `LEVEL message`, without madsim's task spans (their ids are process-global and
+/// differ between runs).
+struct PlainFormat;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for PlainFormat
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        write!(writer, "{:<5} ", event.metadata().level())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+fn replay_command(summary: &Summary, target: &Target, seed: u64) -> String {
+    let mut command = format!("faultline replay {} --seed {seed}", summary.file);
+    for bug in &target.bugs {
+        command.push_str(&format!(" --bug {bug}"));
+    }
+    if let Some(schedule) = &target.schedule {
+        command.push_str(&format!(" --schedule {}", schedule.display()));
+    }
+    command
+}
+
+fn print_summary(summary: &Summary, target: &Target) {
+    let s = summary;
+    let bugs = if s.bugs.is_empty() { String::new() } else { format!(" with bugs {}", s.bugs.join(", ")) };
+    println!("scenario {} ({}{bugs})", s.scenario, s.protocol);
+    println!(
+        "seeds run: {}  passed: {}  failed: {}  unknown: {}",
+        s.seeds_run, s.passed, s.failed, s.unknown
+    );
+    if let Some(expected) = &s.expect_failure {
+        let shown: Vec<_> = s.runs.iter().filter(|r| r.status == Status::Shown).map(|r| r.seed).collect();
+        println!("lesson: `{expected}` must fail; it did in {} of {} seeds {:?}", shown.len(), s.seeds_run, shown);
+    }
+    if !s.failing_seeds.is_empty() {
+        println!("failing seeds: {:?}", s.failing_seeds);
+    }
+    let speed = if s.wall_ms > 0.0 { s.sim_ms / s.wall_ms } else { 0.0 };
+    println!("simulated {:.1} s in {:.2} s wall ({speed:.0}x)", s.sim_ms / 1e3, s.wall_ms / 1e3);
+    for r in s.runs.iter().filter(|r| matches!(r.status, Status::Failed | Status::Unknown | Status::Shown)) {
+        let what = match &r.failure {
+            Some(f) => format!("{} `{}` at {:.3}s: {}", f.kind.name(), f.check, f.time_ns as f64 / 1e9, f.message),
+            None => "verdict unknown".to_string(),
+        };
+        println!("seed {}: {what}", r.seed);
+        println!("  replay: {}", replay_command(s, target, r.seed));
+        if let Some(dir) = &r.artifacts {
+            println!("  artifacts: {dir}");
+        }
+    }
+    if let [only] = s.runs.as_slice() {
+        println!("trace-hash: {:016x}", only.trace_hash);
+    }
+}
