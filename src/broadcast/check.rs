@@ -104,7 +104,11 @@ impl Checker<BroadcastProcess> for Integrity {
             if !self.current[node].insert(id) {
                 return Err(format!("node {node} delivered id {id} twice"));
             }
-            let value = &seen.process.delivered()[&id];
+            let Some(value) = seen.process.delivered().get(&id) else {
+                return Err(format!(
+                    "node {node} delivered id {id} but does not hold it"
+                ));
+            };
             match (delivery.source, self.broadcast.get(&id)) {
                 (Source::Client, None) => {
                     self.broadcast.insert(id, value.clone());

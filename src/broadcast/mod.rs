@@ -30,8 +30,8 @@ const BUGS: &[Bug] = &[
     Bug {
         name: "ack-before-sync",
         scenario: "broadcast-crash",
-        description: "a node answers Ok before syncing the value; a crash then loses an \
-                      acknowledged broadcast",
+        description: "a node answers Ok before syncing the value (the sync waits for a later \
+                      step); a crash in between loses an acknowledged broadcast",
     },
     Bug {
         name: "no-retransmit",

@@ -47,7 +47,8 @@ impl Default for Config {
 /// Deliberate mistakes a scenario can switch on (see [`super::Broadcast`]'s bugs).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Bugs {
-    /// Reply `Ok` before the value is synced; the sync waits for the next resend tick.
+    /// Reply `Ok` before the value is synced; the sync waits for a later step that
+    /// syncs anyway (a resend tick, or a new value from a peer).
     pub ack_before_sync: bool,
     /// Send each value once and never resend: a lost message is lost for good.
     pub no_retransmit: bool,
@@ -278,13 +279,16 @@ impl Process for BroadcastProcess {
         assert!(recovered.len() <= self.config.max_values);
         // Who acknowledged what died with the last incarnation: owe everything to
         // everyone again. Peers that already hold a value just acknowledge it again.
+        let peers: Vec<NodeId> = ctx.peers().collect();
         for (id, value) in recovered {
             self.deliver(id, value, Source::Recovered);
-            for peer in ctx.peers().collect::<Vec<_>>() {
-                self.peers[peer].unacked.insert(id);
+            if !self.bugs.no_retransmit {
+                for &peer in &peers {
+                    self.peers[peer].unacked.insert(id);
+                }
             }
         }
-        for peer in ctx.peers().collect::<Vec<_>>() {
+        for &peer in &peers {
             self.arm(ctx, peer);
         }
         self.started = true;
