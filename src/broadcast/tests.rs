@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
@@ -227,6 +227,63 @@ impl Cluster {
 
     fn ids(&self, node: NodeId) -> Vec<u64> {
         self.node(node).delivered().keys().copied().collect()
+    }
+
+    /// One random event: a message delivered out of order, lost or duplicated, a timer
+    /// fired, a broadcast at a random node, or a crash or restart.
+    fn random_event(&mut self, rng: &mut ChaCha8Rng, next_id: &mut u64) {
+        self.now += Duration::from_millis(1);
+        let nodes = self.nodes.len();
+        let pending = self.in_flight.len();
+        let node = rng.gen_range(0..nodes);
+        match rng.gen_range(0..100) {
+            0..50 if pending > 0 => {
+                let (from, to, msg) = self.in_flight.remove(rng.gen_range(0..pending)).unwrap();
+                if self.nodes[to].is_some() {
+                    self.step(to, |p, ctx| p.on_message(ctx, from, msg));
+                }
+            }
+            50..60 if pending > 0 => {
+                self.in_flight.remove(rng.gen_range(0..pending));
+            }
+            60..65 if pending > 0 => {
+                let copy = self.in_flight[rng.gen_range(0..pending)].clone();
+                self.in_flight.push_back(copy);
+            }
+            65..80 => {
+                if let Some(((at, node, _), timer)) = self.timers.pop_first() {
+                    self.now = self.now.max(at);
+                    self.step(node, |p, ctx| p.on_timer(ctx, timer));
+                }
+            }
+            80..93 if self.nodes[node].is_some() => {
+                *next_id += 1;
+                self.broadcast(node, *next_id);
+            }
+            93..97 if self.nodes[node].is_some() => self.crash(node),
+            _ if self.nodes[node].is_none() => self.start(node),
+            _ => {}
+        }
+    }
+
+    /// Random faults for `events` steps, then the heal: every node up, no loss, time
+    /// to settle. Returns the first violation, or why agreement did not settle.
+    fn chaos(&mut self, seed: u64, events: usize) -> Result<(), String> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut next_id = 0;
+        for _ in 0..events {
+            self.random_event(&mut rng, &mut next_id);
+        }
+        for node in 0..self.nodes.len() {
+            if self.nodes[node].is_none() {
+                self.start(node);
+            }
+        }
+        self.run_ms(10_000);
+        match self.violation.take() {
+            Some(violation) => Err(violation),
+            None => self.settled(),
+        }
     }
 }
 
@@ -729,4 +786,48 @@ fn listed_bugs_reach_the_process() {
     c.broadcast(0, 1);
     assert!(c.timers.is_empty());
     assert_eq!(Broadcast::checkers(&s).len(), 3);
+}
+
+#[test]
+fn random_loss_duplication_reordering_and_crashes_break_nothing() {
+    let mut resent = 0.0;
+    for seed in 0..100 {
+        let mut c = Cluster::healthy(4);
+        assert_eq!(c.chaos(seed, 300), Ok(()), "seed {seed}");
+        let metrics = c.metrics();
+        assert!(
+            metrics["delivered_values"] > 0.0,
+            "seed {seed}: nothing broadcast"
+        );
+        resent += metrics["retransmits"];
+    }
+    assert!(resent > 0.0, "losses and crashes must have caused resends");
+}
+
+#[test]
+fn random_faults_expose_each_bug() {
+    let caught = |bugs: Bugs, checker: &str| {
+        let seeds = (0..100).filter(|&seed| {
+            let mut c = Cluster::new(4, Config::default(), bugs);
+            match c.chaos(seed, 300) {
+                Ok(()) => false,
+                Err(reason) => {
+                    assert!(reason.starts_with(checker), "seed {seed}: {reason}");
+                    true
+                }
+            }
+        });
+        seeds.count()
+    };
+    let ack_before_sync = Bugs {
+        ack_before_sync: true,
+        ..Bugs::default()
+    };
+    let no_retransmit = Bugs {
+        no_retransmit: true,
+        ..Bugs::default()
+    };
+    assert!(caught(ack_before_sync, "broadcast-durability") > 0);
+    // Agreement's reasons carry no checker name: they come from `settled`.
+    assert!(caught(no_retransmit, "node ") > 0);
 }
