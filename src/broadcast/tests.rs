@@ -578,21 +578,63 @@ fn agreement_waits_for_every_up_node_and_reports_metrics() {
 
 type Effects = Vec<ClientEffect<BroadcastProcess, BroadcastClient>>;
 
-/// Runs one client handler and returns its effects.
-fn client_step(
-    client: &mut BroadcastClient,
-    rng: &mut ChaCha8Rng,
-    counters: &mut (u64, u64),
-    handler: impl FnOnce(
-        &mut BroadcastClient,
-        &mut ClientContext<'_, BroadcastProcess, BroadcastClient>,
-    ),
-) -> Effects {
-    let mut effects = Vec::new();
-    let (seq, timer) = counters;
-    let mut ctx = ClientContext::new(1, 3, Duration::ZERO, rng, seq, timer, &mut effects);
-    handler(client, &mut ctx);
-    effects
+/// Client 1 of a 3-node cluster, driven by hand.
+struct TestClient {
+    client: BroadcastClient,
+    rng: ChaCha8Rng,
+    next_seq: u64,
+    next_timer: u64,
+}
+
+impl TestClient {
+    fn new(workload: &Workload) -> Self {
+        TestClient {
+            client: BroadcastClient::new(workload),
+            rng: ChaCha8Rng::seed_from_u64(1),
+            next_seq: 0,
+            next_timer: 0,
+        }
+    }
+
+    /// Runs one handler and returns its effects.
+    fn step(
+        &mut self,
+        handler: impl FnOnce(
+            &mut BroadcastClient,
+            &mut ClientContext<'_, BroadcastProcess, BroadcastClient>,
+        ),
+    ) -> Effects {
+        let mut effects = Vec::new();
+        let mut ctx = ClientContext::new(
+            1,
+            3,
+            Duration::ZERO,
+            &mut self.rng,
+            &mut self.next_seq,
+            &mut self.next_timer,
+            &mut effects,
+        );
+        handler(&mut self.client, &mut ctx);
+        effects
+    }
+
+    /// Fires the tick timer and returns the request it sent, with the effects.
+    fn tick(&mut self) -> (RequestId, Effects) {
+        let effects = self.step(|c, ctx| c.on_timer(ctx, ClientTimer::Next));
+        let requests: Vec<RequestId> = effects
+            .iter()
+            .filter_map(|e| match e {
+                ClientEffect::Request { to, id, .. } if *to < 3 => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(requests.len(), 1, "one request per tick: {effects:?}");
+        (requests[0], effects)
+    }
+
+    fn respond(&mut self, id: RequestId, response: Response) -> Effects {
+        self.step(|c, ctx| c.on_response(ctx, 0, id, response))
+    }
 }
 
 fn history(effects: &Effects) -> Vec<(OpType, Op)> {
@@ -603,106 +645,76 @@ fn history(effects: &Effects) -> Vec<(OpType, Op)> {
     ops.collect()
 }
 
-fn requests(effects: &Effects) -> Vec<(RequestId, Request)> {
-    let reqs = effects.iter().filter_map(|e| match e {
-        ClientEffect::Request { to, id, req } => {
-            assert!(*to < 3);
-            Some((*id, req.clone()))
-        }
-        _ => None,
-    });
-    reqs.collect()
-}
-
-#[test]
-fn the_client_records_ok_fail_and_info_and_counts_pending() {
-    let workload = Workload {
-        max_values: 3,
-        ..Workload::default()
-    };
-    let mut client = BroadcastClient::new(&workload);
-    let (mut rng, mut counters) = (ChaCha8Rng::seed_from_u64(1), (0, 0));
-    let mut run = |client: &mut BroadcastClient,
-                   h: &dyn Fn(
-        &mut BroadcastClient,
-        &mut ClientContext<'_, BroadcastProcess, BroadcastClient>,
-    )| { client_step(client, &mut rng, &mut counters, h) };
-    let started = run(&mut client, &|c, ctx| c.on_start(ctx));
-    assert!(
-        matches!(started[..], [ClientEffect::SetTimer { after, .. }] if after < Duration::from_millis(20))
-    );
-
-    let first = run(&mut client, &|c, ctx| c.on_timer(ctx, ClientTimer::Next));
-    let op = Op::Broadcast {
-        id: 1 << 32 | 1,
-        value: "c1-1".into(),
-    };
-    let [(request, Request::Broadcast { id, .. })] = &requests(&first)[..] else {
-        panic!("one broadcast request: {first:?}");
-    };
-    assert_eq!(*id, 1 << 32 | 1);
-    assert_eq!(history(&first), [(OpType::Invoke, op.clone())]);
-    assert_eq!(client.pending(), 1);
-    let (request, response) = (*request, Response::Ok);
-    let done = run(&mut client, &|c, ctx| {
-        c.on_response(ctx, 0, request, response.clone())
-    });
-    assert!(matches!(done[0], ClientEffect::CancelTimer { .. }));
-    assert_eq!(history(&done), [(OpType::Ok, op)]);
-    assert_eq!(client.pending(), 0);
-
-    let second = run(&mut client, &|c, ctx| c.on_timer(ctx, ClientTimer::Next));
-    let request = requests(&second)[0].0;
-    let full = run(&mut client, &|c, ctx| {
-        c.on_response(ctx, 2, request, Response::Full)
-    });
-    assert_eq!(history(&full)[0].0, OpType::Fail);
-
-    let third = run(&mut client, &|c, ctx| c.on_timer(ctx, ClientTimer::Next));
-    let request = requests(&third)[0].0;
-    assert!(
-        !third.iter().any(|e| matches!(
+fn sets_next_tick(effects: &Effects) -> bool {
+    let next = |e: &_| {
+        matches!(
             e,
             ClientEffect::SetTimer {
                 timer: ClientTimer::Next,
                 ..
             }
-        )),
-        "max_values reached: no next tick"
+        )
+    };
+    effects.iter().any(next)
+}
+
+#[test]
+fn the_client_records_ok_fail_and_info_and_counts_pending() {
+    let mut t = TestClient::new(&Workload {
+        max_values: 3,
+        ..Workload::default()
+    });
+    let started = t.step(|c, ctx| c.on_start(ctx));
+    let phase_ok = |e: &_| matches!(e, ClientEffect::SetTimer { after, .. } if *after < Duration::from_millis(20));
+    assert!(started.len() == 1 && phase_ok(&started[0]), "{started:?}");
+
+    let (request, first) = t.tick();
+    let op = Op::Broadcast {
+        id: 1 << 32 | 1,
+        value: "c1-1".into(),
+    };
+    assert_eq!(history(&first), [(OpType::Invoke, op.clone())]);
+    let asked = Request::Broadcast {
+        id: 1 << 32 | 1,
+        value: "c1-1".into(),
+    };
+    let sent = |e: &_| matches!(e, ClientEffect::Request { req, .. } if *req == asked);
+    assert!(first.iter().any(sent), "{first:?}");
+    assert!(sets_next_tick(&first));
+    assert_eq!(t.client.pending(), 1);
+    let done = t.respond(request, Response::Ok);
+    assert!(
+        matches!(done[0], ClientEffect::CancelTimer { .. }),
+        "{done:?}"
     );
-    let timed_out = run(&mut client, &|c, ctx| {
-        c.on_timer(ctx, ClientTimer::Timeout(request))
-    });
+    assert_eq!(history(&done), [(OpType::Ok, op)]);
+    assert_eq!(t.client.pending(), 0);
+
+    let (request, _) = t.tick();
+    let refused = t.respond(request, Response::Full);
+    assert_eq!(history(&refused)[0].0, OpType::Fail);
+
+    let (request, third) = t.tick();
+    assert!(!sets_next_tick(&third), "max_values reached: no next tick");
+    let timed_out = t.step(|c, ctx| c.on_timer(ctx, ClientTimer::Timeout(request)));
     assert_eq!(history(&timed_out)[0].0, OpType::Info);
-    assert_eq!(client.pending(), 0);
-    let late = run(&mut client, &|c, ctx| {
-        c.on_response(ctx, 0, request, Response::Ok)
-    });
+    assert_eq!(t.client.pending(), 0);
+    let late = t.respond(request, Response::Ok);
     assert_eq!(history(&late), [], "a late reply changes nothing");
-    assert_eq!(client.issued(), 3);
+    assert_eq!(t.client.issued(), 3);
 }
 
 #[test]
 fn a_quiesced_client_starts_nothing_but_finishes_what_is_in_flight() {
-    let mut client = BroadcastClient::new(&Workload::default());
-    let (mut rng, mut counters) = (ChaCha8Rng::seed_from_u64(2), (0, 0));
-    let first = client_step(&mut client, &mut rng, &mut counters, |c, ctx| {
-        c.on_timer(ctx, ClientTimer::Next)
-    });
-    let request = requests(&first)[0].0;
-    client_step(&mut client, &mut rng, &mut counters, |c, ctx| {
-        c.on_quiesce(ctx)
-    });
-    assert_eq!(client.pending(), 1);
-    let tick = client_step(&mut client, &mut rng, &mut counters, |c, ctx| {
-        c.on_timer(ctx, ClientTimer::Next)
-    });
+    let mut t = TestClient::new(&Workload::default());
+    let (request, _) = t.tick();
+    t.step(|c, ctx| c.on_quiesce(ctx));
+    assert_eq!(t.client.pending(), 1);
+    let tick = t.step(|c, ctx| c.on_timer(ctx, ClientTimer::Next));
     assert!(tick.is_empty(), "{tick:?}");
-    client_step(&mut client, &mut rng, &mut counters, |c, ctx| {
-        c.on_response(ctx, 0, request, Response::Ok)
-    });
-    assert_eq!(client.pending(), 0);
-    assert_eq!(client.issued(), 1);
+    t.respond(request, Response::Ok);
+    assert_eq!(t.client.pending(), 0);
+    assert_eq!(t.client.issued(), 1);
 }
 
 #[test]
