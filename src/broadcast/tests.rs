@@ -380,6 +380,11 @@ fn resends_back_off_to_the_cap_and_are_batched() {
     c.heal();
     c.run_ms(1_000);
     assert_eq!(c.ids(1), [0, 1, 2, 3, 4]);
+    // The acks showed the link works: a new loss is retried after the base delay again.
+    c.isolate(1);
+    c.broadcast(0, 5);
+    let (&(at, _, _), _) = c.timers.first_key_value().expect("a resend timer");
+    assert_eq!(at - c.now, Duration::from_millis(10));
 }
 
 #[test]
@@ -398,6 +403,22 @@ fn a_node_refuses_values_beyond_its_capacity() {
         "a known id is still answered"
     );
     assert_eq!(c.ids(0), [1, 2]);
+}
+
+#[test]
+fn a_value_reaches_every_node_though_its_origin_crashes() {
+    let mut c = Cluster::healthy(3);
+    c.cut.insert((0, 2));
+    c.broadcast(0, 5);
+    c.crash(0);
+    c.run_ms(1_000);
+    assert_eq!(
+        c.ids(2),
+        [5],
+        "node 1 relayed what the origin could not send"
+    );
+    assert_eq!(c.node(2).deliveries()[0].source, Source::Peer(1));
+    assert_eq!(c.settled(), Ok(()));
 }
 
 #[test]
