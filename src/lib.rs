@@ -7,6 +7,7 @@ compile_error!(
      unset RUSTFLAGS, or add `--cfg madsim` to it."
 );
 
+pub mod broadcast;
 pub mod check;
 pub mod cli;
 pub mod client;
