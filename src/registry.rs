@@ -17,7 +17,7 @@ fn entry<S: System>() -> Protocol {
 }
 
 pub fn protocols() -> Vec<Protocol> {
-    vec![]
+    vec![entry::<crate::broadcast::Broadcast>()]
 }
 
 /// The protocol a scenario names, or an error naming the field.

@@ -37,7 +37,7 @@ impl Default for Workload {
 }
 
 /// A history operation: `{"f":"broadcast","id":4294967303,"value":"c1-7"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "f", rename_all = "lowercase")]
 pub enum Op {
     Broadcast { id: u64, value: String },
