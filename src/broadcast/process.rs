@@ -313,14 +313,12 @@ impl Process for BroadcastProcess {
             return;
         }
         ctx.write(key(id), value.clone());
-        if self.bugs.ack_before_sync {
-            // The bug: the client hears Ok while the value sits in the unsynced tail.
-            ctx.reply(request, Response::Ok);
-        } else {
-            // Sync first: an Ok promises the value survives a crash of this node.
+        // Sync before answering: an Ok promises the value survives a crash of this
+        // node. The ack-before-sync bug answers from the unsynced tail instead.
+        if !self.bugs.ack_before_sync {
             ctx.sync();
-            ctx.reply(request, Response::Ok);
         }
+        ctx.reply(request, Response::Ok);
         self.deliver(id, value.clone(), Source::Client);
         self.disseminate(ctx, id, &value, None);
     }
