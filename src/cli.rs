@@ -12,7 +12,11 @@ use crate::scenario::{Scenario, ScenarioError, Schedule};
 use crate::testing::parse_seed_range;
 
 #[derive(Parser)]
-#[command(name = "faultline", version, about = "Deterministic simulation testbed for distributed protocols")]
+#[command(
+    name = "faultline",
+    version,
+    about = "Deterministic simulation testbed for distributed protocols"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,9 +75,22 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::List => list(),
         Command::Bugs => bugs(),
-        Command::Run { target, seeds, jobs, check_determinism, keep, json } => {
+        Command::Run {
+            target,
+            seeds,
+            jobs,
+            check_determinism,
+            keep,
+            json,
+        } => {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let options = RunOptions { seeds, jobs: jobs.unwrap_or(cores), check_determinism, keep, json };
+            let options = RunOptions {
+                seeds,
+                jobs: jobs.unwrap_or(cores),
+                check_determinism,
+                keep,
+                json,
+            };
             run(&target, &options)
         }
         Command::Replay { target } => replay(&target),
@@ -98,7 +115,10 @@ fn scenarios_dir() -> PathBuf {
 fn list() -> u8 {
     let dir = scenarios_dir();
     let mut paths: Vec<_> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries.filter_map(|e| Some(e.ok()?.path())).filter(|p| p.extension().is_some_and(|e| e == "toml")).collect(),
+        Ok(entries) => entries
+            .filter_map(|e| Some(e.ok()?.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+            .collect(),
         Err(e) => return usage(format!("cannot read {}: {e}", dir.display())),
     };
     paths.sort();
@@ -130,10 +150,17 @@ struct RunOptions {
 }
 
 /// The scenario, its protocol and the request the flags describe.
-fn prepare(target: &Target, seeds: Vec<u64>) -> Result<(Scenario, registry::Protocol, RunRequest), ScenarioError> {
+fn prepare(
+    target: &Target,
+    seeds: Vec<u64>,
+) -> Result<(Scenario, registry::Protocol, RunRequest), ScenarioError> {
     let scenario = Scenario::find(&target.scenario)?;
     let protocol = registry::for_scenario(&scenario)?;
-    let schedule = target.schedule.as_deref().map(|p| Schedule::load(p, &scenario)).transpose()?;
+    let schedule = target
+        .schedule
+        .as_deref()
+        .map(|p| Schedule::load(p, &scenario))
+        .transpose()?;
     let seeds = match (&schedule, target.seed) {
         (Some(s), None) => vec![s.seed],
         _ => seeds,
@@ -173,7 +200,10 @@ fn run(target: &Target, options: &RunOptions) -> u8 {
         Err(e) => return usage(e),
     };
     if options.json {
-        println!("{}", serde_json::to_string_pretty(&summary).expect("a summary serializes"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).expect("a summary serializes")
+        );
     } else {
         print_summary(&summary, target);
     }
@@ -201,8 +231,13 @@ fn replay(target: &Target) -> u8 {
 /// Trace lines on stdout, each with the simulated time and the node it happened at.
 fn install_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("faultline=debug"));
-    tracing_subscriber::fmt().with_env_filter(filter).event_format(PlainFormat).with_writer(std::io::stdout).init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("faultline=debug"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .event_format(PlainFormat)
+        .with_writer(std::io::stdout)
+        .init();
 }
 
 /// `LEVEL message`, without madsim's task spans (their ids are process-global and
@@ -239,24 +274,56 @@ fn replay_command(summary: &Summary, target: &Target, seed: u64) -> String {
 
 fn print_summary(summary: &Summary, target: &Target) {
     let s = summary;
-    let bugs = if s.bugs.is_empty() { String::new() } else { format!(" with bugs {}", s.bugs.join(", ")) };
+    let bugs = if s.bugs.is_empty() {
+        String::new()
+    } else {
+        format!(" with bugs {}", s.bugs.join(", "))
+    };
     println!("scenario {} ({}{bugs})", s.scenario, s.protocol);
     println!(
         "seeds run: {}  passed: {}  failed: {}  unknown: {}",
         s.seeds_run, s.passed, s.failed, s.unknown
     );
     if let Some(expected) = &s.expect_failure {
-        let shown: Vec<_> = s.runs.iter().filter(|r| r.status == Status::Shown).map(|r| r.seed).collect();
-        println!("lesson: `{expected}` must fail; it did in {} of {} seeds {:?}", shown.len(), s.seeds_run, shown);
+        let shown: Vec<_> = s
+            .runs
+            .iter()
+            .filter(|r| r.status == Status::Shown)
+            .map(|r| r.seed)
+            .collect();
+        println!(
+            "lesson: `{expected}` must fail; it did in {} of {} seeds {:?}",
+            shown.len(),
+            s.seeds_run,
+            shown
+        );
     }
     if !s.failing_seeds.is_empty() {
         println!("failing seeds: {:?}", s.failing_seeds);
     }
-    let speed = if s.wall_ms > 0.0 { s.sim_ms / s.wall_ms } else { 0.0 };
-    println!("simulated {:.1} s in {:.2} s wall ({speed:.0}x)", s.sim_ms / 1e3, s.wall_ms / 1e3);
-    for r in s.runs.iter().filter(|r| matches!(r.status, Status::Failed | Status::Unknown | Status::Shown)) {
+    let speed = if s.wall_ms > 0.0 {
+        s.sim_ms / s.wall_ms
+    } else {
+        0.0
+    };
+    println!(
+        "simulated {:.1} s in {:.2} s wall ({speed:.0}x)",
+        s.sim_ms / 1e3,
+        s.wall_ms / 1e3
+    );
+    for r in s
+        .runs
+        .iter()
+        .filter(|r| matches!(r.status, Status::Failed | Status::Unknown | Status::Shown))
+    {
         let what = match &r.failure {
-            Some(f) => format!("{} `{}` at {:.3}s: {}", f.kind.name(), f.check, f.time_ns as f64 / 1e9, f.message),
+            Some(f) => format!(
+                "{} `{}` at {:.3}s: {}",
+                f.kind.name(),
+                f.check,
+                f.time_ns as f64 / 1e9,
+                f.message
+            ),
             None => "verdict unknown".to_string(),
         };
         println!("seed {}: {what}", r.seed);

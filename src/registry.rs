@@ -13,7 +13,11 @@ pub struct Protocol {
 }
 
 fn entry<S: System>() -> Protocol {
-    Protocol { name: S::NAME, run: run::<S>, bugs: S::bugs }
+    Protocol {
+        name: S::NAME,
+        run: run::<S>,
+        bugs: S::bugs,
+    }
 }
 
 pub fn protocols() -> Vec<Protocol> {
@@ -23,9 +27,16 @@ pub fn protocols() -> Vec<Protocol> {
 /// The protocol a scenario names, or an error naming the field.
 pub fn for_scenario(scenario: &Scenario) -> Result<Protocol, ScenarioError> {
     let all = protocols();
-    all.iter().find(|p| p.name == scenario.protocol).copied().ok_or_else(|| {
-        let known: Vec<_> = all.iter().map(|p| p.name).collect();
-        let message = format!("unknown protocol `{}` (known: {})", scenario.protocol, known.join(", "));
-        ScenarioError::field(&scenario.file, "cluster.protocol", message)
-    })
+    all.iter()
+        .find(|p| p.name == scenario.protocol)
+        .copied()
+        .ok_or_else(|| {
+            let known: Vec<_> = all.iter().map(|p| p.name).collect();
+            let message = format!(
+                "unknown protocol `{}` (known: {})",
+                scenario.protocol,
+                known.join(", ")
+            );
+            ScenarioError::field(&scenario.file, "cluster.protocol", message)
+        })
 }

@@ -135,7 +135,9 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
         for _ in 0..request.jobs.min(request.seeds.len()) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&seed) = request.seeds.get(i) else { break };
+                let Some(&seed) = request.seeds.get(i) else {
+                    break;
+                };
                 let report = run_and_judge::<S>(scenario, &setup, request, seed);
                 bar.inc(1);
                 reports.lock().unwrap().push(report);
@@ -157,7 +159,11 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
         failed: count(Status::Failed),
         unknown: count(Status::Unknown),
         shown: count(Status::Shown),
-        failing_seeds: runs.iter().filter(|r| r.status == Status::Failed).map(|r| r.seed).collect(),
+        failing_seeds: runs
+            .iter()
+            .filter(|r| r.status == Status::Failed)
+            .map(|r| r.seed)
+            .collect(),
         sim_ms: runs.iter().map(|r| r.sim_ms).sum(),
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
         metrics: aggregate(&runs),
@@ -170,21 +176,35 @@ fn progress_bar(request: &RunRequest) -> indicatif::ProgressBar {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::new(request.seeds.len() as u64);
-    let style = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {elapsed} (eta {eta})");
+    let style =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} seeds {elapsed} (eta {eta})");
     bar.set_style(style.expect("a valid template"));
     bar
 }
 
 /// One seed, judged; with its artifacts written if it failed or `keep` is set.
-fn run_and_judge<S: System>(scenario: &Scenario, setup: &Arc<Setup<S>>, request: &RunRequest, seed: u64) -> SeedReport {
+fn run_and_judge<S: System>(
+    scenario: &Scenario,
+    setup: &Arc<Setup<S>>,
+    request: &RunRequest,
+    seed: u64,
+) -> SeedReport {
     let schedule = match &request.schedule {
-        Some(s) => Schedule { seed, faults: s.faults.clone() },
+        Some(s) => Schedule {
+            seed,
+            faults: s.faults.clone(),
+        },
         None => scenario.schedule(seed),
     };
     let started = Instant::now();
     let mut outcome = run_seed::<S>(scenario, setup, &schedule, false);
     let wall_ms = started.elapsed().as_secs_f64() * 1e3;
-    if request.check_determinism && outcome.failure.as_ref().is_none_or(|f| f.kind != FailureKind::Panic) {
+    if request.check_determinism
+        && outcome
+            .failure
+            .as_ref()
+            .is_none_or(|f| f.kind != FailureKind::Panic)
+    {
         let again = run_seed::<S>(scenario, setup, &schedule, false);
         if let Some(difference) = difference(&outcome, &again) {
             outcome.failure = Some(Failure {
@@ -210,7 +230,14 @@ fn run_and_judge<S: System>(scenario: &Scenario, setup: &Arc<Setup<S>>, request:
     };
     if let Some(dir) = &request.artifacts {
         if request.keep || status == Status::Failed || status == Status::Shown {
-            report.artifacts = Some(write_artifacts::<S>(scenario, setup, &schedule, dir, &mut report, request));
+            report.artifacts = Some(write_artifacts::<S>(
+                scenario,
+                setup,
+                &schedule,
+                dir,
+                &mut report,
+                request,
+            ));
         }
     }
     report
@@ -218,7 +245,10 @@ fn run_and_judge<S: System>(scenario: &Scenario, setup: &Arc<Setup<S>>, request:
 
 fn difference(a: &Outcome, b: &Outcome) -> Option<String> {
     if a.trace_hash != b.trace_hash {
-        return Some(format!("trace hash {:016x} then {:016x}", a.trace_hash, b.trace_hash));
+        return Some(format!(
+            "trace hash {:016x} then {:016x}",
+            a.trace_hash, b.trace_hash
+        ));
     }
     if a.failure != b.failure {
         return Some(format!("failure {:?} then {:?}", a.failure, b.failure));
@@ -229,8 +259,12 @@ fn difference(a: &Outcome, b: &Outcome) -> Option<String> {
 fn judge(scenario: &Scenario, outcome: &Outcome) -> Status {
     let failure = outcome.failure.as_ref();
     match (&scenario.expect.failure, failure) {
-        (_, Some(f)) if f.kind == FailureKind::Nondeterminism || f.kind == FailureKind::Panic => Status::Failed,
-        (Some(expected), Some(f)) if &f.check == expected || f.kind.name() == expected => Status::Shown,
+        (_, Some(f)) if f.kind == FailureKind::Nondeterminism || f.kind == FailureKind::Panic => {
+            Status::Failed
+        }
+        (Some(expected), Some(f)) if &f.check == expected || f.kind.name() == expected => {
+            Status::Shown
+        }
         (_, Some(_)) => Status::Failed,
         (_, None) if outcome.unknown => Status::Unknown,
         (Some(_), None) => Status::NotShown,
@@ -264,12 +298,14 @@ pub fn run_seed<S: System>(
     let seed = schedule.seed;
     // Slack over the scenario's own bound: the driver ends the run itself; this limit
     // only guards against a driver bug spinning forever in simulated time.
-    let limit = Duration::from_millis(2 * (scenario.duration_ms + scenario.liveness.quiesce_ms) + 60_000);
+    let limit =
+        Duration::from_millis(2 * (scenario.duration_ms + scenario.liveness.quiesce_ms) + 60_000);
     let joined = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name(format!("seed-{seed}"))
             .spawn_scoped(scope, || {
-                let mut runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+                let mut runtime =
+                    madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
                 runtime.set_time_limit(limit);
                 runtime.block_on(simulate::<S>(scenario, setup.clone(), schedule, record))
             })
@@ -287,7 +323,12 @@ pub fn run_seed<S: System>(
             Verdict::Pass => {}
             Verdict::Fail(message) => {
                 let check = S::HISTORY_CHECK.to_string();
-                failure = Some(Failure { kind: FailureKind::History, check, message, time_ns: result.sim_ns });
+                failure = Some(Failure {
+                    kind: FailureKind::History,
+                    check,
+                    message,
+                    time_ns: result.sim_ns,
+                });
             }
             Verdict::Unknown(_) => unknown = true,
         }
@@ -328,7 +369,12 @@ impl Outcome {
             trace_hash: 0,
             trace_events: 0,
             sim_ns: 0,
-            failure: Some(Failure { kind: FailureKind::Panic, check: "panic".into(), message, time_ns: 0 }),
+            failure: Some(Failure {
+                kind: FailureKind::Panic,
+                check: "panic".into(),
+                message,
+                time_ns: 0,
+            }),
             unknown: false,
             metrics: Metrics::new(),
             history_lines: Vec::new(),
@@ -347,21 +393,34 @@ fn write_artifacts<S: System>(
     report: &mut SeedReport,
     _request: &RunRequest,
 ) -> String {
-    let dir = root.join(&scenario.name).join(format!("seed-{}", schedule.seed));
+    let dir = root
+        .join(&scenario.name)
+        .join(format!("seed-{}", schedule.seed));
     let recorded = run_seed::<S>(scenario, setup, schedule, true);
-    if recorded.trace_hash != report.trace_hash && report.failure.as_ref().is_none_or(|f| f.kind != FailureKind::Panic) {
+    if recorded.trace_hash != report.trace_hash
+        && report
+            .failure
+            .as_ref()
+            .is_none_or(|f| f.kind != FailureKind::Panic)
+    {
         report.status = Status::Failed;
         report.failure = Some(Failure {
             kind: FailureKind::Nondeterminism,
             check: "determinism".into(),
-            message: format!("the recorded rerun's trace hash {:016x} differs", recorded.trace_hash),
+            message: format!(
+                "the recorded rerun's trace hash {:016x} differs",
+                recorded.trace_hash
+            ),
             time_ns: 0,
         });
     }
     let written = (|| -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("schedule.toml"), schedule.to_toml())?;
-        std::fs::write(dir.join("summary.json"), serde_json::to_string_pretty(&report).expect("serializes"))?;
+        std::fs::write(
+            dir.join("summary.json"),
+            serde_json::to_string_pretty(&report).expect("serializes"),
+        )?;
         write_lines(&dir.join("history.jsonl"), &recorded.history_lines)?;
         write_lines(&dir.join("trace.jsonl"), &recorded.trace_lines)
     })();
@@ -392,7 +451,16 @@ fn aggregate(runs: &[SeedReport]) -> std::collections::BTreeMap<String, Aggregat
             v.sort_by(f64::total_cmp);
             let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
             let mean = v.iter().sum::<f64>() / v.len() as f64;
-            (name.to_string(), Aggregate { mean, min: v[0], p50: at(0.5), p99: at(0.99), max: v[v.len() - 1] })
+            (
+                name.to_string(),
+                Aggregate {
+                    mean,
+                    min: v[0],
+                    p50: at(0.5),
+                    p99: at(0.99),
+                    max: v[v.len() - 1],
+                },
+            )
         })
         .collect()
 }

@@ -26,7 +26,10 @@ pub fn check_seeds<S: System>(scenario: &str, seeds: Range<u64>) -> Summary {
 /// Like [`check_seeds`], for a scenario built in code (e.g. with [`Scenario::parse`]).
 pub fn check_scenario<S: System>(scenario: &Scenario, seeds: Range<u64>) -> Summary {
     let seeds = seeds_from_env().unwrap_or_else(|| seeds.collect());
-    let request = RunRequest { seeds, ..RunRequest::default() };
+    let request = RunRequest {
+        seeds,
+        ..RunRequest::default()
+    };
     let summary = run::<S>(scenario, &request).unwrap_or_else(|e| panic!("{e}"));
     if summary.exit_code() != 0 {
         panic!("{}", failure_message(scenario, &summary));
@@ -37,16 +40,27 @@ pub fn check_scenario<S: System>(scenario: &Scenario, seeds: Range<u64>) -> Summ
 /// `FAULTLINE_SEED=N` runs seed N alone; `FAULTLINE_SEEDS=A..B` runs A to B-1.
 pub fn seeds_from_env() -> Option<Vec<u64>> {
     if let Ok(seed) = std::env::var("FAULTLINE_SEED") {
-        let seed = seed.trim().parse().unwrap_or_else(|_| panic!("FAULTLINE_SEED={seed} is not a seed (u64)"));
+        let seed = seed
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("FAULTLINE_SEED={seed} is not a seed (u64)"));
         return Some(vec![seed]);
     }
     let range = std::env::var("FAULTLINE_SEEDS").ok()?;
-    Some(parse_seed_range(&range).unwrap_or_else(|e| panic!("FAULTLINE_SEEDS={range}: {e}")).collect())
+    Some(
+        parse_seed_range(&range)
+            .unwrap_or_else(|e| panic!("FAULTLINE_SEEDS={range}: {e}"))
+            .collect(),
+    )
 }
 
 /// `A..B` (B excluded) or a single seed `N`.
 pub fn parse_seed_range(text: &str) -> Result<Range<u64>, String> {
-    let number = |s: &str| s.trim().parse::<u64>().map_err(|_| format!("`{s}` is not a seed (u64)"));
+    let number = |s: &str| {
+        s.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("`{s}` is not a seed (u64)"))
+    };
     let range = match text.split_once("..") {
         Some((a, b)) => number(a)?..number(b)?,
         None => number(text).map(|n| n..n.saturating_add(1))?,
@@ -58,14 +72,26 @@ pub fn parse_seed_range(text: &str) -> Result<Range<u64>, String> {
 }
 
 fn failure_message(scenario: &Scenario, summary: &Summary) -> String {
-    let test = std::thread::current().name().unwrap_or("TEST_NAME").to_string();
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("TEST_NAME")
+        .to_string();
     let bugs: String = summary.bugs.iter().map(|b| format!(" --bug {b}")).collect();
     let failed = summary.runs.iter().find(|r| r.status == Status::Failed);
     match failed {
         Some(run) => {
-            let failure = run.failure.as_ref().map_or("expectation not met".to_string(), |f| {
-                format!("{} `{}` at {:.3}s: {}", f.kind.name(), f.check, f.time_ns as f64 / 1e9, f.message)
-            });
+            let failure = run
+                .failure
+                .as_ref()
+                .map_or("expectation not met".to_string(), |f| {
+                    format!(
+                        "{} `{}` at {:.3}s: {}",
+                        f.kind.name(),
+                        f.check,
+                        f.time_ns as f64 / 1e9,
+                        f.message
+                    )
+                });
             format!(
                 "faultline: scenario `{}` failed at seed {} ({} of {} seeds failed: {:?})\n  {failure}\n  \
                  rerun this test on that seed: FAULTLINE_SEED={} cargo test {test}\n  \

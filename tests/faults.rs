@@ -46,7 +46,10 @@ fn a_partition_heals_at_its_heal_time() {
     // Pings every 10 ms; only the second half of the fault phase gets through (plus
     // the liveness phase, which ends as soon as the run settles).
     let received = metric(&m, "recv_0_to_1");
-    assert!((95.0..=105.0).contains(&received), "received {received} pings");
+    assert!(
+        (95.0..=105.0).contains(&received),
+        "received {received} pings"
+    );
 }
 
 #[test]
@@ -67,12 +70,19 @@ fn duplication_rate_is_measured_within_20_percent_over_10000_messages() {
     let rate = metric(&m, "messages_duplicated") / sent;
     assert!((0.08..=0.12).contains(&rate), "duplication rate {rate}");
     let delivered = metric(&m, "messages_delivered");
-    assert!(delivered > sent, "duplicates are delivered too: {delivered} of {sent}");
+    assert!(
+        delivered > sent,
+        "duplicates are delivered too: {delivered} of {sent}"
+    );
 }
 
 #[test]
 fn loss_rate_drops_that_share_of_messages() {
-    let s = probe_scenario(2, 5_100, "[network]\nloss = 0.25\n[cluster.config]\nping_ms = 1\n");
+    let s = probe_scenario(
+        2,
+        5_100,
+        "[network]\nloss = 0.25\n[cluster.config]\nping_ms = 1\n",
+    );
     let (_, m) = probe_run(&s, 4);
     let rate = metric(&m, "messages_dropped_loss") / metric(&m, "messages_sent");
     assert!((0.2..=0.3).contains(&rate), "loss rate {rate}");
@@ -92,8 +102,16 @@ fn an_unsynced_write_is_gone_after_a_crash_and_a_synced_one_survives() {
         "#,
     );
     let (_, m) = probe_run(&s, 5);
-    assert_eq!(metric(&m, "boots_1"), 2.0, "the synced boot counter survived");
-    assert_eq!(metric(&m, "scratch_recovered_1"), 0.0, "the unsynced write is gone");
+    assert_eq!(
+        metric(&m, "boots_1"),
+        2.0,
+        "the synced boot counter survived"
+    );
+    assert_eq!(
+        metric(&m, "scratch_recovered_1"),
+        0.0,
+        "the unsynced write is gone"
+    );
     assert_eq!(metric(&m, "storage_writes_lost"), 1.0);
 }
 
@@ -113,13 +131,20 @@ fn a_torn_crash_keeps_a_prefix_of_the_unsynced_tail() {
     for seed in 0..10 {
         let (_, m) = probe_run(&s(true), seed);
         let kept = metric(&m, "scratch_recovered_0");
-        assert_eq!(metric(&m, "scratch_prefix_ok_0"), 1.0, "seed {seed}: what survives is a prefix");
+        assert_eq!(
+            metric(&m, "scratch_prefix_ok_0"),
+            1.0,
+            "seed {seed}: what survives is a prefix"
+        );
         assert_eq!(kept + metric(&m, "storage_writes_lost"), 100.0);
         kept_some += usize::from(kept > 0.0);
         let (_, clean) = probe_run(&s(false), seed);
         assert_eq!(metric(&clean, "scratch_recovered_0"), 0.0);
     }
-    assert!(kept_some >= 5, "a torn tail keeps part of the writes in most seeds ({kept_some}/10)");
+    assert!(
+        kept_some >= 5,
+        "a torn tail keeps part of the writes in most seeds ({kept_some}/10)"
+    );
 }
 
 #[test]
@@ -169,9 +194,18 @@ fn a_drifting_clock_fires_its_timer_at_the_drifted_time() {
     // Node 1's clock runs 10% fast: 1100 local ms pass in 1000 true ms.
     let fast = metric(&m, "tick_true_ms_1");
     let normal = metric(&m, "tick_true_ms_0");
-    assert!((1000.0..1002.0).contains(&fast), "drifted tick at {fast} ms");
-    assert!((1100.0..1102.0).contains(&normal), "normal tick at {normal} ms");
-    assert!((6100.0..6102.0).contains(&metric(&m, "tick_local_ms_1")), "the offset shows on the local clock");
+    assert!(
+        (1000.0..1002.0).contains(&fast),
+        "drifted tick at {fast} ms"
+    );
+    assert!(
+        (1100.0..1102.0).contains(&normal),
+        "normal tick at {normal} ms"
+    );
+    assert!(
+        (6100.0..6102.0).contains(&metric(&m, "tick_local_ms_1")),
+        "the offset shows on the local clock"
+    );
 }
 
 #[test]
@@ -190,11 +224,24 @@ fn a_latency_spike_delays_messages_on_the_spiked_node_only() {
         "#,
     );
     let (_, m) = probe_run(&s, 8);
-    assert!(metric(&m, "late_2") > 100.0, "pings to node 2 arrive 600 ms late");
+    assert!(
+        metric(&m, "late_2") > 100.0,
+        "pings to node 2 arrive 600 ms late"
+    );
     // Node 1 hears node 2 late (that link touches the spiked node) and node 0 on time.
-    let (late, from_2, from_0) = (metric(&m, "late_1"), metric(&m, "recv_2_to_1"), metric(&m, "recv_0_to_1"));
-    assert!(late <= from_2 && late >= 0.9 * from_2, "{late} late pings of {from_2} from node 2");
-    assert!(from_0 > late + 50.0, "pings from node 0 ({from_0}) are on time");
+    let (late, from_2, from_0) = (
+        metric(&m, "late_1"),
+        metric(&m, "recv_2_to_1"),
+        metric(&m, "recv_0_to_1"),
+    );
+    assert!(
+        late <= from_2 && late >= 0.9 * from_2,
+        "{late} late pings of {from_2} from node 2"
+    );
+    assert!(
+        from_0 > late + 50.0,
+        "pings from node 0 ({from_0}) are on time"
+    );
 }
 
 #[test]
@@ -226,5 +273,8 @@ fn reordering_delivers_messages_out_of_send_order() {
     // messages are held back up to 900 ms.
     let s = probe_scenario(2, 2_000, "[network]\nlatency = { dist = \"constant\", ms = 1 }\nreorder = 0.2\nreorder_ms_max = 900\n");
     let (_, m) = probe_run(&s, 10);
-    assert!(metric(&m, "late_1") > 5.0, "some messages were held back past later ones");
+    assert!(
+        metric(&m, "late_1") > 5.0,
+        "some messages were held back past later ones"
+    );
 }

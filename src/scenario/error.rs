@@ -13,7 +13,10 @@ pub struct ScenarioError {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
     /// 1-based line and column.
-    Position { line: usize, col: usize },
+    Position {
+        line: usize,
+        col: usize,
+    },
     /// A dotted field path, e.g. `faults[2].heal_ms`.
     Field(String),
     File,
@@ -21,16 +24,25 @@ pub enum Location {
 
 impl ScenarioError {
     pub fn field(file: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        ScenarioError { file: file.to_string(), location: Location::Field(field.into()), message: message.into() }
+        ScenarioError {
+            file: file.to_string(),
+            location: Location::Field(field.into()),
+            message: message.into(),
+        }
     }
 
     pub fn file(file: &str, message: impl Into<String>) -> Self {
-        ScenarioError { file: file.to_string(), location: Location::File, message: message.into() }
+        ScenarioError {
+            file: file.to_string(),
+            location: Location::File,
+            message: message.into(),
+        }
     }
 
     /// A TOML syntax or type error, located in `text`.
     pub fn toml(file: &str, text: &str, err: &toml::de::Error) -> Self {
-        let message = err.message().trim().to_string();
+        // One line per error: toml's own messages sometimes span two.
+        let message = err.message().trim().replace('\n', ": ");
         let location = match err.span() {
             Some(span) => {
                 let before = &text[..span.start.min(text.len())];
@@ -40,14 +52,20 @@ impl ScenarioError {
             }
             None => Location::File,
         };
-        ScenarioError { file: file.to_string(), location, message }
+        ScenarioError {
+            file: file.to_string(),
+            location,
+            message,
+        }
     }
 }
 
 impl fmt::Display for ScenarioError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.location {
-            Location::Position { line, col } => write!(f, "{}:{line}:{col}: {}", self.file, self.message),
+            Location::Position { line, col } => {
+                write!(f, "{}:{line}:{col}: {}", self.file, self.message)
+            }
             Location::Field(field) => write!(f, "{}: {field}: {}", self.file, self.message),
             Location::File => write!(f, "{}: {}", self.file, self.message),
         }

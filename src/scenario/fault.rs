@@ -11,15 +11,26 @@ use crate::process::NodeId;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dist", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Latency {
-    Constant { ms: f64 },
-    Uniform { min_ms: f64, max_ms: f64 },
+    Constant {
+        ms: f64,
+    },
+    Uniform {
+        min_ms: f64,
+        max_ms: f64,
+    },
     /// `min_ms` plus an exponential tail with the given mean (a long-tailed network).
-    Exponential { min_ms: f64, mean_ms: f64 },
+    Exponential {
+        min_ms: f64,
+        mean_ms: f64,
+    },
 }
 
 impl Default for Latency {
     fn default() -> Self {
-        Latency::Uniform { min_ms: 1.0, max_ms: 10.0 }
+        Latency::Uniform {
+            min_ms: 1.0,
+            max_ms: 10.0,
+        }
     }
 }
 
@@ -45,15 +56,21 @@ impl Latency {
         };
         match ok && self.finite() {
             true => Ok(()),
-            false => Err(format!("{self:?} is not a valid latency (non-negative, min <= max)")),
+            false => Err(format!(
+                "{self:?} is not a valid latency (non-negative, min <= max)"
+            )),
         }
     }
 
     fn finite(&self) -> bool {
         match *self {
             Latency::Constant { ms } => ms.is_finite() && ms < 1e9,
-            Latency::Uniform { min_ms, max_ms } => max_ms.is_finite() && min_ms < 1e9 && max_ms < 1e9,
-            Latency::Exponential { min_ms, mean_ms } => mean_ms.is_finite() && min_ms < 1e9 && mean_ms < 1e9,
+            Latency::Uniform { min_ms, max_ms } => {
+                max_ms.is_finite() && min_ms < 1e9 && max_ms < 1e9
+            }
+            Latency::Exponential { min_ms, mean_ms } => {
+                mean_ms.is_finite() && min_ms < 1e9 && mean_ms < 1e9
+            }
         }
     }
 }
@@ -213,13 +230,24 @@ impl Fault {
 
     /// Every node id the fault names, with the field it came from.
     pub fn node_ids(&self) -> Vec<(&'static str, NodeId)> {
-        let each = |field, ids: &Vec<NodeId>| ids.iter().map(move |&n| (field, n)).collect::<Vec<_>>();
+        let each =
+            |field, ids: &Vec<NodeId>| ids.iter().map(move |&n| (field, n)).collect::<Vec<_>>();
         match self {
-            Fault::Partition { groups, .. } => groups.iter().flat_map(|g| each("groups", g)).collect(),
-            Fault::OneWay { from, to, .. } => [each("from", from), each("to", to)].concat(),
-            Fault::Bridge { bridge, left, right, .. } => {
-                [vec![("bridge", *bridge)], each("left", left), each("right", right)].concat()
+            Fault::Partition { groups, .. } => {
+                groups.iter().flat_map(|g| each("groups", g)).collect()
             }
+            Fault::OneWay { from, to, .. } => [each("from", from), each("to", to)].concat(),
+            Fault::Bridge {
+                bridge,
+                left,
+                right,
+                ..
+            } => [
+                vec![("bridge", *bridge)],
+                each("left", left),
+                each("right", right),
+            ]
+            .concat(),
             Fault::LatencySpike { nodes, .. } => each("nodes", nodes),
             Fault::Isolate { node, .. }
             | Fault::Crash { node, .. }

@@ -83,7 +83,9 @@ struct ClusterDoc {
 /// The typed pass: only the protocol's own tables, at their place in the file, so
 /// that their errors carry lines and columns too.
 #[derive(Deserialize)]
-#[serde(bound(deserialize = "C: serde::de::DeserializeOwned + Default, W: serde::de::DeserializeOwned + Default"))]
+#[serde(bound(
+    deserialize = "C: serde::de::DeserializeOwned + Default, W: serde::de::DeserializeOwned + Default"
+))]
 struct TypedDoc<C, W> {
     cluster: TypedCluster<C>,
     #[serde(default)]
@@ -153,8 +155,14 @@ pub struct RandomFaults {
 impl Default for RandomFaults {
     fn default() -> Self {
         RandomFaults {
-            interval_ms: RangeMs { min: 1_000, max: 3_000 },
-            duration_ms: RangeMs { min: 500, max: 5_000 },
+            interval_ms: RangeMs {
+                min: 1_000,
+                max: 3_000,
+            },
+            duration_ms: RangeMs {
+                min: 500,
+                max: 5_000,
+            },
             kinds: vec![FaultKind::Partition, FaultKind::Crash],
             max_down: 1,
             start_ms: 0,
@@ -163,7 +171,10 @@ impl Default for RandomFaults {
             torn_rate: 0.5,
             loss_rate: 0.2,
             duplicate_rate: 0.2,
-            spike: Latency::Exponential { min_ms: 50.0, mean_ms: 200.0 },
+            spike: Latency::Exponential {
+                min_ms: 50.0,
+                mean_ms: 200.0,
+            },
             clock_offset_ms_max: 500,
             drift_ppm_max: 1_000.0,
         }
@@ -190,7 +201,10 @@ pub struct LivenessSpec {
 
 impl Default for LivenessSpec {
     fn default() -> Self {
-        LivenessSpec { quiesce_ms: 10_000, check: true }
+        LivenessSpec {
+            quiesce_ms: 10_000,
+            check: true,
+        }
     }
 }
 
@@ -207,7 +221,8 @@ impl Scenario {
     /// Reads a scenario file. `file` is the name used in error messages.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::file(&file, format!("cannot read: {e}")))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::file(&file, format!("cannot read: {e}")))?;
         Scenario::parse(&file, &text)
     }
 
@@ -219,17 +234,24 @@ impl Scenario {
             return Scenario::load(path);
         }
         let file = format!("{}.toml", name_or_path.trim_end_matches(".toml"));
-        for dir in [Path::new("scenarios"), &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")] {
+        for dir in [
+            Path::new("scenarios"),
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"),
+        ] {
             let candidate = dir.join(&file);
             if candidate.exists() {
                 return Scenario::load(&candidate);
             }
         }
-        Err(ScenarioError::file(name_or_path, "no such file, and no scenario of that name in scenarios/"))
+        Err(ScenarioError::file(
+            name_or_path,
+            "no such file, and no scenario of that name in scenarios/",
+        ))
     }
 
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
-        let doc: ScenarioDoc = toml::from_str(text).map_err(|e| ScenarioError::toml(file, text, &e))?;
+        let doc: ScenarioDoc =
+            toml::from_str(text).map_err(|e| ScenarioError::toml(file, text, &e))?;
         let scenario = Scenario {
             file: file.to_string(),
             text: text.to_string(),
@@ -252,20 +274,34 @@ impl Scenario {
 
     /// The protocol's own tables, typed, and the set-up for `S` with `extra_bugs`.
     pub fn setup<S: System>(&self, extra_bugs: &[String]) -> Result<Setup<S>, ScenarioError> {
-        let doc: TypedDoc<S::Config, S::Workload> =
-            toml::from_str(&self.text).map_err(|e| ScenarioError::toml(&self.file, &self.text, &e))?;
+        let doc: TypedDoc<S::Config, S::Workload> = toml::from_str(&self.text)
+            .map_err(|e| ScenarioError::toml(&self.file, &self.text, &e))?;
         let mut bugs = self.bugs.clone();
         bugs.extend(extra_bugs.iter().cloned());
         for (i, bug) in bugs.iter().enumerate() {
             if !S::bugs().iter().any(|b| b.name == bug) {
                 let known: Vec<_> = S::bugs().iter().map(|b| b.name).collect();
-                let field = if i < self.bugs.len() { format!("bugs[{i}]") } else { "--bug".to_string() };
-                let message = format!("unknown bug `{bug}` for protocol {} (known: {})", S::NAME, known.join(", "));
+                let field = if i < self.bugs.len() {
+                    format!("bugs[{i}]")
+                } else {
+                    "--bug".to_string()
+                };
+                let message = format!(
+                    "unknown bug `{bug}` for protocol {} (known: {})",
+                    S::NAME,
+                    known.join(", ")
+                );
                 return Err(ScenarioError::field(&self.file, field, message));
             }
         }
-        let setup = Setup { nodes: self.nodes, config: doc.cluster.config, workload: doc.workload, bugs };
-        S::validate(&setup).map_err(|(field, message)| ScenarioError::field(&self.file, field, message))?;
+        let setup = Setup {
+            nodes: self.nodes,
+            config: doc.cluster.config,
+            workload: doc.workload,
+            bugs,
+        };
+        S::validate(&setup)
+            .map_err(|(field, message)| ScenarioError::field(&self.file, field, message))?;
         Ok(setup)
     }
 
@@ -281,25 +317,37 @@ impl Scenario {
 
     fn validate(&self) -> Result<(), ScenarioError> {
         if self.nodes == 0 || self.nodes > NODES_MAX {
-            return Err(self.err("cluster.nodes", format!("must be between 1 and {NODES_MAX}, not {}", self.nodes)));
+            return Err(self.err(
+                "cluster.nodes",
+                format!("must be between 1 and {NODES_MAX}, not {}", self.nodes),
+            ));
         }
         check_duration(self, "duration_ms", self.duration_ms)?;
         check_duration(self, "liveness.quiesce_ms", self.liveness.quiesce_ms)?;
         let net = &self.network;
-        for (field, p) in [("loss", net.loss), ("duplicate", net.duplicate), ("reorder", net.reorder)] {
+        for (field, p) in [
+            ("loss", net.loss),
+            ("duplicate", net.duplicate),
+            ("reorder", net.reorder),
+        ] {
             check_probability(self, &format!("network.{field}"), p)?;
         }
         if !(0.0..=1e6).contains(&net.reorder_ms_max) {
             return Err(self.err("network.reorder_ms_max", "must be between 0 and 1000000"));
         }
-        net.latency.check().map_err(|m| self.err("network.latency", m))?;
+        net.latency
+            .check()
+            .map_err(|m| self.err("network.latency", m))?;
         if let Some(l) = &net.client_latency {
-            l.check().map_err(|m| self.err("network.client_latency", m))?;
+            l.check()
+                .map_err(|m| self.err("network.client_latency", m))?;
         }
         for (i, link) in net.links.iter().enumerate() {
             self.check_node(&format!("network.links[{i}].from"), link.from)?;
             self.check_node(&format!("network.links[{i}].to"), link.to)?;
-            link.latency.check().map_err(|m| self.err(format!("network.links[{i}].latency"), m))?;
+            link.latency
+                .check()
+                .map_err(|m| self.err(format!("network.links[{i}].latency"), m))?;
         }
         self.check_faults("faults", &self.faults)?;
         if let Some(random) = &self.random {
@@ -311,7 +359,13 @@ impl Scenario {
     fn check_node(&self, field: &str, node: NodeId) -> Result<(), ScenarioError> {
         match node < self.nodes {
             true => Ok(()),
-            false => Err(self.err(field, format!("node {node} is out of range: the cluster has nodes 0..{}", self.nodes))),
+            false => Err(self.err(
+                field,
+                format!(
+                    "node {node} is out of range: the cluster has nodes 0..{}",
+                    self.nodes
+                ),
+            )),
         }
     }
 
@@ -323,12 +377,18 @@ impl Scenario {
                 self.check_node(&field(name), node)?;
             }
             if fault.at_ms() >= self.duration_ms {
-                let message = format!("starts at or after the fault phase ends (duration_ms = {})", self.duration_ms);
+                let message = format!(
+                    "starts at or after the fault phase ends (duration_ms = {})",
+                    self.duration_ms
+                );
                 return Err(self.err(field("at_ms"), message));
             }
             if let Some(end) = fault.end_ms() {
                 if end <= fault.at_ms() {
-                    let message = format!("{end} is not after the fault's start at_ms = {}", fault.at_ms());
+                    let message = format!(
+                        "{end} is not after the fault's start at_ms = {}",
+                        fault.at_ms()
+                    );
                     return Err(self.err(field(fault.end_field()), message));
                 }
             }
@@ -336,7 +396,11 @@ impl Scenario {
         }
         // The same node cannot be down twice at once: that would be more concurrent
         // crashes than there are nodes to crash.
-        let downs: Vec<_> = faults.iter().enumerate().filter_map(|(i, f)| Some((i, f.downed_node()?, f))).collect();
+        let downs: Vec<_> = faults
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| Some((i, f.downed_node()?, f)))
+            .collect();
         for (a, (i, node, f)) in downs.iter().enumerate() {
             for (j, other, g) in &downs[a + 1..] {
                 let end = |f: &Fault| f.end_ms().unwrap_or(u64::MAX);
@@ -350,9 +414,15 @@ impl Scenario {
     }
 
     fn check_random(&self, r: &RandomFaults) -> Result<(), ScenarioError> {
-        for (field, range) in [("interval_ms", r.interval_ms), ("duration_ms", r.duration_ms)] {
+        for (field, range) in [
+            ("interval_ms", r.interval_ms),
+            ("duration_ms", r.duration_ms),
+        ] {
             if range.min == 0 || range.min > range.max || range.max > DURATION_MS_MAX {
-                let message = format!("needs 0 < min <= max <= {DURATION_MS_MAX}, not {}..{}", range.min, range.max);
+                let message = format!(
+                    "needs 0 < min <= max <= {DURATION_MS_MAX}, not {}..{}",
+                    range.min, range.max
+                );
                 return Err(self.err(format!("random.{field}"), message));
             }
         }
@@ -360,7 +430,10 @@ impl Scenario {
             return Err(self.err("random.kinds", "names no fault kind"));
         }
         if r.max_down > self.nodes {
-            let message = format!("{} nodes down at once is more than the cluster's {} nodes", r.max_down, self.nodes);
+            let message = format!(
+                "{} nodes down at once is more than the cluster's {} nodes",
+                r.max_down, self.nodes
+            );
             return Err(self.err("random.max_down", message));
         }
         let needs = |kind: FaultKind| match kind {
@@ -369,22 +442,35 @@ impl Scenario {
             _ => 1,
         };
         if let Some(kind) = r.kinds.iter().find(|&&k| needs(k) > self.nodes) {
-            return Err(self.err("random.kinds", format!("{kind:?} needs at least {} nodes", needs(*kind))));
+            return Err(self.err(
+                "random.kinds",
+                format!("{kind:?} needs at least {} nodes", needs(*kind)),
+            ));
         }
         if r.max_faults > RANDOM_FAULTS_MAX {
             return Err(self.err("random.max_faults", format!("at most {RANDOM_FAULTS_MAX}")));
         }
         if let Some(end) = r.end_ms {
             if end <= r.start_ms || end > self.duration_ms {
-                return Err(self.err("random.end_ms", "must be after start_ms and at most duration_ms"));
+                return Err(self.err(
+                    "random.end_ms",
+                    "must be after start_ms and at most duration_ms",
+                ));
             }
         }
-        for (field, p) in [("torn_rate", r.torn_rate), ("loss_rate", r.loss_rate), ("duplicate_rate", r.duplicate_rate)] {
+        for (field, p) in [
+            ("torn_rate", r.torn_rate),
+            ("loss_rate", r.loss_rate),
+            ("duplicate_rate", r.duplicate_rate),
+        ] {
             check_probability(self, &format!("random.{field}"), p)?;
         }
         r.spike.check().map_err(|m| self.err("random.spike", m))?;
         if !(0..=3_600_000).contains(&r.clock_offset_ms_max) {
-            return Err(self.err("random.clock_offset_ms_max", "must be between 0 and 3600000"));
+            return Err(self.err(
+                "random.clock_offset_ms_max",
+                "must be between 0 and 3600000",
+            ));
         }
         if !(0.0..=100_000.0).contains(&r.drift_ppm_max) {
             return Err(self.err("random.drift_ppm_max", "must be between 0 and 100000"));
@@ -396,7 +482,10 @@ impl Scenario {
 fn check_duration(s: &Scenario, field: &str, ms: u64) -> Result<(), ScenarioError> {
     match ms > 0 && ms <= DURATION_MS_MAX {
         true => Ok(()),
-        false => Err(s.err(field, format!("must be more than 0 and at most {DURATION_MS_MAX}, not {ms}"))),
+        false => Err(s.err(
+            field,
+            format!("must be more than 0 and at most {DURATION_MS_MAX}, not {ms}"),
+        )),
     }
 }
 
@@ -415,7 +504,10 @@ fn check_fault_shape(fault: &Fault) -> Result<(), (&'static str, String)> {
     match fault {
         Fault::Partition { groups, .. } => {
             if groups.is_empty() || groups.iter().any(|g| g.is_empty()) {
-                return Err(("groups", "needs at least one group and no empty group".into()));
+                return Err((
+                    "groups",
+                    "needs at least one group and no empty group".into(),
+                ));
             }
             let all: Vec<_> = groups.concat();
             let mut sorted = all.clone();
@@ -433,7 +525,12 @@ fn check_fault_shape(fault: &Fault) -> Result<(), (&'static str, String)> {
                 return Err(("to", format!("node {n} is on both sides")));
             }
         }
-        Fault::Bridge { bridge, left, right, .. } => {
+        Fault::Bridge {
+            bridge,
+            left,
+            right,
+            ..
+        } => {
             if left.is_empty() || right.is_empty() {
                 return Err(("left", "`left` and `right` must both name nodes".into()));
             }
@@ -441,13 +538,20 @@ fn check_fault_shape(fault: &Fault) -> Result<(), (&'static str, String)> {
                 return Err(("right", format!("node {n} is on both sides")));
             }
             if left.contains(bridge) || right.contains(bridge) {
-                return Err(("bridge", format!("the bridge node {bridge} is also on a side")));
+                return Err((
+                    "bridge",
+                    format!("the bridge node {bridge} is also on a side"),
+                ));
             }
         }
         Fault::Loss { rate, .. } | Fault::Duplicate { rate, .. } if !(0.0..=1.0).contains(rate) => {
             return Err(("rate", format!("{rate} is not a probability in [0, 1]")));
         }
-        Fault::Clock { drift_ppm, offset_ms, .. } => {
+        Fault::Clock {
+            drift_ppm,
+            offset_ms,
+            ..
+        } => {
             if !(-100_000.0..=100_000.0).contains(drift_ppm) {
                 return Err(("drift_ppm", "must be between -100000 and 100000".into()));
             }

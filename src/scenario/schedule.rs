@@ -36,8 +36,10 @@ impl Schedule {
     /// Reads a schedule file and checks it against the scenario it will run with.
     pub fn load(path: &std::path::Path, scenario: &Scenario) -> Result<Schedule, ScenarioError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError::file(&file, format!("cannot read: {e}")))?;
-        let schedule: Schedule = toml::from_str(&text).map_err(|e| ScenarioError::toml(&file, &text, &e))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ScenarioError::file(&file, format!("cannot read: {e}")))?;
+        let schedule: Schedule =
+            toml::from_str(&text).map_err(|e| ScenarioError::toml(&file, &text, &e))?;
         let mut checked = scenario.clone();
         checked.file = file;
         checked.check_faults("faults", &schedule.faults)?;
@@ -61,20 +63,32 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
         }
         let until = (t + rng.gen_range(r.duration_ms.min..=r.duration_ms.max)).min(end_ms);
         let heal = (until > t).then_some(until);
-        let kind = *r.kinds.choose(&mut rng).expect("validated: kinds is not empty");
+        let kind = *r
+            .kinds
+            .choose(&mut rng)
+            .expect("validated: kinds is not empty");
         let fault = match kind {
             FaultKind::Partition => {
                 let mut nodes: Vec<_> = (0..n).collect();
                 nodes.shuffle(&mut rng);
                 let cut = rng.gen_range(1..n);
-                Some(Fault::Partition { at_ms: t, heal_ms: heal, groups: vec![nodes[..cut].to_vec()] })
+                Some(Fault::Partition {
+                    at_ms: t,
+                    heal_ms: heal,
+                    groups: vec![nodes[..cut].to_vec()],
+                })
             }
             FaultKind::OneWay => {
                 let mut nodes: Vec<_> = (0..n).collect();
                 nodes.shuffle(&mut rng);
                 let cut = rng.gen_range(1..n);
                 let (from, to) = nodes.split_at(cut);
-                Some(Fault::OneWay { at_ms: t, heal_ms: heal, from: from.to_vec(), to: to.to_vec() })
+                Some(Fault::OneWay {
+                    at_ms: t,
+                    heal_ms: heal,
+                    from: from.to_vec(),
+                    to: to.to_vec(),
+                })
             }
             FaultKind::Bridge => {
                 let mut nodes: Vec<_> = (0..n).collect();
@@ -82,12 +96,29 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 let bridge = nodes.pop().expect("validated: at least 3 nodes");
                 let cut = rng.gen_range(1..nodes.len());
                 let (left, right) = nodes.split_at(cut);
-                Some(Fault::Bridge { at_ms: t, heal_ms: heal, bridge, left: left.to_vec(), right: right.to_vec() })
+                Some(Fault::Bridge {
+                    at_ms: t,
+                    heal_ms: heal,
+                    bridge,
+                    left: left.to_vec(),
+                    right: right.to_vec(),
+                })
             }
-            FaultKind::Isolate => Some(Fault::Isolate { at_ms: t, heal_ms: heal, node: rng.gen_range(0..n) }),
+            FaultKind::Isolate => Some(Fault::Isolate {
+                at_ms: t,
+                heal_ms: heal,
+                node: rng.gen_range(0..n),
+            }),
             FaultKind::Crash | FaultKind::Pause => {
-                let down_at = |node: NodeId| downs.iter().any(|&(d, a, b)| d == node && a < until && t < b);
-                let concurrent = downs.iter().filter(|&&(_, a, b)| a < until && t < b).count();
+                let down_at = |node: NodeId| {
+                    downs
+                        .iter()
+                        .any(|&(d, a, b)| d == node && a < until && t < b)
+                };
+                let concurrent = downs
+                    .iter()
+                    .filter(|&&(_, a, b)| a < until && t < b)
+                    .count();
                 let candidates: Vec<_> = (0..n).filter(|&node| !down_at(node)).collect();
                 match (concurrent < r.max_down, candidates.choose(&mut rng)) {
                     (true, Some(&node)) => {
@@ -95,9 +126,18 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                         Some(match kind {
                             FaultKind::Crash => {
                                 let torn = rng.gen_bool(r.torn_rate);
-                                Fault::Crash { at_ms: t, restart_ms: heal, node, torn }
+                                Fault::Crash {
+                                    at_ms: t,
+                                    restart_ms: heal,
+                                    node,
+                                    torn,
+                                }
                             }
-                            _ => Fault::Pause { at_ms: t, resume_ms: heal, node },
+                            _ => Fault::Pause {
+                                at_ms: t,
+                                resume_ms: heal,
+                                node,
+                            },
                         })
                     }
                     _ => None,
@@ -105,15 +145,38 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             }
             FaultKind::Clock => {
                 let offset_ms = rng.gen_range(-r.clock_offset_ms_max..=r.clock_offset_ms_max);
-                let drift_ppm = (rng.gen_range(-r.drift_ppm_max..=r.drift_ppm_max) * 10.0).round() / 10.0;
-                Some(Fault::Clock { at_ms: t, node: rng.gen_range(0..n), offset_ms, drift_ppm })
+                let drift_ppm =
+                    (rng.gen_range(-r.drift_ppm_max..=r.drift_ppm_max) * 10.0).round() / 10.0;
+                Some(Fault::Clock {
+                    at_ms: t,
+                    node: rng.gen_range(0..n),
+                    offset_ms,
+                    drift_ppm,
+                })
             }
             FaultKind::LatencySpike => {
-                let nodes = if rng.gen_bool(0.3) { Vec::new() } else { vec![rng.gen_range(0..n)] };
-                Some(Fault::LatencySpike { at_ms: t, heal_ms: heal, nodes, delay: r.spike.clone() })
+                let nodes = if rng.gen_bool(0.3) {
+                    Vec::new()
+                } else {
+                    vec![rng.gen_range(0..n)]
+                };
+                Some(Fault::LatencySpike {
+                    at_ms: t,
+                    heal_ms: heal,
+                    nodes,
+                    delay: r.spike.clone(),
+                })
             }
-            FaultKind::Loss => Some(Fault::Loss { at_ms: t, heal_ms: heal, rate: r.loss_rate }),
-            FaultKind::Duplicate => Some(Fault::Duplicate { at_ms: t, heal_ms: heal, rate: r.duplicate_rate }),
+            FaultKind::Loss => Some(Fault::Loss {
+                at_ms: t,
+                heal_ms: heal,
+                rate: r.loss_rate,
+            }),
+            FaultKind::Duplicate => Some(Fault::Duplicate {
+                at_ms: t,
+                heal_ms: heal,
+                rate: r.duplicate_rate,
+            }),
         };
         faults.extend(fault);
     }

@@ -16,7 +16,10 @@ pub struct Clock {
 
 impl Clock {
     fn local_ns(&self, true_ns: u64) -> i128 {
-        assert!(true_ns >= self.base_true_ns, "clock read before its last change");
+        assert!(
+            true_ns >= self.base_true_ns,
+            "clock read before its last change"
+        );
         let elapsed = (true_ns - self.base_true_ns) as f64;
         self.base_local_ns + (elapsed * (1.0 + self.drift_ppm / 1e6)) as i128
     }

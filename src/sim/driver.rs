@@ -45,7 +45,11 @@ async fn wait<S: System>(world: &Shared<S>, notify: &Notify, deadline_ns: Option
     match deadline_ns {
         Some(at) => {
             let now = lock(world).now_ns();
-            let _ = madsim::time::timeout(Duration::from_nanos(at.saturating_sub(now)), notify.notified()).await;
+            let _ = madsim::time::timeout(
+                Duration::from_nanos(at.saturating_sub(now)),
+                notify.notified(),
+            )
+            .await;
         }
         None => notify.notified().await,
     }
@@ -84,22 +88,45 @@ pub async fn simulate<S: System>(
     record: bool,
 ) -> SimResult<S> {
     let handle = Handle::current();
-    let world: Shared<S> = Arc::new(Mutex::new(World::new(setup, &scenario.network, schedule.seed, record)));
+    let world: Shared<S> = Arc::new(Mutex::new(World::new(
+        setup,
+        &scenario.network,
+        schedule.seed,
+        record,
+    )));
     let (nodes, clients, stop, start) = {
         let w = lock(&world);
-        (w.nodes.len(), w.clients.len(), w.stop.clone(), w.start_instant())
+        (
+            w.nodes.len(),
+            w.clients.len(),
+            w.stop.clone(),
+            w.start_instant(),
+        )
     };
     for id in 0..nodes {
         let w = world.clone();
-        let node = handle.create_node().name(format!("n{id}")).init(move || node_main(w.clone(), id)).build();
+        let node = handle
+            .create_node()
+            .name(format!("n{id}"))
+            .init(move || node_main(w.clone(), id))
+            .build();
         lock(&world).nodes[id].madsim = Some(node.id());
     }
     for c in 0..clients {
         let w = world.clone();
-        handle.create_node().name(format!("c{c}")).init(move || client_main(w.clone(), c)).build();
+        handle
+            .create_node()
+            .name(format!("c{c}"))
+            .init(move || client_main(w.clone(), c))
+            .build();
     }
 
-    let mut nemesis = Nemesis { handle: &handle, world: &world, faults: &schedule.faults, active: BTreeSet::new() };
+    let mut nemesis = Nemesis {
+        handle: &handle,
+        world: &world,
+        faults: &schedule.faults,
+        active: BTreeSet::new(),
+    };
     let duration_ns = scenario.duration_ms * 1_000_000;
     let mut timeline: Vec<(u64, usize, bool)> = Vec::new();
     for (i, fault) in schedule.faults.iter().enumerate() {
@@ -112,7 +139,10 @@ pub async fn simulate<S: System>(
 
     // Safety phase: faults as scheduled.
     let mut failed = false;
-    for (at_ns, index, on) in timeline.into_iter().chain([(duration_ns, usize::MAX, false)]) {
+    for (at_ns, index, on) in timeline
+        .into_iter()
+        .chain([(duration_ns, usize::MAX, false)])
+    {
         failed = !sleep_until(&world, &stop, start, at_ns).await;
         if failed {
             break;
@@ -127,7 +157,9 @@ pub async fn simulate<S: System>(
         nemesis.heal_all();
         let mut w = lock(&world);
         let now = w.now_ns();
-        w.trace.event(now, Actor::Sim, "heal", &(), || "every fault healed; clients quiesce".into());
+        w.trace.event(now, Actor::Sim, "heal", &(), || {
+            "every fault healed; clients quiesce".into()
+        });
         w.quiesce_clients();
     }
     let heal_ns = lock(&world).now_ns();
@@ -146,7 +178,10 @@ pub async fn simulate<S: System>(
             Err(reasons) if now >= deadline_ns => {
                 if scenario.liveness.check {
                     let bound = scenario.liveness.quiesce_ms;
-                    let message = format!("not settled {bound} ms after the heal: {}", reasons.join("; "));
+                    let message = format!(
+                        "not settled {bound} ms after the heal: {}",
+                        reasons.join("; ")
+                    );
                     lock(&world).fail(FailureKind::Liveness, "liveness", message);
                 }
                 break;
@@ -175,7 +210,12 @@ pub async fn simulate<S: System>(
 }
 
 /// Sleeps until `at_ns` after the start; `false` if the run failed first.
-async fn sleep_until<S: System>(world: &Shared<S>, stop: &Notify, start: madsim::time::Instant, at_ns: u64) -> bool {
+async fn sleep_until<S: System>(
+    world: &Shared<S>,
+    stop: &Notify,
+    start: madsim::time::Instant,
+    at_ns: u64,
+) -> bool {
     loop {
         {
             let w = lock(world);
@@ -187,7 +227,8 @@ async fn sleep_until<S: System>(world: &Shared<S>, stop: &Notify, start: madsim:
             }
         }
         let deadline = start + Duration::from_nanos(at_ns);
-        let _ = madsim::time::timeout(deadline - madsim::time::Instant::now(), stop.notified()).await;
+        let _ =
+            madsim::time::timeout(deadline - madsim::time::Instant::now(), stop.notified()).await;
     }
 }
 
@@ -208,7 +249,8 @@ impl<S: System> Nemesis<'_, S> {
         let mut w = lock(self.world);
         let now = w.now_ns();
         let event = if on { "fault" } else { "heal" };
-        w.trace.event(now, Actor::Sim, event, &index, || format!("{fault:?}"));
+        w.trace
+            .event(now, Actor::Sim, event, &index, || format!("{fault:?}"));
         match *fault {
             Fault::Crash { node, torn, .. } => {
                 let id = w.nodes[node].madsim.expect("node built");
@@ -233,7 +275,12 @@ impl<S: System> Nemesis<'_, S> {
                     false => self.handle.resume(id),
                 }
             }
-            Fault::Clock { node, offset_ms, drift_ppm, .. } => {
+            Fault::Clock {
+                node,
+                offset_ms,
+                drift_ppm,
+                ..
+            } => {
                 assert!(on, "clock faults do not end");
                 w.nodes[node].clock.set(now, offset_ms, drift_ppm);
             }
@@ -251,6 +298,9 @@ impl<S: System> Nemesis<'_, S> {
             self.toggle(index, false);
         }
         let w = lock(self.world);
-        assert!(w.nodes.iter().all(|n| n.status != Status::Paused), "every pause ends at the heal");
+        assert!(
+            w.nodes.iter().all(|n| n.status != Status::Paused),
+            "every pause ends at the heal"
+        );
     }
 }

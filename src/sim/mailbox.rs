@@ -63,7 +63,9 @@ impl<I, T> Mailbox<I, T> {
     /// Drops inputs due before `now_ns` (they reached a dead actor); returns how many.
     pub fn drop_inputs_before(&mut self, now_ns: u64) -> Vec<I> {
         let keep = self.inputs.split_off(&(now_ns, 0));
-        std::mem::replace(&mut self.inputs, keep).into_values().collect()
+        std::mem::replace(&mut self.inputs, keep)
+            .into_values()
+            .collect()
     }
 
     pub fn next_due_ns(&self) -> Option<u64> {
@@ -74,8 +76,16 @@ impl<I, T> Mailbox<I, T> {
 
     /// The earliest item due at or before `now_ns`; inputs first on a tie.
     pub fn pop_due(&mut self, now_ns: u64) -> Option<Due<I, T>> {
-        let input = self.inputs.first_key_value().map(|(k, _)| k.0).filter(|&t| t <= now_ns);
-        let timer = self.timers.first_key_value().map(|(k, _)| k.0).filter(|&t| t <= now_ns);
+        let input = self
+            .inputs
+            .first_key_value()
+            .map(|(k, _)| k.0)
+            .filter(|&t| t <= now_ns);
+        let timer = self
+            .timers
+            .first_key_value()
+            .map(|(k, _)| k.0)
+            .filter(|&t| t <= now_ns);
         match (input, timer) {
             (Some(i), Some(t)) if t < i => self.pop_timer(),
             (Some(_), _) => self.inputs.pop_first().map(|(_, i)| Due::Input(i)),

@@ -36,7 +36,10 @@ impl DropReason {
 pub enum Fate {
     Dropped(DropReason),
     /// Arrives after `latency_ns`; a duplicate, if any, after its own latency.
-    Delivered { latency_ns: u64, duplicate_ns: Option<u64> },
+    Delivered {
+        latency_ns: u64,
+        duplicate_ns: Option<u64>,
+    },
 }
 
 pub struct Network {
@@ -62,7 +65,10 @@ impl Network {
         }
         Network {
             nodes,
-            client_latency: spec.client_latency.clone().unwrap_or_else(|| spec.latency.clone()),
+            client_latency: spec
+                .client_latency
+                .clone()
+                .unwrap_or_else(|| spec.latency.clone()),
             spec: spec.clone(),
             link_latency,
             cuts: vec![0; nodes * nodes],
@@ -86,13 +92,23 @@ impl Network {
             return Fate::Dropped(DropReason::Loss);
         }
         let latency_ns = self.latency_ns(from, to);
-        let duplicate = self.duplicate.iter().map(|w| w.1).fold(self.spec.duplicate, f64::max);
-        let duplicate_ns = (duplicate > 0.0 && self.rng.gen_bool(duplicate)).then(|| self.latency_ns(from, to));
-        Fate::Delivered { latency_ns, duplicate_ns }
+        let duplicate = self
+            .duplicate
+            .iter()
+            .map(|w| w.1)
+            .fold(self.spec.duplicate, f64::max);
+        let duplicate_ns =
+            (duplicate > 0.0 && self.rng.gen_bool(duplicate)).then(|| self.latency_ns(from, to));
+        Fate::Delivered {
+            latency_ns,
+            duplicate_ns,
+        }
     }
 
     fn latency_ns(&mut self, from: NodeId, to: NodeId) -> u64 {
-        let base = self.link_latency[from * self.nodes + to].as_ref().unwrap_or(&self.spec.latency);
+        let base = self.link_latency[from * self.nodes + to]
+            .as_ref()
+            .unwrap_or(&self.spec.latency);
         let mut ns = base.sample_ns(&mut self.rng);
         for (_, (nodes, delay)) in &self.spikes {
             if nodes.is_empty() || nodes.contains(&from) || nodes.contains(&to) {
@@ -114,13 +130,20 @@ impl Network {
     /// are not network faults are ignored.
     pub fn apply(&mut self, index: usize, fault: &Fault, on: bool) {
         match fault {
-            Fault::LatencySpike { nodes, delay, .. } => toggle(&mut self.spikes, index, on, || (nodes.clone(), delay.clone())),
+            Fault::LatencySpike { nodes, delay, .. } => toggle(&mut self.spikes, index, on, || {
+                (nodes.clone(), delay.clone())
+            }),
             Fault::Loss { rate, .. } => toggle(&mut self.loss, index, on, || *rate),
             Fault::Duplicate { rate, .. } => toggle(&mut self.duplicate, index, on, || *rate),
             _ => {
                 for (from, to) in cut_links(self.nodes, fault) {
                     let count = &mut self.cuts[from * self.nodes + to];
-                    *count = if on { count.checked_add(1) } else { count.checked_sub(1) }.expect("cut count in range");
+                    *count = if on {
+                        count.checked_add(1)
+                    } else {
+                        count.checked_sub(1)
+                    }
+                    .expect("cut count in range");
                 }
             }
         }
@@ -134,7 +157,11 @@ fn toggle<T>(windows: &mut Vec<(usize, T)>, index: usize, on: bool, value: impl 
     } else {
         let before = windows.len();
         windows.retain(|w| w.0 != index);
-        assert_eq!(windows.len() + 1, before, "closing fault {index} that was not open");
+        assert_eq!(
+            windows.len() + 1,
+            before,
+            "closing fault {index} that was not open"
+        );
     }
 }
 
@@ -152,7 +179,12 @@ pub fn cut_links(nodes: usize, fault: &Fault) -> Vec<(NodeId, NodeId)> {
     };
     match fault {
         Fault::Partition { groups, .. } => {
-            let group_of = |n: NodeId| groups.iter().position(|g| g.contains(&n)).unwrap_or(groups.len());
+            let group_of = |n: NodeId| {
+                groups
+                    .iter()
+                    .position(|g| g.contains(&n))
+                    .unwrap_or(groups.len())
+            };
             let mut links = Vec::new();
             for from in 0..nodes {
                 for to in 0..nodes {
@@ -163,7 +195,10 @@ pub fn cut_links(nodes: usize, fault: &Fault) -> Vec<(NodeId, NodeId)> {
             }
             links
         }
-        Fault::OneWay { from, to, .. } => from.iter().flat_map(|&f| to.iter().map(move |&t| (f, t))).collect(),
+        Fault::OneWay { from, to, .. } => from
+            .iter()
+            .flat_map(|&f| to.iter().map(move |&t| (f, t)))
+            .collect(),
         Fault::Bridge { left, right, .. } => both(left, right),
         Fault::Isolate { node, .. } => {
             let others: Vec<_> = (0..nodes).filter(|n| n != node).collect();
@@ -179,14 +214,27 @@ mod tests {
     use crate::sim::rng::{stream, Purpose};
 
     fn net(nodes: usize) -> Network {
-        Network::new(nodes, &NetworkSpec::default(), stream(7, Purpose::Network, 0))
+        Network::new(
+            nodes,
+            &NetworkSpec::default(),
+            stream(7, Purpose::Network, 0),
+        )
     }
 
     #[test]
     fn overlapping_cuts_heal_independently() {
         let mut n = net(3);
-        let isolate = Fault::Isolate { at_ms: 0, heal_ms: None, node: 0 };
-        let one_way = Fault::OneWay { at_ms: 0, heal_ms: None, from: vec![0], to: vec![1] };
+        let isolate = Fault::Isolate {
+            at_ms: 0,
+            heal_ms: None,
+            node: 0,
+        };
+        let one_way = Fault::OneWay {
+            at_ms: 0,
+            heal_ms: None,
+            from: vec![0],
+            to: vec![1],
+        };
         n.apply(0, &isolate, true);
         n.apply(1, &one_way, true);
         n.apply(0, &isolate, false);
@@ -199,7 +247,13 @@ mod tests {
     #[test]
     fn a_bridge_sees_both_sides_and_the_sides_do_not_see_each_other() {
         let mut n = net(5);
-        let bridge = Fault::Bridge { at_ms: 0, heal_ms: None, bridge: 2, left: vec![0, 1], right: vec![3, 4] };
+        let bridge = Fault::Bridge {
+            at_ms: 0,
+            heal_ms: None,
+            bridge: 2,
+            left: vec![0, 1],
+            right: vec![3, 4],
+        };
         n.apply(0, &bridge, true);
         for side in [0, 1, 3, 4] {
             assert!(n.connected(2, side) && n.connected(side, 2));
@@ -211,7 +265,15 @@ mod tests {
     #[test]
     fn unlisted_nodes_form_their_own_group() {
         let mut n = net(4);
-        n.apply(0, &Fault::Partition { at_ms: 0, heal_ms: None, groups: vec![vec![0]] }, true);
+        n.apply(
+            0,
+            &Fault::Partition {
+                at_ms: 0,
+                heal_ms: None,
+                groups: vec![vec![0]],
+            },
+            true,
+        );
         assert!(!n.connected(0, 1) && !n.connected(3, 0));
         assert!(n.connected(1, 2) && n.connected(3, 1));
     }

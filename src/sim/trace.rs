@@ -66,7 +66,10 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(record: bool) -> Self {
-        Trace { records: record.then(Vec::new), ..Trace::default() }
+        Trace {
+            records: record.then(Vec::new),
+            ..Trace::default()
+        }
     }
 
     pub fn recording(&self) -> bool {
@@ -97,7 +100,12 @@ impl Trace {
                 }
                 _ => tracing::debug!(target: "faultline", "{time} {actor} {event} {detail}"),
             }
-            records.push(TraceRecord { time_ns, actor: actor.to_string(), event, detail });
+            records.push(TraceRecord {
+                time_ns,
+                actor: actor.to_string(),
+                event,
+                detail,
+            });
         }
     }
 
@@ -116,5 +124,9 @@ impl Trace {
 
 /// Simulated time as `12.345678s`.
 pub fn fmt_time(time_ns: u64) -> String {
-    format!("{}.{:06}s", time_ns / 1_000_000_000, (time_ns % 1_000_000_000) / 1_000)
+    format!(
+        "{}.{:06}s",
+        time_ns / 1_000_000_000,
+        (time_ns % 1_000_000_000) / 1_000
+    )
 }

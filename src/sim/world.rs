@@ -196,8 +196,16 @@ impl<S: System> World<S> {
             return;
         }
         let time_ns = self.now_ns();
-        self.trace.event(time_ns, Actor::Sim, "failure", &(check, &message), || format!("{check}: {message}"));
-        self.failure = Some(Failure { kind, check: check.to_string(), message, time_ns });
+        self.trace
+            .event(time_ns, Actor::Sim, "failure", &(check, &message), || {
+                format!("{check}: {message}")
+            });
+        self.failure = Some(Failure {
+            kind,
+            check: check.to_string(),
+            message,
+            time_ns,
+        });
         self.stop.notify_one();
     }
 
@@ -207,7 +215,11 @@ impl<S: System> World<S> {
         let slot = &mut self.nodes[id];
         assert_eq!(slot.status, Status::Down, "node {id} started while running");
         slot.incarnation += 1;
-        slot.rng = stream(self.seed, Purpose::Node, ((id as u64) << 16) | slot.incarnation);
+        slot.rng = stream(
+            self.seed,
+            Purpose::Node,
+            ((id as u64) << 16) | slot.incarnation,
+        );
         slot.next_timer = 0;
         slot.mailbox.clear_timers();
         slot.status = Status::Up;
@@ -217,9 +229,12 @@ impl<S: System> World<S> {
         self.counters.restarts += u64::from(restart);
         let event = if restart { "restart" } else { "start" };
         let incarnation = slot.incarnation;
-        self.trace.event(now, Actor::Node(id), event, &(incarnation, lost), || {
-            format!("incarnation {incarnation}, {lost} messages that arrived while down dropped")
-        });
+        self.trace
+            .event(now, Actor::Node(id), event, &(incarnation, lost), || {
+                format!(
+                    "incarnation {incarnation}, {lost} messages that arrived while down dropped"
+                )
+            });
         self.processes[id] = Some(S::process(&self.setup, id));
         self.step_node(id, None);
     }
@@ -240,39 +255,62 @@ impl<S: System> World<S> {
     }
 
     /// One handler call: `None` is `on_start`.
-    fn step_node(&mut self, id: NodeId, due: Option<Due<NodeInput<P<S>>, <P<S> as Process>::Timer>>) {
+    fn step_node(
+        &mut self,
+        id: NodeId,
+        due: Option<Due<NodeInput<P<S>>, <P<S> as Process>::Timer>>,
+    ) {
         let now = self.now_ns();
         let n = self.setup.nodes;
         if let Some(Due::Input(NodeInput::Message { from, msg })) = &due {
             if !self.net.connected(*from, id) {
                 self.counters.dropped_partition += 1;
-                self.trace.event(now, Actor::Node(id), "drop", &(from, msg, "partition"), || {
-                    format!("from n{from} (cut in flight) {msg:?}")
-                });
+                self.trace.event(
+                    now,
+                    Actor::Node(id),
+                    "drop",
+                    &(from, msg, "partition"),
+                    || format!("from n{from} (cut in flight) {msg:?}"),
+                );
                 return;
             }
         }
         let slot = &mut self.nodes[id];
-        let process = self.processes[id].as_mut().expect("a running node has a process");
+        let process = self.processes[id]
+            .as_mut()
+            .expect("a running node has a process");
         let local = slot.clock.local(now);
         let mut effects = std::mem::take(&mut self.effects);
-        let mut ctx =
-            Context::new(id, n, local, &mut slot.rng, &mut slot.storage, &mut slot.next_timer, &mut effects);
+        let mut ctx = Context::new(
+            id,
+            n,
+            local,
+            &mut slot.rng,
+            &mut slot.storage,
+            &mut slot.next_timer,
+            &mut effects,
+        );
         let actor = Actor::Node(id);
         match due {
             None => process.on_start(&mut ctx),
             Some(Due::Input(NodeInput::Message { from, msg })) => {
                 self.counters.delivered += 1;
-                self.trace.event(now, actor, "deliver", &(from, &msg), || format!("from n{from} {msg:?}"));
+                self.trace.event(now, actor, "deliver", &(from, &msg), || {
+                    format!("from n{from} {msg:?}")
+                });
                 process.on_message(&mut ctx, from, msg);
             }
             Some(Due::Input(NodeInput::Request { id: request, req })) => {
-                self.trace.event(now, actor, "request", &(request, &req), || format!("{request:?} {req:?}"));
+                self.trace
+                    .event(now, actor, "request", &(request, &req), || {
+                        format!("{request:?} {req:?}")
+                    });
                 process.on_request(&mut ctx, request, req);
             }
             Some(Due::Timer(timer)) => {
                 self.counters.timers_fired += 1;
-                self.trace.event(now, actor, "timer", &(), || format!("{timer:?}"));
+                self.trace
+                    .event(now, actor, "timer", &(), || format!("{timer:?}"));
                 process.on_timer(&mut ctx, timer);
             }
         }
@@ -288,44 +326,76 @@ impl<S: System> World<S> {
                 Effect::Send { to, msg } => {
                     self.counters.sent += 1;
                     self.counters.bytes_sent += <P<S>>::message_bytes(&msg) as u64;
-                    self.trace.event(now, actor, "send", &(to, &msg), || format!("to n{to} {msg:?}"));
+                    self.trace.event(now, actor, "send", &(to, &msg), || {
+                        format!("to n{to} {msg:?}")
+                    });
                     match self.net.route(id, to) {
                         Fate::Dropped(reason) => {
                             match reason {
                                 DropReason::Loss => self.counters.dropped_loss += 1,
                                 _ => self.counters.dropped_partition += 1,
                             }
-                            self.trace.event(now, actor, "drop", &(to, reason), || format!("to n{to}: {}", reason.name()));
+                            self.trace.event(now, actor, "drop", &(to, reason), || {
+                                format!("to n{to}: {}", reason.name())
+                            });
                         }
-                        Fate::Delivered { latency_ns, duplicate_ns } => {
+                        Fate::Delivered {
+                            latency_ns,
+                            duplicate_ns,
+                        } => {
                             if let Some(dup_ns) = duplicate_ns {
                                 self.counters.duplicated += 1;
-                                self.trace.event(now, actor, "duplicate", &(to, dup_ns), || format!("to n{to}"));
-                                let copy = NodeInput::Message { from: id, msg: msg.clone() };
+                                self.trace
+                                    .event(now, actor, "duplicate", &(to, dup_ns), || {
+                                        format!("to n{to}")
+                                    });
+                                let copy = NodeInput::Message {
+                                    from: id,
+                                    msg: msg.clone(),
+                                };
                                 self.nodes[to].mailbox.push(now + dup_ns, copy);
                             }
-                            self.nodes[to].mailbox.push(now + latency_ns, NodeInput::Message { from: id, msg });
+                            self.nodes[to]
+                                .mailbox
+                                .push(now + latency_ns, NodeInput::Message { from: id, msg });
                         }
                     }
                 }
-                Effect::SetTimer { id: timer_id, after, timer } => {
+                Effect::SetTimer {
+                    id: timer_id,
+                    after,
+                    timer,
+                } => {
                     let slot = &mut self.nodes[id];
                     let at = now + slot.clock.true_after(after);
                     slot.mailbox.set_timer(timer_id, at, timer);
                 }
-                Effect::CancelTimer { id: timer_id } => self.nodes[id].mailbox.cancel_timer(timer_id),
+                Effect::CancelTimer { id: timer_id } => {
+                    self.nodes[id].mailbox.cancel_timer(timer_id)
+                }
                 Effect::Write { key, written } => {
                     self.counters.writes += 1;
-                    self.trace.event(now, actor, "write", &(&key, written), || key.clone());
+                    self.trace
+                        .event(now, actor, "write", &(&key, written), || key.clone());
                 }
                 Effect::Sync => {
                     self.counters.syncs += 1;
                     self.trace.event(now, actor, "sync", &(), String::new);
                 }
-                Effect::Reply { id: request, response } => {
-                    self.trace.event(now, actor, "reply", &(request, &response), || format!("{request:?} {response:?}"));
+                Effect::Reply {
+                    id: request,
+                    response,
+                } => {
+                    self.trace
+                        .event(now, actor, "reply", &(request, &response), || {
+                            format!("{request:?} {response:?}")
+                        });
                     let at = now + self.net.client_latency_ns();
-                    let input = ClientInput { from: id, id: request, response };
+                    let input = ClientInput {
+                        from: id,
+                        id: request,
+                        response,
+                    };
                     self.clients[request.client].mailbox.push(at, input);
                 }
                 Effect::Trace { line } => {
@@ -377,13 +447,18 @@ impl<S: System> World<S> {
             None => slot.client.on_start(&mut ctx),
             Some(ClientStep::Quiesce) => slot.client.on_quiesce(&mut ctx),
             Some(ClientStep::Due(Due::Input(ClientInput { from, id, response }))) => {
-                self.trace.event(now, Actor::Client(c), "response", &(from, id, &response), || {
-                    format!("from n{from} {id:?} {response:?}")
-                });
+                self.trace.event(
+                    now,
+                    Actor::Client(c),
+                    "response",
+                    &(from, id, &response),
+                    || format!("from n{from} {id:?} {response:?}"),
+                );
                 slot.client.on_response(&mut ctx, from, id, response);
             }
             Some(ClientStep::Due(Due::Timer(timer))) => {
-                self.trace.event(now, Actor::Client(c), "timer", &(), || format!("{timer:?}"));
+                self.trace
+                    .event(now, Actor::Client(c), "timer", &(), || format!("{timer:?}"));
                 slot.client.on_timer(&mut ctx, timer);
             }
         }
@@ -391,21 +466,38 @@ impl<S: System> World<S> {
         for effect in effects.drain(..) {
             match effect {
                 ClientEffect::Request { to, id, req } => {
-                    self.trace.event(now, actor, "request", &(to, id, &req), || format!("to n{to} {id:?} {req:?}"));
+                    self.trace
+                        .event(now, actor, "request", &(to, id, &req), || {
+                            format!("to n{to} {id:?} {req:?}")
+                        });
                     let at = now + self.net.client_latency_ns();
-                    self.nodes[to].mailbox.push(at, NodeInput::Request { id, req });
+                    self.nodes[to]
+                        .mailbox
+                        .push(at, NodeInput::Request { id, req });
                 }
                 ClientEffect::SetTimer { id, after, timer } => {
-                    self.clients[c].mailbox.set_timer(id, now + after.as_nanos() as u64, timer)
+                    self.clients[c]
+                        .mailbox
+                        .set_timer(id, now + after.as_nanos() as u64, timer)
                 }
                 ClientEffect::CancelTimer { id } => self.clients[c].mailbox.cancel_timer(id),
                 ClientEffect::History { kind, op } => {
                     self.counters.ops[kind as usize] += 1;
                     let index = self.history.len();
-                    self.trace.event(now, actor, "op", &(kind, &op), || format!("{kind:?} {op:?}"));
-                    self.history.push(HistoryEvent { index, process: c, kind, op, time_ns: now });
+                    self.trace.event(now, actor, "op", &(kind, &op), || {
+                        format!("{kind:?} {op:?}")
+                    });
+                    self.history.push(HistoryEvent {
+                        index,
+                        process: c,
+                        kind,
+                        op,
+                        time_ns: now,
+                    });
                 }
-                ClientEffect::Trace { line } => self.trace.event(now, actor, "note", &line, || line.clone()),
+                ClientEffect::Trace { line } => {
+                    self.trace.event(now, actor, "note", &line, || line.clone())
+                }
             }
         }
         self.client_effects = effects;
@@ -416,7 +508,10 @@ impl<S: System> World<S> {
         if self.failure.is_some() {
             return;
         }
-        let view = ClusterView { now: Duration::from_nanos(self.now_ns()), nodes: &self.processes };
+        let view = ClusterView {
+            now: Duration::from_nanos(self.now_ns()),
+            nodes: &self.processes,
+        };
         let mut failed = None;
         for checker in &mut self.checkers {
             if let Err(message) = checker.after_step(&view, id) {
@@ -436,16 +531,21 @@ impl<S: System> World<S> {
         let slot = &mut self.nodes[id];
         assert_ne!(slot.status, Status::Down, "node {id} crashed twice");
         let unsynced = slot.storage.unsynced_writes();
-        let kept = if torn { self.crash_rng.gen_range(0..=unsynced) } else { 0 };
+        let kept = if torn {
+            self.crash_rng.gen_range(0..=unsynced)
+        } else {
+            0
+        };
         let lost = slot.storage.crash(kept) as u64;
         slot.mailbox.clear_timers();
         slot.status = Status::Down;
         self.processes[id] = None;
         self.counters.crashes += 1;
         self.counters.writes_lost += lost;
-        self.trace.event(now, Actor::Node(id), "crash", &(kept, lost), || {
-            format!("{lost} unsynced writes lost, {kept} kept (torn: {torn})")
-        });
+        self.trace
+            .event(now, Actor::Node(id), "crash", &(kept, lost), || {
+                format!("{lost} unsynced writes lost, {kept} kept (torn: {torn})")
+            });
         self.check(id);
     }
 
@@ -460,12 +560,16 @@ impl<S: System> World<S> {
         slot.status = to;
         self.counters.pauses += u64::from(paused);
         slot.mailbox.notify.notify_one();
-        self.trace.event(now, Actor::Node(id), event, &(), String::new);
+        self.trace
+            .event(now, Actor::Node(id), event, &(), String::new);
     }
 
     /// Liveness: `Ok` once every checker is settled and every client is idle.
     pub fn settled(&mut self) -> Result<(), Vec<String>> {
-        let view = ClusterView { now: Duration::from_nanos(self.now_ns()), nodes: &self.processes };
+        let view = ClusterView {
+            now: Duration::from_nanos(self.now_ns()),
+            nodes: &self.processes,
+        };
         let mut reasons = Vec::new();
         for checker in &mut self.checkers {
             if let Err(reason) = checker.settled(&view) {
@@ -514,8 +618,14 @@ impl<S: System> World<S> {
             m.insert(name.to_string(), value as f64);
         }
         if let Some(&committed) = m.get("committed_ops").filter(|&&v| v > 0.0) {
-            m.insert("messages_per_committed_op".into(), c.sent as f64 / committed);
-            m.insert("bytes_per_committed_op".into(), c.bytes_sent as f64 / committed);
+            m.insert(
+                "messages_per_committed_op".into(),
+                c.sent as f64 / committed,
+            );
+            m.insert(
+                "bytes_per_committed_op".into(),
+                c.bytes_sent as f64 / committed,
+            );
         }
         m
     }

@@ -20,11 +20,21 @@ pub struct ProbeConfig {
     pub tick_ms: u64,
     /// Unsynced writes made at every start.
     pub scratch_writes: usize,
+    /// A deliberate determinism bug: the ping interval depends on a process-global
+    /// counter, so the same seed run twice in one process behaves differently.
+    pub leak_static: bool,
 }
+
+static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl Default for ProbeConfig {
     fn default() -> Self {
-        ProbeConfig { ping_ms: 10, tick_ms: 1_000, scratch_writes: 1 }
+        ProbeConfig {
+            ping_ms: 10,
+            tick_ms: 1_000,
+            scratch_writes: 1,
+            leak_static: false,
+        }
     }
 }
 
@@ -73,6 +83,10 @@ impl Process for ProbeProcess {
         for i in 0..self.config.scratch_writes {
             ctx.write(format!("scratch/{i:06}"), i as u64);
         }
+        if self.config.leak_static {
+            let starts = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.config.ping_ms += starts % 7;
+        }
         if self.config.ping_ms > 0 {
             ctx.set_timer(Duration::from_millis(self.config.ping_ms), ProbeTimer::Ping);
         }
@@ -89,7 +103,9 @@ impl Process for ProbeProcess {
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: ProbeTimer) {
         match timer {
             ProbeTimer::Ping => {
-                ctx.broadcast(Ping { sent_ns: ctx.now().as_nanos() as u64 });
+                ctx.broadcast(Ping {
+                    sent_ns: ctx.now().as_nanos() as u64,
+                });
                 ctx.set_timer(Duration::from_millis(self.config.ping_ms), ProbeTimer::Ping);
             }
             ProbeTimer::Tick => self.tick_local_ns = Some(ctx.now().as_nanos() as u64),
@@ -118,22 +134,35 @@ impl Checker<ProbeProcess> for ProbeChecker {
         "probe"
     }
 
-    fn after_step(&mut self, view: &ClusterView<'_, ProbeProcess>, node: NodeId) -> Result<(), String> {
-        let Some(p) = view.node(node) else { return Ok(()) };
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, ProbeProcess>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let Some(p) = view.node(node) else {
+            return Ok(());
+        };
         for (from, &count) in p.received.iter().enumerate() {
             self.max(format!("recv_{from}_to_{node}"), count as f64);
         }
         self.max(format!("late_{node}"), p.late as f64);
         self.max(format!("boots_{node}"), p.boots as f64);
         if p.boots > 1 {
-            self.figures.insert(format!("scratch_recovered_{node}"), p.scratch_recovered as f64);
-            self.figures.insert(format!("scratch_prefix_ok_{node}"), f64::from(u8::from(p.scratch_prefix_ok)));
+            self.figures.insert(
+                format!("scratch_recovered_{node}"),
+                p.scratch_recovered as f64,
+            );
+            self.figures.insert(
+                format!("scratch_prefix_ok_{node}"),
+                f64::from(u8::from(p.scratch_prefix_ok)),
+            );
         }
         if let Some(local) = p.tick_local_ns {
             let key = format!("tick_true_ms_{node}");
             if !self.figures.contains_key(&key) {
                 self.figures.insert(key, view.now.as_secs_f64() * 1e3);
-                self.figures.insert(format!("tick_local_ms_{node}"), local as f64 / 1e6);
+                self.figures
+                    .insert(format!("tick_local_ms_{node}"), local as f64 / 1e6);
             }
         }
         Ok(())
@@ -189,12 +218,16 @@ pub fn probe_scenario(nodes: usize, duration_ms: u64, body: &str) -> Scenario {
 
 /// Runs one seed and returns its metrics.
 pub fn probe_run(scenario: &Scenario, seed: u64) -> (Summary, Metrics) {
-    let request = RunRequest { seeds: vec![seed], ..RunRequest::default() };
+    let request = RunRequest {
+        seeds: vec![seed],
+        ..RunRequest::default()
+    };
     let summary = run::<Probe>(scenario, &request).unwrap_or_else(|e| panic!("{e}"));
     let metrics = summary.runs[0].metrics.clone();
     (summary, metrics)
 }
 
 pub fn metric(m: &Metrics, name: &str) -> f64 {
-    *m.get(name).unwrap_or_else(|| panic!("no metric {name} in {:?}", m.keys().collect::<Vec<_>>()))
+    *m.get(name)
+        .unwrap_or_else(|| panic!("no metric {name} in {:?}", m.keys().collect::<Vec<_>>()))
 }

@@ -1,0 +1,275 @@
+//! The `faultline` command: output, exit codes (0 pass, 1 failure, 2 bad input or
+//! usage) and artifacts.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn faultline(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_faultline"));
+    command.args(args).current_dir(dir).env_remove("RUST_LOG");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("run faultline")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A scratch working directory, so artifacts land outside the repository.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faultline-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn trace_hash(o: &Output) -> String {
+    let line = stdout(o)
+        .lines()
+        .find(|l| l.starts_with("trace-hash: "))
+        .map(str::to_string);
+    let hash = line.unwrap_or_else(|| panic!("no trace-hash line in:\n{}", stdout(o)))
+        ["trace-hash: ".len()..]
+        .to_string();
+    assert!(
+        hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()),
+        "{hash}"
+    );
+    hash
+}
+
+#[test]
+fn list_names_every_shipped_scenario_with_its_description() {
+    let o = faultline(&scratch("list"), &["list"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let files = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"))
+        .unwrap()
+        .count();
+    let lines: Vec<_> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(lines.len(), files);
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("broadcast-crash ") && l.contains("crash")));
+}
+
+#[test]
+fn a_single_seed_prints_its_trace_hash_and_passes() {
+    let dir = scratch("single");
+    let o = faultline(&dir, &["run", "broadcast-partition", "--seed", "3"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("seeds run: 1  passed: 1  failed: 0"));
+    let again = faultline(&dir, &["run", "broadcast-partition", "--seed", "3"], &[]);
+    assert_eq!(trace_hash(&o), trace_hash(&again));
+    assert!(
+        !dir.join("results").exists(),
+        "a passing seed leaves no artifacts without --keep"
+    );
+}
+
+#[test]
+fn a_caught_bug_exits_1_with_replay_lines_and_artifacts() {
+    let dir = scratch("bug");
+    let o = faultline(
+        &dir,
+        &[
+            "run",
+            "broadcast-crash",
+            "--seeds",
+            "0..6",
+            "--bug",
+            "ack-before-sync",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let out = stdout(&o);
+    let seed: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("seed ")?.split(':').next()?.parse().ok())
+        .expect("a failing seed");
+    let replay = format!("replay: faultline replay {}/scenarios/broadcast-crash.toml --seed {seed} --bug ack-before-sync", env!("CARGO_MANIFEST_DIR"));
+    assert!(out.contains(&replay), "{out}");
+    let artifacts = dir
+        .join("results/broadcast-crash")
+        .join(format!("seed-{seed}"));
+    for file in [
+        "summary.json",
+        "schedule.toml",
+        "trace.jsonl",
+        "history.jsonl",
+    ] {
+        let text =
+            std::fs::read_to_string(artifacts.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(!text.is_empty(), "{file} is empty");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(artifacts.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["failure"]["check"], "broadcast-durability");
+
+    // The saved schedule reruns the same failure, with the same trace.
+    let schedule = artifacts.join("schedule.toml").display().to_string();
+    let seed_run = faultline(
+        &dir,
+        &[
+            "run",
+            "broadcast-crash",
+            "--seed",
+            &seed.to_string(),
+            "--bug",
+            "ack-before-sync",
+        ],
+        &[],
+    );
+    let file_run = faultline(
+        &dir,
+        &[
+            "run",
+            "broadcast-crash",
+            "--schedule",
+            &schedule,
+            "--bug",
+            "ack-before-sync",
+        ],
+        &[],
+    );
+    assert_eq!(file_run.status.code(), Some(1));
+    assert_eq!(trace_hash(&seed_run), trace_hash(&file_run));
+}
+
+#[test]
+fn replay_prints_every_event_with_simulated_time_and_node() {
+    let dir = scratch("replay");
+    let o = faultline(&dir, &["replay", "broadcast-crash", "--seed", "2"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let events: Vec<_> = out
+        .lines()
+        .filter(|l| l.starts_with("DEBUG") || l.starts_with("INFO"))
+        .collect();
+    assert!(events.len() > 1_000, "{} events", events.len());
+    for line in &events {
+        let mut words = line.split_whitespace().skip(1);
+        let (time, actor) = (words.next().unwrap(), words.next().unwrap());
+        assert!(
+            time.ends_with('s') && time[..time.len() - 1].parse::<f64>().is_ok(),
+            "{line}"
+        );
+        assert!(
+            actor == "sim" || actor[1..].parse::<usize>().is_ok(),
+            "{line}"
+        );
+    }
+    assert!(out.contains(" n0 crash "), "crashes are traced");
+    let info = faultline(
+        &dir,
+        &["replay", "broadcast-crash", "--seed", "2"],
+        &[("RUST_LOG", "faultline=info")],
+    );
+    let info_out = stdout(&info);
+    assert!(
+        !info_out.contains("DEBUG") && info_out.contains("INFO"),
+        "RUST_LOG filters the trace"
+    );
+    assert_eq!(trace_hash(&o), trace_hash(&info));
+}
+
+#[test]
+fn json_summaries_aggregate_metrics_over_seeds() {
+    let o = faultline(
+        &scratch("json"),
+        &["run", "broadcast-lossy", "--seeds", "0..4", "--json"],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["seeds_run"], 4);
+    assert_eq!(s["passed"], 4);
+    assert_eq!(s["runs"].as_array().unwrap().len(), 4);
+    let sent = &s["metrics"]["messages_sent"];
+    assert!(sent["min"].as_f64().unwrap() <= sent["mean"].as_f64().unwrap());
+    assert!(sent["mean"].as_f64().unwrap() <= sent["max"].as_f64().unwrap());
+    assert!(
+        s["metrics"]["messages_dropped_loss"]["mean"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+}
+
+#[test]
+fn the_determinism_check_passes_for_shipped_scenarios() {
+    let o = faultline(
+        &scratch("det"),
+        &[
+            "run",
+            "broadcast-nemesis",
+            "--seeds",
+            "0..3",
+            "--check-determinism",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+#[test]
+fn bad_input_and_usage_exit_2_with_a_clear_message() {
+    let dir = scratch("bad");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\ndescription = \"y\"\nduration_ms = 100\n[cluster]\nprotocol = \"broadcast\"\nnodes = two\n").unwrap();
+    let cases: [(&[&str], &str); 6] = [
+        (&["run", "bad.toml"], "faultline: bad.toml:6:9: "),
+        (
+            &["run", "no-such-scenario"],
+            "faultline: no-such-scenario: no such file",
+        ),
+        (
+            &["run", "broadcast-crash", "--seeds", "9..3"],
+            "--seeds `9..3` is an empty range",
+        ),
+        (
+            &["run", "broadcast-crash", "--bug", "nope"],
+            "--bug: unknown bug `nope`",
+        ),
+        (
+            &["run", "broadcast-crash", "--seed", "1", "--seeds", "0..2"],
+            "cannot be used with",
+        ),
+        (&["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, expected) in cases {
+        let o = faultline(&dir, args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&o).contains(expected), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{args:?}");
+    }
+    std::fs::write(&bad, "name = \"x\"\ndescription = \"y\"\nduration_ms = 100\n[cluster]\nprotocol = \"paxos\"\nnodes = 3\n").unwrap();
+    let o = faultline(&dir, &["run", "bad.toml"], &[]);
+    assert!(
+        stderr(&o).contains("bad.toml: cluster.protocol: unknown protocol `paxos`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bugs_lists_each_bug_with_a_shipped_scenario_that_catches_it() {
+    let o = faultline(&scratch("bugs"), &["bugs"], &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = stdout(&o);
+    assert!(out.lines().count() >= 2);
+    for line in out.lines() {
+        let scenario = line.split_whitespace().nth(1).unwrap();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios")
+            .join(format!("{scenario}.toml"));
+        assert!(path.exists(), "{line}: no scenario {scenario}");
+    }
+}
