@@ -391,7 +391,6 @@ fn write_artifacts<S: System>(
     schedule: &Schedule,
     root: &Path,
     report: &mut SeedReport,
-    _request: &RunRequest,
 ) -> String {
     let dir = root
         .join(&scenario.name)

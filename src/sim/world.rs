@@ -25,6 +25,9 @@ use crate::system::{Setup, System};
 
 pub type Op<S> = <<S as System>::Client as Client<<S as System>::Process>>::Op;
 type P<S> = <S as System>::Process;
+type ClientTimer<S> = <<S as System>::Client as Client<P<S>>>::Timer;
+type NodeDue<S> = Due<NodeInput<P<S>>, <P<S> as Process>::Timer>;
+type ClientDue<S> = Due<ClientInput<P<S>>, ClientTimer<S>>;
 
 /// How a run failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -93,7 +96,7 @@ pub struct ClientSlot<S: System> {
     rng: ChaCha8Rng,
     next_seq: u64,
     next_timer: u64,
-    pub mailbox: Mailbox<ClientInput<P<S>>, <S::Client as Client<P<S>>>::Timer>,
+    pub mailbox: Mailbox<ClientInput<P<S>>, ClientTimer<S>>,
 }
 
 /// Counts for the run's metrics.
@@ -258,7 +261,7 @@ impl<S: System> World<S> {
     fn step_node(
         &mut self,
         id: NodeId,
-        due: Option<Due<NodeInput<P<S>>, <P<S> as Process>::Timer>>,
+        due: Option<NodeDue<S>>,
     ) {
         let now = self.now_ns();
         let n = self.setup.nodes;
@@ -632,6 +635,6 @@ impl<S: System> World<S> {
 }
 
 enum ClientStep<S: System> {
-    Due(Due<ClientInput<P<S>>, <S::Client as Client<P<S>>>::Timer>),
+    Due(ClientDue<S>),
     Quiesce,
 }
