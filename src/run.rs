@@ -236,7 +236,6 @@ fn run_and_judge<S: System>(
                 &schedule,
                 dir,
                 &mut report,
-                request,
             ));
         }
     }

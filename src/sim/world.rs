@@ -258,11 +258,7 @@ impl<S: System> World<S> {
     }
 
     /// One handler call: `None` is `on_start`.
-    fn step_node(
-        &mut self,
-        id: NodeId,
-        due: Option<NodeDue<S>>,
-    ) {
+    fn step_node(&mut self, id: NodeId, due: Option<NodeDue<S>>) {
         let now = self.now_ns();
         let n = self.setup.nodes;
         if let Some(Due::Input(NodeInput::Message { from, msg })) = &due {
