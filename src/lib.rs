@@ -9,6 +9,7 @@ compile_error!(
 
 pub mod check;
 pub mod client;
+pub mod gossip;
 pub mod history;
 pub mod process;
 pub mod storage;
