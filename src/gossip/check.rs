@@ -299,6 +299,8 @@ pub struct DetectionMetrics {
     /// Stall intervals in true time (ms), per node, and the latest copied end.
     stalls_ms: Vec<Vec<(f64, f64)>>,
     last_now: Duration,
+    /// Each member's incarnation when its current life began.
+    life_incarnation: Vec<u64>,
 }
 
 const RECORDS_MAX: usize = 1 << 16;
@@ -320,6 +322,7 @@ impl DetectionMetrics {
             sent_closed: 0,
             stalls_ms: vec![Vec::new(); nodes],
             last_now: Duration::ZERO,
+            life_incarnation: vec![0; nodes],
         }
     }
 
@@ -389,6 +392,7 @@ impl Checker<SwimProcess> for DetectionMetrics {
             self.up[node] = true;
             self.up_since[node] = now;
             self.open[node] = None;
+            self.life_incarnation[node] = p.incarnation();
         }
         self.sent_now[node] = p.messages_sent();
         // Copy new stall intervals, mapping local to true time by this step's offset.
@@ -422,7 +426,10 @@ impl Checker<SwimProcess> for DetectionMetrics {
                         c.full = Some(since);
                     }
                 }
-            } else if view.node(x).is_some_and(is_live) {
+            } else if view.node(x).is_some_and(is_live)
+                // A verdict on an earlier life of a restarted member is no mistake.
+                && p.member(x).is_some_and(|m| m.incarnation >= self.life_incarnation[x])
+            {
                 match state {
                     MemberState::Suspect => self.false_suspect += 1,
                     MemberState::Dead if self.false_dead.len() < RECORDS_MAX => {

@@ -821,3 +821,87 @@ fn bug_refuting_at_the_same_incarnation_leaves_a_live_member_dead() {
     assert_eq!(net.state(0, 2), Some(MemberState::Dead));
     assert!(net.settled().is_err());
 }
+
+/// Scale: 512 members for 60 simulated seconds (run with `--ignored`; the release
+/// target is about 2 s of wall time through the simulator).
+#[test]
+#[ignore]
+fn scale_512_members_for_60_seconds() {
+    let cfg = SwimConfig::default();
+    let wall = std::time::Instant::now();
+    let mut net = Net::new(512, cfg, 15);
+    net.run_for(Duration::from_secs(30));
+    net.crash(100);
+    net.run_for(Duration::from_secs(30));
+    let m = net.metrics();
+    eprintln!(
+        "512 members, 60 s: {:?} wall, {} events, {m:?}",
+        wall.elapsed(),
+        net.seq
+    );
+    assert!(m["first_suspicion_ms_p50"] > 0.0);
+    assert!(m["messages_per_member_per_period"] < 40.0, "{m:?}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_run() {
+    let run = |seed| {
+        let mut net = Net::new(6, quick(), seed);
+        net.keep_log = true;
+        net.run_for(Duration::from_secs(5));
+        net.crash(2);
+        net.run_for(Duration::from_secs(20));
+        format!("{:?}", net.log)
+    };
+    assert_eq!(run(16), run(16));
+    assert_ne!(run(16), run(17));
+}
+
+#[test]
+fn config_parses_from_a_scenario_table_and_names_bad_fields() {
+    let cfg: SwimConfig = toml::from_str(
+        r#"
+        probe_order = "random"
+        seeds = [0, 1]
+        lifeguard_buddy = false
+        nodes = [{ id = 2, tags = { zone = "a" }, services = ["web", "db"], join_at_ms = 3000 }]
+        "#,
+    )
+    .expect("parses");
+    assert_eq!(cfg.probe_order, ProbeOrder::Random);
+    assert_eq!(cfg.seeds, vec![0, 1]);
+    assert!(!cfg.lifeguard_buddy && cfg.lifeguard_lhm);
+    assert_eq!(
+        cfg.probe_interval_ms, 1_000,
+        "unset fields keep memberlist defaults"
+    );
+    assert_eq!(cfg.node_spec(2).map(|s| s.services.len()), Some(2));
+    assert!(cfg.validate(3).is_ok());
+    assert_eq!(cfg.validate(1).unwrap_err().0, "seeds");
+    assert_eq!(cfg.validate(2).unwrap_err().0, "nodes");
+    let unknown = toml::from_str::<SwimConfig>("probe_intervall_ms = 5");
+    assert!(unknown.is_err());
+    let bad = SwimConfig {
+        probe_timeout_ms: 1_000,
+        ..SwimConfig::default()
+    };
+    assert_eq!(bad.validate(3).unwrap_err().0, "probe_timeout_ms");
+    let twice = SwimConfig {
+        nodes: vec![NodeSpec::default(), NodeSpec::default()],
+        ..SwimConfig::default()
+    };
+    assert_eq!(twice.validate(3).unwrap_err().0, "nodes");
+    assert!(toml::from_str::<super::SwimWorkload>("").is_ok());
+    assert!(toml::from_str::<super::SwimWorkload>("clients = 1").is_err());
+}
+
+#[test]
+fn a_quick_restart_is_not_a_false_positive_about_the_new_life() {
+    let mut net = Net::new(5, quick(), 18);
+    converge(&mut net);
+    net.crash(3);
+    net.run_for(Duration::from_millis(1500));
+    net.start(3);
+    converge(&mut net);
+    assert_eq!(net.metrics()["false_positive_dead"], 0.0);
+}
