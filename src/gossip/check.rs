@@ -178,48 +178,106 @@ fn is_live(p: &SwimProcess) -> bool {
     p.phase() == Phase::Active
 }
 
+/// What a member is, for the convergence rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    /// Crashed, or left: others must hold it down (or never have heard of it).
+    Gone,
+    /// Not joined yet: others may hold anything.
+    Dormant,
+    Live,
+}
+
+fn status(p: Option<&SwimProcess>) -> Status {
+    match p.map(|p| p.phase()) {
+        Some(Phase::Active) => Status::Live,
+        Some(Phase::Dormant) => Status::Dormant,
+        _ => Status::Gone,
+    }
+}
+
+/// Does live observer `p` hold `x` as it should?
+fn entry_ok(p: &SwimProcess, x: NodeId, target: Status) -> bool {
+    let held = p.member(x).map(|m| m.state);
+    match target {
+        Status::Live => held == Some(MemberState::Alive),
+        Status::Dormant => true,
+        Status::Gone => held.is_none_or(|s| s.is_down()),
+    }
+}
+
 /// Liveness: every live member holds exactly the live members alive and every
 /// crashed or departed member dead or left (or never heard of it).
+///
+/// Kept incrementally: a matrix of wrong entries updated from each step's changed
+/// members (a row or column is recomputed only when a member crashes, restarts,
+/// joins or leaves), so `settled` is O(1) once converged.
 #[derive(Default)]
 pub struct ConvergenceChecker {
     first_poll: Option<Duration>,
     settled_at: Option<Duration>,
+    status: Vec<Status>,
+    /// `wrong[o][x]`: live observer `o` holds `x` wrongly.
+    wrong: Vec<Vec<bool>>,
+    wrong_count: usize,
 }
 
 impl ConvergenceChecker {
-    /// `Err` names the first disagreement and how many there are.
+    /// A full scan of the cluster: `Err` names the first disagreement and how many
+    /// there are.
     pub fn disagreement(view: &ClusterView<'_, SwimProcess>) -> Result<(), String> {
-        let mut first = None;
-        let mut count = 0usize;
-        for (o, p) in view.up().filter(|(_, p)| is_live(p)) {
-            for x in 0..view.nodes.len() {
-                if x == o {
-                    continue;
-                }
-                let held = p.member(x).map(|m| m.state);
-                let target = view.node(x);
-                let ok = match target {
-                    Some(t) if is_live(t) => held == Some(MemberState::Alive),
-                    Some(t) if t.phase() == Phase::Dormant => true,
-                    _ => held.is_none_or(|s| s.is_down()),
-                };
-                if !ok {
-                    count += 1;
-                    if first.is_none() {
-                        let want = if target.is_some_and(is_live) {
-                            "alive"
-                        } else {
-                            "down"
-                        };
-                        first = Some(format!("node {o} holds {x} {held:?}, which is {want}"));
-                    }
-                }
-            }
-        }
+        let (count, first) = Self::scan(view);
         match first {
             None => Ok(()),
             Some(f) => Err(format!("{count} view entries disagree; first: {f}")),
         }
+    }
+
+    /// Counts wrong entries over the whole cluster, describing the first.
+    pub fn scan(view: &ClusterView<'_, SwimProcess>) -> (usize, Option<String>) {
+        let mut first = None;
+        let mut count = 0usize;
+        for (o, p) in view.up().filter(|(_, p)| is_live(p)) {
+            for x in (0..view.nodes.len()).filter(|&x| x != o) {
+                let target = status(view.node(x));
+                if !entry_ok(p, x, target) {
+                    count += 1;
+                    if first.is_none() {
+                        let held = p.member(x).map(|m| m.state);
+                        first = Some(format!("node {o} holds {x} {held:?}, which is {target:?}"));
+                    }
+                }
+            }
+        }
+        (count, first)
+    }
+
+    fn set(&mut self, o: NodeId, x: NodeId, wrong: bool) {
+        let cell = &mut self.wrong[o][x];
+        if *cell != wrong {
+            *cell = wrong;
+            if wrong {
+                self.wrong_count += 1;
+            } else {
+                self.wrong_count -= 1;
+            }
+        }
+    }
+
+    fn recompute(&mut self, view: &ClusterView<'_, SwimProcess>, o: NodeId, x: NodeId) {
+        if o == x {
+            return;
+        }
+        let wrong = match view.node(o) {
+            Some(p) if self.status[o] == Status::Live => !entry_ok(p, x, self.status[x]),
+            _ => false,
+        };
+        self.set(o, x, wrong);
+    }
+
+    /// Wrong entries counted incrementally; equals the full scan's count.
+    pub fn wrong_count(&self) -> usize {
+        self.wrong_count
     }
 }
 
@@ -230,15 +288,49 @@ impl Checker<SwimProcess> for ConvergenceChecker {
 
     fn after_step(
         &mut self,
-        _view: &ClusterView<'_, SwimProcess>,
-        _node: NodeId,
+        view: &ClusterView<'_, SwimProcess>,
+        node: NodeId,
     ) -> Result<(), String> {
+        let n = view.nodes.len();
+        if self.status.is_empty() {
+            // Every node starts Gone until it steps, with nothing wrong yet.
+            self.status = vec![Status::Gone; n];
+            self.wrong = vec![vec![false; n]; n];
+        }
+        let now = status(view.node(node));
+        if now != self.status[node] {
+            self.status[node] = now;
+            for x in 0..n {
+                self.recompute(view, node, x);
+                self.recompute(view, x, node);
+            }
+        } else if let Some(p) = view.node(node) {
+            for &x in p.changed() {
+                self.recompute(view, node, x);
+            }
+        }
         Ok(())
     }
 
     fn settled(&mut self, view: &ClusterView<'_, SwimProcess>) -> Result<(), String> {
         self.first_poll.get_or_insert(view.now);
-        let r = Self::disagreement(view);
+        let r = if self.status.is_empty() {
+            Self::disagreement(view)
+        } else if self.wrong_count == 0 {
+            Ok(())
+        } else {
+            let (o, x) = self
+                .wrong
+                .iter()
+                .enumerate()
+                .find_map(|(o, row)| row.iter().position(|&w| w).map(|x| (o, x)))
+                .expect("a positive count has a wrong entry");
+            let held = view.node(o).and_then(|p| p.member(x)).map(|m| m.state);
+            Err(format!(
+                "{} view entries disagree; first: node {o} holds {x} {held:?}, which is {:?}",
+                self.wrong_count, self.status[x]
+            ))
+        };
         if r.is_ok() && self.settled_at.is_none() {
             self.settled_at = Some(view.now);
         }

@@ -57,6 +57,8 @@ struct Net {
     /// Directed links that drop everything.
     cut: BTreeSet<(NodeId, NodeId)>,
     checkers: Vec<Box<dyn Checker<SwimProcess>>>,
+    /// A second, unboxed convergence checker whose count the tests can read.
+    convergence: Option<ConvergenceChecker>,
     /// Every message sent: (time, from, to, message).
     log: Vec<(Duration, NodeId, NodeId, SwimMessage)>,
     keep_log: bool,
@@ -90,6 +92,7 @@ impl Net {
             seq: 0,
             cut: BTreeSet::new(),
             checkers,
+            convergence: Some(ConvergenceChecker::default()),
             log: Vec::new(),
             keep_log: false,
         };
@@ -175,6 +178,10 @@ impl Net {
             if let Err(e) = c.after_step(&view, i) {
                 panic!("checker {} failed at {:?}: {e}", c.name(), self.now);
             }
+        }
+        if let Some(c) = &mut self.convergence {
+            c.after_step(&view, i)
+                .expect("convergence has no safety rule");
         }
     }
 
@@ -293,7 +300,17 @@ impl Net {
             now: self.now,
             nodes: &self.procs,
         };
-        ConvergenceChecker::disagreement(&view)
+        let full = ConvergenceChecker::disagreement(&view);
+        // The incremental checker must agree with the full scan, entry for entry.
+        let (count, _) = ConvergenceChecker::scan(&view);
+        assert_eq!(self.convergence().wrong_count(), count, "{full:?}");
+        full
+    }
+
+    fn convergence(&self) -> &ConvergenceChecker {
+        self.convergence
+            .as_ref()
+            .expect("the harness keeps its own convergence checker")
     }
 
     fn metrics(&self) -> Metrics {
@@ -389,6 +406,11 @@ fn s4_3_round_robin_probes_every_member_within_2n_minus_1_periods() {
     converge(&mut net);
     net.keep_log = true;
     net.run_for(Duration::from_secs(30));
+    // A healthy cluster: every ping is a rotation ping, none relayed.
+    assert!(!net
+        .log
+        .iter()
+        .any(|(_, _, _, m)| matches!(m, SwimMessage::PingReq { .. })));
     let period_ms = 1000u128;
     for o in 0..6 {
         let pings: Vec<(Duration, NodeId)> = net
@@ -409,8 +431,8 @@ fn s4_3_round_robin_probes_every_member_within_2n_minus_1_periods() {
                 times.len()
             );
             for w in times.windows(2) {
-                // Direct pings only: relayed pings are not in the prober's rotation,
-                // so the gap between rotation pings is at most (2n − 1) periods.
+                // The gap between two probes of one member is at most (2n − 1)
+                // periods, n being the other members.
                 assert!(w[1] - w[0] <= (2 * 5 - 1) * period_ms + 10, "gap {w:?}");
             }
         }
@@ -739,7 +761,9 @@ fn a_healed_partition_converges_and_false_positives_are_counted() {
     converge(&mut net);
     net.isolate(&[0, 1, 2]);
     net.run_for(Duration::from_secs(40));
-    assert!(net.all_hold(4, MemberState::Dead) || net.state(0, 4) == Some(MemberState::Dead));
+    assert_eq!(net.state(0, 4), Some(MemberState::Dead));
+    assert_eq!(net.state(4, 0), Some(MemberState::Dead));
+    assert!(net.settled().is_err());
     net.heal();
     net.run_until(bound, |n| n.settled().is_ok())
         .unwrap_or_else(|| panic!("no convergence after heal: {:?}", net.settled()));
