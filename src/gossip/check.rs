@@ -467,6 +467,17 @@ impl Checker<SwimProcess> for DetectionMetrics {
                 self.up[node] = false;
                 self.up_total += now.saturating_sub(self.up_since[node]);
                 self.sent_closed += std::mem::take(&mut self.sent_now[node]);
+                // The crash of the last member still holding an earlier crashed one
+                // alive completes that one's dissemination.
+                for i in self.open.iter().flatten().copied().collect::<Vec<_>>() {
+                    let c = &mut self.crashes[i];
+                    if c.full.is_none()
+                        && c.first_dead.is_some()
+                        && Self::all_hold_down(view, c.node)
+                    {
+                        c.full = Some(now.saturating_sub(c.at));
+                    }
+                }
                 if self.crashes.len() < RECORDS_MAX {
                     self.open[node] = Some(self.crashes.len());
                     self.crashes.push(Crash {

@@ -527,7 +527,10 @@ impl SwimProcess {
             .meta
             .clone()
             .or_else(|| old.as_ref().and_then(|m| m.meta.clone()));
-        if old.as_ref().map(|m| m.state) != Some(update.state) {
+        // Trace state changes, but not the first news of a live member (a join
+        // would otherwise trace n² lines).
+        let first_alive = old.is_none() && update.state == MemberState::Alive;
+        if !first_alive && old.as_ref().map(|m| m.state) != Some(update.state) {
             ctx.trace(format!(
                 "swim: {} holds {node} {:?} at incarnation {} (from {})",
                 self.id, update.state, update.incarnation, update.from

@@ -855,6 +855,7 @@ fn scale_512_members_for_60_seconds() {
     let wall = std::time::Instant::now();
     let mut net = Net::new(512, cfg, 15);
     net.run_for(Duration::from_secs(30));
+    assert_eq!(net.settled(), Ok(()), "512 members joined through one seed");
     net.crash(100);
     net.run_for(Duration::from_secs(30));
     let m = net.metrics();
@@ -863,6 +864,7 @@ fn scale_512_members_for_60_seconds() {
         wall.elapsed(),
         net.seq
     );
+    assert!(net.all_hold(100, MemberState::Dead));
     assert!(m["first_suspicion_ms_p50"] > 0.0);
     assert!(m["messages_per_member_per_period"] < 40.0, "{m:?}");
 }
