@@ -11,6 +11,7 @@ pub mod broadcast;
 pub mod check;
 pub mod cli;
 pub mod client;
+pub mod gossip;
 pub mod history;
 pub mod process;
 pub mod registry;

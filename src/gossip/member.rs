@@ -1,0 +1,148 @@
+//! Membership records, updates and the precedence order between them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::process::NodeId;
+
+/// A member's state as one observer sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemberState {
+    Alive,
+    Suspect,
+    /// SWIM's Confirm (memberlist's dead): declared failed.
+    Dead,
+    /// Left gracefully (a dead update sent by the member itself).
+    Left,
+}
+
+impl MemberState {
+    /// Rank within one incarnation: dead/left > suspect > alive (SWIM §4.2).
+    pub fn rank(self) -> u8 {
+        match self {
+            MemberState::Alive => 0,
+            MemberState::Suspect => 1,
+            MemberState::Dead | MemberState::Left => 2,
+        }
+    }
+
+    pub fn is_down(self) -> bool {
+        matches!(self, MemberState::Dead | MemberState::Left)
+    }
+}
+
+/// Discovery metadata a member publishes about itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct NodeMeta {
+    pub tags: BTreeMap<String, String>,
+    pub services: Vec<String>,
+}
+
+/// One rumour: `from` says `node` is `state` at `incarnation`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Update {
+    pub node: NodeId,
+    pub incarnation: u64,
+    pub state: MemberState,
+    /// Who raised this rumour (the suspecter, for suspicion confirmations).
+    pub from: NodeId,
+    /// Carried by alive updates so metadata spreads with membership.
+    pub meta: Option<Arc<NodeMeta>>,
+}
+
+impl Update {
+    /// The (incarnation, rank) key: an update is applied only if it is strictly
+    /// greater than the record it would replace.
+    pub fn order_key(&self) -> (u64, u8) {
+        (self.incarnation, self.state.rank())
+    }
+}
+
+/// What an observer holds about one member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub state: MemberState,
+    pub incarnation: u64,
+    pub meta: Option<Arc<NodeMeta>>,
+    /// Local time of the last state change.
+    pub changed_at: Duration,
+}
+
+impl Member {
+    pub fn order_key(&self) -> (u64, u8) {
+        (self.incarnation, self.state.rank())
+    }
+}
+
+/// Precedence (SWIM §4.2, with memberlist's rule for dead): does `update` override
+/// `current`? This is the lexicographic order on (incarnation, rank):
+/// - Alive(i) overrides Alive/Suspect(j) iff i > j;
+/// - Suspect(i) overrides Suspect(j) iff i > j, Alive(j) iff i ≥ j;
+/// - Dead(i) overrides Alive/Suspect(j) iff i ≥ j.
+///
+/// The paper lets Confirm override any incarnation; faultline, like memberlist,
+/// requires i ≥ j, because members restart and rejoin with a higher incarnation and
+/// a stale death rumour must not kill the rejoined member.
+pub fn overrides(update: &Update, current: Option<&Member>) -> bool {
+    match current {
+        None => true,
+        Some(m) => update.order_key() > m.order_key(),
+    }
+}
+
+/// A set of node ids with O(1) insert, remove and uniform random pick.
+#[derive(Clone, Debug, Default)]
+pub struct IdSet {
+    items: Vec<NodeId>,
+    /// Position of each id in `items`, `usize::MAX` if absent.
+    pos: Vec<usize>,
+}
+
+impl IdSet {
+    pub fn new(capacity: usize) -> Self {
+        IdSet {
+            items: Vec::new(),
+            pos: vec![usize::MAX; capacity],
+        }
+    }
+
+    pub fn contains(&self, id: NodeId) -> bool {
+        self.pos[id] != usize::MAX
+    }
+
+    pub fn insert(&mut self, id: NodeId) {
+        if !self.contains(id) {
+            self.pos[id] = self.items.len();
+            self.items.push(id);
+        }
+    }
+
+    pub fn remove(&mut self, id: NodeId) {
+        let p = self.pos[id];
+        if p == usize::MAX {
+            return;
+        }
+        let last = *self
+            .items
+            .last()
+            .expect("a present id means a non-empty set");
+        self.items.swap_remove(p);
+        if last != id {
+            self.pos[last] = p;
+        }
+        self.pos[id] = usize::MAX;
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[NodeId] {
+        &self.items
+    }
+}
