@@ -23,8 +23,16 @@ fn raw_madsim() {
         let runtime = Runtime::with_seed_and_config(1, madsim::Config::default());
         runtime.block_on(async {
             let handle = Handle::current();
-            let a = handle.create_node().name("a").ip("10.0.0.1".parse().unwrap()).build();
-            let b = handle.create_node().name("b").ip("10.0.0.2".parse().unwrap()).build();
+            let a = handle
+                .create_node()
+                .name("a")
+                .ip("10.0.0.1".parse().unwrap())
+                .build();
+            let b = handle
+                .create_node()
+                .name("b")
+                .ip("10.0.0.2".parse().unwrap())
+                .build();
             let server = b.spawn(async {
                 let ep = Endpoint::bind("10.0.0.2:1").await.unwrap();
                 let mut buf = [0u8; 8];
@@ -130,12 +138,18 @@ fn bench(c: &mut Criterion) {
     let schedule = scenario.schedule(1);
     let outcome = run_seed::<PingPong>(&scenario, &setup, &schedule, false);
     let delivered = outcome.metrics["messages_delivered"];
-    assert_eq!(delivered, 2.0 * ROUND_TRIPS as f64, "every ping and pong arrives");
+    assert_eq!(
+        delivered,
+        2.0 * ROUND_TRIPS as f64,
+        "every ping and pong arrives"
+    );
 
     let mut group = c.benchmark_group("ping_pong_1000_round_trips");
     group.sample_size(30);
     group.bench_function("raw_madsim_endpoint", |b| b.iter(raw_madsim));
-    group.bench_function("faultline_network", |b| b.iter(|| run_seed::<PingPong>(&scenario, &setup, &schedule, false)));
+    group.bench_function("faultline_network", |b| {
+        b.iter(|| run_seed::<PingPong>(&scenario, &setup, &schedule, false))
+    });
     group.finish();
 }
 

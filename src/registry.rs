@@ -21,7 +21,10 @@ fn entry<S: System>() -> Protocol {
 }
 
 pub fn protocols() -> Vec<Protocol> {
-    vec![entry::<crate::broadcast::Broadcast>(), entry::<crate::gossip::Swim>()]
+    vec![
+        entry::<crate::broadcast::Broadcast>(),
+        entry::<crate::gossip::Swim>(),
+    ]
 }
 
 /// The protocol a scenario names, or an error naming the field.

@@ -116,10 +116,7 @@ impl Cluster {
     }
 
     fn check(&mut self, node: NodeId) {
-        let view = ClusterView {
-            now: self.now,
-            nodes: &self.nodes,
-        };
+        let view = ClusterView::new(self.now, &self.nodes);
         for checker in &mut self.checkers {
             if let Err(reason) = checker.after_step(&view, node) {
                 let name = checker.name();
@@ -212,10 +209,7 @@ impl Cluster {
     }
 
     fn settled(&mut self) -> Result<(), String> {
-        let view = ClusterView {
-            now: self.now,
-            nodes: &self.nodes,
-        };
+        let view = ClusterView::new(self.now, &self.nodes);
         self.checkers.iter_mut().try_for_each(|c| c.settled(&view))
     }
 

@@ -14,9 +14,24 @@ pub struct ClusterView<'a, P> {
     /// Simulated (true) time since the run began.
     pub now: Duration,
     pub nodes: &'a [Option<P>],
+    /// Which nodes are paused (frozen: up, but handling nothing); empty means none.
+    pub paused: &'a [bool],
 }
 
-impl<P> ClusterView<'_, P> {
+impl<'a, P> ClusterView<'a, P> {
+    /// A view in which no node is paused (for unit tests of checkers).
+    pub fn new(now: Duration, nodes: &'a [Option<P>]) -> Self {
+        ClusterView {
+            now,
+            nodes,
+            paused: &[],
+        }
+    }
+
+    pub fn is_paused(&self, id: NodeId) -> bool {
+        self.paused.get(id).copied().unwrap_or(false)
+    }
+
     pub fn node(&self, id: NodeId) -> Option<&P> {
         self.nodes[id].as_ref()
     }

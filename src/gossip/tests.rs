@@ -170,10 +170,7 @@ impl Net {
     }
 
     fn check(&mut self, i: NodeId) {
-        let view = ClusterView {
-            now: self.now,
-            nodes: &self.procs,
-        };
+        let view = ClusterView::new(self.now, &self.procs);
         for c in &mut self.checkers {
             if let Err(e) = c.after_step(&view, i) {
                 panic!("checker {} failed at {:?}: {e}", c.name(), self.now);
@@ -296,10 +293,7 @@ impl Net {
     }
 
     fn settled(&self) -> Result<(), String> {
-        let view = ClusterView {
-            now: self.now,
-            nodes: &self.procs,
-        };
+        let view = ClusterView::new(self.now, &self.procs);
         let full = ConvergenceChecker::disagreement(&view);
         // The incremental checker must agree with the full scan, entry for entry.
         let (count, _) = ConvergenceChecker::scan(&view);

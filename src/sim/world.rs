@@ -127,6 +127,7 @@ pub struct World<S: System> {
     seed: u64,
     start: madsim::time::Instant,
     processes: Vec<Option<P<S>>>,
+    paused: Vec<bool>,
     pub nodes: Vec<NodeSlot<P<S>>>,
     pub clients: Vec<ClientSlot<S>>,
     pub net: Network,
@@ -171,6 +172,7 @@ impl<S: System> World<S> {
             seed,
             start: madsim::time::Instant::now(),
             processes: (0..n).map(|_| None).collect(),
+            paused: vec![false; n],
             nodes,
             clients,
             net: Network::new(n, network, stream(seed, Purpose::Network, 0)),
@@ -510,6 +512,7 @@ impl<S: System> World<S> {
         let view = ClusterView {
             now: Duration::from_nanos(self.now_ns()),
             nodes: &self.processes,
+            paused: &self.paused,
         };
         let mut failed = None;
         for checker in &mut self.checkers {
@@ -557,6 +560,7 @@ impl<S: System> World<S> {
         };
         assert_eq!(slot.status, from, "node {id} cannot {event} now");
         slot.status = to;
+        self.paused[id] = paused;
         self.counters.pauses += u64::from(paused);
         slot.mailbox.notify.notify_one();
         self.trace
@@ -568,6 +572,7 @@ impl<S: System> World<S> {
         let view = ClusterView {
             now: Duration::from_nanos(self.now_ns()),
             nodes: &self.processes,
+            paused: &self.paused,
         };
         let mut reasons = Vec::new();
         for checker in &mut self.checkers {
