@@ -1,4 +1,9 @@
 //! faultline: a deterministic simulation testbed for distributed protocols.
+//!
+//! Protocols are pure state machines ([`Process`]) driven by a simulator on madsim
+//! ([`sim`]) that owns every fault; scenarios ([`scenario`]) say what to run and what
+//! to inject; checkers ([`Checker`]) judge every step and the final history. See the
+//! README for a tour and `examples/counter.rs` for a protocol written from scratch.
 
 #[cfg(not(madsim))]
 compile_error!(
@@ -7,18 +12,31 @@ compile_error!(
      unset RUSTFLAGS, or add `--cfg madsim` to it."
 );
 
-pub mod broadcast;
+// The protocol API.
 pub mod check;
-pub mod cli;
 pub mod client;
-pub mod gossip;
 pub mod history;
 pub mod process;
-pub mod registry;
-pub mod run;
 pub mod storage;
 pub mod system;
+
+// Running scenarios.
+#[cfg(madsim)]
+pub mod cli;
+#[cfg(madsim)]
+pub mod registry;
+pub mod rng;
+#[cfg(madsim)]
+pub mod run;
+pub mod scenario;
+#[cfg(madsim)]
+pub mod sim;
+#[cfg(madsim)]
 pub mod testing;
+
+// Protocols.
+pub mod broadcast;
+pub mod gossip;
 
 pub use check::{Checker, ClusterView, Metrics};
 pub use client::{Client, ClientContext, ClientEffect, NoClient};
@@ -26,5 +44,3 @@ pub use history::{HistoryEvent, KvOp, OpType};
 pub use process::{ClientId, Context, Effect, NodeId, Process, RequestId, TimerId};
 pub use storage::Storage;
 pub use system::{Bug, Setup, System, Verdict};
-pub mod scenario;
-pub mod sim;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Fault, FaultKind, RandomFaults, Scenario, ScenarioError};
 use crate::process::NodeId;
-use crate::sim::rng::{stream, Purpose};
+use crate::rng::{stream, Purpose};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -4,7 +4,6 @@ mod clock;
 mod driver;
 mod mailbox;
 pub mod network;
-pub mod rng;
 pub mod trace;
 mod world;
 

@@ -211,7 +211,7 @@ pub fn cut_links(nodes: usize, fault: &Fault) -> Vec<(NodeId, NodeId)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::rng::{stream, Purpose};
+    use crate::rng::{stream, Purpose};
 
     fn net(nodes: usize) -> Network {
         Network::new(
