@@ -151,6 +151,9 @@ pub struct OpReport {
     pub call_ns: u64,
     pub return_ns: Option<u64>,
     pub description: String,
+    /// Not part of the witness: a write of a value a witness read returned, shown so
+    /// the reader sees where the value came from.
+    pub context: bool,
 }
 
 /// Why a history is not linearizable.
@@ -165,7 +168,8 @@ pub struct Failure {
     /// The earliest completion time by which the key's history is already
     /// non-linearizable.
     pub cut_ns: u64,
-    /// Operations with no linearization on their own, by invoke time.
+    /// Operations with no linearization on their own (those not marked `context`),
+    /// by invoke time.
     pub witness: Vec<OpReport>,
     /// Whether minimisation ran to the end (each witness op is needed) or stopped at
     /// its effort bound (the witness may hold more than it needs).
@@ -259,10 +263,11 @@ pub fn check_partitions<M: Model>(
                 outcome.verdict = Verdict::Fail(format!(
                     "key {:?}: {} operation(s) have no linearization: {}",
                     failure.key,
-                    failure.witness.len(),
+                    failure.witness.iter().filter(|o| !o.context).count(),
                     failure
                         .witness
                         .iter()
+                        .filter(|o| !o.context)
                         .map(|o| format!("[p{} {}]", o.process, o.description))
                         .collect::<Vec<_>>()
                         .join(" ")
@@ -618,8 +623,40 @@ fn explain<M: Model>(
             call_ns: o.call_ns,
             return_ns: o.return_ns,
             description: model.describe(&o.op, true),
+            context: false,
         })
         .collect();
+    // Context: for each witness read whose value no witness op wrote, the first
+    // write of it in the cut (the witness stands without it; the reader may not).
+    let kept: Vec<&Operation<M::Op>> = min
+        .ops
+        .iter()
+        .zip(&min.relaxed)
+        .filter(|(o, &r)| o.determinate() && !r)
+        .map(|(o, _)| o)
+        .collect();
+    for read in &kept {
+        if kept.iter().any(|w| model.wrote_value_read(&w.op, &read.op)) {
+            continue;
+        }
+        let source = min
+            .ops
+            .iter()
+            .filter(|w| model.wrote_value_read(&w.op, &read.op))
+            .min_by_key(|w| (w.call_ns, w.index));
+        if let Some(w) = source {
+            if !witness.iter().any(|o| o.index == w.index) {
+                witness.push(OpReport {
+                    process: w.process,
+                    index: w.index,
+                    call_ns: w.call_ns,
+                    return_ns: w.return_ns,
+                    description: model.describe(&w.op, w.determinate()),
+                    context: true,
+                });
+            }
+        }
+    }
     witness.sort_by_key(|o| (o.call_ns, o.index));
     Failure {
         key,
@@ -674,7 +711,7 @@ pub fn render_report(outcome: &Outcome, times: TimeBase) -> String {
         let _ = writeln!(
             out,
             "These {} operation(s) have no linearization{}:",
-            f.witness.len(),
+            f.witness.iter().filter(|o| !o.context).count(),
             if f.minimal {
                 " (each one is needed: with it relaxed to may-or-may-not-have-happened, the rest would be linearizable)"
             } else {
@@ -687,12 +724,17 @@ pub fn render_report(outcome: &Outcome, times: TimeBase) -> String {
                 .map_or_else(|| "?".to_string(), |r| show_time(r, times));
             let _ = writeln!(
                 out,
-                "  process {:<3} [{} .. {}]  {}   (event {})",
+                "  process {:<3} [{} .. {}]  {}   (event {}){}",
                 o.process,
                 show_time(o.call_ns, times),
                 ret,
                 o.description,
-                o.index
+                o.index,
+                if o.context {
+                    "  [context: wrote a value read above; not needed for the violation]"
+                } else {
+                    ""
+                }
             );
         }
     }

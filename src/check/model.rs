@@ -29,6 +29,12 @@ pub trait Model {
     /// checker drops it before searching.
     fn is_read(&self, op: &Self::Op) -> bool;
 
+    /// Whether `write` produced the value the determinate read `read` returned. Only
+    /// reports use it: to show, next to a witness, the writes of the values it read.
+    fn wrote_value_read(&self, _write: &Self::Op, _read: &Self::Op) -> bool {
+        false
+    }
+
     /// `get x -> "1"`, as a report shows it.
     fn describe(&self, op: &Self::Op, determinate: bool) -> String;
 }
@@ -116,6 +122,23 @@ fn step_common(state: &Option<String>, op: &KvOp, determinate: bool) -> Option<O
     }
 }
 
+fn wrote_value_read_common(write: &KvOp, read: &KvOp) -> bool {
+    let KvOp::Get {
+        value: Some(seen), ..
+    } = read
+    else {
+        return false;
+    };
+    match write {
+        KvOp::Put { value, .. } => value == seen,
+        KvOp::Cas {
+            value: (_, new), ..
+        } => new == seen,
+        KvOp::Append { value, .. } => seen.ends_with(value.as_str()),
+        KvOp::Get { .. } | KvOp::Delete { .. } => false,
+    }
+}
+
 fn show(v: &Option<String>) -> String {
     match v {
         Some(s) => format!("{s:?}"),
@@ -149,6 +172,9 @@ impl Model for KvModel {
     fn name(&self) -> &'static str {
         "kv"
     }
+    fn wrote_value_read(&self, write: &KvOp, read: &KvOp) -> bool {
+        wrote_value_read_common(write, read)
+    }
     fn init(&self) -> Option<String> {
         None
     }
@@ -169,6 +195,9 @@ impl Model for CasRegisterModel {
 
     fn name(&self) -> &'static str {
         "cas-register"
+    }
+    fn wrote_value_read(&self, write: &KvOp, read: &KvOp) -> bool {
+        wrote_value_read_common(write, read)
     }
     fn init(&self) -> Option<String> {
         None
