@@ -17,9 +17,11 @@
 //!    completed by `t`, plus operations pending at `t` as indeterminate) is not
 //!    linearizable; cuts are monotone, so this is a binary search;
 //! 2. within that cut, operations are relaxed greedily (delta-debugging style) to
-//!    indeterminate while the cut stays non-linearizable. What is left is the witness:
-//!    each of its operations matters even if every other operation may take effect at
-//!    any time after its invoke, or not at all. The effort is bounded in checks and time.
+//!    optional (it may not have happened; if it did, inside its interval) while the
+//!    cut stays non-linearizable. What is left is the witness: it has no
+//!    linearization on its own (optional operations may always be left out), and each
+//!    of its operations is needed, even with all the others allowed to have happened
+//!    or not. The effort is bounded in checks and time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -254,7 +256,7 @@ pub fn check_partitions<M: Model>(
             outcome.unknown_keys.push(key);
             continue;
         }
-        match search(model, &ops, deadline) {
+        match search(model, &ops, None, deadline) {
             Search::Linearizable => outcome.keys_checked += 1,
             Search::TimedOut => outcome.unknown_keys.push(key),
             Search::NotLinearizable(linearized_max) => {
@@ -318,11 +320,25 @@ fn op_hash(id: usize) -> u64 {
 }
 
 /// The Wing & Gong search with Lowe's memoization over one partition.
-fn search<M: Model>(model: &M, ops: &[Operation<M::Op>], deadline: Option<Instant>) -> Search {
+///
+/// `optional[i]` (when given) marks a determinate operation that may also not have
+/// happened at all: besides taking effect inside its interval, it may be decided
+/// as a no-op there. Minimisation uses it to relax operations without widening
+/// their intervals, which keeps the search narrow.
+fn search<M: Model>(
+    model: &M,
+    ops: &[Operation<M::Op>],
+    optional: Option<&[bool]>,
+    deadline: Option<Instant>,
+) -> Search {
     let n = ops.len();
     if n == 0 {
         return Search::Linearizable;
     }
+    if let Some(opt) = optional {
+        assert_eq!(opt.len(), n, "one optional flag per operation");
+    }
+    let is_optional = |i: usize| optional.is_some_and(|o| o[i]) && ops[i].determinate();
     // Entries: (time, 0 = call / 1 = return, op). Calls sort before returns at equal
     // times, which makes intervals closed.
     let mut order: Vec<(u64, u8, usize)> = Vec::with_capacity(2 * n);
@@ -342,14 +358,11 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op>], deadline: Option<Instan
     let mut is_call = vec![false; m];
     let mut entry_op = vec![0usize; m];
     let mut return_entry = vec![NONE; n]; // op -> its return entry
-    let mut call_entry = vec![NONE; n];
     let mut last = head;
     for (e, &(_, kind, op)) in order.iter().enumerate() {
         is_call[e] = kind == 0;
         entry_op[e] = op;
-        if kind == 0 {
-            call_entry[op] = e;
-        } else {
+        if kind == 1 {
             return_entry[op] = e;
         }
         next[last] = e;
@@ -363,13 +376,14 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op>], deadline: Option<Instan
     let mut bits_hash = 0u64;
     let mut state = model.init();
     let mut cache: HashSet<CacheKey<M::State>> = HashSet::new();
-    // (call entry, state before it, whether it was determinate)
-    let mut calls: Vec<(usize, M::State)> = Vec::with_capacity(n);
+    // (call entry, state before it, alternative taken: 0 = applied, 1 = no-op)
+    let mut calls: Vec<(usize, M::State, u8)> = Vec::with_capacity(n);
     let mut determinate_done = 0usize;
     let mut linearized_max = 0usize;
     let mut steps: u64 = 0;
 
     let mut entry = next[head];
+    let mut alt: u8 = 0;
     loop {
         steps += 1;
         if steps.is_multiple_of(1024) && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -387,7 +401,12 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op>], deadline: Option<Instan
         if is_call[entry] {
             let op_id = entry_op[entry];
             let op = &ops[op_id];
-            if let Some(new_state) = model.step(&state, &op.op, op.determinate()) {
+            let stepped = if alt == 0 {
+                model.step(&state, &op.op, op.determinate())
+            } else {
+                Some(state.clone())
+            };
+            if let Some(new_state) = stepped {
                 bits[op_id / 64] |= 1 << (op_id % 64);
                 let new_hash = bits_hash ^ op_hash(op_id);
                 let key = CacheKey {
@@ -398,7 +417,7 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op>], deadline: Option<Instan
                 if !cache.contains(&key) {
                     let new_state = key.state.clone();
                     cache.insert(key);
-                    calls.push((entry, std::mem::replace(&mut state, new_state)));
+                    calls.push((entry, std::mem::replace(&mut state, new_state), alt));
                     bits_hash = new_hash;
                     if op.determinate() {
                         determinate_done += 1;
@@ -417,15 +436,21 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op>], deadline: Option<Instan
                         }
                     }
                     entry = next[head];
+                    alt = 0;
                     continue;
                 }
                 bits[op_id / 64] &= !(1 << (op_id % 64));
             }
-            entry = next[entry];
+            if alt == 0 && is_optional(op_id) {
+                alt = 1;
+            } else {
+                entry = next[entry];
+                alt = 0;
+            }
         } else {
             // A return whose operation is not linearized yet: everything before it
             // has been tried, so undo the last choice.
-            let Some((call, old_state)) = calls.pop() else {
+            let Some((call, old_state, taken)) = calls.pop() else {
                 return Search::NotLinearizable(linearized_max);
             };
             let op_id = entry_op[call];
@@ -447,8 +472,14 @@ fn search<M: Model>(model: &M, ops: &[Operation<M::Op>], deadline: Option<Instan
             if next[call] != NONE {
                 prev[next[call]] = call;
             }
-            debug_assert_eq!(call_entry[op_id], call);
-            entry = next[call];
+            if taken == 0 && is_optional(op_id) {
+                // Try the same operation as a no-op before moving past it.
+                entry = call;
+                alt = 1;
+            } else {
+                entry = next[call];
+                alt = 0;
+            }
         }
     }
 }
@@ -459,7 +490,7 @@ const MINIMISE_TIME_MAX: Duration = Duration::from_secs(2);
 
 struct Minimiser<'a, M: Model> {
     model: &'a M,
-    /// The cut being minimised; `relaxed[i]` makes `ops[i]` indeterminate.
+    /// The cut being minimised; `relaxed[i]` lets `ops[i]` not have happened.
     ops: Vec<Operation<M::Op>>,
     relaxed: Vec<bool>,
     checks: usize,
@@ -475,28 +506,27 @@ impl<M: Model> Minimiser<'_, M> {
             return false;
         }
         self.checks += 1;
-        let ops: Vec<Operation<M::Op>> = self
-            .ops
-            .iter()
-            .zip(&self.relaxed)
-            .filter_map(|(o, &r)| {
-                if !r {
-                    Some(o.clone())
-                } else if self.model.is_read(&o.op) {
-                    None
-                } else {
-                    Some(Operation {
-                        return_ns: None,
-                        ..o.clone()
-                    })
-                }
-            })
-            .collect();
+        // A relaxed read constrains nothing, so it is dropped; a relaxed write stays
+        // in its interval but may be decided as a no-op.
+        let mut ops: Vec<Operation<M::Op>> = Vec::with_capacity(self.ops.len());
+        let mut optional: Vec<bool> = Vec::with_capacity(self.ops.len());
+        for (o, &r) in self.ops.iter().zip(&self.relaxed) {
+            if r && self.model.is_read(&o.op) {
+                continue;
+            }
+            ops.push(o.clone());
+            optional.push(r);
+        }
         // One search may not take all that is left: a heavily relaxed cut can be slow
         // to refute, and giving up on it only keeps more operations in the witness.
         let left = self.deadline.saturating_duration_since(Instant::now());
         let per_check = (left / 4).max(Duration::from_millis(5));
-        match search(self.model, &ops, Some(Instant::now() + per_check)) {
+        match search(
+            self.model,
+            &ops,
+            Some(&optional),
+            Some(Instant::now() + per_check),
+        ) {
             Search::NotLinearizable(_) => true,
             Search::Linearizable => false,
             Search::TimedOut => {
@@ -587,6 +617,7 @@ fn explain<M: Model>(
         match search(
             model,
             &cut(model, &ops, returns[mid]),
+            None,
             Some(Instant::now() + left / 2),
         ) {
             Search::NotLinearizable(_) => hi = mid,
@@ -713,7 +744,7 @@ pub fn render_report(outcome: &Outcome, times: TimeBase) -> String {
             "These {} operation(s) have no linearization{}:",
             f.witness.iter().filter(|o| !o.context).count(),
             if f.minimal {
-                " (each one is needed: with it relaxed to may-or-may-not-have-happened, the rest would be linearizable)"
+                " (each one is needed: were it allowed not to have happened, the rest would be linearizable)"
             } else {
                 " (minimisation stopped at its effort bound; some may not be needed)"
             }
