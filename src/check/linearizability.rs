@@ -263,8 +263,8 @@ pub fn check_partitions<M: Model>(
                 outcome.keys_checked += 1;
                 let failure = explain(model, key, ops, linearized_max, deadline);
                 outcome.verdict = Verdict::Fail(format!(
-                    "key {:?}: {} operation(s) have no linearization: {}",
-                    failure.key,
+                    "{}: {} operation(s) have no linearization: {}",
+                    key_name(&failure.key),
                     failure.witness.iter().filter(|o| !o.context).count(),
                     failure
                         .witness
@@ -699,6 +699,15 @@ fn explain<M: Model>(
     }
 }
 
+/// `key "x"`, or `the register` for a keyless history.
+fn key_name(key: &str) -> String {
+    if key.is_empty() {
+        "the register".to_string()
+    } else {
+        format!("key {key:?}")
+    }
+}
+
 /// How to show the times of a history.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeBase {
@@ -731,8 +740,10 @@ pub fn render_report(outcome: &Outcome, times: TimeBase) -> String {
     if let Some(f) = &outcome.failure {
         let _ = writeln!(
             out,
-            "key {:?} is not linearizable: the search linearized at most {} of its {} operation(s);",
-            f.key, f.linearized_max, f.key_ops
+            "{} is not linearizable: the search linearized at most {} of its {} operation(s);",
+            key_name(&f.key),
+            f.linearized_max,
+            f.key_ops
         );
         let _ = writeln!(
             out,

@@ -147,21 +147,29 @@ fn show(v: &Option<String>) -> String {
 }
 
 fn describe_common(op: &KvOp, determinate: bool, read: &str, write: &str) -> String {
+    // A keyless history (one register) has the empty key: leave it out.
+    let k = |key: &str| {
+        if key.is_empty() {
+            String::new()
+        } else {
+            format!(" {key}")
+        }
+    };
     match op {
         KvOp::Get { key, value } => {
             if determinate {
-                format!("{read} {key} -> {}", show(value))
+                format!("{read}{} -> {}", k(key), show(value))
             } else {
-                format!("{read} {key} -> ?")
+                format!("{read}{} -> ?", k(key))
             }
         }
-        KvOp::Put { key, value } => format!("{write} {key} {value:?}"),
-        KvOp::Delete { key } => format!("delete {key}"),
-        KvOp::Append { key, value } => format!("append {key} {value:?}"),
+        KvOp::Put { key, value } => format!("{write}{} {value:?}", k(key)),
+        KvOp::Delete { key } => format!("delete{}", k(key)),
+        KvOp::Append { key, value } => format!("append{} {value:?}", k(key)),
         KvOp::Cas {
             key,
             value: (expected, new),
-        } => format!("cas {key} {} -> {new:?}", show(expected)),
+        } => format!("cas{} {} -> {new:?}", k(key), show(expected)),
     }
 }
 
@@ -262,6 +270,21 @@ mod tests {
         };
         assert_eq!(CasRegisterModel.step(&None, &nil, true), Some(None));
         assert_eq!(CasRegisterModel.step(&s(""), &nil, true), None);
+    }
+
+    #[test]
+    fn descriptions_name_key_and_values() {
+        let cas = KvOp::Cas {
+            key: "x".into(),
+            value: (None, "1".into()),
+        };
+        assert_eq!(KvModel.describe(&cas, true), "cas x nil -> \"1\"");
+        let read = KvOp::Get {
+            key: String::new(),
+            value: s("3"),
+        };
+        assert_eq!(CasRegisterModel.describe(&read, true), "read -> \"3\"");
+        assert_eq!(CasRegisterModel.describe(&read, false), "read -> ?");
     }
 
     #[test]
