@@ -370,6 +370,21 @@ fn witness_of_a_swapped_read_is_small_and_self_contained() {
 }
 
 #[test]
+fn long_single_key_history_passes() {
+    let h = generate_linearizable_history(
+        3,
+        GenParams {
+            ops: 20_000,
+            keys: 1,
+            clients: 10,
+            info_percent: 0,
+        },
+    );
+    let o = check_kv(&h, Duration::from_secs(60));
+    assert!(passes(&o), "{:?}", o.verdict);
+}
+
+#[test]
 fn budget_exhaustion_is_unknown() {
     // 24 concurrent indeterminate appends and a read no order of them produces:
     // refuting it means trying every subset and order, far past the budget.

@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
@@ -294,29 +294,80 @@ pub fn check_partitions<M: Model>(
 
 const NONE: usize = usize::MAX;
 
-/// A cache entry: the linearized set and the state it led to. Hashing uses an
-/// incrementally maintained hash of the set, so a lookup does not rehash the bitset.
-#[derive(PartialEq, Eq)]
-struct CacheKey<S> {
-    bits_hash: u64,
-    bits: Box<[u64]>,
-    state: S,
+/// The set of linearized operations. Operations are numbered in invoke order, so the
+/// set is nearly always a dense prefix plus a few operations concurrent with its end;
+/// cache keys store it that way, which keeps the cache at O(operations x concurrency)
+/// rather than O(operations^2 / 64) for a long single-key history.
+struct LinSet {
+    bits: Vec<u64>,
+    /// Every operation below `prefix` is in the set; `prefix` itself is not.
+    prefix: usize,
+    len: usize,
+    n: usize,
 }
 
-impl<S: Hash> Hash for CacheKey<S> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        self.bits_hash.hash(h);
-        self.state.hash(h);
+impl LinSet {
+    fn new(n: usize) -> LinSet {
+        LinSet {
+            bits: vec![0; n.div_ceil(64)],
+            prefix: 0,
+            len: 0,
+            n,
+        }
+    }
+
+    fn contains(&self, i: usize) -> bool {
+        self.bits[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn insert(&mut self, i: usize) {
+        assert!(
+            i < self.n && !self.contains(i),
+            "operation {i} linearized twice"
+        );
+        self.bits[i / 64] |= 1 << (i % 64);
+        self.len += 1;
+        while self.prefix < self.n && self.contains(self.prefix) {
+            self.prefix += 1;
+        }
+    }
+
+    fn remove(&mut self, i: usize) {
+        assert!(self.contains(i), "operation {i} undone but not linearized");
+        self.bits[i / 64] &= !(1 << (i % 64));
+        self.len -= 1;
+        self.prefix = self.prefix.min(i);
+    }
+
+    /// The members past the dense prefix, ascending.
+    fn extra(&self) -> Box<[u32]> {
+        let want = self.len - self.prefix;
+        let mut out = Vec::with_capacity(want);
+        let mut w = self.prefix / 64;
+        while out.len() < want {
+            assert!(w < self.bits.len(), "set size out of step with its bits");
+            let mut word = self.bits[w];
+            if w == self.prefix / 64 {
+                // Bits below the prefix are all set; skip them.
+                word &= !((1u64 << (self.prefix % 64)) - 1);
+            }
+            while word != 0 {
+                let bit = word.trailing_zeros() as usize;
+                out.push((w * 64 + bit) as u32);
+                word &= word - 1;
+            }
+            w += 1;
+        }
+        out.into_boxed_slice()
     }
 }
 
-/// A fixed pseudo-random 64-bit word per operation (splitmix64), XORed into the
-/// linearized set's hash.
-fn op_hash(id: usize) -> u64 {
-    let mut z = (id as u64).wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// A cache entry: the linearized set and the state it led to.
+#[derive(PartialEq, Eq, Hash)]
+struct CacheKey<S> {
+    prefix: u32,
+    extra: Box<[u32]>,
+    state: S,
 }
 
 /// The Wing & Gong search with Lowe's memoization over one partition.
@@ -371,9 +422,8 @@ fn search<M: Model>(
     }
     let determinate_total = ops.iter().filter(|o| o.determinate()).count();
 
-    let words = n.div_ceil(64);
-    let mut bits = vec![0u64; words];
-    let mut bits_hash = 0u64;
+    assert!(n < u32::MAX as usize, "partition too large");
+    let mut set = LinSet::new(n);
     let mut state = model.init();
     let mut cache: HashSet<CacheKey<M::State>> = HashSet::new();
     // (call entry, state before it, alternative taken: 0 = applied, 1 = no-op)
@@ -407,18 +457,16 @@ fn search<M: Model>(
                 Some(state.clone())
             };
             if let Some(new_state) = stepped {
-                bits[op_id / 64] |= 1 << (op_id % 64);
-                let new_hash = bits_hash ^ op_hash(op_id);
+                set.insert(op_id);
                 let key = CacheKey {
-                    bits_hash: new_hash,
-                    bits: bits.clone().into_boxed_slice(),
+                    prefix: set.prefix as u32,
+                    extra: set.extra(),
                     state: new_state,
                 };
                 if !cache.contains(&key) {
                     let new_state = key.state.clone();
                     cache.insert(key);
                     calls.push((entry, std::mem::replace(&mut state, new_state), alt));
-                    bits_hash = new_hash;
                     if op.determinate() {
                         determinate_done += 1;
                     }
@@ -439,7 +487,7 @@ fn search<M: Model>(
                     alt = 0;
                     continue;
                 }
-                bits[op_id / 64] &= !(1 << (op_id % 64));
+                set.remove(op_id);
             }
             if alt == 0 && is_optional(op_id) {
                 alt = 1;
@@ -455,8 +503,7 @@ fn search<M: Model>(
             };
             let op_id = entry_op[call];
             state = old_state;
-            bits[op_id / 64] &= !(1 << (op_id % 64));
-            bits_hash ^= op_hash(op_id);
+            set.remove(op_id);
             if ops[op_id].determinate() {
                 determinate_done -= 1;
             }
@@ -966,6 +1013,26 @@ mod tests {
         // put 0 is needed (else "0" was never written), put 1 and the read too.
         assert_eq!(f.witness.len(), 3, "{:?}", f.witness);
         assert_eq!(f.cut_ns, 5);
+    }
+
+    #[test]
+    fn lin_set_keeps_a_dense_prefix_and_sparse_extra() {
+        let mut set = LinSet::new(200);
+        for i in [0, 1, 2, 70, 130] {
+            set.insert(i);
+        }
+        assert_eq!(set.prefix, 3);
+        assert_eq!(&*set.extra(), &[70, 130]);
+        for i in 3..70 {
+            set.insert(i);
+        }
+        assert_eq!(set.prefix, 71);
+        assert_eq!(&*set.extra(), &[130]);
+        set.remove(1);
+        assert_eq!(set.prefix, 1);
+        let extra = set.extra();
+        assert_eq!(extra.len(), 70);
+        assert_eq!((extra[0], extra[68], extra[69]), (2, 70, 130));
     }
 
     #[test]
