@@ -278,6 +278,141 @@ fn equal_timestamps_are_concurrent() {
     assert!(passes(&check_kv(&h, BUDGET)));
 }
 
+/// Brute force: is there an order of all determinate operations and some subset of
+/// the indeterminate ones that respects real time and the kv model?
+fn linearizable_by_brute_force(h: &[HistoryEvent<KvOp>]) -> bool {
+    use faultline::check::linearizability::pair_events;
+    use faultline::check::model::{KvModel, Model};
+    let ops = pair_events(h).expect("well formed");
+    let n = ops.len();
+    assert!(n <= 7, "brute force is for tiny histories");
+    let info: Vec<usize> = (0..n).filter(|&i| ops[i].return_ns.is_none()).collect();
+    for mask in 0u32..(1 << info.len()) {
+        let chosen: Vec<usize> = (0..n)
+            .filter(|&i| match info.iter().position(|&j| j == i) {
+                Some(bit) => mask & (1 << bit) != 0,
+                None => true,
+            })
+            .collect();
+        // Depth-first over orders of `chosen`.
+        fn extend(
+            ops: &[faultline::check::linearizability::Operation<KvOp>],
+            chosen: &[usize],
+            used: &mut Vec<bool>,
+            state: Option<String>,
+            placed: usize,
+        ) -> bool {
+            if placed == chosen.len() {
+                return true;
+            }
+            for (k, &i) in chosen.iter().enumerate() {
+                if used[k] {
+                    continue;
+                }
+                // Every unplaced op that returned before i was invoked must come first.
+                let blocked = chosen.iter().enumerate().any(|(k2, &j)| {
+                    !used[k2] && j != i && ops[j].return_ns.is_some_and(|r| r < ops[i].call_ns)
+                });
+                if blocked {
+                    continue;
+                }
+                if let Some(next) = KvModel.step(&state, &ops[i].op, ops[i].return_ns.is_some()) {
+                    used[k] = true;
+                    if extend(ops, chosen, used, next, placed + 1) {
+                        return true;
+                    }
+                    used[k] = false;
+                }
+            }
+            false
+        }
+        let mut used = vec![false; chosen.len()];
+        if extend(&ops, &chosen, &mut used, None, 0) {
+            return true;
+        }
+    }
+    false
+}
+
+/// A tiny random history on one key: small value domain, overlapping intervals,
+/// some `fail`, `info` and never-completed operations.
+fn random_tiny_history(rng: &mut ChaCha8Rng) -> Vec<HistoryEvent<KvOp>> {
+    let vals = ["a", "b", "c"];
+    let mut rows: Vec<(u64, usize, usize, OpType, KvOp)> = Vec::new();
+    let n = rng.gen_range(1..=6);
+    for p in 0..n {
+        let v = vals[rng.gen_range(0..3)];
+        let maybe = |rng: &mut ChaCha8Rng| {
+            if rng.gen_bool(0.3) {
+                None
+            } else {
+                Some(vals[rng.gen_range(0..3)])
+            }
+        };
+        let op = match rng.gen_range(0..6) {
+            0 | 1 => get("x", maybe(rng)),
+            2 => put("x", v),
+            3 => append("x", v),
+            4 => KvOp::Delete { key: "x".into() },
+            _ => cas("x", maybe(rng), v),
+        };
+        let call = rng.gen_range(0..20u64);
+        let ret = call + rng.gen_range(0..10u64);
+        let invoke_op = match &op {
+            KvOp::Get { .. } => get("x", None),
+            o => o.clone(),
+        };
+        rows.push((call, 0, p, Invoke, invoke_op));
+        match rng.gen_range(0..10) {
+            0 => rows.push((ret, 1, p, Info, op)),
+            1 => rows.push((ret, 1, p, Fail, op)),
+            2 => {} // never completed
+            _ => rows.push((ret, 1, p, Done, op)),
+        }
+    }
+    rows.sort_by_key(|r| (r.0, r.1, r.2));
+    rows.into_iter()
+        .enumerate()
+        .map(|(index, (time_ns, _, process, kind, op))| HistoryEvent {
+            index,
+            process,
+            kind,
+            op,
+            time_ns,
+        })
+        .collect()
+}
+
+#[test]
+fn agrees_with_brute_force_on_tiny_histories() {
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    let (mut good, mut bad) = (0, 0);
+    for case in 0..4000 {
+        let h = random_tiny_history(&mut rng);
+        let expected = linearizable_by_brute_force(&h);
+        let o = check_kv(&h, BUDGET);
+        assert_eq!(
+            passes(&o),
+            expected,
+            "case {case}: checker says {:?}, brute force {expected}: {h:#?}",
+            o.verdict
+        );
+        if expected {
+            good += 1;
+        } else {
+            bad += 1;
+            // The witness has no linearization on its own, by brute force too.
+            let f = failure(&o);
+            assert!(
+                !linearizable_by_brute_force(&witness_history(&h, f)),
+                "case {case}"
+            );
+        }
+    }
+    // Both answers must be well represented for the comparison to mean anything.
+    assert!(good > 800 && bad > 800, "good {good}, bad {bad}");
+}
+
 fn params(ops: usize) -> GenParams {
     GenParams {
         ops,
