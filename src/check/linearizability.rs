@@ -16,12 +16,12 @@
 //! 1. the earliest completion time `t` such that the history cut at `t` (operations
 //!    completed by `t`, plus operations pending at `t` as indeterminate) is not
 //!    linearizable; cuts are monotone, so this is a binary search;
-//! 2. within that cut, operations are relaxed greedily (delta-debugging style) to
-//!    optional (it may not have happened; if it did, inside its interval) while the
-//!    cut stays non-linearizable. What is left is the witness: it has no
-//!    linearization on its own (optional operations may always be left out), and each
-//!    of its operations is needed, even with all the others allowed to have happened
-//!    or not. The effort is bounded in checks and time.
+//! 2. within that cut, operations are deleted greedily (delta-debugging style) while
+//!    the cut stays non-linearizable, except that a write is kept while a kept read
+//!    (or cas) observed a value it may have written (else the witness could blame the
+//!    read for a "never written" value instead of for the real anomaly). What is
+//!    left is the witness: it has no linearization, and without any one of its
+//!    operations it would have one. The effort is bounded in checks and time.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
@@ -256,7 +256,7 @@ pub fn check_partitions<M: Model>(
             outcome.unknown_keys.push(key);
             continue;
         }
-        match search(model, &ops, None, deadline) {
+        match search(model, &ops, deadline) {
             Search::Linearizable => outcome.keys_checked += 1,
             Search::TimedOut => outcome.unknown_keys.push(key),
             Search::NotLinearizable(linearized_max) => {
@@ -371,25 +371,11 @@ struct CacheKey<S> {
 }
 
 /// The Wing & Gong search with Lowe's memoization over one partition.
-///
-/// `optional[i]` (when given) marks a determinate operation that may also not have
-/// happened at all: besides taking effect inside its interval, it may be decided
-/// as a no-op there. Minimisation uses it to relax operations without widening
-/// their intervals, which keeps the search narrow.
-fn search<M: Model>(
-    model: &M,
-    ops: &[Operation<M::Op>],
-    optional: Option<&[bool]>,
-    deadline: Option<Instant>,
-) -> Search {
+fn search<M: Model>(model: &M, ops: &[Operation<M::Op>], deadline: Option<Instant>) -> Search {
     let n = ops.len();
     if n == 0 {
         return Search::Linearizable;
     }
-    if let Some(opt) = optional {
-        assert_eq!(opt.len(), n, "one optional flag per operation");
-    }
-    let is_optional = |i: usize| optional.is_some_and(|o| o[i]) && ops[i].determinate();
     // Entries: (time, 0 = call / 1 = return, op). Calls sort before returns at equal
     // times, which makes intervals closed.
     let mut order: Vec<(u64, u8, usize)> = Vec::with_capacity(2 * n);
@@ -426,14 +412,13 @@ fn search<M: Model>(
     let mut set = LinSet::new(n);
     let mut state = model.init();
     let mut cache: HashSet<CacheKey<M::State>> = HashSet::new();
-    // (call entry, state before it, alternative taken: 0 = applied, 1 = no-op)
-    let mut calls: Vec<(usize, M::State, u8)> = Vec::with_capacity(n);
+    // (call entry, state before it)
+    let mut calls: Vec<(usize, M::State)> = Vec::with_capacity(n);
     let mut determinate_done = 0usize;
     let mut linearized_max = 0usize;
     let mut steps: u64 = 0;
 
     let mut entry = next[head];
-    let mut alt: u8 = 0;
     loop {
         steps += 1;
         if steps.is_multiple_of(1024) && deadline.is_some_and(|d| Instant::now() >= d) {
@@ -451,12 +436,7 @@ fn search<M: Model>(
         if is_call[entry] {
             let op_id = entry_op[entry];
             let op = &ops[op_id];
-            let stepped = if alt == 0 {
-                model.step(&state, &op.op, op.determinate())
-            } else {
-                Some(state.clone())
-            };
-            if let Some(new_state) = stepped {
+            if let Some(new_state) = model.step(&state, &op.op, op.determinate()) {
                 set.insert(op_id);
                 let key = CacheKey {
                     prefix: set.prefix as u32,
@@ -466,7 +446,7 @@ fn search<M: Model>(
                 if !cache.contains(&key) {
                     let new_state = key.state.clone();
                     cache.insert(key);
-                    calls.push((entry, std::mem::replace(&mut state, new_state), alt));
+                    calls.push((entry, std::mem::replace(&mut state, new_state)));
                     if op.determinate() {
                         determinate_done += 1;
                     }
@@ -484,21 +464,15 @@ fn search<M: Model>(
                         }
                     }
                     entry = next[head];
-                    alt = 0;
                     continue;
                 }
                 set.remove(op_id);
             }
-            if alt == 0 && is_optional(op_id) {
-                alt = 1;
-            } else {
-                entry = next[entry];
-                alt = 0;
-            }
+            entry = next[entry];
         } else {
             // A return whose operation is not linearized yet: everything before it
             // has been tried, so undo the last choice.
-            let Some((call, old_state, taken)) = calls.pop() else {
+            let Some((call, old_state)) = calls.pop() else {
                 return Search::NotLinearizable(linearized_max);
             };
             let op_id = entry_op[call];
@@ -519,14 +493,7 @@ fn search<M: Model>(
             if next[call] != NONE {
                 prev[next[call]] = call;
             }
-            if taken == 0 && is_optional(op_id) {
-                // Try the same operation as a no-op before moving past it.
-                entry = call;
-                alt = 1;
-            } else {
-                entry = next[call];
-                alt = 0;
-            }
+            entry = next[call];
         }
     }
 }
@@ -537,43 +504,34 @@ const MINIMISE_TIME_MAX: Duration = Duration::from_secs(2);
 
 struct Minimiser<'a, M: Model> {
     model: &'a M,
-    /// The cut being minimised; `relaxed[i]` lets `ops[i]` not have happened.
+    /// The cut being minimised; `deleted[i]` leaves `ops[i]` out.
     ops: Vec<Operation<M::Op>>,
-    relaxed: Vec<bool>,
+    deleted: Vec<bool>,
     checks: usize,
     deadline: Instant,
     exhausted: bool,
 }
 
 impl<M: Model> Minimiser<'_, M> {
-    /// Whether the cut, with the current relaxations, is proven non-linearizable.
+    /// Whether the cut, less the deleted operations, is proven non-linearizable.
     fn still_bad(&mut self) -> bool {
         if self.checks >= MINIMISE_CHECKS_MAX || Instant::now() >= self.deadline {
             self.exhausted = true;
             return false;
         }
         self.checks += 1;
-        // A relaxed read constrains nothing, so it is dropped; a relaxed write stays
-        // in its interval but may be decided as a no-op.
-        let mut ops: Vec<Operation<M::Op>> = Vec::with_capacity(self.ops.len());
-        let mut optional: Vec<bool> = Vec::with_capacity(self.ops.len());
-        for (o, &r) in self.ops.iter().zip(&self.relaxed) {
-            if r && self.model.is_read(&o.op) {
-                continue;
-            }
-            ops.push(o.clone());
-            optional.push(r);
-        }
-        // One search may not take all that is left: a heavily relaxed cut can be slow
-        // to refute, and giving up on it only keeps more operations in the witness.
+        let ops: Vec<Operation<M::Op>> = self
+            .ops
+            .iter()
+            .zip(&self.deleted)
+            .filter(|(_, &d)| !d)
+            .map(|(o, _)| o.clone())
+            .collect();
+        // One search may not take all that is left; giving up on it only keeps more
+        // operations in the witness.
         let left = self.deadline.saturating_duration_since(Instant::now());
         let per_check = (left / 4).max(Duration::from_millis(5));
-        match search(
-            self.model,
-            &ops,
-            Some(&optional),
-            Some(Instant::now() + per_check),
-        ) {
+        match search(self.model, &ops, Some(Instant::now() + per_check)) {
             Search::NotLinearizable(_) => true,
             Search::Linearizable => false,
             Search::TimedOut => {
@@ -583,30 +541,43 @@ impl<M: Model> Minimiser<'_, M> {
         }
     }
 
-    /// Relaxes as many of `candidates` as possible, halving on failure.
-    fn relax(&mut self, candidates: &[usize], depth: usize) {
+    /// Whether a deleted operation may have written a value that a kept read (or
+    /// cas) observed: deleting it would blame the observer for a value "never
+    /// written" instead of for what really went wrong.
+    fn orphans_an_observer(&self) -> bool {
+        self.ops.iter().zip(&self.deleted).any(|(w, &dw)| {
+            dw && self
+                .ops
+                .iter()
+                .zip(&self.deleted)
+                .any(|(r, &dr)| !dr && self.model.wrote_value_observed(&w.op, &r.op))
+        })
+    }
+
+    /// Deletes as many of `candidates` as possible, halving on failure.
+    fn shrink(&mut self, candidates: &[usize], depth: usize) {
         assert!(
             depth <= 64,
-            "relaxation recursion deeper than log2 of a history"
+            "shrinking recursion deeper than log2 of a history"
         );
         if candidates.is_empty() {
             return;
         }
         for &c in candidates {
-            self.relaxed[c] = true;
+            self.deleted[c] = true;
         }
-        if self.still_bad() {
+        if !self.orphans_an_observer() && self.still_bad() {
             return;
         }
         for &c in candidates {
-            self.relaxed[c] = false;
+            self.deleted[c] = false;
         }
         if candidates.len() == 1 {
             return;
         }
         let (a, b) = candidates.split_at(candidates.len() / 2);
-        self.relax(a, depth + 1);
-        self.relax(b, depth + 1);
+        self.shrink(a, depth + 1);
+        self.shrink(b, depth + 1);
     }
 }
 
@@ -664,7 +635,6 @@ fn explain<M: Model>(
         match search(
             model,
             &cut(model, &ops, returns[mid]),
-            None,
             Some(Instant::now() + left / 2),
         ) {
             Search::NotLinearizable(_) => hi = mid,
@@ -677,50 +647,48 @@ fn explain<M: Model>(
     }
     let cut_ns = returns[hi];
     let cut_ops = cut(model, &ops, cut_ns);
-    let mut candidates: Vec<usize> = (0..cut_ops.len())
-        .filter(|&i| cut_ops[i].determinate())
-        .collect();
+    let mut candidates: Vec<usize> = (0..cut_ops.len()).collect();
     candidates.sort_by_key(|&i| (cut_ops[i].call_ns, cut_ops[i].index));
     let mut min = Minimiser {
         model,
-        relaxed: vec![false; cut_ops.len()],
+        deleted: vec![false; cut_ops.len()],
         ops: cut_ops,
         checks: 0,
         deadline: min_deadline,
         exhausted,
     };
-    min.relax(&candidates, 0);
-    let mut witness: Vec<OpReport> = min
+    min.shrink(&candidates, 0);
+    let kept: Vec<&Operation<M::Op>> = min
         .ops
         .iter()
-        .zip(&min.relaxed)
-        .filter(|(o, &r)| o.determinate() && !r)
-        .map(|(o, _)| OpReport {
+        .zip(&min.deleted)
+        .filter(|(_, &d)| !d)
+        .map(|(o, _)| o)
+        .collect();
+    let mut witness: Vec<OpReport> = kept
+        .iter()
+        .map(|o| OpReport {
             process: o.process,
             index: o.index,
             call_ns: o.call_ns,
             return_ns: o.return_ns,
-            description: model.describe(&o.op, true),
+            description: model.describe(&o.op, o.determinate()),
             context: false,
         })
         .collect();
     // Context: for each witness read whose value no witness op wrote, the first
     // write of it in the cut (the witness stands without it; the reader may not).
-    let kept: Vec<&Operation<M::Op>> = min
-        .ops
-        .iter()
-        .zip(&min.relaxed)
-        .filter(|(o, &r)| o.determinate() && !r)
-        .map(|(o, _)| o)
-        .collect();
     for read in &kept {
-        if kept.iter().any(|w| model.wrote_value_read(&w.op, &read.op)) {
+        if kept
+            .iter()
+            .any(|w| model.wrote_value_observed(&w.op, &read.op))
+        {
             continue;
         }
         let source = min
             .ops
             .iter()
-            .filter(|w| model.wrote_value_read(&w.op, &read.op))
+            .filter(|w| model.wrote_value_observed(&w.op, &read.op))
             .min_by_key(|w| (w.call_ns, w.index));
         if let Some(w) = source {
             if !witness.iter().any(|o| o.index == w.index) {
@@ -802,7 +770,7 @@ pub fn render_report(outcome: &Outcome, times: TimeBase) -> String {
             "These {} operation(s) have no linearization{}:",
             f.witness.iter().filter(|o| !o.context).count(),
             if f.minimal {
-                " (each one is needed: were it allowed not to have happened, the rest would be linearizable)"
+                " (each one is needed: without it the rest would be linearizable)"
             } else {
                 " (minimisation stopped at its effort bound; some may not be needed)"
             }

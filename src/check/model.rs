@@ -29,9 +29,11 @@ pub trait Model {
     /// checker drops it before searching.
     fn is_read(&self, op: &Self::Op) -> bool;
 
-    /// Whether `write` produced the value the determinate read `read` returned. Only
-    /// reports use it: to show, next to a witness, the writes of the values it read.
-    fn wrote_value_read(&self, _write: &Self::Op, _read: &Self::Op) -> bool {
+    /// Whether `write` may have produced (or contributed to) the value that
+    /// `observer` saw: a read's result, or the value a cas compared against. Only
+    /// witness minimisation and reports use it, to keep the sources of an observed
+    /// value next to its observer; over-approximating is harmless.
+    fn wrote_value_observed(&self, _write: &Self::Op, _observer: &Self::Op) -> bool {
         false
     }
 
@@ -122,19 +124,28 @@ fn step_common(state: &Option<String>, op: &KvOp, determinate: bool) -> Option<O
     }
 }
 
-fn wrote_value_read_common(write: &KvOp, read: &KvOp) -> bool {
-    let KvOp::Get {
-        value: Some(seen), ..
-    } = read
-    else {
-        return false;
+fn wrote_value_observed_common(write: &KvOp, observer: &KvOp) -> bool {
+    let seen = match observer {
+        KvOp::Get { value, .. } => value,
+        KvOp::Cas {
+            value: (expected, _),
+            ..
+        } => expected,
+        _ => return false,
     };
+    // A nil seen after the key existed came from a delete (or from the start).
+    let Some(seen) = seen else {
+        return matches!(write, KvOp::Delete { .. });
+    };
+    // With appends a value is built by a put (or cas) and the appends after it, so a
+    // writer contributed if its value starts the one seen, or an append's is in it.
+    // This over-approximates, which only keeps an extra op in a witness.
     match write {
-        KvOp::Put { value, .. } => value == seen,
+        KvOp::Put { value, .. } => seen.starts_with(value.as_str()),
         KvOp::Cas {
             value: (_, new), ..
-        } => new == seen,
-        KvOp::Append { value, .. } => seen.ends_with(value.as_str()),
+        } => seen.starts_with(new.as_str()),
+        KvOp::Append { value, .. } => seen.contains(value.as_str()),
         KvOp::Get { .. } | KvOp::Delete { .. } => false,
     }
 }
@@ -180,8 +191,8 @@ impl Model for KvModel {
     fn name(&self) -> &'static str {
         "kv"
     }
-    fn wrote_value_read(&self, write: &KvOp, read: &KvOp) -> bool {
-        wrote_value_read_common(write, read)
+    fn wrote_value_observed(&self, write: &KvOp, observer: &KvOp) -> bool {
+        wrote_value_observed_common(write, observer)
     }
     fn init(&self) -> Option<String> {
         None
@@ -204,8 +215,8 @@ impl Model for CasRegisterModel {
     fn name(&self) -> &'static str {
         "cas-register"
     }
-    fn wrote_value_read(&self, write: &KvOp, read: &KvOp) -> bool {
-        wrote_value_read_common(write, read)
+    fn wrote_value_observed(&self, write: &KvOp, observer: &KvOp) -> bool {
+        wrote_value_observed_common(write, observer)
     }
     fn init(&self) -> Option<String> {
         None
@@ -285,6 +296,38 @@ mod tests {
         };
         assert_eq!(CasRegisterModel.describe(&read, true), "read -> \"3\"");
         assert_eq!(CasRegisterModel.describe(&read, false), "read -> ?");
+    }
+
+    #[test]
+    fn observed_values_name_their_writers() {
+        let append = KvOp::Append {
+            key: "x".into(),
+            value: "b".into(),
+        };
+        let read = KvOp::Get {
+            key: "x".into(),
+            value: s("ab"),
+        };
+        let cas = KvOp::Cas {
+            key: "x".into(),
+            value: (s("ab"), "c".into()),
+        };
+        assert!(KvModel.wrote_value_observed(&append, &read));
+        assert!(KvModel.wrote_value_observed(&append, &cas));
+        assert!(!KvModel.wrote_value_observed(&cas, &read));
+        let put = KvOp::Put {
+            key: "x".into(),
+            value: "a".into(),
+        };
+        assert!(KvModel.wrote_value_observed(&put, &read));
+        let delete = KvOp::Delete { key: "x".into() };
+        let read_nil = KvOp::Get {
+            key: "x".into(),
+            value: None,
+        };
+        assert!(KvModel.wrote_value_observed(&delete, &read_nil));
+        assert!(!KvModel.wrote_value_observed(&delete, &read));
+        assert!(!KvModel.wrote_value_observed(&read, &read));
     }
 
     #[test]
