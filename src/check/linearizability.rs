@@ -647,8 +647,10 @@ fn explain<M: Model>(
     }
     let cut_ns = returns[hi];
     let cut_ops = cut(model, &ops, cut_ns);
+    // Latest first: readers come after the writers they protect, so deleting them
+    // first frees those writers within the same pass.
     let mut candidates: Vec<usize> = (0..cut_ops.len()).collect();
-    candidates.sort_by_key(|&i| (cut_ops[i].call_ns, cut_ops[i].index));
+    candidates.sort_by_key(|&i| std::cmp::Reverse((cut_ops[i].call_ns, cut_ops[i].index)));
     let mut min = Minimiser {
         model,
         deleted: vec![false; cut_ops.len()],
@@ -657,7 +659,15 @@ fn explain<M: Model>(
         deadline: min_deadline,
         exhausted,
     };
-    min.shrink(&candidates, 0);
+    // Repeat until nothing more goes: a deletion can unprotect a writer kept earlier.
+    for _pass in 0..8 {
+        let before = min.deleted.iter().filter(|&&d| d).count();
+        min.shrink(&candidates, 0);
+        candidates.retain(|&i| !min.deleted[i]);
+        if min.deleted.iter().filter(|&&d| d).count() == before || min.exhausted {
+            break;
+        }
+    }
     let kept: Vec<&Operation<M::Op>> = min
         .ops
         .iter()
