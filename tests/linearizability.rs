@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use faultline::check::history_file::{check_file, load, parse_bytes, HistoryError};
 use faultline::check::linearizability::{
-    check_kv, generate_linearizable_history, Failure, GenParams, Outcome,
+    check_kv, generate_linearizable_history, render_report, Failure, GenParams, Outcome, TimeBase,
 };
 use faultline::check::model::ModelKind;
 use faultline::{HistoryEvent, KvOp, OpType, Verdict};
@@ -240,8 +240,25 @@ fn indeterminate_ops_cannot_happen_before_invoke_or_twice() {
         (1, Info, put("x", "2"), 3),
     ]);
     let o = check_kv(&early, BUDGET);
-    // The read alone is the witness: the info put may simply not have happened.
+    // The read alone is the witness: the info put, invoked after it, cannot help.
     assert_eq!(failure(&o).witness.len(), 1);
+    let text = render_report(&o, TimeBase::Nanos);
+    assert!(text.contains("get x -> \"2\""), "{text}");
+    // An indeterminate op in a witness is shown as such.
+    let pending = history(&[
+        (0, Invoke, put("x", "1"), 0),
+        (0, Done, put("x", "1"), 1),
+        (1, Invoke, put("x", "2"), 2),
+        (1, Info, put("x", "2"), 3),
+        (2, Invoke, get("x", None), 4),
+        (2, Done, get("x", Some("2")), 5),
+        (2, Invoke, get("x", None), 6),
+        (2, Done, get("x", Some("1")), 7),
+    ]);
+    let o = check_kv(&pending, BUDGET);
+    assert_eq!(failure(&o).witness.len(), 4, "{:?}", failure(&o).witness);
+    let text = render_report(&o, TimeBase::Nanos);
+    assert!(text.contains("? (indeterminate)"), "{text}");
     // Taking effect twice: 1, then 2 (the info put), then 1 again, then 2 again.
     let twice = history(&[
         (0, Invoke, put("x", "1"), 0),
@@ -590,6 +607,8 @@ fn shipped_history_files() {
         "{}",
         r.text
     );
+    // The write of the value both cas compared against is part of the story.
+    assert!(r.text.contains("write \"0\""), "{}", r.text);
     assert!(r.text.contains("cas \"0\" -> \"1\""), "{}", r.text);
     assert!(r.text.contains("cas \"0\" -> \"2\""), "{}", r.text);
 }

@@ -780,15 +780,17 @@ pub fn render_report(outcome: &Outcome, times: TimeBase) -> String {
             "These {} operation(s) have no linearization{}:",
             f.witness.iter().filter(|o| !o.context).count(),
             if f.minimal {
-                " (each one is needed: without it the rest would be linearizable)"
+                " (minimal: without any one of them the rest would be linearizable, or it wrote a value one of them observed)"
             } else {
                 " (minimisation stopped at its effort bound; some may not be needed)"
             }
         );
         for o in &f.witness {
+            // An indeterminate op returns "at infinity": it may have taken effect
+            // any time after its invoke, or not at all.
             let ret = o
                 .return_ns
-                .map_or_else(|| "?".to_string(), |r| show_time(r, times));
+                .map_or_else(|| "? (indeterminate)".to_string(), |r| show_time(r, times));
             let _ = writeln!(
                 out,
                 "  process {:<3} [{} .. {}]  {}   (event {}){}",
