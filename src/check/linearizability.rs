@@ -173,8 +173,9 @@ pub struct Failure {
     /// Operations with no linearization on their own (those not marked `context`),
     /// by invoke time.
     pub witness: Vec<OpReport>,
-    /// Whether minimisation ran to the end (each witness op is needed) or stopped at
-    /// its effort bound (the witness may hold more than it needs).
+    /// Whether minimisation ran to the end (each witness op is needed, or wrote a
+    /// value another one observed) or stopped at its effort bound (the witness may
+    /// hold more than it needs).
     pub minimal: bool,
 }
 
@@ -210,15 +211,27 @@ pub fn check_kv(history: &[HistoryEvent<KvOp>], budget: Duration) -> Outcome {
 }
 
 /// Checks a key-value-shaped history against `model`, per key.
+///
+/// # Panics
+/// If the history does not pair up; see [`try_check_history`].
 pub fn check_history<M: Model<Op = KvOp>>(
     model: &M,
     history: &[HistoryEvent<KvOp>],
     budget: Duration,
 ) -> Outcome {
-    let ops = match pair_events(history) {
-        Ok(ops) => ops,
+    match try_check_history(model, history, budget) {
+        Ok(outcome) => outcome,
         Err(e) => panic!("malformed history at event {}: {}", e.position, e.message),
-    };
+    }
+}
+
+/// [`check_history`] for histories that may not pair up.
+pub fn try_check_history<M: Model<Op = KvOp>>(
+    model: &M,
+    history: &[HistoryEvent<KvOp>],
+    budget: Duration,
+) -> Result<Outcome, PairError> {
+    let ops = pair_events(history)?;
     let mut partitions: BTreeMap<String, Vec<Operation<KvOp>>> = BTreeMap::new();
     for op in ops {
         partitions
@@ -226,7 +239,7 @@ pub fn check_history<M: Model<Op = KvOp>>(
             .or_default()
             .push(op);
     }
-    check_partitions(model, partitions, budget)
+    Ok(check_partitions(model, partitions, budget))
 }
 
 /// The generic core: checks each partition (one key's operations) independently.
