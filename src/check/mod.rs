@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use crate::process::{NodeId, Process};
 
+pub mod history_file;
+pub mod linearizability;
+pub mod model;
+
 /// Per-run figures, by name (units last: `commit_latency_ms_p50`).
 pub type Metrics = BTreeMap<String, f64>;
 
