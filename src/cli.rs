@@ -53,6 +53,25 @@ enum Command {
     },
     /// One line per injectable bug: NAME SCENARIO description.
     Bugs,
+    /// Check a history file for linearizability: our history.jsonl, or a Jepsen EDN
+    /// history with one op map per line. The last line printed is the verdict.
+    Check {
+        file: PathBuf,
+        /// The model the operations are checked against.
+        #[arg(long, value_enum, default_value = "kv")]
+        model: Model,
+        /// Seconds the search may take before the verdict is `unknown`.
+        #[arg(long, default_value_t = 60.0)]
+        timeout: f64,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Model {
+    /// get/put/append/delete/cas per key
+    Kv,
+    /// read/write/cas on one register, or one per :key
+    CasRegister,
 }
 
 #[derive(clap::Args)]
@@ -94,6 +113,11 @@ pub fn main() -> ExitCode {
             run(&target, &options)
         }
         Command::Replay { target } => replay(&target),
+        Command::Check {
+            file,
+            model,
+            timeout,
+        } => check(&file, model, timeout),
     };
     ExitCode::from(code)
 }
@@ -130,6 +154,29 @@ fn list() -> u8 {
         }
     }
     code
+}
+
+fn check(file: &Path, model: Model, timeout_secs: f64) -> u8 {
+    use crate::check::history_file::check_file;
+    use crate::check::model::ModelKind;
+    if !(timeout_secs.is_finite() && timeout_secs > 0.0 && timeout_secs <= 86_400.0) {
+        return usage("--timeout must be a number of seconds between 0 and 86400");
+    }
+    let model = match model {
+        Model::Kv => ModelKind::Kv,
+        Model::CasRegister => ModelKind::CasRegister,
+    };
+    match check_file(
+        file,
+        model,
+        std::time::Duration::from_secs_f64(timeout_secs),
+    ) {
+        Ok(report) => {
+            print!("{}", report.text);
+            report.exit_code() as u8
+        }
+        Err(e) => usage(e),
+    }
 }
 
 fn bugs() -> u8 {

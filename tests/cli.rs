@@ -273,3 +273,30 @@ fn bugs_lists_each_bug_with_a_shipped_scenario_that_catches_it() {
         assert!(path.exists(), "{line}: no scenario {scenario}");
     }
 }
+
+#[test]
+fn check_prints_a_verdict_last_and_exits_by_it() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/histories");
+    let cases = [
+        ("kv-good.jsonl", "kv", 0, "linearizable"),
+        ("kv-stale-read.jsonl", "kv", 1, "not linearizable"),
+        ("kv-lost-append.edn", "kv", 1, "not linearizable"),
+        ("cas-register-good.edn", "cas-register", 0, "linearizable"),
+        (
+            "cas-register-bad.edn",
+            "cas-register",
+            1,
+            "not linearizable",
+        ),
+    ];
+    for (file, model, code, verdict) in cases {
+        let path = data.join(file).display().to_string();
+        let o = faultline(&scratch("check"), &["check", &path, "--model", model], &[]);
+        assert_eq!(o.status.code(), Some(code), "{file}: {}", stdout(&o));
+        assert_eq!(stdout(&o).lines().last(), Some(verdict), "{file}");
+    }
+    let malformed = data.join("malformed.edn").display().to_string();
+    let o = faultline(&scratch("check"), &["check", &malformed], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("malformed.edn:2:"), "{}", stderr(&o));
+}
