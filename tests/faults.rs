@@ -278,3 +278,52 @@ fn reordering_delivers_messages_out_of_send_order() {
         "some messages were held back past later ones"
     );
 }
+
+#[test]
+fn an_isolated_node_neither_sends_nor_receives_until_healed() {
+    let s = probe_scenario(
+        3,
+        2_000,
+        r#"
+        [network]
+        latency = { dist = "constant", ms = 1 }
+        [[faults]]
+        kind = "isolate"
+        node = 2
+        at_ms = 0
+        heal_ms = 1000
+        "#,
+    );
+    let (_, m) = probe_run(&s, 11);
+    // Pings every 10 ms: only the second half of the run reaches or leaves node 2.
+    for (from, to) in [(0, 2), (2, 0), (1, 2), (2, 1)] {
+        let received = metric(&m, &format!("recv_{from}_to_{to}"));
+        assert!(
+            (95.0..=105.0).contains(&received),
+            "{from} -> {to}: {received}"
+        );
+    }
+    assert!(metric(&m, "recv_0_to_1") > 190.0);
+}
+
+#[test]
+fn a_link_latency_override_applies_to_that_direction_only() {
+    let s = probe_scenario(
+        2,
+        2_000,
+        r#"
+        [network]
+        latency = { dist = "constant", ms = 1 }
+        links = [{ from = 0, to = 1, latency = { dist = "constant", ms = 700 } }]
+        "#,
+    );
+    let (_, m) = probe_run(&s, 12);
+    let (late, received) = (metric(&m, "late_1"), metric(&m, "recv_0_to_1"));
+    assert_eq!(late, received, "every ping 0 -> 1 takes 700 ms");
+    assert!(received > 100.0);
+    assert_eq!(
+        metric(&m, "late_0"),
+        0.0,
+        "1 -> 0 keeps the default latency"
+    );
+}
