@@ -327,3 +327,51 @@ fn a_link_latency_override_applies_to_that_direction_only() {
         "1 -> 0 keeps the default latency"
     );
 }
+
+#[test]
+fn a_node_can_crash_again_the_instant_it_restarts() {
+    let s = probe_scenario(
+        2,
+        2_000,
+        r#"
+        [[faults]]
+        kind = "crash"
+        node = 1
+        at_ms = 100
+        restart_ms = 200
+        [[faults]]
+        kind = "crash"
+        node = 1
+        at_ms = 200
+        restart_ms = 300
+        "#,
+    );
+    let (summary, m) = probe_run(&s, 13);
+    assert_eq!(summary.failed, 0, "{:?}", summary.runs[0].failure);
+    assert_eq!(metric(&m, "crashes"), 2.0);
+    assert_eq!(metric(&m, "boots_1"), 3.0, "booted, restarted, restarted");
+}
+
+#[test]
+fn a_drift_change_reschedules_a_pending_timer_and_a_jump_does_not() {
+    let s = |drift_ppm: f64, offset_ms: i64| {
+        probe_scenario(
+            2,
+            3_000,
+            &format!(
+                "[cluster.config]\nping_ms = 0\ntick_ms = 2000\n[[faults]]\nkind = \"clock\"\nnode = 1\n\
+                 at_ms = 1000\ndrift_ppm = {drift_ppm}\noffset_ms = {offset_ms}\n"
+            ),
+        )
+    };
+    // Armed at 0 for 2000 local ms; at 1000 ms the clock turns 10% fast, so the
+    // remaining 1000 local ms take 909 true ms.
+    let (_, m) = probe_run(&s(100_000.0, 0), 14);
+    let fired = metric(&m, "tick_true_ms_1");
+    assert!((1909.0..1911.0).contains(&fired), "fired at {fired} ms");
+    // A 5 s jump moves the local clock but not the timer.
+    let (_, m) = probe_run(&s(0.0, 5_000), 14);
+    let fired = metric(&m, "tick_true_ms_1");
+    assert!((2000.0..2002.0).contains(&fired), "fired at {fired} ms");
+    assert!((7000.0..7002.0).contains(&metric(&m, "tick_local_ms_1")));
+}

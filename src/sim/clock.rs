@@ -35,12 +35,16 @@ impl Clock {
     }
 
     /// From `true_ns` on, the clock is `offset_ms` away from true time (a jump) and
-    /// drifts at `drift_ppm`.
-    pub fn set(&mut self, true_ns: u64, offset_ms: i64, drift_ppm: f64) {
+    /// drifts at `drift_ppm`. Returns old rate / new rate, by which the true time left
+    /// on pending timers scales: a timer measures elapsed local time, so a faster clock
+    /// fires it sooner, while a jump leaves it alone (like a monotonic timer).
+    pub fn set(&mut self, true_ns: u64, offset_ms: i64, drift_ppm: f64) -> f64 {
         assert!(drift_ppm > -1e6, "a clock cannot run backwards");
+        let factor = (1.0 + self.drift_ppm / 1e6) / (1.0 + drift_ppm / 1e6);
         self.base_true_ns = true_ns;
         self.base_local_ns = i128::from(true_ns) + i128::from(offset_ms) * 1_000_000;
         self.drift_ppm = drift_ppm;
+        factor
     }
 }
 
@@ -52,7 +56,8 @@ mod tests {
     fn drift_and_offset_change_the_local_rate_and_position() {
         let mut c = Clock::default();
         assert_eq!(c.local(5_000), Duration::from_nanos(5_000));
-        c.set(1_000_000_000, 250, 100_000.0); // +250 ms, 10% fast
+        let factor = c.set(1_000_000_000, 250, 100_000.0); // +250 ms, 10% fast
+        assert!((factor - 1.0 / 1.1).abs() < 1e-12);
         assert_eq!(c.local(1_000_000_000), Duration::from_millis(1_250));
         assert_eq!(c.local(2_000_000_000), Duration::from_millis(2_350));
         assert_eq!(c.true_after(Duration::from_millis(110)), 100_000_000);

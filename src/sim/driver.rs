@@ -55,12 +55,11 @@ async fn wait<S: System>(world: &Shared<S>, notify: &Notify, deadline_ns: Option
     }
 }
 
+/// A node's task: handles what is due, sleeps until the next thing is. The process
+/// itself is (re)started by the driver, synchronously, so that a fault at the same
+/// instant as a restart sees the node up.
 async fn node_main<S: System>(world: Shared<S>, id: usize) {
-    let notify = {
-        let mut w = lock(&world);
-        w.start_node(id);
-        w.nodes[id].mailbox.notify.clone()
-    };
+    let notify = lock(&world).nodes[id].mailbox.notify.clone();
     loop {
         let next = lock(&world).run_node(id);
         wait(&world, &notify, next).await;
@@ -110,7 +109,9 @@ pub async fn simulate<S: System>(
             .name(format!("n{id}"))
             .init(move || node_main(w.clone(), id))
             .build();
-        lock(&world).nodes[id].madsim = Some(node.id());
+        let mut w = lock(&world);
+        w.nodes[id].madsim = Some(node.id());
+        w.start_node(id);
     }
     for c in 0..clients {
         let w = world.clone();
@@ -261,6 +262,7 @@ impl<S: System> Nemesis<'_, S> {
                         self.handle.kill(id);
                     }
                     false => {
+                        w.start_node(node);
                         drop(w);
                         self.handle.restart(id); // after kill, as madsim requires
                     }
@@ -282,7 +284,9 @@ impl<S: System> Nemesis<'_, S> {
                 ..
             } => {
                 assert!(on, "clock faults do not end");
-                w.nodes[node].clock.set(now, offset_ms, drift_ppm);
+                let slot = &mut w.nodes[node];
+                let factor = slot.clock.set(now, offset_ms, drift_ppm);
+                slot.mailbox.rescale_timers(now, factor);
             }
             _ => w.net.apply(index, fault, on),
         }

@@ -54,6 +54,20 @@ impl<I, T> Mailbox<I, T> {
         }
     }
 
+    /// The actor's clock changed rate at `now_ns`: each pending timer's remaining true
+    /// time is multiplied by `factor` (old rate / new rate), keeping their order.
+    pub fn rescale_timers(&mut self, now_ns: u64, factor: f64) {
+        assert!(factor > 0.0, "a clock rate is positive");
+        let timers = std::mem::take(&mut self.timers);
+        for ((at_ns, id), timer) in timers {
+            let remaining = at_ns.saturating_sub(now_ns) as f64 * factor;
+            let at_ns = now_ns + remaining.ceil() as u64;
+            self.deadlines.insert(id, at_ns);
+            self.timers.insert((at_ns, id), timer);
+        }
+        self.notify.notify_one();
+    }
+
     /// Volatile state is gone: a restarted actor starts with no timers.
     pub fn clear_timers(&mut self) {
         self.timers.clear();
