@@ -222,7 +222,12 @@ impl RaftProcess {
         let period = self.cfg.election_timeout_min();
         self.reset_election_timer(ctx, period);
         ctx.set_timer(self.cfg.heartbeat(), Timer::Heartbeat { term: self.term });
-        self.broadcast_append();
+        // Probe every follower at once: its reply tells where its log matches ours.
+        for peer in 0..self.nodes {
+            if peer != self.id {
+                self.send_append(peer, true);
+            }
+        }
         self.maybe_commit(ctx);
     }
 

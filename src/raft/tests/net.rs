@@ -14,7 +14,9 @@ use crate::history::{KvOp, OpType};
 use crate::kv::{KvClient, KvCommand, KvWorkload};
 use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, TimerId};
 use crate::raft::invariants;
-use crate::raft::{Bugs, Message, RaftConfig, RaftProcess, Record, Request, RequestOp, Response, Timer};
+use crate::raft::{
+    Bugs, Message, RaftConfig, RaftProcess, Record, Request, RequestOp, Response, Timer,
+};
 use crate::storage::Storage;
 
 use crate::kv::client::ClientTimer;
@@ -179,7 +181,11 @@ impl Net {
     }
 
     /// Runs one handler of node `i` and carries out its effects.
-    pub fn step(&mut self, i: NodeId, f: impl FnOnce(&mut RaftProcess, &mut Context<'_, RaftProcess>)) {
+    pub fn step(
+        &mut self,
+        i: NodeId,
+        f: impl FnOnce(&mut RaftProcess, &mut Context<'_, RaftProcess>),
+    ) {
         let mut effects = Vec::new();
         {
             let n = self.nodes.len();
@@ -210,7 +216,15 @@ impl Net {
                 }
                 Effect::SetTimer { id, after, timer } => {
                     let inc = self.inc[i];
-                    self.push(self.now + after, Ev::Timer { node: i, inc, id, timer });
+                    self.push(
+                        self.now + after,
+                        Ev::Timer {
+                            node: i,
+                            inc,
+                            id,
+                            timer,
+                        },
+                    );
                 }
                 Effect::CancelTimer { id } => {
                     self.cancelled.insert((i, self.inc[i], id));
@@ -245,7 +259,11 @@ impl Net {
         if self.loss > 0.0 && self.net_rng.gen_bool(self.loss) {
             return;
         }
-        let copies = if self.dup > 0.0 && self.net_rng.gen_bool(self.dup) { 2 } else { 1 };
+        let copies = if self.dup > 0.0 && self.net_rng.gen_bool(self.dup) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let jitter = if self.jitter_us > 0 {
                 Duration::from_micros(self.net_rng.gen_range(0..self.jitter_us))
@@ -337,7 +355,10 @@ impl Net {
     }
 
     pub fn reply_to(&self, id: RequestId) -> Option<&Response> {
-        self.replies.iter().find(|(r, _)| *r == id).map(|(_, resp)| resp)
+        self.replies
+            .iter()
+            .find(|(r, _)| *r == id)
+            .map(|(_, resp)| resp)
     }
 
     pub fn add_clients(&mut self, w: KvWorkload, seed: u64) {
@@ -386,7 +407,14 @@ impl Net {
                     self.push(at, Ev::Req { to, id, req });
                 }
                 ClientEffect::SetTimer { id, after, timer } => {
-                    self.push(self.now + after, Ev::ClientTimer { client: c, id, timer });
+                    self.push(
+                        self.now + after,
+                        Ev::ClientTimer {
+                            client: c,
+                            id,
+                            timer,
+                        },
+                    );
                 }
                 ClientEffect::CancelTimer { id } => {
                     self.client_cancelled.insert((c, id));
@@ -420,7 +448,12 @@ impl Net {
 
     fn dispatch(&mut self, ev: Ev) {
         match ev {
-            Ev::Timer { node, inc, id, timer } => {
+            Ev::Timer {
+                node,
+                inc,
+                id,
+                timer,
+            } => {
                 if self.inc[node] != inc
                     || self.nodes[node].is_none()
                     || self.cancelled.remove(&(node, inc, id))

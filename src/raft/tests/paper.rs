@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use super::net::Net;
-use crate::process::Process;
-use crate::kv::{KvCommand, KvResult, KvWorkload, OpMix};
 use crate::history::{KvOp, OpType};
+use crate::kv::{KvCommand, KvResult, KvWorkload, OpMix};
+use crate::process::Process;
 use crate::raft::{
     AppendResult, Bugs, Entry, EntryData, HardState, Message, RaftConfig, ReadMode, Record,
     RequestOp, Response, Role,
@@ -79,19 +79,39 @@ fn sent_from(net: &Net, from: usize) -> Vec<(usize, Message)> {
 fn s5_2_a_follower_times_out_into_a_candidate_and_asks_every_peer() {
     let mut net = manual(3, no_prevote(), Bugs::default());
     for i in 0..3 {
-        assert_eq!(net.node(i).role(), Role::Follower, "nodes start as followers");
+        assert_eq!(
+            net.node(i).role(),
+            Role::Follower,
+            "nodes start as followers"
+        );
     }
     net.run_for(ms(300));
     let candidates: Vec<_> = (0..3)
         .filter(|&i| net.node(i).role() == Role::Candidate)
         .collect();
-    assert!(!candidates.is_empty(), "someone timed out within the max timeout");
+    assert!(
+        !candidates.is_empty(),
+        "someone timed out within the max timeout"
+    );
     let c = candidates[0];
     assert!(net.node(c).term() >= 1);
-    assert_eq!(net.node(c).voted_for(), Some(c), "a candidate votes for itself");
+    assert_eq!(
+        net.node(c).voted_for(),
+        Some(c),
+        "a candidate votes for itself"
+    );
     let votes: Vec<_> = sent_from(&net, c)
         .into_iter()
-        .filter(|(_, m)| matches!(m, Message::Vote { term: 1, last_index: 0, last_term: 0 }))
+        .filter(|(_, m)| {
+            matches!(
+                m,
+                Message::Vote {
+                    term: 1,
+                    last_index: 0,
+                    last_term: 0
+                }
+            )
+        })
         .map(|(to, _)| to)
         .collect();
     let mut peers: Vec<_> = (0..3).filter(|&p| p != c).collect();
@@ -167,7 +187,11 @@ fn s5_2_one_leader_is_elected_and_replaced_after_it_crashes() {
     assert!(net.node(l2).term() > t1);
     net.start(l1);
     net.run_for(ms(500));
-    assert_eq!(net.leaders(), vec![l2], "the old leader rejoins as a follower");
+    assert_eq!(
+        net.leaders(),
+        vec![l2],
+        "the old leader rejoins as a follower"
+    );
     assert_eq!(net.node(l1).leader(), Some(l2));
     net.settled().expect("a leader a majority follows");
 }
@@ -176,7 +200,9 @@ fn s5_2_one_leader_is_elected_and_replaced_after_it_crashes() {
 fn s5_2_a_candidate_steps_down_on_append_from_a_leader_of_its_term() {
     let mut net = manual(3, no_prevote(), Bugs::default());
     net.run_for(ms(300));
-    let c = (0..3).find(|&i| net.node(i).role() == Role::Candidate).unwrap();
+    let c = (0..3)
+        .find(|&i| net.node(i).role() == Role::Candidate)
+        .unwrap();
     let term = net.node(c).term();
     let other = (c + 1) % 3;
     let append = Message::Append {
@@ -297,7 +323,10 @@ fn s5_3_a_conflicting_suffix_is_replaced() {
     assert_eq!(log.last_index(), 3);
     assert_eq!(log.term(3), Some(2));
     assert_eq!(net.node(0).commit_index(), 3);
-    assert!(net.storage[0].get(&crate::raft::log_key(4)).is_none(), "removed durably");
+    assert!(
+        net.storage[0].get(&crate::raft::log_key(4)).is_none(),
+        "removed durably"
+    );
 }
 
 #[test]
@@ -328,9 +357,20 @@ fn s5_3_the_leader_backs_up_quickly_over_a_long_divergent_log() {
     let rejects = net
         .sent
         .iter()
-        .filter(|(_, _, m)| matches!(m, Message::AppendResp { result: AppendResult::Rejected { .. }, .. }))
+        .filter(|(_, _, m)| {
+            matches!(
+                m,
+                Message::AppendResp {
+                    result: AppendResult::Rejected { .. },
+                    ..
+                }
+            )
+        })
         .count();
-    assert!(rejects <= 6, "{rejects} rejections: one per conflicting term, not per entry");
+    assert!(
+        rejects <= 6,
+        "{rejects} rejections: one per conflicting term, not per entry"
+    );
 }
 
 #[test]
@@ -389,11 +429,20 @@ fn vote_case(bugs: Bugs, last_index: u64, last_term: u64) -> bool {
 
 #[test]
 fn s5_4_1_votes_go_only_to_candidates_at_least_as_up_to_date() {
-    assert!(!vote_case(Bugs::default(), 5, 1), "longer log, older last term");
-    assert!(!vote_case(Bugs::default(), 1, 2), "same last term, shorter log");
+    assert!(
+        !vote_case(Bugs::default(), 5, 1),
+        "longer log, older last term"
+    );
+    assert!(
+        !vote_case(Bugs::default(), 1, 2),
+        "same last term, shorter log"
+    );
     assert!(vote_case(Bugs::default(), 2, 2), "equal logs");
     assert!(vote_case(Bugs::default(), 1, 3), "newer last term");
-    assert!(vote_case(bug("vote-without-log-check"), 5, 1), "the bug skips the check");
+    assert!(
+        vote_case(bug("vote-without-log-check"), 5, 1),
+        "the bug skips the check"
+    );
 }
 
 /// Node 0 leads term 3 over a log [t1, t2]; node 1 acknowledges `acks` in turn.
@@ -407,7 +456,14 @@ fn figure8_case(bugs: Bugs, acks: &[u64]) -> Vec<u64> {
     }
     let term = net.node(0).term();
     net.step(0, |p, ctx| {
-        p.on_message(ctx, 1, Message::VoteResp { term, granted: true })
+        p.on_message(
+            ctx,
+            1,
+            Message::VoteResp {
+                term,
+                granted: true,
+            },
+        )
     });
     assert!(net.node(0).is_leader());
     acks.iter()
@@ -469,8 +525,14 @@ fn revote_after_crash(bugs: Bugs) -> bool {
 
 #[test]
 fn fig2_term_and_vote_are_durable_before_the_reply() {
-    assert!(!revote_after_crash(Bugs::default()), "the vote survives a crash");
-    assert!(revote_after_crash(bug("vote-not-persisted")), "the bug forgets it");
+    assert!(
+        !revote_after_crash(Bugs::default()),
+        "the vote survives a crash"
+    );
+    assert!(
+        revote_after_crash(bug("vote-not-persisted")),
+        "the bug forgets it"
+    );
 }
 
 // ---------------------------------------------------------------- §7 snapshots
@@ -490,12 +552,18 @@ fn s7_logs_compact_and_a_lagging_follower_installs_a_snapshot() {
         net.run_for(ms(5));
     }
     net.run_for(ms(100));
-    assert!(net.node(l).log().snapshot_index() >= 15, "the leader compacted");
+    assert!(
+        net.node(l).log().snapshot_index() >= 15,
+        "the leader compacted"
+    );
     assert!(net.node(l).log().entries().len() < 10);
     net.heal();
     net.run_for(ms(500));
     assert_eq!(net.node(f).kv(), net.node(l).kv(), "the follower caught up");
-    assert!(net.node(f).log().snapshot_index() > 0, "via InstallSnapshot");
+    assert!(
+        net.node(f).log().snapshot_index() > 0,
+        "via InstallSnapshot"
+    );
     // Recovery from a snapshot after a crash of everyone.
     let before = net.node(l).kv().data().clone();
     let snap_before = net.node(l).log().snapshot_index();
@@ -504,12 +572,22 @@ fn s7_logs_compact_and_a_lagging_follower_installs_a_snapshot() {
     }
     for i in 0..3 {
         net.start(i);
-        assert!(net.node(i).log().snapshot_index() > 0, "node {i} recovered its snapshot");
-        assert_eq!(net.node(i).applied_index(), net.node(i).log().snapshot_index());
+        assert!(
+            net.node(i).log().snapshot_index() > 0,
+            "node {i} recovered its snapshot"
+        );
+        assert_eq!(
+            net.node(i).applied_index(),
+            net.node(i).log().snapshot_index()
+        );
     }
     assert_eq!(net.node(l).log().snapshot_index(), snap_before);
     let l = net.elect();
-    assert_eq!(net.node(l).kv().data(), &before, "state rebuilt from snapshot and log");
+    assert_eq!(
+        net.node(l).kv().data(),
+        &before,
+        "state rebuilt from snapshot and log"
+    );
 }
 
 // ---------------------------------------------------------------- thesis §9.6
@@ -533,7 +611,10 @@ fn s9_6_prevote_keeps_an_isolated_node_from_disrupting_the_leader() {
     assert!(still, "the leader kept its role");
     assert_eq!(before, after, "no term was bumped");
     let (_, before, after) = rejoin_after_isolation(bug("no-prevote-checkquorum"));
-    assert!(after > before, "without PreVote the rejoining node forces a new term");
+    assert!(
+        after > before,
+        "without PreVote the rejoining node forces a new term"
+    );
 }
 
 #[test]
@@ -542,7 +623,11 @@ fn s9_6_checkquorum_makes_an_isolated_leader_step_down() {
     let l = net.elect();
     net.isolate(l);
     net.run_for(ms(2 * 150 + 50));
-    assert_ne!(net.node(l).role(), Role::Leader, "stepped down after losing its quorum");
+    assert_ne!(
+        net.node(l).role(),
+        Role::Leader,
+        "stepped down after losing its quorum"
+    );
 }
 
 #[test]
@@ -667,7 +752,11 @@ fn reads_follower_mode_answers_from_any_replica() {
     net.put(l, "x", "1");
     net.run_for(ms(100));
     let id = get(&mut net, f, "x");
-    assert_eq!(value_of(&net, id), Some(None), "a stale replica answers from its state");
+    assert_eq!(
+        value_of(&net, id),
+        Some(None),
+        "a stale replica answers from its state"
+    );
 }
 
 // ---------------------------------------------------------------- clients
@@ -705,11 +794,18 @@ fn clients_complete_every_operation_and_apply_each_append_once() {
     net.run_for(ms(5000));
     assert_eq!(net.clients_pending(), 0, "every operation completed");
     let invokes = net.history.iter().filter(|h| h.1 == OpType::Invoke).count();
-    assert_eq!(invokes * 2, net.history.len(), "each invoke has one completion");
+    assert_eq!(
+        invokes * 2,
+        net.history.len(),
+        "each invoke has one completion"
+    );
     assert!(invokes > 50, "the workload ran: {invokes} ops");
     let l = net.leader().expect("a leader");
     let oks = net.history.iter().filter(|h| h.1 == OpType::Ok).count();
-    assert!(oks * 2 > invokes, "most operations succeeded: {oks}/{invokes}");
+    assert!(
+        oks * 2 > invokes,
+        "most operations succeeded: {oks}/{invokes}"
+    );
     // Each append value is unique: ok appends appear exactly once, failed ones never,
     // indeterminate ones at most once.
     for (_, kind, op) in &net.history {
@@ -756,7 +852,12 @@ fn clients_record_a_get_with_the_value_read_and_a_failed_cas_as_fail() {
     let mut last_written: Option<String> = None;
     for (_, kind, op) in &net.history {
         match (kind, op) {
-            (OpType::Ok, KvOp::Cas { value: (_, new), .. }) => last_written = Some(new.clone()),
+            (
+                OpType::Ok,
+                KvOp::Cas {
+                    value: (_, new), ..
+                },
+            ) => last_written = Some(new.clone()),
             (OpType::Ok, KvOp::Get { value, .. }) => assert_eq!(value, &last_written),
             (OpType::Fail, KvOp::Cas { .. }) => panic!("a lone client's cas should not fail"),
             _ => {}
@@ -764,4 +865,73 @@ fn clients_record_a_get_with_the_value_read_and_a_failed_cas_as_fail() {
     }
     assert!(last_written.is_some());
     let _ = KvCommand::Delete { key: "x".into() };
+}
+
+/// Five nodes under partial connectivity (Howard & Abraham, "Raft does not guarantee
+/// liveness in the face of network faults"): 0, 1, 2 fully connected; 3 reaches only
+/// 1; 4 reaches only 2. Returns the elections held during 10 s of it.
+fn elections_under_bridge(bugs: Bugs) -> f64 {
+    let mut net = Net::new(5, cfg(), bugs, 47);
+    net.elect();
+    let before = net.metrics()["elections"];
+    for (a, b) in [(3, 0), (3, 2), (3, 4), (4, 0), (4, 1)] {
+        net.blocked.insert((a, b));
+        net.blocked.insert((b, a));
+    }
+    net.run_for(ms(10_000));
+    net.metrics()["elections"] - before
+}
+
+#[test]
+fn s9_6_prevote_and_checkquorum_keep_a_leader_under_a_bridge_partition() {
+    let with = elections_under_bridge(Bugs::default());
+    assert!(with <= 2.0, "{with} elections with PreVote and CheckQuorum");
+    let without = elections_under_bridge(bug("no-prevote-checkquorum"));
+    assert!(without >= 5.0, "only {without} elections without them");
+}
+
+// ---------------------------------------------------------------- the System
+
+#[test]
+fn system_config_parses_with_defaults_and_validate_names_the_bad_field() {
+    use crate::raft::RaftKv;
+    use crate::system::{Setup, System};
+    let c: RaftConfig = toml::from_str(
+        "election_timeout_ms_min = 200\nelection_timeout_ms_max = 400\nread_mode = \"lease\"",
+    )
+    .unwrap();
+    assert_eq!(c.election_timeout_ms_min, 200);
+    assert_eq!(c.read_mode, ReadMode::Lease);
+    assert_eq!(c.heartbeat_ms, 50, "unset fields keep their defaults");
+    assert!(
+        toml::from_str::<RaftConfig>("election_timeout_ms = 1").is_err(),
+        "unknown field"
+    );
+    let w: KvWorkload =
+        toml::from_str("clients = 5\n[mix]\nget = 1\nput = 0\nappend = 0\ndelete = 0\ncas = 0")
+            .unwrap();
+    assert_eq!((w.clients, w.mix.get, w.mix.put), (5, 1, 0));
+    let mut setup = Setup::<RaftKv> {
+        nodes: 3,
+        config: RaftConfig {
+            heartbeat_ms: 500,
+            ..cfg()
+        },
+        workload: KvWorkload::default(),
+        bugs: vec![],
+    };
+    assert_eq!(RaftKv::validate(&setup).unwrap_err().0, "heartbeat_ms");
+    setup.config = cfg();
+    assert!(RaftKv::validate(&setup).is_ok());
+    setup.bugs = vec!["no-such-bug".into()];
+    assert_eq!(RaftKv::validate(&setup).unwrap_err().0, "bugs");
+    let names: Vec<_> = RaftKv::bugs().iter().map(|b| b.name).collect();
+    assert!(names.len() >= 8);
+    for name in names {
+        assert!(Bugs::default().set(name), "{name} switches a flag");
+    }
+    setup.bugs = vec!["figure8-commit".into()];
+    assert!(RaftKv::validate(&setup).is_ok());
+    assert!(RaftKv::bugs_of(&setup).figure8_commit);
+    assert_eq!(RaftKv::checkers(&setup).len(), 6);
 }
