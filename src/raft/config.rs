@@ -110,6 +110,14 @@ impl RaftConfig {
                 "must be below election_timeout_ms_min, or the lease is empty".into(),
             );
         }
+        if self.read_mode == ReadMode::Lease && !self.check_quorum {
+            return bad(
+                "read_mode",
+                "lease reads need check_quorum: followers must refuse votes while a \
+                 leader's lease may still hold"
+                    .into(),
+            );
+        }
         if self.max_pending_requests == 0 {
             return bad("max_pending_requests", "must be positive".into());
         }
@@ -160,6 +168,11 @@ pub struct Bugs {
 }
 
 impl Bugs {
+    /// Whether any bug is switched on.
+    pub fn any(&self) -> bool {
+        *self != Bugs::default()
+    }
+
     /// Sets the flag named `name`; `false` if there is no such bug.
     pub fn set(&mut self, name: &str) -> bool {
         let flag = match name {

@@ -14,7 +14,7 @@ impl RaftProcess {
         if !self.check_quorum {
             return false;
         }
-        if self.role == Role::Leader {
+        if self.role == Role::Leader || now < self.lease_guard_until {
             return true;
         }
         match (self.leader, self.leader_contact) {

@@ -134,6 +134,9 @@ pub struct RaftProcess {
     kv: KvStore,
     /// When this node last heard from the leader of its term (local clock).
     leader_contact: Option<Duration>,
+    /// With lease reads, until then (local clock) a restarted node refuses votes as if
+    /// it heard from a leader: it may have just acknowledged one whose lease still holds.
+    lease_guard_until: Duration,
     election_deadline: Duration,
     election_timer: Option<(TimerId, Duration)>,
     /// Votes received in the current (pre-)election: voter → granted.
@@ -186,6 +189,7 @@ impl RaftProcess {
             applied: 0,
             kv: KvStore::default(),
             leader_contact: None,
+            lease_guard_until: Duration::ZERO,
             election_deadline: Duration::ZERO,
             election_timer: None,
             votes: BTreeMap::new(),
@@ -414,6 +418,9 @@ impl Process for RaftProcess {
         self.nodes = ctx.nodes();
         self.begin(ctx);
         self.recover(ctx);
+        if self.cfg.read_mode == ReadMode::Lease {
+            self.lease_guard_until = ctx.now() + self.cfg.election_timeout_min();
+        }
         let timeout = self.random_election_timeout(ctx);
         self.reset_election_timer(ctx, timeout);
         self.finish(ctx);

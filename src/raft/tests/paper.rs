@@ -935,3 +935,35 @@ fn system_config_parses_with_defaults_and_validate_names_the_bad_field() {
     assert!(RaftKv::bugs_of(&setup).figure8_commit);
     assert_eq!(RaftKv::checkers(&setup).len(), 6);
 }
+
+#[test]
+fn reads_lease_a_restarted_node_refuses_votes_for_a_minimum_election_timeout() {
+    let c = RaftConfig {
+        read_mode: ReadMode::Lease,
+        pre_vote: false,
+        ..cfg()
+    };
+    let mut net = manual(3, c, Bugs::default());
+    net.crash(0);
+    net.start(0);
+    let vote = Message::Vote {
+        term: 1,
+        last_index: 0,
+        last_term: 0,
+    };
+    net.step(0, |p, ctx| p.on_message(ctx, 1, vote.clone()));
+    assert_eq!(net.node(0).term(), 0, "ignored within the guard");
+    net.now += ms(150);
+    net.step(0, |p, ctx| p.on_message(ctx, 1, vote));
+    assert_eq!(net.node(0).voted_for(), Some(1), "granted after it");
+}
+
+#[test]
+fn a_single_node_cluster_elects_itself_commits_and_reads() {
+    let mut net = Net::new(1, cfg(), Bugs::default(), 53);
+    let l = net.elect();
+    let w = net.put(l, "x", "1");
+    assert!(matches!(net.reply_to(w), Some(Response::Written { .. })));
+    let r = get(&mut net, l, "x");
+    assert_eq!(value_of(&net, r), Some(Some("1".into())));
+}
