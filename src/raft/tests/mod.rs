@@ -2,6 +2,7 @@
 //! in-test network ([`net::Net`]) that routes their effects with a seeded RNG.
 
 mod bugs;
+mod checkers;
 mod fuzz;
 mod net;
 mod paper;

@@ -50,6 +50,11 @@ enum Ev {
     },
 }
 
+/// The omniscient view checkers get (no node is ever paused here).
+fn view(now: Duration, nodes: &[Option<RaftProcess>]) -> ClusterView<'_, RaftProcess> {
+    ClusterView { now, nodes }
+}
+
 pub struct Net {
     pub cfg: RaftConfig,
     pub bugs: Bugs,
@@ -145,10 +150,7 @@ impl Net {
     }
 
     fn check(&mut self, node: NodeId) {
-        let view = ClusterView {
-            now: self.now,
-            nodes: &self.nodes,
-        };
+        let view = view(self.now, &self.nodes);
         for c in &mut self.checkers {
             if let Err(e) = c.after_step(&view, node) {
                 if self.panic_on_violation {
@@ -162,10 +164,7 @@ impl Net {
     }
 
     pub fn settled(&mut self) -> Result<(), String> {
-        let view = ClusterView {
-            now: self.now,
-            nodes: &self.nodes,
-        };
+        let view = view(self.now, &self.nodes);
         for c in &mut self.checkers {
             c.settled(&view)?;
         }
