@@ -270,7 +270,7 @@ impl RaftProcess {
                 hint_index,
                 hint_term,
             } => {
-                if prev_index < pr.matched {
+                if prev_index <= pr.matched {
                     return; // A stale rejection: the follower has matched since.
                 }
                 // Skip the follower's whole conflicting term at once (§5.3, last
