@@ -19,7 +19,7 @@ use crate::process::NodeId;
 pub fn all(nodes: usize) -> Vec<Box<dyn Checker<RaftProcess>>> {
     vec![
         Box::new(ElectionSafety::default()),
-        Box::new(LogMatching::new(nodes)),
+        Box::new(LogMatching::default()),
         Box::new(LeaderCompleteness::new(nodes)),
         Box::new(StateMachineSafety::default()),
         Box::new(IndexOrder::new(nodes)),
@@ -64,18 +64,9 @@ impl Checker<RaftProcess> for ElectionSafety {
 /// and follow the same history. Checked through a registry of every (index, term) ever
 /// held, mapping to (previous entry's term, digest): by induction on the index, a
 /// unique registry entry per (index, term) is exactly the log matching property.
+#[derive(Default)]
 pub struct LogMatching {
     registry: BTreeMap<(u64, u64), (u64, u64)>,
-    _nodes: usize,
-}
-
-impl LogMatching {
-    pub fn new(nodes: usize) -> Self {
-        LogMatching {
-            registry: BTreeMap::new(),
-            _nodes: nodes,
-        }
-    }
 }
 
 impl Checker<RaftProcess> for LogMatching {
@@ -225,7 +216,7 @@ impl Checker<RaftProcess> for StateMachineSafety {
 /// Index ordering: terms never decrease (across restarts: the term is durable); commit
 /// and applied never decrease within an incarnation; applied ≤ commit ≤ last index.
 pub struct IndexOrder {
-    /// Per node: (term, commit, applied) at its last step, `None` after a crash.
+    /// Per node: (commit, applied) at its last step, `None` after a crash.
     last: Vec<Option<(u64, u64)>>,
     terms: Vec<u64>,
 }

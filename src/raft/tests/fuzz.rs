@@ -123,6 +123,29 @@ pub fn run(seed: u64, bugs: Bugs, secs: u64, style: Style) -> Option<String> {
             _ => net.heal(),
         }
     }
+    if net.violation.is_some() {
+        return net.violation;
+    }
+    // Liveness: once faults stop, a leader emerges and every operation completes.
+    net.heal();
+    net.loss = 0.0;
+    net.dup = 0.0;
+    for i in 0..n {
+        if net.nodes[i].is_none() {
+            net.start(i);
+        }
+    }
+    net.quiesce_clients();
+    net.run_for(Duration::from_secs(5));
+    if let Err(e) = net.settled() {
+        return Some(format!("liveness: {e}"));
+    }
+    if net.clients_pending() > 0 {
+        return Some(format!(
+            "liveness: {} operations pending",
+            net.clients_pending()
+        ));
+    }
     net.violation
 }
 
