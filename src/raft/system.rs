@@ -15,7 +15,7 @@ pub struct RaftKv;
 pub const BUGS: &[Bug] = &[
     Bug {
         name: "vote-not-persisted",
-        scenario: "raft-nemesis",
+        scenario: "raft-election",
         description: "A node grants its vote without making it durable first; after a crash \
                       and restart it votes again in the same term, and two leaders are elected \
                       in one term (election safety).",
