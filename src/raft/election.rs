@@ -64,10 +64,18 @@ impl RaftProcess {
         self.persist_hard(ctx);
         ctx.trace(format!("node {} campaigns in term {}", self.id, self.term));
         self.start_poll(ctx);
+        self.request_votes();
+        let term = self.term;
+        ctx.set_timer(self.cfg.heartbeat(), Timer::VoteRetry { term });
+        self.check_poll(ctx);
+    }
+
+    /// Sends RequestVote to every peer that has not answered this candidacy.
+    pub(super) fn request_votes(&mut self) {
         let (term, last_index, last_term) =
             (self.term, self.log.last_index(), self.log.last_term());
         for peer in 0..self.nodes {
-            if peer != self.id {
+            if peer != self.id && !self.votes.contains_key(&peer) {
                 self.send(
                     peer,
                     Message::Vote {
@@ -78,7 +86,6 @@ impl RaftProcess {
                 );
             }
         }
-        self.check_poll(ctx);
     }
 
     fn start_poll(&mut self, ctx: &mut Ctx<'_>) {
@@ -91,7 +98,7 @@ impl RaftProcess {
 
     /// Wins or loses the current (pre-)election once a majority has answered.
     fn check_poll(&mut self, ctx: &mut Ctx<'_>) {
-        let granted = if self.bugs.stale_vote_counting {
+        let granted = if self.bugs.stale_vote_counting && self.role == Role::Candidate {
             self.bug_vote_count
         } else {
             self.votes.values().filter(|&&g| g).count()

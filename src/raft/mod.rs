@@ -59,6 +59,9 @@ pub enum Timer {
     Election,
     /// Leader heartbeat; stale once the leader's `term` is over.
     Heartbeat { term: u64 },
+    /// A candidate asks again the peers that have not answered (requests get lost);
+    /// stale once the candidacy for `term` is over.
+    VoteRetry { term: u64 },
 }
 
 /// The leader's view of one follower's log (etcd's `Progress`).
@@ -444,6 +447,12 @@ impl Process for RaftProcess {
                     self.check_quorum_tick(ctx);
                 } else {
                     self.election_timeout(ctx);
+                }
+            }
+            Timer::VoteRetry { term } => {
+                if self.role == Role::Candidate && term == self.term {
+                    self.request_votes();
+                    ctx.set_timer(self.cfg.heartbeat(), Timer::VoteRetry { term });
                 }
             }
             Timer::Heartbeat { term } => {
