@@ -16,7 +16,9 @@ compile_error!(
 pub mod check;
 pub mod client;
 pub mod history;
+pub mod kv;
 pub mod process;
+pub mod raft;
 pub mod storage;
 pub mod system;
 

@@ -1,0 +1,193 @@
+//! Raft configuration (the scenario's `[cluster.config]` table) and injectable bugs.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// How a `get` is answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadMode {
+    /// Linearizable: the leader records its commit index, confirms it is still leader
+    /// with a heartbeat round to a majority, waits until it has applied that index, then
+    /// answers. Only after its term's no-op is committed (so its commit index is current).
+    #[default]
+    ReadIndex,
+    /// The leader answers locally while it holds a lease: a majority acknowledged a
+    /// heartbeat sent less than `election_timeout_ms_min - lease_drift_bound_ms` ago.
+    /// Linearizable only while clock drift stays within the bound (and with CheckQuorum,
+    /// which makes followers refuse votes while they hear from a leader).
+    Lease,
+    /// Unsafe: the leader answers from its own state without confirming leadership.
+    LeaderLocal,
+    /// Unsafe: any replica answers from its own state.
+    Follower,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RaftConfig {
+    /// Election timeouts are drawn uniformly from [min, max).
+    pub election_timeout_ms_min: u64,
+    pub election_timeout_ms_max: u64,
+    /// Leader heartbeat interval; must be well below the election timeout.
+    pub heartbeat_ms: u64,
+    /// Thesis §9.6: a node first asks whether it could win before bumping its term.
+    pub pre_vote: bool,
+    /// A leader steps down if it has not heard from a majority within an election
+    /// timeout; followers that hear from a leader ignore vote requests (§6).
+    pub check_quorum: bool,
+    pub read_mode: ReadMode,
+    /// Most entries in one AppendEntries.
+    pub max_batch_entries: usize,
+    /// Most AppendEntries outstanding (sent, not acknowledged) per follower.
+    pub max_inflight_appends: usize,
+    /// Take a snapshot once this many applied entries follow the last one.
+    pub snapshot_threshold_entries: u64,
+    /// The clock drift a lease tolerates: lease = election_timeout_ms_min - this.
+    pub lease_drift_bound_ms: u64,
+    /// Most client requests a leader holds (proposed, not yet answered; reads waiting).
+    pub max_pending_requests: usize,
+}
+
+impl Default for RaftConfig {
+    fn default() -> Self {
+        RaftConfig {
+            election_timeout_ms_min: 150,
+            election_timeout_ms_max: 300,
+            heartbeat_ms: 50,
+            pre_vote: true,
+            check_quorum: true,
+            read_mode: ReadMode::ReadIndex,
+            max_batch_entries: 64,
+            max_inflight_appends: 8,
+            snapshot_threshold_entries: 1000,
+            lease_drift_bound_ms: 30,
+            max_pending_requests: 1024,
+        }
+    }
+}
+
+impl RaftConfig {
+    /// `Err((field, message))` for the first bad field.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, m: String| Err((f.to_string(), m));
+        if self.election_timeout_ms_min == 0 {
+            return bad("election_timeout_ms_min", "must be positive".into());
+        }
+        if self.election_timeout_ms_max <= self.election_timeout_ms_min {
+            return bad(
+                "election_timeout_ms_max",
+                format!(
+                    "must exceed election_timeout_ms_min ({}) so timeouts are randomized",
+                    self.election_timeout_ms_min
+                ),
+            );
+        }
+        if self.heartbeat_ms == 0 || self.heartbeat_ms >= self.election_timeout_ms_min {
+            return bad(
+                "heartbeat_ms",
+                format!(
+                    "must be positive and below election_timeout_ms_min ({})",
+                    self.election_timeout_ms_min
+                ),
+            );
+        }
+        if self.max_batch_entries == 0 || self.max_batch_entries > 10_000 {
+            return bad("max_batch_entries", "must be in 1..=10000".into());
+        }
+        if self.max_inflight_appends == 0 || self.max_inflight_appends > 1024 {
+            return bad("max_inflight_appends", "must be in 1..=1024".into());
+        }
+        if self.snapshot_threshold_entries == 0 {
+            return bad("snapshot_threshold_entries", "must be positive".into());
+        }
+        if self.read_mode == ReadMode::Lease
+            && self.lease_drift_bound_ms >= self.election_timeout_ms_min
+        {
+            return bad(
+                "lease_drift_bound_ms",
+                "must be below election_timeout_ms_min, or the lease is empty".into(),
+            );
+        }
+        if self.read_mode == ReadMode::Lease && !self.check_quorum {
+            return bad(
+                "read_mode",
+                "lease reads need check_quorum: followers must refuse votes while a \
+                 leader's lease may still hold"
+                    .into(),
+            );
+        }
+        if self.max_pending_requests == 0 {
+            return bad("max_pending_requests", "must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn election_timeout_min(&self) -> Duration {
+        Duration::from_millis(self.election_timeout_ms_min)
+    }
+
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms)
+    }
+
+    /// How long a majority's heartbeat acknowledgement keeps a lease.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(
+            self.election_timeout_ms_min
+                .saturating_sub(self.lease_drift_bound_ms),
+        )
+    }
+}
+
+/// Deliberate mistakes, each switched on by name (see [`super::system::BUGS`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bugs {
+    /// Grant a vote without making it durable first.
+    pub vote_not_persisted: bool,
+    /// Commit an entry of an older term by counting replicas (and skip the no-op).
+    pub figure8_commit: bool,
+    /// On a matching AppendEntries, cut the log after prev_index instead of at the first
+    /// conflict: a stale or duplicated message takes back acknowledged entries.
+    pub stale_append_truncates: bool,
+    /// Grant votes without the §5.4.1 up-to-date check.
+    pub vote_without_log_check: bool,
+    /// Followers advance commit to the leader's commit, bounded only by their own last
+    /// index, applying a stale tail that was never checked against the leader.
+    pub apply_uncommitted: bool,
+    /// Reply to a write as soon as the leader appends it, before it is durable or
+    /// replicated.
+    pub ack_before_sync: bool,
+    /// Count vote replies from older terms, and duplicates.
+    pub stale_vote_counting: bool,
+    /// Ignore the config and run without PreVote and CheckQuorum.
+    pub no_prevote_checkquorum: bool,
+    /// Serve read_index reads before the leader's no-op of its term is committed.
+    pub read_before_noop: bool,
+}
+
+impl Bugs {
+    /// Whether any bug is switched on.
+    pub fn any(&self) -> bool {
+        *self != Bugs::default()
+    }
+
+    /// Sets the flag named `name`; `false` if there is no such bug.
+    pub fn set(&mut self, name: &str) -> bool {
+        let flag = match name {
+            "vote-not-persisted" => &mut self.vote_not_persisted,
+            "figure8-commit" => &mut self.figure8_commit,
+            "stale-append-truncates" => &mut self.stale_append_truncates,
+            "vote-without-log-check" => &mut self.vote_without_log_check,
+            "apply-uncommitted" => &mut self.apply_uncommitted,
+            "ack-before-sync" => &mut self.ack_before_sync,
+            "stale-vote-counting" => &mut self.stale_vote_counting,
+            "no-prevote-checkquorum" => &mut self.no_prevote_checkquorum,
+            "read-before-noop" => &mut self.read_before_noop,
+            _ => return false,
+        };
+        *flag = true;
+        true
+    }
+}

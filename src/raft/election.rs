@@ -1,0 +1,266 @@
+//! Leader election (§5.2), the up-to-date vote restriction (§5.4.1), PreVote and
+//! CheckQuorum (thesis §9.6, §6).
+
+use std::time::Duration;
+
+use super::messages::{Entry, EntryData, Message};
+use super::{Ctx, LeaderState, Progress, RaftProcess, Role, Timer};
+use crate::process::NodeId;
+
+impl RaftProcess {
+    /// Whether this node heard from a leader within the minimum election timeout, and
+    /// so (with CheckQuorum) refuses to help depose it.
+    pub(super) fn in_lease(&self, now: Duration) -> bool {
+        if !self.check_quorum {
+            return false;
+        }
+        if self.role == Role::Leader || now < self.lease_guard_until {
+            return true;
+        }
+        match (self.leader, self.leader_contact) {
+            (Some(_), Some(at)) => now < at + self.cfg.election_timeout_min(),
+            _ => false,
+        }
+    }
+
+    /// The election timer fired on a follower or candidate.
+    pub(super) fn election_timeout(&mut self, ctx: &mut Ctx<'_>) {
+        assert_ne!(self.role, Role::Leader);
+        if self.pre_vote {
+            self.become_pre_candidate(ctx);
+        } else {
+            self.become_candidate(ctx);
+        }
+    }
+
+    fn become_pre_candidate(&mut self, ctx: &mut Ctx<'_>) {
+        // A pre-candidate keeps its term and vote: it only asks whether it could win.
+        self.role = Role::PreCandidate;
+        self.leader = None;
+        self.start_poll(ctx);
+        let (term, last_index, last_term) =
+            (self.term + 1, self.log.last_index(), self.log.last_term());
+        for peer in 0..self.nodes {
+            if peer != self.id {
+                self.send(
+                    peer,
+                    Message::PreVote {
+                        term,
+                        last_index,
+                        last_term,
+                    },
+                );
+            }
+        }
+        self.check_poll(ctx);
+    }
+
+    fn become_candidate(&mut self, ctx: &mut Ctx<'_>) {
+        self.term += 1;
+        self.vote = Some(self.id);
+        self.role = Role::Candidate;
+        self.leader = None;
+        // The self-vote is durable before any vote request leaves (finish syncs first).
+        self.persist_hard(ctx);
+        ctx.trace(format!("node {} campaigns in term {}", self.id, self.term));
+        self.start_poll(ctx);
+        self.request_votes();
+        let term = self.term;
+        ctx.set_timer(self.cfg.heartbeat(), Timer::VoteRetry { term });
+        self.check_poll(ctx);
+    }
+
+    /// Sends RequestVote to every peer that has not answered this candidacy.
+    pub(super) fn request_votes(&mut self) {
+        let (term, last_index, last_term) =
+            (self.term, self.log.last_index(), self.log.last_term());
+        for peer in 0..self.nodes {
+            if peer != self.id && !self.votes.contains_key(&peer) {
+                self.send(
+                    peer,
+                    Message::Vote {
+                        term,
+                        last_index,
+                        last_term,
+                    },
+                );
+            }
+        }
+    }
+
+    fn start_poll(&mut self, ctx: &mut Ctx<'_>) {
+        self.votes.clear();
+        self.votes.insert(self.id, true);
+        self.bug_vote_count = 1;
+        let timeout = self.random_election_timeout(ctx);
+        self.reset_election_timer(ctx, timeout);
+    }
+
+    /// Wins or loses the current (pre-)election once a majority has answered.
+    fn check_poll(&mut self, ctx: &mut Ctx<'_>) {
+        let granted = if self.bugs.stale_vote_counting && self.role == Role::Candidate {
+            self.bug_vote_count
+        } else {
+            self.votes.values().filter(|&&g| g).count()
+        };
+        let refused = self.votes.values().filter(|&&g| !g).count();
+        if granted >= self.quorum() {
+            match self.role {
+                Role::PreCandidate => self.become_candidate(ctx),
+                Role::Candidate => self.become_leader(ctx),
+                _ => unreachable!("polls run only in elections"),
+            }
+        } else if refused >= self.quorum() {
+            // Lost: wait for the next timeout as a follower of no one.
+            self.role = Role::Follower;
+            self.votes.clear();
+        }
+    }
+
+    pub(super) fn on_pre_vote(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: NodeId,
+        term: u64,
+        last_index: u64,
+        last_term: u64,
+    ) {
+        let up_to_date =
+            self.bugs.vote_without_log_check || self.log.is_up_to_date(last_index, last_term);
+        let granted = term > self.term && up_to_date && !self.in_lease(ctx.now());
+        let term = if granted { term } else { self.term };
+        self.send(from, Message::PreVoteResp { term, granted });
+    }
+
+    pub(super) fn on_vote(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: NodeId,
+        term: u64,
+        last_index: u64,
+        last_term: u64,
+    ) {
+        assert_eq!(term, self.term, "step() aligned the terms");
+        // One vote per term, first come first served; a repeated request from the
+        // candidate voted for is granted again (its first reply may have been lost).
+        let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
+        let up_to_date =
+            self.bugs.vote_without_log_check || self.log.is_up_to_date(last_index, last_term);
+        let granted = can_vote && up_to_date;
+        if granted {
+            self.vote = Some(from);
+            if !self.bugs.vote_not_persisted {
+                self.persist_hard(ctx);
+            }
+            let timeout = self.random_election_timeout(ctx);
+            self.reset_election_timer(ctx, timeout);
+        }
+        self.send(
+            from,
+            Message::VoteResp {
+                term: self.term,
+                granted,
+            },
+        );
+    }
+
+    pub(super) fn on_vote_resp(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: NodeId,
+        term: u64,
+        granted: bool,
+        pre: bool,
+    ) {
+        let expected = match (self.role, pre) {
+            (Role::PreCandidate, true) => self.term + 1,
+            (Role::Candidate, false) => self.term,
+            _ => return, // The election this answers is over.
+        };
+        if self.bugs.stale_vote_counting && !pre {
+            // Counts every grant, whatever its term and however often it arrives.
+            if granted {
+                self.bug_vote_count += 1;
+            }
+        } else if term != expected {
+            return;
+        }
+        self.votes.insert(from, granted);
+        self.check_poll(ctx);
+    }
+
+    fn become_leader(&mut self, ctx: &mut Ctx<'_>) {
+        assert_eq!(self.role, Role::Candidate);
+        assert_eq!(self.vote, Some(self.id));
+        ctx.trace(format!("node {} leads term {}", self.id, self.term));
+        self.role = Role::Leader;
+        self.leader = Some(self.id);
+        self.votes.clear();
+        let next = self.log.last_index() + 1;
+        self.leader_state = Some(LeaderState {
+            progress: (0..self.nodes)
+                .map(|_| Progress {
+                    next,
+                    matched: 0,
+                    inflight: Default::default(),
+                    probing: true,
+                    acked_since_tick: false,
+                    active: false,
+                    read_acked: 0,
+                    lease_acked_at: Duration::ZERO,
+                })
+                .collect(),
+            term_start: next,
+            pending_writes: Default::default(),
+            read_seq: 0,
+            pending_reads: Default::default(),
+        });
+        // The no-op lets this term commit (and so learn the commit index) at once.
+        if !self.bugs.figure8_commit {
+            let entry = Entry {
+                term: self.term,
+                index: next,
+                data: EntryData::Noop,
+            };
+            self.persist_entry(ctx, &entry);
+            self.log.append(entry);
+        }
+        // CheckQuorum runs on the election timer, every minimum election timeout.
+        let period = self.cfg.election_timeout_min();
+        self.reset_election_timer(ctx, period);
+        ctx.set_timer(self.cfg.heartbeat(), Timer::Heartbeat { term: self.term });
+        // Probe every follower at once: its reply tells where its log matches ours.
+        for peer in 0..self.nodes {
+            if peer != self.id {
+                self.send_append(peer, true);
+            }
+        }
+        self.maybe_commit(ctx);
+    }
+
+    /// CheckQuorum: a leader that has not heard from a majority within the period steps
+    /// down, so that a partitioned leader stops serving.
+    pub(super) fn check_quorum_tick(&mut self, ctx: &mut Ctx<'_>) {
+        let period = self.cfg.election_timeout_min();
+        self.reset_election_timer(ctx, period);
+        if !self.check_quorum {
+            return;
+        }
+        let id = self.id;
+        let ls = self.leader_state.as_mut().expect("leader");
+        let mut active = 1;
+        for (p, pr) in ls.progress.iter_mut().enumerate() {
+            if p != id && std::mem::replace(&mut pr.active, false) {
+                active += 1;
+            }
+        }
+        if active < self.quorum() {
+            ctx.trace(format!(
+                "node {} lost its quorum in term {}",
+                self.id, self.term
+            ));
+            let term = self.term;
+            self.become_follower(ctx, term, None);
+        }
+    }
+}

@@ -1,0 +1,444 @@
+//! Online invariants over the omniscient view of the cluster (Raft Figure 3), a
+//! liveness check, and run metrics. Each checker is incremental: `after_step` looks at
+//! what the node that stepped changed, and keeps the history it needs.
+//!
+//! Commit and applied indexes are volatile in Raft: a restarted node recovers both as
+//! its snapshot index, which may be lower than before the crash. "Commit never
+//! decreases" is therefore checked per incarnation (a crash, seen as the node being
+//! `None`, starts a new one); across incarnations the committed *entries* are what must
+//! not change, which state machine safety and leader completeness check.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::RaftProcess;
+use crate::check::{Checker, ClusterView, Metrics};
+use crate::process::NodeId;
+
+/// Every invariant checker, plus liveness and metrics.
+pub fn all(nodes: usize) -> Vec<Box<dyn Checker<RaftProcess>>> {
+    vec![
+        Box::new(ElectionSafety::default()),
+        Box::new(LogMatching::default()),
+        Box::new(LeaderCompleteness::new(nodes)),
+        Box::new(StateMachineSafety::default()),
+        Box::new(IndexOrder::new(nodes)),
+        Box::new(LivenessAndMetrics::new(nodes)),
+    ]
+}
+
+/// §5.2: at most one leader per term, over the whole run.
+#[derive(Default)]
+pub struct ElectionSafety {
+    leaders: BTreeMap<u64, NodeId>,
+}
+
+impl Checker<RaftProcess> for ElectionSafety {
+    fn name(&self) -> &'static str {
+        "election-safety"
+    }
+
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, RaftProcess>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let Some(p) = view.node(node) else {
+            return Ok(());
+        };
+        if !p.is_leader() {
+            return Ok(());
+        }
+        let first = *self.leaders.entry(p.term()).or_insert(node);
+        if first != node {
+            return Err(format!(
+                "election safety: nodes {first} and {node} both lead term {}",
+                p.term()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// §5.3 log matching: two entries with the same index and term hold the same command
+/// and follow the same history. Checked through a registry of every (index, term) ever
+/// held, mapping to (previous entry's term, digest): by induction on the index, a
+/// unique registry entry per (index, term) is exactly the log matching property.
+#[derive(Default)]
+pub struct LogMatching {
+    registry: BTreeMap<(u64, u64), (u64, u64)>,
+}
+
+impl Checker<RaftProcess> for LogMatching {
+    fn name(&self) -> &'static str {
+        "log-matching"
+    }
+
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, RaftProcess>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let Some(p) = view.node(node) else {
+            return Ok(());
+        };
+        let Some(from) = p.log_changed_from() else {
+            return Ok(());
+        };
+        let log = p.log();
+        let from = from.max(log.first_index());
+        for e in log.slice(from, log.last_index()) {
+            let prev_term = log.term(e.index - 1).expect("the entry before is known");
+            let here = (prev_term, super::entry_digest(e));
+            let seen = *self.registry.entry((e.index, e.term)).or_insert(here);
+            if seen != here {
+                return Err(format!(
+                    "log matching: node {node} holds an entry at index {} term {} that differs \
+                     from another node's entry at the same index and term",
+                    e.index, e.term
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// §5.4 leader completeness: a leader holds every entry committed in an earlier term,
+/// and every write acknowledged to a client in an earlier term (no acknowledged write
+/// lost). Checked when a node first leads a term.
+pub struct LeaderCompleteness {
+    /// index → (entry term, digest, the lowest term of a node seen applying it: an
+    /// upper bound on the term it was committed in).
+    committed: BTreeMap<u64, (u64, u64, u64)>,
+    /// index → (entry term, term of the leader that acknowledged it).
+    acked: BTreeMap<u64, (u64, u64)>,
+    /// The last term each node was seen leading.
+    led: Vec<u64>,
+}
+
+impl LeaderCompleteness {
+    pub fn new(nodes: usize) -> Self {
+        LeaderCompleteness {
+            committed: BTreeMap::new(),
+            acked: BTreeMap::new(),
+            led: vec![0; nodes],
+        }
+    }
+}
+
+impl Checker<RaftProcess> for LeaderCompleteness {
+    fn name(&self) -> &'static str {
+        "leader-completeness"
+    }
+
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, RaftProcess>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let Some(p) = view.node(node) else {
+            return Ok(());
+        };
+        for a in p.applied_in_step() {
+            let e = self
+                .committed
+                .entry(a.index)
+                .or_insert((a.term, a.digest, p.term()));
+            e.2 = e.2.min(p.term());
+        }
+        for &(index, term) in p.acked_writes() {
+            self.acked.entry(index).or_insert((term, p.term()));
+        }
+        if !p.is_leader() || self.led[node] == p.term() {
+            return Ok(());
+        }
+        self.led[node] = p.term();
+        let log = p.log();
+        let snap = log.snapshot_index();
+        for (&index, &(term, _, commit_term)) in self.committed.range(snap..) {
+            if commit_term < p.term() && log.term(index) != Some(term) {
+                return Err(format!(
+                    "leader completeness: node {node} leads term {} without the entry at index \
+                     {index} (term {term}) committed in term {commit_term}",
+                    p.term()
+                ));
+            }
+        }
+        for (&index, &(term, ack_term)) in self.acked.range(snap + 1..) {
+            if ack_term < p.term() && log.term(index) != Some(term) {
+                return Err(format!(
+                    "acknowledged write lost: node {node} leads term {} without the write at \
+                     index {index} (term {term}) acknowledged to a client in term {ack_term}",
+                    p.term()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// §5.4.3 state machine safety: no two nodes apply different entries at one index.
+#[derive(Default)]
+pub struct StateMachineSafety {
+    applied: BTreeMap<u64, (u64, u64, NodeId)>,
+}
+
+impl Checker<RaftProcess> for StateMachineSafety {
+    fn name(&self) -> &'static str {
+        "state-machine-safety"
+    }
+
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, RaftProcess>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let Some(p) = view.node(node) else {
+            return Ok(());
+        };
+        for a in p.applied_in_step() {
+            let (term, digest, first) = *self
+                .applied
+                .entry(a.index)
+                .or_insert((a.term, a.digest, node));
+            if (term, digest) != (a.term, a.digest) {
+                return Err(format!(
+                    "state machine safety: node {node} applied index {} from term {} but node \
+                     {first} applied a different entry (term {term}) there",
+                    a.index, a.term
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Index ordering: terms never decrease (across restarts: the term is durable); commit
+/// and applied never decrease within an incarnation; applied ≤ commit ≤ last index.
+pub struct IndexOrder {
+    /// Per node: (commit, applied) at its last step, `None` after a crash.
+    last: Vec<Option<(u64, u64)>>,
+    terms: Vec<u64>,
+}
+
+impl IndexOrder {
+    pub fn new(nodes: usize) -> Self {
+        IndexOrder {
+            last: vec![None; nodes],
+            terms: vec![0; nodes],
+        }
+    }
+}
+
+impl Checker<RaftProcess> for IndexOrder {
+    fn name(&self) -> &'static str {
+        "index-order"
+    }
+
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, RaftProcess>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let Some(p) = view.node(node) else {
+            self.last[node] = None; // A new incarnation recovers from storage.
+            return Ok(());
+        };
+        let (term, commit, applied) = (p.term(), p.commit_index(), p.applied_index());
+        if term < self.terms[node] {
+            return Err(format!(
+                "term regressed: node {node} went from term {} to {term}",
+                self.terms[node]
+            ));
+        }
+        self.terms[node] = term;
+        if applied > commit || commit > p.log().last_index() {
+            return Err(format!(
+                "index order: node {node} has applied {applied}, commit {commit}, last index {} \
+                 (need applied <= commit <= last)",
+                p.log().last_index()
+            ));
+        }
+        if let Some((c, a)) = self.last[node] {
+            if commit < c || applied < a {
+                return Err(format!(
+                    "commit regressed: node {node} went from commit {c} / applied {a} to commit \
+                     {commit} / applied {applied} in term {term} without restarting"
+                ));
+            }
+        }
+        self.last[node] = Some((commit, applied));
+        Ok(())
+    }
+}
+
+/// Liveness (a leader that a majority follows) and the run's metrics.
+pub struct LivenessAndMetrics {
+    nodes: usize,
+    /// Terms that had a leader.
+    leader_terms: BTreeMap<u64, NodeId>,
+    /// The leader of the highest term seen, while it leads.
+    leader_now: Option<(NodeId, u64)>,
+    /// Since when there has been no leader (None while there is one).
+    leaderless_since: Option<Duration>,
+    leaderless: Duration,
+    /// The latest simulated time seen.
+    last_now: Duration,
+    /// Per node: the last index it held as leader, to spot new proposals.
+    proposed_to: Vec<u64>,
+    /// index → simulated time it was proposed at a leader.
+    proposals: BTreeMap<u64, Duration>,
+    /// Highest index seen committed (applied anywhere).
+    committed_to: u64,
+    committed_ops: u64,
+    latencies_us: Vec<u64>,
+}
+
+/// Proposals tracked for latency at once; older ones are dropped (and not measured).
+const MAX_TRACKED_PROPOSALS: usize = 100_000;
+
+impl LivenessAndMetrics {
+    pub fn new(nodes: usize) -> Self {
+        LivenessAndMetrics {
+            nodes,
+            leader_terms: BTreeMap::new(),
+            leader_now: None,
+            leaderless_since: Some(Duration::ZERO),
+            leaderless: Duration::ZERO,
+            last_now: Duration::ZERO,
+            proposed_to: vec![0; nodes],
+            proposals: BTreeMap::new(),
+            committed_to: 0,
+            committed_ops: 0,
+            latencies_us: Vec::new(),
+        }
+    }
+
+    fn set_leader(&mut self, now: Duration, leader: Option<(NodeId, u64)>) {
+        match (self.leader_now.is_some(), leader.is_some()) {
+            (true, false) => self.leaderless_since = Some(now),
+            (false, true) => {
+                let since = self.leaderless_since.take().expect("leaderless");
+                self.leaderless += now.saturating_sub(since);
+            }
+            _ => {}
+        }
+        self.leader_now = leader;
+    }
+}
+
+impl Checker<RaftProcess> for LivenessAndMetrics {
+    fn name(&self) -> &'static str {
+        "raft-liveness"
+    }
+
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, RaftProcess>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let now = view.now;
+        self.last_now = self.last_now.max(now);
+        let Some(p) = view.node(node) else {
+            if self.leader_now.is_some_and(|(l, _)| l == node) {
+                self.set_leader(now, None);
+            }
+            return Ok(());
+        };
+        if p.is_leader() {
+            self.leader_terms.entry(p.term()).or_insert(node);
+            if self.leader_now.is_none_or(|(_, t)| p.term() >= t) {
+                self.set_leader(now, Some((node, p.term())));
+            }
+            let last = p.log().last_index();
+            if last > self.proposed_to[node] {
+                let from = (self.proposed_to[node] + 1).max(last.saturating_sub(1000));
+                for i in from..=last {
+                    if p.log().term(i) == Some(p.term()) {
+                        self.proposals.insert(i, now);
+                    }
+                }
+                self.proposed_to[node] = last;
+                while self.proposals.len() > MAX_TRACKED_PROPOSALS {
+                    self.proposals.pop_first();
+                }
+            }
+        } else {
+            self.proposed_to[node] = 0;
+            if self.leader_now.is_some_and(|(l, _)| l == node) {
+                self.set_leader(now, None);
+            }
+        }
+        for a in p.applied_in_step() {
+            if a.index <= self.committed_to {
+                continue;
+            }
+            self.committed_to = a.index;
+            if a.command {
+                self.committed_ops += 1;
+            }
+            if let Some(at) = self.proposals.remove(&a.index) {
+                self.latencies_us
+                    .push(now.saturating_sub(at).as_micros() as u64);
+            }
+        }
+        // Proposals at or below the commit point that never committed were overwritten.
+        while self
+            .proposals
+            .first_key_value()
+            .is_some_and(|(&i, _)| i <= self.committed_to)
+        {
+            self.proposals.pop_first();
+        }
+        Ok(())
+    }
+
+    fn settled(&mut self, view: &ClusterView<'_, RaftProcess>) -> Result<(), String> {
+        self.last_now = self.last_now.max(view.now);
+        let leader = view
+            .up()
+            .filter(|(_, p)| p.is_leader())
+            .max_by_key(|(_, p)| p.term());
+        let Some((l, lp)) = leader else {
+            return Err("no leader among the nodes that are up".into());
+        };
+        let followers = view
+            .up()
+            .filter(|&(n, p)| n == l || (p.term() == lp.term() && p.leader() == Some(l)))
+            .count();
+        if followers < self.nodes / 2 + 1 {
+            return Err(format!(
+                "no leader followed by a majority: node {l} leads term {} with {followers} of {} \
+                 nodes",
+                lp.term(),
+                self.nodes
+            ));
+        }
+        Ok(())
+    }
+
+    fn metrics(&self, out: &mut Metrics) {
+        out.insert("elections".into(), self.leader_terms.len() as f64);
+        let mut leaderless = self.leaderless;
+        if let Some(since) = self.leaderless_since {
+            // Still leaderless: count up to the last step seen.
+            leaderless += self.last_now.saturating_sub(since);
+        }
+        out.insert(
+            "time_without_leader_ms".into(),
+            leaderless.as_secs_f64() * 1e3,
+        );
+        out.insert("committed_ops".into(), self.committed_ops as f64);
+        let mut l = self.latencies_us.clone();
+        l.sort_unstable();
+        let pct = |q: f64| -> f64 {
+            if l.is_empty() {
+                return 0.0;
+            }
+            let i = ((l.len() - 1) as f64 * q).round() as usize;
+            l[i] as f64 / 1e3
+        };
+        out.insert("commit_latency_ms_p50".into(), pct(0.5));
+        out.insert("commit_latency_ms_p99".into(), pct(0.99));
+    }
+}

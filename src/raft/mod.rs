@@ -1,0 +1,627 @@
+//! Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm", and
+//! Ongaro's thesis) as a sans-IO [`Process`], replicating the [`crate::kv`] store.
+//!
+//! The algorithm is split by concern: [`log`] (the in-memory log and its snapshot),
+//! `election` (§5.2, PreVote, CheckQuorum), `replication` (§5.3, batching, pipelining,
+//! fast backtracking, the §5.4.2 commit rule), `snapshot` (§7 compaction and
+//! InstallSnapshot), `read` (read_index, lease and the unsafe read modes), and
+//! [`invariants`] (online checkers). This file holds the node's state and the
+//! handler entry points shared by every role.
+//!
+//! Durability: term, vote and log entries are written with `ctx.write` as they change,
+//! and every handler ends with one `ctx.sync()` before any message or client reply of
+//! that handler is emitted (see [`RaftProcess::finish`]); so nothing a peer or client
+//! learns can be lost by a crash.
+
+pub mod config;
+mod election;
+pub mod invariants;
+pub mod log;
+pub mod messages;
+mod read;
+mod replication;
+mod snapshot;
+pub mod system;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::kv::KvStore;
+use crate::process::{Context, NodeId, Process, RequestId, TimerId};
+
+pub use config::{Bugs, RaftConfig, ReadMode};
+pub use log::RaftLog;
+pub use messages::{
+    AppendResult, Entry, EntryData, HardState, Message, Record, Request, RequestOp, Response,
+    Snapshot,
+};
+pub use system::RaftKv;
+
+type Ctx<'a> = Context<'a, RaftProcess>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+#[derive(Clone, Debug)]
+pub enum Timer {
+    /// Election timeout for followers and candidates; CheckQuorum period for a leader.
+    /// Lazy: it fires at the earliest deadline armed and re-arms if the deadline moved.
+    Election,
+    /// Leader heartbeat; stale once the leader's `term` is over.
+    Heartbeat { term: u64 },
+    /// A candidate asks again the peers that have not answered (requests get lost);
+    /// stale once the candidacy for `term` is over.
+    VoteRetry { term: u64 },
+}
+
+/// The leader's view of one follower's log (etcd's `Progress`).
+#[derive(Clone, Debug)]
+struct Progress {
+    /// Next index to send. Invariant: `matched < next <= last_index + 1`.
+    next: u64,
+    /// Highest index known to be replicated on the follower (from its acknowledgements of
+    /// specific requests, never from the leader's own state).
+    matched: u64,
+    /// Last index of each AppendEntries outstanding, oldest first; bounded by
+    /// `max_inflight_appends`.
+    inflight: VecDeque<u64>,
+    /// Probing: the follower's match point is unknown; one message at a time until an
+    /// acceptance. Otherwise replicating: pipeline batches optimistically.
+    probing: bool,
+    /// An AppendEntries reply arrived since the last heartbeat tick (stall detection).
+    acked_since_tick: bool,
+    /// Heard from since the last CheckQuorum period.
+    active: bool,
+    /// Highest read round acknowledged (read_index).
+    read_acked: u64,
+    /// Send time (leader clock) of the latest acknowledged heartbeat (lease).
+    lease_acked_at: Duration,
+}
+
+struct PendingRead {
+    id: RequestId,
+    seq: u64,
+    key: String,
+    /// The heartbeat round that must be acknowledged by a majority.
+    read_seq: u64,
+    /// The commit index when the read arrived: the answer reflects at least this.
+    read_index: u64,
+}
+
+struct LeaderState {
+    /// Indexed by node id; the leader's own slot is unused.
+    progress: Vec<Progress>,
+    /// Index of this term's first entry (the no-op).
+    term_start: u64,
+    /// Proposed commands awaiting commit, by log index.
+    pending_writes: BTreeMap<u64, (RequestId, u64)>,
+    /// Latest read round started; heartbeats carry it.
+    read_seq: u64,
+    /// Reads waiting for their round, in round order.
+    pending_reads: VecDeque<PendingRead>,
+}
+
+pub struct RaftProcess {
+    cfg: RaftConfig,
+    bugs: Bugs,
+    pre_vote: bool,
+    check_quorum: bool,
+    id: NodeId,
+    nodes: usize,
+
+    // Durable state, mirrored in storage ("hard", "log/<index>", "snapshot").
+    /// Never decreases.
+    term: u64,
+    /// The candidate voted for in `term`, if any: at most one per term.
+    vote: Option<NodeId>,
+    log: RaftLog,
+
+    // Volatile state.
+    role: Role,
+    /// The leader of `term`, once known.
+    leader: Option<NodeId>,
+    /// Invariant: `log.snapshot_index() <= applied <= commit <= log.last_index()`;
+    /// never decreases within an incarnation (a restart recovers it as the snapshot index).
+    commit: u64,
+    applied: u64,
+    kv: KvStore,
+    /// When this node last heard from the leader of its term (local clock).
+    leader_contact: Option<Duration>,
+    /// With lease reads, until then (local clock) a restarted node refuses votes as if
+    /// it heard from a leader: it may have just acknowledged one whose lease still holds.
+    lease_guard_until: Duration,
+    election_deadline: Duration,
+    election_timer: Option<(TimerId, Duration)>,
+    /// Votes received in the current (pre-)election: voter → granted.
+    votes: BTreeMap<NodeId, bool>,
+    /// Grant count used by the `stale-vote-counting` bug, which counts every reply.
+    bug_vote_count: usize,
+    leader_state: Option<LeaderState>,
+
+    // Per-step outputs, emitted by `finish` after the sync.
+    outbox: Vec<(NodeId, Message)>,
+    replies: Vec<(RequestId, Response)>,
+    /// Skip this step's sync (the `ack-before-sync` bug).
+    defer_sync: bool,
+    /// Writes acknowledged to clients in the latest step: (index, term).
+    acked: Vec<(u64, u64)>,
+    /// Entries applied in the latest step.
+    applied_in_step: Vec<AppliedEntry>,
+    /// The lowest log index written (appended, replaced, or installed) in the latest
+    /// step, so checkers can look at just what changed.
+    log_changed_from: Option<u64>,
+}
+
+/// An entry applied to the state machine, as checkers see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppliedEntry {
+    pub index: u64,
+    pub term: u64,
+    /// Digest of the entry (term and payload).
+    pub digest: u64,
+    /// A client command (not a no-op).
+    pub command: bool,
+}
+
+impl RaftProcess {
+    pub fn new(cfg: RaftConfig, bugs: Bugs) -> RaftProcess {
+        cfg.validate().expect("a validated config");
+        RaftProcess {
+            pre_vote: cfg.pre_vote && !bugs.no_prevote_checkquorum,
+            check_quorum: cfg.check_quorum && !bugs.no_prevote_checkquorum,
+            cfg,
+            bugs,
+            id: 0,
+            nodes: 1,
+            term: 0,
+            vote: None,
+            log: RaftLog::default(),
+            role: Role::Follower,
+            leader: None,
+            commit: 0,
+            applied: 0,
+            kv: KvStore::default(),
+            leader_contact: None,
+            lease_guard_until: Duration::ZERO,
+            election_deadline: Duration::ZERO,
+            election_timer: None,
+            votes: BTreeMap::new(),
+            bug_vote_count: 0,
+            leader_state: None,
+            outbox: Vec::new(),
+            replies: Vec::new(),
+            defer_sync: false,
+            acked: Vec::new(),
+            applied_in_step: Vec::new(),
+            log_changed_from: None,
+        }
+    }
+
+    // ---- Accessors for checkers and tests (the omniscient view). ----
+
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+    pub fn is_leader(&self) -> bool {
+        self.role == Role::Leader
+    }
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.vote
+    }
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+    pub fn commit_index(&self) -> u64 {
+        self.commit
+    }
+    pub fn applied_index(&self) -> u64 {
+        self.applied
+    }
+    pub fn kv(&self) -> &KvStore {
+        &self.kv
+    }
+    pub fn config(&self) -> &RaftConfig {
+        &self.cfg
+    }
+    /// Writes acknowledged to a client in the latest step, as (index, term).
+    pub fn acked_writes(&self) -> &[(u64, u64)] {
+        &self.acked
+    }
+    /// Entries applied in the latest step.
+    pub fn applied_in_step(&self) -> &[AppliedEntry] {
+        &self.applied_in_step
+    }
+    /// The lowest log index written in the latest step, if any.
+    pub fn log_changed_from(&self) -> Option<u64> {
+        self.log_changed_from
+    }
+
+    fn note_log_change(&mut self, index: u64) {
+        self.log_changed_from = Some(self.log_changed_from.map_or(index, |i| i.min(index)));
+    }
+
+    fn quorum(&self) -> usize {
+        self.nodes / 2 + 1
+    }
+
+    // ---- Step plumbing. ----
+
+    fn begin(&mut self, ctx: &Ctx<'_>) {
+        debug_assert!(self.outbox.is_empty() && self.replies.is_empty());
+        debug_assert_eq!(ctx.id(), self.id);
+        self.acked.clear();
+        self.applied_in_step.clear();
+        self.log_changed_from = None;
+        self.defer_sync = false;
+    }
+
+    /// Ends a step: makes this step's writes durable, then emits its messages and
+    /// replies, so nothing sent depends on state a crash could lose.
+    fn finish(&mut self, ctx: &mut Ctx<'_>) {
+        if ctx.storage().unsynced_writes() > 0 && !self.defer_sync {
+            ctx.sync();
+        }
+        for (to, msg) in self.outbox.drain(..) {
+            ctx.send(to, msg);
+        }
+        for (id, resp) in self.replies.drain(..) {
+            ctx.reply(id, resp);
+        }
+        self.assert_invariants();
+    }
+
+    fn assert_invariants(&self) {
+        assert!(
+            self.log.snapshot_index() <= self.applied,
+            "snapshot beyond applied"
+        );
+        assert!(self.applied <= self.commit, "applied beyond commit");
+        assert!(
+            self.commit <= self.log.last_index(),
+            "commit beyond the log"
+        );
+        assert_eq!(self.role == Role::Leader, self.leader_state.is_some());
+        if self.role == Role::Leader {
+            assert_eq!(self.leader, Some(self.id));
+            assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
+        }
+    }
+
+    fn send(&mut self, to: NodeId, msg: Message) {
+        self.outbox.push((to, msg));
+    }
+
+    fn reply(&mut self, id: RequestId, resp: Response) {
+        self.replies.push((id, resp));
+    }
+
+    fn persist_hard(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.write(
+            "hard",
+            Record::Hard(HardState {
+                term: self.term,
+                vote: self.vote,
+            }),
+        );
+    }
+
+    fn persist_entry(&mut self, ctx: &mut Ctx<'_>, entry: &Entry) {
+        self.note_log_change(entry.index);
+        ctx.write(log_key(entry.index), Record::Entry(entry.clone()));
+    }
+
+    fn random_election_timeout(&self, ctx: &mut Ctx<'_>) -> Duration {
+        let lo = self.cfg.election_timeout_ms_min * 1000;
+        let hi = self.cfg.election_timeout_ms_max * 1000;
+        Duration::from_micros(ctx.rng().gen_range(lo..hi))
+    }
+
+    /// Moves the election deadline to `after` from now.
+    fn reset_election_timer(&mut self, ctx: &mut Ctx<'_>, after: Duration) {
+        self.election_deadline = ctx.now() + after;
+        match self.election_timer {
+            // The armed timer fires first and re-arms for the rest.
+            Some((_, at)) if at <= self.election_deadline => {}
+            Some((id, _)) => {
+                ctx.cancel_timer(id);
+                self.arm_election_timer(ctx);
+            }
+            None => self.arm_election_timer(ctx),
+        }
+    }
+
+    fn arm_election_timer(&mut self, ctx: &mut Ctx<'_>) {
+        let after = self.election_deadline.saturating_sub(ctx.now());
+        let id = ctx.set_timer(after, Timer::Election);
+        self.election_timer = Some((id, self.election_deadline));
+    }
+
+    /// Recovery: rebuild term, vote, log and state machine from what survived.
+    fn recover(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(Record::Hard(h)) = ctx.storage().get("hard") {
+            self.term = h.term;
+            self.vote = h.vote;
+        }
+        let snapshot = match ctx.storage().get("snapshot") {
+            Some(Record::Snapshot(s)) => s.clone(),
+            _ => self.log.snapshot().clone(),
+        };
+        // Entries follow the snapshot contiguously. A torn tail (some of an unsynced
+        // truncate-and-append) can leave a gap or a term regression; everything from
+        // there on was never synced, so never acknowledged: drop it.
+        let mut entries = Vec::new();
+        let mut stale_keys = Vec::new();
+        let mut prev = (snapshot.index, snapshot.term);
+        let mut broken = false;
+        for (key, rec) in ctx.storage().scan("log/") {
+            let Record::Entry(e) = rec else {
+                panic!("non-entry record under {key}")
+            };
+            if e.index <= snapshot.index {
+                stale_keys.push(key.to_string());
+            } else if broken || e.index != prev.0 + 1 || e.term < prev.1 {
+                broken = true;
+                stale_keys.push(key.to_string());
+            } else {
+                prev = (e.index, e.term);
+                entries.push(e.clone());
+            }
+        }
+        for key in stale_keys {
+            ctx.remove(key);
+        }
+        self.kv = snapshot.kv.clone();
+        self.commit = snapshot.index;
+        self.applied = snapshot.index;
+        self.log = RaftLog::from_parts(snapshot, entries);
+        self.note_log_change(self.log.first_index());
+    }
+}
+
+pub(crate) fn log_key(index: u64) -> String {
+    format!("log/{index:020}")
+}
+
+/// A digest of an entry's payload, for comparing applied entries across nodes.
+pub fn entry_digest(e: &Entry) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    e.term.hash(&mut h);
+    e.data.hash(&mut h);
+    h.finish()
+}
+
+impl Process for RaftProcess {
+    type Message = Message;
+    type Timer = Timer;
+    type Request = Request;
+    type Response = Response;
+    type Record = Record;
+
+    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        self.id = ctx.id();
+        self.nodes = ctx.nodes();
+        self.begin(ctx);
+        self.recover(ctx);
+        if self.cfg.read_mode == ReadMode::Lease {
+            self.lease_guard_until = ctx.now() + self.cfg.election_timeout_min();
+        }
+        let timeout = self.random_election_timeout(ctx);
+        self.reset_election_timer(ctx, timeout);
+        self.finish(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+        self.begin(ctx);
+        assert_ne!(from, self.id, "a node does not message itself");
+        self.step(ctx, from, msg);
+        self.finish(ctx);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: Timer) {
+        self.begin(ctx);
+        match timer {
+            Timer::Election => {
+                self.election_timer = None;
+                if ctx.now() < self.election_deadline {
+                    self.arm_election_timer(ctx);
+                } else if self.role == Role::Leader {
+                    self.check_quorum_tick(ctx);
+                } else {
+                    self.election_timeout(ctx);
+                }
+            }
+            Timer::VoteRetry { term } => {
+                if self.role == Role::Candidate && term == self.term {
+                    self.request_votes();
+                    ctx.set_timer(self.cfg.heartbeat(), Timer::VoteRetry { term });
+                }
+            }
+            Timer::Heartbeat { term } => {
+                if self.role == Role::Leader && term == self.term {
+                    self.heartbeat_tick(ctx);
+                    ctx.set_timer(self.cfg.heartbeat(), Timer::Heartbeat { term });
+                }
+            }
+        }
+        self.finish(ctx);
+    }
+
+    fn on_request(&mut self, ctx: &mut Ctx<'_>, id: RequestId, req: Request) {
+        self.begin(ctx);
+        match req.op {
+            RequestOp::Get { key } => self.read(ctx, id, req.seq, key),
+            RequestOp::Command(cmd) => self.propose(ctx, id, req.seq, cmd),
+        }
+        self.finish(ctx);
+    }
+
+    fn message_bytes(msg: &Message) -> usize {
+        msg.size_bytes()
+    }
+}
+
+impl RaftProcess {
+    /// Term rules shared by every role (§5.1), then dispatch.
+    fn step(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+        let term = msg.term();
+        if term > self.term {
+            match &msg {
+                // A pre-vote asks about a future term without claiming it.
+                Message::PreVote { .. } => {}
+                // A granted pre-vote carries the asked-for term, not the voter's.
+                Message::PreVoteResp { granted: true, .. } => {}
+                // §6: while it hears from a leader, a node ignores vote requests, so a
+                // partitioned or removed server cannot depose a working leader.
+                Message::Vote { .. } if self.in_lease(ctx.now()) => return,
+                Message::Append { .. } | Message::Heartbeat { .. } | Message::Snapshot { .. } => {
+                    self.become_follower(ctx, term, Some(from));
+                }
+                _ => self.become_follower(ctx, term, None),
+            }
+        } else if term < self.term {
+            self.step_stale(ctx, from, msg);
+            return;
+        }
+        match msg {
+            Message::PreVote {
+                term,
+                last_index,
+                last_term,
+            } => self.on_pre_vote(ctx, from, term, last_index, last_term),
+            Message::PreVoteResp { term, granted } => {
+                self.on_vote_resp(ctx, from, term, granted, true)
+            }
+            Message::Vote {
+                term,
+                last_index,
+                last_term,
+            } => self.on_vote(ctx, from, term, last_index, last_term),
+            Message::VoteResp { term, granted } => {
+                self.on_vote_resp(ctx, from, term, granted, false)
+            }
+            Message::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                ..
+            } => self.on_append(ctx, from, prev_index, prev_term, entries, commit),
+            Message::AppendResp { result, .. } => self.on_append_resp(ctx, from, result),
+            Message::Heartbeat {
+                commit,
+                read_seq,
+                sent_at_ns,
+                ..
+            } => self.on_heartbeat(ctx, from, commit, read_seq, sent_at_ns),
+            Message::HeartbeatResp {
+                read_seq,
+                sent_at_ns,
+                ..
+            } => self.on_heartbeat_resp(ctx, from, read_seq, sent_at_ns),
+            Message::Snapshot { snapshot, .. } => self.on_snapshot(ctx, from, snapshot),
+        }
+    }
+
+    /// A message from an older term: requests are refused with our term (so a stale
+    /// leader or candidate learns it is behind); replies are dropped.
+    fn step_stale(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+        match msg {
+            Message::PreVote { .. } => self.send(
+                from,
+                Message::PreVoteResp {
+                    term: self.term,
+                    granted: false,
+                },
+            ),
+            Message::Vote { .. } => self.send(
+                from,
+                Message::VoteResp {
+                    term: self.term,
+                    granted: false,
+                },
+            ),
+            Message::Append { prev_index, .. } => self.send(
+                from,
+                Message::AppendResp {
+                    term: self.term,
+                    result: AppendResult::Rejected {
+                        prev_index,
+                        hint_index: self.log.last_index() + 1,
+                        hint_term: None,
+                    },
+                },
+            ),
+            Message::Heartbeat { .. } | Message::Snapshot { .. } => self.send(
+                from,
+                Message::HeartbeatResp {
+                    term: self.term,
+                    read_seq: 0,
+                    sent_at_ns: 0,
+                },
+            ),
+            Message::VoteResp { term, granted } if self.bugs.stale_vote_counting => {
+                self.on_vote_resp(ctx, from, term, granted, false)
+            }
+            _ => {}
+        }
+    }
+
+    fn become_follower(&mut self, ctx: &mut Ctx<'_>, term: u64, leader: Option<NodeId>) {
+        assert!(term >= self.term, "terms never decrease");
+        if term > self.term {
+            self.term = term;
+            self.vote = None;
+            self.persist_hard(ctx);
+        }
+        if self.role == Role::Leader {
+            self.step_down();
+            ctx.trace(format!("node {} steps down in term {}", self.id, self.term));
+        }
+        if self.role != Role::Follower {
+            let timeout = self.random_election_timeout(ctx);
+            self.reset_election_timer(ctx, timeout);
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        self.votes.clear();
+    }
+
+    /// Leaves leadership: pending requests learn that their outcome is unknown.
+    fn step_down(&mut self) {
+        let Some(ls) = self.leader_state.take() else {
+            return;
+        };
+        for (_, (id, seq)) in ls.pending_writes {
+            self.replies.push((id, Response::Dropped { seq }));
+        }
+        for r in ls.pending_reads {
+            self.replies.push((
+                r.id,
+                Response::Redirect {
+                    seq: r.seq,
+                    leader: None,
+                },
+            ));
+        }
+        self.leader = None;
+    }
+}

@@ -1,0 +1,131 @@
+//! Read paths: read_index (linearizable), lease (linearizable while clock drift stays
+//! within the configured bound), and two unsafe modes kept for teaching.
+
+use std::time::Duration;
+
+use super::config::ReadMode;
+use super::messages::Response;
+use super::{Ctx, PendingRead, RaftProcess, Role};
+use crate::process::{NodeId, RequestId};
+
+impl RaftProcess {
+    pub(super) fn read(&mut self, ctx: &mut Ctx<'_>, id: RequestId, seq: u64, key: String) {
+        let mode = self.cfg.read_mode;
+        if mode == ReadMode::Follower {
+            // Unsafe: whatever this replica has applied, however stale.
+            let value = self.kv.get(&key).cloned();
+            self.reply(id, Response::Value { seq, value });
+            return;
+        }
+        if self.role != Role::Leader {
+            let leader = self.leader;
+            self.reply(id, Response::Redirect { seq, leader });
+            return;
+        }
+        if mode == ReadMode::LeaderLocal {
+            // Unsafe: a deposed leader that has not noticed answers from old state.
+            let value = self.kv.get(&key).cloned();
+            self.reply(id, Response::Value { seq, value });
+            return;
+        }
+        // A new leader's commit index may lag what earlier leaders committed until an
+        // entry of its own term commits (etcd's TestReadOnlyForNewLeader).
+        let ls = self.leader_state.as_ref().expect("leader");
+        let term_committed = self.commit >= ls.term_start;
+        if !term_committed && !self.bugs.read_before_noop {
+            self.reply(id, Response::Unavailable { seq });
+            return;
+        }
+        if mode == ReadMode::Lease && self.lease_valid(ctx.now()) {
+            assert_eq!(self.applied, self.commit, "a leader applies as it commits");
+            let value = self.kv.get(&key).cloned();
+            self.reply(id, Response::Value { seq, value });
+            return;
+        }
+        if ls.pending_reads.len() >= self.cfg.max_pending_requests {
+            self.reply(id, Response::Unavailable { seq });
+            return;
+        }
+        let read_index = self.commit;
+        let ls = self.leader_state.as_mut().expect("leader");
+        ls.read_seq += 1;
+        let read_seq = ls.read_seq;
+        ls.pending_reads.push_back(PendingRead {
+            id,
+            seq,
+            key,
+            read_seq,
+            read_index,
+        });
+        // A heartbeat round confirms that no newer leader existed when the read arrived.
+        self.broadcast_heartbeat(ctx);
+        self.serve_reads();
+    }
+
+    /// A leader holds a lease while a majority (itself included) acknowledged a
+    /// heartbeat sent within the lease duration, measured on its own clock.
+    fn lease_valid(&self, now: Duration) -> bool {
+        let ls = self.leader_state.as_ref().expect("leader");
+        let mut acked: Vec<Duration> = ls
+            .progress
+            .iter()
+            .enumerate()
+            .map(|(p, pr)| if p == self.id { now } else { pr.lease_acked_at })
+            .collect();
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let since = acked[self.quorum() - 1];
+        since > Duration::ZERO && now < since + self.cfg.lease()
+    }
+
+    pub(super) fn on_heartbeat_resp(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        from: NodeId,
+        read_seq: u64,
+        sent_at_ns: u64,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last_index = self.log.last_index();
+        let ls = self.leader_state.as_mut().expect("leader");
+        let pr = &mut ls.progress[from];
+        pr.active = true;
+        pr.read_acked = pr.read_acked.max(read_seq);
+        pr.lease_acked_at = pr.lease_acked_at.max(Duration::from_nanos(sent_at_ns));
+        let resume = pr.matched < last_index && pr.inflight.is_empty();
+        if resume {
+            self.send_append(from, true);
+        }
+        self.serve_reads();
+    }
+
+    /// Answers the reads whose round a majority confirmed and whose index is applied.
+    pub(super) fn serve_reads(&mut self) {
+        let quorum = self.quorum();
+        let id = self.id;
+        let Some(ls) = self.leader_state.as_mut() else {
+            return;
+        };
+        if ls.pending_reads.is_empty() {
+            return;
+        }
+        let mut acked: Vec<u64> = ls
+            .progress
+            .iter()
+            .enumerate()
+            .map(|(p, pr)| if p == id { ls.read_seq } else { pr.read_acked })
+            .collect();
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        let confirmed = acked[quorum - 1];
+        while let Some(r) = ls.pending_reads.front() {
+            if r.read_seq > confirmed || r.read_index > self.applied {
+                break;
+            }
+            let r = ls.pending_reads.pop_front().expect("front exists");
+            let value = self.kv.get(&r.key).cloned();
+            self.replies
+                .push((r.id, Response::Value { seq: r.seq, value }));
+        }
+    }
+}

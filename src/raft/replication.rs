@@ -1,0 +1,441 @@
+//! Log replication (§5.3) with batching, pipelining and fast backtracking; the commit
+//! rule (§5.4.2); applying committed entries to the state machine.
+
+use super::messages::{AppendResult, Entry, EntryData, Message, Response};
+use super::{entry_digest, log_key, AppliedEntry, Ctx, RaftProcess, Role};
+use crate::kv::{Applied, KvCommand, KvResult};
+use crate::process::{NodeId, RequestId};
+
+impl RaftProcess {
+    /// A client command: append it to the leader's log and replicate it.
+    pub(super) fn propose(&mut self, ctx: &mut Ctx<'_>, id: RequestId, seq: u64, cmd: KvCommand) {
+        if self.role != Role::Leader {
+            let leader = self.leader;
+            self.reply(id, Response::Redirect { seq, leader });
+            return;
+        }
+        let max_pending = self.cfg.max_pending_requests;
+        let ls = self.leader_state.as_ref().expect("leader");
+        if ls.pending_writes.len() >= max_pending {
+            self.reply(id, Response::Unavailable { seq });
+            return;
+        }
+        let entry = Entry {
+            term: self.term,
+            index: self.log.last_index() + 1,
+            data: EntryData::Command {
+                client: id.client,
+                seq,
+                cmd,
+            },
+        };
+        let index = entry.index;
+        let ack_now = self.bugs.ack_before_sync
+            && !matches!(
+                entry.data,
+                EntryData::Command {
+                    cmd: KvCommand::Cas { .. },
+                    ..
+                }
+            );
+        self.persist_entry(ctx, &entry);
+        self.log.append(entry);
+        if ack_now {
+            // The bug: the client hears "done" while the entry sits only in this node's
+            // page cache; replication waits for the next heartbeat.
+            self.defer_sync = true;
+            self.acked.push((index, self.term));
+            self.reply(
+                id,
+                Response::Written {
+                    seq,
+                    result: KvResult::Done,
+                },
+            );
+            return;
+        }
+        let ls = self.leader_state.as_mut().expect("leader");
+        ls.pending_writes.insert(index, (id, seq));
+        self.broadcast_append();
+        self.maybe_commit(ctx);
+    }
+
+    pub(super) fn broadcast_append(&mut self) {
+        for peer in 0..self.nodes {
+            if peer != self.id {
+                self.send_append(peer, false);
+            }
+        }
+    }
+
+    /// Sends `peer` what it lacks, within the in-flight bound: one message while
+    /// probing (`probe` allows an empty one), otherwise batches back to back.
+    pub(super) fn send_append(&mut self, peer: NodeId, probe: bool) {
+        let max_inflight = self.cfg.max_inflight_appends;
+        let max_batch = self.cfg.max_batch_entries as u64;
+        let last_index = self.log.last_index();
+        // Bounded by the in-flight limit: each round adds one in-flight message.
+        for _ in 0..max_inflight {
+            let ls = self.leader_state.as_mut().expect("leader");
+            let pr = &mut ls.progress[peer];
+            if pr.inflight.len() >= max_inflight || (pr.probing && !pr.inflight.is_empty()) {
+                return;
+            }
+            if pr.next <= self.log.snapshot_index() {
+                // The entries it needs are compacted: send the snapshot (§7).
+                let snapshot = self.log.snapshot().clone();
+                pr.inflight.push_back(snapshot.index);
+                pr.next = snapshot.index + 1;
+                pr.probing = true;
+                let msg = Message::Snapshot {
+                    term: self.term,
+                    snapshot,
+                };
+                self.send(peer, msg);
+                return;
+            }
+            if pr.next > last_index && !(probe && pr.probing) {
+                return;
+            }
+            let prev_index = pr.next - 1;
+            let prev_term = self.log.term(prev_index).expect("prev is in the log");
+            let entries = self.log.slice(pr.next, pr.next + max_batch - 1).to_vec();
+            let sent_last = prev_index + entries.len() as u64;
+            pr.inflight.push_back(sent_last);
+            let probing = pr.probing;
+            if !probing {
+                pr.next = sent_last + 1;
+            }
+            let commit = self.commit;
+            self.send(
+                peer,
+                Message::Append {
+                    term: self.term,
+                    prev_index,
+                    prev_term,
+                    entries,
+                    commit,
+                },
+            );
+            if probing {
+                return;
+            }
+        }
+    }
+
+    pub(super) fn on_append(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: NodeId,
+        mut prev_index: u64,
+        mut prev_term: u64,
+        mut entries: Vec<Entry>,
+        leader_commit: u64,
+    ) {
+        if !self.hear_from_leader(ctx, from) {
+            return;
+        }
+        // The committed prefix already matches the leader's log (leader completeness):
+        // skip the part of the message it covers.
+        if prev_index < self.commit {
+            let skip = ((self.commit - prev_index) as usize).min(entries.len());
+            entries.drain(..skip);
+            prev_index = self.commit;
+            prev_term = self.log.term(self.commit).expect("commit is in the log");
+        }
+        if self.log.term(prev_index) != Some(prev_term) {
+            let (hint_index, hint_term) = if prev_index > self.log.last_index() {
+                (self.log.last_index() + 1, None)
+            } else {
+                let t = self
+                    .log
+                    .term(prev_index)
+                    .expect("prev is at or after the snapshot");
+                (self.log.first_index_of_term(prev_index, t), Some(t))
+            };
+            self.send(
+                from,
+                Message::AppendResp {
+                    term: self.term,
+                    result: AppendResult::Rejected {
+                        prev_index,
+                        hint_index,
+                        hint_term,
+                    },
+                },
+            );
+            return;
+        }
+        let match_index = prev_index + entries.len() as u64;
+        if self.bugs.stale_append_truncates && prev_index < self.log.last_index() {
+            self.truncate(ctx, prev_index + 1);
+        }
+        for e in entries {
+            match self.log.term(e.index) {
+                Some(t) if t == e.term => continue, // Already held: never take it back.
+                Some(_) => {
+                    if e.index <= self.commit {
+                        // Only an injected bug (a wrong commit here or a second leader
+                        // elsewhere) gets here; keep running so the checkers report it.
+                        assert!(self.bugs.any(), "a conflict inside the committed prefix");
+                        return;
+                    }
+                    self.truncate(ctx, e.index);
+                }
+                None => {}
+            }
+            self.persist_entry(ctx, &e);
+            self.log.append(e);
+        }
+        // Fig. 2 rule 5: commit up to the last entry this message verified, no further.
+        let bound = if self.bugs.apply_uncommitted {
+            self.log.last_index()
+        } else {
+            match_index
+        };
+        let commit = leader_commit.min(bound);
+        if commit > self.commit {
+            self.commit_to(ctx, commit);
+        }
+        self.send(
+            from,
+            Message::AppendResp {
+                term: self.term,
+                result: AppendResult::Accepted { match_index },
+            },
+        );
+    }
+
+    /// Removes entries `from..` from the log and from storage.
+    fn truncate(&mut self, ctx: &mut Ctx<'_>, from: u64) {
+        assert!(from > self.commit, "committed entries are never removed");
+        self.note_log_change(from);
+        for i in from..=self.log.last_index() {
+            ctx.remove(log_key(i));
+        }
+        self.log.truncate_from(from);
+    }
+
+    /// Any message from the leader of the current term.
+    /// `false` if this node leads the same term itself: only possible when an
+    /// injected bug broke election safety; the message is then ignored (the election
+    /// safety checker reports it) rather than crashing the node.
+    pub(super) fn hear_from_leader(&mut self, ctx: &mut Ctx<'_>, from: NodeId) -> bool {
+        if self.role == Role::Leader {
+            return false;
+        }
+        if self.role != Role::Follower {
+            let term = self.term;
+            self.become_follower(ctx, term, Some(from));
+        }
+        self.leader = Some(from);
+        self.leader_contact = Some(ctx.now());
+        let timeout = self.random_election_timeout(ctx);
+        self.reset_election_timer(ctx, timeout);
+        true
+    }
+
+    pub(super) fn on_append_resp(&mut self, ctx: &mut Ctx<'_>, from: NodeId, result: AppendResult) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let last_index = self.log.last_index();
+        let ls = self.leader_state.as_mut().expect("leader");
+        let pr = &mut ls.progress[from];
+        pr.active = true;
+        pr.acked_since_tick = true;
+        match result {
+            AppendResult::Accepted { match_index } => {
+                if match_index > last_index {
+                    // An ack of another leader's entries in this term: only an injected
+                    // bug elects two; the election safety checker reports it.
+                    assert!(self.bugs.any(), "follower acked beyond the leader's log");
+                    return;
+                }
+                pr.matched = pr.matched.max(match_index);
+                while pr.inflight.front().is_some_and(|&i| i <= match_index) {
+                    pr.inflight.pop_front();
+                }
+                if pr.probing {
+                    pr.probing = false;
+                    pr.inflight.clear();
+                    pr.next = pr.matched + 1;
+                }
+                pr.next = pr.next.max(pr.matched + 1);
+                self.maybe_commit(ctx);
+                self.send_append(from, false);
+            }
+            AppendResult::Rejected {
+                prev_index,
+                hint_index,
+                hint_term,
+            } => {
+                if prev_index <= pr.matched {
+                    return; // A stale rejection: the follower has matched since.
+                }
+                // Skip the follower's whole conflicting term at once (§5.3, last
+                // paragraph): resume after our last entry of that term if we have one,
+                // else at the first index the follower holds of it.
+                let next = match hint_term {
+                    None => hint_index,
+                    Some(t) => match self.log.last_index_of_term(t) {
+                        Some(i) if i < prev_index => i + 1,
+                        _ => hint_index,
+                    },
+                };
+                let ls = self.leader_state.as_mut().expect("leader");
+                let pr = &mut ls.progress[from];
+                pr.next = next.clamp(pr.matched + 1, prev_index.max(pr.matched + 1));
+                pr.probing = true;
+                pr.inflight.clear();
+                self.send_append(from, true);
+            }
+        }
+    }
+
+    /// §5.3/§5.4.2: commit the highest index stored on a majority, but only by counting
+    /// replicas of an entry from the current term.
+    pub(super) fn maybe_commit(&mut self, ctx: &mut Ctx<'_>) {
+        let ls = self.leader_state.as_ref().expect("leader");
+        let mut matched: Vec<u64> = ls
+            .progress
+            .iter()
+            .enumerate()
+            .map(|(p, pr)| {
+                if p == self.id {
+                    self.log.last_index()
+                } else {
+                    pr.matched
+                }
+            })
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let n = matched[self.quorum() - 1];
+        if n > self.commit && (self.bugs.figure8_commit || self.log.term(n) == Some(self.term)) {
+            self.commit_to(ctx, n);
+        }
+    }
+
+    pub(super) fn commit_to(&mut self, ctx: &mut Ctx<'_>, commit: u64) {
+        assert!(commit > self.commit, "commit only advances");
+        assert!(commit <= self.log.last_index(), "commit beyond the log");
+        self.commit = commit;
+        self.apply_committed(ctx);
+    }
+
+    /// Applies committed entries in order and answers the clients waiting on them.
+    fn apply_committed(&mut self, ctx: &mut Ctx<'_>) {
+        while self.applied < self.commit {
+            let index = self.applied + 1;
+            let entry = self
+                .log
+                .entry(index)
+                .expect("committed entries are in the log");
+            self.applied_in_step.push(AppliedEntry {
+                index,
+                term: entry.term,
+                digest: entry_digest(entry),
+                command: matches!(entry.data, EntryData::Command { .. }),
+            });
+            let outcome = match &entry.data {
+                EntryData::Noop => None,
+                EntryData::Command { client, seq, cmd } => {
+                    Some((*seq, self.kv.apply(*client, *seq, cmd)))
+                }
+            };
+            let term = entry.term;
+            self.applied = index;
+            let Some(ls) = self.leader_state.as_mut() else {
+                continue;
+            };
+            let Some((id, req_seq)) = ls.pending_writes.remove(&index) else {
+                continue;
+            };
+            let resp = match outcome {
+                Some((seq, Applied::Fresh(result) | Applied::Duplicate(result))) => {
+                    assert_eq!(seq, req_seq, "the leader's own entry at {index}");
+                    self.acked.push((index, term));
+                    Response::Written { seq, result }
+                }
+                _ => Response::Dropped { seq: req_seq },
+            };
+            self.reply(id, resp);
+        }
+        self.maybe_snapshot(ctx);
+        self.serve_reads();
+    }
+
+    /// Heartbeat period: keep followers quiet, confirm reads, and restart replication
+    /// to any follower whose pipeline stalled (a message or its reply was lost).
+    pub(super) fn heartbeat_tick(&mut self, ctx: &mut Ctx<'_>) {
+        let last_index = self.log.last_index();
+        for peer in 0..self.nodes {
+            if peer == self.id {
+                continue;
+            }
+            let ls = self.leader_state.as_mut().expect("leader");
+            let pr = &mut ls.progress[peer];
+            if pr.matched < last_index && !pr.acked_since_tick {
+                pr.probing = true;
+                pr.inflight.clear();
+                pr.next = pr.matched + 1;
+            }
+            pr.acked_since_tick = false;
+            self.send_append(peer, false);
+        }
+        self.broadcast_heartbeat(ctx);
+    }
+
+    pub(super) fn broadcast_heartbeat(&mut self, ctx: &mut Ctx<'_>) {
+        let sent_at_ns = ctx.now().as_nanos() as u64;
+        let ls = self.leader_state.as_ref().expect("leader");
+        let read_seq = ls.read_seq;
+        for peer in 0..self.nodes {
+            if peer == self.id {
+                continue;
+            }
+            let ls = self.leader_state.as_ref().expect("leader");
+            // A follower may only commit what it is known to hold, unless the bug
+            // hands it the leader's commit index as is.
+            let commit = if self.bugs.apply_uncommitted {
+                self.commit
+            } else {
+                self.commit.min(ls.progress[peer].matched)
+            };
+            self.send(
+                peer,
+                Message::Heartbeat {
+                    term: self.term,
+                    commit,
+                    read_seq,
+                    sent_at_ns,
+                },
+            );
+        }
+    }
+
+    pub(super) fn on_heartbeat(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: NodeId,
+        commit: u64,
+        read_seq: u64,
+        sent_at_ns: u64,
+    ) {
+        if !self.hear_from_leader(ctx, from) {
+            return;
+        }
+        let commit = commit.min(self.log.last_index());
+        if commit > self.commit {
+            self.commit_to(ctx, commit);
+        }
+        self.send(
+            from,
+            Message::HeartbeatResp {
+                term: self.term,
+                read_seq,
+                sent_at_ns,
+            },
+        );
+    }
+}

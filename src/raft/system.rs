@@ -1,0 +1,138 @@
+//! Raft + KV as a [`System`] for scenario files.
+
+use super::config::{Bugs, RaftConfig};
+use super::invariants;
+use super::RaftProcess;
+use crate::check::Checker;
+use crate::kv::{KvClient, KvWorkload};
+use crate::process::{ClientId, NodeId};
+use crate::system::{Bug, Setup, System};
+
+/// Raft replicating the KV store, driven by simulated KV clients.
+pub struct RaftKv;
+
+/// The bug library: each is a realistic mistake and the shipped scenario that shows it.
+pub const BUGS: &[Bug] = &[
+    Bug {
+        name: "vote-not-persisted",
+        scenario: "raft-election",
+        description: "A node grants its vote without making it durable first; after a crash \
+                      and restart it votes again in the same term, and two leaders are elected \
+                      in one term (election safety).",
+    },
+    Bug {
+        name: "figure8-commit",
+        scenario: "raft-figure8",
+        description: "A leader commits an entry from an earlier term by counting replicas \
+                      (and appends no no-op); a later leader overwrites it after it was applied \
+                      (Raft Figure 8; state machine safety, leader completeness).",
+    },
+    Bug {
+        name: "stale-append-truncates",
+        scenario: "raft-nemesis",
+        description: "A follower cuts its log after prev_index on every matching AppendEntries; \
+                      a delayed or duplicated message takes back entries it already acknowledged, \
+                      and an entry counted as committed disappears (leader completeness).",
+    },
+    Bug {
+        name: "vote-without-log-check",
+        scenario: "raft-minority-partition",
+        description: "Votes are granted without the §5.4.1 up-to-date check; a node missing \
+                      committed entries becomes leader and overwrites them (leader completeness, \
+                      state machine safety).",
+    },
+    Bug {
+        name: "apply-uncommitted",
+        scenario: "raft-figure8",
+        description: "Followers advance their commit index to the leader's, bounded only by their \
+                      own log, and apply a stale tail never checked against the leader (state \
+                      machine safety).",
+    },
+    Bug {
+        name: "ack-before-sync",
+        scenario: "raft-leader-crash",
+        description:
+            "The leader answers a write as soon as it appends it, before it is durable or \
+                      replicated; a crash loses the acknowledged write (no acknowledged write \
+                      lost; linearizability).",
+    },
+    Bug {
+        name: "stale-vote-counting",
+        scenario: "raft-election",
+        description: "A candidate counts vote replies from earlier terms and duplicates; with \
+                      delayed and duplicated messages two leaders win one term (election safety).",
+    },
+    Bug {
+        name: "no-prevote-checkquorum",
+        scenario: "raft-bridge-partition",
+        description:
+            "PreVote and CheckQuorum are off: under a bridge partition the nodes that see \
+                      only part of the cluster keep bumping the term and deposing leaders, and no \
+                      stable leader emerges (liveness).",
+    },
+    Bug {
+        name: "read-before-noop",
+        scenario: "raft-leader-crash",
+        description:
+            "A new leader serves read_index reads before its term's no-op commits, from a \
+                      commit index that may lag writes its predecessor acknowledged: a stale read \
+                      (linearizability).",
+    },
+];
+
+impl RaftKv {
+    pub fn bugs_of(setup: &Setup<RaftKv>) -> Bugs {
+        let mut bugs = Bugs::default();
+        for name in &setup.bugs {
+            let known = bugs.set(name);
+            assert!(known, "unknown raft bug {name:?} (validate rejects it)");
+        }
+        bugs
+    }
+}
+
+impl System for RaftKv {
+    const NAME: &'static str = "raft";
+    type Process = RaftProcess;
+    type Client = KvClient;
+    type Config = RaftConfig;
+    type Workload = KvWorkload;
+
+    fn validate(setup: &Setup<Self>) -> Result<(), (String, String)> {
+        if setup.nodes == 0 {
+            return Err(("nodes".into(), "a cluster needs at least one node".into()));
+        }
+        setup.config.validate()?;
+        setup.workload.validate()?;
+        for name in &setup.bugs {
+            if !Bugs::default().set(name) {
+                let known: Vec<_> = BUGS.iter().map(|b| b.name).collect();
+                return Err((
+                    "bugs".into(),
+                    format!("unknown bug {name:?}; known: {}", known.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn process(setup: &Setup<Self>, _id: NodeId) -> RaftProcess {
+        RaftProcess::new(setup.config.clone(), Self::bugs_of(setup))
+    }
+
+    fn clients(setup: &Setup<Self>) -> usize {
+        setup.workload.clients
+    }
+
+    fn client(setup: &Setup<Self>, _id: ClientId) -> KvClient {
+        KvClient::new(setup.workload.clone())
+    }
+
+    fn checkers(setup: &Setup<Self>) -> Vec<Box<dyn Checker<RaftProcess>>> {
+        invariants::all(setup.nodes)
+    }
+
+    fn bugs() -> &'static [Bug] {
+        BUGS
+    }
+}

@@ -1,0 +1,88 @@
+//! The checkers themselves: each reports a violation it is shown, and liveness tells
+//! a settled cluster from one without a followed leader.
+
+use std::time::Duration;
+
+use super::net::Net;
+use crate::kv::KvCommand;
+use crate::raft::{log_key, Bugs, Entry, EntryData, HardState, RaftConfig, Record};
+
+fn entry(index: u64, term: u64, data: EntryData) -> Entry {
+    Entry { term, index, data }
+}
+
+/// Restarts node `i` from storage holding `term` and `entries`.
+fn craft(net: &mut Net, i: usize, term: u64, entries: &[Entry]) {
+    net.crash(i);
+    let s = &mut net.storage[i];
+    s.write(
+        "hard".into(),
+        Some(Record::Hard(HardState { term, vote: None })),
+    );
+    for e in entries {
+        s.write(log_key(e.index), Some(Record::Entry(e.clone())));
+    }
+    s.sync();
+    net.start(i);
+}
+
+fn quiet_net() -> Net {
+    let mut net = Net::new(3, RaftConfig::default(), Bugs::default(), 3);
+    net.panic_on_violation = false;
+    for i in 0..3 {
+        net.isolate(i);
+    }
+    net
+}
+
+#[test]
+fn log_matching_reports_two_entries_with_one_index_and_term_but_different_commands() {
+    let mut net = quiet_net();
+    craft(&mut net, 0, 1, &[entry(1, 1, EntryData::Noop)]);
+    assert_eq!(net.violation, None);
+    let put = EntryData::Command {
+        client: 0,
+        seq: 1,
+        cmd: KvCommand::Delete { key: "x".into() },
+    };
+    craft(&mut net, 1, 1, &[entry(1, 1, put)]);
+    let v = net.violation.expect("caught");
+    assert!(
+        v.contains("log matching") && v.contains("index 1 term 1"),
+        "{v}"
+    );
+}
+
+#[test]
+fn index_order_reports_a_term_that_went_backwards() {
+    let mut net = quiet_net();
+    craft(&mut net, 2, 5, &[]);
+    assert_eq!(net.violation, None);
+    craft(&mut net, 2, 3, &[]);
+    let v = net.violation.expect("caught");
+    assert!(v.contains("term regressed") && v.contains("node 2"), "{v}");
+}
+
+#[test]
+fn liveness_settles_only_with_a_leader_a_majority_follows() {
+    let mut net = Net::new(3, RaftConfig::default(), Bugs::default(), 5);
+    let err = net.settled().unwrap_err();
+    assert!(err.contains("no leader"), "{err}");
+    net.elect();
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.settled(), Ok(()));
+    for i in 0..3 {
+        net.isolate(i);
+    }
+    net.run_for(Duration::from_millis(1000));
+    assert!(
+        net.settled().is_err(),
+        "a cluster cut to pieces has no followed leader"
+    );
+    net.heal();
+    net.run_for(Duration::from_millis(1000));
+    assert_eq!(net.settled(), Ok(()));
+    let m = net.metrics();
+    assert!(m["time_without_leader_ms"] > 500.0, "{m:?}");
+    assert!(m["elections"] >= 2.0);
+}
