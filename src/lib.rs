@@ -16,9 +16,7 @@ compile_error!(
 pub mod check;
 pub mod client;
 pub mod history;
-pub mod kv;
 pub mod process;
-pub mod raft;
 pub mod storage;
 pub mod system;
 
@@ -39,6 +37,8 @@ pub mod testing;
 // Protocols.
 pub mod broadcast;
 pub mod gossip;
+pub mod kv;
+pub mod raft;
 
 pub use check::{Checker, ClusterView, Metrics};
 pub use client::{Client, ClientContext, ClientEffect, NoClient};

@@ -52,7 +52,7 @@ enum Ev {
 
 /// The omniscient view checkers get (no node is ever paused here).
 fn view(now: Duration, nodes: &[Option<RaftProcess>]) -> ClusterView<'_, RaftProcess> {
-    ClusterView { now, nodes }
+    ClusterView::new(now, nodes)
 }
 
 pub struct Net {
