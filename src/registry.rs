@@ -24,6 +24,7 @@ pub fn protocols() -> Vec<Protocol> {
     vec![
         entry::<crate::broadcast::Broadcast>(),
         entry::<crate::gossip::Swim>(),
+        entry::<crate::raft::RaftKv>(),
     ]
 }
 

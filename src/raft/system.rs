@@ -4,9 +4,10 @@ use super::config::{Bugs, RaftConfig};
 use super::invariants;
 use super::RaftProcess;
 use crate::check::Checker;
+use crate::history::{HistoryEvent, KvOp};
 use crate::kv::{KvClient, KvWorkload};
 use crate::process::{ClientId, NodeId};
-use crate::system::{Bug, Setup, System};
+use crate::system::{Bug, Setup, System, Verdict};
 
 /// Raft replicating the KV store, driven by simulated KV clients.
 pub struct RaftKv;
@@ -91,8 +92,12 @@ impl RaftKv {
     }
 }
 
+/// How long the linearizability search may take per run before the verdict is unknown.
+const HISTORY_BUDGET: std::time::Duration = std::time::Duration::from_secs(20);
+
 impl System for RaftKv {
     const NAME: &'static str = "raft";
+    const HISTORY_CHECK: &'static str = "linearizability";
     type Process = RaftProcess;
     type Client = KvClient;
     type Config = RaftConfig;
@@ -130,6 +135,10 @@ impl System for RaftKv {
 
     fn checkers(setup: &Setup<Self>) -> Vec<Box<dyn Checker<RaftProcess>>> {
         invariants::all(setup.nodes)
+    }
+
+    fn check_history(_setup: &Setup<Self>, history: &[HistoryEvent<KvOp>]) -> Verdict {
+        crate::check::linearizability::check_kv(history, HISTORY_BUDGET).verdict
     }
 
     fn bugs() -> &'static [Bug] {
