@@ -185,3 +185,24 @@ fn errors_locate_positions_as_structured_data() {
     let e = Scenario::parse("s.toml", &with("node = 1", "node = 9")).unwrap_err();
     assert_eq!(e.location, Location::Field("faults[0].node".into()));
 }
+
+#[test]
+fn a_schedule_with_too_many_faults_is_refused_quickly() {
+    let s = Scenario::parse("s.toml", GOOD).unwrap();
+    let fault = "[[faults]]\nkind = \"loss\"\nat_ms = 1\nrate = 0.1\n";
+    let text = format!(
+        "seed = 1\n{}",
+        fault.repeat(faultline::scenario::RANDOM_FAULTS_MAX + 1)
+    );
+    let file = std::env::temp_dir().join(format!(
+        "faultline-big-schedule-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&file, text).unwrap();
+    let e = faultline::scenario::Schedule::load(&file, &s).unwrap_err();
+    assert!(
+        e.to_string()
+            .ends_with("faults: 10001 faults; at most 10000 are allowed"),
+        "{e}"
+    );
+}

@@ -23,7 +23,7 @@ use crate::system::{Setup, System};
 pub const NODES_MAX: usize = 1024;
 /// The longest fault phase or quiesce phase, in milliseconds (a simulated day).
 pub const DURATION_MS_MAX: u64 = 86_400_000;
-/// The most faults a random generator may produce in one run.
+/// The most faults a run may have: listed, saved in a schedule, or drawn at random.
 pub const RANDOM_FAULTS_MAX: usize = 10_000;
 
 #[derive(Clone, Debug)]
@@ -371,6 +371,13 @@ impl Scenario {
 
     /// Checks a fault list; `what` is `faults` or the schedule's name for it.
     pub(crate) fn check_faults(&self, what: &str, faults: &[Fault]) -> Result<(), ScenarioError> {
+        if faults.len() > RANDOM_FAULTS_MAX {
+            let message = format!(
+                "{} faults; at most {RANDOM_FAULTS_MAX} are allowed",
+                faults.len()
+            );
+            return Err(self.err(what, message));
+        }
         for (i, fault) in faults.iter().enumerate() {
             let field = |name: &str| format!("{what}[{i}].{name}");
             for (name, node) in fault.node_ids() {
