@@ -313,7 +313,14 @@ impl Checker<SwimProcess> for ConvergenceChecker {
     }
 
     fn settled(&mut self, view: &ClusterView<'_, SwimProcess>) -> Result<(), String> {
-        self.first_poll.get_or_insert(view.now);
+        let first = *self.first_poll.get_or_insert(view.now);
+        // The heal restarts crashed members, but they run their start-up only once the
+        // simulator schedules them, after this first poll: until then a restarted member
+        // still looks crashed, and a view holding it dead would pass. Never judge on
+        // the heal instant.
+        if view.now == first {
+            return Err("waiting for restarted members to start".into());
+        }
         let r = if self.status.is_empty() {
             Self::disagreement(view)
         } else if self.wrong_count == 0 {
@@ -385,7 +392,8 @@ struct FalseVerdict {
 ///   (its suspicion timed out), not counting those it merely heard;
 ///   `false_positive_dead_healthy` (Lifeguard's FP-): those where neither the declarer
 ///   nor the declared member was paused (or stalled) within one Max suspicion timeout
-///   plus a probe period before the declaration.
+///   plus a probe period before the declaration; `false_positive_dead_about_healthy`
+///   (Lifeguard's FP): those where the declared member was not, whoever declared it.
 /// - `false_positive_dead_views`: view entries that turned dead for an up member.
 /// - `false_positive_suspect`: failed probes of up members (each a detection in SWIM's
 ///   basic protocol, which has no suspicion); `false_positive_suspect_per_member_period`
@@ -682,6 +690,15 @@ impl Checker<SwimProcess> for DetectionMetrics {
             })
             .count();
         out.insert("false_positive_dead_healthy".into(), healthy as f64);
+        let about_healthy = self
+            .false_dead
+            .iter()
+            .filter(|f| !self.unhealthy_near(f.target, f.at_ms))
+            .count();
+        out.insert(
+            "false_positive_dead_about_healthy".into(),
+            about_healthy as f64,
+        );
         out.insert(
             "false_positive_dead_views".into(),
             self.false_dead_views as f64,
