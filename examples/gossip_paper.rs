@@ -217,26 +217,38 @@ fn paper_fp(loss: f64, k: i32) -> f64 {
     (1.0 - q * q) * (1.0 - q.powi(4)).powi(k) * e / (e - 1.0)
 }
 
+const FP_RUN_MS: u64 = 60_000;
+const LOSS_FROM_MS: u64 = 1_000;
+
 fn false_positives(seeds: u64) -> String {
     let mut out = String::new();
-    writeln!(out, "32 members, random targets, no crash, 60 s per run, {seeds} seeds per row; loss on every message; a false detection is a failed probe of a live member (each one a detection in SWIM's basic protocol); per member per probe period:\n").unwrap();
+    writeln!(out, "32 members, random targets, no crash, 60 s per run, {seeds} seeds per row; loss on every message from 1 s to 60 s; a false detection is a failed probe of a live member (each one a detection in SWIM's basic protocol); per member per probe period:\n").unwrap();
     writeln!(out, "| loss | k | measured | paper formula | (1−q²)(1−q⁴)^k | false deaths per run (with suspicion) |").unwrap();
     writeln!(out, "| --- | --- | --- | --- | --- | --- |").unwrap();
     for k in [1, 3] {
         for loss in [0.0, 0.01, 0.02, 0.05, 0.10, 0.15, 0.20] {
+            // Loss from 1 s (after the join) to the end of the run, healed for the
+            // liveness phase: under constant loss some live member is always suspected
+            // somewhere, so the group would never be seen converged.
             let rest = format!(
-                "[network]\nlatency = {{ dist = \"uniform\", min_ms = 1, max_ms = 10 }}\nloss = {loss}\n\
+                "[network]\nlatency = {{ dist = \"uniform\", min_ms = 1, max_ms = 10 }}\n\
+                 [[faults]]\nkind = \"loss\"\nat_ms = {LOSS_FROM_MS}\nrate = {loss}\n\
                  [liveness]\nquiesce_ms = 120000\n"
             );
             let s = scenario(
                 &format!("gossip-fp-k{k}-loss{loss}"),
                 32,
-                60_000,
+                FP_RUN_MS,
                 &swim_config(k as usize),
                 &rest,
             );
             let runs = sweep(&s, 0..seeds);
-            let rate = values(&runs, "false_positive_suspect_per_member_period");
+            // Per member per period of the lossy window (the liveness phase has no loss).
+            let member_periods = 32.0 * (FP_RUN_MS - LOSS_FROM_MS) as f64 / 1000.0;
+            let rate: Vec<f64> = values(&runs, "false_positive_suspect")
+                .iter()
+                .map(|f| f / member_periods)
+                .collect();
             let dead = values(&runs, "false_positive_dead");
             let q = 1.0 - loss;
             writeln!(
@@ -254,19 +266,34 @@ fn false_positives(seeds: u64) -> String {
     out
 }
 
-/// `slow` members frozen together for `d_ms`, then running for `i_ms`, repeated from
-/// 5 s to the end (Lifeguard's Interval experiment, fully correlated anomalies).
-fn slow_faults(slow: &[usize], d_ms: u64, i_ms: u64, until_ms: u64) -> String {
+/// `slow` members starved together for `d_ms`, then well for `i_ms`, repeated from 5 s
+/// to `until_ms` (Lifeguard's Interval experiment, fully correlated anomalies). A
+/// starved member's messages, both ways, wait an extra delay uniform in `delay`
+/// (ms) while its timers keep firing on time (so its probes time out and it
+/// suspects healthy members, as a CPU-starved agent does), and it freezes for 100 ms
+/// every second (so the metrics know it as unhealthy through the window).
+fn slow_faults(slow: &[usize], d_ms: u64, i_ms: u64, delay: (u64, u64), until_ms: u64) -> String {
     let mut out = String::new();
     let mut t = 5_000;
     while t + d_ms < until_ms {
-        for &node in slow {
-            writeln!(
-                out,
-                "[[faults]]\nkind = \"pause\"\nnode = {node}\nat_ms = {t}\nresume_ms = {}",
-                t + d_ms
-            )
-            .unwrap();
+        writeln!(
+            out,
+            "[[faults]]\nkind = \"latency-spike\"\nat_ms = {t}\nheal_ms = {}\nnodes = {slow:?}\n\
+             delay = {{ dist = \"uniform\", min_ms = {}, max_ms = {} }}",
+            t + d_ms,
+            delay.0,
+            delay.1
+        )
+        .unwrap();
+        for at in (t..t + d_ms).step_by(1000) {
+            for &node in slow {
+                writeln!(
+                    out,
+                    "[[faults]]\nkind = \"pause\"\nnode = {node}\nat_ms = {at}\nresume_ms = {}",
+                    at + 100
+                )
+                .unwrap();
+            }
         }
         t += d_ms + i_ms;
     }
@@ -277,20 +304,23 @@ fn lifeguard(seeds: u64) -> String {
     let mut out = String::new();
     let n = 128;
     let slow = [5, 37, 70, 101];
-    writeln!(out, "{n} members, k = 3, α = 5; members {slow:?} frozen together for D, then running for I, repeated from 5 s to 120 s; {seeds} seeds per row. FP: live members declared dead (by the member whose suspicion timed out), about anyone; FP about healthy: about members never frozen in the window; FP−: by healthy members about healthy members.\n").unwrap();
-    writeln!(out, "| D ms | I ms | config | FP | FP about healthy | FP− | false suspicions | msgs/member/period | bytes/member/period |").unwrap();
+    writeln!(out, "{n} members, k = 3, α = 5; members {slow:?} starved together for D (messages to and from them delayed by an extra latency uniform in the given range, its timers on time, a 100 ms freeze every second), then well for I, repeated from 5 s to 120 s; {seeds} seeds per row. FP: live members declared dead (each declaration by a member whose own suspicion timed out), about anyone; FP about healthy: about members not starved within the last suspicion window; FP−: by healthy members about healthy members.\n").unwrap();
+    writeln!(out, "| D ms | I ms | extra delay ms | config | FP | FP about healthy | FP− | false suspicions | msgs/member/period | bytes/member/period |").unwrap();
     writeln!(
         out,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     .unwrap();
-    for (d, i) in [(2_000, 1_000), (8_000, 2_000), (16_000, 4_000)] {
+    for (d, i, delay) in [
+        (16_000, 4_000, (2_000, 6_000)),
+        (16_000, 4_000, (8_000, 16_000)),
+    ] {
         for (label, config) in [("SWIM", swim_config(3)), ("Lifeguard", lifeguard_config(3))] {
             let config = config.replace("probe_order = \"random\"\n", "");
             let rest = format!(
                 "[network]\nlatency = {{ dist = \"uniform\", min_ms = 1, max_ms = 10 }}\n{}\
                  [liveness]\nquiesce_ms = 180000\n",
-                slow_faults(&slow, d, i, 120_000)
+                slow_faults(&slow, d, i, delay, 120_000)
             );
             let s = scenario(
                 &format!("gossip-lifeguard-{label}-{d}-{i}"),
@@ -303,7 +333,9 @@ fn lifeguard(seeds: u64) -> String {
             let total = |m: &str| values(&runs, m).iter().sum::<f64>();
             writeln!(
                 out,
-                "| {d} | {i} | {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
+                "| {d} | {i} | {}–{} | {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
+                delay.0,
+                delay.1,
                 total("false_positive_dead"),
                 total("false_positive_dead_about_healthy"),
                 total("false_positive_dead_healthy"),

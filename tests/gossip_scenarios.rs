@@ -64,8 +64,14 @@ fn partition_heal() {
 
 #[test]
 fn slow_members_with_and_without_lifeguard() {
-    check_seeds::<Swim>("gossip-slow-members", SEEDS);
-    check_seeds::<Swim>("gossip-slow-members-swim", SEEDS);
+    let lifeguard = check_seeds::<Swim>("gossip-slow-members", SEEDS);
+    let swim = check_seeds::<Swim>("gossip-slow-members-swim", SEEDS);
+    // Lifeguard's claim: far fewer healthy members declared dead because of slow ones.
+    let lg = mean(&lifeguard, "false_positive_dead_about_healthy");
+    let sw = mean(&swim, "false_positive_dead_about_healthy");
+    assert!(sw > 10.0 * lg + 1.0, "SWIM {sw} vs Lifeguard {lg}");
+    // And fewer suspicions of live members: slow members back off their probes.
+    assert!(mean(&swim, "false_positive_suspect") > mean(&lifeguard, "false_positive_suspect"));
 }
 
 #[test]
