@@ -79,3 +79,29 @@ fn false_suspicion() {
     let s = check_seeds::<Swim>("gossip-false-suspicion", SEEDS);
     assert!(mean(&s, "false_positive_suspect") > 1.0);
 }
+
+/// The bugs gossip-false-suspicion names in its lesson are caught by the checks it says.
+#[test]
+fn false_suspicion_catches_the_injectable_bugs() {
+    use faultline::run::{run, RunRequest};
+    use faultline::scenario::Scenario;
+    let scenario = Scenario::find("gossip-false-suspicion").unwrap();
+    for (bug, check) in [
+        ("swim-refute-same-incarnation", "liveness"),
+        ("swim-alive-overrides-suspect", "swim-precedence"),
+    ] {
+        let request = RunRequest {
+            seeds: (0..10).collect(),
+            bugs: vec![bug.to_string()],
+            ..RunRequest::default()
+        };
+        let summary = run::<Swim>(&scenario, &request).unwrap();
+        assert!(summary.failed > 0, "{bug} not caught in 10 seeds");
+        let caught = summary
+            .runs
+            .iter()
+            .filter_map(|r| r.failure.as_ref())
+            .any(|f| f.check == check);
+        assert!(caught, "{bug} not caught by {check}");
+    }
+}
