@@ -313,7 +313,14 @@ impl Checker<SwimProcess> for ConvergenceChecker {
     }
 
     fn settled(&mut self, view: &ClusterView<'_, SwimProcess>) -> Result<(), String> {
-        self.first_poll.get_or_insert(view.now);
+        let first = *self.first_poll.get_or_insert(view.now);
+        // The heal restarts crashed members, but they run their start-up only once the
+        // simulator schedules them, after this first poll: until then a restarted member
+        // still looks crashed, and a view holding it dead would pass. Never judge on
+        // the heal instant.
+        if view.now == first {
+            return Err("waiting for restarted members to start".into());
+        }
         let r = if self.status.is_empty() {
             Self::disagreement(view)
         } else if self.wrong_count == 0 {
@@ -354,10 +361,15 @@ struct Crash {
     first_suspect: Option<Duration>,
     first_dead: Option<Duration>,
     full: Option<Duration>,
+    /// Each member's probe-period count when the crash happened (`None`: not live).
+    periods_at_crash: Vec<Option<u64>>,
+    /// Fewest probe periods any member took, counting from its first period that
+    /// began after the crash, to pick the crashed member as its probe target.
+    first_pick_periods: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
-struct FalseDead {
+struct FalseVerdict {
     observer: NodeId,
     target: NodeId,
     at_ms: f64,
@@ -365,16 +377,29 @@ struct FalseDead {
 
 /// Metrics: detection latency per crash, false positives, message load.
 ///
-/// - `first_suspicion_ms`: crash (node seen `None`) → first live member holds it suspect.
+/// - `first_detection_ms`: crash (node seen `None`) → some live member suspects it
+///   (or holds it down, if that news came first).
+/// - `first_detection_periods`: the quantity of SWIM §3.1's analysis. For each live
+///   member, count its probe periods from the first one begun after the crash up to
+///   and including the first that targets the crashed member; take the fewest over
+///   all members. With uniformly random targets its expectation is
+///   1 / (1 − (1 − 1/(n − 1))^(n − 1)) → e/(e − 1) ≈ 1.582.
 /// - `first_dead_ms`: crash → first live member holds it dead.
 /// - `full_dissemination_ms`: crash → every live member holds it dead.
 ///   Each as `_mean`, `_p50`, `_p99`, `_p999` over the run's crashes (a crash ended by
 ///   a restart before the figure was reached does not count).
-/// - `false_positive_dead`: times a member declared dead a member that was up;
-///   `false_positive_dead_healthy` (Lifeguard's FP-): those where neither observer nor
-///   target stalled (paused or starved) within one Max suspicion timeout + probe
-///   period before the declaration; `false_positive_suspect`: suspicions of up members.
-/// - `messages_per_member_per_period`: sends per member-up-time per probe interval.
+/// - `false_positive_dead`: deaths of up, joined members declared by a member itself
+///   (its suspicion timed out), not counting those it merely heard;
+///   `false_positive_dead_healthy` (Lifeguard's FP-): those where neither the declarer
+///   nor the declared member was paused (or stalled) within one Max suspicion timeout
+///   plus a probe period before the declaration; `false_positive_dead_about_healthy`
+///   (Lifeguard's FP): those where the declared member was not, whoever declared it.
+/// - `false_positive_dead_views`: view entries that turned dead for an up member.
+/// - `false_positive_suspect`: failed probes of up members (each a detection in SWIM's
+///   basic protocol, which has no suspicion); `false_positive_suspect_per_member_period`
+///   divides by member-up-time in probe intervals (SWIM §3.1's false-positive rate).
+/// - `messages_per_member_per_period`, `bytes_per_member_per_period`: sends per
+///   member-up-time per probe interval.
 pub struct DetectionMetrics {
     window_ms: f64,
     probe_interval_ms: f64,
@@ -382,20 +407,29 @@ pub struct DetectionMetrics {
     up_since: Vec<Duration>,
     up_total: Duration,
     open: Vec<Option<usize>>,
+    /// Open crashes whose first pick is still to be seen: indexes into `crashes`.
+    picking: Vec<usize>,
     crashes: Vec<Crash>,
-    false_dead: Vec<FalseDead>,
+    false_dead: Vec<FalseVerdict>,
+    false_dead_views: u64,
     false_suspect: u64,
-    /// Messages sent by each node's current incarnation, and by finished ones.
-    sent_now: Vec<u64>,
-    sent_closed: u64,
-    /// Stall intervals in true time (ms), per node, and the latest copied end.
+    /// Messages and bytes sent by each node's current incarnation, and by finished ones.
+    sent_now: Vec<(u64, u64)>,
+    sent_closed: (u64, u64),
+    /// Stall intervals in true time (ms), per node, as the members report them.
     stalls_ms: Vec<Vec<(f64, f64)>>,
+    /// Pause intervals in true time (ms), per node, from the simulator's view; an
+    /// open pause ends at infinity.
+    pauses_ms: Vec<Vec<(f64, f64)>>,
+    paused: Vec<bool>,
     last_now: Duration,
     /// Each member's incarnation when its current life began.
     life_incarnation: Vec<u64>,
 }
 
 const RECORDS_MAX: usize = 1 << 16;
+/// Crashes whose first pick is tracked at once (each costs a check per step).
+const PICKING_MAX: usize = 64;
 
 impl DetectionMetrics {
     pub fn new(cfg: &SwimConfig, nodes: usize) -> Self {
@@ -407,12 +441,16 @@ impl DetectionMetrics {
             up_since: vec![Duration::ZERO; nodes],
             up_total: Duration::ZERO,
             open: vec![None; nodes],
+            picking: Vec::new(),
             crashes: Vec::new(),
             false_dead: Vec::new(),
+            false_dead_views: 0,
             false_suspect: 0,
-            sent_now: vec![0; nodes],
-            sent_closed: 0,
+            sent_now: vec![(0, 0); nodes],
+            sent_closed: (0, 0),
             stalls_ms: vec![Vec::new(); nodes],
+            pauses_ms: vec![Vec::new(); nodes],
+            paused: vec![false; nodes],
             last_now: Duration::ZERO,
             life_incarnation: vec![0; nodes],
         }
@@ -424,10 +462,97 @@ impl DetectionMetrics {
             .all(|(_, p)| p.member(x).is_some_and(|m| m.state.is_down()))
     }
 
-    fn stalled_near(&self, node: NodeId, at_ms: f64) -> bool {
-        self.stalls_ms[node]
-            .iter()
-            .any(|&(a, b)| a <= at_ms && b >= at_ms - self.window_ms)
+    /// Was `node` paused or stalled at any time in the window before `at_ms`?
+    fn unhealthy_near(&self, node: NodeId, at_ms: f64) -> bool {
+        let near = |&(a, b): &(f64, f64)| a <= at_ms && b >= at_ms - self.window_ms;
+        self.stalls_ms[node].iter().any(near) || self.pauses_ms[node].iter().any(near)
+    }
+
+    /// Follows pauses and resumes; the slice compare is cheap when nothing changed.
+    fn track_pauses(&mut self, view: &ClusterView<'_, SwimProcess>) {
+        if view.paused.is_empty() || view.paused == self.paused.as_slice() {
+            return;
+        }
+        let now = ms(view.now);
+        for (i, &p) in view.paused.iter().enumerate().take(self.paused.len()) {
+            if p == self.paused[i] {
+                continue;
+            }
+            self.paused[i] = p;
+            let list = &mut self.pauses_ms[i];
+            if p {
+                if list.len() < RECORDS_MAX {
+                    list.push((now, f64::INFINITY));
+                }
+            } else if let Some(last) = list.last_mut() {
+                if last.1.is_infinite() {
+                    last.1 = now;
+                }
+            }
+        }
+    }
+
+    fn on_crash(&mut self, view: &ClusterView<'_, SwimProcess>, node: NodeId) {
+        let now = view.now;
+        self.up[node] = false;
+        self.up_total += now.saturating_sub(self.up_since[node]);
+        let (m, b) = std::mem::take(&mut self.sent_now[node]);
+        self.sent_closed.0 += m;
+        self.sent_closed.1 += b;
+        // The crash of the last member still holding an earlier crashed one alive
+        // completes that one's dissemination.
+        for i in self.open.iter().flatten().copied().collect::<Vec<_>>() {
+            let c = &mut self.crashes[i];
+            if c.full.is_none() && c.first_dead.is_some() && Self::all_hold_down(view, c.node) {
+                c.full = Some(now.saturating_sub(c.at));
+            }
+        }
+        if self.crashes.len() >= RECORDS_MAX {
+            return;
+        }
+        let tracked = self.picking.len() < PICKING_MAX;
+        let periods_at_crash = if tracked {
+            view.nodes
+                .iter()
+                .map(|p| p.as_ref().filter(|p| is_live(p)).map(|p| p.probe_periods()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let i = self.crashes.len();
+        self.open[node] = Some(i);
+        if tracked {
+            self.picking.push(i);
+        }
+        self.crashes.push(Crash {
+            node,
+            at: now,
+            first_suspect: None,
+            first_dead: None,
+            full: None,
+            periods_at_crash,
+            first_pick_periods: None,
+        });
+    }
+
+    /// Has `node` just begun a probe period that targets a crashed member?
+    fn track_picks(&mut self, p: &SwimProcess, node: NodeId) {
+        let Some(target) = p.probe_target() else {
+            return;
+        };
+        for &i in &self.picking {
+            let c = &mut self.crashes[i];
+            if c.node != target {
+                continue;
+            }
+            if let Some(Some(base)) = c.periods_at_crash.get(node) {
+                // Periods begun since the crash, this one included.
+                let r = p.probe_periods().saturating_sub(*base);
+                if r >= 1 && c.first_pick_periods.is_none_or(|f| r < f) {
+                    c.first_pick_periods = Some(r);
+                }
+            }
+        }
     }
 }
 
@@ -462,42 +587,22 @@ impl Checker<SwimProcess> for DetectionMetrics {
     ) -> Result<(), String> {
         let now = view.now;
         self.last_now = now;
+        self.track_pauses(view);
         let Some(p) = view.node(node) else {
             if self.up[node] {
-                self.up[node] = false;
-                self.up_total += now.saturating_sub(self.up_since[node]);
-                self.sent_closed += std::mem::take(&mut self.sent_now[node]);
-                // The crash of the last member still holding an earlier crashed one
-                // alive completes that one's dissemination.
-                for i in self.open.iter().flatten().copied().collect::<Vec<_>>() {
-                    let c = &mut self.crashes[i];
-                    if c.full.is_none()
-                        && c.first_dead.is_some()
-                        && Self::all_hold_down(view, c.node)
-                    {
-                        c.full = Some(now.saturating_sub(c.at));
-                    }
-                }
-                if self.crashes.len() < RECORDS_MAX {
-                    self.open[node] = Some(self.crashes.len());
-                    self.crashes.push(Crash {
-                        node,
-                        at: now,
-                        first_suspect: None,
-                        first_dead: None,
-                        full: None,
-                    });
-                }
+                self.on_crash(view, node);
             }
             return Ok(());
         };
         if !self.up[node] {
             self.up[node] = true;
             self.up_since[node] = now;
-            self.open[node] = None;
+            if let Some(i) = self.open[node].take() {
+                self.picking.retain(|&j| j != i);
+            }
             self.life_incarnation[node] = p.incarnation();
         }
-        self.sent_now[node] = p.messages_sent();
+        self.sent_now[node] = (p.messages_sent(), p.bytes_sent());
         // Copy new stall intervals, mapping local to true time by this step's offset.
         if let Some(local) = p.last_step_at() {
             let offset_ms = ms(now) - ms(local);
@@ -508,6 +613,31 @@ impl Checker<SwimProcess> for DetectionMetrics {
                 {
                     self.stalls_ms[node].push((a, b));
                 }
+            }
+        }
+        if !self.picking.is_empty() {
+            self.track_picks(p, node);
+        }
+        // Is `x`, as `p` holds it, a live member in its current life?
+        let live_now = |x: NodeId| {
+            view.node(x).is_some_and(is_live)
+                // A verdict on an earlier life of a restarted member is no mistake.
+                && p.member(x).is_some_and(|m| m.incarnation >= self.life_incarnation[x])
+        };
+        for &(x, state) in p.declared() {
+            if x == node || self.open[x].is_some() || !live_now(x) {
+                continue;
+            }
+            match state {
+                MemberState::Suspect => self.false_suspect += 1,
+                MemberState::Dead if self.false_dead.len() < RECORDS_MAX => {
+                    self.false_dead.push(FalseVerdict {
+                        observer: node,
+                        target: x,
+                        at_ms: ms(now),
+                    })
+                }
+                _ => {}
             }
         }
         for &x in p.changed() {
@@ -529,21 +659,8 @@ impl Checker<SwimProcess> for DetectionMetrics {
                         c.full = Some(since);
                     }
                 }
-            } else if view.node(x).is_some_and(is_live)
-                // A verdict on an earlier life of a restarted member is no mistake.
-                && p.member(x).is_some_and(|m| m.incarnation >= self.life_incarnation[x])
-            {
-                match state {
-                    MemberState::Suspect => self.false_suspect += 1,
-                    MemberState::Dead if self.false_dead.len() < RECORDS_MAX => {
-                        self.false_dead.push(FalseDead {
-                            observer: node,
-                            target: x,
-                            at_ms: ms(now),
-                        })
-                    }
-                    _ => {}
-                }
+            } else if state == MemberState::Dead && live_now(x) {
+                self.false_dead_views += 1;
             }
         }
         Ok(())
@@ -554,7 +671,14 @@ impl Checker<SwimProcess> for DetectionMetrics {
             self.crashes.iter().filter_map(f).map(ms).collect()
         };
         out.insert("crashes".into(), self.crashes.len() as f64);
-        stats(out, "first_suspicion_ms", pick(|c| c.first_suspect));
+        stats(out, "first_detection_ms", pick(|c| c.first_suspect));
+        let periods = self
+            .crashes
+            .iter()
+            .filter_map(|c| c.first_pick_periods)
+            .map(|r| r as f64)
+            .collect();
+        stats(out, "first_detection_periods", periods);
         stats(out, "first_dead_ms", pick(|c| c.first_dead));
         stats(out, "full_dissemination_ms", pick(|c| c.full));
         out.insert("false_positive_dead".into(), self.false_dead.len() as f64);
@@ -562,10 +686,23 @@ impl Checker<SwimProcess> for DetectionMetrics {
             .false_dead
             .iter()
             .filter(|f| {
-                !self.stalled_near(f.observer, f.at_ms) && !self.stalled_near(f.target, f.at_ms)
+                !self.unhealthy_near(f.observer, f.at_ms) && !self.unhealthy_near(f.target, f.at_ms)
             })
             .count();
         out.insert("false_positive_dead_healthy".into(), healthy as f64);
+        let about_healthy = self
+            .false_dead
+            .iter()
+            .filter(|f| !self.unhealthy_near(f.target, f.at_ms))
+            .count();
+        out.insert(
+            "false_positive_dead_about_healthy".into(),
+            about_healthy as f64,
+        );
+        out.insert(
+            "false_positive_dead_views".into(),
+            self.false_dead_views as f64,
+        );
         out.insert("false_positive_suspect".into(), self.false_suspect as f64);
         let mut up = self.up_total;
         for (i, &u) in self.up.iter().enumerate() {
@@ -573,12 +710,24 @@ impl Checker<SwimProcess> for DetectionMetrics {
                 up += self.last_now.saturating_sub(self.up_since[i]);
             }
         }
-        let periods = ms(up) / self.probe_interval_ms;
-        if periods > 0.0 {
-            let sent = self.sent_closed + self.sent_now.iter().sum::<u64>();
+        let member_periods = ms(up) / self.probe_interval_ms;
+        if member_periods > 0.0 {
+            let (mut sent, mut bytes) = self.sent_closed;
+            for &(m, b) in &self.sent_now {
+                sent += m;
+                bytes += b;
+            }
             out.insert(
                 "messages_per_member_per_period".into(),
-                sent as f64 / periods,
+                sent as f64 / member_periods,
+            );
+            out.insert(
+                "bytes_per_member_per_period".into(),
+                bytes as f64 / member_periods,
+            );
+            out.insert(
+                "false_positive_suspect_per_member_period".into(),
+                self.false_suspect as f64 / member_periods,
             );
         }
     }

@@ -40,7 +40,7 @@ pub struct NodeMeta {
 }
 
 /// One rumour: `from` says `node` is `state` at `incarnation`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Update {
     pub node: NodeId,
     pub incarnation: u64,
@@ -49,6 +49,21 @@ pub struct Update {
     pub from: NodeId,
     /// Carried by alive updates so metadata spreads with membership.
     pub meta: Option<Arc<NodeMeta>>,
+}
+
+/// The simulator hashes every message into its trace hash, and full-state exchanges
+/// carry one update per member: hash the fields compactly, and the metadata only by
+/// presence (a member's metadata is fixed by the scenario, so its content adds nothing).
+impl std::hash::Hash for Update {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(self.incarnation);
+        h.write_u64(((self.node as u64) << 32) ^ self.from as u64);
+        h.write_u8(
+            self.state.rank()
+                | ((self.state == MemberState::Left) as u8) << 2
+                | (self.meta.is_some() as u8) << 3,
+        );
+    }
 }
 
 impl Update {

@@ -150,6 +150,12 @@ pub struct SwimProcess {
     /// Members whose record changed in the current step, for the checkers.
     changed: Vec<NodeId>,
     messages_sent: u64,
+    bytes_sent: u64,
+    /// Probe periods begun (each with a ping to a target).
+    probe_periods: u64,
+    /// Verdicts this member reached itself in the current step (not heard as rumours):
+    /// a suspicion at the end of a failed probe, a death when a suspicion timed out.
+    declared: Vec<(NodeId, MemberState)>,
     refutations: u64,
     last_step_at: Option<Duration>,
     stalls: VecDeque<(Duration, Duration)>,
@@ -185,6 +191,9 @@ impl SwimProcess {
             dead_notice_at: vec![None; nodes],
             changed: Vec::new(),
             messages_sent: 0,
+            bytes_sent: 0,
+            probe_periods: 0,
+            declared: Vec::new(),
             refutations: 0,
             last_step_at: None,
             stalls: VecDeque::new(),
@@ -252,6 +261,27 @@ impl SwimProcess {
         self.messages_sent
     }
 
+    /// Bytes this incarnation has sent, by [`Process::message_bytes`].
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes_sent
+    }
+
+    /// Probe periods this incarnation has begun with a ping.
+    pub fn probe_periods(&self) -> u64 {
+        self.probe_periods
+    }
+
+    /// The target of the probe in progress, if any.
+    pub fn probe_target(&self) -> Option<NodeId> {
+        self.probe.as_ref().map(|p| p.target)
+    }
+
+    /// Verdicts this member reached itself in its last step: `(member, Suspect)` when
+    /// a probe of it failed, `(member, Dead)` when its suspicion timed out here.
+    pub fn declared(&self) -> &[(NodeId, MemberState)] {
+        &self.declared
+    }
+
     pub fn refutations(&self) -> u64 {
         self.refutations
     }
@@ -309,6 +339,7 @@ impl SwimProcess {
 
     fn begin_step(&mut self, now: Duration) {
         self.changed.clear();
+        self.declared.clear();
         // Timers fire at least every gossip interval while active: a gap of several
         // intervals means this member was not scheduled (paused, or overloaded).
         if let Some(last) = self.last_step_at {
@@ -325,6 +356,7 @@ impl SwimProcess {
 
     fn send(&mut self, ctx: &mut Context<'_, Self>, to: NodeId, msg: SwimMessage) {
         self.messages_sent += 1;
+        self.bytes_sent += Self::message_bytes(&msg) as u64;
         ctx.send(to, msg);
     }
 
@@ -664,6 +696,7 @@ impl SwimProcess {
             from: self.id,
             meta: None,
         };
+        self.declared.push((node, MemberState::Dead));
         self.merge(ctx, dead);
     }
 
@@ -770,6 +803,7 @@ impl SwimProcess {
             from: self.id,
             meta: None,
         };
+        self.declared.push((p.target, MemberState::Suspect));
         self.merge(ctx, suspect);
     }
 
@@ -784,6 +818,7 @@ impl SwimProcess {
         }
         if let Some(target) = self.next_probe_target(ctx) {
             self.next_seq += 1;
+            self.probe_periods += 1;
             let seq = self.next_seq;
             let updates = self.updates_for(target);
             self.send(ctx, target, SwimMessage::Ping { seq, updates });
