@@ -134,7 +134,7 @@ impl System for RaftKv {
     }
 
     fn checkers(setup: &Setup<Self>) -> Vec<Box<dyn Checker<RaftProcess>>> {
-        invariants::all(setup.nodes)
+        invariants::all(setup.nodes, &setup.config)
     }
 
     fn check_history(_setup: &Setup<Self>, history: &[HistoryEvent<KvOp>]) -> Verdict {
