@@ -73,7 +73,7 @@ pub const BUGS: &[Bug] = &[
     },
     Bug {
         name: "read-before-noop",
-        scenario: "raft-leader-crash",
+        scenario: "raft-minority-partition",
         description:
             "A new leader serves read_index reads before its term's no-op commits, from a \
                       commit index that may lag writes its predecessor acknowledged: a stale read \
