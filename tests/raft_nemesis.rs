@@ -7,9 +7,9 @@ use faultline::testing;
 
 #[test]
 fn raft_nemesis_passes_a_few_dozen_seeds() {
-    let summary = testing::check_seeds::<RaftKv>("raft-nemesis", 0..30);
-    assert_eq!(summary.seeds_run, 30);
-    assert_eq!(summary.passed, 30);
+    let summary = testing::check_seeds::<RaftKv>("raft-nemesis", 0..48);
+    assert_eq!(summary.seeds_run, 48);
+    assert_eq!(summary.passed, 48);
     let mean = |name: &str| {
         summary
             .metrics
