@@ -66,10 +66,9 @@ pub const BUGS: &[Bug] = &[
     Bug {
         name: "no-prevote-checkquorum",
         scenario: "raft-bridge-partition",
-        description:
-            "PreVote and CheckQuorum are off: under a bridge partition the nodes that see \
-                      only part of the cluster keep bumping the term and deposing leaders, and no \
-                      stable leader emerges (liveness).",
+        description: "PreVote and CheckQuorum are off: a leader that can send but not hear keeps \
+                      its followers from timing out while nothing commits, and a follower that \
+                      cannot hear deposes healthy leaders again and again (progress).",
     },
     Bug {
         name: "read-before-noop",
