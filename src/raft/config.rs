@@ -48,6 +48,11 @@ pub struct RaftConfig {
     pub lease_drift_bound_ms: u64,
     /// Most client requests a leader holds (proposed, not yet answered; reads waiting).
     pub max_pending_requests: usize,
+    /// Progress check, judged during the fault phase too (0 = off): a leader may hold an
+    /// uncommitted entry without its commit index moving for at most this long. Only
+    /// meaningful where a leader is expected to stay able to commit (no pauses, no
+    /// minority partitions longer than the bound with CheckQuorum off).
+    pub max_commit_stall_ms: u64,
 }
 
 impl Default for RaftConfig {
@@ -64,6 +69,7 @@ impl Default for RaftConfig {
             snapshot_threshold_entries: 1000,
             lease_drift_bound_ms: 30,
             max_pending_requests: 1024,
+            max_commit_stall_ms: 0,
         }
     }
 }

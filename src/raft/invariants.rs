@@ -11,20 +11,86 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::RaftProcess;
+use super::{RaftConfig, RaftProcess};
 use crate::check::{Checker, ClusterView, Metrics};
 use crate::process::NodeId;
 
-/// Every invariant checker, plus liveness and metrics.
-pub fn all(nodes: usize) -> Vec<Box<dyn Checker<RaftProcess>>> {
-    vec![
+/// Every invariant checker, plus liveness and metrics, and the progress check when
+/// `max_commit_stall_ms` is set.
+pub fn all(nodes: usize, cfg: &RaftConfig) -> Vec<Box<dyn Checker<RaftProcess>>> {
+    let mut checkers: Vec<Box<dyn Checker<RaftProcess>>> = vec![
         Box::new(ElectionSafety::default()),
         Box::new(LogMatching::default()),
         Box::new(LeaderCompleteness::new(nodes)),
         Box::new(StateMachineSafety::default()),
         Box::new(IndexOrder::new(nodes)),
         Box::new(LivenessAndMetrics::new(nodes)),
-    ]
+    ];
+    if cfg.max_commit_stall_ms > 0 {
+        let bound = Duration::from_millis(cfg.max_commit_stall_ms);
+        checkers.push(Box::new(CommitProgress::new(nodes, bound)));
+    }
+    checkers
+}
+
+/// Progress during the fault phase: liveness proper is judged only after the final
+/// heal, so a cluster stuck *while* a fault lasts (a leader that can send but not hear,
+/// kept in office because CheckQuorum is off) would pass it. This fails as soon as a
+/// leader has held an uncommitted entry for longer than `bound` without its commit
+/// index moving.
+pub struct CommitProgress {
+    bound: Duration,
+    /// Per node: (term, commit index, since when) while it leads with entries pending.
+    stalled: Vec<Option<(u64, u64, Duration)>>,
+}
+
+impl CommitProgress {
+    pub fn new(nodes: usize, bound: Duration) -> Self {
+        assert!(!bound.is_zero(), "a zero bound means the check is off");
+        CommitProgress {
+            bound,
+            stalled: vec![None; nodes],
+        }
+    }
+}
+
+impl Checker<RaftProcess> for CommitProgress {
+    fn name(&self) -> &'static str {
+        "raft-progress"
+    }
+
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, RaftProcess>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let pending = view
+            .node(node)
+            .filter(|p| p.is_leader() && p.log().last_index() > p.commit_index());
+        let Some(p) = pending else {
+            self.stalled[node] = None;
+            return Ok(());
+        };
+        let (term, commit) = (p.term(), p.commit_index());
+        match self.stalled[node] {
+            Some((t, c, since)) if t == term && c == commit => {
+                let stalled = view.now.saturating_sub(since);
+                if stalled > self.bound {
+                    return Err(format!(
+                        "no progress: node {node} has led term {term} with entries {}..={} \
+                         uncommitted and its commit index stuck at {commit} for {} ms \
+                         (max_commit_stall_ms = {})",
+                        commit + 1,
+                        p.log().last_index(),
+                        stalled.as_millis(),
+                        self.bound.as_millis()
+                    ));
+                }
+            }
+            _ => self.stalled[node] = Some((term, commit, view.now)),
+        }
+        Ok(())
+    }
 }
 
 /// §5.2: at most one leader per term, over the whole run.

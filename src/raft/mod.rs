@@ -405,7 +405,16 @@ pub(crate) fn log_key(index: u64) -> String {
 pub fn entry_digest(e: &Entry) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     e.term.hash(&mut h);
-    e.data.hash(&mut h);
+    // The full command, not just its identity (which is all `EntryData`'s Hash takes).
+    match &e.data {
+        EntryData::Noop => 0u8.hash(&mut h),
+        EntryData::Command { client, seq, cmd } => {
+            1u8.hash(&mut h);
+            client.hash(&mut h);
+            seq.hash(&mut h);
+            cmd.hash(&mut h);
+        }
+    }
     h.finish()
 }
 

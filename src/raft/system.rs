@@ -66,14 +66,13 @@ pub const BUGS: &[Bug] = &[
     Bug {
         name: "no-prevote-checkquorum",
         scenario: "raft-bridge-partition",
-        description:
-            "PreVote and CheckQuorum are off: under a bridge partition the nodes that see \
-                      only part of the cluster keep bumping the term and deposing leaders, and no \
-                      stable leader emerges (liveness).",
+        description: "PreVote and CheckQuorum are off: a leader that can send but not hear keeps \
+                      its followers from timing out while nothing commits, and a follower that \
+                      cannot hear deposes healthy leaders again and again (progress).",
     },
     Bug {
         name: "read-before-noop",
-        scenario: "raft-leader-crash",
+        scenario: "raft-minority-partition",
         description:
             "A new leader serves read_index reads before its term's no-op commits, from a \
                       commit index that may lag writes its predecessor acknowledged: a stale read \
@@ -134,7 +133,7 @@ impl System for RaftKv {
     }
 
     fn checkers(setup: &Setup<Self>) -> Vec<Box<dyn Checker<RaftProcess>>> {
-        invariants::all(setup.nodes)
+        invariants::all(setup.nodes, &setup.config)
     }
 
     fn check_history(_setup: &Setup<Self>, history: &[HistoryEvent<KvOp>]) -> Verdict {

@@ -86,3 +86,32 @@ fn liveness_settles_only_with_a_leader_a_majority_follows() {
     assert!(m["time_without_leader_ms"] > 500.0, "{m:?}");
     assert!(m["elections"] >= 2.0);
 }
+
+/// A leader cut off with a write pending: stuck without CheckQuorum, which the progress
+/// check reports; with CheckQuorum it steps down and the check stays quiet.
+fn stuck_leader(check_quorum: bool, max_commit_stall_ms: u64) -> Option<String> {
+    let cfg = RaftConfig {
+        check_quorum,
+        max_commit_stall_ms,
+        ..RaftConfig::default()
+    };
+    let mut net = Net::new(3, cfg, Bugs::default(), 11);
+    net.panic_on_violation = false;
+    let l = net.elect();
+    net.run_for(Duration::from_millis(100));
+    net.isolate(l);
+    net.put(l, "x", "1");
+    net.run_for(Duration::from_millis(1500));
+    net.violation.clone()
+}
+
+#[test]
+fn progress_check_reports_a_leader_stuck_with_uncommitted_entries() {
+    let v = stuck_leader(false, 500).expect("caught");
+    assert!(
+        v.contains("no progress") && v.contains("max_commit_stall_ms = 500"),
+        "{v}"
+    );
+    assert_eq!(stuck_leader(true, 500), None, "CheckQuorum steps it down");
+    assert_eq!(stuck_leader(false, 0), None, "the check is off by default");
+}

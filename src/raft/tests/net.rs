@@ -95,6 +95,7 @@ pub struct Net {
 
 impl Net {
     pub fn new(n: usize, cfg: RaftConfig, bugs: Bugs, seed: u64) -> Net {
+        let checkers = invariants::all(n, &cfg);
         let mut net = Net {
             cfg,
             bugs,
@@ -116,7 +117,7 @@ impl Net {
             dup: 0.0,
             torn: false,
             net_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed),
-            checkers: invariants::all(n),
+            checkers,
             violation: None,
             panic_on_violation: true,
             replies: Vec::new(),

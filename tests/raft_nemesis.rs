@@ -1,0 +1,25 @@
+//! A CI-sized sweep of raft-nemesis (the full 1,000-seed release run is recorded in
+//! results/raft/nemesis.md): every seed passes every invariant, the liveness check and
+//! the linearizability check, and the seeds really exercised faults and clients.
+
+use faultline::raft::RaftKv;
+use faultline::testing;
+
+#[test]
+fn raft_nemesis_passes_a_few_dozen_seeds() {
+    let summary = testing::check_seeds::<RaftKv>("raft-nemesis", 0..48);
+    assert_eq!(summary.seeds_run, 48);
+    assert_eq!(summary.passed, 48);
+    let mean = |name: &str| {
+        summary
+            .metrics
+            .get(name)
+            .unwrap_or_else(|| panic!("no metric {name}"))
+            .mean
+    };
+    // A sweep that never crashed a node or committed an operation would prove nothing.
+    assert!(mean("crashes") > 1.0, "crashes: {}", mean("crashes"));
+    assert!(mean("elections") > 1.0, "elections: {}", mean("elections"));
+    assert!(mean("ops_ok") > 100.0, "ops_ok: {}", mean("ops_ok"));
+    assert!(mean("committed_ops") > 100.0);
+}
