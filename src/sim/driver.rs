@@ -113,13 +113,19 @@ pub async fn simulate<S: System>(
         w.nodes[id].madsim = Some(node.id());
         w.start_node(id);
     }
+    let mut actors: Vec<_> = lock(&world)
+        .nodes
+        .iter()
+        .map(|n| n.madsim.expect("node built"))
+        .collect();
     for c in 0..clients {
         let w = world.clone();
-        handle
+        let client = handle
             .create_node()
             .name(format!("c{c}"))
             .init(move || client_main(w.clone(), c))
             .build();
+        actors.push(client.id());
     }
 
     let mut nemesis = Nemesis {
@@ -193,21 +199,31 @@ pub async fn simulate<S: System>(
         failed = !sleep_until(&world, &stop, start, now + SETTLE_POLL.as_nanos() as u64).await;
     }
 
-    let mut w = lock(&world);
-    let sim_ns = w.now_ns();
-    let mut metrics = w.metrics();
-    if let Some(ns) = settle_ns {
-        metrics.insert("settle_ms".into(), ns as f64 / 1e6);
+    let result = {
+        let mut w = lock(&world);
+        let sim_ns = w.now_ns();
+        let mut metrics = w.metrics();
+        if let Some(ns) = settle_ns {
+            metrics.insert("settle_ms".into(), ns as f64 / 1e6);
+        }
+        SimResult {
+            trace_hash: w.trace.hash(),
+            trace_events: w.trace.events(),
+            sim_ns,
+            failure: w.failure.clone(),
+            metrics,
+            history: std::mem::take(&mut w.history),
+            trace: w.trace.take_records(),
+        }
+    };
+    // Each actor's task holds the world, and the world's mailboxes hold the tasks'
+    // wakers: a cycle that would keep every run's world alive after its runtime is
+    // gone. Killing the actors makes madsim drop their futures at their next poll.
+    for id in actors {
+        handle.kill(id);
     }
-    SimResult {
-        trace_hash: w.trace.hash(),
-        trace_events: w.trace.events(),
-        sim_ns,
-        failure: w.failure.clone(),
-        metrics,
-        history: std::mem::take(&mut w.history),
-        trace: w.trace.take_records(),
-    }
+    madsim::time::sleep(Duration::from_millis(1)).await;
+    result
 }
 
 /// Sleeps until `at_ns` after the start; `false` if the run failed first.

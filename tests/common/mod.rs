@@ -122,6 +122,17 @@ pub struct ProbeChecker {
     figures: BTreeMap<String, f64>,
 }
 
+/// How many probe checkers were dropped: each run's world, which owns them, must be
+/// freed when the run ends.
+pub static CHECKERS_DROPPED: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+impl Drop for ProbeChecker {
+    fn drop(&mut self) {
+        CHECKERS_DROPPED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 impl ProbeChecker {
     fn max(&mut self, name: String, value: f64) {
         let slot = self.figures.entry(name).or_insert(value);
