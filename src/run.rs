@@ -223,7 +223,7 @@ fn run_and_judge<S: System>(
         trace_events: outcome.trace_events,
         sim_ms: outcome.sim_ns as f64 / 1e6,
         wall_ms,
-        history_ops: outcome.history_lines.len(),
+        history_ops: outcome.history_ops,
         metrics: outcome.metrics.clone(),
         failure: outcome.failure.clone(),
         artifacts: None,
@@ -280,7 +280,9 @@ pub struct Outcome {
     /// The history checker could not decide.
     pub unknown: bool,
     pub metrics: Metrics,
-    /// `history.jsonl`, one line per event.
+    /// Events in the client history.
+    pub history_ops: usize,
+    /// `history.jsonl`, one line per event, when recorded.
     pub history_lines: Vec<String>,
     /// `trace.jsonl`, when recorded.
     pub trace_lines: Vec<String>,
@@ -340,7 +342,13 @@ pub fn run_seed<S: System>(
         failure,
         unknown,
         metrics: result.metrics,
-        history_lines: result.history.iter().map(|e| json(e)).collect(),
+        history_ops: result.history.len(),
+        // Only recorded runs write artifacts; the others need no JSON.
+        history_lines: if record {
+            result.history.iter().map(|e| json(e)).collect()
+        } else {
+            Vec::new()
+        },
         trace_lines: result.trace.iter().map(|e| json(e)).collect(),
     }
 }
@@ -376,6 +384,7 @@ impl Outcome {
             }),
             unknown: false,
             metrics: Metrics::new(),
+            history_ops: 0,
             history_lines: Vec::new(),
             trace_lines: Vec::new(),
         }

@@ -18,7 +18,10 @@ pub struct Mailbox<I, T> {
     timers: BTreeMap<(u64, TimerId), T>,
     deadlines: BTreeMap<TimerId, u64>,
     seq: u64,
-    /// Wakes the actor's loop when something new is queued.
+    /// The true time the actor's loop sleeps until (`u64::MAX`: until notified). A new
+    /// item due no earlier needs no wake-up: the loop wakes for it anyway.
+    wake_ns: u64,
+    /// Wakes the actor's loop when something is queued before `wake_ns`.
     pub notify: Arc<Notify>,
 }
 
@@ -29,6 +32,7 @@ impl<I, T> Default for Mailbox<I, T> {
             timers: BTreeMap::new(),
             deadlines: BTreeMap::new(),
             seq: 0,
+            wake_ns: 0,
             notify: Arc::new(Notify::new()),
         }
     }
@@ -38,14 +42,26 @@ impl<I, T> Mailbox<I, T> {
     pub fn push(&mut self, at_ns: u64, input: I) {
         self.seq += 1;
         self.inputs.insert((at_ns, self.seq), input);
-        self.notify.notify_one();
+        self.wake_before(at_ns);
+    }
+
+    fn wake_before(&mut self, at_ns: u64) {
+        if at_ns < self.wake_ns {
+            self.wake_ns = at_ns;
+            self.notify.notify_one();
+        }
+    }
+
+    /// The loop is about to sleep until `wake_ns` (`None`: until notified).
+    pub fn sleep_until(&mut self, wake_ns: Option<u64>) {
+        self.wake_ns = wake_ns.unwrap_or(u64::MAX);
     }
 
     pub fn set_timer(&mut self, id: TimerId, at_ns: u64, timer: T) {
         let previous = self.deadlines.insert(id, at_ns);
         assert!(previous.is_none(), "timer {id:?} set twice");
         self.timers.insert((at_ns, id), timer);
-        self.notify.notify_one();
+        self.wake_before(at_ns);
     }
 
     pub fn cancel_timer(&mut self, id: TimerId) {
@@ -65,6 +81,7 @@ impl<I, T> Mailbox<I, T> {
             self.deadlines.insert(id, at_ns);
             self.timers.insert((at_ns, id), timer);
         }
+        self.wake_ns = 0;
         self.notify.notify_one();
     }
 

@@ -252,15 +252,23 @@ impl<S: System> World<S> {
     pub fn run_node(&mut self, id: NodeId) -> Option<u64> {
         for _ in 0..STEPS_PER_WAKE_MAX {
             if self.failure.is_some() || self.nodes[id].status != Status::Up {
+                self.nodes[id].mailbox.sleep_until(None);
                 return None;
             }
             let now = self.now_ns();
-            match self.nodes[id].mailbox.pop_due(now) {
+            let mailbox = &mut self.nodes[id].mailbox;
+            match mailbox.pop_due(now) {
                 Some(due) => self.step_node(id, Some(due)),
-                None => return self.nodes[id].mailbox.next_due_ns(),
+                None => {
+                    let next = mailbox.next_due_ns();
+                    mailbox.sleep_until(next);
+                    return next;
+                }
             }
         }
-        Some(self.now_ns())
+        let now = self.now_ns();
+        self.nodes[id].mailbox.sleep_until(Some(now));
+        Some(now)
     }
 
     /// One handler call: `None` is `on_start`.
@@ -417,15 +425,23 @@ impl<S: System> World<S> {
     pub fn run_client(&mut self, c: ClientId) -> Option<u64> {
         for _ in 0..STEPS_PER_WAKE_MAX {
             if self.failure.is_some() {
+                self.clients[c].mailbox.sleep_until(None);
                 return None;
             }
             let now = self.now_ns();
-            match self.clients[c].mailbox.pop_due(now) {
+            let mailbox = &mut self.clients[c].mailbox;
+            match mailbox.pop_due(now) {
                 Some(due) => self.step_client(c, Some(ClientStep::Due(due))),
-                None => return self.clients[c].mailbox.next_due_ns(),
+                None => {
+                    let next = mailbox.next_due_ns();
+                    mailbox.sleep_until(next);
+                    return next;
+                }
             }
         }
-        Some(self.now_ns())
+        let now = self.now_ns();
+        self.clients[c].mailbox.sleep_until(Some(now));
+        Some(now)
     }
 
     /// Tells every client the fault phase is over.
@@ -566,6 +582,7 @@ impl<S: System> World<S> {
         slot.status = to;
         self.paused[id] = paused;
         self.counters.pauses += u64::from(paused);
+        slot.mailbox.sleep_until(Some(0));
         slot.mailbox.notify.notify_one();
         self.trace
             .event(now, Actor::Node(id), event, &(), String::new);
