@@ -32,13 +32,13 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         3,
         &["leader-completeness", "state-machine-safety"],
     ),
-    ("apply-uncommitted", 4, &["state-machine-safety"]),
+    ("apply-uncommitted", 0, &["state-machine-safety"]),
     (
         "ack-before-sync",
         0,
         &["linearizability", "leader-completeness"],
     ),
-    ("stale-vote-counting", 11, &["election-safety"]),
+    ("stale-vote-counting", 17, &["election-safety"]),
     ("no-prevote-checkquorum", 0, &["raft-progress"]),
     (
         "read-before-noop",
@@ -47,7 +47,7 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
     ),
 ];
 
-const READ_BEFORE_NOOP_FIRST: u64 = 3;
+const READ_BEFORE_NOOP_FIRST: u64 = 59;
 
 fn sweep(scenario: &Scenario, seeds: std::ops::Range<u64>, bug: Option<&str>) -> Summary {
     let request = RunRequest {
