@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 #[derive(Clone, Debug)]
 pub struct Storage<R> {
     durable: BTreeMap<String, R>,
-    /// Pending writes in issue order; `None` removes the key.
+    /// Pending writes in issue order; `None` removes the key. Protocols sync at the end
+    /// of a step, so this stays short: reads scan it before the durable map, and writes
+    /// and syncs move values instead of copying them.
     unsynced: Vec<(String, Option<R>)>,
-    /// `durable` with `unsynced` applied: what the process reads.
-    view: BTreeMap<String, R>,
 }
 
 impl<R> Default for Storage<R> {
@@ -21,33 +21,38 @@ impl<R> Default for Storage<R> {
         Storage {
             durable: BTreeMap::new(),
             unsynced: Vec::new(),
-            view: BTreeMap::new(),
         }
     }
 }
 
 impl<R: Clone> Storage<R> {
+    /// The value of `key`, unsynced writes included.
     pub fn get(&self, key: &str) -> Option<&R> {
-        self.view.get(key)
+        match self.unsynced.iter().rev().find(|(k, _)| k == key) {
+            Some((_, pending)) => pending.as_ref(),
+            None => self.durable.get(key),
+        }
     }
 
-    /// Entries whose key starts with `prefix`, in key order.
+    /// Entries whose key starts with `prefix`, in key order, unsynced writes included.
     pub fn scan<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a R)> + 'a {
-        self.view
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(move |(k, _)| k.starts_with(prefix))
+        let from = (
+            std::ops::Bound::Included(prefix),
+            std::ops::Bound::Unbounded,
+        );
+        let mut view: BTreeMap<&'a str, &'a R> = self
+            .durable
+            .range::<str, _>(from)
+            .take_while(|(k, _)| k.starts_with(prefix))
             .map(|(k, v)| (k.as_str(), v))
-    }
-
-    pub fn len(&self) -> usize {
-        self.view.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.view.is_empty()
+            .collect();
+        for (key, pending) in self.unsynced.iter().filter(|(k, _)| k.starts_with(prefix)) {
+            match pending {
+                Some(v) => view.insert(key, v),
+                None => view.remove(key.as_str()),
+            };
+        }
+        view.into_iter()
     }
 
     /// Number of writes not yet synced.
@@ -56,19 +61,10 @@ impl<R: Clone> Storage<R> {
     }
 
     pub(crate) fn write(&mut self, key: String, record: Option<R>) {
-        match &record {
-            Some(r) => self.view.insert(key.clone(), r.clone()),
-            None => self.view.remove(&key),
-        };
         self.unsynced.push((key, record));
     }
 
     pub(crate) fn sync(&mut self) {
-        self.apply_unsynced();
-        debug_assert_eq!(self.durable.len(), self.view.len());
-    }
-
-    fn apply_unsynced(&mut self) {
         for (key, record) in self.unsynced.drain(..) {
             match record {
                 Some(r) => self.durable.insert(key, r),
@@ -83,8 +79,7 @@ impl<R: Clone> Storage<R> {
         let kept = kept.min(self.unsynced.len());
         let lost = self.unsynced.len() - kept;
         self.unsynced.truncate(kept);
-        self.apply_unsynced();
-        self.view = self.durable.clone();
+        self.sync();
         lost
     }
 }
