@@ -183,14 +183,3 @@ fn safety_bugs_are_caught_by_an_invariant() {
         );
     }
 }
-
-#[test]
-#[ignore = "timing probe: cargo test --lib cost_of_a_minute -- --ignored --nocapture"]
-fn cost_of_a_minute() {
-    let t = std::time::Instant::now();
-    assert_eq!(run(1, Bugs::default(), 60, Style::Mixed), None);
-    eprintln!(
-        "60 simulated seconds, 5 nodes, 3 clients, faults: {:?}",
-        t.elapsed()
-    );
-}
