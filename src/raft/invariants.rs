@@ -24,7 +24,7 @@ pub fn all(nodes: usize, cfg: &RaftConfig) -> Vec<Box<dyn Checker<RaftProcess>>>
         Box::new(LeaderCompleteness::new(nodes)),
         Box::new(StateMachineSafety::default()),
         Box::new(IndexOrder::new(nodes)),
-        Box::new(LivenessAndMetrics::new(nodes)),
+        Box::new(LivenessAndMetrics::new(nodes, cfg)),
     ];
     if cfg.max_commit_stall_ms > 0 {
         let bound = Duration::from_millis(cfg.max_commit_stall_ms);
@@ -358,14 +358,24 @@ pub struct LivenessAndMetrics {
     committed_to: u64,
     committed_ops: u64,
     latencies_us: Vec<u64>,
+    /// A leader followed by a majority must exist this soon after the heal: ten
+    /// election timeouts.
+    leader_after_heal_max: Duration,
+    /// The first liveness poll, which is the heal.
+    healed_at: Option<Duration>,
+    /// How long after the heal a leader followed by a majority first existed.
+    leader_after_heal: Option<Duration>,
 }
 
 /// Proposals tracked for latency at once; older ones are dropped (and not measured).
 const MAX_TRACKED_PROPOSALS: usize = 100_000;
 
 impl LivenessAndMetrics {
-    pub fn new(nodes: usize) -> Self {
+    pub fn new(nodes: usize, cfg: &RaftConfig) -> Self {
         LivenessAndMetrics {
+            leader_after_heal_max: Duration::from_millis(10 * cfg.election_timeout_ms_max),
+            healed_at: None,
+            leader_after_heal: None,
             nodes,
             leader_terms: BTreeMap::new(),
             leader_now: None,
@@ -390,6 +400,30 @@ impl LivenessAndMetrics {
             _ => {}
         }
         self.leader_now = leader;
+    }
+
+    /// `Ok` when a leader of the highest term is followed by a majority.
+    fn majority_leader(&self, view: &ClusterView<'_, RaftProcess>) -> Result<(), String> {
+        let leader = view
+            .up()
+            .filter(|(_, p)| p.is_leader())
+            .max_by_key(|(_, p)| p.term());
+        let Some((l, lp)) = leader else {
+            return Err("no leader among the nodes that are up".into());
+        };
+        let followers = view
+            .up()
+            .filter(|&(n, p)| n == l || (p.term() == lp.term() && p.leader() == Some(l)))
+            .count();
+        if followers < self.nodes / 2 + 1 {
+            return Err(format!(
+                "no leader followed by a majority: node {l} leads term {} with {followers} of {} \
+                 nodes",
+                lp.term(),
+                self.nodes
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -461,26 +495,18 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
 
     fn settled(&mut self, view: &ClusterView<'_, RaftProcess>) -> Result<(), String> {
         self.last_now = self.last_now.max(view.now);
-        let leader = view
-            .up()
-            .filter(|(_, p)| p.is_leader())
-            .max_by_key(|(_, p)| p.term());
-        let Some((l, lp)) = leader else {
-            return Err("no leader among the nodes that are up".into());
-        };
-        let followers = view
-            .up()
-            .filter(|&(n, p)| n == l || (p.term() == lp.term() && p.leader() == Some(l)))
-            .count();
-        if followers < self.nodes / 2 + 1 {
-            return Err(format!(
-                "no leader followed by a majority: node {l} leads term {} with {followers} of {} \
-                 nodes",
-                lp.term(),
-                self.nodes
-            ));
+        let healed_at = *self.healed_at.get_or_insert(view.now);
+        self.majority_leader(view)?;
+        let took = *self.leader_after_heal.get_or_insert(view.now - healed_at);
+        match took <= self.leader_after_heal_max {
+            true => Ok(()),
+            false => Err(format!(
+                "the first leader followed by a majority came {} ms after the heal, more than \
+                 10 election timeouts ({} ms)",
+                took.as_millis(),
+                self.leader_after_heal_max.as_millis()
+            )),
         }
-        Ok(())
     }
 
     fn metrics(&self, out: &mut Metrics) {
@@ -495,6 +521,9 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
             leaderless.as_secs_f64() * 1e3,
         );
         out.insert("committed_ops".into(), self.committed_ops as f64);
+        if let Some(took) = self.leader_after_heal {
+            out.insert("leader_after_heal_ms".into(), took.as_secs_f64() * 1e3);
+        }
         let mut l = self.latencies_us.clone();
         l.sort_unstable();
         let pct = |q: f64| -> f64 {

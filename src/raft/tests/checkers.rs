@@ -87,6 +87,29 @@ fn liveness_settles_only_with_a_leader_a_majority_follows() {
     assert!(m["elections"] >= 2.0);
 }
 
+#[test]
+fn liveness_fails_when_the_first_leader_after_the_heal_is_later_than_ten_election_timeouts() {
+    // The first liveness poll is the heal. Here the cluster stays cut to pieces for
+    // longer than ten election timeouts (10 x 300 ms) after it.
+    let mut net = Net::new(3, RaftConfig::default(), Bugs::default(), 6);
+    for i in 0..3 {
+        net.isolate(i);
+    }
+    assert!(net.settled().unwrap_err().contains("no leader"));
+    net.run_for(Duration::from_millis(3_500));
+    net.heal();
+    net.run_for(Duration::from_millis(1_000));
+    let err = net.settled().unwrap_err();
+    assert!(err.contains("more than 10 election timeouts (3000 ms)"), "{err}");
+
+    // The same cluster healed in time settles.
+    let mut net = Net::new(3, RaftConfig::default(), Bugs::default(), 6);
+    assert!(net.settled().is_err());
+    net.run_for(Duration::from_millis(1_000));
+    assert_eq!(net.settled(), Ok(()));
+    assert!(net.metrics()["leader_after_heal_ms"] <= 3_000.0);
+}
+
 /// A leader cut off with a write pending: stuck without CheckQuorum, which the progress
 /// check reports; with CheckQuorum it steps down and the check stays quiet.
 fn stuck_leader(check_quorum: bool, max_commit_stall_ms: u64) -> Option<String> {
