@@ -100,7 +100,10 @@ fn liveness_fails_when_the_first_leader_after_the_heal_is_later_than_ten_electio
     net.heal();
     net.run_for(Duration::from_millis(1_000));
     let err = net.settled().unwrap_err();
-    assert!(err.contains("more than 10 election timeouts (3000 ms)"), "{err}");
+    assert!(
+        err.contains("more than 10 election timeouts (3000 ms)"),
+        "{err}"
+    );
 
     // The same cluster healed in time settles.
     let mut net = Net::new(3, RaftConfig::default(), Bugs::default(), 6);
