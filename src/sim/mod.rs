@@ -8,4 +8,4 @@ pub mod trace;
 mod world;
 
 pub use driver::{simulate, SimResult};
-pub use world::{Counters, Failure, FailureKind};
+pub use world::{Failure, FailureKind};

@@ -72,10 +72,6 @@ impl Trace {
         }
     }
 
-    pub fn recording(&self) -> bool {
-        self.records.is_some()
-    }
-
     /// Adds an event. `payload` is hashed; `detail` is only called when recording.
     pub fn event(
         &mut self,
