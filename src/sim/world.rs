@@ -250,24 +250,42 @@ impl<S: System> World<S> {
 
     /// Handles everything due at node `id` (bounded); returns when it is next due.
     pub fn run_node(&mut self, id: NodeId) -> Option<u64> {
+        self.drain(
+            id,
+            |w, id| &mut w.nodes[id].mailbox,
+            |w, id| w.nodes[id].status == Status::Up,
+            |w, id, due| w.step_node(id, Some(due)),
+        )
+    }
+
+    /// Handles what is due at actor `id` (at most `STEPS_PER_WAKE_MAX` items, so the
+    /// others get their turn), and tells its mailbox when its loop will next wake:
+    /// the next due time, now (more is due), or `None` (only a notification wakes it).
+    fn drain<I, T>(
+        &mut self,
+        id: usize,
+        mailbox: fn(&mut Self, usize) -> &mut Mailbox<I, T>,
+        runnable: fn(&Self, usize) -> bool,
+        step: fn(&mut Self, usize, Due<I, T>),
+    ) -> Option<u64> {
         for _ in 0..STEPS_PER_WAKE_MAX {
-            if self.failure.is_some() || self.nodes[id].status != Status::Up {
-                self.nodes[id].mailbox.sleep_until(None);
+            if self.failure.is_some() || !runnable(self, id) {
+                mailbox(self, id).sleep_until(None);
                 return None;
             }
             let now = self.now_ns();
-            let mailbox = &mut self.nodes[id].mailbox;
-            match mailbox.pop_due(now) {
-                Some(due) => self.step_node(id, Some(due)),
+            let queue = mailbox(self, id);
+            match queue.pop_due(now) {
+                Some(due) => step(self, id, due),
                 None => {
-                    let next = mailbox.next_due_ns();
-                    mailbox.sleep_until(next);
+                    let next = queue.next_due_ns();
+                    queue.sleep_until(next);
                     return next;
                 }
             }
         }
         let now = self.now_ns();
-        self.nodes[id].mailbox.sleep_until(Some(now));
+        mailbox(self, id).sleep_until(Some(now));
         Some(now)
     }
 
@@ -423,25 +441,12 @@ impl<S: System> World<S> {
     }
 
     pub fn run_client(&mut self, c: ClientId) -> Option<u64> {
-        for _ in 0..STEPS_PER_WAKE_MAX {
-            if self.failure.is_some() {
-                self.clients[c].mailbox.sleep_until(None);
-                return None;
-            }
-            let now = self.now_ns();
-            let mailbox = &mut self.clients[c].mailbox;
-            match mailbox.pop_due(now) {
-                Some(due) => self.step_client(c, Some(ClientStep::Due(due))),
-                None => {
-                    let next = mailbox.next_due_ns();
-                    mailbox.sleep_until(next);
-                    return next;
-                }
-            }
-        }
-        let now = self.now_ns();
-        self.clients[c].mailbox.sleep_until(Some(now));
-        Some(now)
+        self.drain(
+            c,
+            |w, c| &mut w.clients[c].mailbox,
+            |_, _| true,
+            |w, c, due| w.step_client(c, Some(ClientStep::Due(due))),
+        )
     }
 
     /// Tells every client the fault phase is over.
