@@ -12,13 +12,18 @@
 //!
 //! Each node counts the increments it accepted and learns the others' counts by
 //! anti-entropy: every `gossip_ms` it sends its vector to a random peer, which keeps
-//! the pointwise maximum. An increment is synced before it is acknowledged.
+//! the pointwise maximum. An increment is acknowledged only once its write is durable:
+//! replies (and, simply, every message) wait in a [`DurableOutbox`] for the sync of
+//! the writes before them, which the disk completes asynchronously.
 
 use std::time::Duration;
 
 use faultline::check::{Checker, ClusterView, Metrics};
 use faultline::client::{Client, ClientContext};
-use faultline::{ClientId, Context, NodeId, OpType, Process, RequestId, Setup, System};
+use faultline::{
+    ClientId, Context, DurableOutbox, NodeId, OpType, Process, RequestId, Setup, SyncError, SyncId,
+    System,
+};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +54,8 @@ pub struct CounterNode {
     config: Config,
     /// `counts[i]`: increments node `i` accepted, as far as this node knows.
     counts: Vec<u64>,
+    /// Messages and replies, each released once the writes before it are durable.
+    out: DurableOutbox<Vec<u64>, Response>,
 }
 
 impl Process for CounterNode {
@@ -65,25 +72,28 @@ impl Process for CounterNode {
             .cloned()
             .unwrap_or_else(|| vec![0; ctx.nodes()]);
         ctx.set_timer(Duration::from_millis(self.config.gossip_ms), ());
+        self.out.flush(ctx);
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, _from: NodeId, theirs: Vec<u64>) {
         for (mine, theirs) in self.counts.iter_mut().zip(theirs) {
             *mine = (*mine).max(theirs);
         }
-        // Not synced: what others counted can be learned again after a crash.
+        // Synced with the step: what others counted could also be learned again.
         ctx.write("counts", self.counts.clone());
+        self.out.flush(ctx);
     }
 
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, _: ()) {
         // A random peer other than this node (validation ensures there is one).
         let (n, me) = (ctx.nodes(), ctx.id());
         let peer = ctx.rng().gen_range(0..n - 1);
-        ctx.send(
+        self.out.send(
             if peer >= me { peer + 1 } else { peer },
             self.counts.clone(),
         );
         ctx.set_timer(Duration::from_millis(self.config.gossip_ms), ());
+        self.out.flush(ctx);
     }
 
     fn on_request(
@@ -94,8 +104,23 @@ impl Process for CounterNode {
     ) {
         self.counts[ctx.id()] += 1;
         ctx.write("counts", self.counts.clone());
-        ctx.sync(); // before the reply: an acknowledged increment survives a crash
-        ctx.reply(id, Response::Ok);
+        // The reply leaves once the write is durable: an acknowledged increment
+        // survives a crash.
+        self.out.reply(id, Response::Ok);
+        self.out.flush(ctx);
+    }
+
+    fn on_synced(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        sync: SyncId,
+        result: Result<(), SyncError>,
+    ) {
+        match result {
+            Ok(()) => self.out.synced(ctx, sync),
+            // Crash-stop: after an fsync error the disk no longer holds what we counted.
+            Err(_) => ctx.abort("fsync failed"),
+        }
     }
 }
 
@@ -264,6 +289,7 @@ impl System for Counter {
         CounterNode {
             config: setup.config.clone(),
             counts: Vec::new(),
+            out: DurableOutbox::default(),
         }
     }
 

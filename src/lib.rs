@@ -43,6 +43,9 @@ pub mod raft;
 pub use check::{Checker, ClusterView, Metrics};
 pub use client::{Client, ClientContext, ClientEffect, NoClient};
 pub use history::{HistoryEvent, KvOp, OpType};
-pub use process::{ClientId, Context, Effect, NodeId, Process, RequestId, TimerId};
+pub use process::{
+    ClientId, Context, DurableOutbox, Effect, NodeId, Process, RequestId, SyncError, SyncId,
+    TimerId,
+};
 pub use storage::Storage;
 pub use system::{Bug, Setup, System, Verdict};

@@ -7,9 +7,21 @@
 //! syncs, replies to clients, trace lines. The simulation driver feeds inputs and
 //! carries out effects; a unit test can do the same by hand.
 //!
-//! A handler runs atomically in simulated time: no fault can interleave with it. A
-//! crash therefore loses exactly what was written but not [`Context::sync`]ed before
-//! the crash, whatever order the effects of one step came in.
+//! A handler runs atomically in simulated time: no fault can interleave with it.
+//!
+//! Durability is asynchronous, as on a real disk. [`Context::write`] lands in the page
+//! cache (readable at once); [`Context::sync`] *starts* an fsync of everything written so
+//! far and returns a [`SyncId`]; the disk completes it later, in issue order, and the
+//! driver then calls [`Process::on_synced`] with `Ok`, or with `Err` when the fsync
+//! failed (the writes it covered are then gone from the page cache, as Linux drops them).
+//! A crash loses every write whose sync had not completed. So a process that must not
+//! reveal state a crash could lose (a vote, an append acknowledgement, a reply) holds
+//! those messages until `on_synced`; [`DurableOutbox`] does exactly that.
+//!
+//! Two clocks, as machines have them: [`Context::now`] is the *monotonic* clock (it may
+//! drift, never jumps back, and stops while the node's clock source is frozen); timers
+//! run on it. [`Context::wall_clock`] is the time of day: the monotonic clock plus an
+//! offset that NTP-like steps move forward or back.
 
 use std::fmt::Debug;
 use std::hash::Hash;
@@ -29,6 +41,20 @@ pub type ClientId = usize;
 /// set before a crash can never fire after the restart, and a cancelled id never fires.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimerId(pub u64);
+
+/// A sync in flight: [`Process::on_synced`] names it when the disk completes it.
+/// Ids are unique within one incarnation and increase in issue order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SyncId(pub u64);
+
+/// Why a sync failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SyncError {
+    /// The fsync returned EIO. The writes it covered are gone from the page cache and
+    /// will never be durable; a later sync does not bring them back (PostgreSQL's
+    /// "fsyncgate"). Crash-stop, then recovery from disk, is the safe answer.
+    Io,
+}
 
 /// Identifies one client request: the client and that client's sequence number.
 /// A process answers it with [`Context::reply`].
@@ -62,6 +88,20 @@ pub trait Process: Sized + Send + 'static {
     /// A client request; answer it (now or later) with [`Context::reply`], or not at all.
     fn on_request(&mut self, ctx: &mut Context<'_, Self>, id: RequestId, req: Self::Request);
 
+    /// The disk completed sync `sync` (syncs complete in issue order). On `Ok`, every
+    /// write issued before that [`Context::sync`] is durable. On `Err`, those writes are
+    /// lost. The default is crash-stop on an error: [`Context::abort`].
+    fn on_synced(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        sync: SyncId,
+        result: Result<(), SyncError>,
+    ) {
+        if let Err(error) = result {
+            ctx.abort(format!("sync {} failed: {error:?}", sync.0));
+        }
+    }
+
     /// Approximate wire size of a message, for the bytes-per-operation metrics.
     fn message_bytes(_msg: &Self::Message) -> usize {
         64
@@ -88,8 +128,17 @@ pub enum Effect<P: Process> {
         key: String,
         written: bool,
     },
-    /// Everything written so far is durable.
-    Sync,
+    /// A sync started, covering the `writes` unsynced writes that no earlier sync in
+    /// flight covers (all issued before it).
+    Sync {
+        id: SyncId,
+        writes: usize,
+    },
+    /// The process stops itself (a fatal error): the driver crashes the node and
+    /// restarts it after the disk's `abort_restart_ms`.
+    Abort {
+        reason: String,
+    },
     Reply {
         id: RequestId,
         response: P::Response,
@@ -104,6 +153,7 @@ pub struct Context<'a, P: Process> {
     id: NodeId,
     nodes: usize,
     now: Duration,
+    wall: Duration,
     rng: &'a mut ChaCha8Rng,
     storage: &'a mut Storage<P::Record>,
     next_timer: &'a mut u64,
@@ -111,7 +161,9 @@ pub struct Context<'a, P: Process> {
 }
 
 impl<'a, P: Process> Context<'a, P> {
-    /// `now` is the process's local clock; `next_timer` is the incarnation's timer id counter.
+    /// `now` is the process's monotonic clock (the wall clock reads the same until
+    /// [`Context::with_wall_clock`]); `next_timer` is the incarnation's counter for
+    /// timer and sync ids.
     pub fn new(
         id: NodeId,
         nodes: usize,
@@ -126,11 +178,18 @@ impl<'a, P: Process> Context<'a, P> {
             id,
             nodes,
             now,
+            wall: now,
             rng,
             storage,
             next_timer,
             effects,
         }
+    }
+
+    /// Sets the wall clock (the monotonic clock plus the node's NTP offset).
+    pub fn with_wall_clock(mut self, wall: Duration) -> Self {
+        self.wall = wall;
+        self
     }
 
     pub fn id(&self) -> NodeId {
@@ -147,9 +206,18 @@ impl<'a, P: Process> Context<'a, P> {
         (0..self.nodes).filter(move |&n| n != self.id)
     }
 
-    /// The local clock: it may be offset from and drift against other nodes' clocks.
+    /// The monotonic clock: time since the node's clock source started. It may drift
+    /// against other nodes' clocks and stops while the clock source is frozen, but it
+    /// never jumps back. Timers, timeouts and leases use it.
     pub fn now(&self) -> Duration {
         self.now
+    }
+
+    /// The wall clock (time of day): [`Context::now`] plus an offset that clock steps
+    /// move forward or back. Not for measuring intervals. Never below zero: a clock
+    /// stepped back before the epoch reads zero.
+    pub fn wall_clock(&self) -> Duration {
+        self.wall
     }
 
     /// This node's random stream, derived from the run's seed.
@@ -211,10 +279,24 @@ impl<'a, P: Process> Context<'a, P> {
         });
     }
 
-    /// Makes every write so far durable.
-    pub fn sync(&mut self) {
-        self.storage.sync();
-        self.effects.push(Effect::Sync);
+    /// Starts a sync of every write so far; [`Process::on_synced`] reports its outcome.
+    /// Until then a crash loses those writes (or, torn, keeps a prefix in write order).
+    pub fn sync(&mut self) -> SyncId {
+        *self.next_timer += 1;
+        let id = SyncId(*self.next_timer);
+        let writes = self.storage.start_sync();
+        self.effects.push(Effect::Sync { id, writes });
+        id
+    }
+
+    /// Stops this incarnation, as a process aborting on a fatal error: volatile state
+    /// and unsynced writes are lost, and the node restarts from its disk after the
+    /// scenario's `disk.abort_restart_ms`. The rest of this step's effects still happen
+    /// (a real process's earlier sends are already on the wire); emit none after it.
+    pub fn abort(&mut self, reason: impl Into<String>) {
+        self.effects.push(Effect::Abort {
+            reason: reason.into(),
+        });
     }
 
     pub fn reply(&mut self, id: RequestId, response: P::Response) {
@@ -224,5 +306,145 @@ impl<'a, P: Process> Context<'a, P> {
     /// A line for the run's trace (and `faultline replay`'s log).
     pub fn trace(&mut self, line: impl Into<String>) {
         self.effects.push(Effect::Trace { line: line.into() });
+    }
+}
+
+/// Messages and replies held until the writes they depend on are durable: the
+/// persist-before-send rule (Raft §5, "respond to RPCs ... after updating stable
+/// storage"; etcd-io/raft's `Ready` contract) under asynchronous syncs.
+///
+/// Each step, [`DurableOutbox::flush`] starts a sync when the step wrote anything and
+/// holds the step's output until that sync completes; output of a step that wrote
+/// nothing waits behind any sync still in flight, so nothing is sent before state it
+/// may reflect is durable, and output leaves in the order it was produced. Volatile:
+/// a crash drops what is held, as it would a real process's send buffers.
+#[derive(Debug)]
+pub struct DurableOutbox<M, R> {
+    /// Output produced in the current step.
+    sends: Vec<(NodeId, M)>,
+    replies: Vec<(RequestId, R)>,
+    /// Held output, oldest first, each behind the sync it waits for.
+    held: std::collections::VecDeque<Held<M, R>>,
+}
+
+#[derive(Debug)]
+struct Held<M, R> {
+    sync: SyncId,
+    sends: Vec<(NodeId, M)>,
+    replies: Vec<(RequestId, R)>,
+}
+
+/// Most syncs a [`DurableOutbox`] may wait on at once: a disk that falls this far
+/// behind is stalled, and the process should stop producing output.
+pub const OUTBOX_SYNCS_MAX: usize = 4_096;
+
+impl<M, R> Default for DurableOutbox<M, R> {
+    fn default() -> Self {
+        DurableOutbox {
+            sends: Vec::new(),
+            replies: Vec::new(),
+            held: std::collections::VecDeque::new(),
+        }
+    }
+}
+
+impl<M, R> DurableOutbox<M, R> {
+    pub fn send(&mut self, to: NodeId, msg: M) {
+        self.sends.push((to, msg));
+    }
+
+    pub fn reply(&mut self, id: RequestId, response: R) {
+        self.replies.push((id, response));
+    }
+
+    /// Output of the current step, not yet flushed.
+    pub fn is_empty(&self) -> bool {
+        self.sends.is_empty() && self.replies.is_empty()
+    }
+
+    /// Syncs in flight that output waits for.
+    pub fn syncs_waiting(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Ends a step: syncs this step's writes if there are any, then emits its output
+    /// at once if nothing it may depend on is still in flight, or holds it otherwise.
+    /// Returns the sync the output waits for (`None`: it was emitted).
+    pub fn flush<P>(&mut self, ctx: &mut Context<'_, P>) -> Option<SyncId>
+    where
+        P: Process<Message = M, Response = R>,
+    {
+        if ctx.storage().writes_not_syncing() > 0 {
+            let sync = ctx.sync();
+            assert!(
+                self.held.len() < OUTBOX_SYNCS_MAX,
+                "the disk fell too far behind"
+            );
+            self.held.push_back(Held {
+                sync,
+                sends: std::mem::take(&mut self.sends),
+                replies: std::mem::take(&mut self.replies),
+            });
+            Some(sync)
+        } else if let Some(last) = self.held.back_mut() {
+            last.sends.append(&mut self.sends);
+            last.replies.append(&mut self.replies);
+            Some(last.sync)
+        } else {
+            Self::emit(ctx, self.sends.drain(..), self.replies.drain(..));
+            None
+        }
+    }
+
+    /// Emits the current step's output at once, before the writes it may depend on
+    /// are durable: deliberately unsafe, for the bugs that teach why. With
+    /// `start_sync`, a sync of the step's writes still starts; without, the writes
+    /// wait in the page cache for a later step's sync.
+    /// Returns the sync it started, if any.
+    pub fn flush_early<P>(&mut self, ctx: &mut Context<'_, P>, start_sync: bool) -> Option<SyncId>
+    where
+        P: Process<Message = M, Response = R>,
+    {
+        let mut started = None;
+        if start_sync && ctx.storage().writes_not_syncing() > 0 {
+            let sync = ctx.sync();
+            self.held.push_back(Held {
+                sync,
+                sends: Vec::new(),
+                replies: Vec::new(),
+            });
+            started = Some(sync);
+        }
+        Self::emit(ctx, self.sends.drain(..), self.replies.drain(..));
+        started
+    }
+
+    /// Sync `sync` completed successfully: emits everything that waited for it.
+    pub fn synced<P>(&mut self, ctx: &mut Context<'_, P>, sync: SyncId)
+    where
+        P: Process<Message = M, Response = R>,
+    {
+        while let Some(held) = self.held.front() {
+            if held.sync > sync {
+                break;
+            }
+            let held = self.held.pop_front().expect("front exists");
+            Self::emit(ctx, held.sends.into_iter(), held.replies.into_iter());
+        }
+    }
+
+    fn emit<P>(
+        ctx: &mut Context<'_, P>,
+        sends: impl Iterator<Item = (NodeId, M)>,
+        replies: impl Iterator<Item = (RequestId, R)>,
+    ) where
+        P: Process<Message = M, Response = R>,
+    {
+        for (to, msg) in sends {
+            ctx.send(to, msg);
+        }
+        for (id, response) in replies {
+            ctx.reply(id, response);
+        }
     }
 }

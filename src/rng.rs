@@ -13,6 +13,8 @@ pub enum Purpose {
     Crash = 3,
     Node = 4,
     Client = 5,
+    /// Sync latencies of every node's disk.
+    Disk = 6,
 }
 
 pub fn stream(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {

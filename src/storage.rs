@@ -1,9 +1,11 @@
 //! Per-node durable storage with explicit sync.
 //!
 //! Writes land in an unsynced tail, in order, and are readable at once (a page cache).
-//! [`Storage::sync`] makes the tail durable. A crash keeps the durable part and loses the
-//! tail — or, as a fault, keeps a prefix of it (a torn tail: the disk wrote some of the
-//! pending writes, in order, before power went).
+//! A sync covers every write issued before it; the simulated disk completes syncs in
+//! issue order, some time later, making the writes they cover durable (or, on an fsync
+//! error, dropping them). A crash keeps the durable part and loses the tail — or, as a
+//! fault, keeps a prefix of it (a torn tail: the disk wrote some of the pending writes,
+//! in order, before power went).
 
 use std::collections::BTreeMap;
 
@@ -14,6 +16,9 @@ pub struct Storage<R> {
     /// of a step, so this stays short: reads scan it before the durable map, and writes
     /// and syncs move values instead of copying them.
     unsynced: Vec<(String, Option<R>)>,
+    /// How many of the first unsynced writes syncs in flight cover.
+    /// Invariant: `syncing <= unsynced.len()`.
+    syncing: usize,
 }
 
 impl<R> Default for Storage<R> {
@@ -21,6 +26,7 @@ impl<R> Default for Storage<R> {
         Storage {
             durable: BTreeMap::new(),
             unsynced: Vec::new(),
+            syncing: 0,
         }
     }
 }
@@ -55,17 +61,37 @@ impl<R: Clone> Storage<R> {
         view.into_iter()
     }
 
-    /// Number of writes not yet synced.
+    /// Number of writes not yet durable (whether or not a sync in flight covers them).
     pub fn unsynced_writes(&self) -> usize {
         self.unsynced.len()
+    }
+
+    /// Number of writes that no sync in flight covers: a new sync is needed for them.
+    pub fn writes_not_syncing(&self) -> usize {
+        self.unsynced.len() - self.syncing
     }
 
     pub(crate) fn write(&mut self, key: String, record: Option<R>) {
         self.unsynced.push((key, record));
     }
 
-    pub(crate) fn sync(&mut self) {
-        for (key, record) in self.unsynced.drain(..) {
+    /// A sync starts: it covers every write so far. Returns how many writes it adds to
+    /// those already covered by syncs in flight.
+    pub(crate) fn start_sync(&mut self) -> usize {
+        let added = self.unsynced.len() - self.syncing;
+        self.syncing = self.unsynced.len();
+        added
+    }
+
+    /// The oldest sync in flight completed: its `writes` (the oldest unsynced ones)
+    /// are durable.
+    pub fn complete_sync(&mut self, writes: usize) {
+        assert!(
+            writes <= self.syncing,
+            "a sync completes only what it covered"
+        );
+        self.syncing -= writes;
+        for (key, record) in self.unsynced.drain(..writes) {
             match record {
                 Some(r) => self.durable.insert(key, r),
                 None => self.durable.remove(&key),
@@ -73,13 +99,27 @@ impl<R: Clone> Storage<R> {
         }
     }
 
-    /// Power loss: the first `kept` unsynced writes reach the disk, the rest are gone.
-    /// Returns how many writes were lost.
+    /// The oldest sync in flight failed: its `writes` are dropped from the page cache
+    /// (reads see the durable values again) and never become durable.
+    pub fn fail_sync(&mut self, writes: usize) {
+        assert!(writes <= self.syncing, "a sync fails only what it covered");
+        self.syncing -= writes;
+        self.unsynced.drain(..writes);
+    }
+
+    /// Every write so far is durable at once (a test harness's disk with no latency).
+    pub fn sync_all(&mut self) {
+        self.syncing = self.unsynced.len();
+        self.complete_sync(self.unsynced.len());
+    }
+
+    /// Power loss: the first `kept` unsynced writes reach the disk, the rest are gone,
+    /// and so are the syncs in flight. Returns how many writes were lost.
     pub fn crash(&mut self, kept: usize) -> usize {
         let kept = kept.min(self.unsynced.len());
         let lost = self.unsynced.len() - kept;
         self.unsynced.truncate(kept);
-        self.sync();
+        self.sync_all();
         lost
     }
 }
@@ -92,7 +132,7 @@ mod tests {
     fn reads_see_unsynced_writes_and_a_crash_loses_them() {
         let mut s = Storage::default();
         s.write("a".into(), Some(1));
-        s.sync();
+        s.sync_all();
         s.write("b".into(), Some(2));
         s.write("a".into(), None);
         assert_eq!(s.get("b"), Some(&2));
@@ -111,5 +151,27 @@ mod tests {
         assert_eq!(s.crash(2), 3);
         let keys: Vec<_> = s.scan("k").map(|(k, _)| k.to_string()).collect();
         assert_eq!(keys, ["k0", "k1"]);
+    }
+
+    #[test]
+    fn syncs_complete_in_order_and_a_failed_one_drops_its_writes() {
+        let mut s = Storage::default();
+        s.write("a".into(), Some(1));
+        assert_eq!(s.start_sync(), 1);
+        s.write("b".into(), Some(2));
+        s.write("c".into(), Some(3));
+        assert_eq!(s.writes_not_syncing(), 2);
+        assert_eq!(s.start_sync(), 2);
+        assert_eq!(s.writes_not_syncing(), 0);
+        s.complete_sync(1);
+        assert_eq!(s.unsynced_writes(), 2);
+        s.fail_sync(2);
+        assert_eq!(
+            s.get("b"),
+            None,
+            "a failed sync's writes leave the page cache"
+        );
+        assert_eq!(s.crash(0), 0);
+        assert_eq!(s.get("a"), Some(&1));
     }
 }

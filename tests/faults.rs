@@ -183,10 +183,14 @@ fn a_drifting_clock_fires_its_timer_at_the_drifted_time() {
         ping_ms = 0
         tick_ms = 1100
         [[faults]]
-        kind = "clock"
+        kind = "clock-drift"
         node = 1
         at_ms = 0
         drift_ppm = 100000
+        [[faults]]
+        kind = "clock-step"
+        node = 1
+        at_ms = 0
         offset_ms = 5000
         "#,
     );
@@ -204,7 +208,7 @@ fn a_drifting_clock_fires_its_timer_at_the_drifted_time() {
     );
     assert!(
         (6100.0..6102.0).contains(&metric(&m, "tick_local_ms_1")),
-        "the offset shows on the local clock"
+        "the step shows on the wall clock"
     );
 }
 
@@ -354,23 +358,23 @@ fn a_node_can_crash_again_the_instant_it_restarts() {
 
 #[test]
 fn a_drift_change_reschedules_a_pending_timer_and_a_jump_does_not() {
-    let s = |drift_ppm: f64, offset_ms: i64| {
+    let s = |fault: &str| {
         probe_scenario(
             2,
             3_000,
             &format!(
-                "[cluster.config]\nping_ms = 0\ntick_ms = 2000\n[[faults]]\nkind = \"clock\"\nnode = 1\n\
-                 at_ms = 1000\ndrift_ppm = {drift_ppm}\noffset_ms = {offset_ms}\n"
+                "[cluster.config]\nping_ms = 0\ntick_ms = 2000\n[[faults]]\nnode = 1\n\
+                 at_ms = 1000\n{fault}\n"
             ),
         )
     };
     // Armed at 0 for 2000 local ms; at 1000 ms the clock turns 10% fast, so the
     // remaining 1000 local ms take 909 true ms.
-    let (_, m) = probe_run(&s(100_000.0, 0), 14);
+    let (_, m) = probe_run(&s("kind = \"clock-drift\"\ndrift_ppm = 100000"), 14);
     let fired = metric(&m, "tick_true_ms_1");
     assert!((1909.0..1911.0).contains(&fired), "fired at {fired} ms");
-    // A 5 s jump moves the local clock but not the timer.
-    let (_, m) = probe_run(&s(0.0, 5_000), 14);
+    // A 5 s step moves the wall clock but not the timer.
+    let (_, m) = probe_run(&s("kind = \"clock-step\"\noffset_ms = 5000"), 14);
     let fired = metric(&m, "tick_true_ms_1");
     assert!((2000.0..2002.0).contains(&fired), "fired at {fired} ms");
     assert!((7000.0..7002.0).contains(&metric(&m, "tick_local_ms_1")));

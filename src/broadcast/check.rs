@@ -1,8 +1,8 @@
 //! The broadcast's properties, checked on the omniscient view of the cluster.
 //!
-//! A value counts as *broadcast* when a node delivers it from a client: the node has
-//! then answered the client `Ok` in that same step. Each checker reads only the
-//! deliveries a node made since its last look (see [`Cursors`]).
+//! A value counts as *broadcast* when a node delivers it from a client: the node
+//! answers the client `Ok` once the value's write is durable. Each checker reads only
+//! the deliveries a node made since its last look (see [`Cursors`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -130,11 +130,12 @@ impl Checker<BroadcastProcess> for Integrity {
     }
 }
 
-/// Durability: what a node delivered (and so acknowledged, to a client or a peer) it
-/// still holds after any number of restarts.
+/// Durability: what a node acknowledged (to a client or a peer) it still holds after
+/// any number of restarts. A value delivered but not yet acknowledged may be lost: its
+/// sync had not completed, and nobody was promised anything.
 pub struct Durability {
     cursors: Cursors,
-    /// Per node, every id any of its incarnations delivered.
+    /// Per node, every id any of its incarnations acknowledged.
     ever: Vec<BTreeSet<u64>>,
 }
 
@@ -174,7 +175,7 @@ impl Checker<BroadcastProcess> for Durability {
                 ));
             }
         }
-        self.ever[node].extend(seen.new.iter().map(|d| d.id));
+        self.ever[node].extend(seen.process.acknowledged_in_step().iter().map(|d| d.id));
         Ok(())
     }
 }
@@ -219,16 +220,19 @@ impl Checker<BroadcastProcess> for Agreement {
             self.counted[node] = 0;
         }
         let now = view.now;
+        // A value is broadcast once its client's `Ok` leaves: before that, a crash may
+        // take it back with nobody told.
+        for delivery in seen.process.acknowledged_in_step() {
+            if delivery.source == Source::Client {
+                self.spread
+                    .entry(delivery.id)
+                    .or_insert_with(|| (now, now, BTreeSet::from([node])));
+            }
+        }
         for delivery in seen.new {
-            let entry = match (delivery.source, self.spread.get_mut(&delivery.id)) {
-                (_, Some(entry)) => entry,
-                (Source::Client, None) => {
-                    self.spread
-                        .entry(delivery.id)
-                        .or_insert((now, now, BTreeSet::new()))
-                }
-                // Integrity's concern; agreement only tracks what was broadcast.
-                (_, None) => continue,
+            // Integrity's concern; agreement only tracks what was broadcast.
+            let Some(entry) = self.spread.get_mut(&delivery.id) else {
+                continue;
             };
             if entry.2.insert(node) {
                 entry.1 = now;

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::process::{Context, NodeId, Process, RequestId, TimerId};
+use crate::process::{
+    Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId, TimerId,
+};
 
 /// The scenario's `[cluster.config]` table.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -127,7 +129,7 @@ pub struct BroadcastProcess {
     bugs: Bugs,
     started: bool,
     /// Every value delivered here, by id. Invariant: each is in storage under `key(id)`,
-    /// synced at the end of the step that delivered it (unless `ack_before_sync`).
+    /// with a sync started at the end of the step that delivered it.
     delivered: BTreeMap<u64, String>,
     /// This incarnation's deliveries in order, recovered ones first; one per id.
     deliveries: Vec<Delivery>,
@@ -135,6 +137,14 @@ pub struct BroadcastProcess {
     peers: Vec<Peer>,
     /// Values resent by this incarnation (first sends not counted).
     retransmits: u64,
+    /// Acks and replies, each emitted once the value it promises is durable.
+    out: DurableOutbox<Message, Response>,
+    /// Deliveries of the current step, acknowledged once its output leaves.
+    delivered_in_step: Vec<Delivery>,
+    /// Deliveries whose acknowledgement waits for a sync, oldest first.
+    awaiting: std::collections::VecDeque<(SyncId, Vec<Delivery>)>,
+    /// Deliveries whose acknowledgement (to a client or a peer) left in the latest step.
+    acknowledged_in_step: Vec<Delivery>,
 }
 
 impl BroadcastProcess {
@@ -149,6 +159,38 @@ impl BroadcastProcess {
             deliveries: Vec::new(),
             peers: Vec::new(),
             retransmits: 0,
+            out: DurableOutbox::default(),
+            delivered_in_step: Vec::new(),
+            awaiting: std::collections::VecDeque::new(),
+            acknowledged_in_step: Vec::new(),
+        }
+    }
+
+    /// Deliveries whose acknowledgement (to a client or a peer) left this node in the
+    /// latest step: from then on a crash must not lose them.
+    pub fn acknowledged_in_step(&self) -> &[Delivery] {
+        &self.acknowledged_in_step
+    }
+
+    fn begin(&mut self) {
+        self.acknowledged_in_step.clear();
+        assert!(self.delivered_in_step.is_empty() && self.out.is_empty());
+    }
+
+    /// Ends a step: its acks and replies wait for the sync of its writes (the
+    /// `ack-before-sync` bug sends a client's `Ok` at once instead).
+    fn finish(&mut self, ctx: &mut Context<'_, Self>, early: bool) {
+        let ids = std::mem::take(&mut self.delivered_in_step);
+        let waits_for = match early {
+            true => self.out.flush_early(ctx, false),
+            false => self.out.flush(ctx),
+        };
+        match waits_for {
+            None => self.acknowledged_in_step.extend(ids),
+            Some(sync) => match self.awaiting.back_mut() {
+                Some((last, waiting)) if *last == sync => waiting.extend(ids),
+                _ => self.awaiting.push_back((sync, ids)),
+            },
         }
     }
 
@@ -192,6 +234,7 @@ impl BroadcastProcess {
     fn deliver(&mut self, id: u64, value: String, source: Source) {
         let previous = self.delivered.insert(id, value);
         assert!(previous.is_none(), "value {id} delivered twice");
+        self.delivered_in_step.push(Delivery { id, source });
         assert!(self.delivered.len() <= self.config.max_values);
         self.deliveries.push(Delivery { id, source });
     }
@@ -209,7 +252,7 @@ impl BroadcastProcess {
             if peer == ctx.id() || Some(peer) == holder {
                 continue;
             }
-            ctx.send(
+            self.out.send(
                 peer,
                 Message::Value {
                     id,
@@ -257,6 +300,61 @@ impl Process for BroadcastProcess {
     type Record = String;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        self.begin();
+        self.start(ctx);
+        self.finish(ctx, false);
+    }
+
+    fn on_request(&mut self, ctx: &mut Context<'_, Self>, request: RequestId, req: Request) {
+        self.begin();
+        self.request(ctx, request, req);
+        self.finish(ctx, self.bugs.ack_before_sync);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Message) {
+        self.begin();
+        self.message(ctx, from, msg);
+        self.finish(ctx, false);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
+        self.begin();
+        self.timer(ctx, timer);
+        self.finish(ctx, false);
+    }
+
+    /// A completed sync releases the acks and replies that waited for it; on an
+    /// fsync error the node stops (the default) and recovers what its disk kept.
+    fn on_synced(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        sync: SyncId,
+        result: Result<(), SyncError>,
+    ) {
+        self.begin();
+        if let Err(error) = result {
+            ctx.abort(format!("sync {} failed: {error:?}", sync.0));
+            return;
+        }
+        self.out.synced(ctx, sync);
+        while self.awaiting.front().is_some_and(|(s, _)| *s <= sync) {
+            let (_, ids) = self.awaiting.pop_front().expect("front exists");
+            self.acknowledged_in_step.extend(ids);
+        }
+    }
+
+    fn message_bytes(msg: &Message) -> usize {
+        match msg {
+            Message::Value { value, .. } => 16 + value.len(),
+            Message::Ack { .. } => 16,
+        }
+    }
+}
+
+/// The handlers; the [`Process`] impl wraps each so that its acks and replies wait
+/// for the writes they promise.
+impl BroadcastProcess {
+    fn start(&mut self, ctx: &mut Context<'_, Self>) {
         assert!(!self.started, "on_start runs once per incarnation");
         let backoff = Duration::from_millis(self.config.retransmit_ms);
         self.peers = (0..ctx.nodes())
@@ -295,35 +393,32 @@ impl Process for BroadcastProcess {
         ctx.trace(format!("recovered {} values", self.delivered.len()));
     }
 
-    fn on_request(&mut self, ctx: &mut Context<'_, Self>, request: RequestId, req: Request) {
+    fn request(&mut self, ctx: &mut Context<'_, Self>, request: RequestId, req: Request) {
         let (id, value) = match req {
             Request::Read => {
                 let ids = self.delivered.keys().copied().collect();
-                ctx.reply(request, Response::Values(ids));
+                self.out.reply(request, Response::Values(ids));
                 return;
             }
             Request::Broadcast { id, value } => (id, value),
         };
         if self.delivered.contains_key(&id) {
-            ctx.reply(request, Response::Ok);
+            self.out.reply(request, Response::Ok);
             return;
         }
         if self.delivered.len() >= self.config.max_values {
-            ctx.reply(request, Response::Full);
+            self.out.reply(request, Response::Full);
             return;
         }
         ctx.write(key(id), value.clone());
-        // Sync before answering: an Ok promises the value survives a crash of this
-        // node. The ack-before-sync bug answers from the unsynced tail instead.
-        if !self.bugs.ack_before_sync {
-            ctx.sync();
-        }
-        ctx.reply(request, Response::Ok);
+        // The Ok waits for the write's sync: it promises the value survives a crash of
+        // this node. The ack-before-sync bug answers from the page cache instead.
+        self.out.reply(request, Response::Ok);
         self.deliver(id, value.clone(), Source::Client);
         self.disseminate(ctx, id, &value, None);
     }
 
-    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Message) {
+    fn message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Message) {
         match msg {
             Message::Value { id, value } => {
                 // The sender holds the value: we need not send it there any more.
@@ -334,24 +429,21 @@ impl Process for BroadcastProcess {
                         ctx.trace(format!("full: dropped value {id} from node {from}"));
                         return;
                     }
-                    // Durable before the ack: an ack promises the value survives a crash.
+                    // The ack waits for the write's sync: it promises the value survives
+                    // a crash.
                     ctx.write(key(id), value.clone());
-                    ctx.sync();
                     self.deliver(id, value.clone(), Source::Peer(from));
                     self.disseminate(ctx, id, &value, Some(from));
                 }
                 // A duplicate is acknowledged again: our earlier ack may have been lost.
-                ctx.send(from, Message::Ack { id });
+                self.out.send(from, Message::Ack { id });
             }
             Message::Ack { id } => self.acknowledged(ctx, from, id),
         }
     }
 
-    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
+    fn timer(&mut self, ctx: &mut Context<'_, Self>, timer: Timer) {
         let Timer::Retransmit { peer } = timer;
-        if self.bugs.ack_before_sync && ctx.storage().unsynced_writes() > 0 {
-            ctx.sync();
-        }
         let max = Duration::from_millis(self.config.retransmit_ms_max);
         let state = &mut self.peers[peer];
         assert!(
@@ -372,16 +464,9 @@ impl Process for BroadcastProcess {
                 id,
                 value: value.clone(),
             };
-            ctx.send(peer, msg);
+            self.out.send(peer, msg);
             self.retransmits += 1;
         }
         self.arm(ctx, peer);
-    }
-
-    fn message_bytes(msg: &Message) -> usize {
-        match msg {
-            Message::Value { value, .. } => 16 + value.len(),
-            Message::Ack { .. } => 16,
-        }
     }
 }

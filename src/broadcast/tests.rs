@@ -96,6 +96,7 @@ impl Cluster {
             &mut effects,
         );
         handler(process, &mut ctx);
+        let mut syncs = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Send { to, msg } if !self.cut.contains(&(node, to)) => {
@@ -106,6 +107,8 @@ impl Cluster {
                 }
                 Effect::CancelTimer { id } => self.timers.retain(|k, _| (k.1, k.2) != (node, id)),
                 Effect::Reply { id, response } => self.replies.push((id, response)),
+                // A disk with no latency: the sync completes right after the step.
+                Effect::Sync { id, writes } => syncs.push((id, writes)),
                 _ => {}
             }
         }
@@ -113,6 +116,12 @@ impl Cluster {
             self.disk[node] = self.storage[node].clone();
         }
         self.check(node);
+        for (id, writes) in syncs {
+            self.storage[node].complete_sync(writes);
+            let synced: SyncedStep<BroadcastProcess> =
+                Box::new(move |p, ctx| p.on_synced(ctx, id, Ok(())));
+            self.step(node, synced);
+        }
     }
 
     fn check(&mut self, node: NodeId) {
@@ -858,3 +867,7 @@ fn random_faults_expose_each_bug() {
     // Agreement's reasons carry no checker name: they come from `settled`.
     assert!(caught(no_retransmit, "node ") > 0);
 }
+
+/// The handler a completed sync runs, boxed so that stepping it is not generic
+/// recursion.
+type SyncedStep<P> = Box<dyn FnOnce(&mut P, &mut Context<'_, P>)>;

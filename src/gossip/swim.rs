@@ -13,7 +13,9 @@ use super::broadcast::BroadcastQueue;
 use super::config::{ProbeOrder, SwimConfig};
 use super::member::{overrides, IdSet, Member, MemberState, NodeMeta, Update};
 use super::suspicion::suspicion_timeout;
-use crate::process::{Context, NodeId, Process, RequestId, TimerId};
+use crate::process::{
+    Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId, TimerId,
+};
 
 /// Storage key of the member's own incarnation; synced before any message uses it.
 pub const INCARNATION_KEY: &str = "swim/incarnation";
@@ -159,6 +161,7 @@ pub struct SwimProcess {
     refutations: u64,
     last_step_at: Option<Duration>,
     stalls: VecDeque<(Duration, Duration)>,
+    out: DurableOutbox<SwimMessage, ()>,
 }
 
 impl SwimProcess {
@@ -197,6 +200,7 @@ impl SwimProcess {
             refutations: 0,
             last_step_at: None,
             stalls: VecDeque::new(),
+            out: DurableOutbox::default(),
             cfg,
         }
     }
@@ -354,10 +358,10 @@ impl SwimProcess {
         self.last_step_at = Some(now);
     }
 
-    fn send(&mut self, ctx: &mut Context<'_, Self>, to: NodeId, msg: SwimMessage) {
+    fn send(&mut self, _ctx: &mut Context<'_, Self>, to: NodeId, msg: SwimMessage) {
         self.messages_sent += 1;
-        self.bytes_sent += Self::message_bytes(&msg) as u64;
-        ctx.send(to, msg);
+        self.bytes_sent += message_bytes(&msg) as u64;
+        self.out.send(to, msg);
     }
 
     fn lhm_add(&mut self, delta: i64) {
@@ -411,9 +415,10 @@ impl SwimProcess {
         }
     }
 
+    /// Writes the incarnation; the step's output (which may announce it) waits for
+    /// the sync, so a restart never reuses an incarnation others have heard.
     fn persist_incarnation(&mut self, ctx: &mut Context<'_, Self>, inc: u64) {
         ctx.write(INCARNATION_KEY, inc);
-        ctx.sync();
     }
 
     fn set_self(&mut self, ctx: &mut Context<'_, Self>, state: MemberState, inc: u64) {
@@ -1048,6 +1053,45 @@ impl Process for SwimProcess {
     type Record = u64;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
+        self.start(ctx);
+        self.out.flush(ctx);
+    }
+
+    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: SwimMessage) {
+        self.message(ctx, from, msg);
+        self.out.flush(ctx);
+    }
+
+    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: SwimTimer) {
+        self.timer(ctx, timer);
+        self.out.flush(ctx);
+    }
+
+    fn on_request(&mut self, _ctx: &mut Context<'_, Self>, _id: RequestId, _req: ()) {}
+
+    /// A completed sync releases what waited for it; on an fsync error the member
+    /// stops (the default) and rejoins from its disk above every incarnation it kept.
+    fn on_synced(
+        &mut self,
+        ctx: &mut Context<'_, Self>,
+        sync: SyncId,
+        result: Result<(), SyncError>,
+    ) {
+        match result {
+            Ok(()) => self.out.synced(ctx, sync),
+            Err(error) => ctx.abort(format!("sync {} failed: {error:?}", sync.0)),
+        }
+    }
+
+    fn message_bytes(msg: &SwimMessage) -> usize {
+        message_bytes(msg)
+    }
+}
+
+/// The handlers; the [`Process`] impl wraps each so that its output waits for the
+/// writes before it.
+impl SwimProcess {
+    fn start(&mut self, ctx: &mut Context<'_, Self>) {
         assert_eq!(ctx.id(), self.id);
         assert_eq!(ctx.nodes(), self.nodes);
         self.begin_step(ctx.now());
@@ -1075,7 +1119,7 @@ impl Process for SwimProcess {
         }
     }
 
-    fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: SwimMessage) {
+    fn message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: SwimMessage) {
         self.begin_step(ctx.now());
         if self.phase != Phase::Active || from >= self.nodes || from == self.id {
             return;
@@ -1148,7 +1192,7 @@ impl Process for SwimProcess {
         self.notify_if_dead(ctx, from);
     }
 
-    fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: SwimTimer) {
+    fn timer(&mut self, ctx: &mut Context<'_, Self>, timer: SwimTimer) {
         self.begin_step(ctx.now());
         match timer {
             SwimTimer::Join => {
@@ -1194,10 +1238,11 @@ impl Process for SwimProcess {
             SwimTimer::Leave => self.on_leave(ctx),
         }
     }
+}
 
-    fn on_request(&mut self, _ctx: &mut Context<'_, Self>, _id: RequestId, _req: ()) {}
-
-    fn message_bytes(msg: &SwimMessage) -> usize {
+/// Approximate wire size of a message, in bytes.
+fn message_bytes(msg: &SwimMessage) -> usize {
+    {
         fn updates_bytes(us: &[Update]) -> usize {
             us.iter()
                 .map(|u| {

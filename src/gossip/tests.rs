@@ -133,6 +133,7 @@ impl Net {
             );
             f(p, &mut ctx);
         }
+        let mut syncs = Vec::new();
         for e in effects {
             match e {
                 Effect::Send { to, msg } => {
@@ -160,13 +161,19 @@ impl Net {
                 Effect::CancelTimer { id } => {
                     self.slots[i].cancelled.insert(id);
                 }
-                Effect::Write { .. }
-                | Effect::Sync
-                | Effect::Trace { .. }
-                | Effect::Reply { .. } => {}
+                // A disk with no latency: the sync completes right after the step.
+                Effect::Sync { id, writes } => syncs.push((id, writes)),
+                Effect::Abort { reason } => panic!("node {i} aborted: {reason}"),
+                Effect::Write { .. } | Effect::Trace { .. } | Effect::Reply { .. } => {}
             }
         }
         self.check(i);
+        for (id, writes) in syncs {
+            self.slots[i].storage.complete_sync(writes);
+            let synced: SyncedStep<SwimProcess> =
+                Box::new(move |p, ctx| p.on_synced(ctx, id, Ok(())));
+            self.step(i, synced);
+        }
     }
 
     fn check(&mut self, i: NodeId) {
@@ -952,3 +959,7 @@ fn first_detection_counts_probe_periods_from_the_crash_to_the_first_pick() {
         "{m:?}"
     );
 }
+
+/// The handler a completed sync runs, boxed so that stepping it is not generic
+/// recursion.
+type SyncedStep<P> = Box<dyn FnOnce(&mut P, &mut Context<'_, P>)>;

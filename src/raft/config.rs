@@ -171,6 +171,11 @@ pub struct Bugs {
     pub no_prevote_checkquorum: bool,
     /// Serve read_index reads before the leader's no-op of its term is committed.
     pub read_before_noop: bool,
+    /// Send messages and replies (a vote, an append acknowledgement) as soon as the
+    /// step ends, before the sync of the writes they depend on completes.
+    pub send_before_persist: bool,
+    /// On an fsync error, carry on as if the sync had succeeded.
+    pub ignore_fsync_error: bool,
 }
 
 impl Bugs {
@@ -191,6 +196,8 @@ impl Bugs {
             "stale-vote-counting" => &mut self.stale_vote_counting,
             "no-prevote-checkquorum" => &mut self.no_prevote_checkquorum,
             "read-before-noop" => &mut self.read_before_noop,
+            "send-before-persist" => &mut self.send_before_persist,
+            "ignore-fsync-error" => &mut self.ignore_fsync_error,
             _ => return false,
         };
         *flag = true;

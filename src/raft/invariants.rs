@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{RaftConfig, RaftProcess};
+use super::{HardState, RaftConfig, RaftProcess};
 use crate::check::{Checker, ClusterView, Metrics};
 use crate::process::NodeId;
 
@@ -24,6 +24,7 @@ pub fn all(nodes: usize, cfg: &RaftConfig) -> Vec<Box<dyn Checker<RaftProcess>>>
         Box::new(LeaderCompleteness::new(nodes)),
         Box::new(StateMachineSafety::default()),
         Box::new(IndexOrder::new(nodes)),
+        Box::new(RecoveryKeepsDurable::new(nodes)),
         Box::new(LivenessAndMetrics::new(nodes, cfg)),
     ];
     if cfg.max_commit_stall_ms > 0 {
@@ -31,6 +32,74 @@ pub fn all(nodes: usize, cfg: &RaftConfig) -> Vec<Box<dyn Checker<RaftProcess>>>
         checkers.push(Box::new(CommitProgress::new(nodes, bound)));
     }
     checkers
+}
+
+/// Stable storage (Raft Figure 2, "Persistent state on all servers: updated on stable
+/// storage before responding to RPCs"): after a restart a node holds what its completed
+/// syncs made durable — its term and vote, and its log through the index it believed
+/// durable. A node that believes a write durable when it is not (an ignored fsync
+/// error, a wiped disk) breaks every promise it made on that belief.
+pub struct RecoveryKeepsDurable {
+    /// Per node: the belief of its last incarnation, and whether it went down since.
+    promised: Vec<Option<(u64, Option<u64>, HardState)>>,
+    down: Vec<bool>,
+}
+
+impl RecoveryKeepsDurable {
+    pub fn new(nodes: usize) -> Self {
+        RecoveryKeepsDurable {
+            promised: vec![None; nodes],
+            down: vec![false; nodes],
+        }
+    }
+}
+
+impl Checker<RaftProcess> for RecoveryKeepsDurable {
+    fn name(&self) -> &'static str {
+        "recovery-keeps-durable"
+    }
+
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, RaftProcess>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let Some(p) = view.node(node) else {
+            self.down[node] = true;
+            return Ok(());
+        };
+        if std::mem::take(&mut self.down[node]) {
+            if let Some((index, term, hard)) = self.promised[node] {
+                let log = p.log();
+                let kept = match term {
+                    Some(t) => log.snapshot_index() >= index || log.term(index) == Some(t),
+                    None => log.last_index() >= index,
+                };
+                if !kept {
+                    return Err(format!(
+                        "node {node} recovered a log through index {} (term {:?} there) but \
+                         believed it durable through index {index} term {term:?}",
+                        log.last_index(),
+                        log.term(index)
+                    ));
+                }
+                let vote_kept = p.term() > hard.term
+                    || (p.term() == hard.term
+                        && (hard.vote.is_none() || p.voted_for() == hard.vote));
+                if !vote_kept {
+                    return Err(format!(
+                        "node {node} recovered term {} vote {:?} but believed term {} vote {:?} durable",
+                        p.term(),
+                        p.voted_for(),
+                        hard.term,
+                        hard.vote
+                    ));
+                }
+            }
+        }
+        self.promised[node] = Some(p.durable());
+        Ok(())
+    }
 }
 
 /// Progress during the fault phase: liveness proper is judged only after the final
@@ -279,19 +348,19 @@ impl Checker<RaftProcess> for StateMachineSafety {
     }
 }
 
-/// Index ordering: terms never decrease (across restarts: the term is durable); commit
-/// and applied never decrease within an incarnation; applied ≤ commit ≤ last index.
+/// Index ordering: terms, commit and applied never decrease within an incarnation;
+/// applied ≤ commit ≤ last index. Across a restart a term may go back to the last one
+/// that reached the disk (a crash may lose an adoption whose sync had not completed,
+/// and nothing was sent in it); [`RecoveryKeepsDurable`] holds the node to that.
 pub struct IndexOrder {
-    /// Per node: (commit, applied) at its last step, `None` after a crash.
-    last: Vec<Option<(u64, u64)>>,
-    terms: Vec<u64>,
+    /// Per node: (term, commit, applied) at its last step, `None` after a crash.
+    last: Vec<Option<(u64, u64, u64)>>,
 }
 
 impl IndexOrder {
     pub fn new(nodes: usize) -> Self {
         IndexOrder {
             last: vec![None; nodes],
-            terms: vec![0; nodes],
         }
     }
 }
@@ -311,13 +380,6 @@ impl Checker<RaftProcess> for IndexOrder {
             return Ok(());
         };
         let (term, commit, applied) = (p.term(), p.commit_index(), p.applied_index());
-        if term < self.terms[node] {
-            return Err(format!(
-                "term regressed: node {node} went from term {} to {term}",
-                self.terms[node]
-            ));
-        }
-        self.terms[node] = term;
         if applied > commit || commit > p.log().last_index() {
             return Err(format!(
                 "index order: node {node} has applied {applied}, commit {commit}, last index {} \
@@ -325,7 +387,12 @@ impl Checker<RaftProcess> for IndexOrder {
                 p.log().last_index()
             ));
         }
-        if let Some((c, a)) = self.last[node] {
+        if let Some((t, c, a)) = self.last[node] {
+            if term < t {
+                return Err(format!(
+                    "term regressed: node {node} went from term {t} to {term} without restarting"
+                ));
+            }
             if commit < c || applied < a {
                 return Err(format!(
                     "commit regressed: node {node} went from commit {c} / applied {a} to commit \
@@ -333,7 +400,7 @@ impl Checker<RaftProcess> for IndexOrder {
                 ));
             }
         }
-        self.last[node] = Some((commit, applied));
+        self.last[node] = Some((term, commit, applied));
         Ok(())
     }
 }

@@ -8,10 +8,15 @@
 //! [`invariants`] (online checkers). This file holds the node's state and the
 //! handler entry points shared by every role.
 //!
-//! Durability: term, vote and log entries are written with `ctx.write` as they change,
-//! and every handler ends with one `ctx.sync()` before any message or client reply of
-//! that handler is emitted (see [`RaftProcess::finish`]); so nothing a peer or client
-//! learns can be lost by a crash.
+//! Durability: term, vote and log entries are written with `ctx.write` as they change.
+//! Every handler ends by starting one sync of its writes, and its messages and client
+//! replies wait in a [`DurableOutbox`] until that sync completes (see
+//! [`RaftProcess::finish`]); so nothing a peer or client learns can be lost by a crash.
+//! A leader's own appends therefore also wait for its sync before they are sent, so the
+//! leader counts toward a commit quorum only entries that are durable on its disk
+//! (Raft thesis §10.2.1 allows sending first; faultline keeps the simpler order).
+//! An fsync error stops the node (crash-stop, then recovery from disk): after EIO the
+//! page cache no longer holds what the log in memory claims is on disk.
 
 pub mod config;
 mod election;
@@ -32,7 +37,9 @@ use std::time::Duration;
 use rand::Rng;
 
 use crate::kv::KvStore;
-use crate::process::{Context, NodeId, Process, RequestId, TimerId};
+use crate::process::{
+    Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId, TimerId,
+};
 
 pub use config::{Bugs, RaftConfig, ReadMode};
 pub use log::RaftLog;
@@ -148,10 +155,15 @@ pub struct RaftProcess {
     bug_vote_count: usize,
     leader_state: Option<LeaderState>,
 
-    // Per-step outputs, emitted by `finish` after the sync.
-    outbox: Vec<(NodeId, Message)>,
-    replies: Vec<(RequestId, Response)>,
-    /// Skip this step's sync (the `ack-before-sync` bug).
+    /// Messages and replies, each emitted once the writes before it are durable.
+    out: DurableOutbox<Message, Response>,
+    /// What this node believes its disk holds: the log through `durable.0` (whose
+    /// entry has term `durable.1`, `None` if compacted) and this hard state. Checkers
+    /// hold a restarted node to it.
+    durable: (u64, Option<u64>, HardState),
+    /// Syncs in flight with the log's last index and the hard state when each started.
+    sync_marks: VecDeque<(SyncId, u64, HardState)>,
+    /// Emit this step's output without syncing first (the `ack-before-sync` bug).
     defer_sync: bool,
     /// Writes acknowledged to clients in the latest step: (index, term).
     acked: Vec<(u64, u64)>,
@@ -198,8 +210,9 @@ impl RaftProcess {
             votes: BTreeMap::new(),
             bug_vote_count: 0,
             leader_state: None,
-            outbox: Vec::new(),
-            replies: Vec::new(),
+            out: DurableOutbox::default(),
+            durable: (0, Some(0), HardState::default()),
+            sync_marks: VecDeque::new(),
             defer_sync: false,
             acked: Vec::new(),
             applied_in_step: Vec::new(),
@@ -254,6 +267,40 @@ impl RaftProcess {
     pub fn log_changed_from(&self) -> Option<u64> {
         self.log_changed_from
     }
+    /// What the node believes is on its disk, from the syncs that completed: the log
+    /// through an index (with that entry's term, `None` when compacted) and the term
+    /// and vote.
+    pub fn durable(&self) -> (u64, Option<u64>, HardState) {
+        self.durable
+    }
+
+    fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            vote: self.vote,
+        }
+    }
+
+    /// The log from `from` on changes: what was synced there no longer is the log.
+    fn forget_durable_from(&mut self, from: u64) {
+        let keep = from.saturating_sub(1);
+        if self.durable.0 > keep {
+            self.durable.0 = keep;
+            self.durable.1 = self.log.term(keep);
+        }
+        for mark in &mut self.sync_marks {
+            mark.1 = mark.1.min(keep);
+        }
+    }
+
+    /// Sync `sync` completed (or, with a bug, is taken as completed).
+    fn durable_through(&mut self, sync: SyncId) {
+        while self.sync_marks.front().is_some_and(|m| m.0 <= sync) {
+            let (_, last, hard) = self.sync_marks.pop_front().expect("front exists");
+            let last = last.min(self.log.last_index());
+            self.durable = (last, self.log.term(last), hard);
+        }
+    }
 
     fn note_log_change(&mut self, index: u64) {
         self.log_changed_from = Some(self.log_changed_from.map_or(index, |i| i.min(index)));
@@ -266,25 +313,32 @@ impl RaftProcess {
     // ---- Step plumbing. ----
 
     fn begin(&mut self, ctx: &Ctx<'_>) {
-        debug_assert!(self.outbox.is_empty() && self.replies.is_empty());
-        debug_assert_eq!(ctx.id(), self.id);
+        assert!(self.out.is_empty(), "a step starts with no output");
+        assert_eq!(ctx.id(), self.id);
         self.acked.clear();
         self.applied_in_step.clear();
         self.log_changed_from = None;
         self.defer_sync = false;
     }
 
-    /// Ends a step: makes this step's writes durable, then emits its messages and
-    /// replies, so nothing sent depends on state a crash could lose.
+    /// Ends a step: starts a sync of this step's writes and holds its messages and
+    /// replies until it completes, so nothing sent depends on state a crash could lose.
     fn finish(&mut self, ctx: &mut Ctx<'_>) {
-        if ctx.storage().unsynced_writes() > 0 && !self.defer_sync {
-            ctx.sync();
-        }
-        for (to, msg) in self.outbox.drain(..) {
-            ctx.send(to, msg);
-        }
-        for (id, resp) in self.replies.drain(..) {
-            ctx.reply(id, resp);
+        let waits_for = if self.defer_sync {
+            self.out.flush_early(ctx, false)
+        } else if self.bugs.send_before_persist {
+            self.out.flush_early(ctx, true)
+        } else {
+            self.out.flush(ctx)
+        };
+        if waits_for.is_none() && ctx.storage().unsynced_writes() == 0 {
+            let last = self.log.last_index();
+            self.durable = (last, self.log.term(last), self.hard_state());
+        } else if let Some(sync) = waits_for {
+            if self.sync_marks.back().is_none_or(|m| m.0 != sync) {
+                let mark = (sync, self.log.last_index(), self.hard_state());
+                self.sync_marks.push_back(mark);
+            }
         }
         self.assert_invariants();
     }
@@ -307,11 +361,11 @@ impl RaftProcess {
     }
 
     fn send(&mut self, to: NodeId, msg: Message) {
-        self.outbox.push((to, msg));
+        self.out.send(to, msg);
     }
 
     fn reply(&mut self, id: RequestId, resp: Response) {
-        self.replies.push((id, resp));
+        self.out.reply(id, resp);
     }
 
     fn persist_hard(&mut self, ctx: &mut Ctx<'_>) {
@@ -326,6 +380,7 @@ impl RaftProcess {
 
     fn persist_entry(&mut self, ctx: &mut Ctx<'_>, entry: &Entry) {
         self.note_log_change(entry.index);
+        self.forget_durable_from(entry.index);
         ctx.write(log_key(entry.index), Record::Entry(entry.clone()));
     }
 
@@ -494,6 +549,30 @@ impl Process for RaftProcess {
         self.finish(ctx);
     }
 
+    fn on_synced(&mut self, ctx: &mut Ctx<'_>, sync: SyncId, result: Result<(), SyncError>) {
+        self.begin(ctx);
+        match result {
+            Ok(()) => {
+                self.durable_through(sync);
+                self.out.synced(ctx, sync);
+            }
+            // The bug: carry on as if the writes were durable. The log in memory now
+            // claims entries (or a vote) that the disk will never hold.
+            Err(_) if self.bugs.ignore_fsync_error => {
+                self.durable_through(sync);
+                self.out.synced(ctx, sync);
+            }
+            Err(error) => {
+                ctx.abort(format!(
+                    "node {} stops: sync {} failed ({error:?})",
+                    self.id, sync.0
+                ));
+                return;
+            }
+        }
+        self.finish(ctx);
+    }
+
     fn message_bytes(msg: &Message) -> usize {
         msg.size_bytes()
     }
@@ -631,16 +710,16 @@ impl RaftProcess {
             return;
         };
         for (_, (id, seq)) in ls.pending_writes {
-            self.replies.push((id, Response::Dropped { seq }));
+            self.out.reply(id, Response::Dropped { seq });
         }
         for r in ls.pending_reads {
-            self.replies.push((
+            self.out.reply(
                 r.id,
                 Response::Redirect {
                     seq: r.seq,
                     leader: None,
                 },
-            ));
+            );
         }
         self.leader = None;
     }

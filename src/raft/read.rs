@@ -124,8 +124,7 @@ impl RaftProcess {
             }
             let r = ls.pending_reads.pop_front().expect("front exists");
             let value = self.kv.get(&r.key).cloned();
-            self.replies
-                .push((r.id, Response::Value { seq: r.seq, value }));
+            self.out.reply(r.id, Response::Value { seq: r.seq, value });
         }
     }
 }

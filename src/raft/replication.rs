@@ -210,6 +210,7 @@ impl RaftProcess {
     fn truncate(&mut self, ctx: &mut Ctx<'_>, from: u64) {
         assert!(from > self.commit, "committed entries are never removed");
         self.note_log_change(from);
+        self.forget_durable_from(from);
         for i in from..=self.log.last_index() {
             ctx.remove(log_key(i));
         }

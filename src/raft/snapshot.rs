@@ -34,6 +34,7 @@ impl RaftProcess {
         let old_last = self.log.last_index();
         ctx.write("snapshot", Record::Snapshot(snapshot.clone()));
         self.note_log_change(snapshot.index + 1);
+        self.forget_durable_from(snapshot.index + 1);
         self.log.install(snapshot);
         // Remove every old entry key the new log no longer holds.
         let removed_to = if self.log.last_index() > self.log.snapshot_index() {

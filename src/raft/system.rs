@@ -78,6 +78,20 @@ pub const BUGS: &[Bug] = &[
                       commit index that may lag writes its predecessor acknowledged: a stale read \
                       (linearizability).",
     },
+    Bug {
+        name: "send-before-persist",
+        scenario: "raft-disk-crash",
+        description: "A node sends a message as soon as its step ends, before the sync of the \
+                      writes it depends on completes: a follower acknowledges an append, or grants \
+                      a vote, that a crash then takes back (leader completeness, election safety).",
+    },
+    Bug {
+        name: "ignore-fsync-error",
+        scenario: "raft-fsync-error",
+        description: "On an fsync error a node carries on as if the sync had succeeded; the \
+                      entries it acknowledged were dropped from the page cache, and the next \
+                      crash loses them (leader completeness; linearizability).",
+    },
 ];
 
 impl RaftKv {

@@ -129,15 +129,56 @@ pub enum Fault {
         resume_ms: Option<u64>,
         node: NodeId,
     },
-    /// From `at_ms` on, the node's clock reads `offset_ms` away from true time and
-    /// drifts at `drift_ppm`. Clock faults are not healed.
-    Clock {
+    /// An NTP-like step: from `at_ms` on, the node's wall clock reads `offset_ms` more
+    /// (or less) than before. The monotonic clock, and so every timer, is untouched.
+    /// Not healed.
+    ClockStep {
         at_ms: u64,
         node: NodeId,
-        #[serde(default)]
         offset_ms: i64,
-        #[serde(default)]
+    },
+    /// From `at_ms` on, the node's clocks run `drift_ppm` parts per million fast (or
+    /// slow), without moving: timers speed up or slow down with them. Not healed.
+    ClockDrift {
+        at_ms: u64,
+        node: NodeId,
         drift_ppm: f64,
+    },
+    /// Both clocks of the node stop from `at_ms` until `heal_ms`, while it keeps
+    /// handling messages (a stalled clock source, or a VM frozen by its hypervisor);
+    /// at the heal they catch up, and timers that fell due meanwhile fire late.
+    ClockFreeze {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        node: NodeId,
+    },
+    /// The node's disk completes no sync until the heal; writes are still accepted,
+    /// and the network and timers are unaffected.
+    DiskStall {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        node: NodeId,
+    },
+    /// Syncs the node starts take `factor` times their usual latency.
+    DiskSlow {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        node: NodeId,
+        factor: f64,
+    },
+    /// The next sync the node's disk completes after `at_ms` fails (EIO), and the
+    /// writes it covered are dropped from the page cache, as Linux does.
+    FsyncError { at_ms: u64, node: NodeId },
+    /// A crash after which the node comes back at `restart_ms` with an empty disk,
+    /// under the same id: a replaced machine.
+    DiskWipe {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restart_ms: Option<u64>,
+        node: NodeId,
     },
     /// Extra delay on every message to or from `nodes` (all links if empty).
     LatencySpike {
@@ -173,14 +214,21 @@ impl Fault {
             | Fault::Isolate { at_ms, .. }
             | Fault::Crash { at_ms, .. }
             | Fault::Pause { at_ms, .. }
-            | Fault::Clock { at_ms, .. }
+            | Fault::ClockStep { at_ms, .. }
+            | Fault::ClockDrift { at_ms, .. }
+            | Fault::ClockFreeze { at_ms, .. }
+            | Fault::DiskStall { at_ms, .. }
+            | Fault::DiskSlow { at_ms, .. }
+            | Fault::FsyncError { at_ms, .. }
+            | Fault::DiskWipe { at_ms, .. }
             | Fault::LatencySpike { at_ms, .. }
             | Fault::Loss { at_ms, .. }
             | Fault::Duplicate { at_ms, .. } => at_ms,
         }
     }
 
-    /// When the fault ends (`None`: at the final heal); clock faults never end.
+    /// When the fault ends (`None`: at the final heal, or never for a fault that is
+    /// not healed: see [`Fault::heals`]).
     pub fn end_ms(&self) -> Option<u64> {
         match *self {
             Fault::Partition { heal_ms, .. }
@@ -189,17 +237,29 @@ impl Fault {
             | Fault::Isolate { heal_ms, .. }
             | Fault::LatencySpike { heal_ms, .. }
             | Fault::Loss { heal_ms, .. }
-            | Fault::Duplicate { heal_ms, .. } => heal_ms,
-            Fault::Crash { restart_ms, .. } => restart_ms,
+            | Fault::Duplicate { heal_ms, .. }
+            | Fault::ClockFreeze { heal_ms, .. }
+            | Fault::DiskStall { heal_ms, .. }
+            | Fault::DiskSlow { heal_ms, .. } => heal_ms,
+            Fault::Crash { restart_ms, .. } | Fault::DiskWipe { restart_ms, .. } => restart_ms,
             Fault::Pause { resume_ms, .. } => resume_ms,
-            Fault::Clock { .. } => None,
+            Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => None,
         }
+    }
+
+    /// Whether the fault ends (at its end time, or at the final heal). A clock step or
+    /// drift and an fsync error are events, not states: nothing heals them.
+    pub fn heals(&self) -> bool {
+        !matches!(
+            self,
+            Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. }
+        )
     }
 
     /// The name of the field holding [`Fault::end_ms`], for error messages.
     pub fn end_field(&self) -> &'static str {
         match self {
-            Fault::Crash { .. } => "restart_ms",
+            Fault::Crash { .. } | Fault::DiskWipe { .. } => "restart_ms",
             Fault::Pause { .. } => "resume_ms",
             _ => "heal_ms",
         }
@@ -213,17 +273,25 @@ impl Fault {
             Fault::Isolate { .. } => FaultKind::Isolate,
             Fault::Crash { .. } => FaultKind::Crash,
             Fault::Pause { .. } => FaultKind::Pause,
-            Fault::Clock { .. } => FaultKind::Clock,
+            Fault::ClockStep { .. } => FaultKind::ClockStep,
+            Fault::ClockDrift { .. } => FaultKind::ClockDrift,
+            Fault::ClockFreeze { .. } => FaultKind::ClockFreeze,
+            Fault::DiskStall { .. } => FaultKind::DiskStall,
+            Fault::DiskSlow { .. } => FaultKind::DiskSlow,
+            Fault::FsyncError { .. } => FaultKind::FsyncError,
+            Fault::DiskWipe { .. } => FaultKind::DiskWipe,
             Fault::LatencySpike { .. } => FaultKind::LatencySpike,
             Fault::Loss { .. } => FaultKind::Loss,
             Fault::Duplicate { .. } => FaultKind::Duplicate,
         }
     }
 
-    /// The node this fault takes down (crash or pause), if any.
+    /// The node this fault takes down (crash, disk wipe or pause), if any.
     pub fn downed_node(&self) -> Option<NodeId> {
         match *self {
-            Fault::Crash { node, .. } | Fault::Pause { node, .. } => Some(node),
+            Fault::Crash { node, .. }
+            | Fault::DiskWipe { node, .. }
+            | Fault::Pause { node, .. } => Some(node),
             _ => None,
         }
     }
@@ -252,7 +320,13 @@ impl Fault {
             Fault::Isolate { node, .. }
             | Fault::Crash { node, .. }
             | Fault::Pause { node, .. }
-            | Fault::Clock { node, .. } => vec![("node", *node)],
+            | Fault::ClockStep { node, .. }
+            | Fault::ClockDrift { node, .. }
+            | Fault::ClockFreeze { node, .. }
+            | Fault::DiskStall { node, .. }
+            | Fault::DiskSlow { node, .. }
+            | Fault::FsyncError { node, .. }
+            | Fault::DiskWipe { node, .. } => vec![("node", *node)],
             Fault::Loss { .. } | Fault::Duplicate { .. } => Vec::new(),
         }
     }
@@ -267,7 +341,13 @@ pub enum FaultKind {
     Isolate,
     Crash,
     Pause,
-    Clock,
+    ClockStep,
+    ClockDrift,
+    ClockFreeze,
+    DiskStall,
+    DiskSlow,
+    FsyncError,
+    DiskWipe,
     LatencySpike,
     Loss,
     Duplicate,

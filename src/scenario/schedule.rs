@@ -53,8 +53,13 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
     let end_ms = r.end_ms.unwrap_or(scenario.duration_ms);
     let n = scenario.nodes;
     let mut faults = Vec::new();
-    // (node, from, to): down intervals so far, for `max_down` and no double crashes.
-    let mut downs: Vec<(NodeId, u64, u64)> = Vec::new();
+    // (node, from, to): down intervals so far, for `max_down` and no double crashes;
+    // the file's own down faults count too.
+    let mut downs: Vec<(NodeId, u64, u64)> = scenario
+        .faults
+        .iter()
+        .filter_map(|f| Some((f.downed_node()?, f.at_ms(), f.end_ms().unwrap_or(u64::MAX))))
+        .collect();
     let mut t = r.start_ms;
     while faults.len() < r.max_faults {
         t += rng.gen_range(r.interval_ms.min..=r.interval_ms.max);
@@ -109,7 +114,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 heal_ms: heal,
                 node: rng.gen_range(0..n),
             }),
-            FaultKind::Crash | FaultKind::Pause => {
+            FaultKind::Crash | FaultKind::Pause | FaultKind::DiskWipe => {
                 let down_at = |node: NodeId| {
                     downs
                         .iter()
@@ -133,6 +138,11 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                                     torn,
                                 }
                             }
+                            FaultKind::DiskWipe => Fault::DiskWipe {
+                                at_ms: t,
+                                restart_ms: heal,
+                                node,
+                            },
                             _ => Fault::Pause {
                                 at_ms: t,
                                 resume_ms: heal,
@@ -143,17 +153,40 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                     _ => None,
                 }
             }
-            FaultKind::Clock => {
-                let offset_ms = rng.gen_range(-r.clock_offset_ms_max..=r.clock_offset_ms_max);
+            FaultKind::ClockStep => Some(Fault::ClockStep {
+                at_ms: t,
+                node: rng.gen_range(0..n),
+                offset_ms: rng.gen_range(-r.clock_offset_ms_max..=r.clock_offset_ms_max),
+            }),
+            FaultKind::ClockDrift => {
                 let drift_ppm =
                     (rng.gen_range(-r.drift_ppm_max..=r.drift_ppm_max) * 10.0).round() / 10.0;
-                Some(Fault::Clock {
+                Some(Fault::ClockDrift {
                     at_ms: t,
                     node: rng.gen_range(0..n),
-                    offset_ms,
                     drift_ppm,
                 })
             }
+            FaultKind::ClockFreeze => Some(Fault::ClockFreeze {
+                at_ms: t,
+                heal_ms: heal,
+                node: rng.gen_range(0..n),
+            }),
+            FaultKind::DiskStall => Some(Fault::DiskStall {
+                at_ms: t,
+                heal_ms: heal,
+                node: rng.gen_range(0..n),
+            }),
+            FaultKind::DiskSlow => Some(Fault::DiskSlow {
+                at_ms: t,
+                heal_ms: heal,
+                node: rng.gen_range(0..n),
+                factor: r.disk_slow_factor,
+            }),
+            FaultKind::FsyncError => Some(Fault::FsyncError {
+                at_ms: t,
+                node: rng.gen_range(0..n),
+            }),
             FaultKind::LatencySpike => {
                 let nodes = if rng.gen_bool(0.3) {
                     Vec::new()

@@ -10,7 +10,7 @@ use madsim::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::trace::{Actor, TraceRecord};
-use super::world::{Failure, FailureKind, Op, Status, World};
+use super::world::{ClockFault, DiskFault, Failure, FailureKind, Op, Status, World};
 use crate::check::Metrics;
 use crate::history::HistoryEvent;
 use crate::scenario::{Fault, Scenario, Schedule};
@@ -90,6 +90,7 @@ pub async fn simulate<S: System>(
     let world: Shared<S> = Arc::new(Mutex::new(World::new(
         setup,
         &scenario.network,
+        &scenario.disk,
         schedule.seed,
         record,
     )));
@@ -269,45 +270,65 @@ impl<S: System> Nemesis<'_, S> {
         w.trace
             .event(now, Actor::Sim, event, &index, || format!("{fault:?}"));
         match *fault {
-            Fault::Crash { node, torn, .. } => {
-                let id = w.nodes[node].madsim.expect("node built");
-                match on {
-                    true => {
-                        w.crash(node, torn);
-                        drop(w);
-                        self.handle.kill(id);
-                    }
-                    false => {
-                        w.start_node(node);
-                        drop(w);
-                        self.handle.restart(id); // after kill, as madsim requires
-                    }
-                }
-            }
+            Fault::Crash { node, torn, .. } => self.down(w, node, torn, false, on),
+            Fault::DiskWipe { node, .. } => self.down(w, node, false, true, on),
             Fault::Pause { node, .. } => {
                 let id = w.nodes[node].madsim.expect("node built");
-                w.set_paused(node, on);
-                drop(w);
-                match on {
-                    true => self.handle.pause(id),
-                    false => self.handle.resume(id),
+                if w.set_paused(node, on) {
+                    drop(w);
+                    match on {
+                        true => self.handle.pause(id),
+                        false => self.handle.resume(id),
+                    }
                 }
             }
-            Fault::Clock {
+            Fault::ClockStep {
+                node, offset_ms, ..
+            } => w.clock_fault(
                 node,
-                offset_ms,
-                drift_ppm,
-                ..
-            } => {
-                assert!(on, "clock faults do not end");
-                let slot = &mut w.nodes[node];
-                let factor = slot.clock.set(now, offset_ms, drift_ppm);
-                slot.mailbox.rescale_timers(now, factor);
+                ClockFault::Step {
+                    offset_ns: offset_ms * 1_000_000,
+                },
+            ),
+            Fault::ClockDrift {
+                node, drift_ppm, ..
+            } => w.clock_fault(node, ClockFault::Drift { drift_ppm }),
+            Fault::ClockFreeze { node, .. } => w.clock_fault(node, ClockFault::Freeze(on)),
+            Fault::DiskStall { node, .. } => w.disk_fault(node, index, DiskFault::Stall, on),
+            Fault::DiskSlow { node, factor, .. } => {
+                w.disk_fault(node, index, DiskFault::Slow { factor }, on)
             }
+            Fault::FsyncError { node, .. } => w.disk_fault(node, index, DiskFault::FsyncError, on),
             _ => w.net.apply(index, fault, on),
         }
-        if on && !matches!(fault, Fault::Clock { .. }) {
+        if on && fault.heals() {
             self.active.insert(index);
+        }
+    }
+
+    /// A crash or disk wipe starts or ends, on the world and on madsim's node.
+    fn down(
+        &self,
+        mut w: std::sync::MutexGuard<'_, World<S>>,
+        node: usize,
+        torn: bool,
+        wipe: bool,
+        on: bool,
+    ) {
+        let id = w.nodes[node].madsim.expect("node built");
+        match on {
+            true => {
+                if w.crash(node, torn, wipe) {
+                    drop(w);
+                    self.handle.kill(id);
+                }
+            }
+            false => {
+                if w.restart(node) {
+                    drop(w);
+                    self.handle.restart(id); // after kill, as madsim requires
+                }
+            }
         }
     }
 

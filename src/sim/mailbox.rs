@@ -18,6 +18,9 @@ pub struct Mailbox<I, T> {
     timers: BTreeMap<(u64, TimerId), T>,
     deadlines: BTreeMap<TimerId, u64>,
     seq: u64,
+    /// While set, timers do not come due (the actor's clock source is frozen); they
+    /// keep their deadlines and fire, late, once released.
+    pub timers_held: bool,
     /// The true time the actor's loop sleeps until (`u64::MAX`: until notified). A new
     /// item due no earlier needs no wake-up: the loop wakes for it anyway.
     wake_ns: u64,
@@ -32,6 +35,7 @@ impl<I, T> Default for Mailbox<I, T> {
             timers: BTreeMap::new(),
             deadlines: BTreeMap::new(),
             seq: 0,
+            timers_held: false,
             wake_ns: 0,
             notify: Arc::new(Notify::new()),
         }
@@ -99,9 +103,23 @@ impl<I, T> Mailbox<I, T> {
             .collect()
     }
 
+    /// Releases held timers: those that fell due meanwhile are due at once.
+    pub fn release_timers(&mut self) {
+        self.timers_held = false;
+        self.wake_ns = 0;
+        self.notify.notify_one();
+    }
+
+    fn first_timer_ns(&self) -> Option<u64> {
+        match self.timers_held {
+            true => None,
+            false => self.timers.keys().next().map(|k| k.0),
+        }
+    }
+
     pub fn next_due_ns(&self) -> Option<u64> {
         let input = self.inputs.keys().next().map(|k| k.0);
-        let timer = self.timers.keys().next().map(|k| k.0);
+        let timer = self.first_timer_ns();
         input.into_iter().chain(timer).min()
     }
 
@@ -112,11 +130,7 @@ impl<I, T> Mailbox<I, T> {
             .first_key_value()
             .map(|(k, _)| k.0)
             .filter(|&t| t <= now_ns);
-        let timer = self
-            .timers
-            .first_key_value()
-            .map(|(k, _)| k.0)
-            .filter(|&t| t <= now_ns);
+        let timer = self.first_timer_ns().filter(|&t| t <= now_ns);
         match (input, timer) {
             (Some(i), Some(t)) if t < i => self.pop_timer(),
             (Some(_), _) => self.inputs.pop_first().map(|(_, i)| Due::Input(i)),

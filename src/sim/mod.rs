@@ -1,6 +1,7 @@
 //! The simulation driver on madsim: network, storage, clocks, faults and trace.
 
 mod clock;
+mod disk;
 mod driver;
 mod mailbox;
 pub mod network;

@@ -11,15 +11,16 @@ use serde::Serialize;
 use tokio::sync::Notify;
 
 use super::clock::Clock;
+use super::disk::{Completion, Disk};
 use super::mailbox::{Due, Mailbox};
 use super::network::{DropReason, Fate, Network};
-use super::trace::{Actor, Trace};
+use super::trace::{fmt_time, Actor, Trace};
 use crate::check::{Checker, ClusterView, Metrics};
 use crate::client::{Client, ClientContext, ClientEffect};
 use crate::history::{HistoryEvent, OpType};
-use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId};
+use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, SyncError};
 use crate::rng::{stream, Purpose};
-use crate::scenario::NetworkSpec;
+use crate::scenario::{DiskSpec, Latency, NetworkSpec};
 use crate::storage::Storage;
 use crate::system::{Setup, System};
 
@@ -70,8 +71,16 @@ pub enum Status {
 }
 
 pub enum NodeInput<P: Process> {
-    Message { from: NodeId, msg: P::Message },
-    Request { id: RequestId, req: P::Request },
+    Message {
+        from: NodeId,
+        msg: P::Message,
+    },
+    Request {
+        id: RequestId,
+        req: P::Request,
+    },
+    /// The disk may have completed a sync: see [`Disk::complete`].
+    DiskWake,
 }
 
 pub struct NodeSlot<P: Process> {
@@ -83,6 +92,17 @@ pub struct NodeSlot<P: Process> {
     pub mailbox: Mailbox<NodeInput<P>, P::Timer>,
     pub status: Status,
     pub madsim: Option<madsim::task::NodeId>,
+    pub disk: Disk,
+    /// Down faults (crash, disk wipe) active on the node: it stays down until the
+    /// last one ends, so overlapping faults compose.
+    downs: u32,
+    /// Active clock freezes (they may overlap).
+    freezes: u32,
+    /// When a process that aborted itself is restarted (true time), if it is down for
+    /// that reason.
+    restart_at_ns: Option<u64>,
+    /// A pause fault found the node down, so its resume has nothing to do.
+    pause_skipped: bool,
 }
 
 pub struct ClientInput<P: Process> {
@@ -112,7 +132,11 @@ pub struct Counters {
     pub timers_fired: u64,
     pub writes: u64,
     pub syncs: u64,
+    pub syncs_completed: u64,
+    pub sync_errors: u64,
     pub writes_lost: u64,
+    pub aborts: u64,
+    pub disk_wipes: u64,
     pub crashes: u64,
     pub restarts: u64,
     pub pauses: u64,
@@ -135,6 +159,9 @@ pub struct World<S: System> {
     pub clients: Vec<ClientSlot<S>>,
     pub net: Network,
     crash_rng: ChaCha8Rng,
+    disk_rng: ChaCha8Rng,
+    sync_latency: Latency,
+    abort_restart_ns: u64,
     pub trace: Trace,
     pub history: Vec<HistoryEvent<Op<S>>>,
     checkers: Vec<Box<dyn Checker<P<S>>>>,
@@ -147,7 +174,13 @@ pub struct World<S: System> {
 }
 
 impl<S: System> World<S> {
-    pub fn new(setup: Arc<Setup<S>>, network: &NetworkSpec, seed: u64, record: bool) -> Self {
+    pub fn new(
+        setup: Arc<Setup<S>>,
+        network: &NetworkSpec,
+        disk: &DiskSpec,
+        seed: u64,
+        record: bool,
+    ) -> Self {
         let n = setup.nodes;
         let nodes = (0..n)
             .map(|_| NodeSlot {
@@ -159,6 +192,11 @@ impl<S: System> World<S> {
                 mailbox: Mailbox::default(),
                 status: Status::Down,
                 madsim: None,
+                disk: Disk::default(),
+                downs: 0,
+                freezes: 0,
+                restart_at_ns: None,
+                pause_skipped: false,
             })
             .collect();
         let clients = (0..S::clients(&setup))
@@ -181,6 +219,9 @@ impl<S: System> World<S> {
             clients,
             net: Network::new(n, network, stream(seed, Purpose::Network, 0)),
             crash_rng: stream(seed, Purpose::Crash, 0),
+            disk_rng: stream(seed, Purpose::Disk, 0),
+            sync_latency: disk.sync_latency.clone(),
+            abort_restart_ns: disk.abort_restart_ms * 1_000_000,
             trace: Trace::new(record),
             history: Vec::new(),
             failure: None,
@@ -250,12 +291,28 @@ impl<S: System> World<S> {
 
     /// Handles everything due at node `id` (bounded); returns when it is next due.
     pub fn run_node(&mut self, id: NodeId) -> Option<u64> {
-        self.drain(
+        if let Some(at) = self.nodes[id].restart_at_ns {
+            if self.now_ns() < at {
+                self.nodes[id].mailbox.sleep_until(Some(at));
+                return Some(at);
+            }
+            self.nodes[id].restart_at_ns = None;
+            self.start_node(id);
+        }
+        let next = self.drain(
             id,
             |w, id| &mut w.nodes[id].mailbox,
             |w, id| w.nodes[id].status == Status::Up,
             |w, id, due| w.step_node(id, Some(due)),
-        )
+        );
+        // A process that aborted itself in this drain waits for its restart.
+        match self.nodes[id].restart_at_ns {
+            Some(at) if self.failure.is_none() => {
+                self.nodes[id].mailbox.sleep_until(Some(at));
+                Some(at)
+            }
+            _ => next,
+        }
     }
 
     /// Handles what is due at actor `id` (at most `STEPS_PER_WAKE_MAX` items, so the
@@ -307,23 +364,62 @@ impl<S: System> World<S> {
             }
         }
         let slot = &mut self.nodes[id];
+        let actor = Actor::Node(id);
+        let synced = match due {
+            Some(Due::Input(NodeInput::DiskWake)) => {
+                let Some(completion) = slot.disk.complete(now) else {
+                    return; // nothing due: a stall or a crash intervened
+                };
+                let (sync, result) = match completion {
+                    Completion::Synced(p) => {
+                        slot.storage.complete_sync(p.writes);
+                        self.counters.syncs_completed += 1;
+                        (p, Ok(()))
+                    }
+                    Completion::Failed(p) => {
+                        slot.storage.fail_sync(p.writes);
+                        self.counters.sync_errors += 1;
+                        self.counters.writes_lost += p.writes as u64;
+                        (p, Err(SyncError::Io))
+                    }
+                };
+                let event = if result.is_ok() {
+                    "synced"
+                } else {
+                    "sync-error"
+                };
+                self.trace
+                    .event(now, actor, event, &(sync.id.0, sync.writes), || {
+                        format!("sync {} ({} writes)", sync.id.0, sync.writes)
+                    });
+                // Syncs that fell due behind this one (during a stall) complete next.
+                if let Some(next) = slot.disk.next_due_ns().filter(|&t| t <= now) {
+                    slot.mailbox.push(next.max(now), NodeInput::DiskWake);
+                }
+                Some((sync.id, result))
+            }
+            _ => None,
+        };
         let process = self.processes[id]
             .as_mut()
             .expect("a running node has a process");
-        let local = slot.clock.local(now);
         let mut effects = std::mem::take(&mut self.effects);
         let mut ctx = Context::new(
             id,
             n,
-            local,
+            slot.clock.monotonic(now),
             &mut slot.rng,
             &mut slot.storage,
             &mut slot.next_timer,
             &mut effects,
-        );
-        let actor = Actor::Node(id);
+        )
+        .with_wall_clock(slot.clock.wall(now));
         match due {
             None => process.on_start(&mut ctx),
+            Some(Due::Input(NodeInput::DiskWake)) => {
+                let (sync, result) = synced.expect("a completion");
+                process.on_synced(&mut ctx, sync, result);
+            }
             Some(Due::Input(NodeInput::Message { from, msg })) => {
                 self.counters.delivered += 1;
                 self.trace.event(now, actor, "deliver", &(from, &msg), || {
@@ -352,6 +448,7 @@ impl<S: System> World<S> {
 
     fn carry_out(&mut self, id: NodeId, now: u64, effects: &mut Vec<Effect<P<S>>>) {
         let actor = Actor::Node(id);
+        let mut abort = None;
         for effect in effects.drain(..) {
             match effect {
                 Effect::Send { to, msg } => {
@@ -398,7 +495,7 @@ impl<S: System> World<S> {
                     timer,
                 } => {
                     let slot = &mut self.nodes[id];
-                    let at = now + slot.clock.true_after(after);
+                    let at = slot.clock.timer_due_ns(now, after);
                     slot.mailbox.set_timer(timer_id, at, timer);
                 }
                 Effect::CancelTimer { id: timer_id } => {
@@ -409,9 +506,25 @@ impl<S: System> World<S> {
                     self.trace
                         .event(now, actor, "write", &(&key, written), || key.clone());
                 }
-                Effect::Sync => {
+                Effect::Sync { id: sync, writes } => {
                     self.counters.syncs += 1;
-                    self.trace.event(now, actor, "sync", &(), String::new);
+                    let latency_ns = self.sync_latency.sample_ns(&mut self.disk_rng);
+                    let slot = &mut self.nodes[id];
+                    let due_ns = slot.disk.start(sync, writes, now, latency_ns);
+                    slot.mailbox.push(due_ns, NodeInput::DiskWake);
+                    self.trace
+                        .event(now, actor, "sync", &(sync.0, writes, due_ns), || {
+                            format!(
+                                "sync {} of {writes} writes, due at {}",
+                                sync.0,
+                                fmt_time(due_ns)
+                            )
+                        });
+                }
+                Effect::Abort { reason } => {
+                    self.trace
+                        .event(now, actor, "abort", &reason, || reason.clone());
+                    abort = Some(reason);
                 }
                 Effect::Reply {
                     id: request,
@@ -433,6 +546,11 @@ impl<S: System> World<S> {
                     self.trace.event(now, actor, "note", &line, || line.clone());
                 }
             }
+        }
+        if abort.is_some() {
+            self.counters.aborts += 1;
+            self.take_down(id, false);
+            self.nodes[id].restart_at_ns = Some(now + self.abort_restart_ns);
         }
     }
 
@@ -551,9 +669,47 @@ impl<S: System> World<S> {
         }
     }
 
-    /// Crash: the process and its timers are gone; storage keeps what was synced
-    /// (with `torn`, also a random prefix of the unsynced tail).
-    pub fn crash(&mut self, id: NodeId, torn: bool) {
+    /// A crash fault (with `wipe`, a disk wipe) starts. Down faults compose: a node
+    /// already down stays down, now until this fault ends too. Returns whether the
+    /// node went down now (so its madsim task must be killed).
+    pub fn crash(&mut self, id: NodeId, torn: bool, wipe: bool) -> bool {
+        let slot = &mut self.nodes[id];
+        slot.downs += 1;
+        // The fault, not a supervisor, now decides when the node comes back.
+        slot.restart_at_ns = None;
+        let was_up = slot.status != Status::Down;
+        if was_up {
+            self.take_down(id, torn);
+        }
+        if wipe {
+            let now = self.now_ns();
+            let slot = &mut self.nodes[id];
+            let lost = slot.storage.unsynced_writes() as u64;
+            slot.storage = Storage::default();
+            self.counters.disk_wipes += 1;
+            self.trace.event(now, Actor::Node(id), "wipe", &lost, || {
+                "the disk comes back empty".into()
+            });
+        }
+        was_up
+    }
+
+    /// A crash or disk wipe fault ends. Returns whether the node starts now (the last
+    /// down fault on it ended).
+    pub fn restart(&mut self, id: NodeId) -> bool {
+        let slot = &mut self.nodes[id];
+        assert!(slot.downs > 0, "node {id} restarted without a crash");
+        slot.downs -= 1;
+        if slot.downs > 0 {
+            return false;
+        }
+        self.start_node(id);
+        true
+    }
+
+    /// The process and its timers are gone; storage keeps what was synced (with
+    /// `torn`, also a random prefix of the unsynced tail), and syncs in flight are lost.
+    fn take_down(&mut self, id: NodeId, torn: bool) {
         let now = self.now_ns();
         let slot = &mut self.nodes[id];
         assert_ne!(slot.status, Status::Down, "node {id} crashed twice");
@@ -564,6 +720,7 @@ impl<S: System> World<S> {
             0
         };
         let lost = slot.storage.crash(kept) as u64;
+        slot.disk.crash();
         slot.mailbox.clear_timers();
         slot.status = Status::Down;
         self.processes[id] = None;
@@ -576,9 +733,64 @@ impl<S: System> World<S> {
         self.check(id);
     }
 
-    pub fn set_paused(&mut self, id: NodeId, paused: bool) {
+    /// A clock fault on node `id`: a wall-clock step, a drift change, or a freeze
+    /// starting or ending.
+    pub fn clock_fault(&mut self, id: NodeId, fault: ClockFault) {
         let now = self.now_ns();
         let slot = &mut self.nodes[id];
+        match fault {
+            ClockFault::Step { offset_ns } => slot.clock.step_wall(offset_ns),
+            ClockFault::Drift { drift_ppm } => {
+                let factor = slot.clock.set_drift(now, drift_ppm);
+                slot.mailbox.rescale_timers(now, factor);
+            }
+            ClockFault::Freeze(true) => {
+                slot.freezes += 1;
+                if slot.freezes == 1 {
+                    slot.clock.set_frozen(now, true);
+                    slot.mailbox.timers_held = true;
+                }
+            }
+            ClockFault::Freeze(false) => {
+                assert!(slot.freezes > 0, "a freeze ends only once");
+                slot.freezes -= 1;
+                if slot.freezes == 0 {
+                    slot.clock.set_frozen(now, false);
+                    slot.mailbox.release_timers();
+                }
+            }
+        }
+    }
+
+    /// A disk fault on node `id` starts (`on`) or ends.
+    pub fn disk_fault(&mut self, id: NodeId, index: usize, fault: DiskFault, on: bool) {
+        let now = self.now_ns();
+        let slot = &mut self.nodes[id];
+        match fault {
+            DiskFault::Stall => {
+                slot.disk.set_stalled(on);
+                if let Some(due) = slot.disk.next_due_ns() {
+                    slot.mailbox.push(due.max(now), NodeInput::DiskWake);
+                }
+            }
+            DiskFault::Slow { factor } => slot.disk.set_slow(index, factor, on),
+            DiskFault::FsyncError => slot.disk.fail_next(),
+        }
+    }
+
+    /// A pause fault starts or ends. A node that is down then (restarting after it
+    /// aborted itself) is not paused: there is no process to freeze. Returns whether
+    /// the node's madsim task must be paused or resumed.
+    pub fn set_paused(&mut self, id: NodeId, paused: bool) -> bool {
+        let now = self.now_ns();
+        let slot = &mut self.nodes[id];
+        if paused && slot.status == Status::Down {
+            slot.pause_skipped = true;
+            return false;
+        }
+        if !paused && std::mem::take(&mut slot.pause_skipped) {
+            return false;
+        }
         let (from, to, event) = match paused {
             true => (Status::Up, Status::Paused, "pause"),
             false => (Status::Paused, Status::Up, "resume"),
@@ -591,6 +803,7 @@ impl<S: System> World<S> {
         slot.mailbox.notify.notify_one();
         self.trace
             .event(now, Actor::Node(id), event, &(), String::new);
+        true
     }
 
     /// Liveness: `Ok` once every checker is settled and every client is idle.
@@ -636,7 +849,11 @@ impl<S: System> World<S> {
             ("timers_fired", c.timers_fired),
             ("storage_writes", c.writes),
             ("storage_syncs", c.syncs),
+            ("storage_syncs_completed", c.syncs_completed),
+            ("storage_sync_errors", c.sync_errors),
             ("storage_writes_lost", c.writes_lost),
+            ("aborts", c.aborts),
+            ("disk_wipes", c.disk_wipes),
             ("crashes", c.crashes),
             ("restarts", c.restarts),
             ("pauses", c.pauses),
@@ -659,6 +876,22 @@ impl<S: System> World<S> {
         }
         m
     }
+}
+
+/// A clock fault as the world carries it out.
+#[derive(Clone, Copy, Debug)]
+pub enum ClockFault {
+    Step { offset_ns: i64 },
+    Drift { drift_ppm: f64 },
+    Freeze(bool),
+}
+
+/// A disk fault as the world carries it out.
+#[derive(Clone, Copy, Debug)]
+pub enum DiskFault {
+    Stall,
+    Slow { factor: f64 },
+    FsyncError,
 }
 
 enum ClientStep<S: System> {

@@ -108,7 +108,7 @@ impl Process for ProbeProcess {
                 });
                 ctx.set_timer(Duration::from_millis(self.config.ping_ms), ProbeTimer::Ping);
             }
-            ProbeTimer::Tick => self.tick_local_ns = Some(ctx.now().as_nanos() as u64),
+            ProbeTimer::Tick => self.tick_local_ns = Some(ctx.wall_clock().as_nanos() as u64),
         }
     }
 

@@ -22,7 +22,7 @@ fn craft(net: &mut Net, i: usize, term: u64, entries: &[Entry]) {
     for e in entries {
         s.write(log_key(e.index), Some(Record::Entry(e.clone())));
     }
-    s.sync();
+    s.sync_all();
     net.start(i);
 }
 
@@ -54,13 +54,32 @@ fn log_matching_reports_two_entries_with_one_index_and_term_but_different_comman
 }
 
 #[test]
-fn index_order_reports_a_term_that_went_backwards() {
+fn recovery_reports_a_term_below_the_one_that_was_durable() {
     let mut net = quiet_net();
     craft(&mut net, 2, 5, &[]);
     assert_eq!(net.violation, None);
     craft(&mut net, 2, 3, &[]);
     let v = net.violation.expect("caught");
-    assert!(v.contains("term regressed") && v.contains("node 2"), "{v}");
+    assert!(
+        v.contains("recovery-keeps-durable") && v.contains("node 2 recovered term 3"),
+        "{v}"
+    );
+}
+
+#[test]
+fn recovery_reports_acknowledged_entries_the_disk_lost() {
+    let mut net = quiet_net();
+    let noop = |i| entry(i, 1, EntryData::Noop);
+    craft(&mut net, 1, 1, &[noop(1), noop(2), noop(3)]);
+    assert_eq!(net.violation, None);
+    // The disk comes back with two of the three entries the node knew durable.
+    craft(&mut net, 1, 1, &[noop(1), noop(2)]);
+    let v = net.violation.expect("caught");
+    assert!(
+        v.contains("node 1 recovered a log through index 2")
+            && v.contains("durable through index 3"),
+        "{v}"
+    );
 }
 
 #[test]

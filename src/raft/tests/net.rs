@@ -1,6 +1,11 @@
 //! A tiny deterministic network for unit tests: an event queue of timers, messages,
 //! client requests and replies, with link cuts, loss, duplication, jitter, crashes
 //! (which lose unsynced writes) and every invariant checked after every step.
+//!
+//! Its disk follows the simulator's semantics: a sync completes after `sync_latency`
+//! (in issue order), and only then does `on_synced` run; a crash before that loses the
+//! writes. With `sync_latency` zero (the default) a sync completes right after the step
+//! that started it, so a test can look at a step's output at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -12,7 +17,7 @@ use crate::check::{Checker, ClusterView};
 use crate::client::{Client, ClientContext, ClientEffect};
 use crate::history::{KvOp, OpType};
 use crate::kv::{KvClient, KvCommand, KvWorkload};
-use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, TimerId};
+use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, SyncId, TimerId};
 use crate::raft::invariants;
 use crate::raft::{
     Bugs, Message, RaftConfig, RaftProcess, Record, Request, RequestOp, Response, Timer,
@@ -48,6 +53,12 @@ enum Ev {
         id: TimerId,
         timer: ClientTimer,
     },
+    Synced {
+        node: NodeId,
+        inc: u64,
+        id: SyncId,
+        writes: usize,
+    },
 }
 
 /// The omniscient view checkers get (no node is ever paused here).
@@ -75,6 +86,8 @@ pub struct Net {
     pub dup: f64,
     /// Probability that a crash keeps each unsynced write prefix (torn tail).
     pub torn: bool,
+    /// Time from a sync's start to its completion (zero: right after the step).
+    pub sync_latency: Duration,
     net_rng: ChaCha8Rng,
     checkers: Vec<Box<dyn Checker<RaftProcess>>>,
     /// The first invariant violation, if `panic_on_violation` is off.
@@ -116,6 +129,7 @@ impl Net {
             loss: 0.0,
             dup: 0.0,
             torn: false,
+            sync_latency: Duration::ZERO,
             net_rng: ChaCha8Rng::seed_from_u64(seed ^ 0x5eed),
             checkers,
             violation: None,
@@ -201,13 +215,18 @@ impl Net {
             );
             f(p, &mut ctx);
         }
-        let mut synced_before_send = true;
+        // Persist before send: a step that wrote must hold its messages until the sync
+        // completes (a later `on_synced` step emits them).
+        let mut wrote = false;
+        let unsafe_sends = self.bugs.ack_before_sync || self.bugs.send_before_persist;
+        let mut syncs = Vec::new();
+        let mut aborted = false;
         for e in effects {
             match e {
                 Effect::Send { to, msg } => {
                     assert!(
-                        synced_before_send || self.bugs.ack_before_sync,
-                        "node {i} sent {msg:?} with unsynced writes before it"
+                        !wrote || unsafe_sends,
+                        "node {i} sent {msg:?} in the step that wrote what it depends on"
                     );
                     if self.record_sent {
                         self.sent.push((i, to, msg.clone()));
@@ -229,9 +248,14 @@ impl Net {
                 Effect::CancelTimer { id } => {
                     self.cancelled.insert((i, self.inc[i], id));
                 }
-                Effect::Write { .. } => synced_before_send = false,
-                Effect::Sync => synced_before_send = true,
+                Effect::Write { .. } => wrote = true,
+                Effect::Sync { id, writes } => syncs.push((id, writes)),
+                Effect::Abort { .. } => aborted = true,
                 Effect::Reply { id, response } => {
+                    assert!(
+                        !wrote || unsafe_sends,
+                        "node {i} replied {response:?} in the step that wrote what it depends on"
+                    );
                     if id.client < self.clients.len() {
                         let at = self.now + self.latency;
                         self.push(
@@ -250,6 +274,35 @@ impl Net {
             }
         }
         self.check(i);
+        if aborted {
+            self.crash(i);
+            self.start(i);
+            return;
+        }
+        let inc = self.inc[i];
+        for (id, writes) in syncs {
+            if self.sync_latency.is_zero() {
+                self.complete_sync(i, id, writes);
+            } else {
+                let at = self.now + self.sync_latency;
+                self.push(
+                    at,
+                    Ev::Synced {
+                        node: i,
+                        inc,
+                        id,
+                        writes,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Node `i`'s disk completed sync `id`: its writes are durable; the node hears so.
+    fn complete_sync(&mut self, i: NodeId, id: SyncId, writes: usize) {
+        self.storage[i].complete_sync(writes);
+        let synced: SyncedStep<RaftProcess> = Box::new(move |p, ctx| p.on_synced(ctx, id, Ok(())));
+        self.step(i, synced);
     }
 
     fn transmit(&mut self, from: NodeId, to: NodeId, msg: Message) {
@@ -474,6 +527,16 @@ impl Net {
                 }
                 self.step(to, |p, ctx| p.on_request(ctx, id, req));
             }
+            Ev::Synced {
+                node,
+                inc,
+                id,
+                writes,
+            } => {
+                if self.inc[node] == inc && self.nodes[node].is_some() {
+                    self.complete_sync(node, id, writes);
+                }
+            }
             Ev::Resp { from, id, resp } => {
                 self.client_step(id.client, |cl, ctx| cl.on_response(ctx, from, id, resp));
             }
@@ -512,3 +575,7 @@ impl Net {
         panic!("no leader within 5 s");
     }
 }
+
+/// The handler a completed sync runs, boxed so that stepping it is not generic
+/// recursion.
+type SyncedStep<P> = Box<dyn FnOnce(&mut P, &mut Context<'_, P>)>;

@@ -61,7 +61,7 @@ fn craft(net: &mut Net, i: usize, term: u64, vote: Option<usize>, terms: &[u64])
         let e = noop(k as u64 + 1, t);
         s.write(crate::raft::log_key(e.index), Some(Record::Entry(e)));
     }
-    s.sync();
+    s.sync_all();
     net.start(i);
 }
 
