@@ -12,15 +12,19 @@ use faultline::scenario::Scenario;
 
 /// (bug, first failing seed in its scenario, the checks that may report it).
 const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
-    ("vote-not-persisted", 1, &["election-safety"]),
+    (
+        "vote-not-persisted",
+        0,
+        &["election-safety", "recovery-keeps-durable"],
+    ),
     (
         "figure8-commit",
-        1,
+        0,
         &["leader-completeness", "state-machine-safety"],
     ),
     (
         "stale-append-truncates",
-        0,
+        1,
         &[
             "leader-completeness",
             "log-matching",
@@ -29,25 +33,35 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
     ),
     (
         "vote-without-log-check",
-        3,
+        5,
         &["leader-completeness", "state-machine-safety"],
     ),
-    ("apply-uncommitted", 0, &["state-machine-safety"]),
+    ("apply-uncommitted", 18, &["state-machine-safety"]),
     (
         "ack-before-sync",
         0,
         &["linearizability", "leader-completeness"],
     ),
-    ("stale-vote-counting", 17, &["election-safety"]),
+    ("stale-vote-counting", 2, &["election-safety"]),
     ("no-prevote-checkquorum", 0, &["raft-progress"]),
     (
         "read-before-noop",
         READ_BEFORE_NOOP_FIRST,
         &["linearizability"],
     ),
+    (
+        "send-before-persist",
+        0,
+        &["leader-completeness", "election-safety", "linearizability"],
+    ),
+    (
+        "ignore-fsync-error",
+        0,
+        &["recovery-keeps-durable", "leader-completeness"],
+    ),
 ];
 
-const READ_BEFORE_NOOP_FIRST: u64 = 59;
+const READ_BEFORE_NOOP_FIRST: u64 = 54;
 
 fn sweep(scenario: &Scenario, seeds: std::ops::Range<u64>, bug: Option<&str>) -> Summary {
     let request = RunRequest {
@@ -162,4 +176,14 @@ fn no_prevote_checkquorum_is_caught() {
 #[test]
 fn read_before_noop_is_caught() {
     caught("read-before-noop");
+}
+
+#[test]
+fn send_before_persist_is_caught() {
+    caught("send-before-persist");
+}
+
+#[test]
+fn ignore_fsync_error_is_caught() {
+    caught("ignore-fsync-error");
 }

@@ -7,9 +7,10 @@ use faultline::testing;
 
 #[test]
 fn raft_nemesis_passes_a_few_dozen_seeds() {
+    // FAULTLINE_SEED / FAULTLINE_SEEDS may narrow the range: judge the seeds that ran.
     let summary = testing::check_seeds::<RaftKv>("raft-nemesis", 0..48);
-    assert_eq!(summary.seeds_run, 48);
-    assert_eq!(summary.passed, 48);
+    assert!(summary.seeds_run > 0);
+    assert_eq!(summary.passed, summary.seeds_run);
     let mean = |name: &str| {
         summary
             .metrics
@@ -22,4 +23,19 @@ fn raft_nemesis_passes_a_few_dozen_seeds() {
     assert!(mean("elections") > 1.0, "elections: {}", mean("elections"));
     assert!(mean("ops_ok") > 100.0, "ops_ok: {}", mean("ops_ok"));
     assert!(mean("committed_ops") > 100.0);
+    // Crashes really lose writes whose sync was in flight, in most seeds.
+    let lost = summary
+        .runs
+        .iter()
+        .filter(|r| {
+            r.metrics
+                .get("storage_writes_lost")
+                .is_some_and(|&v| v > 0.0)
+        })
+        .count();
+    assert!(
+        lost * 2 > summary.runs.len(),
+        "{lost} of {} seeds lost a write in a crash",
+        summary.runs.len()
+    );
 }

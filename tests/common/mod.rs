@@ -8,7 +8,7 @@ use std::time::Duration;
 use faultline::check::{Checker, ClusterView, Metrics};
 use faultline::run::{run, RunRequest, Summary};
 use faultline::scenario::Scenario;
-use faultline::{Context, NoClient, NodeId, Process, RequestId, Setup, System};
+use faultline::{Context, NoClient, NodeId, Process, RequestId, Setup, SyncError, SyncId, System};
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -59,6 +59,8 @@ pub struct ProbeProcess {
     pub scratch_recovered: usize,
     pub scratch_prefix_ok: bool,
     pub tick_local_ns: Option<u64>,
+    /// A sync of this incarnation completed.
+    pub synced: bool,
 }
 
 impl Process for ProbeProcess {
@@ -113,6 +115,13 @@ impl Process for ProbeProcess {
     }
 
     fn on_request(&mut self, _: &mut Context<'_, Self>, _: RequestId, _: ()) {}
+
+    fn on_synced(&mut self, ctx: &mut Context<'_, Self>, _: SyncId, result: Result<(), SyncError>) {
+        match result {
+            Ok(()) => self.synced = true,
+            Err(_) => ctx.abort("fsync failed"),
+        }
+    }
 }
 
 /// Records, per node, the largest figures it ever showed (they survive crashes),
@@ -168,6 +177,12 @@ impl Checker<ProbeProcess> for ProbeChecker {
                 f64::from(u8::from(p.scratch_prefix_ok)),
             );
         }
+        if p.synced {
+            let key = format!("synced_true_ms_{node}");
+            if !self.figures.contains_key(&key) {
+                self.figures.insert(key, view.now.as_secs_f64() * 1e3);
+            }
+        }
         if let Some(local) = p.tick_local_ns {
             let key = format!("tick_true_ms_{node}");
             if !self.figures.contains_key(&key) {
@@ -202,6 +217,7 @@ impl System for Probe {
             scratch_recovered: 0,
             scratch_prefix_ok: true,
             tick_local_ns: None,
+            synced: false,
         }
     }
 

@@ -73,7 +73,10 @@ fn recovery_reports_acknowledged_entries_the_disk_lost() {
     craft(&mut net, 1, 1, &[noop(1), noop(2), noop(3)]);
     assert_eq!(net.violation, None);
     // The disk comes back with two of the three entries the node knew durable.
-    craft(&mut net, 1, 1, &[noop(1), noop(2)]);
+    net.crash(1);
+    net.storage[1].write(log_key(3), None);
+    net.storage[1].sync_all();
+    net.start(1);
     let v = net.violation.expect("caught");
     assert!(
         v.contains("node 1 recovered a log through index 2")
