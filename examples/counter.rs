@@ -18,7 +18,9 @@ use std::time::Duration;
 
 use faultline::check::{Checker, ClusterView, Metrics};
 use faultline::client::{Client, ClientContext};
-use faultline::{ClientId, Context, NodeId, OpType, Process, RequestId, Setup, System};
+use faultline::{
+    impl_fingerprint, ClientId, Context, NodeId, OpType, Process, RequestId, Setup, System,
+};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -35,15 +37,20 @@ impl Default for Config {
     }
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Clone, Debug)]
 pub enum Request {
     Increment,
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Clone, Debug)]
 pub enum Response {
     Ok,
 }
+
+// Messages, requests, responses and history operations feed the run's fingerprint
+// (the trace hash) through a portable byte encoding; each enum variant gets a tag.
+impl_fingerprint!(enum Request { 0 => Increment });
+impl_fingerprint!(enum Response { 0 => Ok });
 
 pub struct CounterNode {
     config: Config,
@@ -106,11 +113,13 @@ pub struct Incrementer {
     waiting: Option<RequestId>,
 }
 
-#[derive(Clone, Debug, Hash, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(tag = "f", rename_all = "lowercase")]
 pub enum Op {
     Increment,
 }
+
+impl_fingerprint!(enum Op { 0 => Increment });
 
 #[derive(Clone, Debug)]
 pub enum ClientTimer {

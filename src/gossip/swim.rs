@@ -24,7 +24,7 @@ const RELAYS_MAX: usize = 1024;
 /// Stall intervals remembered for the false-positive accounting.
 const STALLS_MAX: usize = 64;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwimMessage {
     /// `seq` is the sender's probe (or relay) sequence number; acks echo it.
     Ping {
@@ -1222,3 +1222,12 @@ impl Process for SwimProcess {
         16 + body
     }
 }
+
+crate::impl_fingerprint!(enum SwimMessage {
+    0 => Ping { seq, updates },
+    1 => Ack { seq, updates },
+    2 => Nack { seq, updates },
+    3 => PingReq { seq, target, updates },
+    4 => Gossip { updates },
+    5 => PushPull { reply, members },
+});
