@@ -21,7 +21,6 @@ use faultline::client::{Client, ClientContext};
 use faultline::{
     impl_fingerprint, ClientId, Context, NodeId, OpType, Process, RequestId, Setup, System,
 };
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// The `[cluster.config]` table.
@@ -85,7 +84,7 @@ impl Process for CounterNode {
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, _: ()) {
         // A random peer other than this node (validation ensures there is one).
         let (n, me) = (ctx.nodes(), ctx.id());
-        let peer = ctx.rng().gen_range(0..n - 1);
+        let peer = faultline::rng::index(ctx.rng(), 0..n - 1);
         ctx.send(
             if peer >= me { peer + 1 } else { peer },
             self.counts.clone(),
@@ -159,7 +158,7 @@ impl Client<CounterNode> for Incrementer {
             ClientTimer::Next => {
                 if self.waiting.is_none() {
                     let nodes = ctx.nodes();
-                    let node = ctx.rng().gen_range(0..nodes);
+                    let node = faultline::rng::index(ctx.rng(), 0..nodes);
                     ctx.invoke(Op::Increment);
                     let id = ctx.request(node, Request::Increment);
                     self.waiting = Some(id);

@@ -411,8 +411,15 @@ mod tests {
     fn the_encoding_is_fixed() {
         assert_eq!(VERSION, 1);
         assert_eq!(encode(&0x0102_0304_0506_0708u64), [8, 7, 6, 5, 4, 3, 2, 1]);
-        assert_eq!(encode(&3usize), [3, 0, 0, 0, 0, 0, 0, 0], "8 bytes on every target");
-        assert_eq!(encode(&-2isize), [0xfe; 8]);
+        assert_eq!(
+            encode(&3usize),
+            [3, 0, 0, 0, 0, 0, 0, 0],
+            "8 bytes on every target"
+        );
+        assert_eq!(
+            encode(&-2isize),
+            [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]
+        );
         assert_eq!(encode(&0x0102u16), [2, 1]);
         assert_eq!(encode(&-1i32), [0xff; 4]);
         assert_eq!(encode(&true), [1]);
@@ -422,13 +429,13 @@ mod tests {
         assert_eq!(encode(&()), [0u8; 0]);
         assert_eq!(encode("ab"), [2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']);
         assert_eq!(encode(&String::from("ab")), encode("ab"));
-        assert_eq!(encode(&Duration::from_micros(1)), [0xe8, 3, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            encode(&Duration::from_micros(1)),
+            [0xe8, 3, 0, 0, 0, 0, 0, 0]
+        );
         assert_eq!(encode(&None::<u8>), [0]);
         assert_eq!(encode(&Some(5u8)), [1, 5]);
-        assert_eq!(
-            encode(&vec![1u16, 2]),
-            [2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0]
-        );
+        assert_eq!(encode(&vec![1u16, 2]), [2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 0]);
         assert_eq!(encode(&(1u8, 2u32)), [1, 2, 0, 0, 0]);
         let map: BTreeMap<u8, bool> = [(2, true), (1, false)].into();
         assert_eq!(encode(&map), [2, 0, 0, 0, 0, 0, 0, 0, 1, 0, 2, 1]);

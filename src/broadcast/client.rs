@@ -98,7 +98,7 @@ impl BroadcastClient {
         let id = client << 32 | self.issued;
         let value = format!("c{client}-{}", self.issued);
         let nodes = ctx.nodes();
-        let node: NodeId = ctx.rng().gen_range(0..nodes);
+        let node: NodeId = crate::rng::index(ctx.rng(), 0..nodes);
         let request = ctx.request(
             node,
             Request::Broadcast {

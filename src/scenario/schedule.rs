@@ -71,7 +71,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             FaultKind::Partition => {
                 let mut nodes: Vec<_> = (0..n).collect();
                 nodes.shuffle(&mut rng);
-                let cut = rng.gen_range(1..n);
+                let cut = crate::rng::index(&mut rng, 1..n);
                 Some(Fault::Partition {
                     at_ms: t,
                     heal_ms: heal,
@@ -81,7 +81,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             FaultKind::OneWay => {
                 let mut nodes: Vec<_> = (0..n).collect();
                 nodes.shuffle(&mut rng);
-                let cut = rng.gen_range(1..n);
+                let cut = crate::rng::index(&mut rng, 1..n);
                 let (from, to) = nodes.split_at(cut);
                 Some(Fault::OneWay {
                     at_ms: t,
@@ -94,7 +94,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 let mut nodes: Vec<_> = (0..n).collect();
                 nodes.shuffle(&mut rng);
                 let bridge = nodes.pop().expect("validated: at least 3 nodes");
-                let cut = rng.gen_range(1..nodes.len());
+                let cut = crate::rng::index(&mut rng, 1..nodes.len());
                 let (left, right) = nodes.split_at(cut);
                 Some(Fault::Bridge {
                     at_ms: t,
@@ -107,7 +107,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             FaultKind::Isolate => Some(Fault::Isolate {
                 at_ms: t,
                 heal_ms: heal,
-                node: rng.gen_range(0..n),
+                node: crate::rng::index(&mut rng, 0..n),
             }),
             FaultKind::Crash | FaultKind::Pause => {
                 let down_at = |node: NodeId| {
@@ -149,7 +149,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                     (rng.gen_range(-r.drift_ppm_max..=r.drift_ppm_max) * 10.0).round() / 10.0;
                 Some(Fault::Clock {
                     at_ms: t,
-                    node: rng.gen_range(0..n),
+                    node: crate::rng::index(&mut rng, 0..n),
                     offset_ms,
                     drift_ppm,
                 })
@@ -158,7 +158,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 let nodes = if rng.gen_bool(0.3) {
                     Vec::new()
                 } else {
-                    vec![rng.gen_range(0..n)]
+                    vec![crate::rng::index(&mut rng, 0..n)]
                 };
                 Some(Fault::LatencySpike {
                     at_ms: t,
