@@ -61,11 +61,16 @@ fn raw_madsim() {
 /// Node 0 pings, node 1 answers, `ROUND_TRIPS` times.
 struct PingPong;
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Clone, Debug)]
 enum Msg {
     Ping(u64),
     Pong(u64),
 }
+
+faultline::impl_fingerprint!(enum Msg {
+    0 => Ping(n),
+    1 => Pong(n),
+});
 
 struct PingPongProcess;
 

@@ -21,10 +21,9 @@ use std::time::Duration;
 use faultline::check::{Checker, ClusterView, Metrics};
 use faultline::client::{Client, ClientContext};
 use faultline::{
-    ClientId, Context, DurableOutbox, NodeId, OpType, Process, RequestId, Setup, SyncError, SyncId,
-    System,
+    impl_fingerprint, ClientId, Context, DurableOutbox, NodeId, OpType, Process, RequestId, Setup,
+    SyncError, SyncId, System,
 };
-use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 /// The `[cluster.config]` table.
@@ -40,15 +39,20 @@ impl Default for Config {
     }
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Clone, Debug)]
 pub enum Request {
     Increment,
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Clone, Debug)]
 pub enum Response {
     Ok,
 }
+
+// Messages, requests, responses and history operations feed the run's fingerprint
+// (the trace hash) through a portable byte encoding; each enum variant gets a tag.
+impl_fingerprint!(enum Request { 0 => Increment });
+impl_fingerprint!(enum Response { 0 => Ok });
 
 pub struct CounterNode {
     config: Config,
@@ -87,7 +91,7 @@ impl Process for CounterNode {
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, _: ()) {
         // A random peer other than this node (validation ensures there is one).
         let (n, me) = (ctx.nodes(), ctx.id());
-        let peer = ctx.rng().gen_range(0..n - 1);
+        let peer = faultline::rng::index(ctx.rng(), 0..n - 1);
         self.out.send(
             if peer >= me { peer + 1 } else { peer },
             self.counts.clone(),
@@ -131,11 +135,13 @@ pub struct Incrementer {
     waiting: Option<RequestId>,
 }
 
-#[derive(Clone, Debug, Hash, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 #[serde(tag = "f", rename_all = "lowercase")]
 pub enum Op {
     Increment,
 }
+
+impl_fingerprint!(enum Op { 0 => Increment });
 
 #[derive(Clone, Debug)]
 pub enum ClientTimer {
@@ -175,7 +181,7 @@ impl Client<CounterNode> for Incrementer {
             ClientTimer::Next => {
                 if self.waiting.is_none() {
                     let nodes = ctx.nodes();
-                    let node = ctx.rng().gen_range(0..nodes);
+                    let node = faultline::rng::index(ctx.rng(), 0..nodes);
                     ctx.invoke(Op::Increment);
                     let id = ctx.request(node, Request::Increment);
                     self.waiting = Some(id);

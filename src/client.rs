@@ -14,7 +14,7 @@ use crate::process::{ClientId, NodeId, Process, RequestId, TimerId};
 pub trait Client<P: Process>: Sized + Send + 'static {
     type Timer: Clone + Debug + Send + 'static;
     /// One history operation (its `f`, key and value), serialized into `history.jsonl`.
-    type Op: Clone + Debug + std::hash::Hash + Serialize + Send + 'static;
+    type Op: Clone + Debug + crate::fingerprint::Fingerprint + Serialize + Send + 'static;
 
     fn on_start(&mut self, ctx: &mut ClientContext<'_, P, Self>);
     fn on_response(

@@ -65,3 +65,18 @@ impl KvOp {
         }
     }
 }
+
+crate::impl_fingerprint!(enum OpType {
+    0 => Invoke,
+    1 => Ok,
+    2 => Fail,
+    3 => Info,
+});
+
+crate::impl_fingerprint!(enum KvOp {
+    0 => Get { key, value },
+    1 => Put { key, value },
+    2 => Delete { key },
+    3 => Append { key, value },
+    4 => Cas { key, value },
+});

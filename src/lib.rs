@@ -15,6 +15,7 @@ compile_error!(
 // The protocol API.
 pub mod check;
 pub mod client;
+pub mod fingerprint;
 pub mod history;
 pub mod process;
 pub mod storage;
@@ -42,6 +43,7 @@ pub mod raft;
 
 pub use check::{Checker, ClusterView, Metrics};
 pub use client::{Client, ClientContext, ClientEffect, NoClient};
+pub use fingerprint::Fingerprint;
 pub use history::{HistoryEvent, KvOp, OpType};
 pub use process::{
     ClientId, Context, DurableOutbox, Effect, NodeId, Process, RequestId, SyncError, SyncId,

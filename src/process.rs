@@ -24,11 +24,11 @@
 //! offset that NTP-like steps move forward or back.
 
 use std::fmt::Debug;
-use std::hash::Hash;
 use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
+use crate::fingerprint::Fingerprint;
 use crate::storage::Storage;
 
 /// Index of a server process in its cluster: `0..nodes`.
@@ -68,14 +68,14 @@ pub struct RequestId {
 /// on every start and restart (volatile state is gone), then calls [`Process::on_start`],
 /// where the process recovers whatever it needs from [`Context::storage`].
 pub trait Process: Sized + Send + 'static {
-    /// What processes send each other. `Hash` feeds the run's trace fingerprint.
-    type Message: Clone + Debug + Hash + Send + 'static;
+    /// What processes send each other. [`Fingerprint`] feeds the run's trace hash.
+    type Message: Clone + Debug + Fingerprint + Send + 'static;
     /// Typed timer tokens: the handler learns which timer fired without a lookup.
     type Timer: Clone + Debug + Send + 'static;
     /// A client's request body.
-    type Request: Clone + Debug + Hash + Send + 'static;
+    type Request: Clone + Debug + Fingerprint + Send + 'static;
     /// A reply to a client.
-    type Response: Clone + Debug + Hash + Send + 'static;
+    type Response: Clone + Debug + Fingerprint + Send + 'static;
     /// A value kept in durable storage.
     type Record: Clone + Debug + Send + 'static;
 
@@ -448,3 +448,5 @@ impl<M, R> DurableOutbox<M, R> {
         }
     }
 }
+
+crate::impl_fingerprint!(struct RequestId { client, seq });

@@ -23,3 +23,10 @@ pub fn stream(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {
     rng.set_stream(((purpose as u64) << 48) | index);
     rng
 }
+
+/// A uniform index in `range`, drawn the same way on every target: through `u64`, not
+/// `usize`, whose sampling draws 32 bits on a 32-bit target and 64 on a 64-bit one. On
+/// a 64-bit target it is exactly `rng.gen_range(range)`.
+pub fn index(rng: &mut impl rand::Rng, range: std::ops::Range<usize>) -> usize {
+    rng.gen_range(range.start as u64..range.end as u64) as usize
+}

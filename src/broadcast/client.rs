@@ -37,7 +37,7 @@ impl Default for Workload {
 }
 
 /// A history operation: `{"f":"broadcast","id":4294967303,"value":"c1-7"}`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "f", rename_all = "lowercase")]
 pub enum Op {
     Broadcast { id: u64, value: String },
@@ -98,7 +98,7 @@ impl BroadcastClient {
         let id = client << 32 | self.issued;
         let value = format!("c{client}-{}", self.issued);
         let nodes = ctx.nodes();
-        let node: NodeId = ctx.rng().gen_range(0..nodes);
+        let node: NodeId = crate::rng::index(ctx.rng(), 0..nodes);
         let request = ctx.request(
             node,
             Request::Broadcast {
@@ -184,3 +184,7 @@ impl Client<BroadcastProcess> for BroadcastClient {
         usize::from(self.in_flight.is_some())
     }
 }
+
+crate::impl_fingerprint!(enum Op {
+    0 => Broadcast { id, value },
+});

@@ -56,7 +56,7 @@ pub struct Bugs {
     pub no_retransmit: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// Broadcast `value`. `id` must be unique per value (the client and its sequence
     /// number); asking again with a known id is a no-op that is acknowledged again.
@@ -65,7 +65,7 @@ pub enum Request {
     Read,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
     /// The value is durably stored on the node that answered.
     Ok,
@@ -74,7 +74,7 @@ pub enum Response {
     Values(BTreeSet<u64>),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// "Deliver this value." It also tells the receiver that the sender holds it.
     Value { id: u64, value: String },
@@ -470,3 +470,19 @@ impl BroadcastProcess {
         self.arm(ctx, peer);
     }
 }
+
+crate::impl_fingerprint!(enum Request {
+    0 => Broadcast { id, value },
+    1 => Read,
+});
+
+crate::impl_fingerprint!(enum Response {
+    0 => Ok,
+    1 => Full,
+    2 => Values(ids),
+});
+
+crate::impl_fingerprint!(enum Message {
+    0 => Value { id, value },
+    1 => Ack { id },
+});

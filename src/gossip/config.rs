@@ -197,13 +197,14 @@ impl SwimConfig {
 
     /// λ · ⌈log10(n + 1)⌉ (memberlist `retransmitLimit`).
     pub fn retransmit_limit(&self, n: usize) -> u32 {
-        let log = ((n as f64) + 1.0).log10().ceil() as u64;
+        let log = ceil_log10(n as u64 + 1);
         (self.retransmit_mult * log.max(1)) as u32
     }
 
     /// Min = α · max(1, log10 n) · probe interval (memberlist `suspicionTimeout`).
     pub fn suspicion_min(&self, n: usize) -> Duration {
-        let scale = (n.max(1) as f64).log10().max(1.0);
+        // `libm` (pure Rust), not `f64::log10`, so that every platform agrees.
+        let scale = libm::log10(n.max(1) as f64).max(1.0);
         let ms = (self.suspicion_mult as f64) * scale * (self.probe_interval_ms as f64);
         Duration::from_millis(ms.floor() as u64)
     }
@@ -236,7 +237,8 @@ impl SwimConfig {
         if n <= 32 {
             return base;
         }
-        let mult = ((n as f64).log2() - 32f64.log2()).ceil() as u32 + 1;
+        // ⌈log2 n − 5⌉ = ⌈log2 n⌉ − 5, in integers.
+        let mult = ceil_log2(n as u64) - 5 + 1;
         base * mult
     }
 
@@ -284,5 +286,52 @@ impl SwimConfig {
             self.push_pull_interval(n) * 2
         };
         reconnect + self.detection_bound(n)
+    }
+}
+
+/// ⌈log10 x⌉ for x ≥ 1, exactly: the least d with 10^d ≥ x.
+fn ceil_log10(x: u64) -> u64 {
+    let mut d = 0;
+    let mut p = 1u64;
+    while p < x {
+        p = p.saturating_mul(10);
+        d += 1;
+    }
+    d
+}
+
+/// ⌈log2 x⌉ for x ≥ 1, exactly.
+fn ceil_log2(x: u64) -> u32 {
+    match x {
+        0 | 1 => 0,
+        _ => u64::BITS - (x - 1).leading_zeros(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The integer forms agree with the float formulas they replaced (memberlist's),
+    /// over every cluster size a scenario can plausibly ask for.
+    #[test]
+    fn integer_logarithms_match_the_float_formulas() {
+        for n in 0..100_000u64 {
+            let x = n as f64;
+            assert_eq!(
+                ceil_log10(n + 1),
+                (x + 1.0).log10().ceil() as u64,
+                "n = {n}"
+            );
+            if n > 32 {
+                assert_eq!(ceil_log2(n), x.log2().ceil() as u32, "n = {n}");
+                assert_eq!(
+                    ceil_log2(n) - 5 + 1,
+                    (x.log2() - 32f64.log2()).ceil() as u32 + 1
+                );
+            }
+        }
+        assert_eq!(ceil_log10(u64::MAX), 20);
+        assert_eq!(ceil_log2(u64::MAX), 64);
     }
 }

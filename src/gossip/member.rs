@@ -51,18 +51,19 @@ pub struct Update {
     pub meta: Option<Arc<NodeMeta>>,
 }
 
-/// The simulator hashes every message into its trace hash, and full-state exchanges
-/// carry one update per member: hash the fields compactly, and the metadata only by
-/// presence (a member's metadata is fixed by the scenario, so its content adds nothing).
-impl std::hash::Hash for Update {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        h.write_u64(self.incarnation);
-        h.write_u64(((self.node as u64) << 32) ^ self.from as u64);
-        h.write_u8(
-            self.state.rank()
-                | ((self.state == MemberState::Left) as u8) << 2
-                | (self.meta.is_some() as u8) << 3,
-        );
+/// The simulator fingerprints every message, and full-state exchanges carry one update
+/// per member: encode the fields compactly (17 bytes), and the metadata only by
+/// presence (a member's metadata is fixed by the scenario, so its content adds
+/// nothing): `incarnation` (u64), `node << 32 | from` (u64; node ids are below 2^32),
+/// then one byte: the state's rank, bit 2 set for `Left`, bit 3 set if metadata is
+/// carried.
+impl crate::fingerprint::Fingerprint for Update {
+    fn fingerprint<S: crate::fingerprint::Sink + ?Sized>(&self, out: &mut S) {
+        out.write(&self.incarnation.to_le_bytes());
+        out.write(&(((self.node as u64) << 32) | self.from as u64).to_le_bytes());
+        out.write(&[self.state.rank()
+            | u8::from(self.state == MemberState::Left) << 2
+            | u8::from(self.meta.is_some()) << 3]);
     }
 }
 

@@ -9,7 +9,8 @@ pub fn suspicion_timeout(confirmations: u64, k: u64, min: Duration, max: Duratio
     if k == 0 {
         return min;
     }
-    let frac = ((confirmations as f64) + 1.0).ln() / ((k as f64) + 1.0).ln();
+    // `libm` (pure Rust), not `f64::ln`, so that every platform computes the same timeout.
+    let frac = libm::log((confirmations as f64) + 1.0) / libm::log((k as f64) + 1.0);
     let raw_s = max.as_secs_f64() - frac * (max.as_secs_f64() - min.as_secs_f64());
     let timeout = Duration::from_millis((1000.0 * raw_s).floor().max(0.0) as u64);
     timeout.max(min)

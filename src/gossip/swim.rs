@@ -26,7 +26,7 @@ const RELAYS_MAX: usize = 1024;
 /// Stall intervals remembered for the false-positive accounting.
 const STALLS_MAX: usize = 64;
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwimMessage {
     /// `seq` is the sender's probe (or relay) sequence number; acks echo it.
     Ping {
@@ -586,7 +586,7 @@ impl SwimProcess {
             self.live.insert(node);
             if !self.in_probe_list[node] {
                 // SWIM §4.3: a new member goes to a random position in the list.
-                let at = ctx.rng().gen_range(0..=self.probe_list.len());
+                let at = crate::rng::index(ctx.rng(), 0..self.probe_list.len() + 1);
                 self.probe_list.insert(at, node);
                 self.in_probe_list[node] = true;
                 if at < self.probe_next {
@@ -736,7 +736,7 @@ impl SwimProcess {
             if out.len() == k {
                 break;
             }
-            let id = items[ctx.rng().gen_range(0..items.len())];
+            let id = items[crate::rng::index(ctx.rng(), 0..items.len())];
             if ok(id) && !out.contains(&id) {
                 out.push(id);
             }
@@ -750,7 +750,7 @@ impl SwimProcess {
         }
         if self.cfg.probe_order == ProbeOrder::Random {
             let items = self.live.as_slice();
-            return Some(items[ctx.rng().gen_range(0..items.len())]);
+            return Some(items[crate::rng::index(ctx.rng(), 0..items.len())]);
         }
         // Round-robin: at most one pass plus one rebuilt pass.
         for _ in 0..2 {
@@ -1267,3 +1267,12 @@ fn message_bytes(msg: &SwimMessage) -> usize {
         16 + body
     }
 }
+
+crate::impl_fingerprint!(enum SwimMessage {
+    0 => Ping { seq, updates },
+    1 => Ack { seq, updates },
+    2 => Nack { seq, updates },
+    3 => PingReq { seq, target, updates },
+    4 => Gossip { updates },
+    5 => PushPull { reply, members },
+});

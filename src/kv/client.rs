@@ -156,7 +156,7 @@ impl KvClient {
     }
 
     fn next_op(&mut self, ctx: &mut Cx<'_>) -> KvOp {
-        let key = format!("k{}", ctx.rng().gen_range(0..self.w.keys));
+        let key = format!("k{}", crate::rng::index(ctx.rng(), 0..self.w.keys));
         let value = format!("{}.{}", ctx.id(), self.last_seq);
         let m = &self.w.mix;
         let mut pick = ctx.rng().gen_range(0..m.total());

@@ -242,3 +242,15 @@ mod tests {
         assert_eq!(restored.get("x").map(String::as_str), Some("1"));
     }
 }
+
+crate::impl_fingerprint!(enum KvCommand {
+    0 => Put { key, value },
+    1 => Delete { key },
+    2 => Append { key, value },
+    3 => Cas { key, expected, new },
+});
+
+crate::impl_fingerprint!(enum KvResult {
+    0 => Done,
+    1 => CasFailed,
+});

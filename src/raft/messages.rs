@@ -1,8 +1,8 @@
 //! What Raft nodes send each other, what clients send them, and what they store.
 
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
+use crate::fingerprint::{Fingerprint, Sink};
 use crate::kv::{KvCommand, KvResult, KvStore};
 use crate::process::{ClientId, NodeId};
 
@@ -22,23 +22,24 @@ pub enum EntryData {
 
 /// Commands are identified by (client, seq) in the trace fingerprint: every attempt of
 /// one operation carries the same command, whose content the fingerprint already took
-/// in when the client's request was traced, and hashing every value again for every
+/// in when the client's request was traced, and encoding every value again for every
 /// AppendEntries (values grow under appends) was the costliest part of tracing. The
 /// log matching check digests the full content instead (see `entry_digest`).
-impl Hash for EntryData {
-    fn hash<H: Hasher>(&self, state: &mut H) {
+/// Encoding: tag 0 for `Noop`; tag 1, `client`, `seq` for a command.
+impl Fingerprint for EntryData {
+    fn fingerprint<S: Sink + ?Sized>(&self, out: &mut S) {
         match self {
-            EntryData::Noop => 0u8.hash(state),
+            EntryData::Noop => crate::fingerprint::tag(out, 0),
             EntryData::Command { client, seq, .. } => {
-                1u8.hash(state);
-                client.hash(state);
-                seq.hash(state);
+                crate::fingerprint::tag(out, 1);
+                client.fingerprint(out);
+                seq.fingerprint(out);
             }
         }
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub term: u64,
     pub index: u64,
@@ -62,12 +63,12 @@ pub struct Snapshot {
     pub kv: KvStore,
 }
 
-/// Snapshots are identified by (index, term): hashing the whole state for the trace
+/// Snapshots are identified by (index, term): encoding the whole state for the trace
 /// fingerprint would cost a full walk per message.
-impl Hash for Snapshot {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.index.hash(state);
-        self.term.hash(state);
+impl Fingerprint for Snapshot {
+    fn fingerprint<S: Sink + ?Sized>(&self, out: &mut S) {
+        self.index.fingerprint(out);
+        self.term.fingerprint(out);
     }
 }
 
@@ -87,7 +88,7 @@ pub enum Record {
 }
 
 /// The outcome of an AppendEntries (or InstallSnapshot).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppendResult {
     /// The follower's log matches the leader's through `match_index`.
     Accepted { match_index: u64 },
@@ -102,7 +103,7 @@ pub enum AppendResult {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// Thesis §9.6: "would you vote for me at `term`?" The sender's term is unchanged.
     PreVote {
@@ -184,19 +185,19 @@ impl Message {
 
 /// What a client asks for. `seq` is the client's session sequence number for the
 /// operation: every retry of one operation carries the same `seq`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
     pub seq: u64,
     pub op: RequestOp,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RequestOp {
     Get { key: String },
     Command(KvCommand),
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
     /// The command with this `seq` was applied (once), with this result.
     Written { seq: u64, result: KvResult },
@@ -222,3 +223,37 @@ impl Response {
         }
     }
 }
+
+crate::impl_fingerprint!(struct Entry { term, index, data });
+
+crate::impl_fingerprint!(enum AppendResult {
+    0 => Accepted { match_index },
+    1 => Rejected { prev_index, hint_index, hint_term },
+});
+
+crate::impl_fingerprint!(enum Message {
+    0 => PreVote { term, last_index, last_term },
+    1 => PreVoteResp { term, granted },
+    2 => Vote { term, last_index, last_term },
+    3 => VoteResp { term, granted },
+    4 => Append { term, prev_index, prev_term, entries, commit },
+    5 => AppendResp { term, result },
+    6 => Heartbeat { term, commit, read_seq, sent_at_ns },
+    7 => HeartbeatResp { term, read_seq, sent_at_ns },
+    8 => Snapshot { term, snapshot },
+});
+
+crate::impl_fingerprint!(struct Request { seq, op });
+
+crate::impl_fingerprint!(enum RequestOp {
+    0 => Get { key },
+    1 => Command(cmd),
+});
+
+crate::impl_fingerprint!(enum Response {
+    0 => Written { seq, result },
+    1 => Value { seq, value },
+    2 => Redirect { seq, leader },
+    3 => Unavailable { seq },
+    4 => Dropped { seq },
+});

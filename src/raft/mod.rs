@@ -31,7 +31,6 @@ pub mod system;
 mod tests;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use rand::Rng;
@@ -467,21 +466,16 @@ pub(crate) fn log_key(index: u64) -> String {
     key
 }
 
-/// A digest of an entry's payload, for comparing applied entries across nodes.
+/// A digest of an entry's payload, for comparing applied entries across nodes: FNV-1a
+/// of its term and full command (not just its identity, which is all `EntryData`'s
+/// fingerprint takes), in the portable encoding of [`crate::fingerprint`].
 pub fn entry_digest(e: &Entry) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    e.term.hash(&mut h);
-    // The full command, not just its identity (which is all `EntryData`'s Hash takes).
     match &e.data {
-        EntryData::Noop => 0u8.hash(&mut h),
+        EntryData::Noop => crate::fingerprint::fnv(&(e.term, 0u32)),
         EntryData::Command { client, seq, cmd } => {
-            1u8.hash(&mut h);
-            client.hash(&mut h);
-            seq.hash(&mut h);
-            cmd.hash(&mut h);
+            crate::fingerprint::fnv(&(e.term, 1u32, client, seq, cmd))
         }
     }
-    h.finish()
 }
 
 impl Process for RaftProcess {

@@ -42,7 +42,9 @@ impl Latency {
             Latency::Uniform { min_ms, .. } => min_ms,
             Latency::Exponential { min_ms, mean_ms } => {
                 let u: f64 = rng.gen_range(f64::EPSILON..1.0);
-                min_ms - u.ln() * (mean_ms - min_ms)
+                // `libm`, not `f64::ln`: the platform's libm may round differently,
+                // and one nanosecond changes the run.
+                min_ms - libm::log(u) * (mean_ms - min_ms)
             }
         };
         (ms * 1e6) as u64

@@ -76,7 +76,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             FaultKind::Partition => {
                 let mut nodes: Vec<_> = (0..n).collect();
                 nodes.shuffle(&mut rng);
-                let cut = rng.gen_range(1..n);
+                let cut = crate::rng::index(&mut rng, 1..n);
                 Some(Fault::Partition {
                     at_ms: t,
                     heal_ms: heal,
@@ -86,7 +86,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             FaultKind::OneWay => {
                 let mut nodes: Vec<_> = (0..n).collect();
                 nodes.shuffle(&mut rng);
-                let cut = rng.gen_range(1..n);
+                let cut = crate::rng::index(&mut rng, 1..n);
                 let (from, to) = nodes.split_at(cut);
                 Some(Fault::OneWay {
                     at_ms: t,
@@ -99,7 +99,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 let mut nodes: Vec<_> = (0..n).collect();
                 nodes.shuffle(&mut rng);
                 let bridge = nodes.pop().expect("validated: at least 3 nodes");
-                let cut = rng.gen_range(1..nodes.len());
+                let cut = crate::rng::index(&mut rng, 1..nodes.len());
                 let (left, right) = nodes.split_at(cut);
                 Some(Fault::Bridge {
                     at_ms: t,
@@ -112,7 +112,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             FaultKind::Isolate => Some(Fault::Isolate {
                 at_ms: t,
                 heal_ms: heal,
-                node: rng.gen_range(0..n),
+                node: crate::rng::index(&mut rng, 0..n),
             }),
             FaultKind::Crash | FaultKind::Pause | FaultKind::DiskWipe => {
                 let down_at = |node: NodeId| {
@@ -155,7 +155,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             }
             FaultKind::ClockStep => Some(Fault::ClockStep {
                 at_ms: t,
-                node: rng.gen_range(0..n),
+                node: crate::rng::index(&mut rng, 0..n),
                 offset_ms: rng.gen_range(-r.clock_offset_ms_max..=r.clock_offset_ms_max),
             }),
             FaultKind::ClockDrift => {
@@ -163,35 +163,35 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                     (rng.gen_range(-r.drift_ppm_max..=r.drift_ppm_max) * 10.0).round() / 10.0;
                 Some(Fault::ClockDrift {
                     at_ms: t,
-                    node: rng.gen_range(0..n),
+                    node: crate::rng::index(&mut rng, 0..n),
                     drift_ppm,
                 })
             }
             FaultKind::ClockFreeze => Some(Fault::ClockFreeze {
                 at_ms: t,
                 heal_ms: heal,
-                node: rng.gen_range(0..n),
+                node: crate::rng::index(&mut rng, 0..n),
             }),
             FaultKind::DiskStall => Some(Fault::DiskStall {
                 at_ms: t,
                 heal_ms: heal,
-                node: rng.gen_range(0..n),
+                node: crate::rng::index(&mut rng, 0..n),
             }),
             FaultKind::DiskSlow => Some(Fault::DiskSlow {
                 at_ms: t,
                 heal_ms: heal,
-                node: rng.gen_range(0..n),
+                node: crate::rng::index(&mut rng, 0..n),
                 factor: r.disk_slow_factor,
             }),
             FaultKind::FsyncError => Some(Fault::FsyncError {
                 at_ms: t,
-                node: rng.gen_range(0..n),
+                node: crate::rng::index(&mut rng, 0..n),
             }),
             FaultKind::LatencySpike => {
                 let nodes = if rng.gen_bool(0.3) {
                     Vec::new()
                 } else {
-                    vec![rng.gen_range(0..n)]
+                    vec![crate::rng::index(&mut rng, 0..n)]
                 };
                 Some(Fault::LatencySpike {
                     at_ms: t,

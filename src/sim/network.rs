@@ -14,7 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::process::NodeId;
 use crate::scenario::{Fault, Latency, NetworkSpec};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
     Partition,
     Loss,
@@ -278,3 +278,9 @@ mod tests {
         assert!(n.connected(1, 2) && n.connected(3, 1));
     }
 }
+
+crate::impl_fingerprint!(enum DropReason {
+    0 => Partition,
+    1 => Loss,
+    2 => NodeDown,
+});

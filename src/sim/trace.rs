@@ -1,35 +1,13 @@
-//! The run's event trace: every event feeds a 64-bit FNV-1a fingerprint; when
-//! recording, events are also kept (for `trace.jsonl`) and logged through `tracing`.
-
-use std::hash::{Hash, Hasher};
+//! The run's event trace: every event feeds a 64-bit FNV-1a fingerprint (the trace
+//! hash, over the portable encoding of [`crate::fingerprint`]); when recording, events
+//! are also kept (for `trace.jsonl`) and logged through `tracing`.
 
 use serde::Serialize;
 
-/// FNV-1a, 64-bit: stable across Rust versions and processes, unlike `DefaultHasher`.
-#[derive(Clone, Copy, Debug)]
-pub struct Fnv(u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-}
+use crate::fingerprint::{self, Fingerprint, Fnv};
 
 /// Who an event happened at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Actor {
     Node(usize),
     Client(usize),
@@ -56,7 +34,7 @@ pub struct TraceRecord {
     pub detail: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Trace {
     hash: Fnv,
     events: u64,
@@ -66,26 +44,31 @@ pub struct Trace {
 
 impl Trace {
     pub fn new(record: bool) -> Self {
+        // The hash starts from the encoding's version: a new encoding, new hashes.
+        let mut hash = Fnv::default();
+        fingerprint::VERSION.fingerprint(&mut hash);
         Trace {
+            hash,
+            events: 0,
             records: record.then(Vec::new),
-            ..Trace::default()
         }
     }
 
-    /// Adds an event. `payload` is hashed; `detail` is only called when recording.
+    /// Adds an event. Its time, actor, name and `payload` feed the fingerprint, in this
+    /// order; `detail` is only called when recording.
     pub fn event(
         &mut self,
         time_ns: u64,
         actor: Actor,
         event: &'static str,
-        payload: &impl Hash,
+        payload: &impl Fingerprint,
         detail: impl FnOnce() -> String,
     ) {
         self.events += 1;
-        time_ns.hash(&mut self.hash);
-        actor.hash(&mut self.hash);
-        event.hash(&mut self.hash);
-        payload.hash(&mut self.hash);
+        time_ns.fingerprint(&mut self.hash);
+        actor.fingerprint(&mut self.hash);
+        event.fingerprint(&mut self.hash);
+        payload.fingerprint(&mut self.hash);
         if let Some(records) = &mut self.records {
             let detail = detail();
             let time = fmt_time(time_ns);
@@ -126,3 +109,9 @@ pub fn fmt_time(time_ns: u64) -> String {
         (time_ns % 1_000_000_000) / 1_000
     )
 }
+
+crate::impl_fingerprint!(enum Actor {
+    0 => Node(node),
+    1 => Client(client),
+    2 => Sim,
+});

@@ -715,7 +715,7 @@ impl<S: System> World<S> {
         assert_ne!(slot.status, Status::Down, "node {id} crashed twice");
         let unsynced = slot.storage.unsynced_writes();
         let kept = if torn {
-            self.crash_rng.gen_range(0..=unsynced)
+            crate::rng::index(&mut self.crash_rng, 0..unsynced + 1)
         } else {
             0
         };

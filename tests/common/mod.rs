@@ -38,11 +38,13 @@ impl Default for ProbeConfig {
     }
 }
 
-#[derive(Clone, Debug, Hash)]
+#[derive(Clone, Debug)]
 pub struct Ping {
     /// The sender's local time, in ns.
     pub sent_ns: u64,
 }
+
+faultline::impl_fingerprint!(struct Ping { sent_ns });
 
 #[derive(Clone, Debug)]
 pub enum ProbeTimer {

@@ -1,0 +1,150 @@
+//! A seed's fingerprint is the same on every machine: golden trace hashes of a few
+//! small fixed runs, and the golden bytes of the encoding behind them.
+//!
+//! These constants change only when the fingerprint's encoding
+//! (`src/fingerprint.rs`) or the simulation's behaviour changes, intentionally: a
+//! protocol, the simulator, a scenario file or the random streams. After such a
+//! change, check that the new behaviour is the intended one, then update the
+//! constants: `cargo test --test fingerprint` prints every new hash. A failure with
+//! no such change means the fingerprint is not portable: a bug.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use faultline::fingerprint::encode;
+use faultline::history::KvOp;
+use faultline::kv::KvCommand;
+use faultline::raft::{Entry, EntryData, Message, Request, RequestOp};
+use faultline::run::run_seed;
+use faultline::scenario::Scenario;
+use faultline::sim::network::DropReason;
+use faultline::{OpType, RequestId, System};
+
+fn trace_hash<S: System>(scenario: &str, seed: u64) -> u64 {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{scenario}.toml"));
+    let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let setup = Arc::new(scenario.setup::<S>(&[]).unwrap_or_else(|e| panic!("{e}")));
+    let outcome = run_seed::<S>(&scenario, &setup, &scenario.schedule(seed), false);
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    outcome.trace_hash
+}
+
+/// (scenario, seed, trace hash). Between them they fingerprint every shipped
+/// protocol, the exponential latency tail (broadcast-lossy) and gossip's suspicion
+/// timeouts (gossip-crash-detect).
+const GOLDEN: &[(&str, u64, u64)] = &[
+    ("broadcast-crash", 7, 0x6f3312c17058abb2),
+    ("broadcast-lossy", 1, 0xb5537735795f31dd),
+    ("gossip-crash-detect", 1, 0x679cca8d005ecc0d),
+    ("raft-leader-crash", 1, 0xcda33f327aeccdf4),
+];
+
+#[test]
+fn golden_trace_hashes() {
+    let mut wrong = Vec::new();
+    for &(scenario, seed, expected) in GOLDEN {
+        let hash = match scenario.split('-').next() {
+            Some("broadcast") => trace_hash::<faultline::broadcast::Broadcast>(scenario, seed),
+            Some("gossip") => trace_hash::<faultline::gossip::Swim>(scenario, seed),
+            Some("raft") => trace_hash::<faultline::raft::RaftKv>(scenario, seed),
+            _ => unreachable!("{scenario}"),
+        };
+        if hash != expected {
+            wrong.push(format!("    (\"{scenario}\", {seed}, 0x{hash:016x}),"));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "trace hashes changed (see this file's header before updating); now:\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// Golden bytes of traced values: any change to their encoding fails here.
+#[test]
+fn golden_encodings_of_traced_values() {
+    let le = |v: u64| v.to_le_bytes().to_vec();
+    let cat = |parts: &[&[u8]]| parts.concat();
+
+    assert_eq!(
+        encode(&RequestId { client: 2, seq: 9 }),
+        cat(&[&le(2), &le(9)])
+    );
+    assert_eq!(encode(&OpType::Info), [3, 0, 0, 0]);
+    assert_eq!(encode(&DropReason::NodeDown), [2, 0, 0, 0]);
+    assert_eq!(
+        encode(&KvOp::Cas {
+            key: "k".into(),
+            value: (None, "v".into()),
+        }),
+        cat(&[&[4, 0, 0, 0], &le(1), b"k", &[0], &le(1), b"v"])
+    );
+
+    // A Raft request: struct, then enum in enum, then strings.
+    let put = KvCommand::Put {
+        key: "x".into(),
+        value: "42".into(),
+    };
+    let request = Request {
+        seq: 5,
+        op: RequestOp::Command(put.clone()),
+    };
+    assert_eq!(
+        encode(&request),
+        cat(&[
+            &le(5),
+            &[1, 0, 0, 0],
+            &[0, 0, 0, 0],
+            &le(1),
+            b"x",
+            &le(2),
+            b"42"
+        ])
+    );
+
+    // A nested message: AppendEntries fingerprints its entries by identity
+    // (term, index, then tag and (client, seq) for a command), not by payload.
+    let append = Message::Append {
+        term: 3,
+        prev_index: 1,
+        prev_term: 2,
+        entries: vec![
+            Entry {
+                term: 3,
+                index: 2,
+                data: EntryData::Noop,
+            },
+            Entry {
+                term: 3,
+                index: 3,
+                data: EntryData::Command {
+                    client: 1,
+                    seq: 5,
+                    cmd: put,
+                },
+            },
+        ],
+        commit: 1,
+    };
+    assert_eq!(
+        encode(&append),
+        cat(&[
+            &[4, 0, 0, 0],
+            &le(3),
+            &le(1),
+            &le(2),
+            &le(2), // two entries
+            &le(3),
+            &le(2),
+            &[0, 0, 0, 0],
+            &le(3),
+            &le(3),
+            &[1, 0, 0, 0],
+            &le(1),
+            &le(5),
+            &le(1), // commit
+        ])
+    );
+}
