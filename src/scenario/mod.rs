@@ -599,7 +599,9 @@ fn check_fault_shape(fault: &Fault) -> Result<(), (&'static str, String)> {
         Fault::Loss { rate, .. } | Fault::Duplicate { rate, .. } if !(0.0..=1.0).contains(rate) => {
             return Err(("rate", format!("{rate} is not a probability in [0, 1]")));
         }
-        Fault::ClockDrift { drift_ppm, .. } if !(drift_ppm.abs() <= DRIFT_PPM_MAX) => {
+        Fault::ClockDrift { drift_ppm, .. }
+            if !(-DRIFT_PPM_MAX..=DRIFT_PPM_MAX).contains(drift_ppm) =>
+        {
             return Err((
                 "drift_ppm",
                 format!("{drift_ppm} is not between -{DRIFT_PPM_MAX} and {DRIFT_PPM_MAX} (±50%)"),

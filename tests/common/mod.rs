@@ -180,10 +180,9 @@ impl Checker<ProbeProcess> for ProbeChecker {
             );
         }
         if p.synced {
-            let key = format!("synced_true_ms_{node}");
-            if !self.figures.contains_key(&key) {
-                self.figures.insert(key, view.now.as_secs_f64() * 1e3);
-            }
+            self.figures
+                .entry(format!("synced_true_ms_{node}"))
+                .or_insert_with(|| view.now.as_secs_f64() * 1e3);
         }
         if let Some(local) = p.tick_local_ns {
             let key = format!("tick_true_ms_{node}");
