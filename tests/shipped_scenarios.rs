@@ -44,3 +44,22 @@ fn every_bug_names_a_shipped_scenario_of_its_protocol() {
         }
     }
 }
+
+#[test]
+fn most_broadcast_nemesis_seeds_lose_in_flight_writes_in_crashes_and_still_pass() {
+    let scenario = Scenario::find("broadcast-nemesis").unwrap_or_else(|e| panic!("{e}"));
+    let protocol = registry::for_scenario(&scenario).unwrap_or_else(|e| panic!("{e}"));
+    let request = RunRequest {
+        seeds: (0..40).collect(),
+        jobs: 2,
+        ..RunRequest::default()
+    };
+    let summary = (protocol.run)(&scenario, &request).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary.exit_code(), 0, "{:?}", summary.failing_seeds);
+    let lost = summary
+        .runs
+        .iter()
+        .filter(|r| r.metrics.get("storage_writes_lost").is_some_and(|&v| v > 0.0))
+        .count();
+    assert!(lost * 2 > summary.runs.len(), "{lost} of 40 seeds lost a write");
+}

@@ -163,3 +163,20 @@ fn progress_check_reports_a_leader_stuck_with_uncommitted_entries() {
     assert_eq!(stuck_leader(true, 500), None, "CheckQuorum steps it down");
     assert_eq!(stuck_leader(false, 0), None, "the check is off by default");
 }
+
+#[test]
+fn recovery_drops_a_torn_tail_after_a_gap_or_a_term_regression() {
+    let mut net = quiet_net();
+    let noop = |index, term| entry(index, term, EntryData::Noop);
+    // A torn crash kept entry 4 of a tail whose entry 3 it lost: 4 was never synced.
+    craft(&mut net, 1, 3, &[noop(1, 1), noop(2, 2), noop(4, 2)]);
+    assert_eq!(net.node(1).log().last_index(), 2);
+    assert!(
+        net.storage[1].get(&log_key(4)).is_none(),
+        "the stale key is removed"
+    );
+    // A kept entry whose term goes back comes from an older, overwritten tail.
+    craft(&mut net, 2, 3, &[noop(1, 2), noop(2, 1)]);
+    assert_eq!(net.node(2).log().last_index(), 1);
+    assert_eq!(net.violation, None);
+}

@@ -39,7 +39,10 @@ pub fn run(seed: u64, bugs: Bugs, secs: u64, style: Style) -> Option<String> {
     net.jitter_us = 20_000;
     net.loss = 0.02;
     net.dup = 0.05;
+    // Syncs take a millisecond, so crashes land while writes are in flight and tear
+    // them: recovery's gap and term-regression paths run.
     net.torn = true;
+    net.sync_latency = Duration::from_millis(1);
     if let Style::Elections = style {
         net.dup = 0.3;
         net.jitter_us = 30_000;
