@@ -348,6 +348,8 @@ impl<'a> Parser<'a> {
     fn read_json_lines(&mut self) -> Result<(), HistoryError> {
         #[derive(serde::Deserialize)]
         struct JsonEvent {
+            #[allow(dead_code)]
+            index: usize,
             process: u64,
             #[serde(rename = "type")]
             kind: OpType,

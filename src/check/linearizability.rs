@@ -528,8 +528,21 @@ pub fn check_problems(problems: &[Problem], limits: &Limits) -> Vec<Outcome> {
             elapsed: Duration::ZERO,
         })
         .collect();
+    // Unfinished searches may hold gigabytes: free them on another thread, so that
+    // the timeout bounds the return of this function, not the end of a free.
+    let mut garbage: Vec<Box<dyn Send>> = Vec::new();
     for job in jobs {
-        let job = job.into_inner().expect("job lock");
+        let mut job = job.into_inner().expect("job lock");
+        if let Some(s) = job.search.take() {
+            garbage.push(Box::new(s));
+        }
+        let machine = std::mem::replace(
+            &mut job.machine,
+            Machine::new(problems[job.problem].model, &problems[job.problem].values, NIL),
+        );
+        if machine.bytes > 1 << 20 {
+            garbage.push(Box::new(machine.into_tables()));
+        }
         let (name, ops) = &problems[job.problem].keys[job.key];
         let out = &mut outcomes[job.problem];
         out.elapsed += job.elapsed;
@@ -540,6 +553,9 @@ pub fn check_problems(problems: &[Problem], limits: &Limits) -> Vec<Outcome> {
             steps: job.steps,
             elapsed: job.elapsed,
         });
+    }
+    if !garbage.is_empty() {
+        std::thread::spawn(move || drop(garbage));
     }
     for (out, p) in outcomes.iter_mut().zip(problems) {
         out.verdict = verdict_of(out, p);

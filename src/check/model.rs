@@ -183,6 +183,12 @@ impl<'a> Machine<'a> {
         }
     }
 
+    /// The tables this machine built, detached from the history's values (to be
+    /// freed elsewhere: they can be large).
+    pub fn into_tables(self) -> impl Send + 'static {
+        (self.extra, self.extra_index, self.appended)
+    }
+
     pub fn values(&self) -> &'a Values {
         self.base
     }

@@ -71,10 +71,19 @@ struct Entry {
     state: ValueId,
     prefix: u32,
     extra_len: u32,
+    /// Arena chunk and offset in it.
+    extra_chunk: u32,
     extra_off: u32,
     /// Next entry with the same hash, or NONE.
     next: u32,
 }
+
+/// The memo is kept in fixed-size pieces (hash shards, entry and arena chunks) so
+/// that no single resize copies all of it: a search stops within a few
+/// milliseconds of its abort flag however large the memo has grown.
+const SHARDS: usize = 256;
+const ENTRY_CHUNK: usize = 1 << 16;
+const ARENA_CHUNK: usize = 1 << 18;
 
 /// A resumable search over one key.
 pub struct Search {
@@ -92,9 +101,11 @@ pub struct Search {
     zobrist: Vec<u64>,
     state: ValueId,
     calls: Vec<(u32, ValueId)>,
-    heads: HashMap<u64, u32, BuildHasherDefault<Identity>>,
-    entries: Vec<Entry>,
-    arena: Vec<u32>,
+    heads: Vec<HashMap<u64, u32, BuildHasherDefault<Identity>>>,
+    entries: Vec<Vec<Entry>>,
+    entry_count: usize,
+    arena: Vec<Vec<u32>>,
+    arena_words: usize,
     scratch: Vec<u32>,
     determinate_total: usize,
     determinate_done: usize,
@@ -158,9 +169,11 @@ impl Search {
             zobrist,
             state: initial,
             calls: Vec::new(),
-            heads: HashMap::default(),
+            heads: (0..SHARDS).map(|_| HashMap::default()).collect(),
             entries: Vec::new(),
+            entry_count: 0,
             arena: Vec::new(),
+            arena_words: 0,
             scratch: Vec::new(),
             determinate_total,
             determinate_done: 0,
@@ -177,9 +190,9 @@ impl Search {
 
     /// Bytes held (an estimate, for the memory bound).
     pub fn bytes(&self) -> usize {
-        self.entries.capacity() * std::mem::size_of::<Entry>()
-            + self.arena.capacity() * 4
-            + self.heads.capacity() * 16
+        self.entries.len() * ENTRY_CHUNK * std::mem::size_of::<Entry>()
+            + self.arena_words * 4
+            + self.heads.iter().map(|h| h.capacity()).sum::<usize>() * 16
             + self.calls.capacity() * 8
             + (self.next.len() + self.prev.len() + self.entry_op.len()) * 4
             + self.ops.len() * (std::mem::size_of::<SearchOp>() + 12)
@@ -232,31 +245,48 @@ impl Search {
         self.fill_extra();
         let prefix = self.prefix as u32;
         let extra_len = self.scratch.len() as u32;
-        let first = self.heads.get(&h).copied().unwrap_or(NONE);
+        // Middle bits: the table uses the low ones for buckets, the top ones for tags.
+        let shard = (h >> 32) as usize % SHARDS;
+        let first = self.heads[shard].get(&h).copied().unwrap_or(NONE);
         let mut e = first;
         while e != NONE {
-            let ent = &self.entries[e as usize];
-            if ent.state == state
-                && ent.prefix == prefix
-                && ent.extra_len == extra_len
-                && self.arena[ent.extra_off as usize..(ent.extra_off + ent.extra_len) as usize]
-                    == self.scratch[..]
-            {
-                return false;
+            let ent = &self.entries[e as usize / ENTRY_CHUNK][e as usize % ENTRY_CHUNK];
+            if ent.state == state && ent.prefix == prefix && ent.extra_len == extra_len {
+                let chunk = &self.arena[ent.extra_chunk as usize];
+                let off = ent.extra_off as usize;
+                if chunk[off..off + extra_len as usize] == self.scratch[..] {
+                    return false;
+                }
             }
             e = ent.next;
         }
-        let off = u32::try_from(self.arena.len()).expect("memo arena under 2^32 words");
-        self.arena.extend_from_slice(&self.scratch);
-        let id = u32::try_from(self.entries.len()).expect("memo under 2^32 entries");
-        self.entries.push(Entry {
+        let need = self.scratch.len();
+        let fits = self
+            .arena
+            .last()
+            .is_some_and(|c| c.capacity() - c.len() >= need);
+        if !fits {
+            self.arena.push(Vec::with_capacity(ARENA_CHUNK.max(need)));
+            self.arena_words += ARENA_CHUNK.max(need);
+        }
+        let chunk_id = u32::try_from(self.arena.len() - 1).expect("arena under 2^32 chunks");
+        let chunk = self.arena.last_mut().expect("a chunk");
+        let off = u32::try_from(chunk.len()).expect("chunk under 2^32 words");
+        chunk.extend_from_slice(&self.scratch);
+        let id = u32::try_from(self.entry_count).expect("memo under 2^32 entries");
+        if self.entry_count % ENTRY_CHUNK == 0 {
+            self.entries.push(Vec::with_capacity(ENTRY_CHUNK));
+        }
+        self.entries.last_mut().expect("a chunk").push(Entry {
             state,
             prefix,
             extra_len,
+            extra_chunk: chunk_id,
             extra_off: off,
             next: first,
         });
-        self.heads.insert(h, id);
+        self.entry_count += 1;
+        self.heads[shard].insert(h, id);
         true
     }
 
