@@ -84,6 +84,10 @@ enum Command {
         /// Worker threads [default: the number of cores].
         #[arg(long)]
         jobs: Option<usize>,
+        /// Check every key to the end, even once one fails (else the others are left
+        /// unfinished after a bounded number of further steps).
+        #[arg(long)]
+        all_keys: bool,
         /// Per-file, per-key verdicts, timings and witnesses as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -148,6 +152,7 @@ pub fn main() -> ExitCode {
             max_memory,
             max_steps,
             jobs,
+            all_keys,
             json,
         } => check(&CheckArgs {
             files,
@@ -158,6 +163,7 @@ pub fn main() -> ExitCode {
             max_memory,
             max_steps,
             jobs,
+            all_keys,
             json,
         }),
     };
@@ -207,6 +213,7 @@ struct CheckArgs {
     max_memory: Option<String>,
     max_steps: u64,
     jobs: Option<usize>,
+    all_keys: bool,
     json: bool,
 }
 
@@ -266,6 +273,7 @@ fn check(args: &CheckArgs) -> u8 {
         threads: args
             .jobs
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        all_keys: args.all_keys,
         ..Limits::default()
     };
     let start = std::time::Instant::now();

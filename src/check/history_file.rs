@@ -233,6 +233,9 @@ pub fn parse_bytes(
         raw: Vec::new(),
         notes: Vec::new(),
         skipped: 0,
+        line_starts: std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect(),
     };
     let format = p.read()?;
     p.finish(format, text.clone())
@@ -259,6 +262,8 @@ struct Parser<'a> {
     raw: Vec<RawOp<'a>>,
     notes: Vec<String>,
     skipped: usize,
+    /// Byte offsets where lines start.
+    line_starts: Vec<usize>,
 }
 
 /// `0`, `:nemesis`, `"x"` as EDN, shortened for messages.
@@ -285,6 +290,11 @@ fn console_prefix(line: &str) -> Option<(usize, &str)> {
 }
 
 impl<'a> Parser<'a> {
+    /// The 1-based line of a byte offset.
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&s| s <= offset)
+    }
+
     fn err<T>(&self, offset: usize, message: impl Into<String>) -> Result<T, HistoryError> {
         let (line, column) = edn::line_col(self.text, offset);
         Err(HistoryError::Syntax {
@@ -307,7 +317,8 @@ impl<'a> Parser<'a> {
         };
         let start = r.offset();
         let Some(first) = first else {
-            return self.err(0, "no operations in the file");
+            // Nothing but whitespace and comments: an empty history.
+            return Ok(Format::EdnOps);
         };
         let first_line = self.text[start..].lines().next().unwrap_or("");
         if first == b'{' && first_line[1..].trim_start().starts_with('"') {
@@ -512,7 +523,7 @@ impl<'a> Parser<'a> {
                 }
             }
         };
-        let (line, _) = edn::line_col(self.text, v.start);
+        let line = self.line_of(v.start);
         let source = Source {
             start: v.start,
             line,
@@ -607,14 +618,15 @@ impl<'a> Parser<'a> {
     fn finish(mut self, format: Format, text: String) -> Result<LoadedHistory, HistoryError> {
         let model = self.options.model;
         if self.raw.is_empty() {
-            return self.err(
-                self.text.len(),
+            // An empty history is linearizable; say so, since it may be a mistake.
+            self.notes.push(format!(
+                "no client operations in the file{}",
                 if self.skipped > 0 {
-                    format!("no client operations in the file (skipped {} non-client op(s))", self.skipped)
+                    format!(" (skipped {} non-client op(s))", self.skipped)
                 } else {
-                    "no operations in the file".to_string()
-                },
-            );
+                    String::new()
+                }
+            ));
         }
         if let Some(t) = self.raw.iter().find(|o| o.f == "txn") {
             return self.err(
@@ -623,7 +635,7 @@ impl<'a> Parser<'a> {
             );
         }
         // Times: all client ops or none.
-        let timed = self.raw[0].time.is_some();
+        let timed = self.raw.first().is_some_and(|o| o.time.is_some());
         if let Some(o) = self.raw.iter().find(|o| o.time.is_some() != timed) {
             return self.err(
                 o.source.start,

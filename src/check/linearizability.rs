@@ -213,6 +213,9 @@ pub struct Limits {
     pub memory_bytes_max: u64,
     /// Worker threads.
     pub threads: usize,
+    /// Check every key to the end even once one fails (else the others get a
+    /// bounded allowance of further steps, then are left unfinished).
+    pub all_keys: bool,
 }
 
 /// A quarter of the machine's memory (from /proc/meminfo), or 4 GiB if unknown.
@@ -233,6 +236,7 @@ impl Default for Limits {
             timeout: None,
             memory_bytes_max: default_memory_bytes_max(),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            all_keys: false,
         }
     }
 }
@@ -348,7 +352,7 @@ const CHUNK_STEPS: u64 = 1 << 16;
 /// The first round's budget per key.
 const ROUND_STEPS_FIRST: u64 = 1 << 15;
 /// Least further steps every key gets once another key of its history fails.
-const ALLOWANCE_STEPS_MIN: u64 = 1 << 20;
+const ALLOWANCE_STEPS_MIN: u64 = 1 << 18;
 
 fn search_ops(ops: &[Operation]) -> Vec<SearchOp> {
     ops.iter()
@@ -498,6 +502,7 @@ pub fn check_problems(problems: &[Problem], limits: &Limits) -> Vec<Outcome> {
                 let job = jobs[*j].lock().expect("job lock");
                 if matches!(job.result, Some(KeyResult::NotLinearizable(_)))
                     && allowance[job.problem].is_none()
+                    && !limits.all_keys
                 {
                     allowance[job.problem] = Some((4 * target).max(ALLOWANCE_STEPS_MIN));
                 }

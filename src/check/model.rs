@@ -14,6 +14,42 @@
 //! appends, which does not change results).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast, fixed (unseeded) hasher for the checker's tables: the multiply-rotate
+/// of rustc's FxHasher. Lookups only; nothing iterates these tables.
+#[derive(Default, Clone, Copy)]
+pub struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.write_u64(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        for &b in chunks.remainder() {
+            self.write_u64(u64::from(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
 /// One value of a history, interned. Register values are compared as EDN (`1` and
 /// `"1"` differ); kv values are strings.
@@ -100,7 +136,25 @@ pub struct Values {
     /// Whether texts are strings (kv) or EDN (registers); only display differs.
     pub strings: bool,
     texts: Vec<Box<str>>,
-    index: HashMap<Box<str>, ValueId>,
+    index: FxMap<Box<str>, ValueId>,
+    /// Per value: its rolling hash and `HASH_BASE^len` (see [`roll`]).
+    hashes: Vec<(u64, u64)>,
+    /// (rolling hash, length) -> the first value with it.
+    by_hash: FxMap<(u64, u32), ValueId>,
+}
+
+/// The base of the polynomial rolling hash of strings (mod 2^64).
+const HASH_BASE: u64 = 0x100_0000_01b3;
+
+/// The rolling hash of `s` and `HASH_BASE^len(s)`: the hash of a concatenation
+/// `a + b` is `hash(a) * pow(b) + hash(b)`, so an append costs O(1), not O(len).
+pub fn roll(s: &str) -> (u64, u64) {
+    s.bytes().fold((0u64, 1u64), |(h, p), b| {
+        (
+            h.wrapping_mul(HASH_BASE).wrapping_add(u64::from(b) + 1),
+            p.wrapping_mul(HASH_BASE),
+        )
+    })
 }
 
 impl Values {
@@ -108,7 +162,9 @@ impl Values {
         Values {
             strings,
             texts: vec!["".into()],
-            index: HashMap::new(),
+            index: FxMap::default(),
+            hashes: vec![(0, 1)],
+            by_hash: FxMap::default(),
         }
     }
 
@@ -120,6 +176,9 @@ impl Values {
         let id = ValueId::try_from(self.texts.len()).expect("fewer than 2^32 values");
         self.texts.push(text.into());
         self.index.insert(text.into(), id);
+        let (h, p) = roll(text);
+        self.hashes.push((h, p));
+        self.by_hash.entry((h, text.len() as u32)).or_insert(id);
         id
     }
 
@@ -163,9 +222,12 @@ pub struct Machine<'a> {
     base: &'a Values,
     /// The state of a key nothing has written yet (`--initial`).
     pub initial: ValueId,
-    extra: Vec<String>,
-    extra_index: HashMap<String, ValueId>,
-    appended: HashMap<(ValueId, ValueId), ValueId>,
+    /// States built by appends: (state, appended value, hash, pow, length), and
+    /// their text once something needed it.
+    extra: Vec<(ValueId, ValueId, u64, u64, u32)>,
+    extra_text: Vec<std::cell::OnceCell<String>>,
+    extra_index: FxMap<(u64, u32), ValueId>,
+    appended: FxMap<(ValueId, ValueId), ValueId>,
     /// Bytes held by the strings and tables above (an estimate).
     pub bytes: usize,
 }
@@ -177,8 +239,9 @@ impl<'a> Machine<'a> {
             base,
             initial,
             extra: Vec::new(),
-            extra_index: HashMap::new(),
-            appended: HashMap::new(),
+            extra_text: Vec::new(),
+            extra_index: FxMap::default(),
+            appended: FxMap::default(),
             bytes: 0,
         }
     }
@@ -186,7 +249,7 @@ impl<'a> Machine<'a> {
     /// The tables this machine built, detached from the history's values (to be
     /// freed elsewhere: they can be large).
     pub fn into_tables(self) -> impl Send + 'static {
-        (self.extra, self.extra_index, self.appended)
+        (self.extra, self.extra_text, self.extra_index, self.appended)
     }
 
     pub fn values(&self) -> &'a Values {
@@ -197,34 +260,66 @@ impl<'a> Machine<'a> {
     pub fn text(&self, id: ValueId) -> &str {
         let n = self.base.len();
         if (id as usize) < n {
-            self.base.text(id)
-        } else {
-            &self.extra[id as usize - n]
+            return self.base.text(id);
         }
+        let i = id as usize - n;
+        self.extra_text[i].get_or_init(|| {
+            let (parent, piece, ..) = self.extra[i];
+            let mut s = String::with_capacity(self.extra[i].4 as usize);
+            s.push_str(self.text(parent));
+            s.push_str(self.text(piece));
+            s
+        })
+    }
+
+    fn hash_of(&self, id: ValueId) -> (u64, u64, u32) {
+        let n = self.base.len();
+        if (id as usize) < n {
+            let (h, p) = self.base.hashes[id as usize];
+            (h, p, self.base.text(id).len() as u32)
+        } else {
+            let (_, _, h, p, len) = self.extra[id as usize - n];
+            (h, p, len)
+        }
+    }
+
+    /// Whether `id`'s text is `text(a) + text(b)`.
+    fn is_concat(&self, id: ValueId, a: ValueId, b: ValueId) -> bool {
+        let t = self.text(id);
+        let (ta, tb) = (self.text(a), self.text(b));
+        t.len() == ta.len() + tb.len() && t.starts_with(ta) && t.ends_with(tb)
     }
 
     fn concat(&mut self, state: ValueId, value: ValueId) -> ValueId {
         if let Some(&id) = self.appended.get(&(state, value)) {
             return id;
         }
-        let mut s = String::with_capacity(self.text(state).len() + self.text(value).len());
-        s.push_str(self.text(state));
-        s.push_str(self.text(value));
-        let id = match self.base.lookup(&s) {
+        let (hs, ps, ls) = self.hash_of(state);
+        let (hv, pv, lv) = self.hash_of(value);
+        let key = (hs.wrapping_mul(pv).wrapping_add(hv), ls + lv);
+        // Equal strings must be one state; hashes only find candidates, and a
+        // candidate is compared by text (materialized once, on a hash match).
+        let found = [self.base.by_hash.get(&key), self.extra_index.get(&key)]
+            .into_iter()
+            .flatten()
+            .copied()
+            .find(|&c| self.is_concat(c, state, value));
+        let id = match found {
             Some(id) => id,
-            None => match self.extra_index.get(&s) {
-                Some(&id) => id,
-                None => {
-                    let id = ValueId::try_from(self.base.len() + self.extra.len())
-                        .expect("fewer than 2^32 states");
-                    self.bytes += 2 * s.len() + 64;
-                    self.extra.push(s.clone());
-                    self.extra_index.insert(s, id);
-                    id
-                }
-            },
+            None => {
+                let id = ValueId::try_from(self.base.len() + self.extra.len())
+                    .expect("fewer than 2^32 states");
+                self.extra
+                    .push((state, value, key.0, ps.wrapping_mul(pv), key.1));
+                self.extra_text.push(std::cell::OnceCell::new());
+                // A colliding, different string keeps the first in the index; the
+                // new one is still a distinct state, found again through `appended`.
+                self.extra_index.entry(key).or_insert(id);
+                self.bytes += 64;
+                id
+            }
         };
-        self.bytes += 32;
+        self.bytes += 24;
         self.appended.insert((state, value), id);
         id
     }
@@ -276,7 +371,7 @@ impl<'a> Machine<'a> {
             (ModelKind::Kv, Op::Append(v)) => {
                 !self.text(v).is_empty() && self.text(seen).contains(self.text(v))
             }
-            (_, Op::Delete) => seen == self.initial,
+            (_, Op::Delete) => false,
             (_, op) => self.written(&op) == Some(seen),
         }
     }

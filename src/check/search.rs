@@ -97,6 +97,8 @@ pub struct Search {
     bits: Vec<u64>,
     prefix: usize,
     len: usize,
+    /// The highest member (meaningful when `len > 0`).
+    hi: usize,
     set_hash: u64,
     zobrist: Vec<u64>,
     state: ValueId,
@@ -165,6 +167,7 @@ impl Search {
             head,
             prefix: 0,
             len: 0,
+            hi: 0,
             set_hash: 0,
             zobrist,
             state: initial,
@@ -205,6 +208,9 @@ impl Search {
     fn insert(&mut self, i: usize) {
         debug_assert!(!self.contains(i), "operation {i} linearized twice");
         self.bits[i / 64] |= 1 << (i % 64);
+        if self.len == 0 || i > self.hi {
+            self.hi = i;
+        }
         self.len += 1;
         self.set_hash ^= self.zobrist[i];
         while self.prefix < self.ops.len() && self.contains(self.prefix) {
@@ -216,26 +222,30 @@ impl Search {
         debug_assert!(self.contains(i), "operation {i} undone but not linearized");
         self.bits[i / 64] &= !(1 << (i % 64));
         self.len -= 1;
+        if i == self.hi && self.len > 0 {
+            // No member is above `i`: the new highest is the top bit of the first
+            // non-zero word at or below it.
+            let mut w = i / 64;
+            while self.bits[w] == 0 {
+                w -= 1;
+            }
+            self.hi = w * 64 + 63 - self.bits[w].leading_zeros() as usize;
+        }
         self.set_hash ^= self.zobrist[i];
         self.prefix = self.prefix.min(i);
     }
 
-    /// Fills `scratch` with the members past the dense prefix, ascending.
+    /// Fills `scratch` with the set's words from the one holding the dense prefix's
+    /// end to the one holding its highest member (empty if nothing is past the
+    /// prefix): with `prefix`, this is the whole set. Indeterminate operations that
+    /// are never linearized leave holes, so the span is stored as words, not as a
+    /// list of members.
     fn fill_extra(&mut self) {
         self.scratch.clear();
-        let want = self.len - self.prefix;
-        let mut w = self.prefix / 64;
-        while self.scratch.len() < want {
-            let mut word = self.bits[w];
-            if w == self.prefix / 64 {
-                word &= !((1u64 << (self.prefix % 64)) - 1);
-            }
-            while word != 0 {
-                let bit = word.trailing_zeros() as usize;
-                self.scratch.push((w * 64 + bit) as u32);
-                word &= word - 1;
-            }
-            w += 1;
+        if self.len > self.prefix {
+            let words = &self.bits[self.prefix / 64..=self.hi / 64];
+            self.scratch
+                .extend(words.iter().flat_map(|w| [*w as u32, (*w >> 32) as u32]));
         }
     }
 
