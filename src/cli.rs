@@ -255,7 +255,11 @@ fn check(args: &CheckArgs) -> u8 {
         None => default_memory_bytes_max(),
         Some(m) => match parse_bytes_arg(m) {
             Some(b) if b > 0 => b,
-            _ => return usage(format!("--max-memory {m:?}: expected bytes, like 4G or 512M")),
+            _ => {
+                return usage(format!(
+                    "--max-memory {m:?}: expected bytes, like 4G or 512M"
+                ))
+            }
         },
     };
     if args.jobs == Some(0) || args.max_steps == 0 {

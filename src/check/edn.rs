@@ -77,7 +77,12 @@ impl Value {
 /// Prints the value back as EDN (canonical spacing: one space between elements).
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fn seq(f: &mut fmt::Formatter<'_>, open: &str, items: &[Value], close: &str) -> fmt::Result {
+        fn seq(
+            f: &mut fmt::Formatter<'_>,
+            open: &str,
+            items: &[Value],
+            close: &str,
+        ) -> fmt::Result {
             f.write_str(open)?;
             for (i, v) in items.iter().enumerate() {
                 if i > 0 {
@@ -147,8 +152,14 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text.as_bytes()[..offset];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
-    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |p| p + 1);
+    let col = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, col)
 }
 
@@ -280,7 +291,10 @@ impl<'a> Reader<'a> {
                 Kind::Map(entries)
             }
             b')' | b']' | b'}' => {
-                return self.err(start, format!("unexpected `{}`: nothing to close", b as char))
+                return self.err(
+                    start,
+                    format!("unexpected `{}`: nothing to close", b as char),
+                )
             }
             b'"' => Kind::Str(self.string()?),
             b'\\' => Kind::Char(self.character()?),
@@ -322,7 +336,13 @@ impl<'a> Reader<'a> {
         Ok(Value { kind, start })
     }
 
-    fn seq(&mut self, close: u8, what: &str, open: usize, depth: usize) -> Result<Vec<Value>, Error> {
+    fn seq(
+        &mut self,
+        close: u8,
+        what: &str,
+        open: usize,
+        depth: usize,
+    ) -> Result<Vec<Value>, Error> {
         let mut items = Vec::new();
         loop {
             self.skip_ignored(depth + 1)?;
@@ -432,9 +452,10 @@ impl<'a> Reader<'a> {
                 Some(b'b') => '\u{8}',
                 Some(b'f') => '\u{c}',
                 Some(b'u') => {
-                    let c = self.text.get(self.pos + 1..self.pos + 5).and_then(|h| {
-                        u32::from_str_radix(h, 16).ok().and_then(char::from_u32)
-                    });
+                    let c = self
+                        .text
+                        .get(self.pos + 1..self.pos + 5)
+                        .and_then(|h| u32::from_str_radix(h, 16).ok().and_then(char::from_u32));
                     let Some(c) = c else {
                         return self.err(esc, "expected 4 hex digits after `\\u`");
                     };
@@ -544,7 +565,10 @@ mod tests {
         assert_eq!(v.get("d").unwrap().to_string(), "[nil]");
         let rec = one("#jepsen.history.Op{:index 0, :f :read}");
         assert_eq!(rec.get("f").unwrap().kind, Kind::Keyword("read".into()));
-        assert_eq!(v.to_string(), "{:a #{1 2}, :b (\"x\" y), :c #inst \"2020\", :d [nil]}");
+        assert_eq!(
+            v.to_string(),
+            "{:a #{1 2}, :b (\"x\" y), :c #inst \"2020\", :d [nil]}"
+        );
     }
 
     #[test]

@@ -337,7 +337,10 @@ impl<'a> Parser<'a> {
                 Ok(Format::EdnOps)
             }
             b'[' | b'(' => {
-                let all = r.next_value().or_else(|e| self.edn_err(e))?.expect("peeked");
+                let all = r
+                    .next_value()
+                    .or_else(|e| self.edn_err(e))?
+                    .expect("peeked");
                 if let Some(extra) = r.next_value().or_else(|e| self.edn_err(e))? {
                     return self.err(
                         extra.start,
@@ -442,7 +445,7 @@ impl<'a> Parser<'a> {
             let mut body_at = line_start;
             if console {
                 match console_prefix(line) {
-                    Some((at, logger)) if logger == "jepsen.util" => body_at += at,
+                    Some((at, "jepsen.util")) => body_at += at,
                     // Other loggers, stack traces, blank lines.
                     _ => continue,
                 }
@@ -518,7 +521,10 @@ impl<'a> Parser<'a> {
                 } else {
                     return self.err(
                         t.start,
-                        format!("expected :time to be a non-negative integer (nanoseconds), found {}", show(t)),
+                        format!(
+                            "expected :time to be a non-negative integer (nanoseconds), found {}",
+                            show(t)
+                        ),
                     );
                 }
             }
@@ -553,7 +559,12 @@ impl<'a> Parser<'a> {
     ) -> Result<(), HistoryError> {
         let process = match process.kind {
             Kind::Int(n) if n >= 0 => n as u64,
-            Kind::Int(_) => return self.err(process.start, "expected :process to be a non-negative integer"),
+            Kind::Int(_) => {
+                return self.err(
+                    process.start,
+                    "expected :process to be a non-negative integer",
+                )
+            }
             // Jepsen's nemesis and other non-client processes.
             _ => {
                 self.skipped += 1;
@@ -569,14 +580,20 @@ impl<'a> Parser<'a> {
                 _ => {
                     return self.err(
                         kind.start,
-                        format!("expected :type :invoke, :ok, :fail or :info, found {}", show(kind)),
+                        format!(
+                            "expected :type :invoke, :ok, :fail or :info, found {}",
+                            show(kind)
+                        ),
                     )
                 }
             },
             _ => {
                 return self.err(
                     kind.start,
-                    format!("expected :type :invoke, :ok, :fail or :info, found {}", show(kind)),
+                    format!(
+                        "expected :type :invoke, :ok, :fail or :info, found {}",
+                        show(kind)
+                    ),
                 )
             }
         };
@@ -651,14 +668,18 @@ impl<'a> Parser<'a> {
         // decided from invokes, since a plain register may hold a vector.
         let has_key_field = self.raw.iter().any(|o| o.key.is_some());
         let tuples = !has_key_field
-            && self.raw.iter().filter(|o| o.kind == OpType::Invoke).any(|o| {
-                let pair = |v: &Value| v.items().filter(|i| i.len() == 2).map(|i| i.to_vec());
-                match (o.f.as_str(), o.value.as_ref().and_then(pair)) {
-                    ("cas", Some(items)) => items[1].items().is_some_and(|i| i.len() == 2),
-                    ("read" | "write" | "get" | "put" | "append", Some(_)) => true,
-                    _ => false,
-                }
-            });
+            && self
+                .raw
+                .iter()
+                .filter(|o| o.kind == OpType::Invoke)
+                .any(|o| {
+                    let pair = |v: &Value| v.items().filter(|i| i.len() == 2).map(|i| i.to_vec());
+                    match (o.f.as_str(), o.value.as_ref().and_then(pair)) {
+                        ("cas", Some(items)) => items[1].items().is_some_and(|i| i.len() == 2),
+                        ("read" | "write" | "get" | "put" | "append", Some(_)) => true,
+                        _ => false,
+                    }
+                });
         if tuples {
             self.notes.push(
                 "values are Jepsen independent [key value] tuples: checked per key".to_string(),
@@ -676,9 +697,10 @@ impl<'a> Parser<'a> {
                     .filter(|o| o.kind == OpType::Ok && matches!(o.f.as_str(), "get" | "read"))
                     .filter(|o| empty(&o.value))
                     .count();
-                let writes_empty = self.raw.iter().any(|o| {
-                    matches!(o.f.as_str(), "put" | "write" | "append") && empty(&o.value)
-                });
+                let writes_empty = self
+                    .raw
+                    .iter()
+                    .any(|o| matches!(o.f.as_str(), "put" | "write" | "append") && empty(&o.value));
                 if reads_empty > 0 && !writes_empty {
                     self.notes.push(format!(
                         "absent keys read as \"\" (Porcupine's convention, detected: {reads_empty} read(s) return \"\", which no operation writes; --absent-reads nil turns this off)"
@@ -693,7 +715,10 @@ impl<'a> Parser<'a> {
         let initial = match &self.options.initial {
             Some(t) => {
                 let vals = edn::read_all(t).map_err(|e| {
-                    HistoryError::Usage(format!("--initial {t:?}: {} (give one EDN value, like 0 or nil)", e.message))
+                    HistoryError::Usage(format!(
+                        "--initial {t:?}: {} (give one EDN value, like 0 or nil)",
+                        e.message
+                    ))
                 })?;
                 let [v] = vals.as_slice() else {
                     return Err(HistoryError::Usage(format!(
@@ -705,7 +730,13 @@ impl<'a> Parser<'a> {
             None if absent_empty => values.intern(""),
             None => NIL,
         };
-        let absent = |id: ValueId| if absent_empty && id == NIL { initial } else { id };
+        let absent = |id: ValueId| {
+            if absent_empty && id == NIL {
+                initial
+            } else {
+                id
+            }
+        };
         // Keys, in order of first appearance.
         let mut key_ids: BTreeMap<String, usize> = BTreeMap::new();
         let mut key_names: Vec<String> = Vec::new();
@@ -765,12 +796,17 @@ impl<'a> Parser<'a> {
                 let need = |this: &Self, what: &str| -> Result<Value, HistoryError> {
                     match &value {
                         Some(v) => Ok(v.clone()),
-                        None => this.err(o.source.start, format!("this :{} invoke has no :value {what}", o.f)),
+                        None => this.err(
+                            o.source.start,
+                            format!("this :{} invoke has no :value {what}", o.f),
+                        ),
                     }
                 };
                 let op = match o.f.as_str() {
                     "read" | "get" => Op::Read(NIL),
-                    "write" | "put" => Op::Write(vid(&self, &mut values, &need(&self, "to write")?)),
+                    "write" | "put" => {
+                        Op::Write(vid(&self, &mut values, &need(&self, "to write")?))
+                    }
                     "append" => Op::Append(vid(&self, &mut values, &need(&self, "to append")?)),
                     "delete" => Op::Delete,
                     "cas" => {
@@ -797,7 +833,8 @@ impl<'a> Parser<'a> {
                                 match model {
                                     ModelKind::Register => ":read and :write",
                                     ModelKind::CasRegister => ":read, :write and :cas",
-                                    ModelKind::Kv => ":get (:read), :put (:write), :append, :delete and :cas",
+                                    ModelKind::Kv =>
+                                        ":get (:read), :put (:write), :append, :delete and :cas",
                                 }
                             ),
                         )
@@ -835,8 +872,10 @@ impl<'a> Parser<'a> {
             sources.push(o.source);
         }
         if self.skipped > 0 {
-            self.notes
-                .push(format!("skipped {} non-client op(s) (:process not an integer)", self.skipped));
+            self.notes.push(format!(
+                "skipped {} non-client op(s) (:process not an integer)",
+                self.skipped
+            ));
         }
         let per_key = match pair(&events, key_names.len()) {
             Ok(p) => p,
@@ -881,11 +920,20 @@ mod tests {
     #[test]
     fn formats_are_detected() {
         let line = "{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :write, :value 1}\n";
-        assert_eq!(parse(line, ModelKind::CasRegister).unwrap().format, Format::EdnOps);
+        assert_eq!(
+            parse(line, ModelKind::CasRegister).unwrap().format,
+            Format::EdnOps
+        );
         let vector = format!("[{}]", line);
-        assert_eq!(parse(&vector, ModelKind::CasRegister).unwrap().format, Format::EdnVector);
+        assert_eq!(
+            parse(&vector, ModelKind::CasRegister).unwrap().format,
+            Format::EdnVector
+        );
         let txt = "0\t:invoke\t:write\t1\n0\t:ok\t:write\t1\n";
-        assert_eq!(parse(txt, ModelKind::CasRegister).unwrap().format, Format::HistoryTxt);
+        assert_eq!(
+            parse(txt, ModelKind::CasRegister).unwrap().format,
+            Format::HistoryTxt
+        );
         let log = "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.core - hello\nINFO  jepsen.util - 0\t:ok\t:write\t1\n";
         let h = parse(log, ModelKind::CasRegister).unwrap();
         assert_eq!(h.format, Format::ConsoleLog);
@@ -898,9 +946,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("h.edn:2:1:"), "{e}");
-        let e = parse("{:process 0, :type :invoked, :f :write}\n", ModelKind::CasRegister)
-            .unwrap_err()
-            .to_string();
+        let e = parse(
+            "{:process 0, :type :invoked, :f :write}\n",
+            ModelKind::CasRegister,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("found :invoked"), "{e}");
         assert!(e.starts_with("h.edn:1:20:"), "{e}");
     }
@@ -908,7 +959,10 @@ mod tests {
     #[test]
     fn event_text_is_as_written() {
         let h = parse("{:process 0,\n :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :write, :value 1}", ModelKind::CasRegister).unwrap();
-        assert_eq!(h.event_text(0), "{:process 0, :type :invoke, :f :write, :value 1}");
+        assert_eq!(
+            h.event_text(0),
+            "{:process 0, :type :invoke, :f :write, :value 1}"
+        );
         assert_eq!(h.sources[1].line, 3);
     }
 }

@@ -378,9 +378,15 @@ fn run_job(job: &mut Job<'_>, problems: &[Problem], target: u64, limits: &Limits
         status = search.run(&mut job.machine, chunk, &shared.abort);
         let bytes = (search.bytes() + job.machine.bytes) as u64;
         let total = if bytes >= job.bytes {
-            shared.memory.fetch_add(bytes - job.bytes, Ordering::Relaxed) + (bytes - job.bytes)
+            shared
+                .memory
+                .fetch_add(bytes - job.bytes, Ordering::Relaxed)
+                + (bytes - job.bytes)
         } else {
-            shared.memory.fetch_sub(job.bytes - bytes, Ordering::Relaxed) - (job.bytes - bytes)
+            shared
+                .memory
+                .fetch_sub(job.bytes - bytes, Ordering::Relaxed)
+                - (job.bytes - bytes)
         };
         job.bytes = bytes;
         if total > shared.memory_max {
@@ -509,8 +515,7 @@ pub fn check_problems(problems: &[Problem], limits: &Limits) -> Vec<Outcome> {
             }
             for j in &eligible {
                 let mut job = jobs[*j].lock().expect("job lock");
-                if job.result.is_none() && allowance[job.problem].is_some_and(|a| job.steps >= a)
-                {
+                if job.result.is_none() && allowance[job.problem].is_some_and(|a| job.steps >= a) {
                     job.result = Some(KeyResult::Unknown(Unknown::NotNeeded));
                     job.search = None;
                 }
@@ -543,7 +548,11 @@ pub fn check_problems(problems: &[Problem], limits: &Limits) -> Vec<Outcome> {
         }
         let machine = std::mem::replace(
             &mut job.machine,
-            Machine::new(problems[job.problem].model, &problems[job.problem].values, NIL),
+            Machine::new(
+                problems[job.problem].model,
+                &problems[job.problem].values,
+                NIL,
+            ),
         );
         if machine.bytes > 1 << 20 {
             garbage.push(Box::new(machine.into_tables()));
@@ -675,7 +684,11 @@ pub fn problem_from_kv(
         model,
         values,
         initial: NIL,
-        keys: key_names.into_iter().map(|k| format!("{k:?}")).zip(per_key).collect(),
+        keys: key_names
+            .into_iter()
+            .map(|k| format!("{k:?}"))
+            .zip(per_key)
+            .collect(),
     })
 }
 
@@ -817,7 +830,6 @@ pub fn generate_linearizable_history(seed: u64, p: GenParams) -> Vec<HistoryEven
         })
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests {

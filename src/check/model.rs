@@ -444,6 +444,9 @@ mod tests {
         assert!(ModelKind::Register.supports(&Op::Cas(1, 2)).is_err());
         assert!(ModelKind::CasRegister.supports(&Op::Append(1)).is_err());
         assert!(ModelKind::Kv.supports(&Op::Append(1)).is_ok());
-        assert_eq!(ModelKind::parse("cas-register"), Some(ModelKind::CasRegister));
+        assert_eq!(
+            ModelKind::parse("cas-register"),
+            Some(ModelKind::CasRegister)
+        );
     }
 }

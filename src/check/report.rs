@@ -88,7 +88,10 @@ pub fn check_files(paths: &[PathBuf], options: &Options, limits: &Limits) -> Vec
         .collect();
     let mut limits = limits.clone();
     if let Some(t) = limits.timeout {
-        limits.timeout = Some(t.saturating_sub(start.elapsed()).max(Duration::from_millis(1)));
+        limits.timeout = Some(
+            t.saturating_sub(start.elapsed())
+                .max(Duration::from_millis(1)),
+        );
     }
     let loaded: Vec<usize> = (0..results.len())
         .filter(|&i| results[i].result.is_ok())
@@ -150,7 +153,13 @@ pub fn render_text(h: &LoadedHistory, o: &Outcome) -> String {
         let _ = writeln!(out, "note: {n}");
     }
     for (k, f) in o.failures() {
-        let ops = &h.problem.keys.iter().find(|(n, _)| *n == k.key).expect("key").1;
+        let ops = &h
+            .problem
+            .keys
+            .iter()
+            .find(|(n, _)| *n == k.key)
+            .expect("key")
+            .1;
         let m = Machine::new(h.problem.model, &h.problem.values, h.problem.initial);
         let cut_line = ops
             .iter()
@@ -179,10 +188,9 @@ pub fn render_text(h: &LoadedHistory, o: &Outcome) -> String {
         );
         for &i in &f.witness {
             let op = &ops[i];
-            let ret = op.ret.map_or_else(
-                || "? (indeterminate)".to_string(),
-                |r| show_time(h, r),
-            );
+            let ret = op
+                .ret
+                .map_or_else(|| "? (indeterminate)".to_string(), |r| show_time(h, r));
             let _ = writeln!(
                 out,
                 "  process {} [{} .. {}]  {}  ({})",
@@ -192,7 +200,12 @@ pub fn render_text(h: &LoadedHistory, o: &Outcome) -> String {
                 m.describe(&op.op, op.ret.is_some()),
                 lines_of(h, op)
             );
-            let _ = writeln!(out, "    {:>6}: {}", h.sources[op.invoke].line, h.event_text(op.invoke));
+            let _ = writeln!(
+                out,
+                "    {:>6}: {}",
+                h.sources[op.invoke].line,
+                h.event_text(op.invoke)
+            );
             if let Some(c) = op.completion {
                 let _ = writeln!(out, "    {:>6}: {}", h.sources[c].line, h.event_text(c));
             }
@@ -207,7 +220,12 @@ pub fn render_text(h: &LoadedHistory, o: &Outcome) -> String {
         })
         .collect();
     if !unknown.is_empty() {
-        let shown = unknown.iter().take(10).cloned().collect::<Vec<_>>().join(", ");
+        let shown = unknown
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(", ");
         let more = if unknown.len() > 10 { ", ..." } else { "" };
         let _ = writeln!(out, "unchecked: {shown}{more}");
     }
@@ -237,13 +255,24 @@ pub fn render_line(r: &FileResult) -> String {
                     let failing: Vec<String> = o
                         .failures()
                         .map(|(k, f)| {
-                            let ops = &h.problem.keys.iter().find(|(n, _)| *n == k.key).expect("key").1;
+                            let ops = &h
+                                .problem
+                                .keys
+                                .iter()
+                                .find(|(n, _)| *n == k.key)
+                                .expect("key")
+                                .1;
                             let lines: Vec<String> = f
                                 .witness
                                 .iter()
                                 .map(|&i| h.sources[ops[i].invoke].line.to_string())
                                 .collect();
-                            format!("{}: {} ops at lines {}", key_label(&k.key), f.witness.len(), lines.join(" "))
+                            format!(
+                                "{}: {} ops at lines {}",
+                                key_label(&k.key),
+                                f.witness.len(),
+                                lines.join(" ")
+                            )
                         })
                         .collect();
                     failing.join("; ")

@@ -284,7 +284,7 @@ impl Search {
         let off = u32::try_from(chunk.len()).expect("chunk under 2^32 words");
         chunk.extend_from_slice(&self.scratch);
         let id = u32::try_from(self.entry_count).expect("memo under 2^32 entries");
-        if self.entry_count % ENTRY_CHUNK == 0 {
+        if self.entry_count.is_multiple_of(ENTRY_CHUNK) {
             self.entries.push(Vec::with_capacity(ENTRY_CHUNK));
         }
         self.entries.last_mut().expect("a chunk").push(Entry {
@@ -406,12 +406,21 @@ mod tests {
     fn stale_read_fails_and_concurrent_read_passes() {
         let mut vals = Values::new(false);
         let one = vals.intern("1");
-        let stale = vec![op(0, Some(1), Op::Write(one)), op(2, Some(3), Op::Read(NIL))];
+        let stale = vec![
+            op(0, Some(1), Op::Write(one)),
+            op(2, Some(3), Op::Read(NIL)),
+        ];
         assert_eq!(run(stale, &vals), Status::NotLinearizable(1));
-        let overlapping = vec![op(0, Some(2), Op::Write(one)), op(1, Some(3), Op::Read(NIL))];
+        let overlapping = vec![
+            op(0, Some(2), Op::Write(one)),
+            op(1, Some(3), Op::Read(NIL)),
+        ];
         assert_eq!(run(overlapping, &vals), Status::Linearizable);
         // Closed intervals: a read invoked at the write's completion may precede it.
-        let touching = vec![op(0, Some(2), Op::Write(one)), op(2, Some(3), Op::Read(NIL))];
+        let touching = vec![
+            op(0, Some(2), Op::Write(one)),
+            op(2, Some(3), Op::Read(NIL)),
+        ];
         assert_eq!(run(touching, &vals), Status::Linearizable);
     }
 
@@ -435,7 +444,9 @@ mod tests {
     #[test]
     fn memo_tells_sets_apart() {
         let mut s = Search::new(
-            (0..130).map(|i| op(i, Some(i + 1), Op::Write(NIL))).collect(),
+            (0..130)
+                .map(|i| op(i, Some(i + 1), Op::Write(NIL)))
+                .collect(),
             NIL,
         );
         s.insert(0);

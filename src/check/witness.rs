@@ -198,7 +198,10 @@ pub fn minimise(
     let mut returns: Vec<u64> = ops.iter().filter_map(|o| o.ret).collect();
     returns.sort_unstable();
     returns.dedup();
-    assert!(!returns.is_empty(), "a history without completions cannot fail");
+    assert!(
+        !returns.is_empty(),
+        "a history without completions cannot fail"
+    );
     let mut m = Minimiser {
         machine,
         cut: Vec::new(),
@@ -290,17 +293,32 @@ mod tests {
         let mut t = 0;
         for i in 0..300u64 {
             let v = vals.intern(&(i % 7).to_string());
-            ops.push(SearchOp { call: t, ret: Some(t + 1), op: Op::Write(v) });
-            ops.push(SearchOp { call: t + 2, ret: Some(t + 3), op: Op::Read(v) });
+            ops.push(SearchOp {
+                call: t,
+                ret: Some(t + 1),
+                op: Op::Write(v),
+            });
+            ops.push(SearchOp {
+                call: t + 2,
+                ret: Some(t + 3),
+                op: Op::Read(v),
+            });
             t += 4;
         }
         let six = vals.lookup("6").unwrap();
-        ops.push(SearchOp { call: t, ret: Some(t + 1), op: Op::Read(six) });
+        ops.push(SearchOp {
+            call: t,
+            ret: Some(t + 1),
+            op: Op::Read(six),
+        });
         let mut m = Machine::new(ModelKind::CasRegister, &vals, NIL);
         let w = minimise(
             &mut m,
             &ops,
-            MinimiseBudget { total_steps: 10_000_000, check_steps: 1_000_000 },
+            MinimiseBudget {
+                total_steps: 10_000_000,
+                check_steps: 1_000_000,
+            },
             &AtomicBool::new(false),
         );
         assert!(w.minimal);
