@@ -29,7 +29,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::check::edn::{self, Kind, Value};
-use crate::check::linearizability::{op_name, pair, Body, Event, Problem};
+use crate::check::linearizability::{pair, Body, Event, Problem};
 use crate::check::model::{ModelKind, Op, ValueId, Values, NIL};
 use crate::history::OpType;
 
@@ -242,7 +242,7 @@ pub fn parse_bytes(
 }
 
 /// One client op before values are interned.
-struct RawOp<'v> {
+struct RawOp {
     process: u64,
     kind: OpType,
     f: String,
@@ -252,14 +252,13 @@ struct RawOp<'v> {
     key: Option<Value>,
     time: Option<u64>,
     source: Source,
-    _life: std::marker::PhantomData<&'v ()>,
 }
 
 struct Parser<'a> {
     path: &'a Path,
     text: &'a str,
     options: &'a Options,
-    raw: Vec<RawOp<'a>>,
+    raw: Vec<RawOp>,
     notes: Vec<String>,
     skipped: usize,
     /// Byte offsets where lines start.
@@ -332,7 +331,7 @@ impl<'a> Parser<'a> {
         match first {
             b'{' | b'#' => {
                 while let Some(v) = r.next_value().or_else(|e| self.edn_err(e))? {
-                    self.op_map(&v, false)?;
+                    self.op_map(&v)?;
                 }
                 Ok(Format::EdnOps)
             }
@@ -348,7 +347,7 @@ impl<'a> Parser<'a> {
                     );
                 }
                 for v in all.items().expect("a vector or list") {
-                    self.op_map(v, false)?;
+                    self.op_map(v)?;
                 }
                 Ok(Format::EdnVector)
             }
@@ -430,7 +429,6 @@ impl<'a> Parser<'a> {
                     line: i + 1,
                     whole_line: true,
                 },
-                _life: std::marker::PhantomData,
             });
         }
         Ok(())
@@ -485,7 +483,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    fn op_map(&mut self, v: &Value, _nested: bool) -> Result<(), HistoryError> {
+    fn op_map(&mut self, v: &Value) -> Result<(), HistoryError> {
         let map = match &v.kind {
             Kind::Map(_) => v,
             Kind::Tagged(_, inner) if matches!(inner.kind, Kind::Map(_)) => inner,
@@ -618,7 +616,6 @@ impl<'a> Parser<'a> {
             key,
             time,
             source,
-            _life: std::marker::PhantomData,
         });
         Ok(())
     }
@@ -888,10 +885,6 @@ impl<'a> Parser<'a> {
                 })
             }
         };
-        debug_assert!(events.iter().all(|e| match &e.body {
-            Body::Invoke { op, .. } => !op_name(op).is_empty(),
-            _ => true,
-        }));
         Ok(LoadedHistory {
             path: self.path.to_path_buf(),
             format,

@@ -290,6 +290,8 @@ pub enum KeyResult {
 #[derive(Clone, Debug)]
 pub struct KeyOutcome {
     pub key: String,
+    /// The key's position in its [`Problem`]'s keys.
+    pub index: usize,
     /// Operations searched (after dropping `fail` ones and indeterminate reads).
     pub operations: usize,
     pub result: KeyResult,
@@ -562,6 +564,7 @@ pub fn check_problems(problems: &[Problem], limits: &Limits) -> Vec<Outcome> {
         out.elapsed += job.elapsed;
         out.keys.push(KeyOutcome {
             key: name.clone(),
+            index: job.key,
             operations: ops.len(),
             result: job.result.unwrap_or(KeyResult::Unknown(reason)),
             steps: job.steps,
@@ -585,7 +588,7 @@ fn verdict_of(out: &Outcome, p: &Problem) -> Verdict {
                 .witness
                 .iter()
                 .map(|&i| {
-                    let o = p.keys.iter().find(|(n, _)| *n == k.key).expect("key").1[i];
+                    let o = p.keys[k.index].1[i];
                     let m = Machine::new(p.model, &p.values, p.initial);
                     format!("[p{} {}]", o.process, m.describe(&o.op, o.ret.is_some()))
                 })

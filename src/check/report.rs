@@ -153,13 +153,7 @@ pub fn render_text(h: &LoadedHistory, o: &Outcome) -> String {
         let _ = writeln!(out, "note: {n}");
     }
     for (k, f) in o.failures() {
-        let ops = &h
-            .problem
-            .keys
-            .iter()
-            .find(|(n, _)| *n == k.key)
-            .expect("key")
-            .1;
+        let ops = &h.problem.keys[k.index].1;
         let m = Machine::new(h.problem.model, &h.problem.values, h.problem.initial);
         let cut_line = ops
             .iter()
@@ -255,13 +249,7 @@ pub fn render_line(r: &FileResult) -> String {
                     let failing: Vec<String> = o
                         .failures()
                         .map(|(k, f)| {
-                            let ops = &h
-                                .problem
-                                .keys
-                                .iter()
-                                .find(|(n, _)| *n == k.key)
-                                .expect("key")
-                                .1;
+                            let ops = &h.problem.keys[k.index].1;
                             let lines: Vec<String> = f
                                 .witness
                                 .iter()
@@ -322,7 +310,7 @@ fn file_json(r: &FileResult) -> Json {
                 .keys
                 .iter()
                 .map(|k| {
-                    let ops = &h.problem.keys.iter().find(|(n, _)| *n == k.key).expect("key").1;
+                    let ops = &h.problem.keys[k.index].1;
                     let m = Machine::new(h.problem.model, &h.problem.values, h.problem.initial);
                     let mut j = json!({
                         "key": k.key,
