@@ -178,6 +178,7 @@ fn is_delimiter(b: u8) -> bool {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader at the start of `text`.
     pub fn new(text: &'a str) -> Reader<'a> {
         Reader {
             text,
@@ -195,6 +196,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// The byte offset of the next unread character.
     pub fn offset(&self) -> usize {
         self.pos
     }
@@ -255,7 +257,11 @@ impl<'a> Reader<'a> {
         self.value(0).map(Some)
     }
 
-    /// One value; whitespace before it is skipped.
+    /// One value at nesting `depth` (0 at top level); whitespace, comments and
+    /// discards before it are skipped.
+    ///
+    /// # Errors
+    /// A syntax error, at its byte offset, or nesting deeper than [`DEPTH_MAX`].
     pub fn value(&mut self, depth: usize) -> Result<Value, Error> {
         if depth > DEPTH_MAX {
             return self.err(self.pos, format!("nested deeper than {DEPTH_MAX} levels"));

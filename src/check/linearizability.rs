@@ -695,8 +695,10 @@ pub fn problem_from_kv(
     })
 }
 
-/// Search steps per key [`check_kv`] allows before the verdict is unknown.
-pub const KV_KEY_STEPS_MAX: u64 = 1 << 28;
+/// Search steps per key [`check_kv`] allows before the verdict is unknown: about
+/// 2 to 10 seconds of search, so that on a hard history this deterministic bound,
+/// not the caller's wall-clock budget, is what usually ends the search.
+pub const KV_KEY_STEPS_MAX: u64 = 1 << 26;
 
 /// Checks a simulator key-value history against the kv model: at most
 /// [`KV_KEY_STEPS_MAX`] search steps per key (a deterministic bound), and `budget`
