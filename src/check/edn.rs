@@ -4,7 +4,7 @@
 //! It reads the whole published grammar: `nil`, `true`, `false`, strings (escapes
 //! `\t \r \n \\ \" \uXXXX`), characters (`\c`, `\newline`, `\return`, `\space`,
 //! `\tab`, `\formfeed`, `\backspace`, `\uXXXX`), integers (optional sign, `N` suffix),
-//! floating point numbers (fraction, exponent, `M` suffix), ratios (`1/2`, which
+//! floating point numbers (fraction, exponent, `M` suffix, `##Inf`, `##-Inf`, `##NaN`), ratios (`1/2`, which
 //! Clojure prints), symbols, keywords (with namespaces), lists `(..)`, vectors `[..]`,
 //! maps `{..}`, sets `#{..}`, tagged elements `#tag value` (including Clojure records,
 //! `#ns.Record{..}`), the discard `#_ value`, `;` comments, and commas as whitespace.
@@ -309,6 +309,15 @@ impl<'a> Reader<'a> {
                     self.pos += 2;
                     Kind::Set(self.seq(b'}', "set", start, depth)?)
                 }
+                Some(b'#') => {
+                    // Symbolic values: ##Inf, ##-Inf, ##NaN.
+                    self.pos += 2;
+                    let name = self.token();
+                    if !matches!(name.as_str(), "Inf" | "-Inf" | "NaN") {
+                        return self.err(start, format!("unknown symbolic value `##{name}`"));
+                    }
+                    Kind::Float(format!("##{name}"))
+                }
                 Some(&c) if c.is_ascii_alphabetic() => {
                     self.pos += 1;
                     let tag = self.token();
@@ -552,6 +561,7 @@ mod tests {
         assert_eq!(one("1.5e3").kind, Kind::Float("1.5e3".into()));
         assert_eq!(one("2.0M").kind, Kind::Float("2.0M".into()));
         assert_eq!(one("1/2").kind, Kind::Float("1/2".into()));
+        assert_eq!(one("##-Inf").kind, Kind::Float("##-Inf".into()));
         assert_eq!(one(":a/b").kind, Kind::Keyword("a/b".into()));
         assert_eq!(one("foo.bar/baz").kind, Kind::Symbol("foo.bar/baz".into()));
         assert_eq!(one("-").kind, Kind::Symbol("-".into()));

@@ -276,16 +276,30 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn console_prefix(line: &str) -> Option<(usize, &str)> {
-    // `LEVEL  logger - rest`
-    let mut words = line.split_whitespace();
-    let level = words.next()?;
-    if !matches!(level, "INFO" | "WARN" | "DEBUG" | "ERROR" | "TRACE") {
+/// Whether a line starts like a log line: `INFO ...`, `WARN ...`.
+fn is_log_line(line: &str) -> bool {
+    matches!(
+        line.split_whitespace().next(),
+        Some("INFO" | "WARN" | "DEBUG" | "ERROR" | "TRACE")
+    )
+}
+
+/// For a log line of Jepsen's op logger, the byte offset of the op's fields. Two
+/// layouts: `INFO  jepsen.util - 3\t:ok ...` (logger before the dash, as in
+/// Porcupine's corpus) and `INFO [date] jepsen worker 3 - jepsen.util 3\t:ok ...`
+/// (thread before the dash, logger after, as Jepsen writes `jepsen.log`).
+fn console_op_offset(line: &str) -> Option<usize> {
+    if !is_log_line(line) {
         return None;
     }
-    let logger = words.next()?;
     let dash = line.find(" - ")?;
-    Some((dash + 3, logger))
+    let after = dash + 3;
+    if let Some(rest) = line[after..].strip_prefix("jepsen.util") {
+        if rest.starts_with([' ', '\t']) {
+            return Some(after + "jepsen.util".len());
+        }
+    }
+    (line[..dash].split_whitespace().last() == Some("jepsen.util")).then_some(after)
 }
 
 impl<'a> Parser<'a> {
@@ -324,7 +338,7 @@ impl<'a> Parser<'a> {
             self.read_json_lines()?;
             return Ok(Format::JsonLines);
         }
-        if console_prefix(first_line).is_some() {
+        if is_log_line(first_line) {
             self.read_lines(true)?;
             return Ok(Format::ConsoleLog);
         }
@@ -442,10 +456,10 @@ impl<'a> Parser<'a> {
             offset += line.len() + 1;
             let mut body_at = line_start;
             if console {
-                match console_prefix(line) {
-                    Some((at, "jepsen.util")) => body_at += at,
+                match console_op_offset(line) {
+                    Some(at) => body_at += at,
                     // Other loggers, stack traces, blank lines.
-                    _ => continue,
+                    None => continue,
                 }
             }
             let body_end = line_start + line.len();
@@ -931,6 +945,12 @@ mod tests {
         let h = parse(log, ModelKind::CasRegister).unwrap();
         assert_eq!(h.format, Format::ConsoleLog);
         assert_eq!(h.sources[1].line, 3);
+        // Jepsen's own jepsen.log layout, with stray lines of a multi-line message.
+        let log = "INFO [2019-04-01 11:25:23,001] main - jepsen.core Running\n{:valid? true\n :x 1}\nINFO [2019-04-01 11:25:23,719] jepsen worker 8 - jepsen.util 8\t:invoke\t:read\tnil\nINFO [2018-02-04 22:14:07,142] jepsen nemesis - jepsen.util :nemesis\t:info\t:stop\t:network-healed\nINFO [2019-04-01 11:25:23,722] jepsen worker 8 - jepsen.util 8\t:ok\t:read\t#{1 2}\n";
+        let h = parse(log, ModelKind::CasRegister).unwrap();
+        assert_eq!(h.format, Format::ConsoleLog);
+        assert_eq!(h.problem.keys[0].1.len(), 1);
+        assert_eq!((h.sources[0].line, h.sources[1].line), (4, 6));
     }
 
     #[test]
