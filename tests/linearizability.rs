@@ -617,6 +617,40 @@ fn porcupine_corpus_when_available() {
     }
 }
 
+/// Knossos's cas-register data (`data/cas-register/{good,bad}`), from a local checkout
+/// named by FAULTLINE_KNOSSOS (skipped without one): good files are linearizable, bad
+/// ones not, each with a witness of at most 10 operations.
+#[test]
+fn knossos_corpus_when_available() {
+    let Some(dir) = std::env::var_os("FAULTLINE_KNOSSOS") else {
+        eprintln!("skipped: set FAULTLINE_KNOSSOS to a Knossos checkout to run");
+        return;
+    };
+    let dir = PathBuf::from(dir).join("data/cas-register");
+    for (sub, want) in [("good", 0), ("bad", 1)] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "edn"))
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no files in {sub}");
+        for r in faultline::check::report::check_files(&files, &cas_reg(), &limits()) {
+            assert_eq!(
+                r.exit_code(),
+                want,
+                "{}",
+                faultline::check::report::render_line(&r)
+            );
+            if let Ok((_, o)) = &r.result {
+                for (_, f) in o.failures() {
+                    assert!(f.witness.len() <= 10, "{}", r.path.display());
+                }
+            }
+        }
+    }
+}
+
 // ---- Formats agree with each other and with a brute-force oracle. ----
 
 /// An oracle operation: call position, return position (None: indeterminate), key,

@@ -7,9 +7,10 @@
 //!   count as maps. The whole EDN grammar is read ([`crate::check::edn`]).
 //! - **Jepsen's `history.txt`**: one op per line, `PROCESS TYPE F VALUE [ERROR]`
 //!   separated by tabs (or spaces), each field EDN: `3\t:ok\t:read\t2`.
-//! - **Jepsen console logs** (Porcupine's etcd corpus): the same fields after a log
-//!   prefix, `INFO  jepsen.util - 3\t:ok\t:read\t2`; lines from other loggers, and
-//!   lines without a log prefix, are skipped.
+//! - **Jepsen console logs**: the same fields in lines of the `jepsen.util` logger,
+//!   `INFO [date] jepsen worker 3 - jepsen.util 3\t:ok\t:read\t2` (`jepsen.log`) or
+//!   `INFO  jepsen.util - 3\t:ok\t:read\t2` (Porcupine's etcd corpus); lines from
+//!   other loggers, and lines without a log prefix, are skipped.
 //! - **faultline's `history.jsonl`**: one JSON [`HistoryEvent<KvOp>`] per line.
 //!
 //! Op maps read `:process`, `:type`, `:f`, `:value`, and optionally `:key` and
