@@ -594,6 +594,12 @@ fn porcupine_corpus_when_available() {
             "{}",
             faultline::check::report::render_line(r)
         );
+        // Small witnesses on these cas-heavy histories.
+        if let Ok((_, o)) = &r.result {
+            for (_, f) in o.failures() {
+                assert!(f.witness.len() <= 10, "{}", r.path.display());
+            }
+        }
     }
     let kv: Vec<PathBuf> = [
         "c01-ok", "c01-bad", "c10-ok", "c10-bad", "c50-ok", "c50-bad",

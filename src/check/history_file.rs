@@ -11,7 +11,7 @@
 //!   `INFO [date] jepsen worker 3 - jepsen.util 3\t:ok\t:read\t2` (`jepsen.log`) or
 //!   `INFO  jepsen.util - 3\t:ok\t:read\t2` (Porcupine's etcd corpus); lines from
 //!   other loggers, and lines without a log prefix, are skipped.
-//! - **faultline's `history.jsonl`**: one JSON [`HistoryEvent<KvOp>`] per line.
+//! - **faultline's `history.jsonl`**: one JSON [`crate::history::HistoryEvent`] per line.
 //!
 //! Op maps read `:process`, `:type`, `:f`, `:value`, and optionally `:key` and
 //! `:time` (nanoseconds); every other key (`:index`, `:error`, `:node`, ...) is
