@@ -53,24 +53,54 @@ enum Command {
     },
     /// One line per injectable bug: NAME SCENARIO description.
     Bugs,
-    /// Check a history file for linearizability: our history.jsonl, or a Jepsen EDN
-    /// history with one op map per line. The last line printed is the verdict.
+    /// Check history files for linearizability: Jepsen/Knossos EDN (op maps, one per
+    /// line, pretty-printed or in one vector), Jepsen history.txt, Jepsen console logs,
+    /// or faultline's history.jsonl. One file: a full report, the verdict last. Several:
+    /// one line per file and a summary. Exit 0 all linearizable, 1 some not, 2 bad input,
+    /// 3 unknown.
     Check {
-        file: PathBuf,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
         /// The model the operations are checked against.
         #[arg(long, value_enum, default_value = "kv")]
         model: Model,
-        /// Seconds the search may take before the verdict is `unknown`.
+        /// The initial value of the register, or of every kv key, as EDN (0, nil, "").
+        #[arg(long)]
+        initial: Option<String>,
+        /// What an absent kv key reads as: nil, or "" (Porcupine); detected if not given.
+        #[arg(long, value_name = "nil|\"\"")]
+        absent_reads: Option<String>,
+        /// Wall-clock seconds for the whole check; unfinished keys are `unknown`.
         #[arg(long, default_value_t = 60.0)]
         timeout: f64,
+        /// Memory for the searches, in bytes (suffixes K, M, G) [default: a quarter of
+        /// the machine's]; unfinished keys are `unknown`.
+        #[arg(long)]
+        max_memory: Option<String>,
+        /// Search steps per key before it is `unknown` (a bound that does not depend on
+        /// the machine).
+        #[arg(long, default_value_t = 1 << 30)]
+        max_steps: u64,
+        /// Worker threads [default: the number of cores].
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Check every key to the end, even once one fails (else the others are left
+        /// unfinished after a bounded number of further steps).
+        #[arg(long)]
+        all_keys: bool,
+        /// Per-file, per-key verdicts, timings and witnesses as JSON on stdout.
+        #[arg(long)]
+        json: bool,
     },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Model {
-    /// get/put/append/delete/cas per key
+    /// get/put/append/delete/cas per key (Porcupine's kv)
     Kv,
-    /// read/write/cas on one register, or one per :key
+    /// read/write on one register, or one per key (Knossos's register)
+    Register,
+    /// read/write/cas on one register, or one per key (Knossos's cas-register)
     CasRegister,
 }
 
@@ -114,10 +144,28 @@ pub fn main() -> ExitCode {
         }
         Command::Replay { target } => replay(&target),
         Command::Check {
-            file,
+            files,
             model,
+            initial,
+            absent_reads,
             timeout,
-        } => check(&file, model, timeout),
+            max_memory,
+            max_steps,
+            jobs,
+            all_keys,
+            json,
+        } => check(&CheckArgs {
+            files,
+            model,
+            initial,
+            absent_reads,
+            timeout,
+            max_memory,
+            max_steps,
+            jobs,
+            all_keys,
+            json,
+        }),
     };
     ExitCode::from(code)
 }
@@ -156,27 +204,102 @@ fn list() -> u8 {
     code
 }
 
-fn check(file: &Path, model: Model, timeout_secs: f64) -> u8 {
-    use crate::check::history_file::check_file;
+struct CheckArgs {
+    files: Vec<PathBuf>,
+    model: Model,
+    initial: Option<String>,
+    absent_reads: Option<String>,
+    timeout: f64,
+    max_memory: Option<String>,
+    max_steps: u64,
+    jobs: Option<usize>,
+    all_keys: bool,
+    json: bool,
+}
+
+/// `4G`, `512M`, `100K`, `1000`: bytes.
+fn parse_bytes_arg(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, mult) = match s.chars().last()? {
+        'K' | 'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'M' | 'm' => (&s[..s.len() - 1], 1 << 20),
+        'G' | 'g' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn check(args: &CheckArgs) -> u8 {
+    use crate::check::history_file::{AbsentReads, Options};
+    use crate::check::linearizability::{default_memory_bytes_max, Limits};
     use crate::check::model::ModelKind;
-    if !(timeout_secs.is_finite() && timeout_secs > 0.0 && timeout_secs <= 86_400.0) {
+    use crate::check::report;
+    if !(args.timeout.is_finite() && args.timeout > 0.0 && args.timeout <= 86_400.0) {
         return usage("--timeout must be a number of seconds between 0 and 86400");
     }
-    let model = match model {
+    let model = match args.model {
         Model::Kv => ModelKind::Kv,
+        Model::Register => ModelKind::Register,
         Model::CasRegister => ModelKind::CasRegister,
     };
-    match check_file(
-        file,
-        model,
-        std::time::Duration::from_secs_f64(timeout_secs),
-    ) {
-        Ok(report) => {
-            print!("{}", report.text);
-            report.exit_code() as u8
-        }
-        Err(e) => usage(e),
+    let absent_reads = match args.absent_reads.as_deref() {
+        None => AbsentReads::Auto,
+        Some("nil") => AbsentReads::Nil,
+        Some("" | "\"\"") => AbsentReads::Empty,
+        Some(other) => return usage(format!("--absent-reads {other:?}: expected nil or \"\"")),
+    };
+    if absent_reads != AbsentReads::Auto && model != ModelKind::Kv {
+        return usage("--absent-reads applies to the kv model only (registers use --initial)");
     }
+    let memory_bytes_max = match args.max_memory.as_deref() {
+        None => default_memory_bytes_max(),
+        Some(m) => match parse_bytes_arg(m) {
+            Some(b) if b > 0 => b,
+            _ => {
+                return usage(format!(
+                    "--max-memory {m:?}: expected bytes, like 4G or 512M"
+                ))
+            }
+        },
+    };
+    if args.jobs == Some(0) || args.max_steps == 0 {
+        return usage("--jobs and --max-steps must be at least 1");
+    }
+    let options = Options {
+        model,
+        initial: args.initial.clone(),
+        absent_reads,
+    };
+    let limits = Limits {
+        key_steps_max: args.max_steps,
+        timeout: Some(std::time::Duration::from_secs_f64(args.timeout)),
+        memory_bytes_max,
+        threads: args
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        all_keys: args.all_keys,
+        ..Limits::default()
+    };
+    let start = std::time::Instant::now();
+    let results = report::check_files(&args.files, &options, &limits);
+    let wall = start.elapsed();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report::to_json(&results, wall)).expect("JSON")
+        );
+    } else if let [only] = results.as_slice() {
+        match &only.result {
+            Ok((h, o)) => print!("{}", report::render_text(h, o)),
+            Err(e) => eprintln!("faultline: {e}"),
+        }
+    } else {
+        for r in &results {
+            println!("{}", report::render_line(r));
+        }
+        println!("{}", report::render_summary(&results, wall));
+    }
+    report::exit_code(&results) as u8
 }
 
 fn bugs() -> u8 {

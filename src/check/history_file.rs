@@ -1,41 +1,102 @@
-//! History files: faultline's JSON lines (`history.jsonl`, one [`HistoryEvent<KvOp>`]
-//! per line) and Jepsen EDN histories (one op map per line). The format is detected
-//! per file from its first line.
+//! History files, as Jepsen, Knossos and Porcupine write them, and faultline's own.
 //!
-//! EDN support is a small subset, exactly what op maps need: maps, vectors, keywords,
-//! integers, strings, `nil`, `true`/`false`, `;` comments; commas are whitespace.
-//! Op maps read `:process`, `:type`, `:f`, `:value`, and optionally `:key`, `:time`
-//! (ns), `:index`; other keys are ignored. Lines whose `:process` is a keyword (Jepsen's
-//! `:nemesis`) are skipped. Values become strings: integers in decimal, keywords with
-//! their colon (`:a`), so an integer and a string with the same text compare equal.
+//! Formats, detected per file from its first non-blank character or line:
+//! - **EDN op maps** (Jepsen's `history.edn`, Knossos's data, Porcupine's kv data):
+//!   one op map after another, one per line or pretty-printed over many, or all
+//!   inside one top-level vector or list. Clojure records (`#jepsen.history.Op{..}`)
+//!   count as maps. The whole EDN grammar is read ([`crate::check::edn`]).
+//! - **Jepsen's `history.txt`**: one op per line, `PROCESS TYPE F VALUE [ERROR]`
+//!   separated by tabs (or spaces), each field EDN: `3\t:ok\t:read\t2`.
+//! - **Jepsen console logs**: the same fields in lines of the `jepsen.util` logger,
+//!   `INFO [date] jepsen worker 3 - jepsen.util 3\t:ok\t:read\t2` (`jepsen.log`) or
+//!   `INFO  jepsen.util - 3\t:ok\t:read\t2` (Porcupine's etcd corpus); lines from
+//!   other loggers, and lines without a log prefix, are skipped.
+//! - **faultline's `history.jsonl`**: one JSON [`crate::history::HistoryEvent`] per line.
+//!
+//! Op maps read `:process`, `:type`, `:f`, `:value`, and optionally `:key` and
+//! `:time` (nanoseconds); every other key (`:index`, `:error`, `:node`, ...) is
+//! ignored, in any order. Ops whose `:process` is not an integer (Jepsen's
+//! `:nemesis`) are not client operations and are skipped, whatever they hold.
+//!
+//! Semantics follow Jepsen: `:fail` did not happen, `:info` is indeterminate, and a
+//! completion's `:value` may be an error keyword (`:timed-out`) for anything but an
+//! `:ok` read: the input is taken from the invoke. Jepsen's `independent` tuples
+//! (`:value [k v]`, and `[k [old new]]` for cas) are recognised from the file and
+//! split per key; so is a `:key` field. `:txn` histories are refused: they need a
+//! transactional checker (Elle), not a single-object model.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::check::linearizability::{
-    check_partitions, pair_events, render_report, Operation, Outcome, TimeBase,
-};
-use crate::check::model::{CasRegisterModel, KvModel, ModelKind};
-use crate::history::{HistoryEvent, KvOp, OpType};
-use crate::process::ClientId;
-use crate::system::Verdict;
+use crate::check::edn::{self, Kind, Value};
+use crate::check::linearizability::{pair, Body, Event, Problem};
+use crate::check::model::{ModelKind, Op, ValueId, Values, NIL};
+use crate::history::OpType;
 
 /// Longest history file accepted, in bytes: it is read into memory whole.
-pub const FILE_BYTES_MAX: u64 = 1 << 30;
-/// Deepest EDN nesting accepted (op maps need 2).
-const EDN_DEPTH_MAX: usize = 16;
+pub const FILE_BYTES_MAX: u64 = 1 << 31;
 
+/// How a file was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// faultline's `history.jsonl`.
     JsonLines,
-    Edn,
+    /// EDN op maps, one after another.
+    EdnOps,
+    /// One EDN vector or list of op maps.
+    EdnVector,
+    /// Jepsen's tab-separated `history.txt`.
+    HistoryTxt,
+    /// Jepsen console log lines (`INFO  jepsen.util - ...`).
+    ConsoleLog,
 }
 
-/// Bad input: the file cannot be read, or a line is not what it should be.
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::JsonLines => "json-lines",
+            Format::EdnOps => "edn",
+            Format::EdnVector => "edn-vector",
+            Format::HistoryTxt => "history.txt",
+            Format::ConsoleLog => "console-log",
+        }
+    }
+}
+
+/// What an absent kv key reads as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbsentReads {
+    /// Decide from the file: `""` if some read returns `""` and no operation
+    /// writes `""` (Porcupine's and MIT 6.824's convention), else nil.
+    Auto,
+    /// nil (Knossos, Jepsen).
+    Nil,
+    /// `""`: a read of nil and a read of `""` both mean "absent".
+    Empty,
+}
+
+/// How to read a history.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub model: ModelKind,
+    /// The initial value of the register, or of every kv key, as EDN (`0`, `nil`,
+    /// `"x"`); `None` is nil (or `""` under [`AbsentReads::Empty`]).
+    pub initial: Option<String>,
+    pub absent_reads: AbsentReads,
+}
+
+impl Options {
+    pub fn new(model: ModelKind) -> Options {
+        Options {
+            model,
+            initial: None,
+            absent_reads: AbsentReads::Auto,
+        }
+    }
+}
+
+/// Bad input: the file cannot be read, or something in it is not what it should be.
 #[derive(Debug)]
 pub enum HistoryError {
     Io {
@@ -46,10 +107,12 @@ pub enum HistoryError {
         path: PathBuf,
         /// 1-based.
         line: usize,
-        /// 1-based, in bytes, where known.
+        /// 1-based, in characters, where known.
         column: Option<usize>,
         message: String,
     },
+    /// A bad option (`--initial`, ...), not tied to a place in the file.
+    Usage(String),
 }
 
 impl fmt::Display for HistoryError {
@@ -68,44 +131,64 @@ impl fmt::Display for HistoryError {
                 column: None,
                 message,
             } => write!(f, "{}:{line}: {message}", path.display()),
+            HistoryError::Usage(m) => f.write_str(m),
         }
     }
 }
 
 impl std::error::Error for HistoryError {}
 
+/// Where an event came from in the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    /// Byte offset where its text starts.
+    pub start: usize,
+    /// 1-based line of that offset.
+    pub line: usize,
+    /// Whether it is a whole line (text formats) rather than one EDN value.
+    pub whole_line: bool,
+}
+
 /// A parsed history file.
 #[derive(Clone, Debug)]
 pub struct LoadedHistory {
-    pub format: Format,
-    pub model: ModelKind,
-    pub events: Vec<HistoryEvent<KvOp>>,
-    /// The 1-based line of each event.
-    pub lines: Vec<usize>,
-    pub times: TimeBase,
-}
-
-/// The checked history, with the text to print.
-#[derive(Clone, Debug)]
-pub struct Report {
-    pub outcome: Outcome,
-    /// Details, ending with a line `linearizable`, `not linearizable` or `unknown`.
+    pub path: PathBuf,
     pub text: String,
+    pub format: Format,
+    pub problem: Problem,
+    /// Per client event (as numbered in pairing): where it is in the file.
+    pub sources: Vec<Source>,
+    /// Whether times are nanoseconds (`:time`) rather than event positions.
+    pub timed: bool,
+    /// What the reader decided from the file (tuples, absent reads, skipped ops).
+    pub notes: Vec<String>,
 }
 
-impl Report {
-    /// The CLI's exit code: 0 linearizable, 1 not, 3 unknown (2 is bad input).
-    pub fn exit_code(&self) -> i32 {
-        match self.outcome.verdict {
-            Verdict::Pass => 0,
-            Verdict::Fail(_) => 1,
-            Verdict::Unknown(_) => 3,
-        }
+impl LoadedHistory {
+    /// An event's text as written, on one line (inner whitespace runs become one
+    /// space).
+    pub fn event_text(&self, event: usize) -> String {
+        let src = self.sources[event];
+        let end = if src.whole_line {
+            self.text[src.start..]
+                .find('\n')
+                .map_or(self.text.len(), |i| src.start + i)
+        } else {
+            let mut r = edn::Reader::at(&self.text, src.start);
+            match r.value(0) {
+                Ok(_) => r.offset(),
+                Err(_) => self.text.len().min(src.start + 200),
+            }
+        };
+        self.text[src.start..end]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
 /// Reads and parses a history file.
-pub fn load(path: &Path, model: ModelKind) -> Result<LoadedHistory, HistoryError> {
+pub fn load(path: &Path, options: &Options) -> Result<LoadedHistory, HistoryError> {
     let io = |error| HistoryError::Io {
         path: path.to_path_buf(),
         error,
@@ -120,553 +203,718 @@ pub fn load(path: &Path, model: ModelKind) -> Result<LoadedHistory, HistoryError
         });
     }
     let bytes = std::fs::read(path).map_err(io)?;
-    parse_bytes(&bytes, path, model)
-}
-
-/// Loads, checks within `budget`, and renders the report.
-pub fn check_file(path: &Path, model: ModelKind, budget: Duration) -> Result<Report, HistoryError> {
-    let loaded = load(path, model)?;
-    check_loaded(&loaded, path, budget)
-}
-
-/// Checks a parsed history. `path` only names the file in errors.
-pub fn check_loaded(
-    loaded: &LoadedHistory,
-    path: &Path,
-    budget: Duration,
-) -> Result<Report, HistoryError> {
-    let ops = pair_events(&loaded.events).map_err(|e| HistoryError::Syntax {
-        path: path.to_path_buf(),
-        line: loaded.lines[e.position],
-        column: None,
-        message: e.message,
-    })?;
-    let mut partitions: BTreeMap<String, Vec<Operation<KvOp>>> = BTreeMap::new();
-    for op in ops {
-        partitions
-            .entry(op.op.key().to_string())
-            .or_default()
-            .push(op);
-    }
-    let outcome = match loaded.model {
-        ModelKind::Kv => check_partitions(&KvModel, partitions, budget),
-        ModelKind::CasRegister => check_partitions(&CasRegisterModel, partitions, budget),
-    };
-    let text = render_report(&outcome, loaded.times);
-    Ok(Report { outcome, text })
+    parse_bytes(&bytes, path, options)
 }
 
 /// Parses a whole file's bytes. Never panics on any input.
 pub fn parse_bytes(
     bytes: &[u8],
     path: &Path,
-    model: ModelKind,
+    options: &Options,
 ) -> Result<LoadedHistory, HistoryError> {
-    let err = |line: usize, column: Option<usize>, message: String| HistoryError::Syntax {
-        path: path.to_path_buf(),
-        line,
-        column,
-        message,
-    };
     let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t,
+        Ok(t) => t.to_string(),
         Err(e) => {
-            let before = &bytes[..e.valid_up_to()];
-            let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-            let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
-            return Err(err(line, Some(column), "invalid UTF-8".to_string()));
+            let (line, column) = edn::line_col(
+                std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+                e.valid_up_to(),
+            );
+            return Err(HistoryError::Syntax {
+                path: path.to_path_buf(),
+                line,
+                column: Some(column),
+                message: "invalid UTF-8".to_string(),
+            });
         }
     };
-    let mut format = None;
-    let mut events = Vec::new();
-    let mut lines = Vec::new();
-    let mut times_given = None::<(bool, usize)>; // (has time, first line), EDN only
-    let mut pending: BTreeMap<ClientId, KvOp> = BTreeMap::new();
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with(';') {
-            continue;
-        }
-        let fmt = match format {
-            Some(f) => f,
-            None => {
-                let f = detect(trimmed).ok_or_else(|| {
-                    err(
-                        line_no,
-                        Some(1 + raw.len() - raw.trim_start().len()),
-                        "expected a JSON object ({\"index\":..}) or an EDN map ({:process ..})"
-                            .to_string(),
-                    )
-                })?;
-                format = Some(f);
-                f
-            }
-        };
-        let position = events.len();
-        let parsed = match fmt {
-            Format::JsonLines => parse_json_line(raw).map(Some),
-            Format::Edn => parse_edn_line(raw, position, &mut pending),
-        };
-        let Some((event, has_time)) = parsed.map_err(|(c, m)| err(line_no, c, m))? else {
-            continue;
-        };
-        if let Err(m) = model.supports(&event.op) {
-            return Err(err(line_no, None, m));
-        }
-        if fmt == Format::Edn {
-            match times_given {
-                None => times_given = Some((has_time, line_no)),
-                Some((t, first)) if t != has_time => {
-                    return Err(err(
-                        line_no,
-                        None,
-                        format!(
-                            "{} :time, but line {first} {}: give every op a :time, or none",
-                            if has_time { "has" } else { "lacks" },
-                            if t { "has one" } else { "has none" }
-                        ),
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
-        events.push(event);
-        lines.push(line_no);
-    }
-    let Some(format) = format else {
-        return Err(err(1, None, "no operations in the file".to_string()));
+    let mut p = Parser {
+        path,
+        text: &text,
+        options,
+        raw: Vec::new(),
+        notes: Vec::new(),
+        skipped: 0,
+        line_starts: std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect(),
     };
-    let times = if format == Format::Edn && times_given.is_some_and(|(t, _)| !t) {
-        TimeBase::EventOrder
-    } else {
-        TimeBase::Nanos
-    };
-    Ok(LoadedHistory {
-        format,
-        model,
-        events,
-        lines,
-        times,
-    })
+    let format = p.read()?;
+    p.finish(format, text.clone())
 }
 
-fn detect(line: &str) -> Option<Format> {
-    let rest = line.strip_prefix('{')?.trim_start_matches([' ', '\t', ',']);
-    match rest.chars().next() {
-        Some('"') => Some(Format::JsonLines),
-        Some(':') | Some('}') => Some(Format::Edn),
-        _ => None,
-    }
-}
-
-/// Mirrors [`HistoryEvent`], which only serializes.
-#[derive(Deserialize)]
-struct JsonEvent {
-    index: usize,
-    process: ClientId,
-    #[serde(rename = "type")]
+/// One client op before values are interned.
+struct RawOp {
+    process: u64,
     kind: OpType,
-    #[serde(flatten)]
-    op: KvOp,
-    time_ns: u64,
+    f: String,
+    /// Where `f` is, for errors.
+    f_at: usize,
+    value: Option<Value>,
+    key: Option<Value>,
+    time: Option<u64>,
+    source: Source,
 }
 
-type LineResult<T> = Result<T, (Option<usize>, String)>;
-
-fn parse_json_line(raw: &str) -> LineResult<(HistoryEvent<KvOp>, bool)> {
-    let e: JsonEvent = serde_json::from_str(raw).map_err(|e| {
-        (
-            Some(e.column()).filter(|&c| c > 0),
-            format!("expected a history event like {{\"index\":0,\"process\":1,\"type\":\"invoke\",\"f\":\"put\",\"key\":\"x\",\"value\":\"1\",\"time_ns\":5}}: {e}"),
-        )
-    })?;
-    Ok((
-        HistoryEvent {
-            index: e.index,
-            process: e.process,
-            kind: e.kind,
-            op: e.op,
-            time_ns: e.time_ns,
-        },
-        true,
-    ))
+struct Parser<'a> {
+    path: &'a Path,
+    text: &'a str,
+    options: &'a Options,
+    raw: Vec<RawOp>,
+    notes: Vec<String>,
+    skipped: usize,
+    /// Byte offsets where lines start.
+    line_starts: Vec<usize>,
 }
 
-/// The EDN values an op map holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Edn {
-    Nil,
-    Bool(bool),
-    Int(i64),
-    Str(String),
-    Keyword(String),
-    Vector(Vec<Edn>),
-    Map(Vec<(Edn, Edn)>),
-}
-
-struct EdnParser<'a> {
-    s: &'a [u8],
-    pos: usize,
-}
-
-impl EdnParser<'_> {
-    fn fail<T>(&self, message: impl Into<String>) -> LineResult<T> {
-        Err((Some(self.pos + 1), message.into()))
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(&b) = self.s.get(self.pos) {
-            match b {
-                b' ' | b'\t' | b'\r' | b'\n' | b',' => self.pos += 1,
-                b';' => self.pos = self.s.len(),
-                _ => break,
-            }
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> LineResult<Edn> {
-        if depth > EDN_DEPTH_MAX {
-            return self.fail(format!("nested deeper than {EDN_DEPTH_MAX} levels"));
-        }
-        self.skip_ws();
-        let Some(&b) = self.s.get(self.pos) else {
-            return self.fail("expected a value, found the end of the line");
-        };
-        match b {
-            b'{' => {
-                self.pos += 1;
-                let mut entries = Vec::new();
-                loop {
-                    self.skip_ws();
-                    match self.s.get(self.pos) {
-                        Some(b'}') => {
-                            self.pos += 1;
-                            return Ok(Edn::Map(entries));
-                        }
-                        None => return self.fail("expected `}` to close the map"),
-                        Some(_) => {
-                            let k = self.value(depth + 1)?;
-                            self.skip_ws();
-                            if matches!(self.s.get(self.pos), Some(b'}') | None) {
-                                return self.fail("expected a value after the map key");
-                            }
-                            let v = self.value(depth + 1)?;
-                            entries.push((k, v));
-                        }
-                    }
-                }
-            }
-            b'[' => {
-                self.pos += 1;
-                let mut items = Vec::new();
-                loop {
-                    self.skip_ws();
-                    match self.s.get(self.pos) {
-                        Some(b']') => {
-                            self.pos += 1;
-                            return Ok(Edn::Vector(items));
-                        }
-                        None => return self.fail("expected `]` to close the vector"),
-                        Some(_) => items.push(self.value(depth + 1)?),
-                    }
-                }
-            }
-            b'"' => self.string(),
-            b':' => {
-                self.pos += 1;
-                let name = self.token();
-                if name.is_empty() {
-                    return self.fail("expected a keyword name after `:`");
-                }
-                Ok(Edn::Keyword(name))
-            }
-            b'-' | b'+' | b'0'..=b'9' => {
-                let start = self.pos;
-                let tok = self.token();
-                // `N` marks a bignum in EDN; small ones are fine as i64.
-                let digits = tok.strip_suffix('N').unwrap_or(&tok);
-                match digits.parse::<i64>() {
-                    Ok(n) => Ok(Edn::Int(n)),
-                    Err(_) => {
-                        self.pos = start;
-                        self.fail(format!("expected an integer (64-bit), found `{tok}`"))
-                    }
-                }
-            }
-            _ => {
-                let start = self.pos;
-                let tok = self.token();
-                match tok.as_str() {
-                    "nil" => Ok(Edn::Nil),
-                    "true" => Ok(Edn::Bool(true)),
-                    "false" => Ok(Edn::Bool(false)),
-                    _ => {
-                        self.pos = start;
-                        let shown: String = if tok.is_empty() {
-                            String::from_utf8_lossy(&self.s[start..(start + 1).min(self.s.len())])
-                                .chars()
-                                .take(1)
-                                .collect()
-                        } else {
-                            tok
-                        };
-                        self.fail(format!(
-                            "expected a map, vector, keyword, integer, string, nil, true or false; found `{shown}`"
-                        ))
-                    }
-                }
-            }
-        }
-    }
-
-    /// A run of symbol characters (ASCII only; anything else ends the token).
-    fn token(&mut self) -> String {
-        let start = self.pos;
-        while let Some(&b) = self.s.get(self.pos) {
-            if b.is_ascii_alphanumeric() || b"-_?!*+./<>=&%$#'".contains(&b) {
-                self.pos += 1;
-            } else {
-                break;
-            }
-        }
-        String::from_utf8_lossy(&self.s[start..self.pos]).into_owned()
-    }
-
-    fn string(&mut self) -> LineResult<Edn> {
-        let open = self.pos;
-        self.pos += 1;
-        let mut out = Vec::new();
-        loop {
-            let Some(&b) = self.s.get(self.pos) else {
-                self.pos = open;
-                return self.fail("expected `\"` to close the string");
-            };
-            self.pos += 1;
-            match b {
-                b'"' => break,
-                b'\\' => {
-                    let Some(&e) = self.s.get(self.pos) else {
-                        return self.fail("expected an escape after `\\`");
-                    };
-                    self.pos += 1;
-                    match e {
-                        b'"' => out.push(b'"'),
-                        b'\\' => out.push(b'\\'),
-                        b'n' => out.push(b'\n'),
-                        b't' => out.push(b'\t'),
-                        b'r' => out.push(b'\r'),
-                        b'u' => {
-                            let hex = self.s.get(self.pos..self.pos + 4);
-                            let c = hex
-                                .and_then(|h| std::str::from_utf8(h).ok())
-                                .and_then(|h| u32::from_str_radix(h, 16).ok())
-                                .and_then(char::from_u32);
-                            let Some(c) = c else {
-                                return self
-                                    .fail("expected 4 hex digits of a character after `\\u`");
-                            };
-                            self.pos += 4;
-                            let mut buf = [0u8; 4];
-                            out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-                        }
-                        _ => {
-                            self.pos -= 1;
-                            return self
-                                .fail("expected one of the escapes \\\" \\\\ \\n \\t \\r \\uXXXX");
-                        }
-                    }
-                }
-                _ => out.push(b),
-            }
-        }
-        // The line is valid UTF-8 and escapes add whole characters, so this holds.
-        Ok(Edn::Str(
-            String::from_utf8(out).expect("valid UTF-8 string"),
-        ))
-    }
-}
-
-/// Parses one EDN value filling the whole line.
-pub fn parse_edn(line: &str) -> Result<Edn, (Option<usize>, String)> {
-    let mut p = EdnParser {
-        s: line.as_bytes(),
-        pos: 0,
-    };
-    let v = p.value(0)?;
-    p.skip_ws();
-    if p.pos < p.s.len() {
-        return p.fail("expected the end of the line after the op map (one op per line)");
-    }
-    Ok(v)
-}
-
-fn scalar(v: &Edn, what: &str) -> LineResult<Option<String>> {
-    match v {
-        Edn::Nil => Ok(None),
-        Edn::Bool(b) => Ok(Some(b.to_string())),
-        Edn::Int(n) => Ok(Some(n.to_string())),
-        Edn::Str(s) => Ok(Some(s.clone())),
-        Edn::Keyword(k) => Ok(Some(format!(":{k}"))),
-        Edn::Vector(_) | Edn::Map(_) => Err((
-            None,
-            format!("expected {what} to be an integer, string, keyword or nil, found {v:?}"),
-        )),
-    }
-}
-
-fn parse_edn_line(
-    raw: &str,
-    position: usize,
-    pending: &mut BTreeMap<ClientId, KvOp>,
-) -> LineResult<Option<(HistoryEvent<KvOp>, bool)>> {
-    let Edn::Map(entries) = parse_edn(raw)? else {
-        return Err((
-            None,
-            "expected an op map {:process .. :type .. :f ..}".to_string(),
-        ));
-    };
-    let mut fields: BTreeMap<&str, &Edn> = BTreeMap::new();
-    for (k, v) in &entries {
-        if let Edn::Keyword(name) = k {
-            if fields.insert(name.as_str(), v).is_some() {
-                return Err((None, format!("duplicate key :{name}")));
-            }
-        }
-    }
-    let need = |name: &str| {
-        fields
-            .get(name)
-            .copied()
-            .ok_or((None, format!("expected a :{name} in the op map")))
-    };
-    let process = match need("process")? {
-        // Jepsen's nemesis ops (`:process :nemesis`) are not client operations.
-        Edn::Keyword(_) => return Ok(None),
-        Edn::Int(n) if *n >= 0 => *n as ClientId,
-        other => {
-            return Err((
-                None,
-                format!("expected :process to be a non-negative integer, found {other:?}"),
-            ))
-        }
-    };
-    let kind = match need("type")? {
-        Edn::Keyword(k) => match k.as_str() {
-            "invoke" => OpType::Invoke,
-            "ok" => OpType::Ok,
-            "fail" => OpType::Fail,
-            "info" => OpType::Info,
-            _ => {
-                return Err((
-                    None,
-                    format!("expected :type :invoke, :ok, :fail or :info, found :{k}"),
-                ))
-            }
-        },
-        other => {
-            return Err((
-                None,
-                format!("expected :type to be a keyword, found {other:?}"),
-            ))
-        }
-    };
-    let nonneg = |name: &str| -> LineResult<Option<u64>> {
-        match fields.get(name) {
-            None => Ok(None),
-            Some(Edn::Int(n)) if *n >= 0 => Ok(Some(*n as u64)),
-            Some(other) => Err((
-                None,
-                format!("expected :{name} to be a non-negative integer, found {other:?}"),
-            )),
-        }
-    };
-    let time = nonneg("time")?;
-    let index = nonneg("index")?.map_or(position, |i| i as usize);
-    let key = match fields.get("key") {
-        None => String::new(),
-        Some(v) => scalar(v, ":key")?.ok_or((None, "expected :key to be non-nil".to_string()))?,
-    };
-    let value = fields.get("value").copied().unwrap_or(&Edn::Nil);
-    let f = match need("f")? {
-        Edn::Keyword(f) => f.as_str(),
-        other => {
-            return Err((
-                None,
-                format!("expected :f to be a keyword, found {other:?}"),
-            ))
-        }
-    };
-    // A completion may leave out the input; take it from the invoke.
-    let from_invoke = || pending.get(&process).cloned();
-    let required = |v: Option<String>, what: &str| -> LineResult<String> {
-        v.ok_or((None, format!("expected a non-nil :value for {what}")))
-    };
-    let op = match f {
-        "read" | "get" => KvOp::Get {
-            key,
-            value: if kind == OpType::Invoke {
-                None
-            } else {
-                scalar(value, ":value")?
-            },
-        },
-        "write" | "put" | "append" => {
-            let v = match (scalar(value, ":value")?, kind, from_invoke()) {
-                (Some(v), _, _) => v,
-                (None, OpType::Ok | OpType::Fail | OpType::Info, Some(KvOp::Put { value, .. } | KvOp::Append { value, .. })) => value,
-                (None, _, _) => required(None, f)?,
-            };
-            if f == "append" {
-                KvOp::Append { key, value: v }
-            } else {
-                KvOp::Put { key, value: v }
-            }
-        }
-        "delete" => KvOp::Delete { key },
-        "cas" => {
-            let pair = match (value, kind, from_invoke()) {
-                (Edn::Vector(items), _, _) if items.len() == 2 => {
-                    let new = scalar(&items[1], "a cas's new value")?
-                        .ok_or((None, "expected a non-nil new value in [old new]".to_string()))?;
-                    (scalar(&items[0], "a cas's old value")?, new)
-                }
-                (Edn::Nil, OpType::Ok | OpType::Fail | OpType::Info, Some(KvOp::Cas { value, .. })) => {
-                    value
-                }
-                _ => {
-                    return Err((
-                        None,
-                        format!("expected a cas :value [old new], found {value:?}"),
-                    ))
-                }
-            };
-            KvOp::Cas { key, value: pair }
-        }
-        other => {
-            return Err((
-                None,
-                format!(
-                    "unknown :f :{other}; expected read, write, cas (cas-register) or get, put, append, delete, cas (kv)"
-                ),
-            ))
-        }
-    };
-    if kind == OpType::Invoke {
-        pending.insert(process, op.clone());
+/// `0`, `:nemesis`, `"x"` as EDN, shortened for messages.
+fn show(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 60 {
+        let cut: String = s.chars().take(57).collect();
+        format!("{cut}...")
     } else {
-        pending.remove(&process);
+        s
     }
-    Ok(Some((
-        HistoryEvent {
-            index,
+}
+
+/// Whether a line starts like a log line: `INFO ...`, `WARN ...`.
+fn is_log_line(line: &str) -> bool {
+    matches!(
+        line.split_whitespace().next(),
+        Some("INFO" | "WARN" | "DEBUG" | "ERROR" | "TRACE")
+    )
+}
+
+/// For a log line of Jepsen's op logger, the byte offset of the op's fields. Two
+/// layouts: `INFO  jepsen.util - 3\t:ok ...` (logger before the dash, as in
+/// Porcupine's corpus) and `INFO [date] jepsen worker 3 - jepsen.util 3\t:ok ...`
+/// (thread before the dash, logger after, as Jepsen writes `jepsen.log`).
+fn console_op_offset(line: &str) -> Option<usize> {
+    if !is_log_line(line) {
+        return None;
+    }
+    let dash = line.find(" - ")?;
+    let after = dash + 3;
+    if let Some(rest) = line[after..].strip_prefix("jepsen.util") {
+        if rest.starts_with([' ', '\t']) {
+            return Some(after + "jepsen.util".len());
+        }
+    }
+    (line[..dash].split_whitespace().last() == Some("jepsen.util")).then_some(after)
+}
+
+impl<'a> Parser<'a> {
+    /// The 1-based line of a byte offset.
+    fn line_of(&self, offset: usize) -> usize {
+        self.line_starts.partition_point(|&s| s <= offset)
+    }
+
+    fn err<T>(&self, offset: usize, message: impl Into<String>) -> Result<T, HistoryError> {
+        let (line, column) = edn::line_col(self.text, offset);
+        Err(HistoryError::Syntax {
+            path: self.path.to_path_buf(),
+            line,
+            column: Some(column),
+            message: message.into(),
+        })
+    }
+
+    fn edn_err<T>(&self, e: edn::Error) -> Result<T, HistoryError> {
+        self.err(e.offset, e.message)
+    }
+
+    fn read(&mut self) -> Result<Format, HistoryError> {
+        let mut r = edn::Reader::new(self.text);
+        let first = match r.peek() {
+            Ok(b) => b,
+            Err(e) => return self.edn_err(e),
+        };
+        let start = r.offset();
+        let Some(first) = first else {
+            // Nothing but whitespace and comments: an empty history.
+            return Ok(Format::EdnOps);
+        };
+        let first_line = self.text[start..].lines().next().unwrap_or("");
+        if first == b'{' && first_line[1..].trim_start().starts_with('"') {
+            self.read_json_lines()?;
+            return Ok(Format::JsonLines);
+        }
+        if is_log_line(first_line) {
+            self.read_lines(true)?;
+            return Ok(Format::ConsoleLog);
+        }
+        match first {
+            b'{' | b'#' => {
+                while let Some(v) = r.next_value().or_else(|e| self.edn_err(e))? {
+                    self.op_map(&v)?;
+                }
+                Ok(Format::EdnOps)
+            }
+            b'[' | b'(' => {
+                let all = r
+                    .next_value()
+                    .or_else(|e| self.edn_err(e))?
+                    .expect("peeked");
+                if let Some(extra) = r.next_value().or_else(|e| self.edn_err(e))? {
+                    return self.err(
+                        extra.start,
+                        "expected the end of the file after the vector of ops",
+                    );
+                }
+                for v in all.items().expect("a vector or list") {
+                    self.op_map(v)?;
+                }
+                Ok(Format::EdnVector)
+            }
+            _ => {
+                self.read_lines(false)?;
+                Ok(Format::HistoryTxt)
+            }
+        }
+    }
+
+    fn read_json_lines(&mut self) -> Result<(), HistoryError> {
+        #[derive(serde::Deserialize)]
+        struct JsonEvent {
+            #[allow(dead_code)]
+            index: usize,
+            process: u64,
+            #[serde(rename = "type")]
+            kind: OpType,
+            #[serde(flatten)]
+            op: crate::history::KvOp,
+            time_ns: u64,
+        }
+        let mut offset = 0;
+        for (i, line) in self.text.split('\n').enumerate() {
+            let here = offset;
+            offset += line.len() + 1;
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            let e: JsonEvent = match serde_json::from_str(trimmed) {
+                Ok(e) => e,
+                Err(e) => {
+                    return Err(HistoryError::Syntax {
+                        path: self.path.to_path_buf(),
+                        line: i + 1,
+                        column: Some(e.column()).filter(|&c| c > 0),
+                        message: format!("expected a history event like {{\"index\":0,\"process\":1,\"type\":\"invoke\",\"f\":\"put\",\"key\":\"x\",\"value\":\"1\",\"time_ns\":5}}: {e}"),
+                    })
+                }
+            };
+            use crate::history::KvOp;
+            let s = |t: &str| Value {
+                kind: Kind::Str(t.to_string()),
+                start: here,
+            };
+            let nil = Value {
+                kind: Kind::Nil,
+                start: here,
+            };
+            let opt = |v: &Option<String>| v.as_deref().map_or(nil.clone(), s);
+            let (f, key, value) = match &e.op {
+                KvOp::Get { key, value } => ("get", key, opt(value)),
+                KvOp::Put { key, value } => ("put", key, s(value)),
+                KvOp::Append { key, value } => ("append", key, s(value)),
+                KvOp::Delete { key } => ("delete", key, nil.clone()),
+                KvOp::Cas {
+                    key,
+                    value: (old, new),
+                } => (
+                    "cas",
+                    key,
+                    Value {
+                        kind: Kind::Vector(vec![opt(old), s(new)]),
+                        start: here,
+                    },
+                ),
+            };
+            self.raw.push(RawOp {
+                process: e.process,
+                kind: e.kind,
+                f: f.to_string(),
+                f_at: here,
+                value: Some(value),
+                key: Some(s(key)),
+                time: Some(e.time_ns),
+                source: Source {
+                    start: here,
+                    line: i + 1,
+                    whole_line: true,
+                },
+            });
+        }
+        Ok(())
+    }
+
+    /// `history.txt` or console-log lines: PROCESS TYPE F VALUE, each EDN.
+    fn read_lines(&mut self, console: bool) -> Result<(), HistoryError> {
+        let mut offset = 0;
+        for (i, line) in self.text.split('\n').enumerate() {
+            let line_start = offset;
+            offset += line.len() + 1;
+            let mut body_at = line_start;
+            if console {
+                match console_op_offset(line) {
+                    Some(at) => body_at += at,
+                    // Other loggers, stack traces, blank lines.
+                    None => continue,
+                }
+            }
+            let body_end = line_start + line.len();
+            let body = &self.text[body_at..body_end];
+            if body.trim().is_empty() || body.trim_start().starts_with(';') {
+                continue;
+            }
+            let mut r = edn::Reader::at(&self.text[..body_end], body_at);
+            let mut fields = Vec::new();
+            while fields.len() < 4 {
+                match r.next_value() {
+                    Ok(Some(v)) => fields.push(v),
+                    Ok(None) => break,
+                    Err(e) => return self.edn_err(e),
+                }
+            }
+            let source = Source {
+                start: line_start,
+                line: i + 1,
+                whole_line: true,
+            };
+            if fields.len() < 3 {
+                return self.err(
+                    body_at,
+                    "expected PROCESS TYPE F VALUE separated by tabs, like `3\t:ok\t:read\t2`",
+                );
+            }
+            let mut it = fields.into_iter();
+            let process = it.next().expect("3 fields");
+            let kind = it.next().expect("3 fields");
+            let f = it.next().expect("3 fields");
+            let value = it.next();
+            self.client_op(&process, &kind, Some(&f), value, None, None, source)?;
+        }
+        Ok(())
+    }
+
+    fn op_map(&mut self, v: &Value) -> Result<(), HistoryError> {
+        let map = match &v.kind {
+            Kind::Map(_) => v,
+            Kind::Tagged(_, inner) if matches!(inner.kind, Kind::Map(_)) => inner,
+            _ => {
+                return self.err(
+                    v.start,
+                    format!(
+                        "expected an op map like {{:process 0, :type :invoke, :f :read, :value nil}}, found {}",
+                        show(v)
+                    ),
+                )
+            }
+        };
+        let Some(process) = map.get("process") else {
+            return self.err(v.start, "this op map has no :process");
+        };
+        let Some(kind) = map.get("type") else {
+            // A non-client op may lack fields; only client ops need them.
+            if !matches!(process.kind, Kind::Int(_)) {
+                self.skipped += 1;
+                return Ok(());
+            }
+            return self.err(v.start, "this op map has no :type");
+        };
+        let time = match map.get("time") {
+            None => None,
+            Some(Value {
+                kind: Kind::Int(n), ..
+            }) if *n >= 0 => Some(*n as u64),
+            Some(t) => {
+                if !matches!(process.kind, Kind::Int(_)) {
+                    None
+                } else {
+                    return self.err(
+                        t.start,
+                        format!(
+                            "expected :time to be a non-negative integer (nanoseconds), found {}",
+                            show(t)
+                        ),
+                    );
+                }
+            }
+        };
+        let line = self.line_of(v.start);
+        let source = Source {
+            start: v.start,
+            line,
+            whole_line: false,
+        };
+        self.client_op(
             process,
             kind,
-            op,
-            time_ns: time.unwrap_or(position as u64),
-        },
-        time.is_some(),
-    )))
+            map.get("f"),
+            map.get("value").cloned(),
+            map.get("key").cloned(),
+            time,
+            source,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn client_op(
+        &mut self,
+        process: &Value,
+        kind: &Value,
+        f: Option<&Value>,
+        value: Option<Value>,
+        key: Option<Value>,
+        time: Option<u64>,
+        source: Source,
+    ) -> Result<(), HistoryError> {
+        let process = match process.kind {
+            Kind::Int(n) if n >= 0 => n as u64,
+            Kind::Int(_) => {
+                return self.err(
+                    process.start,
+                    "expected :process to be a non-negative integer",
+                )
+            }
+            // Jepsen's nemesis and other non-client processes.
+            _ => {
+                self.skipped += 1;
+                return Ok(());
+            }
+        };
+        let kind = match &kind.kind {
+            Kind::Keyword(k) | Kind::Symbol(k) => match k.as_str() {
+                "invoke" => OpType::Invoke,
+                "ok" => OpType::Ok,
+                "fail" => OpType::Fail,
+                "info" => OpType::Info,
+                _ => {
+                    return self.err(
+                        kind.start,
+                        format!(
+                            "expected :type :invoke, :ok, :fail or :info, found {}",
+                            show(kind)
+                        ),
+                    )
+                }
+            },
+            _ => {
+                return self.err(
+                    kind.start,
+                    format!(
+                        "expected :type :invoke, :ok, :fail or :info, found {}",
+                        show(kind)
+                    ),
+                )
+            }
+        };
+        let Some(f) = f else {
+            return self.err(source.start, "this op has no :f");
+        };
+        let f_name = match &f.kind {
+            Kind::Keyword(k) | Kind::Symbol(k) | Kind::Str(k) => k.clone(),
+            _ => {
+                return self.err(
+                    f.start,
+                    format!("expected :f to be a keyword like :read, found {}", show(f)),
+                )
+            }
+        };
+        self.raw.push(RawOp {
+            process,
+            kind,
+            f: f_name,
+            f_at: f.start,
+            value,
+            key,
+            time,
+            source,
+        });
+        Ok(())
+    }
+
+    /// Interns `v` as the model compares values.
+    fn value_text(&self, v: &Value) -> Option<String> {
+        match &v.kind {
+            Kind::Nil => None,
+            Kind::Str(s) if self.options.model == ModelKind::Kv => Some(s.clone()),
+            _ => Some(v.to_string()),
+        }
+    }
+
+    fn finish(mut self, format: Format, text: String) -> Result<LoadedHistory, HistoryError> {
+        let model = self.options.model;
+        if self.raw.is_empty() {
+            // An empty history is linearizable; say so, since it may be a mistake.
+            self.notes.push(format!(
+                "no client operations in the file{}",
+                if self.skipped > 0 {
+                    format!(" (skipped {} non-client op(s))", self.skipped)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if let Some(t) = self.raw.iter().find(|o| o.f == "txn") {
+            return self.err(
+                t.f_at,
+                "`:f :txn` (multi-object transactions) cannot be checked against a single-object model; use a transactional checker such as Elle",
+            );
+        }
+        // Times: all client ops or none.
+        let timed = self.raw.first().is_some_and(|o| o.time.is_some());
+        if let Some(o) = self.raw.iter().find(|o| o.time.is_some() != timed) {
+            return self.err(
+                o.source.start,
+                format!(
+                    "this op {} :time but the first client op (line {}) {}: give every op a :time, or none",
+                    if timed { "lacks" } else { "has" },
+                    self.raw[0].source.line,
+                    if timed { "has one" } else { "has none" }
+                ),
+            );
+        }
+        // Jepsen independent tuples: [k v], cas [k [old new]], read invokes [k nil];
+        // decided from invokes, since a plain register may hold a vector.
+        let has_key_field = self.raw.iter().any(|o| o.key.is_some());
+        let tuples = !has_key_field
+            && self
+                .raw
+                .iter()
+                .filter(|o| o.kind == OpType::Invoke)
+                .any(|o| {
+                    let pair = |v: &Value| v.items().filter(|i| i.len() == 2).map(|i| i.to_vec());
+                    match (o.f.as_str(), o.value.as_ref().and_then(pair)) {
+                        ("cas", Some(items)) => items[1].items().is_some_and(|i| i.len() == 2),
+                        ("read" | "write" | "get" | "put" | "append", Some(_)) => true,
+                        _ => false,
+                    }
+                });
+        if tuples {
+            self.notes.push(
+                "values are Jepsen independent [key value] tuples: checked per key".to_string(),
+            );
+        }
+        // Values.
+        let mut values = Values::new(model == ModelKind::Kv);
+        let absent_empty = match (model, self.options.absent_reads) {
+            (ModelKind::Kv, AbsentReads::Empty) => true,
+            (ModelKind::Kv, AbsentReads::Auto) => {
+                let empty = |v: &Option<Value>| matches!(v, Some(Value { kind: Kind::Str(s), .. }) if s.is_empty());
+                let reads_empty = self
+                    .raw
+                    .iter()
+                    .filter(|o| o.kind == OpType::Ok && matches!(o.f.as_str(), "get" | "read"))
+                    .filter(|o| empty(&o.value))
+                    .count();
+                let writes_empty = self
+                    .raw
+                    .iter()
+                    .any(|o| matches!(o.f.as_str(), "put" | "write" | "append") && empty(&o.value));
+                if reads_empty > 0 && !writes_empty {
+                    self.notes.push(format!(
+                        "absent keys read as \"\" (Porcupine's convention, detected: {reads_empty} read(s) return \"\", which no operation writes; --absent-reads nil turns this off)"
+                    ));
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        };
+        let initial = match &self.options.initial {
+            Some(t) => {
+                let vals = edn::read_all(t).map_err(|e| {
+                    HistoryError::Usage(format!(
+                        "--initial {t:?}: {} (give one EDN value, like 0 or nil)",
+                        e.message
+                    ))
+                })?;
+                let [v] = vals.as_slice() else {
+                    return Err(HistoryError::Usage(format!(
+                        "--initial {t:?}: give one EDN value, like 0, nil or \"\""
+                    )));
+                };
+                self.value_text(v).map_or(NIL, |s| values.intern(&s))
+            }
+            None if absent_empty => values.intern(""),
+            None => NIL,
+        };
+        let absent = |id: ValueId| {
+            if absent_empty && id == NIL {
+                initial
+            } else {
+                id
+            }
+        };
+        // Keys, in order of first appearance.
+        let mut key_ids: BTreeMap<String, usize> = BTreeMap::new();
+        let mut key_names: Vec<String> = Vec::new();
+        let mut events = Vec::with_capacity(self.raw.len());
+        let mut sources = Vec::with_capacity(self.raw.len());
+        let raw = std::mem::take(&mut self.raw);
+        for (pos, o) in raw.iter().enumerate() {
+            let at = o.value.as_ref().map_or(o.source.start, |v| v.start);
+            // Split an independent tuple.
+            let (key_v, value) = if tuples {
+                match o.value.as_ref().and_then(|v| v.items()) {
+                    Some([k, v]) => (Some(k.clone()), Some(v.clone())),
+                    _ if o.kind == OpType::Invoke || (o.kind == OpType::Ok && matches!(o.f.as_str(), "read" | "get")) => {
+                        return self.err(
+                            at,
+                            format!(
+                                "expected a [key value] tuple (the file uses Jepsen independent keys), found {}",
+                                o.value.as_ref().map_or("nothing".to_string(), show)
+                            ),
+                        )
+                    }
+                    _ => (None, None),
+                }
+            } else {
+                (o.key.clone(), o.value.clone())
+            };
+            let key = match &key_v {
+                Some(k) => {
+                    let name = match (&k.kind, model) {
+                        (Kind::Str(s), ModelKind::Kv) if !tuples => s.clone(),
+                        _ => k.to_string(),
+                    };
+                    let next = key_names.len();
+                    let id = *key_ids.entry(name.clone()).or_insert(next);
+                    if id == next {
+                        key_names.push(name);
+                    }
+                    Some(id)
+                }
+                None => None,
+            };
+            let vid = |this: &Self, values: &mut Values, v: &Value| {
+                this.value_text(v).map_or(NIL, |s| values.intern(&s))
+            };
+            let body = if o.kind == OpType::Invoke {
+                let key = match key {
+                    Some(k) => k,
+                    None => {
+                        let next = key_names.len();
+                        let id = *key_ids.entry(String::new()).or_insert(next);
+                        if id == next {
+                            key_names.push(String::new());
+                        }
+                        id
+                    }
+                };
+                let need = |this: &Self, what: &str| -> Result<Value, HistoryError> {
+                    match &value {
+                        Some(v) => Ok(v.clone()),
+                        None => this.err(
+                            o.source.start,
+                            format!("this :{} invoke has no :value {what}", o.f),
+                        ),
+                    }
+                };
+                let op = match o.f.as_str() {
+                    "read" | "get" => Op::Read(NIL),
+                    "write" | "put" => {
+                        Op::Write(vid(&self, &mut values, &need(&self, "to write")?))
+                    }
+                    "append" => Op::Append(vid(&self, &mut values, &need(&self, "to append")?)),
+                    "delete" => Op::Delete,
+                    "cas" => {
+                        let v = need(&self, "[old new]")?;
+                        match v.items() {
+                            Some([old, new]) => Op::Cas(
+                                absent(vid(&self, &mut values, old)),
+                                vid(&self, &mut values, new),
+                            ),
+                            _ => {
+                                return self.err(
+                                    v.start,
+                                    format!("expected a cas :value [old new], found {}", show(&v)),
+                                )
+                            }
+                        }
+                    }
+                    other => {
+                        return self.err(
+                            o.f_at,
+                            format!(
+                                "unknown :f :{other}; the {} model has {}",
+                                model.name(),
+                                match model {
+                                    ModelKind::Register => ":read and :write",
+                                    ModelKind::CasRegister => ":read, :write and :cas",
+                                    ModelKind::Kv =>
+                                        ":get (:read), :put (:write), :append, :delete and :cas",
+                                }
+                            ),
+                        )
+                    }
+                };
+                if let Err(m) = model.supports(&op) {
+                    return self.err(o.f_at, m);
+                }
+                Body::Invoke { key, op }
+            } else {
+                let f = match o.f.as_str() {
+                    "read" | "get" => "read",
+                    "write" | "put" => "write",
+                    "cas" => "cas",
+                    "append" => "append",
+                    "delete" => "delete",
+                    _ => {
+                        return self.err(o.f_at, format!("unknown :f :{}", o.f));
+                    }
+                };
+                let read = if f == "read" && o.kind == OpType::Ok {
+                    let v = value.as_ref().map_or(NIL, |v| vid(&self, &mut values, v));
+                    Some(absent(v))
+                } else {
+                    None
+                };
+                Body::Complete { key, read, f }
+            };
+            events.push(Event {
+                process: o.process,
+                kind: o.kind,
+                time: o.time.unwrap_or(pos as u64),
+                body,
+            });
+            sources.push(o.source);
+        }
+        if self.skipped > 0 {
+            self.notes.push(format!(
+                "skipped {} non-client op(s) (:process not an integer)",
+                self.skipped
+            ));
+        }
+        let per_key = match pair(&events, key_names.len()) {
+            Ok(p) => p,
+            Err(e) => {
+                return Err(HistoryError::Syntax {
+                    path: self.path.to_path_buf(),
+                    line: sources[e.position].line,
+                    column: Some(edn::line_col(self.text, sources[e.position].start).1),
+                    message: e.message,
+                })
+            }
+        };
+        Ok(LoadedHistory {
+            path: self.path.to_path_buf(),
+            format,
+            problem: Problem {
+                model,
+                values,
+                initial,
+                keys: key_names.into_iter().zip(per_key).collect(),
+            },
+            sources,
+            timed,
+            notes: self.notes,
+            text,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -674,93 +922,61 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, model: ModelKind) -> Result<LoadedHistory, HistoryError> {
-        parse_bytes(text.as_bytes(), Path::new("h.edn"), model)
+        parse_bytes(text.as_bytes(), Path::new("h.edn"), &Options::new(model))
     }
 
     #[test]
-    fn edn_values_and_commas() {
-        let v = parse_edn(r#"{:a 1, :b [nil "x\"y"], :c :kw, :d -3, :e true}"#).unwrap();
-        let Edn::Map(m) = v else { panic!("map") };
-        assert_eq!(m.len(), 5);
-        assert_eq!(m[1].1, Edn::Vector(vec![Edn::Nil, Edn::Str("x\"y".into())]));
-        assert_eq!(m[3].1, Edn::Int(-3));
-    }
-
-    #[test]
-    fn edn_errors_name_column() {
-        let (col, msg) = parse_edn("{:a 1 :b }").unwrap_err();
-        assert_eq!(col, Some(10));
-        assert!(msg.contains("expected a value"), "{msg}");
-        let (col, _) = parse_edn("{:a @}").unwrap_err();
-        assert_eq!(col, Some(5));
-    }
-
-    #[test]
-    fn edn_cas_register_history_loads() {
-        let h = parse(
-            "{:process 0, :type :invoke, :f :write, :value 3}\n\
-             {:process 0, :type :ok, :f :write, :value 3}\n\
-             {:process 1, :type :invoke, :f :cas, :value [3 4]}\n\
-             {:process 1, :type :ok, :f :cas}\n\
-             {:process :nemesis, :type :info, :f :start}\n\
-             {:process 0, :type :invoke, :f :read, :value nil}\n\
-             {:process 0, :type :ok, :f :read, :value 4}\n",
-            ModelKind::CasRegister,
-        )
-        .unwrap();
-        assert_eq!(h.format, Format::Edn);
-        assert_eq!(h.times, TimeBase::EventOrder);
-        assert_eq!(h.events.len(), 6);
+    fn formats_are_detected() {
+        let line = "{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :write, :value 1}\n";
         assert_eq!(
-            h.events[3].op,
-            KvOp::Cas {
-                key: String::new(),
-                value: (Some("3".into()), "4".into())
-            }
+            parse(line, ModelKind::CasRegister).unwrap().format,
+            Format::EdnOps
         );
-        assert_eq!(h.lines[5], 7);
+        let vector = format!("[{}]", line);
+        assert_eq!(
+            parse(&vector, ModelKind::CasRegister).unwrap().format,
+            Format::EdnVector
+        );
+        let txt = "0\t:invoke\t:write\t1\n0\t:ok\t:write\t1\n";
+        assert_eq!(
+            parse(txt, ModelKind::CasRegister).unwrap().format,
+            Format::HistoryTxt
+        );
+        let log = "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.core - hello\nINFO  jepsen.util - 0\t:ok\t:write\t1\n";
+        let h = parse(log, ModelKind::CasRegister).unwrap();
+        assert_eq!(h.format, Format::ConsoleLog);
+        assert_eq!(h.sources[1].line, 3);
+        // Jepsen's own jepsen.log layout, with stray lines of a multi-line message.
+        let log = "INFO [2019-04-01 11:25:23,001] main - jepsen.core Running\n{:valid? true\n :x 1}\nINFO [2019-04-01 11:25:23,719] jepsen worker 8 - jepsen.util 8\t:invoke\t:read\tnil\nINFO [2018-02-04 22:14:07,142] jepsen nemesis - jepsen.util :nemesis\t:info\t:stop\t:network-healed\nINFO [2019-04-01 11:25:23,722] jepsen worker 8 - jepsen.util 8\t:ok\t:read\t#{1 2}\n";
+        let h = parse(log, ModelKind::CasRegister).unwrap();
+        assert_eq!(h.format, Format::ConsoleLog);
+        assert_eq!(h.problem.keys[0].1.len(), 1);
+        assert_eq!((h.sources[0].line, h.sources[1].line), (4, 6));
     }
 
     #[test]
-    fn append_rejected_under_cas_register_naming_line() {
+    fn errors_show_edn_and_place() {
+        let e = parse("{:process 0, :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :read, :value [2 8]}\n", ModelKind::CasRegister)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("h.edn:2:1:"), "{e}");
         let e = parse(
-            "{:process 0, :type :invoke, :f :write, :value 3}\n{:process 0, :type :invoke, :f :append, :value 3}\n",
+            "{:process 0, :type :invoked, :f :write}\n",
             ModelKind::CasRegister,
         )
-        .unwrap_err();
-        let s = e.to_string();
-        assert!(s.starts_with("h.edn:2:"), "{s}");
-        assert!(s.contains("no append"), "{s}");
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("found :invoked"), "{e}");
+        assert!(e.starts_with("h.edn:1:20:"), "{e}");
     }
 
     #[test]
-    fn mixed_times_rejected() {
-        let e = parse(
-            "{:process 0, :type :invoke, :f :read, :time 5}\n{:process 0, :type :ok, :f :read, :value 1}\n",
-            ModelKind::CasRegister,
-        )
-        .unwrap_err();
-        assert!(e.to_string().starts_with("h.edn:2:"), "{e}");
-    }
-
-    #[test]
-    fn json_line_loads_and_bad_json_names_line_and_column() {
-        let good = r#"{"index":0,"process":1,"type":"invoke","f":"put","key":"x","value":"1","time_ns":5}"#;
-        let h = parse_bytes(good.as_bytes(), Path::new("h.jsonl"), ModelKind::Kv).unwrap();
-        assert_eq!(h.format, Format::JsonLines);
-        assert_eq!(h.events[0].time_ns, 5);
-        let bad = format!("{good}\n{{\"index\":1,\"process\":1,\"type\":\"ok\",\"f\":\"put\",\"key\":\"x\",\"time_ns\":6}}\n");
-        let e = parse_bytes(bad.as_bytes(), Path::new("h.jsonl"), ModelKind::Kv).unwrap_err();
-        let HistoryError::Syntax { line, column, .. } = &e else {
-            panic!("{e}")
-        };
-        assert_eq!(*line, 2);
-        assert!(column.is_some(), "{e}");
-    }
-
-    #[test]
-    fn empty_file_is_an_error() {
-        let e = parse("\n  \n", ModelKind::Kv).unwrap_err();
-        assert!(e.to_string().contains("no operations"), "{e}");
+    fn event_text_is_as_written() {
+        let h = parse("{:process 0,\n :type :invoke, :f :write, :value 1}\n{:process 0, :type :ok, :f :write, :value 1}", ModelKind::CasRegister).unwrap();
+        assert_eq!(
+            h.event_text(0),
+            "{:process 0, :type :invoke, :f :write, :value 1}"
+        );
+        assert_eq!(h.sources[1].line, 3);
     }
 }

@@ -6,9 +6,13 @@ use std::time::Duration;
 
 use crate::process::{NodeId, Process};
 
+pub mod edn;
 pub mod history_file;
 pub mod linearizability;
 pub mod model;
+pub mod report;
+pub mod search;
+pub mod witness;
 
 /// Per-run figures, by name (units last: `commit_latency_ms_p50`).
 pub type Metrics = BTreeMap<String, f64>;
