@@ -21,12 +21,15 @@ fn linearizable_10k(c: &mut Criterion) {
         },
     );
     // A benchmark of a wrong answer measures nothing.
-    let first = check_kv(&history, Duration::from_secs(60));
+    let first = check_kv(&history, Some(Duration::from_secs(60)));
     assert_eq!(first.verdict, Verdict::Pass);
     assert_eq!(first.keys.len(), 10);
     c.bench_function("check_kv 10k ops, 10 keys, 10 clients", |b| {
         b.iter(|| {
-            let o = check_kv(std::hint::black_box(&history), Duration::from_secs(60));
+            let o = check_kv(
+                std::hint::black_box(&history),
+                Some(Duration::from_secs(60)),
+            );
             assert_eq!(o.verdict, Verdict::Pass);
         })
     });

@@ -477,7 +477,7 @@ fn generated_histories_pass_and_mutated_ones_fail() {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
     for seed in 0..30 {
         let h = generate_linearizable_history(seed, params(300));
-        let o = check_kv(&h, BUDGET);
+        let o = check_kv(&h, Some(BUDGET));
         assert_eq!(o.verdict, Verdict::Pass, "seed {seed}");
         let reads: Vec<usize> = (0..h.len())
             .filter(|&i| h[i].kind == OpType::Ok && matches!(h[i].op, KvOp::Get { .. }))
@@ -489,7 +489,7 @@ fn generated_histories_pass_and_mutated_ones_fail() {
             key: key.clone(),
             value: Some("never-written".into()),
         };
-        let o = check_kv(&bad, BUDGET);
+        let o = check_kv(&bad, Some(BUDGET));
         let (k, f) = o.failures().next().expect("a failure");
         assert_eq!(k.key, format!("{key:?}"), "seed {seed}");
         // Nothing wrote that value, so the read alone is the whole story.
@@ -509,7 +509,10 @@ fn long_single_key_history_passes() {
             info_percent: 0,
         },
     );
-    assert_eq!(check_kv(&h, Duration::from_secs(60)).verdict, Verdict::Pass);
+    assert_eq!(
+        check_kv(&h, Some(Duration::from_secs(60))).verdict,
+        Verdict::Pass
+    );
 }
 
 #[test]
@@ -1068,7 +1071,7 @@ fn simulator_histories_keep_their_api() {
             time_ns: 3,
         },
     ];
-    let o = check_kv(&h, BUDGET);
+    let o = check_kv(&h, Some(BUDGET));
     let Verdict::Fail(msg) = &o.verdict else {
         panic!("{:?}", o.verdict)
     };

@@ -59,7 +59,14 @@ fn most_broadcast_nemesis_seeds_lose_in_flight_writes_in_crashes_and_still_pass(
     let lost = summary
         .runs
         .iter()
-        .filter(|r| r.metrics.get("storage_writes_lost").is_some_and(|&v| v > 0.0))
+        .filter(|r| {
+            r.metrics
+                .get("storage_writes_lost")
+                .is_some_and(|&v| v > 0.0)
+        })
         .count();
-    assert!(lost * 2 > summary.runs.len(), "{lost} of 40 seeds lost a write");
+    assert!(
+        lost * 2 > summary.runs.len(),
+        "{lost} of 40 seeds lost a write"
+    );
 }

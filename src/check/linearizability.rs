@@ -702,19 +702,20 @@ pub const KV_KEY_STEPS_MAX: u64 = 1 << 26;
 
 /// Checks a simulator key-value history against the kv model: at most
 /// [`KV_KEY_STEPS_MAX`] search steps per key (a deterministic bound), and `budget`
-/// of wall time as an outer bound.
+/// of wall time as an outer bound if given (`None`: the verdict depends on the
+/// history alone, as the simulator's runs need).
 ///
 /// # Panics
 /// If the history does not pair up: histories recorded by the simulator are well
 /// formed by construction. Use [`problem_from_kv`] on untrusted input.
-pub fn check_kv(history: &[HistoryEvent<KvOp>], budget: Duration) -> Outcome {
+pub fn check_kv(history: &[HistoryEvent<KvOp>], budget: Option<Duration>) -> Outcome {
     let problem = match problem_from_kv(ModelKind::Kv, history) {
         Ok(p) => p,
         Err(e) => panic!("malformed history at event {}: {}", e.position, e.message),
     };
     let limits = Limits {
         key_steps_max: KV_KEY_STEPS_MAX,
-        timeout: Some(budget),
+        timeout: budget,
         ..Limits::default()
     };
     check_problems(std::slice::from_ref(&problem), &limits)
@@ -852,7 +853,7 @@ mod tests {
                     info_percent: 3,
                 },
             );
-            let o = check_kv(&h, Duration::from_secs(20));
+            let o = check_kv(&h, Some(Duration::from_secs(20)));
             assert_eq!(o.verdict, Verdict::Pass, "seed {seed}");
             assert_eq!(o.keys.len(), 3);
         }
