@@ -121,7 +121,9 @@ impl Process for CounterNode {
         result: Result<(), SyncError>,
     ) {
         match result {
-            Ok(()) => self.out.synced(ctx, sync),
+            Ok(()) => {
+                self.out.synced(ctx, sync);
+            }
             // Crash-stop: after an fsync error the disk no longer holds what we counted.
             Err(_) => ctx.abort("fsync failed"),
         }

@@ -47,7 +47,7 @@ pub use fingerprint::Fingerprint;
 pub use history::{HistoryEvent, KvOp, OpType};
 pub use process::{
     ClientId, Context, DurableOutbox, Effect, NodeId, Process, RequestId, SyncError, SyncId,
-    TimerId,
+    TimerId, Waits,
 };
 pub use storage::Storage;
 pub use system::{Bug, Setup, System, Verdict};

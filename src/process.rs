@@ -313,29 +313,43 @@ impl<'a, P: Process> Context<'a, P> {
 /// persist-before-send rule (Raft §5, "respond to RPCs ... after updating stable
 /// storage"; etcd-io/raft's `Ready` contract) under asynchronous syncs.
 ///
-/// Each step, [`DurableOutbox::flush`] starts a sync when the step wrote anything and
-/// holds the step's output until that sync completes; output of a step that wrote
-/// nothing waits behind any sync still in flight, so nothing is sent before state it
-/// may reflect is durable, and output leaves in the order it was produced. Volatile:
-/// a crash drops what is held, as it would a real process's send buffers.
+/// Each step, [`DurableOutbox::flush`] holds the step's output until a sync covering
+/// the step's writes completes; output of a step that wrote nothing waits behind any
+/// sync still in flight, so nothing is sent before state it may reflect is durable,
+/// and output leaves in the order it was produced. Group commit: at most one sync is
+/// in flight; writes made meanwhile wait, with their output, for the next one, which
+/// starts when the current one completes (as etcd-raft's storage loop batches
+/// `Ready`s). Volatile: a crash drops what is held, as it would a process's buffers.
 #[derive(Debug)]
 pub struct DurableOutbox<M, R> {
     /// Output produced in the current step.
     sends: Vec<(NodeId, M)>,
     replies: Vec<(RequestId, R)>,
-    /// Held output, oldest first, each behind the sync it waits for.
+    /// Held output, oldest first, each behind the sync it waits for (`None`: the next
+    /// sync, not started yet; only the last entry can be that).
     held: std::collections::VecDeque<Held<M, R>>,
 }
 
 #[derive(Debug)]
 struct Held<M, R> {
-    sync: SyncId,
+    sync: Option<SyncId>,
     sends: Vec<(NodeId, M)>,
     replies: Vec<(RequestId, R)>,
 }
 
-/// Most syncs a [`DurableOutbox`] may wait on at once: a disk that falls this far
-/// behind is stalled, and the process should stop producing output.
+/// What a step's output waits for, from [`DurableOutbox::flush`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Waits {
+    /// Nothing: it was emitted.
+    Nothing,
+    /// This sync, in flight.
+    Sync(SyncId),
+    /// The next sync, which starts when the one in flight completes.
+    NextSync,
+}
+
+/// Most held batches a [`DurableOutbox`] keeps: a disk that falls this far behind is
+/// stalled, and the process should stop producing output.
 pub const OUTBOX_SYNCS_MAX: usize = 4_096;
 
 impl<M, R> Default for DurableOutbox<M, R> {
@@ -362,45 +376,62 @@ impl<M, R> DurableOutbox<M, R> {
         self.sends.is_empty() && self.replies.is_empty()
     }
 
-    /// Syncs in flight that output waits for.
-    pub fn syncs_waiting(&self) -> usize {
+    /// Batches of output held.
+    pub fn held(&self) -> usize {
         self.held.len()
     }
 
-    /// Ends a step: syncs this step's writes if there are any, then emits its output
-    /// at once if nothing it may depend on is still in flight, or holds it otherwise.
-    /// Returns the sync the output waits for (`None`: it was emitted).
-    pub fn flush<P>(&mut self, ctx: &mut Context<'_, P>) -> Option<SyncId>
+    /// Ends a step: emits its output at once if nothing it may depend on is still
+    /// unsynced, or holds it behind the sync that will cover its writes (starting
+    /// one if none is in flight).
+    pub fn flush<P>(&mut self, ctx: &mut Context<'_, P>) -> Waits
     where
         P: Process<Message = M, Response = R>,
     {
-        if ctx.storage().writes_not_syncing() > 0 {
-            let sync = ctx.sync();
-            assert!(
-                self.held.len() < OUTBOX_SYNCS_MAX,
-                "the disk fell too far behind"
-            );
-            self.held.push_back(Held {
-                sync,
-                sends: std::mem::take(&mut self.sends),
-                replies: std::mem::take(&mut self.replies),
-            });
-            Some(sync)
-        } else if let Some(last) = self.held.back_mut() {
-            last.sends.append(&mut self.sends);
-            last.replies.append(&mut self.replies);
-            Some(last.sync)
-        } else {
+        if ctx.storage().writes_not_syncing() == 0 && self.held.is_empty() {
+            // The common case: nothing unsynced; the buffers keep their capacity.
             Self::emit(ctx, self.sends.drain(..), self.replies.drain(..));
-            None
+            return Waits::Nothing;
+        }
+        let sends = std::mem::take(&mut self.sends);
+        let replies = std::mem::take(&mut self.replies);
+        match self.held.back_mut() {
+            // No new writes, or new writes joining the group that waits for the next
+            // sync: the output waits with the last batch.
+            Some(last) if ctx.storage().writes_not_syncing() == 0 || last.sync.is_none() => {
+                last.sends.extend(sends);
+                last.replies.extend(replies);
+                last.sync.map_or(Waits::NextSync, Waits::Sync)
+            }
+            // A sync is in flight: the next one starts when it completes.
+            Some(_) => {
+                assert!(
+                    self.held.len() < OUTBOX_SYNCS_MAX,
+                    "the disk fell too far behind"
+                );
+                self.held.push_back(Held {
+                    sync: None,
+                    sends,
+                    replies,
+                });
+                Waits::NextSync
+            }
+            None => {
+                let sync = ctx.sync();
+                self.held.push_back(Held {
+                    sync: Some(sync),
+                    sends,
+                    replies,
+                });
+                Waits::Sync(sync)
+            }
         }
     }
 
     /// Emits the current step's output at once, before the writes it may depend on
     /// are durable: deliberately unsafe, for the bugs that teach why. With
-    /// `start_sync`, a sync of the step's writes still starts; without, the writes
-    /// wait in the page cache for a later step's sync.
-    /// Returns the sync it started, if any.
+    /// `start_sync`, a sync of the writes so far starts now; without, they wait for a
+    /// later step's sync. Returns the sync it started, if any.
     pub fn flush_early<P>(&mut self, ctx: &mut Context<'_, P>, start_sync: bool) -> Option<SyncId>
     where
         P: Process<Message = M, Response = R>,
@@ -408,28 +439,41 @@ impl<M, R> DurableOutbox<M, R> {
         let mut started = None;
         if start_sync && ctx.storage().writes_not_syncing() > 0 {
             let sync = ctx.sync();
-            self.held.push_back(Held {
-                sync,
-                sends: Vec::new(),
-                replies: Vec::new(),
-            });
+            match self.held.back_mut() {
+                Some(last) if last.sync.is_none() => last.sync = Some(sync),
+                _ => self.held.push_back(Held {
+                    sync: Some(sync),
+                    sends: Vec::new(),
+                    replies: Vec::new(),
+                }),
+            }
             started = Some(sync);
         }
         Self::emit(ctx, self.sends.drain(..), self.replies.drain(..));
         started
     }
 
-    /// Sync `sync` completed successfully: emits everything that waited for it.
-    pub fn synced<P>(&mut self, ctx: &mut Context<'_, P>, sync: SyncId)
+    /// Sync `sync` completed successfully: emits everything that waited for it, and
+    /// starts the next sync for the group that waited behind it. Returns that sync.
+    pub fn synced<P>(&mut self, ctx: &mut Context<'_, P>, sync: SyncId) -> Option<SyncId>
     where
         P: Process<Message = M, Response = R>,
     {
         while let Some(held) = self.held.front() {
-            if held.sync > sync {
-                break;
+            match held.sync {
+                Some(s) if s <= sync => {}
+                _ => break,
             }
             let held = self.held.pop_front().expect("front exists");
             Self::emit(ctx, held.sends.into_iter(), held.replies.into_iter());
+        }
+        match self.held.front_mut() {
+            Some(next) if next.sync.is_none() => {
+                let started = ctx.sync();
+                next.sync = Some(started);
+                Some(started)
+            }
+            _ => None,
         }
     }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::process::{
-    Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId, TimerId,
+    Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId, TimerId, Waits,
 };
 
 /// The scenario's `[cluster.config]` table.
@@ -141,8 +141,9 @@ pub struct BroadcastProcess {
     out: DurableOutbox<Message, Response>,
     /// Deliveries of the current step, acknowledged once its output leaves.
     delivered_in_step: Vec<Delivery>,
-    /// Deliveries whose acknowledgement waits for a sync, oldest first.
-    awaiting: std::collections::VecDeque<(SyncId, Vec<Delivery>)>,
+    /// Deliveries whose acknowledgement waits for a sync, oldest first (`None`: the
+    /// next sync, not started yet).
+    awaiting: std::collections::VecDeque<(Option<SyncId>, Vec<Delivery>)>,
     /// Deliveries whose acknowledgement (to a client or a peer) left in the latest step.
     acknowledged_in_step: Vec<Delivery>,
 }
@@ -181,16 +182,21 @@ impl BroadcastProcess {
     /// `ack-before-sync` bug sends a client's `Ok` at once instead).
     fn finish(&mut self, ctx: &mut Context<'_, Self>, early: bool) {
         let ids = std::mem::take(&mut self.delivered_in_step);
-        let waits_for = match early {
-            true => self.out.flush_early(ctx, false),
+        let waits = match early {
+            true => {
+                self.out.flush_early(ctx, false);
+                Waits::Nothing
+            }
             false => self.out.flush(ctx),
         };
-        match waits_for {
-            None => self.acknowledged_in_step.extend(ids),
-            Some(sync) => match self.awaiting.back_mut() {
-                Some((last, waiting)) if *last == sync => waiting.extend(ids),
-                _ => self.awaiting.push_back((sync, ids)),
-            },
+        let sync = match waits {
+            Waits::Nothing => return self.acknowledged_in_step.extend(ids),
+            Waits::Sync(sync) => Some(sync),
+            Waits::NextSync => None,
+        };
+        match self.awaiting.back_mut() {
+            Some((last, waiting)) if *last == sync => waiting.extend(ids),
+            _ => self.awaiting.push_back((sync, ids)),
         }
     }
 
@@ -336,10 +342,17 @@ impl Process for BroadcastProcess {
             ctx.abort(format!("sync {} failed: {error:?}", sync.0));
             return;
         }
-        self.out.synced(ctx, sync);
-        while self.awaiting.front().is_some_and(|(s, _)| *s <= sync) {
+        let next = self.out.synced(ctx, sync);
+        while self
+            .awaiting
+            .front()
+            .is_some_and(|(s, _)| s.is_some_and(|s| s <= sync))
+        {
             let (_, ids) = self.awaiting.pop_front().expect("front exists");
             self.acknowledged_in_step.extend(ids);
+        }
+        if let Some((waiting @ None, _)) = self.awaiting.front_mut() {
+            *waiting = next;
         }
     }
 

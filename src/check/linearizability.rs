@@ -713,9 +713,12 @@ pub fn check_kv(history: &[HistoryEvent<KvOp>], budget: Option<Duration>) -> Out
         Ok(p) => p,
         Err(e) => panic!("malformed history at event {}: {}", e.position, e.message),
     };
+    // One thread: sweeps already run seeds in parallel, and a pool per seed costs
+    // more than this check's few milliseconds.
     let limits = Limits {
         key_steps_max: KV_KEY_STEPS_MAX,
         timeout: budget,
+        threads: 1,
         ..Limits::default()
     };
     check_problems(std::slice::from_ref(&problem), &limits)

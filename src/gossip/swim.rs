@@ -1078,7 +1078,9 @@ impl Process for SwimProcess {
         result: Result<(), SyncError>,
     ) {
         match result {
-            Ok(()) => self.out.synced(ctx, sync),
+            Ok(()) => {
+                self.out.synced(ctx, sync);
+            }
             Err(error) => ctx.abort(format!("sync {} failed: {error:?}", sync.0)),
         }
     }

@@ -37,7 +37,7 @@ use rand::Rng;
 
 use crate::kv::KvStore;
 use crate::process::{
-    Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId, TimerId,
+    Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId, TimerId, Waits,
 };
 
 pub use config::{Bugs, RaftConfig, ReadMode};
@@ -292,6 +292,14 @@ impl RaftProcess {
         }
     }
 
+    /// Sync `sync` started: it covers the log and hard state as they are now.
+    fn mark_sync(&mut self, sync: SyncId) {
+        if self.sync_marks.back().is_none_or(|m| m.0 != sync) {
+            let mark = (sync, self.log.last_index(), self.hard_state());
+            self.sync_marks.push_back(mark);
+        }
+    }
+
     /// Sync `sync` completed (or, with a bug, is taken as completed).
     fn durable_through(&mut self, sync: SyncId) {
         while self.sync_marks.front().is_some_and(|m| m.0 <= sync) {
@@ -323,21 +331,24 @@ impl RaftProcess {
     /// Ends a step: starts a sync of this step's writes and holds its messages and
     /// replies until it completes, so nothing sent depends on state a crash could lose.
     fn finish(&mut self, ctx: &mut Ctx<'_>) {
-        let waits_for = if self.defer_sync {
-            self.out.flush_early(ctx, false)
+        let waits = if self.defer_sync {
+            self.out.flush_early(ctx, false);
+            Waits::Nothing
         } else if self.bugs.send_before_persist {
-            self.out.flush_early(ctx, true)
+            self.out
+                .flush_early(ctx, true)
+                .map_or(Waits::Nothing, Waits::Sync)
         } else {
             self.out.flush(ctx)
         };
-        if waits_for.is_none() && ctx.storage().unsynced_writes() == 0 {
-            let last = self.log.last_index();
-            self.durable = (last, self.log.term(last), self.hard_state());
-        } else if let Some(sync) = waits_for {
-            if self.sync_marks.back().is_none_or(|m| m.0 != sync) {
-                let mark = (sync, self.log.last_index(), self.hard_state());
-                self.sync_marks.push_back(mark);
+        match waits {
+            Waits::Nothing if ctx.storage().unsynced_writes() == 0 => {
+                let last = self.log.last_index();
+                self.durable = (last, self.log.term(last), self.hard_state());
             }
+            Waits::Sync(sync) => self.mark_sync(sync),
+            // The mark is taken when that sync starts.
+            Waits::Nothing | Waits::NextSync => {}
         }
         self.assert_invariants();
     }
@@ -545,24 +556,24 @@ impl Process for RaftProcess {
 
     fn on_synced(&mut self, ctx: &mut Ctx<'_>, sync: SyncId, result: Result<(), SyncError>) {
         self.begin(ctx);
-        match result {
-            Ok(()) => {
-                self.durable_through(sync);
-                self.out.synced(ctx, sync);
+        // The `ignore-fsync-error` bug carries on as if the writes were durable: the
+        // log in memory then claims entries (or a vote) that the disk will never hold.
+        if let Err(error) = result.or_else(|e| {
+            if self.bugs.ignore_fsync_error {
+                Ok(())
+            } else {
+                Err(e)
             }
-            // The bug: carry on as if the writes were durable. The log in memory now
-            // claims entries (or a vote) that the disk will never hold.
-            Err(_) if self.bugs.ignore_fsync_error => {
-                self.durable_through(sync);
-                self.out.synced(ctx, sync);
-            }
-            Err(error) => {
-                ctx.abort(format!(
-                    "node {} stops: sync {} failed ({error:?})",
-                    self.id, sync.0
-                ));
-                return;
-            }
+        }) {
+            ctx.abort(format!(
+                "node {} stops: sync {} failed ({error:?})",
+                self.id, sync.0
+            ));
+            return;
+        }
+        self.durable_through(sync);
+        if let Some(next) = self.out.synced(ctx, sync) {
+            self.mark_sync(next);
         }
         self.finish(ctx);
     }

@@ -105,8 +105,6 @@ impl RaftKv {
     }
 }
 
-/// How long the linearizability search may take per run before the verdict is unknown.
-
 impl System for RaftKv {
     const NAME: &'static str = "raft";
     const HISTORY_CHECK: &'static str = "linearizability";
