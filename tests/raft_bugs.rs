@@ -24,7 +24,7 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
     ),
     (
         "stale-append-truncates",
-        1,
+        0,
         &[
             "leader-completeness",
             "log-matching",
@@ -36,13 +36,13 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         5,
         &["leader-completeness", "state-machine-safety"],
     ),
-    ("apply-uncommitted", 18, &["state-machine-safety"]),
+    ("apply-uncommitted", 9, &["state-machine-safety"]),
     (
         "ack-before-sync",
         0,
         &["linearizability", "leader-completeness"],
     ),
-    ("stale-vote-counting", 2, &["election-safety"]),
+    ("stale-vote-counting", 4, &["election-safety"]),
     ("no-prevote-checkquorum", 0, &["raft-progress"]),
     (
         "read-before-noop",
@@ -61,7 +61,7 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
     ),
 ];
 
-const READ_BEFORE_NOOP_FIRST: u64 = 54;
+const READ_BEFORE_NOOP_FIRST: u64 = 78;
 
 fn sweep(scenario: &Scenario, seeds: std::ops::Range<u64>, bug: Option<&str>) -> Summary {
     let request = RunRequest {
