@@ -453,6 +453,27 @@ impl<M, R> DurableOutbox<M, R> {
         started
     }
 
+    /// The usual [`Process::on_synced`]: on success, [`DurableOutbox::synced`]; on an
+    /// fsync error, crash-stop ([`Context::abort`]), the safe answer. Returns the sync
+    /// it started, if any.
+    pub fn on_synced<P>(
+        &mut self,
+        ctx: &mut Context<'_, P>,
+        sync: SyncId,
+        result: Result<(), SyncError>,
+    ) -> Option<SyncId>
+    where
+        P: Process<Message = M, Response = R>,
+    {
+        match result {
+            Ok(()) => self.synced(ctx, sync),
+            Err(error) => {
+                ctx.abort(format!("sync {} failed: {error:?}", sync.0));
+                None
+            }
+        }
+    }
+
     /// Sync `sync` completed successfully: emits everything that waited for it, and
     /// starts the next sync for the group that waited behind it. Returns that sync.
     pub fn synced<P>(&mut self, ctx: &mut Context<'_, P>, sync: SyncId) -> Option<SyncId>

@@ -111,6 +111,14 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// How many seeds' runs had `metric` above zero (e.g. `storage_writes_lost`).
+    pub fn seeds_with(&self, metric: &str) -> usize {
+        self.runs
+            .iter()
+            .filter(|r| r.metrics.get(metric).is_some_and(|&v| v > 0.0))
+            .count()
+    }
+
     /// 0 every seed as expected, 1 a seed failed (or a lesson never showed), 3 unknown.
     pub fn exit_code(&self) -> i32 {
         if self.failed > 0 || (self.expect_failure.is_some() && self.shown == 0) {

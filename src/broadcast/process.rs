@@ -338,8 +338,8 @@ impl Process for BroadcastProcess {
         result: Result<(), SyncError>,
     ) {
         self.begin();
-        if let Err(error) = result {
-            ctx.abort(format!("sync {} failed: {error:?}", sync.0));
+        if result.is_err() {
+            self.out.on_synced(ctx, sync, result);
             return;
         }
         let next = self.out.synced(ctx, sync);

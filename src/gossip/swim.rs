@@ -1077,12 +1077,7 @@ impl Process for SwimProcess {
         sync: SyncId,
         result: Result<(), SyncError>,
     ) {
-        match result {
-            Ok(()) => {
-                self.out.synced(ctx, sync);
-            }
-            Err(error) => ctx.abort(format!("sync {} failed: {error:?}", sync.0)),
-        }
+        self.out.on_synced(ctx, sync, result);
     }
 
     fn message_bytes(msg: &SwimMessage) -> usize {
