@@ -3,6 +3,7 @@
 //! everything and waits for the liveness phase to settle.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,18 +41,26 @@ fn lock<S: System>(world: &Shared<S>) -> std::sync::MutexGuard<'_, World<S>> {
     world.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Sleeps until `deadline_ns` or until something is notified, whichever is first.
-async fn wait<S: System>(world: &Shared<S>, notify: &Notify, deadline_ns: Option<u64>) {
+/// Sleeps until `deadline_ns` after `start` or until something is notified, whichever
+/// is first (a notification wins a tie, as with madsim's `timeout`). Written out rather
+/// than with `timeout`: this runs once per wake-up of every actor.
+async fn wait(start: madsim::time::Instant, notify: &Notify, deadline_ns: Option<u64>) {
+    let notified = std::pin::pin!(notify.notified());
     match deadline_ns {
         Some(at) => {
-            let now = lock(world).now_ns();
-            let _ = madsim::time::timeout(
-                Duration::from_nanos(at.saturating_sub(now)),
-                notify.notified(),
-            )
-            .await;
+            let mut notified = notified;
+            let mut sleep =
+                std::pin::pin!(madsim::time::sleep_until(start + Duration::from_nanos(at)));
+            std::future::poll_fn(|cx| {
+                if notified.as_mut().poll(cx).is_ready() || sleep.as_mut().poll(cx).is_ready() {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await
         }
-        None => notify.notified().await,
+        None => notified.await,
     }
 }
 
@@ -59,22 +68,25 @@ async fn wait<S: System>(world: &Shared<S>, notify: &Notify, deadline_ns: Option
 /// itself is (re)started by the driver, synchronously, so that a fault at the same
 /// instant as a restart sees the node up.
 async fn node_main<S: System>(world: Shared<S>, id: usize) {
-    let notify = lock(&world).nodes[id].mailbox.notify.clone();
+    let (notify, start) = {
+        let w = lock(&world);
+        (w.nodes[id].mailbox.notify.clone(), w.start_instant())
+    };
     loop {
         let next = lock(&world).run_node(id);
-        wait(&world, &notify, next).await;
+        wait(start, &notify, next).await;
     }
 }
 
 async fn client_main<S: System>(world: Shared<S>, c: usize) {
-    let notify = {
+    let (notify, start) = {
         let mut w = lock(&world);
         w.start_client(c);
-        w.clients[c].mailbox.notify.clone()
+        (w.clients[c].mailbox.notify.clone(), w.start_instant())
     };
     loop {
         let next = lock(&world).run_client(c);
-        wait(&world, &notify, next).await;
+        wait(start, &notify, next).await;
     }
 }
 

@@ -73,6 +73,9 @@ pub enum NodeInput<P: Process> {
     Message {
         from: NodeId,
         msg: P::Message,
+        /// The message's fingerprint, taken once at the send: the delivery's trace
+        /// event hashes it instead of encoding the message again.
+        digest: u64,
     },
     Request {
         id: RequestId,
@@ -285,7 +288,7 @@ impl<S: System> World<S> {
                 )
             });
         self.processes[id] = Some(S::process(&self.setup, id));
-        self.step_node(id, None);
+        self.step_node(id, None, now);
     }
 
     /// Handles everything due at node `id` (bounded); returns when it is next due.
@@ -302,7 +305,7 @@ impl<S: System> World<S> {
             id,
             |w, id| &mut w.nodes[id].mailbox,
             |w, id| w.nodes[id].status == Status::Up,
-            |w, id, due| w.step_node(id, Some(due)),
+            |w, id, due, now| w.step_node(id, Some(due), now),
         );
         // A process that aborted itself in this drain waits for its restart.
         match self.nodes[id].restart_at_ns {
@@ -322,17 +325,18 @@ impl<S: System> World<S> {
         id: usize,
         mailbox: fn(&mut Self, usize) -> &mut Mailbox<I, T>,
         runnable: fn(&Self, usize) -> bool,
-        step: fn(&mut Self, usize, Due<I, T>),
+        step: fn(&mut Self, usize, Due<I, T>, u64),
     ) -> Option<u64> {
+        // Simulated time stands still while the world is locked: read it once.
+        let now = self.now_ns();
         for _ in 0..STEPS_PER_WAKE_MAX {
             if self.failure.is_some() || !runnable(self, id) {
                 mailbox(self, id).sleep_until(None);
                 return None;
             }
-            let now = self.now_ns();
             let queue = mailbox(self, id);
             match queue.pop_due(now) {
-                Some(due) => step(self, id, due),
+                Some(due) => step(self, id, due, now),
                 None => {
                     let next = queue.next_due_ns();
                     queue.sleep_until(next);
@@ -340,23 +344,21 @@ impl<S: System> World<S> {
                 }
             }
         }
-        let now = self.now_ns();
         mailbox(self, id).sleep_until(Some(now));
         Some(now)
     }
 
     /// One handler call: `None` is `on_start`.
-    fn step_node(&mut self, id: NodeId, due: Option<NodeDue<S>>) {
-        let now = self.now_ns();
+    fn step_node(&mut self, id: NodeId, due: Option<NodeDue<S>>, now: u64) {
         let n = self.setup.nodes;
-        if let Some(Due::Input(NodeInput::Message { from, msg })) = &due {
+        if let Some(Due::Input(NodeInput::Message { from, msg, digest })) = &due {
             if !self.net.connected(*from, id) {
                 self.counters.dropped_partition += 1;
                 self.trace.event(
                     now,
                     Actor::Node(id),
                     "drop",
-                    &(from, msg, "partition"),
+                    &(from, digest, "partition"),
                     || format!("from n{from} (cut in flight) {msg:?}"),
                 );
                 return;
@@ -419,11 +421,12 @@ impl<S: System> World<S> {
                 let (sync, result) = synced.expect("a completion");
                 process.on_synced(&mut ctx, sync, result);
             }
-            Some(Due::Input(NodeInput::Message { from, msg })) => {
+            Some(Due::Input(NodeInput::Message { from, msg, digest })) => {
                 self.counters.delivered += 1;
-                self.trace.event(now, actor, "deliver", &(from, &msg), || {
-                    format!("from n{from} {msg:?}")
-                });
+                self.trace
+                    .event(now, actor, "deliver", &(from, digest), || {
+                        format!("from n{from} {msg:?}")
+                    });
                 process.on_message(&mut ctx, from, msg);
             }
             Some(Due::Input(NodeInput::Request { id: request, req })) => {
@@ -442,7 +445,7 @@ impl<S: System> World<S> {
         }
         self.carry_out(id, now, &mut effects);
         self.effects = effects;
-        self.check(id);
+        self.check(id, now);
     }
 
     fn carry_out(&mut self, id: NodeId, now: u64, effects: &mut Vec<Effect<P<S>>>) {
@@ -453,7 +456,8 @@ impl<S: System> World<S> {
                 Effect::Send { to, msg } => {
                     self.counters.sent += 1;
                     self.counters.bytes_sent += <P<S>>::message_bytes(&msg) as u64;
-                    self.trace.event(now, actor, "send", &(to, &msg), || {
+                    let digest = crate::fingerprint::fnv(&msg);
+                    self.trace.event(now, actor, "send", &(to, digest), || {
                         format!("to n{to} {msg:?}")
                     });
                     match self.net.route(id, to) {
@@ -479,12 +483,18 @@ impl<S: System> World<S> {
                                 let copy = NodeInput::Message {
                                     from: id,
                                     msg: msg.clone(),
+                                    digest,
                                 };
                                 self.nodes[to].mailbox.push(now + dup_ns, copy);
                             }
-                            self.nodes[to]
-                                .mailbox
-                                .push(now + latency_ns, NodeInput::Message { from: id, msg });
+                            self.nodes[to].mailbox.push(
+                                now + latency_ns,
+                                NodeInput::Message {
+                                    from: id,
+                                    msg,
+                                    digest,
+                                },
+                            );
                         }
                     }
                 }
@@ -554,7 +564,8 @@ impl<S: System> World<S> {
     }
 
     pub fn start_client(&mut self, c: ClientId) {
-        self.step_client(c, None);
+        let now = self.now_ns();
+        self.step_client(c, None, now);
     }
 
     pub fn run_client(&mut self, c: ClientId) -> Option<u64> {
@@ -562,19 +573,19 @@ impl<S: System> World<S> {
             c,
             |w, c| &mut w.clients[c].mailbox,
             |_, _| true,
-            |w, c, due| w.step_client(c, Some(ClientStep::Due(due))),
+            |w, c, due, now| w.step_client(c, Some(ClientStep::Due(due)), now),
         )
     }
 
     /// Tells every client the fault phase is over.
     pub fn quiesce_clients(&mut self) {
         for c in 0..self.clients.len() {
-            self.step_client(c, Some(ClientStep::Quiesce));
+            let now = self.now_ns();
+            self.step_client(c, Some(ClientStep::Quiesce), now);
         }
     }
 
-    fn step_client(&mut self, c: ClientId, step: Option<ClientStep<S>>) {
-        let now = self.now_ns();
+    fn step_client(&mut self, c: ClientId, step: Option<ClientStep<S>>, now: u64) {
         let slot = &mut self.clients[c];
         let mut effects = std::mem::take(&mut self.client_effects);
         let mut ctx = ClientContext::new(
@@ -647,12 +658,12 @@ impl<S: System> World<S> {
     }
 
     /// Runs every checker's safety check after node `id` changed.
-    fn check(&mut self, id: NodeId) {
+    fn check(&mut self, id: NodeId, now: u64) {
         if self.failure.is_some() {
             return;
         }
         let view = ClusterView {
-            now: Duration::from_nanos(self.now_ns()),
+            now: Duration::from_nanos(now),
             nodes: &self.processes,
             paused: &self.paused,
         };
@@ -729,7 +740,7 @@ impl<S: System> World<S> {
             .event(now, Actor::Node(id), "crash", &(kept, lost), || {
                 format!("{lost} unsynced writes lost, {kept} kept (torn: {torn})")
             });
-        self.check(id);
+        self.check(id, now);
     }
 
     /// A clock fault on node `id`: a wall-clock step, a drift change, or a freeze
