@@ -83,7 +83,7 @@ pub trait Process: Sized + Send + 'static {
     fn on_start(&mut self, ctx: &mut Context<'_, Self>);
     /// A message from another process.
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Self::Message);
-    /// A timer set by this incarnation fired (at its local clock's deadline).
+    /// A timer set by this incarnation fired (at its deadline on the monotonic clock).
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: Self::Timer);
     /// A client request; answer it (now or later) with [`Context::reply`], or not at all.
     fn on_request(&mut self, ctx: &mut Context<'_, Self>, id: RequestId, req: Self::Request);
@@ -250,7 +250,7 @@ impl<'a, P: Process> Context<'a, P> {
         }
     }
 
-    /// Fires `timer` once, `after` from now by the local clock.
+    /// Fires `timer` once, `after` from now on the monotonic clock.
     pub fn set_timer(&mut self, after: Duration, timer: P::Timer) -> TimerId {
         *self.next_timer += 1;
         let id = TimerId(*self.next_timer);

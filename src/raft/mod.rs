@@ -141,9 +141,9 @@ pub struct RaftProcess {
     commit: u64,
     applied: u64,
     kv: KvStore,
-    /// When this node last heard from the leader of its term (local clock).
+    /// When this node last heard from the leader of its term (monotonic clock).
     leader_contact: Option<Duration>,
-    /// With lease reads, until then (local clock) a restarted node refuses votes as if
+    /// With lease reads, until then (monotonic clock) a restarted node refuses votes as if
     /// it heard from a leader: it may have just acknowledged one whose lease still holds.
     lease_guard_until: Duration,
     election_deadline: Duration,
