@@ -124,6 +124,19 @@ impl RaftConfig {
                     .into(),
             );
         }
+        // Without PreVote a higher term can reach a follower inside the lease in a
+        // reply, knock it out of the lease and let it vote for a new leader while the
+        // old lease still holds; PreVote keeps every term above the lease's out until a
+        // majority has heard nothing from the leader (thesis §9.6). etcd only
+        // recommends the pair; faultline requires it.
+        if self.read_mode == ReadMode::Lease && !self.pre_vote {
+            return bad(
+                "read_mode",
+                "lease reads need pre_vote: without it a higher term in a reply can make a \
+                 follower in the lease vote for a new leader while the old lease holds"
+                    .into(),
+            );
+        }
         if self.max_pending_requests == 0 {
             return bad("max_pending_requests", "must be positive".into());
         }

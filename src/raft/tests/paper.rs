@@ -943,7 +943,6 @@ fn system_config_parses_with_defaults_and_validate_names_the_bad_field() {
 fn reads_lease_a_restarted_node_refuses_votes_for_a_minimum_election_timeout() {
     let c = RaftConfig {
         read_mode: ReadMode::Lease,
-        pre_vote: false,
         ..cfg()
     };
     let mut net = manual(3, c, Bugs::default());
@@ -959,6 +958,22 @@ fn reads_lease_a_restarted_node_refuses_votes_for_a_minimum_election_timeout() {
     net.now += ms(150);
     net.step(0, |p, ctx| p.on_message(ctx, 1, vote));
     assert_eq!(net.node(0).voted_for(), Some(1), "granted after it");
+}
+
+#[test]
+fn reads_lease_needs_pre_vote_and_check_quorum() {
+    for (pre_vote, check_quorum) in [(false, true), (true, false)] {
+        let c = RaftConfig {
+            read_mode: ReadMode::Lease,
+            pre_vote,
+            check_quorum,
+            ..cfg()
+        };
+        let (field, message) = c.validate().unwrap_err();
+        assert_eq!(field, "read_mode");
+        let needed = if pre_vote { "check_quorum" } else { "pre_vote" };
+        assert!(message.contains(needed), "{message}");
+    }
 }
 
 #[test]
