@@ -58,40 +58,7 @@ enum Command {
     /// or faultline's history.jsonl. One file: a full report, the verdict last. Several:
     /// one line per file and a summary. Exit 0 all linearizable, 1 some not, 2 bad input,
     /// 3 unknown.
-    Check {
-        #[arg(required = true)]
-        files: Vec<PathBuf>,
-        /// The model the operations are checked against.
-        #[arg(long, value_enum, default_value = "kv")]
-        model: Model,
-        /// The initial value of the register, or of every kv key, as EDN (0, nil, "").
-        #[arg(long)]
-        initial: Option<String>,
-        /// What an absent kv key reads as: nil, or "" (Porcupine); detected if not given.
-        #[arg(long, value_name = "nil|\"\"")]
-        absent_reads: Option<String>,
-        /// Wall-clock seconds for the whole check; unfinished keys are `unknown`.
-        #[arg(long, default_value_t = 60.0)]
-        timeout: f64,
-        /// Memory for the searches, in bytes (suffixes K, M, G) [default: a quarter of
-        /// the machine's]; unfinished keys are `unknown`.
-        #[arg(long)]
-        max_memory: Option<String>,
-        /// Search steps per key before it is `unknown` (a bound that does not depend on
-        /// the machine).
-        #[arg(long, default_value_t = 1 << 30)]
-        max_steps: u64,
-        /// Worker threads [default: the number of cores].
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Check every key to the end, even once one fails (else the others are left
-        /// unfinished after a bounded number of further steps).
-        #[arg(long)]
-        all_keys: bool,
-        /// Per-file, per-key verdicts, timings and witnesses as JSON on stdout.
-        #[arg(long)]
-        json: bool,
-    },
+    Check(CheckArgs),
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -143,29 +110,7 @@ pub fn main() -> ExitCode {
             run(&target, &options)
         }
         Command::Replay { target } => replay(&target),
-        Command::Check {
-            files,
-            model,
-            initial,
-            absent_reads,
-            timeout,
-            max_memory,
-            max_steps,
-            jobs,
-            all_keys,
-            json,
-        } => check(&CheckArgs {
-            files,
-            model,
-            initial,
-            absent_reads,
-            timeout,
-            max_memory,
-            max_steps,
-            jobs,
-            all_keys,
-            json,
-        }),
+        Command::Check(args) => check(&args),
     };
     ExitCode::from(code)
 }
@@ -204,16 +149,40 @@ fn list() -> u8 {
     code
 }
 
+#[derive(clap::Args)]
 struct CheckArgs {
+    /// History files to check; each gets its own verdict.
+    #[arg(required = true)]
     files: Vec<PathBuf>,
+    /// The model the operations are checked against.
+    #[arg(long, value_enum, default_value = "kv")]
     model: Model,
+    /// The initial value of the register, or of every kv key, as EDN (0, nil, "").
+    #[arg(long)]
     initial: Option<String>,
+    /// What an absent kv key reads as: nil, or "" (Porcupine); detected if not given.
+    #[arg(long, value_name = "nil|\"\"")]
     absent_reads: Option<String>,
+    /// Wall-clock seconds for the whole check; unfinished keys are `unknown`.
+    #[arg(long, default_value_t = 60.0)]
     timeout: f64,
+    /// Memory for the searches, in bytes (suffixes K, M, G) [default: a quarter of
+    /// the machine's]; unfinished keys are `unknown`.
+    #[arg(long)]
     max_memory: Option<String>,
+    /// Search steps per key before it is `unknown` (a bound that does not depend on
+    /// the machine).
+    #[arg(long, default_value_t = 1 << 30)]
     max_steps: u64,
+    /// Worker threads [default: the number of cores].
+    #[arg(long)]
     jobs: Option<usize>,
+    /// Check every key to the end, even once one fails (else the others are left
+    /// unfinished after a bounded number of further steps).
+    #[arg(long)]
     all_keys: bool,
+    /// Per-file, per-key verdicts, timings and witnesses as JSON on stdout.
+    #[arg(long)]
     json: bool,
 }
 
