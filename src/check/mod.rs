@@ -55,6 +55,18 @@ impl<'a, P> ClusterView<'a, P> {
 
 /// A named property of a protocol. The driver calls it after every step and every
 /// crash or restart; the first `Err` fails the run.
+///
+/// **The incremental contract.** `after_step` runs after every handler call, so a
+/// checker must not rescan the cluster; it reads what the step changed, and the
+/// process exposes that as per-step fields, reset at the start of each step and read
+/// only by checkers. Raft's: `acked_writes()` (writes acknowledged to clients in the
+/// step), `applied_in_step()` (entries applied), `log_changed_from()` (the lowest log
+/// index written), `durable()` (what the completed syncs made durable). Broadcast's:
+/// `acknowledged_in_step()` and the deliveries since a checker's cursor. SWIM's: `changed()`,
+/// the members whose record changed. A node seen as `None` is down: a crash ended that
+/// incarnation, and the next view of it is a new incarnation recovered from storage,
+/// which is where per-incarnation state (commit order, durability promises) resets or
+/// is compared. A step that completes a sync (`on_synced`) is a step like any other.
 pub trait Checker<P: Process>: Send {
     fn name(&self) -> &'static str;
 
