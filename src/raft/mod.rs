@@ -146,7 +146,14 @@ pub struct RaftProcess {
     /// With lease reads, until then (monotonic clock) a restarted node refuses votes as if
     /// it heard from a leader: it may have just acknowledged one whose lease still holds.
     lease_guard_until: Duration,
+    /// When the election timeout (a follower's or candidate's) or the CheckQuorum
+    /// period (a leader's) ends, on the monotonic clock. The timer is lazy: moving the
+    /// deadline later (every message from the leader does) does not touch the armed
+    /// timer; when it fires early it re-arms for what is left. Only moving the
+    /// deadline earlier cancels and re-arms. That saves a cancel and a set per
+    /// heartbeat.
     election_deadline: Duration,
+    /// The armed election timer and the deadline it was armed for.
     election_timer: Option<(TimerId, Duration)>,
     /// Votes received in the current (pre-)election: voter → granted.
     votes: BTreeMap<NodeId, bool>,

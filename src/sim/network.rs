@@ -4,7 +4,9 @@
 //!   while any active fault cuts it).
 //! - A link is tested at send *and* at delivery: a message in flight when a cut
 //!   appears is lost, as on a real network whose route goes away (madsim alone would
-//!   deliver it).
+//!   deliver it). The send-time test is [`Network::route`]; the delivery-time test is
+//!   in the world's `step_node`, which asks [`Network::connected`] when the message
+//!   comes due, before the handler runs.
 //! - Loss, duplication and reordering apply per message; a duplicate draws its own
 //!   latency, so it may arrive first.
 
