@@ -376,11 +376,6 @@ impl<M, R> DurableOutbox<M, R> {
         self.sends.is_empty() && self.replies.is_empty()
     }
 
-    /// Batches of output held.
-    pub fn held(&self) -> usize {
-        self.held.len()
-    }
-
     /// Ends a step: emits its output at once if nothing it may depend on is still
     /// unsynced, or holds it behind the sync that will cover its writes (starting
     /// one if none is in flight).

@@ -584,31 +584,24 @@ impl<'a> Parser<'a> {
                 return Ok(());
             }
         };
-        let kind = match &kind.kind {
+        let op_type = match &kind.kind {
             Kind::Keyword(k) | Kind::Symbol(k) => match k.as_str() {
-                "invoke" => OpType::Invoke,
-                "ok" => OpType::Ok,
-                "fail" => OpType::Fail,
-                "info" => OpType::Info,
-                _ => {
-                    return self.err(
-                        kind.start,
-                        format!(
-                            "expected :type :invoke, :ok, :fail or :info, found {}",
-                            show(kind)
-                        ),
-                    )
-                }
+                "invoke" => Some(OpType::Invoke),
+                "ok" => Some(OpType::Ok),
+                "fail" => Some(OpType::Fail),
+                "info" => Some(OpType::Info),
+                _ => None,
             },
-            _ => {
-                return self.err(
-                    kind.start,
-                    format!(
-                        "expected :type :invoke, :ok, :fail or :info, found {}",
-                        show(kind)
-                    ),
-                )
-            }
+            _ => None,
+        };
+        let Some(kind) = op_type else {
+            return self.err(
+                kind.start,
+                format!(
+                    "expected :type :invoke, :ok, :fail or :info, found {}",
+                    show(kind)
+                ),
+            );
         };
         let Some(f) = f else {
             return self.err(source.start, "this op has no :f");
