@@ -450,6 +450,13 @@ fn print_summary(summary: &Summary, target: &Target) {
         s.sim_ms / 1e3,
         s.wall_ms / 1e3
     );
+    print_fault_effects(s);
+    if !s.sometimes.is_empty() {
+        println!("sometimes (fraction of seeds that reached each):");
+        for (name, fraction) in &s.sometimes {
+            println!("  {fraction:>6.3}  {name}");
+        }
+    }
     for r in s
         .runs
         .iter()
@@ -473,5 +480,32 @@ fn print_summary(summary: &Summary, target: &Target) {
     }
     if let [only] = s.runs.as_slice() {
         println!("trace-hash: {:016x}", only.trace_hash);
+    }
+}
+
+/// One line per fault kind: how many seeds saw each of its effects, out of the sweep.
+fn print_fault_effects(s: &Summary) {
+    let mut kinds: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (metric, seeds) in &s.fault_effects {
+        let Some((kind, effect)) = metric
+            .strip_prefix("fault_")
+            .and_then(|rest| rest.split_once('_'))
+        else {
+            continue;
+        };
+        kinds
+            .entry(kind)
+            .or_default()
+            .push(format!("{effect} {seeds}"));
+    }
+    if kinds.is_empty() {
+        return;
+    }
+    println!(
+        "fault effects (seeds of {} in which each happened):",
+        s.seeds_run
+    );
+    for (kind, effects) in kinds {
+        println!("  {kind:<14} {}", effects.join(", "));
     }
 }

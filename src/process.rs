@@ -146,6 +146,11 @@ pub enum Effect<P: Process> {
     Trace {
         line: String,
     },
+    /// The process reached a state worth reaching in some seeds: see
+    /// [`Context::sometimes`].
+    Sometimes {
+        name: &'static str,
+    },
 }
 
 /// What a handler can see and do. Built by the driver (or a unit test) per step.
@@ -306,6 +311,16 @@ impl<'a, P: Process> Context<'a, P> {
     /// A line for the run's trace (and `faultline replay`'s log).
     pub fn trace(&mut self, line: impl Into<String>) {
         self.effects.push(Effect::Trace { line: line.into() });
+    }
+
+    /// Marks an interesting state as reached (e.g. `lease-read-refused`), in the
+    /// spirit of Antithesis' `sometimes` assertions: a run counts each name's marks in
+    /// the metric `sometimes.<name>`, a sweep reports the fraction of seeds that
+    /// reached each, and a scenario's `[expect] sometimes` can demand a fraction. A
+    /// mark changes nothing in the run (it is not in the trace or its hash). Names are
+    /// kebab-case and listed in the protocol's `System::sometimes`.
+    pub fn sometimes(&mut self, name: &'static str) {
+        self.effects.push(Effect::Sometimes { name });
     }
 }
 

@@ -107,6 +107,12 @@ pub struct Summary {
     pub sim_ms: f64,
     pub wall_ms: f64,
     pub metrics: std::collections::BTreeMap<String, Aggregate>,
+    /// Proof that faults fired: for each fault effect the runs count
+    /// (`fault_<kind>_<effect>` metrics), how many seeds saw it.
+    pub fault_effects: std::collections::BTreeMap<String, usize>,
+    /// For each state the protocol may mark (`System::sometimes`), the fraction of
+    /// seeds that reached it.
+    pub sometimes: std::collections::BTreeMap<String, f64>,
     pub runs: Vec<SeedReport>,
 }
 
@@ -175,6 +181,8 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
         sim_ms: runs.iter().map(|r| r.sim_ms).sum(),
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
         metrics: aggregate(&runs),
+        fault_effects: fault_effects(&runs),
+        sometimes: sometimes(S::sometimes(), &runs),
         runs,
     })
 }
@@ -451,6 +459,38 @@ fn write_lines(path: &Path, lines: &[String]) -> std::io::Result<()> {
         writeln!(out, "{line}")?;
     }
     out.flush()
+}
+
+/// Seeds in which each `fault_*` metric was above zero.
+fn fault_effects(runs: &[SeedReport]) -> std::collections::BTreeMap<String, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for run in runs {
+        for (name, &value) in &run.metrics {
+            if name.starts_with("fault_") {
+                *seen.entry(name.clone()).or_default() += usize::from(value > 0.0);
+            }
+        }
+    }
+    seen
+}
+
+/// The fraction of seeds that reached each of `names` (a `sometimes.<name>` metric
+/// above zero), and of any other name a checker marked.
+fn sometimes(names: &[&str], runs: &[SeedReport]) -> std::collections::BTreeMap<String, f64> {
+    let mut reached: std::collections::BTreeMap<String, usize> =
+        names.iter().map(|n| (n.to_string(), 0)).collect();
+    for run in runs {
+        for (metric, &value) in &run.metrics {
+            if let Some(name) = metric.strip_prefix("sometimes.") {
+                *reached.entry(name.to_string()).or_default() += usize::from(value > 0.0);
+            }
+        }
+    }
+    let seeds = runs.len().max(1) as f64;
+    reached
+        .into_iter()
+        .map(|(name, n)| (name, n as f64 / seeds))
+        .collect()
 }
 
 fn aggregate(runs: &[SeedReport]) -> std::collections::BTreeMap<String, Aggregate> {

@@ -77,4 +77,9 @@ pub trait System: Sized + 'static {
     fn bugs() -> &'static [Bug] {
         &[]
     }
+    /// Every name the processes may mark with `Context::sometimes`: a sweep reports
+    /// each, reached or not, and a scenario's `[expect] sometimes` may name only these.
+    fn sometimes() -> &'static [&'static str] {
+        &[]
+    }
 }

@@ -86,11 +86,38 @@ impl Checker<SwimProcess> for IncarnationChecker {
     }
 }
 
-/// A node's view never moves backwards in (incarnation, state) order, where for one
-/// incarnation dead/left > suspect > alive. Keeps a shadow of every view: n² small
-/// entries, reset when the observer crashes.
+/// Whether an observer may replace its record `old` of a member with `new`, each an
+/// (incarnation, state) pair. Written from the SWIM paper's override rules (§4.2), not
+/// from the protocol's own order, so that the check does not reuse what it checks:
+///
+/// | new \ old      | Alive(j) | Suspect(j) | Confirm(j) (dead, left) |
+/// |----------------|----------|------------|-------------------------|
+/// | Alive(i)       | i > j    | i > j      | i > j                   |
+/// | Suspect(i)     | i ≥ j    | i > j      | i > j                   |
+/// | Confirm(i)     | i ≥ j    | i ≥ j      | i > j                   |
+///
+/// Two deviations, both memberlist's: the paper lets Confirm override any incarnation,
+/// but a member that restarted with a higher incarnation must not be killed by a stale
+/// death rumour, so Confirm needs i ≥ j; and the paper drops a confirmed member from
+/// the list, so the Confirm column (a member that came back at a higher incarnation, or
+/// died again) is memberlist's rejoin rule. A graceful leave is a Confirm sent by the
+/// member itself.
+pub fn swim_permits(old: (u64, MemberState), new: (u64, MemberState)) -> bool {
+    use MemberState::{Alive, Dead, Left, Suspect};
+    let ((j, from), (i, to)) = (old, new);
+    match (to, from) {
+        (Alive, _) => i > j,
+        (Suspect, Alive) => i >= j,
+        (Suspect, Suspect | Dead | Left) => i > j,
+        (Dead | Left, Alive | Suspect) => i >= j,
+        (Dead | Left, Dead | Left) => i > j,
+    }
+}
+
+/// Every change to a node's view of a member is one SWIM permits ([`swim_permits`]).
+/// Keeps a shadow of every view: n² small entries, reset when the observer crashes.
 pub struct PrecedenceChecker {
-    shadow: Vec<Vec<Option<(u64, u8)>>>,
+    shadow: Vec<Vec<Option<(u64, MemberState)>>>,
 }
 
 impl PrecedenceChecker {
@@ -121,16 +148,17 @@ impl Checker<SwimProcess> for PrecedenceChecker {
         }
         for &x in p.changed() {
             let m = p.member(x).expect("a changed member has a record");
-            let new = m.order_key();
-            if let Some(old) = shadow[x] {
-                if new < old {
+            let new = (m.incarnation, m.state);
+            match shadow[x] {
+                Some(old) if old != new && !swim_permits(old, new) => {
                     return Err(format!(
-                        "node {node}'s view of {x} went back from (incarnation {}, rank {}) to {:?} at incarnation {}",
-                        old.0, old.1, m.state, m.incarnation
+                        "node {node}'s view of {x} went from {:?} at incarnation {} to {:?} at \
+                         incarnation {}, which SWIM's override rules do not permit",
+                        old.1, old.0, m.state, m.incarnation
                     ));
                 }
+                _ => shadow[x] = Some(new),
             }
-            shadow[x] = Some(new);
         }
         Ok(())
     }
@@ -729,6 +757,68 @@ impl Checker<SwimProcess> for DetectionMetrics {
                 "false_positive_suspect_per_member_period".into(),
                 self.false_suspect as f64 / member_periods,
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::swim_permits;
+    use crate::gossip::member::{overrides, Member, MemberState, Update};
+    use std::time::Duration;
+
+    const STATES: [MemberState; 4] = [
+        MemberState::Alive,
+        MemberState::Suspect,
+        MemberState::Dead,
+        MemberState::Left,
+    ];
+
+    /// SWIM §4.2: a refutation (alive at a higher incarnation) beats a suspicion, a
+    /// suspicion beats alive at the same incarnation, and a suspicion is not undone
+    /// by alive at the same incarnation.
+    #[test]
+    fn swim_4_2_override_rules() {
+        use MemberState::*;
+        assert!(swim_permits((3, Suspect), (4, Alive)));
+        assert!(!swim_permits((3, Suspect), (3, Alive)));
+        assert!(swim_permits((3, Alive), (3, Suspect)));
+        assert!(!swim_permits((3, Alive), (2, Suspect)));
+        assert!(swim_permits((3, Suspect), (3, Dead)));
+        assert!(!swim_permits((3, Dead), (3, Suspect)));
+        assert!(!swim_permits((4, Alive), (3, Dead)), "a stale death rumour");
+        assert!(swim_permits((3, Dead), (4, Alive)), "a rejoin");
+    }
+
+    /// The protocol's precedence (`overrides`, an order on incarnation and rank)
+    /// agrees with the table written from the paper, for every pair of records.
+    #[test]
+    fn the_protocol_order_is_the_papers_table() {
+        for old_state in STATES {
+            for new_state in STATES {
+                for j in 0..4 {
+                    for i in 0..4 {
+                        let current = Member {
+                            state: old_state,
+                            incarnation: j,
+                            meta: None,
+                            changed_at: Duration::ZERO,
+                        };
+                        let update = Update {
+                            node: 0,
+                            incarnation: i,
+                            state: new_state,
+                            from: 1,
+                            meta: None,
+                        };
+                        assert_eq!(
+                            overrides(&update, Some(&current)),
+                            swim_permits((j, old_state), (i, new_state)),
+                            "{new_state:?}({i}) over {old_state:?}({j})"
+                        );
+                    }
+                }
+            }
         }
     }
 }

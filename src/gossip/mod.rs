@@ -94,6 +94,13 @@ impl System for Swim {
         check::checkers(&setup.config, setup.nodes)
     }
 
+    fn sometimes() -> &'static [&'static str] {
+        &[
+            "suspicion-refuted",
+            "suspicion-confirmed",
+            "member-declared-dead",
+        ]
+    }
     fn bugs() -> &'static [Bug] {
         BUGS
     }

@@ -553,6 +553,7 @@ impl SwimProcess {
         let alive = self.self_update(MemberState::Alive);
         self.queue(alive);
         ctx.trace(format!("swim: {} refutes at incarnation {new}", self.id));
+        ctx.sometimes("suspicion-refuted");
     }
 
     fn apply(&mut self, ctx: &mut Context<'_, Self>, update: Update) {
@@ -658,6 +659,7 @@ impl SwimProcess {
         {
             return;
         }
+        ctx.sometimes("suspicion-confirmed");
         let elapsed = now.saturating_sub(s.started_at);
         let remaining = s.timeout().saturating_sub(elapsed);
         ctx.cancel_timer(s.timer);
@@ -701,6 +703,7 @@ impl SwimProcess {
             from: self.id,
             meta: None,
         };
+        ctx.sometimes("member-declared-dead");
         self.declared.push((node, MemberState::Dead));
         self.merge(ctx, dead);
     }
@@ -992,7 +995,15 @@ impl SwimProcess {
                 u.state = MemberState::Suspect;
                 u.from = from;
             }
-            self.merge(ctx, u);
+            // Lifeguard (§IV-B) shortens a suspicion for each independent suspicion, a
+            // member's own failed probe. A push-pull relays state: it confirms nothing.
+            let repeats_suspicion = u.state == MemberState::Suspect
+                && self.members[u.node].as_ref().is_some_and(|m| {
+                    m.state == MemberState::Suspect && m.incarnation == u.incarnation
+                });
+            if !repeats_suspicion {
+                self.merge(ctx, u);
+            }
         }
         if reply {
             let members = self.full_state();

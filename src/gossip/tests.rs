@@ -164,7 +164,10 @@ impl Net {
                 // A disk with no latency: the sync completes right after the step.
                 Effect::Sync { id, writes } => syncs.push((id, writes)),
                 Effect::Abort { reason } => panic!("node {i} aborted: {reason}"),
-                Effect::Write { .. } | Effect::Trace { .. } | Effect::Reply { .. } => {}
+                Effect::Write { .. }
+                | Effect::Trace { .. }
+                | Effect::Sometimes { .. }
+                | Effect::Reply { .. } => {}
             }
         }
         self.check(i);
@@ -705,6 +708,51 @@ fn lifeguard_independent_confirmations_shorten_the_suspicion() {
         .run_until(max, |n| n.state(0, 9) == Some(MemberState::Dead))
         .expect("declared dead");
     assert!(took <= min + Duration::from_millis(200), "took {took:?}");
+}
+
+/// A push-pull that carries a suspicion (or a death, which it relays as a suspicion)
+/// the receiver already holds is not an independent confirmation: only a member's own
+/// probe is (Lifeguard §IV-B).
+#[test]
+fn lifeguard_push_pull_is_not_an_independent_confirmation() {
+    let mut net = Net::new(10, quick(), 8);
+    converge(&mut net);
+    net.isolate(&[9]);
+    net.inject(
+        1,
+        0,
+        SwimMessage::Gossip {
+            updates: vec![suspect_update(9, 0, 1)],
+        },
+    );
+    net.run_for(Duration::from_millis(1));
+    let max = quick().suspicion_max(10);
+    assert_eq!(net.p(0).suspicion_timeout_of(9), Some(max));
+    let mut dead = suspect_update(9, 0, 3);
+    dead.state = MemberState::Dead;
+    for (sender, update) in [(2, suspect_update(9, 0, 2)), (3, dead)] {
+        net.inject(
+            sender,
+            0,
+            SwimMessage::PushPull {
+                reply: false,
+                members: vec![update],
+            },
+        );
+    }
+    net.run_for(Duration::from_millis(1));
+    assert_eq!(net.p(0).confirmations_of(9), Some(0));
+    assert_eq!(net.p(0).suspicion_timeout_of(9), Some(max));
+    // The same suspicion by gossip, from a member that probed 9 itself, counts.
+    net.inject(
+        2,
+        0,
+        SwimMessage::Gossip {
+            updates: vec![suspect_update(9, 0, 2)],
+        },
+    );
+    net.run_for(Duration::from_millis(1));
+    assert_eq!(net.p(0).confirmations_of(9), Some(1));
 }
 
 #[test]

@@ -704,6 +704,9 @@ impl RaftProcess {
             self.persist_hard(ctx);
         }
         if self.role == Role::Leader {
+            if self.log.last_index() > self.commit {
+                ctx.sometimes("leader-stepped-down-with-uncommitted-entries");
+            }
             self.step_down();
             ctx.trace(format!("node {} steps down in term {}", self.id, self.term));
         }

@@ -36,11 +36,15 @@ impl RaftProcess {
             self.reply(id, Response::Unavailable { seq });
             return;
         }
-        if mode == ReadMode::Lease && self.lease_valid(ctx.now()) {
-            assert_eq!(self.applied, self.commit, "a leader applies as it commits");
-            let value = self.kv.get(&key).cloned();
-            self.reply(id, Response::Value { seq, value });
-            return;
+        if mode == ReadMode::Lease {
+            if self.lease_valid(ctx.now()) {
+                assert_eq!(self.applied, self.commit, "a leader applies as it commits");
+                let value = self.kv.get(&key).cloned();
+                self.reply(id, Response::Value { seq, value });
+                return;
+            }
+            // No valid lease: the read takes the read_index path instead.
+            ctx.sometimes("lease-read-refused");
         }
         if ls.pending_reads.len() >= self.cfg.max_pending_requests {
             self.reply(id, Response::Unavailable { seq });

@@ -209,6 +209,7 @@ impl RaftProcess {
     /// Removes entries `from..` from the log and from storage.
     fn truncate(&mut self, ctx: &mut Ctx<'_>, from: u64) {
         assert!(from > self.commit, "committed entries are never removed");
+        ctx.sometimes("follower-log-truncated");
         self.note_log_change(from);
         self.forget_durable_from(from);
         for i in from..=self.log.last_index() {

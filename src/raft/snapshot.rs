@@ -59,6 +59,7 @@ impl RaftProcess {
                 "node {} installs snapshot at index {} term {}",
                 self.id, snapshot.index, snapshot.term
             ));
+            ctx.sometimes("snapshot-installed");
             let index = snapshot.index;
             self.kv = snapshot.kv.clone();
             self.store_snapshot(ctx, snapshot);

@@ -153,6 +153,14 @@ impl System for RaftKv {
         crate::check::linearizability::check_kv(history, None).verdict
     }
 
+    fn sometimes() -> &'static [&'static str] {
+        &[
+            "leader-stepped-down-with-uncommitted-entries",
+            "lease-read-refused",
+            "follower-log-truncated",
+            "snapshot-installed",
+        ]
+    }
     fn bugs() -> &'static [Bug] {
         BUGS
     }

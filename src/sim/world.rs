@@ -171,6 +171,8 @@ pub struct World<S: System> {
     /// Wakes the driver when the run fails.
     pub stop: Arc<Notify>,
     pub counters: Counters,
+    /// Marks of [`Context::sometimes`], by name.
+    sometimes: std::collections::BTreeMap<&'static str, u64>,
     effects: Vec<Effect<P<S>>>,
     client_effects: Vec<ClientEffect<P<S>, S::Client>>,
 }
@@ -229,6 +231,7 @@ impl<S: System> World<S> {
             failure: None,
             stop: Arc::new(Notify::new()),
             counters: Counters::default(),
+            sometimes: Default::default(),
             effects: Vec::new(),
             client_effects: Vec::new(),
             setup,
@@ -554,6 +557,14 @@ impl<S: System> World<S> {
                 Effect::Trace { line } => {
                     self.trace.event(now, actor, "note", &line, || line.clone());
                 }
+                Effect::Sometimes { name } => {
+                    assert!(
+                        S::sometimes().contains(&name),
+                        "`{name}` is marked but not listed in {}'s System::sometimes",
+                        S::NAME
+                    );
+                    *self.sometimes.entry(name).or_default() += 1;
+                }
             }
         }
         if abort.is_some() {
@@ -873,6 +884,9 @@ impl<S: System> World<S> {
         ];
         for (name, value) in figures {
             m.insert(name.to_string(), value as f64);
+        }
+        for (name, &count) in &self.sometimes {
+            m.insert(format!("sometimes.{name}"), count as f64);
         }
         if let Some(&committed) = m.get("committed_ops").filter(|&&v| v > 0.0) {
             m.insert(

@@ -270,7 +270,7 @@ impl Net {
                         self.replies.push((id, response));
                     }
                 }
-                Effect::Trace { .. } => {}
+                Effect::Trace { .. } | Effect::Sometimes { .. } => {}
             }
         }
         self.check(i);
