@@ -140,6 +140,9 @@ impl Summary {
 /// Runs `request` against `scenario` with the protocol `S`.
 pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summary, ScenarioError> {
     let setup = Arc::new(scenario.setup::<S>(&request.bugs)?);
+    if let Some(schedule) = &request.schedule {
+        scenario.check_clients("faults", &schedule.faults, S::clients(&setup))?;
+    }
     assert!(request.jobs >= 1, "at least one job");
     let started = Instant::now();
     let bar = progress_bar(request);
@@ -210,7 +213,7 @@ fn run_and_judge<S: System>(
             seed,
             faults: s.faults.clone(),
         },
-        None => scenario.schedule(seed),
+        None => scenario.schedule(seed, S::clients(setup)),
     };
     let started = Instant::now();
     let mut outcome = run_seed::<S>(scenario, setup, &schedule, false);

@@ -123,7 +123,7 @@ fn a_seed_runs_the_same_on_one_thread_or_many() {
 #[test]
 fn a_saved_schedule_reproduces_the_seed_it_came_from() {
     let s = probe_scenario(4, 2_000, "[random]\nkinds = [\"partition\", \"one-way\", \"bridge\", \"crash\", \"clock-step\", \"clock-drift\", \"clock-freeze\", \"disk-stall\", \"disk-slow\", \"fsync-error\", \"disk-wipe\", \"latency-spike\"]\ninterval_ms = { min = 100, max = 300 }\nduration_ms = { min = 100, max = 500 }\n");
-    let schedule = s.schedule(11);
+    let schedule = s.schedule(11, 1);
     let text = schedule.to_toml();
     let file = std::env::temp_dir().join(format!("faultline-schedule-{}.toml", std::process::id()));
     std::fs::write(&file, &text).unwrap();

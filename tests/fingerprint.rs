@@ -26,7 +26,12 @@ fn trace_hash<S: System>(scenario: &str, seed: u64) -> u64 {
         .join(format!("{scenario}.toml"));
     let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let setup = Arc::new(scenario.setup::<S>(&[]).unwrap_or_else(|e| panic!("{e}")));
-    let outcome = run_seed::<S>(&scenario, &setup, &scenario.schedule(seed), false);
+    let outcome = run_seed::<S>(
+        &scenario,
+        &setup,
+        &scenario.schedule(seed, S::clients(&setup)),
+        false,
+    );
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     outcome.trace_hash
 }

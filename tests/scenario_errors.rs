@@ -44,7 +44,7 @@ fn the_base_scenario_is_valid() {
     let s = Scenario::parse("s.toml", GOOD).unwrap();
     s.setup::<Broadcast>(&[]).unwrap();
     assert!(
-        s.schedule(1).faults.len() > 1,
+        s.schedule(1, 1).faults.len() > 1,
         "the random generator adds faults"
     );
 }
@@ -172,7 +172,7 @@ proptest! {
         }
         if let Ok(s) = Scenario::parse("fuzz.toml", &text) {
             let _ = s.setup::<Broadcast>(&[]);
-            let schedule = s.schedule(seed);
+            let schedule = s.schedule(seed, 1);
             prop_assert!(schedule.faults.len() <= s.faults.len() + faultline::scenario::RANDOM_FAULTS_MAX);
         }
     }

@@ -5,7 +5,7 @@
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::process::NodeId;
+use crate::process::{ClientId, NodeId};
 
 /// A latency distribution, in milliseconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -205,6 +205,35 @@ pub enum Fault {
         heal_ms: Option<u64>,
         rate: f64,
     },
+    /// Requests and replies between `clients` (every client if empty) and `nodes` are
+    /// lost, both ways, as on a client-side network split: those clients reach only
+    /// the other nodes.
+    ClientPartition {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        #[serde(default)]
+        clients: Vec<ClientId>,
+        nodes: Vec<NodeId>,
+    },
+    /// The client stops (a GC pause, a suspended VM): no timer fires and no reply is
+    /// handled until `resume_ms`; replies wait for it. Its operations in flight stay
+    /// pending, and are judged as usual once it completes them.
+    ClientPause {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_ms: Option<u64>,
+        client: ClientId,
+    },
+    /// Client affinity (a sticky load balancer): every request the client sends goes
+    /// to `node`, wherever the client meant it to go.
+    ClientPin {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        client: ClientId,
+        node: NodeId,
+    },
 }
 
 impl Fault {
@@ -225,7 +254,10 @@ impl Fault {
             | Fault::DiskWipe { at_ms, .. }
             | Fault::LatencySpike { at_ms, .. }
             | Fault::Loss { at_ms, .. }
-            | Fault::Duplicate { at_ms, .. } => at_ms,
+            | Fault::Duplicate { at_ms, .. }
+            | Fault::ClientPartition { at_ms, .. }
+            | Fault::ClientPause { at_ms, .. }
+            | Fault::ClientPin { at_ms, .. } => at_ms,
         }
     }
 
@@ -242,9 +274,11 @@ impl Fault {
             | Fault::Duplicate { heal_ms, .. }
             | Fault::ClockFreeze { heal_ms, .. }
             | Fault::DiskStall { heal_ms, .. }
-            | Fault::DiskSlow { heal_ms, .. } => heal_ms,
+            | Fault::DiskSlow { heal_ms, .. }
+            | Fault::ClientPartition { heal_ms, .. }
+            | Fault::ClientPin { heal_ms, .. } => heal_ms,
             Fault::Crash { restart_ms, .. } | Fault::DiskWipe { restart_ms, .. } => restart_ms,
-            Fault::Pause { resume_ms, .. } => resume_ms,
+            Fault::Pause { resume_ms, .. } | Fault::ClientPause { resume_ms, .. } => resume_ms,
             Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => None,
         }
     }
@@ -262,7 +296,7 @@ impl Fault {
     pub fn end_field(&self) -> &'static str {
         match self {
             Fault::Crash { .. } | Fault::DiskWipe { .. } => "restart_ms",
-            Fault::Pause { .. } => "resume_ms",
+            Fault::Pause { .. } | Fault::ClientPause { .. } => "resume_ms",
             _ => "heal_ms",
         }
     }
@@ -285,6 +319,9 @@ impl Fault {
             Fault::LatencySpike { .. } => FaultKind::LatencySpike,
             Fault::Loss { .. } => FaultKind::Loss,
             Fault::Duplicate { .. } => FaultKind::Duplicate,
+            Fault::ClientPartition { .. } => FaultKind::ClientPartition,
+            Fault::ClientPause { .. } => FaultKind::ClientPause,
+            Fault::ClientPin { .. } => FaultKind::ClientPin,
         }
     }
 
@@ -318,7 +355,10 @@ impl Fault {
                 each("right", right),
             ]
             .concat(),
-            Fault::LatencySpike { nodes, .. } => each("nodes", nodes),
+            Fault::LatencySpike { nodes, .. } | Fault::ClientPartition { nodes, .. } => {
+                each("nodes", nodes)
+            }
+            Fault::ClientPin { node, .. } => vec![("node", *node)],
             Fault::Isolate { node, .. }
             | Fault::Crash { node, .. }
             | Fault::Pause { node, .. }
@@ -329,7 +369,20 @@ impl Fault {
             | Fault::DiskSlow { node, .. }
             | Fault::FsyncError { node, .. }
             | Fault::DiskWipe { node, .. } => vec![("node", *node)],
-            Fault::Loss { .. } | Fault::Duplicate { .. } => Vec::new(),
+            Fault::Loss { .. } | Fault::Duplicate { .. } | Fault::ClientPause { .. } => Vec::new(),
+        }
+    }
+
+    /// Every client id the fault names, with the field it came from.
+    pub fn client_ids(&self) -> Vec<(&'static str, ClientId)> {
+        match self {
+            Fault::ClientPartition { clients, .. } => {
+                clients.iter().map(|&c| ("clients", c)).collect()
+            }
+            Fault::ClientPause { client, .. } | Fault::ClientPin { client, .. } => {
+                vec![("client", *client)]
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -353,4 +406,7 @@ pub enum FaultKind {
     LatencySpike,
     Loss,
     Duplicate,
+    ClientPartition,
+    ClientPause,
+    ClientPin,
 }

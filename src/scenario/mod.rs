@@ -338,13 +338,48 @@ impl Scenario {
         };
         S::validate(&setup)
             .map_err(|(field, message)| ScenarioError::field(&self.file, field, message))?;
+        self.check_clients("faults", &self.faults, S::clients(&setup))?;
         Ok(setup)
     }
 
     /// The seed's explicit fault schedule: the scenario's own faults plus what its
-    /// random generator draws from the seed.
-    pub fn schedule(&self, seed: u64) -> Schedule {
-        Schedule::expand(self, seed)
+    /// random generator draws from the seed. `clients` is how many clients the
+    /// protocol's workload runs (`System::clients`), for random client faults.
+    pub fn schedule(&self, seed: u64, clients: usize) -> Schedule {
+        Schedule::expand(self, seed, clients)
+    }
+
+    /// Checks the client ids `faults` name against the `clients` the workload runs,
+    /// and that random client faults have a client to strike.
+    pub fn check_clients(
+        &self,
+        what: &str,
+        faults: &[Fault],
+        clients: usize,
+    ) -> Result<(), ScenarioError> {
+        for (i, fault) in faults.iter().enumerate() {
+            for (field, client) in fault.client_ids() {
+                if client >= clients {
+                    let message = format!(
+                        "client {client} is out of range: the workload has clients 0..{clients}"
+                    );
+                    return Err(self.err(format!("{what}[{i}].{field}"), message));
+                }
+            }
+        }
+        let client_kinds = [
+            FaultKind::ClientPartition,
+            FaultKind::ClientPause,
+            FaultKind::ClientPin,
+        ];
+        let mut random = self.random.iter().flat_map(|r| &r.kinds);
+        if let Some(kind) = random.find(|k| client_kinds.contains(k)) {
+            if clients == 0 {
+                let message = format!("{kind:?} needs a client, and the workload runs none");
+                return Err(self.err("random.kinds", message));
+            }
+        }
+        Ok(())
     }
 
     fn err(&self, field: impl Into<String>, message: impl Into<String>) -> ScenarioError {
@@ -617,6 +652,9 @@ fn check_fault_shape(fault: &Fault) -> Result<(), (&'static str, String)> {
             ));
         }
         Fault::LatencySpike { delay, .. } => delay.check().map_err(|m| ("delay", m))?,
+        Fault::ClientPartition { nodes, .. } if nodes.is_empty() => {
+            return Err(("nodes", "names no node to cut the clients from".into()));
+        }
         _ => {}
     }
     Ok(())

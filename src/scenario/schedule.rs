@@ -19,10 +19,12 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    pub fn expand(scenario: &Scenario, seed: u64) -> Schedule {
+    /// The scenario's faults and what its generator draws for `seed`; `clients` is
+    /// how many clients the workload runs.
+    pub fn expand(scenario: &Scenario, seed: u64, clients: usize) -> Schedule {
         let mut faults = scenario.faults.clone();
         if let Some(random) = &scenario.random {
-            faults.extend(generate(scenario, random, seed));
+            faults.extend(generate(scenario, random, seed, clients));
         }
         faults.sort_by_key(Fault::at_ms); // stable: ties keep file order
         Schedule { seed, faults }
@@ -48,7 +50,7 @@ impl Schedule {
 }
 
 /// Draws faults from the generator, one stream per seed, respecting `max_down`.
-fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
+fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) -> Vec<Fault> {
     let mut rng = stream(seed, Purpose::Schedule, 0);
     let end_ms = r.end_ms.unwrap_or(scenario.duration_ms);
     let n = scenario.nodes;
@@ -209,6 +211,29 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 at_ms: t,
                 heal_ms: heal,
                 rate: r.duplicate_rate,
+            }),
+            // Validated: a workload with a random client fault has a client.
+            FaultKind::ClientPartition => {
+                let mut nodes: Vec<_> = (0..n).collect();
+                nodes.shuffle(&mut rng);
+                let cut = crate::rng::index(&mut rng, 1..n.max(2));
+                Some(Fault::ClientPartition {
+                    at_ms: t,
+                    heal_ms: heal,
+                    clients: vec![crate::rng::index(&mut rng, 0..clients)],
+                    nodes: nodes[..cut].to_vec(),
+                })
+            }
+            FaultKind::ClientPause => Some(Fault::ClientPause {
+                at_ms: t,
+                resume_ms: heal,
+                client: crate::rng::index(&mut rng, 0..clients),
+            }),
+            FaultKind::ClientPin => Some(Fault::ClientPin {
+                at_ms: t,
+                heal_ms: heal,
+                client: crate::rng::index(&mut rng, 0..clients),
+                node: crate::rng::index(&mut rng, 0..n),
             }),
         };
         faults.extend(fault);

@@ -311,6 +311,9 @@ impl<S: System> Nemesis<'_, S> {
                 w.disk_fault(node, index, DiskFault::Slow { factor }, on)
             }
             Fault::FsyncError { node, .. } => w.disk_fault(node, index, DiskFault::FsyncError, on),
+            Fault::ClientPartition { .. } | Fault::ClientPause { .. } | Fault::ClientPin { .. } => {
+                w.client_fault(index, fault, on)
+            }
             _ => w.net.apply(index, fault, on),
         }
         if on && fault.heals() {

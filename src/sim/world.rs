@@ -119,6 +119,10 @@ pub struct ClientSlot<S: System> {
     next_seq: u64,
     next_timer: u64,
     pub mailbox: Mailbox<ClientInput<P<S>>, ClientTimer<S>>,
+    /// Active pause faults on the client (they may overlap).
+    pauses: u32,
+    /// Active pin faults, oldest first, by fault index: the latest decides.
+    pins: Vec<(usize, NodeId)>,
 }
 
 /// Counts for the run's metrics.
@@ -142,6 +146,10 @@ pub struct Counters {
     pub crashes: u64,
     pub restarts: u64,
     pub pauses: u64,
+    pub dropped_client_partition: u64,
+    pub client_pauses: u64,
+    /// Requests a pin sent to another node than the client chose.
+    pub client_requests_pinned: u64,
     pub ops: [u64; 4],
 }
 
@@ -160,6 +168,9 @@ pub struct World<S: System> {
     pub nodes: Vec<NodeSlot<P<S>>>,
     pub clients: Vec<ClientSlot<S>>,
     pub net: Network,
+    /// `clients * nodes`: how many active client partitions cut client `c` from node
+    /// `n` (both ways), at `c * nodes + n`.
+    client_cuts: Vec<u16>,
     crash_rng: ChaCha8Rng,
     disk_rng: ChaCha8Rng,
     sync_latency: Latency,
@@ -210,6 +221,8 @@ impl<S: System> World<S> {
                 next_seq: 0,
                 next_timer: 0,
                 mailbox: Mailbox::default(),
+                pauses: 0,
+                pins: Vec::new(),
             })
             .collect();
         World {
@@ -222,6 +235,7 @@ impl<S: System> World<S> {
             nodes,
             clients,
             net: Network::new(n, network, stream(seed, Purpose::Network, 0)),
+            client_cuts: vec![0; S::clients(&setup) * n],
             crash_rng: stream(seed, Purpose::Crash, 0),
             disk_rng: stream(seed, Purpose::Disk, 0),
             sync_latency: disk.sync_latency.clone(),
@@ -354,6 +368,19 @@ impl<S: System> World<S> {
     /// One handler call: `None` is `on_start`.
     fn step_node(&mut self, id: NodeId, due: Option<NodeDue<S>>, now: u64) {
         let n = self.setup.nodes;
+        if let Some(Due::Input(NodeInput::Request { id: request, .. })) = &due {
+            if !self.client_connected(request.client, id) {
+                self.counters.dropped_client_partition += 1;
+                self.trace.event(
+                    now,
+                    Actor::Node(id),
+                    "drop",
+                    &(request, "client-partition"),
+                    || format!("{request:?} from c{} (cut in flight)", request.client),
+                );
+                return;
+            }
+        }
         if let Some(Due::Input(NodeInput::Message { from, msg, digest })) = &due {
             if !self.net.connected(*from, id) {
                 self.counters.dropped_partition += 1;
@@ -546,6 +573,17 @@ impl<S: System> World<S> {
                         .event(now, actor, "reply", &(request, &response), || {
                             format!("{request:?} {response:?}")
                         });
+                    if !self.client_connected(request.client, id) {
+                        self.counters.dropped_client_partition += 1;
+                        self.trace.event(
+                            now,
+                            actor,
+                            "drop",
+                            &(request, "client-partition"),
+                            || format!("reply to c{}: client-partition", request.client),
+                        );
+                        continue;
+                    }
                     let at = now + self.net.client_latency_ns();
                     let input = ClientInput {
                         from: id,
@@ -583,9 +621,68 @@ impl<S: System> World<S> {
         self.drain(
             c,
             |w, c| &mut w.clients[c].mailbox,
-            |_, _| true,
+            |w, c| w.clients[c].pauses == 0,
             |w, c, due, now| w.step_client(c, Some(ClientStep::Due(due)), now),
         )
+    }
+
+    fn client_connected(&self, c: ClientId, node: NodeId) -> bool {
+        self.client_cuts[c * self.setup.nodes + node] == 0
+    }
+
+    /// A client fault (fault `index` of the schedule) starts (`on`) or ends.
+    pub fn client_fault(&mut self, index: usize, fault: &crate::scenario::Fault, on: bool) {
+        use crate::scenario::Fault;
+        let now = self.now_ns();
+        let n = self.setup.nodes;
+        match *fault {
+            Fault::ClientPartition {
+                ref clients,
+                ref nodes,
+                ..
+            } => {
+                let all: Vec<ClientId> = (0..self.clients.len()).collect();
+                let clients = if clients.is_empty() { &all } else { clients };
+                for &c in clients {
+                    for &node in nodes {
+                        let count = &mut self.client_cuts[c * n + node];
+                        *count = if on {
+                            count.checked_add(1)
+                        } else {
+                            count.checked_sub(1)
+                        }
+                        .expect("client cut count in range");
+                    }
+                }
+            }
+            Fault::ClientPause { client, .. } => {
+                let slot = &mut self.clients[client];
+                if on {
+                    slot.pauses += 1;
+                    self.counters.client_pauses += u64::from(slot.pauses == 1);
+                } else {
+                    assert!(slot.pauses > 0, "a client pause ends only once");
+                    slot.pauses -= 1;
+                }
+                if slot.pauses == 0 {
+                    // What fell due during the pause runs now, in order.
+                    slot.mailbox.sleep_until(Some(0));
+                    slot.mailbox.notify.notify_one();
+                }
+                let event = if on { "pause" } else { "resume" };
+                self.trace
+                    .event(now, Actor::Client(client), event, &(), String::new);
+            }
+            Fault::ClientPin { client, node, .. } => {
+                let pins = &mut self.clients[client].pins;
+                if on {
+                    pins.push((index, node));
+                } else {
+                    pins.retain(|&(i, _)| i != index);
+                }
+            }
+            _ => unreachable!("not a client fault: {fault:?}"),
+        }
     }
 
     /// Tells every client the fault phase is over.
@@ -597,6 +694,19 @@ impl<S: System> World<S> {
     }
 
     fn step_client(&mut self, c: ClientId, step: Option<ClientStep<S>>, now: u64) {
+        if let Some(ClientStep::Due(Due::Input(ClientInput { from, id, .. }))) = &step {
+            if !self.client_connected(c, *from) {
+                self.counters.dropped_client_partition += 1;
+                self.trace.event(
+                    now,
+                    Actor::Client(c),
+                    "drop",
+                    &(from, id, "client-partition"),
+                    || format!("reply {id:?} from n{from} (cut in flight)"),
+                );
+                return;
+            }
+        }
         let slot = &mut self.clients[c];
         let mut effects = std::mem::take(&mut self.client_effects);
         let mut ctx = ClientContext::new(
@@ -631,10 +741,25 @@ impl<S: System> World<S> {
         for effect in effects.drain(..) {
             match effect {
                 ClientEffect::Request { to, id, req } => {
+                    let to = match self.clients[c].pins.last() {
+                        Some(&(_, pinned)) => {
+                            self.counters.client_requests_pinned += u64::from(pinned != to);
+                            pinned
+                        }
+                        None => to,
+                    };
                     self.trace
                         .event(now, actor, "request", &(to, id, &req), || {
                             format!("to n{to} {id:?} {req:?}")
                         });
+                    if !self.client_connected(c, to) {
+                        self.counters.dropped_client_partition += 1;
+                        self.trace
+                            .event(now, actor, "drop", &(to, "client-partition"), || {
+                                format!("to n{to}: client-partition")
+                            });
+                        continue;
+                    }
                     let at = now + self.net.client_latency_ns();
                     self.nodes[to]
                         .mailbox
@@ -878,6 +1003,12 @@ impl<S: System> World<S> {
             ("crashes", c.crashes),
             ("restarts", c.restarts),
             ("pauses", c.pauses),
+            (
+                "messages_dropped_client_partition",
+                c.dropped_client_partition,
+            ),
+            ("client_pauses", c.client_pauses),
+            ("client_requests_pinned", c.client_requests_pinned),
             ("ops_ok", c.ops[OpType::Ok as usize]),
             ("ops_fail", c.ops[OpType::Fail as usize]),
             ("ops_info", c.ops[OpType::Info as usize]),
