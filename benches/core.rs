@@ -140,7 +140,7 @@ groups = [[0], [1]]
 fn bench(c: &mut Criterion) {
     let scenario = Scenario::parse("pingpong.toml", SCENARIO).unwrap();
     let setup = Arc::new(scenario.setup::<PingPong>(&[]).unwrap());
-    let schedule = scenario.schedule(1);
+    let schedule = scenario.schedule(1, 0);
     let outcome = run_seed::<PingPong>(&scenario, &setup, &schedule, false);
     let delivered = outcome.metrics["messages_delivered"];
     assert_eq!(

@@ -33,7 +33,7 @@ check = false
 fn bench(c: &mut Criterion) {
     let scenario = Scenario::parse("gossip-bench-512.toml", SCENARIO).unwrap();
     let setup = Arc::new(scenario.setup::<Swim>(&[]).unwrap());
-    let schedule = scenario.schedule(1);
+    let schedule = scenario.schedule(1, 0);
     let outcome = run_seed::<Swim>(&scenario, &setup, &schedule, false);
     assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
     // The crash was detected and spread to every member within the minute.

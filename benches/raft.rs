@@ -9,6 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use faultline::raft::RaftKv;
 use faultline::run::run_seed;
 use faultline::scenario::Scenario;
+use faultline::System;
 
 /// Fixed so that every run measures the same schedule.
 const SEED: u64 = 1;
@@ -21,7 +22,7 @@ fn nemesis_seed(c: &mut Criterion) {
             .setup::<RaftKv>(&[])
             .unwrap_or_else(|e| panic!("{e}")),
     );
-    let schedule = scenario.schedule(SEED);
+    let schedule = scenario.schedule(SEED, RaftKv::clients(&setup));
     // A benchmark of a failing or trivial run measures nothing.
     let first = run_seed::<RaftKv>(&scenario, &setup, &schedule, false);
     assert!(first.failure.is_none(), "{:?}", first.failure);
