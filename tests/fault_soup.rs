@@ -25,7 +25,7 @@ fn fault(kind: usize, at_ms: u64, len_ms: u64, node: usize, other: usize, x: u64
         1 if a != b => format!("kind = \"one-way\"\nheal_ms = {end}\nfrom = [{a}]\nto = [{b}]"),
         1 => format!("kind = \"isolate\"\nheal_ms = {end}\nnode = {a}"),
         2 => format!("kind = \"bridge\"\nheal_ms = {end}\nbridge = {a}\nleft = [{}]\nright = [{}]", (a + 1) % NODES, (a + 2) % NODES),
-        3 => format!("kind = \"crash\"\nrestart_ms = {end}\nnode = {a}\ntorn = {}", x % 2 == 0),
+        3 => format!("kind = \"crash\"\nrestart_ms = {end}\nnode = {a}\ntorn = {}", x.is_multiple_of(2)),
         4 => format!("kind = \"pause\"\nresume_ms = {end}\nnode = {a}"),
         5 => format!("kind = \"clock-step\"\nnode = {a}\noffset_ms = {}", x as i64 % 1_000 - 500),
         6 => format!("kind = \"clock-drift\"\nnode = {a}\ndrift_ppm = {}.0", x as i64 % 200_000 - 100_000),
