@@ -300,6 +300,10 @@ fn prepare(
         .as_deref()
         .map(|p| Schedule::load(p, &scenario))
         .transpose()?;
+    let scenario = match &schedule {
+        Some(s) => scenario.with_overrides(s)?,
+        None => scenario,
+    };
     let seeds = match (&schedule, target.seed) {
         (Some(s), None) => vec![s.seed],
         _ => seeds,

@@ -30,6 +30,7 @@ pub mod rng;
 #[cfg(madsim)]
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 #[cfg(madsim)]
 pub mod sim;
 #[cfg(madsim)]

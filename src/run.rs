@@ -209,10 +209,7 @@ fn run_and_judge<S: System>(
     seed: u64,
 ) -> SeedReport {
     let schedule = match &request.schedule {
-        Some(s) => Schedule {
-            seed,
-            faults: s.faults.clone(),
-        },
+        Some(s) => Schedule { seed, ..s.clone() },
         None => scenario.schedule(seed, S::clients(setup)),
     };
     let started = Instant::now();

@@ -349,6 +349,39 @@ impl Scenario {
         Schedule::expand(self, seed, clients)
     }
 
+    /// The scenario as `schedule` runs it: its `duration_ms` and `[workload]` keys, if
+    /// it has any, replace the scenario's own. Errors name the schedule's field.
+    pub fn with_overrides(&self, schedule: &Schedule) -> Result<Scenario, ScenarioError> {
+        if !schedule.overrides() {
+            return Ok(self.clone());
+        }
+        let mut doc: toml::Table = toml::from_str(&self.text)
+            .map_err(|e| ScenarioError::toml(&self.file, &self.text, &e))?;
+        if let Some(ms) = schedule.duration_ms {
+            doc.insert(
+                "duration_ms".into(),
+                toml::Value::Integer(ms.min(i64::MAX as u64) as i64),
+            );
+        }
+        if let Some(keys) = &schedule.workload {
+            let workload = doc
+                .entry("workload")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let Some(table) = workload.as_table_mut() else {
+                return Err(self.err("workload", "is not a table"));
+            };
+            table.extend(keys.clone());
+        }
+        let text = toml::to_string(&doc).expect("a TOML table serializes");
+        Scenario::parse(&self.file, &text)
+    }
+
+    /// An integer key of the scenario's `[workload]` table, if it has one.
+    pub fn workload_integer(&self, key: &str) -> Option<i64> {
+        let doc: toml::Table = toml::from_str(&self.text).ok()?;
+        doc.get("workload")?.get(key)?.as_integer()
+    }
+
     /// Checks the client ids `faults` name against the `clients` the workload runs,
     /// and that random client faults have a client to strike.
     pub fn check_clients(

@@ -14,6 +14,13 @@ use crate::rng::{stream, Purpose};
 pub struct Schedule {
     /// The seed the network, nodes and clients draw from.
     pub seed: u64,
+    /// Replaces the scenario's `duration_ms` (a shrunk schedule's shorter fault phase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// Keys that replace the scenario's own in its `[workload]` table (a shrunk
+    /// schedule's lighter load, e.g. `clients = 1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<toml::Table>,
     #[serde(default)]
     pub faults: Vec<Fault>,
 }
@@ -27,7 +34,17 @@ impl Schedule {
             faults.extend(generate(scenario, random, seed, clients));
         }
         faults.sort_by_key(Fault::at_ms); // stable: ties keep file order
-        Schedule { seed, faults }
+        Schedule {
+            seed,
+            duration_ms: None,
+            workload: None,
+            faults,
+        }
+    }
+
+    /// Whether the schedule changes the scenario beyond its faults.
+    pub fn overrides(&self) -> bool {
+        self.duration_ms.is_some() || self.workload.is_some()
     }
 
     pub fn to_toml(&self) -> String {
@@ -42,7 +59,7 @@ impl Schedule {
             .map_err(|e| ScenarioError::file(&file, format!("cannot read: {e}")))?;
         let schedule: Schedule =
             toml::from_str(&text).map_err(|e| ScenarioError::toml(&file, &text, &e))?;
-        let mut checked = scenario.clone();
+        let mut checked = scenario.with_overrides(&schedule)?;
         checked.file = file;
         checked.check_faults("faults", &schedule.faults)?;
         Ok(schedule)

@@ -1,0 +1,471 @@
+//! Shrinking a failing run: the smallest fault schedule found that still fails the
+//! same check, by delta debugging (Zeller and Hildebrandt, "Simplifying and Isolating
+//! Failure-Inducing Input", TSE 2002) over the faults, then smaller faults, a shorter
+//! fault phase and a lighter workload.
+//!
+//! A candidate keeps the seed, so the network, nodes and clients draw from the same
+//! streams; it "still fails" when its run fails the same check with the same kind of
+//! failure (the same invariant, linearizability, or liveness). Runs are deterministic,
+//! so the same input always shrinks to the same schedule.
+
+use std::sync::Arc;
+
+use crate::run::{run_seed, Outcome};
+use crate::scenario::{Fault, Scenario, ScenarioError, Schedule};
+use crate::sim::{Failure, FailureKind};
+use crate::system::System;
+
+/// Most candidate runs one shrink tries.
+pub const RUNS_MAX: usize = 3_000;
+/// Most passes over the reductions (each pass runs them all until none applies).
+const PASSES_MAX: usize = 8;
+
+/// What a shrink found.
+#[derive(Clone, Debug)]
+pub struct Shrunk {
+    /// The failure every accepted candidate reproduced.
+    pub failure: Failure,
+    pub original: Schedule,
+    pub minimal: Schedule,
+    /// Simulated time of the original run and of the minimal one, in ms.
+    pub sim_ms_before: f64,
+    pub sim_ms_after: f64,
+    /// Each accepted reduction, in order.
+    pub steps: Vec<String>,
+    /// Candidate runs tried.
+    pub runs: usize,
+}
+
+/// Shrinks `schedule` (with the bugs `bugs`) on `scenario`. `Ok(None)`: the schedule's
+/// run does not fail, so there is nothing to shrink. `on_step` sees each accepted
+/// reduction as it happens.
+pub fn shrink<S: System>(
+    scenario: &Scenario,
+    bugs: &[String],
+    schedule: Schedule,
+    mut on_step: impl FnMut(&str),
+) -> Result<Option<Shrunk>, ScenarioError> {
+    let mut shrinker = Shrinker::<S> {
+        scenario,
+        bugs,
+        runs: 0,
+        target: None,
+        chunk: usize::MAX,
+        _system: std::marker::PhantomData,
+    };
+    let Some(first) = shrinker.run(&schedule)? else {
+        return Ok(None);
+    };
+    let Some(failure) = first.failure.clone() else {
+        return Ok(None);
+    };
+    shrinker.target = Some(failure.clone());
+    let mut best = schedule.clone();
+    let mut best_sim_ns = first.sim_ns;
+    let mut steps = Vec::new();
+    for _ in 0..PASSES_MAX {
+        let before = steps.len();
+        for reduce in reductions::<S>() {
+            while let Some((candidate, what, sim_ns)) = reduce(&mut shrinker, &best)? {
+                on_step(&what);
+                steps.push(what);
+                best = candidate;
+                best_sim_ns = sim_ns;
+                if shrinker.runs >= RUNS_MAX {
+                    break;
+                }
+            }
+        }
+        if steps.len() == before || shrinker.runs >= RUNS_MAX {
+            break;
+        }
+    }
+    Ok(Some(Shrunk {
+        failure,
+        sim_ms_before: first.sim_ns as f64 / 1e6,
+        sim_ms_after: best_sim_ns as f64 / 1e6,
+        original: schedule,
+        minimal: best,
+        steps,
+        runs: shrinker.runs,
+    }))
+}
+
+/// A reduction: the first smaller candidate that still fails, with what it changed
+/// and its run's simulated time, or `None` when it finds none.
+type Reduction<S> =
+    fn(&mut Shrinker<'_, S>, &Schedule) -> Result<Option<(Schedule, String, u64)>, ScenarioError>;
+
+struct Shrinker<'a, S: System> {
+    scenario: &'a Scenario,
+    bugs: &'a [String],
+    runs: usize,
+    target: Option<Failure>,
+    /// Delta debugging's granularity: how many faults the last removal took out.
+    chunk: usize,
+    _system: std::marker::PhantomData<S>,
+}
+
+impl<S: System> Shrinker<'_, S> {
+    /// Runs `schedule`; `None` if the scenario refuses it (an invalid candidate).
+    fn run(&mut self, schedule: &Schedule) -> Result<Option<Outcome>, ScenarioError> {
+        let Ok(scenario) = self.scenario.with_overrides(schedule) else {
+            return Ok(None);
+        };
+        if scenario.check_faults("faults", &schedule.faults).is_err() {
+            return Ok(None);
+        }
+        let setup = match scenario.setup::<S>(self.bugs) {
+            Ok(setup) => Arc::new(setup),
+            // The original scenario must set up; a candidate that cannot is skipped.
+            Err(e) if self.target.is_none() => return Err(e),
+            Err(_) => return Ok(None),
+        };
+        if scenario
+            .check_clients("faults", &schedule.faults, S::clients(&setup))
+            .is_err()
+        {
+            return Ok(None);
+        }
+        self.runs += 1;
+        Ok(Some(run_seed::<S>(&scenario, &setup, schedule, false)))
+    }
+
+    /// Whether `candidate` still fails the same check; its simulated time if so.
+    fn fails(&mut self, candidate: &Schedule) -> Result<Option<u64>, ScenarioError> {
+        if self.runs >= RUNS_MAX {
+            return Ok(None);
+        }
+        let target = self.target.clone().expect("a target failure");
+        Ok(self.run(candidate)?.and_then(|outcome| {
+            let same = outcome.failure.as_ref().is_some_and(|f| {
+                f.kind == target.kind && (f.check == target.check || f.kind == FailureKind::Panic)
+            });
+            same.then_some(outcome.sim_ns)
+        }))
+    }
+
+    /// The first of `candidates` that still fails.
+    fn first_failing(
+        &mut self,
+        candidates: impl IntoIterator<Item = (Schedule, String)>,
+    ) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
+        for (candidate, what) in candidates {
+            if let Some(sim_ns) = self.fails(&candidate)? {
+                return Ok(Some((candidate, what, sim_ns)));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn with_faults(schedule: &Schedule, faults: Vec<Fault>) -> Schedule {
+    Schedule {
+        faults,
+        ..schedule.clone()
+    }
+}
+
+/// The reductions, coarse to fine: each pass runs them in this order.
+fn reductions<S: System>() -> [Reduction<S>; 6] {
+    [
+        remove_faults,
+        shorten_faults,
+        start_faults_later,
+        shrink_fault_nodes,
+        shorten_fault_phase,
+        lighten_workload,
+    ]
+}
+
+/// Delta debugging: removes a chunk of faults, halving the chunk size from where the
+/// last removal left it down to single faults.
+fn remove_faults<S: System>(
+    s: &mut Shrinker<'_, S>,
+    best: &Schedule,
+) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
+    let k = best.faults.len();
+    if k == 0 {
+        return Ok(None);
+    }
+    let mut size = s.chunk.min(k);
+    loop {
+        let candidates: Vec<_> = (0..k)
+            .step_by(size)
+            .map(|start| {
+                let end = (start + size).min(k);
+                let mut faults = best.faults.clone();
+                faults.drain(start..end);
+                let what = match end - start {
+                    1 => format!("removed fault {start} ({:?})", best.faults[start].kind()),
+                    n => format!("removed {n} faults ({start}..{end})"),
+                };
+                (with_faults(best, faults), what)
+            })
+            .collect();
+        if let Some(found) = s.first_failing(candidates)? {
+            s.chunk = size;
+            return Ok(Some(found));
+        }
+        if size == 1 {
+            return Ok(None);
+        }
+        size = size.div_ceil(2);
+    }
+}
+
+/// When each fault ends: its own end, or the final heal at the end of the phase.
+fn end_ms(s: &Shrinker<'_, impl System>, best: &Schedule, fault: &Fault) -> u64 {
+    fault
+        .end_ms()
+        .unwrap_or(best.duration_ms.unwrap_or(s.scenario.duration_ms))
+}
+
+/// A fault with its end at `end` (the field it uses for its end).
+fn set_end(fault: &Fault, end: u64) -> Option<Fault> {
+    let mut f = fault.clone();
+    match &mut f {
+        Fault::Partition { heal_ms, .. }
+        | Fault::OneWay { heal_ms, .. }
+        | Fault::Bridge { heal_ms, .. }
+        | Fault::Isolate { heal_ms, .. }
+        | Fault::ClockFreeze { heal_ms, .. }
+        | Fault::DiskStall { heal_ms, .. }
+        | Fault::DiskSlow { heal_ms, .. }
+        | Fault::LatencySpike { heal_ms, .. }
+        | Fault::Loss { heal_ms, .. }
+        | Fault::Duplicate { heal_ms, .. }
+        | Fault::ClientPartition { heal_ms, .. }
+        | Fault::ClientPin { heal_ms, .. } => *heal_ms = Some(end),
+        Fault::Crash { restart_ms, .. } | Fault::DiskWipe { restart_ms, .. } => {
+            *restart_ms = Some(end)
+        }
+        Fault::Pause { resume_ms, .. } | Fault::ClientPause { resume_ms, .. } => {
+            *resume_ms = Some(end)
+        }
+        Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => {
+            return None
+        }
+    }
+    Some(f)
+}
+
+fn set_start(fault: &Fault, at: u64) -> Fault {
+    let mut f = fault.clone();
+    match &mut f {
+        Fault::Partition { at_ms, .. }
+        | Fault::OneWay { at_ms, .. }
+        | Fault::Bridge { at_ms, .. }
+        | Fault::Isolate { at_ms, .. }
+        | Fault::Crash { at_ms, .. }
+        | Fault::Pause { at_ms, .. }
+        | Fault::ClockStep { at_ms, .. }
+        | Fault::ClockDrift { at_ms, .. }
+        | Fault::ClockFreeze { at_ms, .. }
+        | Fault::DiskStall { at_ms, .. }
+        | Fault::DiskSlow { at_ms, .. }
+        | Fault::FsyncError { at_ms, .. }
+        | Fault::DiskWipe { at_ms, .. }
+        | Fault::LatencySpike { at_ms, .. }
+        | Fault::Loss { at_ms, .. }
+        | Fault::Duplicate { at_ms, .. }
+        | Fault::ClientPartition { at_ms, .. }
+        | Fault::ClientPause { at_ms, .. }
+        | Fault::ClientPin { at_ms, .. } => *at_ms = at,
+    }
+    f
+}
+
+/// Halves a fault's duration.
+fn shorten_faults<S: System>(
+    s: &mut Shrinker<'_, S>,
+    best: &Schedule,
+) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
+    let candidates: Vec<_> = (0..best.faults.len())
+        .filter_map(|i| {
+            let fault = &best.faults[i];
+            let (at, end) = (fault.at_ms(), end_ms(s, best, fault));
+            let shorter = at + (end.saturating_sub(at)) / 2;
+            (shorter > at).then_some(())?;
+            let mut faults = best.faults.clone();
+            faults[i] = set_end(fault, shorter)?;
+            let what = format!("fault {i} ({:?}) ends at {shorter} ms", fault.kind());
+            Some((with_faults(best, faults), what))
+        })
+        .collect();
+    s.first_failing(candidates)
+}
+
+/// Moves a fault's start halfway to its end.
+fn start_faults_later<S: System>(
+    s: &mut Shrinker<'_, S>,
+    best: &Schedule,
+) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
+    let candidates: Vec<_> = (0..best.faults.len())
+        .filter_map(|i| {
+            let fault = &best.faults[i];
+            let (at, end) = (fault.at_ms(), end_ms(s, best, fault));
+            let later = at + (end.saturating_sub(at)) / 2;
+            (later > at && later < end).then_some(())?;
+            let mut faults = best.faults.clone();
+            faults[i] = set_start(fault, later);
+            faults.sort_by_key(Fault::at_ms);
+            let what = format!("fault {i} ({:?}) starts at {later} ms", fault.kind());
+            Some((with_faults(best, faults), what))
+        })
+        .collect();
+    s.first_failing(candidates)
+}
+
+/// Takes one node out of a fault's node list (a partition group, a side of a one-way
+/// cut or a bridge, a spike's or a client partition's nodes).
+fn shrink_fault_nodes<S: System>(
+    s: &mut Shrinker<'_, S>,
+    best: &Schedule,
+) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
+    let mut candidates = Vec::new();
+    for (i, fault) in best.faults.iter().enumerate() {
+        for smaller in fewer_nodes(fault) {
+            let mut faults = best.faults.clone();
+            faults[i] = smaller;
+            let what = format!("fault {i} ({:?}) names fewer nodes", fault.kind());
+            candidates.push((with_faults(best, faults), what));
+        }
+    }
+    s.first_failing(candidates)
+}
+
+/// Every version of `fault` with one node fewer in one of its lists (a list never
+/// goes empty: for some faults an empty list means every node).
+fn fewer_nodes(fault: &Fault) -> Vec<Fault> {
+    fn without(list: &[usize]) -> Vec<Vec<usize>> {
+        if list.len() < 2 {
+            return Vec::new();
+        }
+        (0..list.len())
+            .map(|j| {
+                let mut l = list.to_vec();
+                l.remove(j);
+                l
+            })
+            .collect()
+    }
+    let mut out = Vec::new();
+    match fault {
+        Fault::Partition { groups, .. } => {
+            for (g, group) in groups.iter().enumerate() {
+                for smaller in without(group) {
+                    let mut f = fault.clone();
+                    if let Fault::Partition { groups, .. } = &mut f {
+                        groups[g] = smaller;
+                    }
+                    out.push(f);
+                }
+            }
+        }
+        Fault::OneWay { from, to, .. } => {
+            for smaller in without(from) {
+                let mut f = fault.clone();
+                if let Fault::OneWay { from, .. } = &mut f {
+                    *from = smaller;
+                }
+                out.push(f);
+            }
+            for smaller in without(to) {
+                let mut f = fault.clone();
+                if let Fault::OneWay { to, .. } = &mut f {
+                    *to = smaller;
+                }
+                out.push(f);
+            }
+        }
+        Fault::Bridge { left, right, .. } => {
+            for smaller in without(left) {
+                let mut f = fault.clone();
+                if let Fault::Bridge { left, .. } = &mut f {
+                    *left = smaller;
+                }
+                out.push(f);
+            }
+            for smaller in without(right) {
+                let mut f = fault.clone();
+                if let Fault::Bridge { right, .. } = &mut f {
+                    *right = smaller;
+                }
+                out.push(f);
+            }
+        }
+        Fault::LatencySpike { nodes, .. } | Fault::ClientPartition { nodes, .. } => {
+            for smaller in without(nodes) {
+                let mut f = fault.clone();
+                if let Fault::LatencySpike { nodes, .. } | Fault::ClientPartition { nodes, .. } =
+                    &mut f
+                {
+                    *nodes = smaller;
+                }
+                out.push(f);
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// Ends the fault phase right after the failure (a safety failure during the phase),
+/// or halves it, keeping every fault's start inside it.
+fn shorten_fault_phase<S: System>(
+    s: &mut Shrinker<'_, S>,
+    best: &Schedule,
+) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
+    let duration = best.duration_ms.unwrap_or(s.scenario.duration_ms);
+    let last_start = best.faults.iter().map(Fault::at_ms).max().unwrap_or(0);
+    let Some(outcome) = s.run(best)? else {
+        return Ok(None);
+    };
+    let failed_ms = outcome
+        .failure
+        .map_or(u64::MAX, |f| f.time_ns.div_ceil(1_000_000));
+    let mut lengths = vec![failed_ms.saturating_add(1), duration / 2];
+    lengths.retain(|&d| d < duration && d > last_start);
+    lengths.dedup();
+    let candidates: Vec<_> = lengths
+        .into_iter()
+        .map(|d| {
+            let candidate = Schedule {
+                duration_ms: Some(d),
+                ..best.clone()
+            };
+            (candidate, format!("the fault phase lasts {d} ms"))
+        })
+        .collect();
+    s.first_failing(candidates)
+}
+
+/// Halves the workload's `clients`, then takes one away.
+fn lighten_workload<S: System>(
+    s: &mut Shrinker<'_, S>,
+    best: &Schedule,
+) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
+    let Ok(scenario) = s.scenario.with_overrides(best) else {
+        return Ok(None);
+    };
+    let Some(clients) = scenario.workload_integer("clients") else {
+        return Ok(None);
+    };
+    let mut counts = vec![clients / 2, clients - 1];
+    counts.retain(|&c| c >= 1 && c < clients);
+    counts.dedup();
+    let candidates: Vec<_> = counts
+        .into_iter()
+        .map(|c| {
+            let mut workload = best.workload.clone().unwrap_or_default();
+            workload.insert("clients".into(), toml::Value::Integer(c));
+            let candidate = Schedule {
+                workload: Some(workload),
+                ..best.clone()
+            };
+            (candidate, format!("{c} clients"))
+        })
+        .collect();
+    s.first_failing(candidates)
+}
