@@ -134,6 +134,10 @@ impl Summary {
 /// Runs `request` against `scenario` with the protocol `S`.
 pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summary, ScenarioError> {
     let setup = Arc::new(scenario.setup::<S>(&request.bugs)?);
+    if let Some(schedule) = &request.schedule {
+        let known = <S::Process as crate::process::Process>::message_classes();
+        scenario.check_classes("faults", &schedule.faults, known)?;
+    }
     assert!(request.jobs >= 1, "at least one job");
     let started = Instant::now();
     let bar = progress_bar(request);

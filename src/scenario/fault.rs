@@ -87,6 +87,9 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         groups: Vec<Vec<NodeId>>,
+        /// Message classes it applies to (see `Process::message_class`); empty: all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
     },
     /// Messages from any node in `from` to any node in `to` are lost; the other
     /// direction still works.
@@ -96,6 +99,9 @@ pub enum Fault {
         heal_ms: Option<u64>,
         from: Vec<NodeId>,
         to: Vec<NodeId>,
+        /// Message classes it applies to (see `Process::message_class`); empty: all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
     },
     /// `left` and `right` cannot talk to each other; `bridge` talks to both.
     Bridge {
@@ -105,6 +111,9 @@ pub enum Fault {
         bridge: NodeId,
         left: Vec<NodeId>,
         right: Vec<NodeId>,
+        /// Message classes it applies to (see `Process::message_class`); empty: all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
     },
     /// One node cut off from every other node.
     Isolate {
@@ -112,6 +121,9 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         node: NodeId,
+        /// Message classes it applies to (see `Process::message_class`); empty: all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
     },
     /// Kill the process: volatile state and unsynced writes are lost (with `torn`, a
     /// random prefix of the unsynced writes survives). It restarts at `restart_ms`.
@@ -182,29 +194,92 @@ pub enum Fault {
         restart_ms: Option<u64>,
         node: NodeId,
     },
-    /// Extra delay on every message to or from `nodes` (all links if empty).
+    /// Extra delay on every message to or from `nodes` and on the directed `links`
+    /// (every link if both are empty).
     LatencySpike {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         #[serde(default)]
         nodes: Vec<NodeId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<Link>,
         delay: Latency,
     },
-    /// Raises the loss rate on every link to `rate`.
+    /// Raises the loss rate to `rate` on every message to or from `nodes` and on the
+    /// directed `links` (every link if both are empty), for the `classes` of messages
+    /// named (all if empty).
     Loss {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         rate: f64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<NodeId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<Link>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
     },
-    /// Raises the duplication rate on every link to `rate`.
+    /// Raises the duplication rate to `rate` on every message to or from `nodes` and
+    /// on the directed `links` (every link if both are empty).
     Duplicate {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         rate: f64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<NodeId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<Link>,
     },
+    /// Messages from any node in `from` to any node in `to` that arrive during the
+    /// window are held, not lost, and delivered at the heal in the order they were
+    /// sent (or in an order drawn from the network stream, with `shuffle`).
+    Hold {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        from: Vec<NodeId>,
+        to: Vec<NodeId>,
+        #[serde(default)]
+        shuffle: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
+    },
+    /// CPU starvation: every handler of the node (message, timer, disk completion,
+    /// client request) runs late by a delay drawn per call, in arrival order, while
+    /// its clock keeps true time. An input due at `t` starts at
+    /// `max(t + delay, start of the previous one)`; with `busy`, the delay is CPU time
+    /// each handler takes instead, so inputs queue behind each other:
+    /// `max(t, start of the previous one) + delay`.
+    Slow {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        node: NodeId,
+        delay: Latency,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        busy: bool,
+    },
+}
+
+/// A directed link, `from` → `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub from: NodeId,
+    pub to: NodeId,
+}
+
+/// Which messages a scoped network fault (`loss`, `duplicate`, `latency-spike`)
+/// touches: those to or from `nodes` and those on `links`; every message if both are
+/// empty.
+pub fn in_scope(nodes: &[NodeId], links: &[Link], from: NodeId, to: NodeId) -> bool {
+    (nodes.is_empty() && links.is_empty())
+        || nodes.contains(&from)
+        || nodes.contains(&to)
+        || links.contains(&Link { from, to })
 }
 
 impl Fault {
@@ -225,7 +300,9 @@ impl Fault {
             | Fault::DiskWipe { at_ms, .. }
             | Fault::LatencySpike { at_ms, .. }
             | Fault::Loss { at_ms, .. }
-            | Fault::Duplicate { at_ms, .. } => at_ms,
+            | Fault::Duplicate { at_ms, .. }
+            | Fault::Hold { at_ms, .. }
+            | Fault::Slow { at_ms, .. } => at_ms,
         }
     }
 
@@ -240,6 +317,8 @@ impl Fault {
             | Fault::LatencySpike { heal_ms, .. }
             | Fault::Loss { heal_ms, .. }
             | Fault::Duplicate { heal_ms, .. }
+            | Fault::Hold { heal_ms, .. }
+            | Fault::Slow { heal_ms, .. }
             | Fault::ClockFreeze { heal_ms, .. }
             | Fault::DiskStall { heal_ms, .. }
             | Fault::DiskSlow { heal_ms, .. } => heal_ms,
@@ -285,6 +364,8 @@ impl Fault {
             Fault::LatencySpike { .. } => FaultKind::LatencySpike,
             Fault::Loss { .. } => FaultKind::Loss,
             Fault::Duplicate { .. } => FaultKind::Duplicate,
+            Fault::Hold { .. } => FaultKind::Hold,
+            Fault::Slow { .. } => FaultKind::Slow,
         }
     }
 
@@ -306,7 +387,9 @@ impl Fault {
             Fault::Partition { groups, .. } => {
                 groups.iter().flat_map(|g| each("groups", g)).collect()
             }
-            Fault::OneWay { from, to, .. } => [each("from", from), each("to", to)].concat(),
+            Fault::OneWay { from, to, .. } | Fault::Hold { from, to, .. } => {
+                [each("from", from), each("to", to)].concat()
+            }
             Fault::Bridge {
                 bridge,
                 left,
@@ -318,7 +401,15 @@ impl Fault {
                 each("right", right),
             ]
             .concat(),
-            Fault::LatencySpike { nodes, .. } => each("nodes", nodes),
+            Fault::LatencySpike { nodes, links, .. }
+            | Fault::Loss { nodes, links, .. }
+            | Fault::Duplicate { nodes, links, .. } => {
+                let mut ids = each("nodes", nodes);
+                for link in links {
+                    ids.extend([("links", link.from), ("links", link.to)]);
+                }
+                ids
+            }
             Fault::Isolate { node, .. }
             | Fault::Crash { node, .. }
             | Fault::Pause { node, .. }
@@ -328,8 +419,21 @@ impl Fault {
             | Fault::DiskStall { node, .. }
             | Fault::DiskSlow { node, .. }
             | Fault::FsyncError { node, .. }
-            | Fault::DiskWipe { node, .. } => vec![("node", *node)],
-            Fault::Loss { .. } | Fault::Duplicate { .. } => Vec::new(),
+            | Fault::DiskWipe { node, .. }
+            | Fault::Slow { node, .. } => vec![("node", *node)],
+        }
+    }
+
+    /// The message classes the fault is restricted to (empty: every class).
+    pub fn classes(&self) -> &[String] {
+        match self {
+            Fault::Partition { classes, .. }
+            | Fault::OneWay { classes, .. }
+            | Fault::Bridge { classes, .. }
+            | Fault::Isolate { classes, .. }
+            | Fault::Loss { classes, .. }
+            | Fault::Hold { classes, .. } => classes,
+            _ => &[],
         }
     }
 }
@@ -353,4 +457,79 @@ pub enum FaultKind {
     LatencySpike,
     Loss,
     Duplicate,
+    Hold,
+    Slow,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 18] = [
+        FaultKind::Partition,
+        FaultKind::OneWay,
+        FaultKind::Bridge,
+        FaultKind::Isolate,
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::ClockStep,
+        FaultKind::ClockDrift,
+        FaultKind::ClockFreeze,
+        FaultKind::DiskStall,
+        FaultKind::DiskSlow,
+        FaultKind::FsyncError,
+        FaultKind::DiskWipe,
+        FaultKind::LatencySpike,
+        FaultKind::Loss,
+        FaultKind::Duplicate,
+        FaultKind::Hold,
+        FaultKind::Slow,
+    ];
+
+    /// The name scenario files use in `kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Bridge => "bridge",
+            FaultKind::Isolate => "isolate",
+            FaultKind::Crash => "crash",
+            FaultKind::Pause => "pause",
+            FaultKind::ClockStep => "clock-step",
+            FaultKind::ClockDrift => "clock-drift",
+            FaultKind::ClockFreeze => "clock-freeze",
+            FaultKind::DiskStall => "disk-stall",
+            FaultKind::DiskSlow => "disk-slow",
+            FaultKind::FsyncError => "fsync-error",
+            FaultKind::DiskWipe => "disk-wipe",
+            FaultKind::LatencySpike => "latency-spike",
+            FaultKind::Loss => "loss",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Hold => "hold",
+            FaultKind::Slow => "slow",
+        }
+    }
+
+    /// What a fault of this kind did, as counted in the run's metrics
+    /// (`fault_<kind>_<effect>`, summed over the faults of that kind; see
+    /// `World::metrics`). Every kind also has `fault_<kind>_count`, the faults of it
+    /// that started.
+    pub fn effects(self) -> &'static [&'static str] {
+        match self {
+            FaultKind::Partition | FaultKind::OneWay | FaultKind::Bridge | FaultKind::Isolate => {
+                &["messages_dropped"]
+            }
+            FaultKind::Loss => &["messages_dropped"],
+            FaultKind::Duplicate => &["messages_duplicated"],
+            FaultKind::LatencySpike => &["messages_delayed", "delay_ms"],
+            FaultKind::Hold => &["messages_held", "messages_released"],
+            FaultKind::Slow => &["handlers_delayed", "handler_delay_ms"],
+            FaultKind::Crash => &["nodes_downed", "writes_lost", "writes_kept"],
+            FaultKind::DiskWipe => &["nodes_downed", "writes_lost", "disks_wiped"],
+            FaultKind::Pause => &["nodes_paused", "paused_ms"],
+            FaultKind::ClockStep => &["offset_ms"],
+            FaultKind::ClockDrift => &["timers_rescaled"],
+            FaultKind::ClockFreeze => &["timers_held", "frozen_ms"],
+            FaultKind::DiskStall => &["syncs_stalled"],
+            FaultKind::DiskSlow => &["syncs_slowed"],
+            FaultKind::FsyncError => &["syncs_failed", "writes_lost"],
+        }
+    }
 }

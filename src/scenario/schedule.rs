@@ -81,6 +81,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                     at_ms: t,
                     heal_ms: heal,
                     groups: vec![nodes[..cut].to_vec()],
+                    classes: Vec::new(),
                 })
             }
             FaultKind::OneWay => {
@@ -93,6 +94,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                     heal_ms: heal,
                     from: from.to_vec(),
                     to: to.to_vec(),
+                    classes: Vec::new(),
                 })
             }
             FaultKind::Bridge => {
@@ -107,12 +109,14 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                     bridge,
                     left: left.to_vec(),
                     right: right.to_vec(),
+                    classes: Vec::new(),
                 })
             }
             FaultKind::Isolate => Some(Fault::Isolate {
                 at_ms: t,
                 heal_ms: heal,
                 node: crate::rng::index(&mut rng, 0..n),
+                classes: Vec::new(),
             }),
             FaultKind::Crash | FaultKind::Pause | FaultKind::DiskWipe => {
                 let down_at = |node: NodeId| {
@@ -197,18 +201,52 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                     at_ms: t,
                     heal_ms: heal,
                     nodes,
+                    links: Vec::new(),
                     delay: r.spike.clone(),
                 })
             }
-            FaultKind::Loss => Some(Fault::Loss {
-                at_ms: t,
-                heal_ms: heal,
-                rate: r.loss_rate,
-            }),
+            FaultKind::Loss => {
+                // Drawn only when asked for, so that older scenarios draw as before.
+                let nodes = match r.loss_per_node > 0.0 && rng.gen_bool(r.loss_per_node) {
+                    true => vec![crate::rng::index(&mut rng, 0..n)],
+                    false => Vec::new(),
+                };
+                Some(Fault::Loss {
+                    at_ms: t,
+                    heal_ms: heal,
+                    rate: r.loss_rate,
+                    nodes,
+                    links: Vec::new(),
+                    classes: Vec::new(),
+                })
+            }
             FaultKind::Duplicate => Some(Fault::Duplicate {
                 at_ms: t,
                 heal_ms: heal,
                 rate: r.duplicate_rate,
+                nodes: Vec::new(),
+                links: Vec::new(),
+            }),
+            FaultKind::Hold => {
+                let mut nodes: Vec<_> = (0..n).collect();
+                nodes.shuffle(&mut rng);
+                let cut = crate::rng::index(&mut rng, 1..n);
+                let (from, to) = nodes.split_at(cut);
+                Some(Fault::Hold {
+                    at_ms: t,
+                    heal_ms: heal,
+                    from: from.to_vec(),
+                    to: to.to_vec(),
+                    shuffle: false,
+                    classes: Vec::new(),
+                })
+            }
+            FaultKind::Slow => Some(Fault::Slow {
+                at_ms: t,
+                heal_ms: heal,
+                node: crate::rng::index(&mut rng, 0..n),
+                delay: r.slow_delay.clone(),
+                busy: false,
             }),
         };
         faults.extend(fault);
