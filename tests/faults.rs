@@ -952,3 +952,35 @@ fn a_fault_that_touched_nothing_reports_zero() {
         "no crash in the schedule"
     );
 }
+
+#[test]
+fn the_random_generator_draws_slow_nodes_holds_and_flaky_nics() {
+    use faultline::scenario::{Fault, Latency};
+    let s = probe_scenario(
+        4,
+        20_000,
+        r#"
+        [random]
+        kinds = ["slow", "loss", "hold"]
+        loss_per_node = 1.0
+        slow_delay = { dist = "constant", ms = 7 }
+        "#,
+    );
+    let schedule = s.schedule(3);
+    assert_eq!(schedule, s.schedule(3));
+    let count = |f: fn(&Fault) -> bool| schedule.faults.iter().filter(|x| f(x)).count();
+    assert!(count(|f| matches!(f, Fault::Slow { .. })) > 0);
+    assert!(count(|f| matches!(f, Fault::Hold { .. })) > 0);
+    assert!(count(|f| matches!(f, Fault::Loss { .. })) > 0);
+    for fault in &schedule.faults {
+        match fault {
+            Fault::Slow { delay, .. } => assert_eq!(*delay, Latency::Constant { ms: 7.0 }),
+            Fault::Loss { nodes, .. } => assert_eq!(nodes.len(), 1, "one flaky NIC"),
+            _ => {}
+        }
+    }
+    let (summary, m) = probe_run(&s, 3);
+    assert_eq!(summary.failed, 0);
+    assert!(metric(&m, "fault_slow_handlers_delayed") > 0.0);
+    assert!(metric(&m, "fault_hold_messages_released") > 0.0);
+}
