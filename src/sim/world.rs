@@ -177,6 +177,8 @@ pub struct World<S: System> {
     start: madsim::time::Instant,
     processes: Vec<Option<P<S>>>,
     paused: Vec<bool>,
+    /// Nodes with a `slow` fault active, for checkers.
+    slow: Vec<bool>,
     pub nodes: Vec<NodeSlot<P<S>>>,
     pub clients: Vec<ClientSlot<S>>,
     pub net: Network,
@@ -251,6 +253,7 @@ impl<S: System> World<S> {
             start: madsim::time::Instant::now(),
             processes: (0..n).map(|_| None).collect(),
             paused: vec![false; n],
+            slow: vec![false; n],
             nodes,
             clients,
             net: Network::new(n, network, stream(seed, Purpose::Network, 0)),
@@ -848,6 +851,7 @@ impl<S: System> World<S> {
             now: Duration::from_nanos(now),
             nodes: &self.processes,
             paused: &self.paused,
+            slow: &self.slow,
         };
         let mut failed = None;
         for checker in &mut self.checkers {
@@ -1056,6 +1060,7 @@ impl<S: System> World<S> {
         if on {
             slot.slow.push((index, delay.clone(), busy));
         }
+        self.slow[id] = !slot.slow.is_empty();
     }
 
     /// The run's fault schedule, for the per-fault effects in [`World::metrics`].
@@ -1077,6 +1082,7 @@ impl<S: System> World<S> {
             now: Duration::from_nanos(self.now_ns()),
             nodes: &self.processes,
             paused: &self.paused,
+            slow: &self.slow,
         };
         let mut reasons = Vec::new();
         for checker in &mut self.checkers {
