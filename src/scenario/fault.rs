@@ -252,7 +252,9 @@ pub enum Fault {
     /// its clock keeps true time. An input due at `t` starts at
     /// `max(t + delay, start of the previous one)`; with `busy`, the delay is CPU time
     /// each handler takes instead, so inputs queue behind each other:
-    /// `max(t, start of the previous one) + delay`.
+    /// `max(t, start of the previous one) + delay`. With `timers = false`, timers
+    /// fire on time and only inputs wait (a process whose receive path is starved
+    /// while its timer thread runs: it times out on replies that already arrived).
     Slow {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -261,7 +263,17 @@ pub enum Fault {
         delay: Latency,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         busy: bool,
+        #[serde(default = "yes", skip_serializing_if = "is_yes")]
+        timers: bool,
     },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 /// A directed link, `from` → `to`.

@@ -247,6 +247,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 node: crate::rng::index(&mut rng, 0..n),
                 delay: r.slow_delay.clone(),
                 busy: false,
+                timers: true,
             }),
         };
         faults.extend(fault);

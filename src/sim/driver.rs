@@ -320,8 +320,9 @@ impl<S: System> Nemesis<'_, S> {
                 node,
                 ref delay,
                 busy,
+                timers,
                 ..
-            } => w.set_slow(node, index, delay, busy, on),
+            } => w.set_slow(node, index, delay, busy, timers, on),
             Fault::Hold { shuffle, .. } => {
                 w.net.apply(index, fault, on);
                 if !on {

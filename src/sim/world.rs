@@ -108,8 +108,8 @@ pub struct NodeSlot<P: Process> {
     restart_at_ns: Option<u64>,
     /// A pause fault found the node down, so its resume has nothing to do.
     pause_skipped: bool,
-    /// Active `slow` faults on the node: (index, delay, busy).
-    slow: Vec<(usize, Latency, bool)>,
+    /// Active `slow` faults on the node: (index, delay, busy, timers).
+    slow: Vec<(usize, Latency, bool, bool)>,
     /// Inputs and timers that came due while the node was slow, in the order they
     /// run (see [`World::enqueue_late`]).
     late: VecDeque<Late<P>>,
@@ -398,7 +398,10 @@ impl<S: System> World<S> {
             }
             let slot = &mut self.nodes[id];
             let late = !slot.slow.is_empty() || !slot.late.is_empty();
+            // Timers skip the queue while every active slow fault spares them.
+            let timers_late = slot.slow.is_empty() || slot.slow.iter().any(|s| s.3);
             if let Some((at, timer, due)) = slot.mailbox.pop_due_entry(now) {
+                let late = late && (timer.is_none() || timers_late);
                 if let Some(due) = self.arrive(id, due, now) {
                     match late {
                         true => self.enqueue_late(id, at, timer, due, now),
@@ -486,7 +489,7 @@ impl<S: System> World<S> {
         let slot = &mut self.nodes[id];
         let mut delay_ns = 0;
         let mut busy = false;
-        for (_, latency, b) in &slot.slow {
+        for (_, latency, b, _) in &slot.slow {
             delay_ns += latency.sample_ns(&mut self.slow_rng);
             busy |= *b;
         }
@@ -496,7 +499,7 @@ impl<S: System> World<S> {
         }
         .max(now);
         slot.late_until_ns = run_ns;
-        if let Some(&(fault, _, _)) = slot.slow.iter().min_by_key(|s| s.0) {
+        if let Some(&(fault, ..)) = slot.slow.iter().min_by_key(|s| s.0) {
             slot.last_slow = Some(fault);
         }
         if let Some(fault) = slot.last_slow {
@@ -1054,11 +1057,19 @@ impl<S: System> World<S> {
     }
 
     /// A `slow` fault starts or ends on node `id`.
-    pub fn set_slow(&mut self, id: NodeId, index: usize, delay: &Latency, busy: bool, on: bool) {
+    pub fn set_slow(
+        &mut self,
+        id: NodeId,
+        index: usize,
+        delay: &Latency,
+        busy: bool,
+        timers: bool,
+        on: bool,
+    ) {
         let slot = &mut self.nodes[id];
         slot.slow.retain(|s| s.0 != index);
         if on {
-            slot.slow.push((index, delay.clone(), busy));
+            slot.slow.push((index, delay.clone(), busy, timers));
         }
         self.slow[id] = !slot.slow.is_empty();
     }
