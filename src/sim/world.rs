@@ -119,6 +119,9 @@ pub struct NodeSlot<P: Process> {
     last_slow: Option<usize>,
 }
 
+/// A message a `hold` keeps: (the run's send counter at its send, receiver, message).
+type Held<P> = (u64, NodeId, NodeInput<P>);
+
 /// A handler call a slow node runs late.
 pub struct Late<P: Process> {
     run_ns: u64,
@@ -201,7 +204,7 @@ pub struct World<S: System> {
     /// When a pause or clock freeze began, by fault index.
     fault_since: BTreeMap<usize, u64>,
     /// Messages held by each active `hold` fault: (send counter, receiver, message).
-    held: BTreeMap<usize, Vec<(u64, NodeId, NodeInput<P<S>>)>>,
+    held: BTreeMap<usize, Vec<Held<P<S>>>>,
     slow_rng: ChaCha8Rng,
     effects: Vec<Effect<P<S>>>,
     client_effects: Vec<ClientEffect<P<S>, S::Client>>,
