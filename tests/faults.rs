@@ -984,3 +984,33 @@ fn the_random_generator_draws_slow_nodes_holds_and_flaky_nics() {
     assert!(metric(&m, "fault_slow_handlers_delayed") > 0.0);
     assert!(metric(&m, "fault_hold_messages_released") > 0.0);
 }
+
+#[test]
+fn a_timer_cancelled_while_it_waits_for_a_slow_node_never_runs() {
+    // Node 1's tick falls due at 1000 ms and waits 50 ms in its queue behind pings
+    // that arrived before it; the first of them to run cancels it.
+    let s = probe_scenario(
+        2,
+        2_000,
+        r#"
+        [cluster.config]
+        cancel_due_tick = true
+        [network]
+        latency = { dist = "constant", ms = 1 }
+        [[faults]]
+        kind = "slow"
+        at_ms = 0
+        node = 1
+        delay = { dist = "constant", ms = 50 }
+        "#,
+    );
+    let (_, m) = probe_run(&s, 18);
+    assert!(
+        m.contains_key("tick_true_ms_0"),
+        "node 0's tick ran on time"
+    );
+    assert!(
+        !m.contains_key("tick_true_ms_1"),
+        "node 1's tick was cancelled"
+    );
+}

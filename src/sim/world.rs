@@ -505,7 +505,7 @@ impl<S: System> World<S> {
         if let Some(&(fault, ..)) = slot.slow.iter().min_by_key(|s| s.0) {
             slot.last_slow = Some(fault);
         }
-        if let Some(fault) = slot.last_slow {
+        if let Some(fault) = slot.last_slow.filter(|_| run_ns > due_ns) {
             self.fault_effects.add(fault, "handlers_delayed", 1.0);
             self.fault_effects
                 .add(fault, "handler_delay_ms", (run_ns - due_ns) as f64 / 1e6);

@@ -23,6 +23,9 @@ pub struct ProbeConfig {
     /// A deliberate determinism bug: the ping interval depends on a process-global
     /// counter, so the same seed run twice in one process behaves differently.
     pub leak_static: bool,
+    /// A ping handled at or after the tick's deadline cancels the tick: a timer that
+    /// is due but not yet run must then never run.
+    pub cancel_due_tick: bool,
 }
 
 static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -34,6 +37,7 @@ impl Default for ProbeConfig {
             tick_ms: 1_000,
             scratch_writes: 1,
             leak_static: false,
+            cancel_due_tick: false,
         }
     }
 }
@@ -73,6 +77,7 @@ pub struct ProbeProcess {
     /// Least and most time from a ping's send to its handling (ns).
     pub delay_min_ns: Option<u64>,
     pub delay_max_ns: u64,
+    pub tick: Option<faultline::TimerId>,
 }
 
 impl Process for ProbeProcess {
@@ -105,7 +110,8 @@ impl Process for ProbeProcess {
         if self.config.ping_ms > 0 {
             ctx.set_timer(Duration::from_millis(self.config.ping_ms), ProbeTimer::Ping);
         }
-        ctx.set_timer(Duration::from_millis(self.config.tick_ms), ProbeTimer::Tick);
+        self.tick =
+            Some(ctx.set_timer(Duration::from_millis(self.config.tick_ms), ProbeTimer::Tick));
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Ping) {
@@ -121,6 +127,11 @@ impl Process for ProbeProcess {
         let delay = now.saturating_sub(msg.sent_ns);
         self.delay_min_ns = Some(self.delay_min_ns.map_or(delay, |d| d.min(delay)));
         self.delay_max_ns = self.delay_max_ns.max(delay);
+        if self.config.cancel_due_tick && now >= self.config.tick_ms * 1_000_000 {
+            if let Some(tick) = self.tick.take() {
+                ctx.cancel_timer(tick);
+            }
+        }
     }
 
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: ProbeTimer) {
@@ -133,7 +144,10 @@ impl Process for ProbeProcess {
                 });
                 ctx.set_timer(Duration::from_millis(self.config.ping_ms), ProbeTimer::Ping);
             }
-            ProbeTimer::Tick => self.tick_local_ns = Some(ctx.wall_clock().as_nanos() as u64),
+            ProbeTimer::Tick => {
+                self.tick = None;
+                self.tick_local_ns = Some(ctx.wall_clock().as_nanos() as u64);
+            }
         }
     }
 
@@ -269,6 +283,7 @@ impl System for Probe {
             out_of_order: 0,
             delay_min_ns: None,
             delay_max_ns: 0,
+            tick: None,
         }
     }
 
