@@ -1014,3 +1014,34 @@ fn a_timer_cancelled_while_it_waits_for_a_slow_node_never_runs() {
         "node 1's tick was cancelled"
     );
 }
+
+#[test]
+fn a_hold_restores_send_order_that_jitter_scrambled() {
+    // Jittery latency until 1000 ms scrambles arrival order; everything that arrives
+    // before 1500 ms is held, and the release puts it back in send order.
+    let body = |hold: bool| {
+        let hold = match hold {
+            true => {
+                "[[faults]]\nkind = \"hold\"\nat_ms = 0\nheal_ms = 1500\nfrom = [0]\nto = [1]\n"
+            }
+            false => "",
+        };
+        format!(
+            r#"
+            [network]
+            latency = {{ dist = "constant", ms = 1 }}
+            [[faults]]
+            kind = "latency-spike"
+            at_ms = 0
+            heal_ms = 1000
+            links = [{{ from = 0, to = 1 }}]
+            delay = {{ dist = "uniform", min_ms = 0, max_ms = 200 }}
+            {hold}"#
+        )
+    };
+    let (_, scrambled) = probe_run(&probe_scenario(2, 2_000, &body(false)), 19);
+    assert!(metric(&scrambled, "out_of_order_1") > 20.0);
+    let (_, m) = probe_run(&probe_scenario(2, 2_000, &body(true)), 19);
+    assert!(metric(&m, "fault_hold_messages_held") > 140.0);
+    assert_eq!(metric(&m, "out_of_order_1"), 0.0);
+}
