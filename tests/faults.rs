@@ -1045,3 +1045,48 @@ fn a_hold_restores_send_order_that_jitter_scrambled() {
     assert!(metric(&m, "fault_hold_messages_held") > 140.0);
     assert_eq!(metric(&m, "out_of_order_1"), 0.0);
 }
+
+#[test]
+fn a_schedule_with_the_new_faults_saves_and_loads_unchanged() {
+    let s = probe_scenario(
+        4,
+        3_000,
+        r#"
+        [[faults]]
+        kind = "loss"
+        at_ms = 10
+        nodes = [1]
+        links = [{ from = 2, to = 3 }]
+        classes = ["odd"]
+        rate = 0.5
+        [[faults]]
+        kind = "hold"
+        at_ms = 100
+        heal_ms = 900
+        from = [0]
+        to = [1, 2]
+        shuffle = true
+        classes = ["even", "odd"]
+        [[faults]]
+        kind = "slow"
+        at_ms = 100
+        node = 3
+        delay = { dist = "exponential", min_ms = 1, mean_ms = 20 }
+        busy = true
+        timers = false
+        [[faults]]
+        kind = "duplicate"
+        at_ms = 0
+        links = [{ from = 0, to = 1 }]
+        rate = 0.2
+        "#,
+    );
+    let schedule = s.schedule(1);
+    let file = std::env::temp_dir().join(format!(
+        "faultline-new-faults-schedule-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&file, schedule.to_toml()).unwrap();
+    let loaded = faultline::scenario::Schedule::load(&file, &s).unwrap();
+    assert_eq!(loaded, schedule);
+}
