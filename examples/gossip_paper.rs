@@ -267,33 +267,32 @@ fn false_positives(seeds: u64) -> String {
 }
 
 /// `slow` members starved together for `d_ms`, then well for `i_ms`, repeated from 5 s
-/// to `until_ms` (Lifeguard's Interval experiment, fully correlated anomalies). A
-/// starved member's messages, both ways, wait an extra delay uniform in `delay`
-/// (ms) while its timers keep firing on time (so its probes time out and it
-/// suspects healthy members, as a CPU-starved agent does), and it freezes for 100 ms
-/// every second (so the metrics know it as unhealthy through the window).
-fn slow_faults(slow: &[usize], d_ms: u64, i_ms: u64, delay: (u64, u64), until_ms: u64) -> String {
+/// to `until_ms` (Lifeguard's Interval experiment, fully correlated anomalies): a
+/// `slow` fault on each, whose handlers of the messages it receives start late by a
+/// delay uniform in `delay` (ms). With `timers = false` its timers fire on time, so
+/// its probes time out on acks that already arrived and it suspects healthy members,
+/// as a CPU-starved agent does; with `timers = true` they wait in line too.
+fn slow_faults(
+    slow: &[usize],
+    d_ms: u64,
+    i_ms: u64,
+    delay: (u64, u64),
+    timers: bool,
+    until_ms: u64,
+) -> String {
     let mut out = String::new();
     let mut t = 5_000;
     while t + d_ms < until_ms {
-        writeln!(
-            out,
-            "[[faults]]\nkind = \"latency-spike\"\nat_ms = {t}\nheal_ms = {}\nnodes = {slow:?}\n\
-             delay = {{ dist = \"uniform\", min_ms = {}, max_ms = {} }}",
-            t + d_ms,
-            delay.0,
-            delay.1
-        )
-        .unwrap();
-        for at in (t..t + d_ms).step_by(1000) {
-            for &node in slow {
-                writeln!(
-                    out,
-                    "[[faults]]\nkind = \"pause\"\nnode = {node}\nat_ms = {at}\nresume_ms = {}",
-                    at + 100
-                )
-                .unwrap();
-            }
+        for &node in slow {
+            writeln!(
+                out,
+                "[[faults]]\nkind = \"slow\"\nat_ms = {t}\nheal_ms = {}\nnode = {node}\n\
+                 delay = {{ dist = \"uniform\", min_ms = {}, max_ms = {} }}\ntimers = {timers}",
+                t + d_ms,
+                delay.0,
+                delay.1
+            )
+            .unwrap();
         }
         t += d_ms + i_ms;
     }
@@ -304,23 +303,24 @@ fn lifeguard(seeds: u64) -> String {
     let mut out = String::new();
     let n = 128;
     let slow = [5, 37, 70, 101];
-    writeln!(out, "{n} members, k = 3, α = 5; members {slow:?} starved together for D (messages to and from them delayed by an extra latency uniform in the given range, its timers on time, a 100 ms freeze every second), then well for I, repeated from 5 s to 120 s; {seeds} seeds per row. FP: live members declared dead (each declaration by a member whose own suspicion timed out), about anyone; FP about healthy: about members not starved within the last suspicion window; FP−: by healthy members about healthy members.\n").unwrap();
-    writeln!(out, "| D ms | I ms | extra delay ms | config | FP | FP about healthy | FP− | false suspicions | msgs/member/period | bytes/member/period |").unwrap();
+    writeln!(out, "{n} members, k = 3, α = 5; members {slow:?} starved together for D (a `slow` fault: each message they receive is handled late by a delay uniform in the given range; their timers on time, or late in line with the messages), then well for I, repeated from 5 s to 120 s; {seeds} seeds per row. FP: live members declared dead (each declaration by a member whose own suspicion timed out), about anyone; FP about healthy: about members not slow within the last suspicion window; FP−: by healthy members about healthy members.\n").unwrap();
+    writeln!(out, "| D ms | I ms | handler delay ms | timers | config | FP | FP about healthy | FP− | false suspicions | msgs/member/period | bytes/member/period |").unwrap();
     writeln!(
         out,
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     )
     .unwrap();
-    for (d, i, delay) in [
-        (16_000, 4_000, (2_000, 6_000)),
-        (16_000, 4_000, (8_000, 16_000)),
+    for (d, i, delay, timers) in [
+        (16_000, 4_000, (2_000, 6_000), false),
+        (16_000, 4_000, (8_000, 16_000), false),
+        (16_000, 4_000, (8_000, 16_000), true),
     ] {
         for (label, config) in [("SWIM", swim_config(3)), ("Lifeguard", lifeguard_config(3))] {
             let config = config.replace("probe_order = \"random\"\n", "");
             let rest = format!(
                 "[network]\nlatency = {{ dist = \"uniform\", min_ms = 1, max_ms = 10 }}\n{}\
                  [liveness]\nquiesce_ms = 180000\n",
-                slow_faults(&slow, d, i, delay, 120_000)
+                slow_faults(&slow, d, i, delay, timers, 120_000)
             );
             let s = scenario(
                 &format!("gossip-lifeguard-{label}-{d}-{i}"),
@@ -333,9 +333,10 @@ fn lifeguard(seeds: u64) -> String {
             let total = |m: &str| values(&runs, m).iter().sum::<f64>();
             writeln!(
                 out,
-                "| {d} | {i} | {}–{} | {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
+                "| {d} | {i} | {}–{} | {} | {label} | {:.0} | {:.0} | {:.0} | {:.0} | {:.2} | {:.0} |",
                 delay.0,
                 delay.1,
+                if timers { "late" } else { "on time" },
                 total("false_positive_dead"),
                 total("false_positive_dead_about_healthy"),
                 total("false_positive_dead_healthy"),

@@ -106,6 +106,19 @@ pub trait Process: Sized + Send + 'static {
     fn message_bytes(_msg: &Self::Message) -> usize {
         64
     }
+
+    /// The message's class, which network faults can be restricted to (a scenario's
+    /// `classes = [...]`): e.g. Raft's `append` or SWIM's `probe`. One of
+    /// [`Process::message_classes`].
+    fn message_class(_msg: &Self::Message) -> &'static str {
+        "message"
+    }
+
+    /// Every class [`Process::message_class`] can return; scenarios are checked
+    /// against it.
+    fn message_classes() -> &'static [&'static str] {
+        &["message"]
+    }
 }
 
 /// An effect a handler asks for. The driver carries them out in order.

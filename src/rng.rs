@@ -15,6 +15,8 @@ pub enum Purpose {
     Client = 5,
     /// Sync latencies of every node's disk.
     Disk = 6,
+    /// Handler delays of `slow` faults (drawn only while one is active).
+    Slow = 7,
 }
 
 pub fn stream(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {

@@ -142,6 +142,8 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
     let setup = Arc::new(scenario.setup::<S>(&request.bugs)?);
     if let Some(schedule) = &request.schedule {
         scenario.check_clients("faults", &schedule.faults, S::clients(&setup))?;
+        let known = <S::Process as crate::process::Process>::message_classes();
+        scenario.check_classes("faults", &schedule.faults, known)?;
     }
     assert!(request.jobs >= 1, "at least one job");
     let started = Instant::now();

@@ -236,7 +236,9 @@ fn set_end(fault: &Fault, end: u64) -> Option<Fault> {
         | Fault::Loss { heal_ms, .. }
         | Fault::Duplicate { heal_ms, .. }
         | Fault::ClientPartition { heal_ms, .. }
-        | Fault::ClientPin { heal_ms, .. } => *heal_ms = Some(end),
+        | Fault::ClientPin { heal_ms, .. }
+        | Fault::Hold { heal_ms, .. }
+        | Fault::Slow { heal_ms, .. } => *heal_ms = Some(end),
         Fault::Crash { restart_ms, .. } | Fault::DiskWipe { restart_ms, .. } => {
             *restart_ms = Some(end)
         }
@@ -271,7 +273,9 @@ fn set_start(fault: &Fault, at: u64) -> Fault {
         | Fault::Duplicate { at_ms, .. }
         | Fault::ClientPartition { at_ms, .. }
         | Fault::ClientPause { at_ms, .. }
-        | Fault::ClientPin { at_ms, .. } => *at_ms = at,
+        | Fault::ClientPin { at_ms, .. }
+        | Fault::Hold { at_ms, .. }
+        | Fault::Slow { at_ms, .. } => *at_ms = at,
     }
     f
 }
@@ -391,6 +395,22 @@ fn fewer_nodes(fault: &Fault) -> Vec<Fault> {
                 let mut f = fault.clone();
                 if let Fault::Bridge { right, .. } = &mut f {
                     *right = smaller;
+                }
+                out.push(f);
+            }
+        }
+        Fault::Hold { from, to, .. } => {
+            for smaller in without(from) {
+                let mut f = fault.clone();
+                if let Fault::Hold { from, .. } = &mut f {
+                    *from = smaller;
+                }
+                out.push(f);
+            }
+            for smaller in without(to) {
+                let mut f = fault.clone();
+                if let Fault::Hold { to, .. } = &mut f {
+                    *to = smaller;
                 }
                 out.push(f);
             }

@@ -61,6 +61,10 @@ fn a_client_cut_from_every_node_completes_nothing_until_the_heal() {
     let r = run(&s, 1);
     assert!(r.passed);
     assert!(r.metrics["messages_dropped_client_partition"] > 0.0);
+    assert_eq!(
+        r.metrics["fault_client-partition_messages_dropped"],
+        r.metrics["messages_dropped_client_partition"]
+    );
     // A reply already on its way at 2000 ms may still arrive (1-10 ms latency).
     let ok_inside = completions(&r, 0)
         .filter(|e| e["type"] == "ok" && (2_020.0..5_000.0).contains(&ms(e)))
@@ -139,6 +143,8 @@ fn a_paused_client_handles_nothing_and_its_operation_stays_pending() {
         ms(completion)
     );
     assert_eq!(r.metrics["client_pauses"], 1.0);
+    assert_eq!(r.metrics["fault_client-pause_clients_paused"], 1.0);
+    assert_eq!(r.metrics["fault_client-pause_paused_ms"], 3_000.0);
 }
 
 #[test]
@@ -160,6 +166,10 @@ fn a_pinned_client_sends_every_request_to_its_node() {
     assert!(
         r.metrics["client_requests_pinned"] > 0.0,
         "the pin overrode some of the client's own choices"
+    );
+    assert_eq!(
+        r.metrics["fault_client-pin_requests_pinned"],
+        r.metrics["client_requests_pinned"]
     );
 }
 

@@ -39,12 +39,15 @@ fn fault(kind: usize, at_ms: u64, len_ms: u64, node: usize, other: usize, x: u64
         14 => format!("kind = \"duplicate\"\nheal_ms = {end}\nrate = 0.{}", x % 10),
         15 => format!("kind = \"client-partition\"\nheal_ms = {end}\nclients = [{c}]\nnodes = [{a}]"),
         16 => format!("kind = \"client-pause\"\nresume_ms = {end}\nclient = {c}"),
+        17 => format!("kind = \"slow\"\nheal_ms = {end}\nnode = {a}\nbusy = {}\ntimers = {}\ndelay = {{ dist = \"uniform\", min_ms = 0, max_ms = {} }}", x.is_multiple_of(3), !x.is_multiple_of(5), 1 + x % 40),
+        18 => format!("kind = \"hold\"\nheal_ms = {end}\nfrom = [{a}]\nto = [{}]\nshuffle = {}", (a + 1) % NODES, x % 2 == 1),
+        19 => format!("kind = \"loss\"\nheal_ms = {end}\nnodes = [{a}]\nclasses = [\"append\"]\nrate = 0.{}", x % 10),
         _ => format!("kind = \"client-pin\"\nheal_ms = {end}\nclient = {c}\nnode = {a}"),
     };
     format!("[[faults]]\nat_ms = {at_ms}\n{body}\n")
 }
 
-const KINDS: usize = 18;
+const KINDS: usize = 21;
 
 fn scenario(faults: &str) -> Result<Scenario, String> {
     let text = format!(

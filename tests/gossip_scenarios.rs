@@ -66,12 +66,38 @@ fn partition_heal() {
 fn slow_members_with_and_without_lifeguard() {
     let lifeguard = check_seeds::<Swim>("gossip-slow-members", SEEDS);
     let swim = check_seeds::<Swim>("gossip-slow-members-swim", SEEDS);
+    // The slow fault ran: two members' handlers were delayed by seconds.
+    assert_eq!(mean(&swim, "fault_slow_count"), 2.0);
+    assert!(
+        mean(&swim, "fault_slow_handler_delay_ms") / mean(&swim, "fault_slow_handlers_delayed")
+            > 8000.0
+    );
     // Lifeguard's claim: far fewer healthy members declared dead because of slow ones.
     let lg = mean(&lifeguard, "false_positive_dead_about_healthy");
     let sw = mean(&swim, "false_positive_dead_about_healthy");
     assert!(sw > 10.0 * lg + 1.0, "SWIM {sw} vs Lifeguard {lg}");
     // And fewer suspicions of live members: slow members back off their probes.
     assert!(mean(&swim, "false_positive_suspect") > mean(&lifeguard, "false_positive_suspect"));
+}
+
+#[test]
+fn flaky_nic() {
+    let s = check_seeds::<Swim>("gossip-flaky-nic", SEEDS);
+    // One member's NIC loses 60% of its packets: it is suspected, and suspects
+    // others, again and again; refutations mostly win.
+    assert!(mean(&s, "fault_loss_messages_dropped") > 100.0);
+    assert!(mean(&s, "false_positive_suspect") > 5.0);
+    assert!(mean(&s, "false_positive_dead") < mean(&s, "false_positive_suspect"));
+}
+
+#[test]
+fn probes_blocked_while_push_pull_works() {
+    let s = check_seeds::<Swim>("gossip-probes-blocked", SEEDS);
+    // Probes and gossip to and from member 5 are lost, push-pull is not: it is
+    // declared dead, refutes over push-pull, and is declared dead again.
+    assert!(mean(&s, "fault_loss_messages_dropped") > 200.0);
+    assert!(mean(&s, "false_positive_dead") > 10.0);
+    assert!(s.metrics.contains_key("convergence_after_heal_ms"));
 }
 
 #[test]

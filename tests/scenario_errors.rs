@@ -140,6 +140,97 @@ fn semantic_errors_name_the_file_and_the_field() {
     }
 }
 
+/// `with` plus one more fault, `faults[1]`, before the `[random]` table.
+fn with_fault(fault: &str) -> String {
+    with("[random]", &format!("[[faults]]\n{fault}\n[random]"))
+}
+
+#[test]
+fn the_network_slow_and_hold_fields_are_checked_by_name() {
+    let cases = [
+        (
+            with_fault("kind = \"slow\"\nnode = 1\nat_ms = 1\ndelay = { dist = \"uniform\", min_ms = 5, max_ms = 1 }"),
+            "s.toml: faults[1].delay: Uniform { min_ms: 5.0, max_ms: 1.0 } is not a valid latency",
+        ),
+        (
+            with_fault("kind = \"slow\"\nnode = 3\nat_ms = 1\ndelay = { dist = \"constant\", ms = 5 }"),
+            "s.toml: faults[1].node: node 3 is out of range",
+        ),
+        (
+            with_fault("kind = \"hold\"\nat_ms = 1\nfrom = [0]\nto = []"),
+            "s.toml: faults[1].from: `from` and `to` must both name nodes",
+        ),
+        (
+            with_fault("kind = \"hold\"\nat_ms = 1\nfrom = [0, 1]\nto = [1]"),
+            "s.toml: faults[1].to: node 1 is on both sides",
+        ),
+        (
+            with_fault("kind = \"loss\"\nat_ms = 1\nrate = 0.5\nnodes = [5]"),
+            "s.toml: faults[1].nodes: node 5 is out of range",
+        ),
+        (
+            with_fault("kind = \"loss\"\nat_ms = 1\nrate = 0.5\nlinks = [{ from = 0, to = 7 }]"),
+            "s.toml: faults[1].links: node 7 is out of range",
+        ),
+        (
+            with_fault("kind = \"duplicate\"\nat_ms = 1\nrate = 0.5\nlinks = [{ from = 1, to = 1 }]"),
+            "s.toml: faults[1].links: a link from node 1 to itself",
+        ),
+        (
+            with_fault("kind = \"loss\"\nat_ms = 1\nrate = 0.5\nclasses = [\"probe\"]"),
+            "s.toml: faults[1].classes: unknown message class `probe` for protocol broadcast (known: value, ack)",
+        ),
+        (
+            with_fault("kind = \"isolate\"\nat_ms = 1\nnode = 0\nclasses = [\"ack\", \"ack\"]"),
+            "s.toml: faults[1].classes: class `ack` is listed twice",
+        ),
+        (
+            with("max_down = 1", "max_down = 1\nslow_delay = { dist = \"constant\", ms = -1 }"),
+            "s.toml: random.slow_delay: Constant { ms: -1.0 } is not a valid latency",
+        ),
+        (
+            with("max_down = 1", "max_down = 1\nloss_per_node = 2"),
+            "s.toml: random.loss_per_node: 2 is not a probability in [0, 1]",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = error(&text);
+        assert!(e.starts_with(expected), "expected `{expected}`, got `{e}`");
+    }
+    // A link is a strict table; a duplicate window takes no classes.
+    let e = error(&with_fault(
+        "kind = \"loss\"\nat_ms = 1\nrate = 0.5\nlinks = [{ from = 0, to = 1, rate = 1 }]",
+    ));
+    assert!(e.contains("unknown field `rate`"), "{e}");
+    let e = error(&with_fault(
+        "kind = \"duplicate\"\nat_ms = 1\nrate = 0.5\nclasses = [\"ack\"]",
+    ));
+    assert!(e.contains("unknown field `classes`"), "{e}");
+}
+
+#[test]
+fn a_schedule_naming_an_unknown_class_is_refused_before_it_runs() {
+    let s = Scenario::parse("s.toml", GOOD).unwrap();
+    let text = "seed = 1\n[[faults]]\nkind = \"hold\"\nat_ms = 1\nfrom = [0]\nto = [1]\nclasses = [\"vote\"]\n";
+    let file = std::env::temp_dir().join(format!(
+        "faultline-class-schedule-{}.toml",
+        std::process::id()
+    ));
+    std::fs::write(&file, text).unwrap();
+    let schedule = faultline::scenario::Schedule::load(&file, &s).unwrap();
+    let request = faultline::run::RunRequest {
+        seeds: vec![1],
+        schedule: Some(schedule),
+        ..faultline::run::RunRequest::default()
+    };
+    let e = faultline::run::run::<Broadcast>(&s, &request).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("s.toml: faults[0].classes: unknown message class `vote`"),
+        "{e}"
+    );
+}
+
 #[test]
 fn a_partition_listing_a_node_twice_is_refused() {
     let text = with(

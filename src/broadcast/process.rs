@@ -362,6 +362,17 @@ impl Process for BroadcastProcess {
             Message::Ack { .. } => 16,
         }
     }
+
+    fn message_class(msg: &Message) -> &'static str {
+        match msg {
+            Message::Value { .. } => "value",
+            Message::Ack { .. } => "ack",
+        }
+    }
+
+    fn message_classes() -> &'static [&'static str] {
+        &["value", "ack"]
+    }
 }
 
 /// The handlers; the [`Process`] impl wraps each so that its acks and replies wait

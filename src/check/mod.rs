@@ -24,6 +24,8 @@ pub struct ClusterView<'a, P> {
     pub nodes: &'a [Option<P>],
     /// Which nodes are paused (frozen: up, but handling nothing); empty means none.
     pub paused: &'a [bool],
+    /// Which nodes are slow (a `slow` fault runs their handlers late); empty means none.
+    pub slow: &'a [bool],
 }
 
 impl<'a, P> ClusterView<'a, P> {
@@ -33,7 +35,12 @@ impl<'a, P> ClusterView<'a, P> {
             now,
             nodes,
             paused: &[],
+            slow: &[],
         }
+    }
+
+    pub fn is_slow(&self, id: NodeId) -> bool {
+        self.slow.get(id).copied().unwrap_or(false)
     }
 
     pub fn is_paused(&self, id: NodeId) -> bool {

@@ -419,7 +419,7 @@ struct FalseVerdict {
 /// - `false_positive_dead`: deaths of up, joined members declared by a member itself
 ///   (its suspicion timed out), not counting those it merely heard;
 ///   `false_positive_dead_healthy` (Lifeguard's FP-): those where neither the declarer
-///   nor the declared member was paused (or stalled) within one Max suspicion timeout
+///   nor the declared member was paused, slow (or stalled) within one Max suspicion timeout
 ///   plus a probe period before the declaration; `false_positive_dead_about_healthy`
 ///   (Lifeguard's FP): those where the declared member was not, whoever declared it.
 /// - `false_positive_dead_views`: view entries that turned dead for an up member.
@@ -450,6 +450,7 @@ pub struct DetectionMetrics {
     /// open pause ends at infinity.
     pauses_ms: Vec<Vec<(f64, f64)>>,
     paused: Vec<bool>,
+    slow: Vec<bool>,
     last_now: Duration,
     /// Each member's incarnation when its current life began.
     life_incarnation: Vec<u64>,
@@ -479,6 +480,7 @@ impl DetectionMetrics {
             stalls_ms: vec![Vec::new(); nodes],
             pauses_ms: vec![Vec::new(); nodes],
             paused: vec![false; nodes],
+            slow: vec![false; nodes],
             last_now: Duration::ZERO,
             life_incarnation: vec![0; nodes],
         }
@@ -496,17 +498,23 @@ impl DetectionMetrics {
         self.stalls_ms[node].iter().any(near) || self.pauses_ms[node].iter().any(near)
     }
 
-    /// Follows pauses and resumes; the slice compare is cheap when nothing changed.
+    /// Follows pauses and resumes, and `slow` faults starting and ending (a slow
+    /// member is no healthier than a paused one); the slice compares are cheap when
+    /// nothing changed.
     fn track_pauses(&mut self, view: &ClusterView<'_, SwimProcess>) {
-        if view.paused.is_empty() || view.paused == self.paused.as_slice() {
+        let same = |view: &[bool], known: &[bool]| view.is_empty() || view == known;
+        if same(view.paused, &self.paused) && same(view.slow, &self.slow) {
             return;
         }
         let now = ms(view.now);
-        for (i, &p) in view.paused.iter().enumerate().take(self.paused.len()) {
-            if p == self.paused[i] {
+        for i in 0..self.paused.len() {
+            let was = self.paused[i] || self.slow[i];
+            self.paused[i] = view.is_paused(i);
+            self.slow[i] = view.is_slow(i);
+            let p = self.paused[i] || self.slow[i];
+            if p == was {
                 continue;
             }
-            self.paused[i] = p;
             let list = &mut self.pauses_ms[i];
             if p {
                 if list.len() < RECORDS_MAX {

@@ -1094,6 +1094,23 @@ impl Process for SwimProcess {
     fn message_bytes(msg: &SwimMessage) -> usize {
         message_bytes(msg)
     }
+
+    /// memberlist's transports: `probe` (ping, ack, nack, ping-req) and `gossip` go
+    /// over UDP, `push-pull` (the full state sync) over TCP.
+    fn message_class(msg: &SwimMessage) -> &'static str {
+        match msg {
+            SwimMessage::Ping { .. }
+            | SwimMessage::Ack { .. }
+            | SwimMessage::Nack { .. }
+            | SwimMessage::PingReq { .. } => "probe",
+            SwimMessage::Gossip { .. } => "gossip",
+            SwimMessage::PushPull { .. } => "push-pull",
+        }
+    }
+
+    fn message_classes() -> &'static [&'static str] {
+        &["probe", "gossip", "push-pull"]
+    }
 }
 
 /// The handlers; the [`Process`] impl wraps each so that its output waits for the

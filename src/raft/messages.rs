@@ -172,6 +172,21 @@ impl Message {
         }
     }
 
+    /// Message classes, for faults restricted to some (`classes = ["vote"]`): a
+    /// request and its response share a class.
+    pub const CLASSES: &'static [&'static str] =
+        &["pre-vote", "vote", "append", "heartbeat", "snapshot"];
+
+    pub fn class(&self) -> &'static str {
+        match self {
+            Message::PreVote { .. } | Message::PreVoteResp { .. } => "pre-vote",
+            Message::Vote { .. } | Message::VoteResp { .. } => "vote",
+            Message::Append { .. } | Message::AppendResp { .. } => "append",
+            Message::Heartbeat { .. } | Message::HeartbeatResp { .. } => "heartbeat",
+            Message::Snapshot { .. } => "snapshot",
+        }
+    }
+
     pub fn size_bytes(&self) -> usize {
         match self {
             Message::Append { entries, .. } => {

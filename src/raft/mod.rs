@@ -588,6 +588,14 @@ impl Process for RaftProcess {
     fn message_bytes(msg: &Message) -> usize {
         msg.size_bytes()
     }
+
+    fn message_class(msg: &Message) -> &'static str {
+        msg.class()
+    }
+
+    fn message_classes() -> &'static [&'static str] {
+        Message::CLASSES
+    }
 }
 
 impl RaftProcess {

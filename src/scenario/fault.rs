@@ -87,6 +87,9 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         groups: Vec<Vec<NodeId>>,
+        /// Message classes it applies to (see `Process::message_class`); empty: all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
     },
     /// Messages from any node in `from` to any node in `to` are lost; the other
     /// direction still works.
@@ -96,6 +99,9 @@ pub enum Fault {
         heal_ms: Option<u64>,
         from: Vec<NodeId>,
         to: Vec<NodeId>,
+        /// Message classes it applies to (see `Process::message_class`); empty: all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
     },
     /// `left` and `right` cannot talk to each other; `bridge` talks to both.
     Bridge {
@@ -105,6 +111,9 @@ pub enum Fault {
         bridge: NodeId,
         left: Vec<NodeId>,
         right: Vec<NodeId>,
+        /// Message classes it applies to (see `Process::message_class`); empty: all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
     },
     /// One node cut off from every other node.
     Isolate {
@@ -112,6 +121,9 @@ pub enum Fault {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         node: NodeId,
+        /// Message classes it applies to (see `Process::message_class`); empty: all.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
     },
     /// Kill the process: volatile state and unsynced writes are lost (with `torn`, a
     /// random prefix of the unsynced writes survives). It restarts at `restart_ms`.
@@ -182,28 +194,44 @@ pub enum Fault {
         restart_ms: Option<u64>,
         node: NodeId,
     },
-    /// Extra delay on every message to or from `nodes` (all links if empty).
+    /// Extra delay on every message to or from `nodes` and on the directed `links`
+    /// (every link if both are empty).
     LatencySpike {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         #[serde(default)]
         nodes: Vec<NodeId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<Link>,
         delay: Latency,
     },
-    /// Raises the loss rate on every link to `rate`.
+    /// Raises the loss rate to `rate` on every message to or from `nodes` and on the
+    /// directed `links` (every link if both are empty), for the `classes` of messages
+    /// named (all if empty).
     Loss {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         rate: f64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<NodeId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<Link>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
     },
-    /// Raises the duplication rate on every link to `rate`.
+    /// Raises the duplication rate to `rate` on every message to or from `nodes` and
+    /// on the directed `links` (every link if both are empty).
     Duplicate {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         rate: f64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        nodes: Vec<NodeId>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        links: Vec<Link>,
     },
     /// Requests and replies between `clients` (every client if empty) and `nodes` are
     /// lost, both ways, as on a client-side network split: those clients reach only
@@ -234,6 +262,65 @@ pub enum Fault {
         client: ClientId,
         node: NodeId,
     },
+    /// Messages from any node in `from` to any node in `to` that arrive during the
+    /// window are held, not lost, and delivered at the heal in the order they were
+    /// sent (or in an order drawn from the network stream, with `shuffle`).
+    Hold {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        from: Vec<NodeId>,
+        to: Vec<NodeId>,
+        #[serde(default)]
+        shuffle: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        classes: Vec<String>,
+    },
+    /// CPU starvation: every handler of the node (message, timer, disk completion,
+    /// client request) runs late by a delay drawn per call, in arrival order, while
+    /// its clock keeps true time. An input due at `t` starts at
+    /// `max(t + delay, start of the previous one)`; with `busy`, the delay is CPU time
+    /// each handler takes instead, so inputs queue behind each other:
+    /// `max(t, start of the previous one) + delay`. With `timers = false`, timers
+    /// fire on time and only inputs wait (a process whose receive path is starved
+    /// while its timer thread runs: it times out on replies that already arrived).
+    Slow {
+        at_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        node: NodeId,
+        delay: Latency,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        busy: bool,
+        #[serde(default = "yes", skip_serializing_if = "is_yes")]
+        timers: bool,
+    },
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
+}
+
+/// A directed link, `from` → `to`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    pub from: NodeId,
+    pub to: NodeId,
+}
+
+/// Which messages a scoped network fault (`loss`, `duplicate`, `latency-spike`)
+/// touches: those to or from `nodes` and those on `links`; every message if both are
+/// empty.
+pub fn in_scope(nodes: &[NodeId], links: &[Link], from: NodeId, to: NodeId) -> bool {
+    (nodes.is_empty() && links.is_empty())
+        || nodes.contains(&from)
+        || nodes.contains(&to)
+        || links.contains(&Link { from, to })
 }
 
 impl Fault {
@@ -257,7 +344,9 @@ impl Fault {
             | Fault::Duplicate { at_ms, .. }
             | Fault::ClientPartition { at_ms, .. }
             | Fault::ClientPause { at_ms, .. }
-            | Fault::ClientPin { at_ms, .. } => at_ms,
+            | Fault::ClientPin { at_ms, .. }
+            | Fault::Hold { at_ms, .. }
+            | Fault::Slow { at_ms, .. } => at_ms,
         }
     }
 
@@ -272,6 +361,8 @@ impl Fault {
             | Fault::LatencySpike { heal_ms, .. }
             | Fault::Loss { heal_ms, .. }
             | Fault::Duplicate { heal_ms, .. }
+            | Fault::Hold { heal_ms, .. }
+            | Fault::Slow { heal_ms, .. }
             | Fault::ClockFreeze { heal_ms, .. }
             | Fault::DiskStall { heal_ms, .. }
             | Fault::DiskSlow { heal_ms, .. }
@@ -322,6 +413,8 @@ impl Fault {
             Fault::ClientPartition { .. } => FaultKind::ClientPartition,
             Fault::ClientPause { .. } => FaultKind::ClientPause,
             Fault::ClientPin { .. } => FaultKind::ClientPin,
+            Fault::Hold { .. } => FaultKind::Hold,
+            Fault::Slow { .. } => FaultKind::Slow,
         }
     }
 
@@ -343,7 +436,9 @@ impl Fault {
             Fault::Partition { groups, .. } => {
                 groups.iter().flat_map(|g| each("groups", g)).collect()
             }
-            Fault::OneWay { from, to, .. } => [each("from", from), each("to", to)].concat(),
+            Fault::OneWay { from, to, .. } | Fault::Hold { from, to, .. } => {
+                [each("from", from), each("to", to)].concat()
+            }
             Fault::Bridge {
                 bridge,
                 left,
@@ -355,9 +450,16 @@ impl Fault {
                 each("right", right),
             ]
             .concat(),
-            Fault::LatencySpike { nodes, .. } | Fault::ClientPartition { nodes, .. } => {
-                each("nodes", nodes)
+            Fault::LatencySpike { nodes, links, .. }
+            | Fault::Loss { nodes, links, .. }
+            | Fault::Duplicate { nodes, links, .. } => {
+                let mut ids = each("nodes", nodes);
+                for link in links {
+                    ids.extend([("links", link.from), ("links", link.to)]);
+                }
+                ids
             }
+            Fault::ClientPartition { nodes, .. } => each("nodes", nodes),
             Fault::ClientPin { node, .. } => vec![("node", *node)],
             Fault::Isolate { node, .. }
             | Fault::Crash { node, .. }
@@ -368,8 +470,9 @@ impl Fault {
             | Fault::DiskStall { node, .. }
             | Fault::DiskSlow { node, .. }
             | Fault::FsyncError { node, .. }
-            | Fault::DiskWipe { node, .. } => vec![("node", *node)],
-            Fault::Loss { .. } | Fault::Duplicate { .. } | Fault::ClientPause { .. } => Vec::new(),
+            | Fault::DiskWipe { node, .. }
+            | Fault::Slow { node, .. } => vec![("node", *node)],
+            Fault::ClientPause { .. } => Vec::new(),
         }
     }
 
@@ -383,6 +486,19 @@ impl Fault {
                 vec![("client", *client)]
             }
             _ => Vec::new(),
+        }
+    }
+
+    /// The message classes the fault is restricted to (empty: every class).
+    pub fn classes(&self) -> &[String] {
+        match self {
+            Fault::Partition { classes, .. }
+            | Fault::OneWay { classes, .. }
+            | Fault::Bridge { classes, .. }
+            | Fault::Isolate { classes, .. }
+            | Fault::Loss { classes, .. }
+            | Fault::Hold { classes, .. } => classes,
+            _ => &[],
         }
     }
 }
@@ -406,7 +522,91 @@ pub enum FaultKind {
     LatencySpike,
     Loss,
     Duplicate,
+    Hold,
+    Slow,
     ClientPartition,
     ClientPause,
     ClientPin,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 21] = [
+        FaultKind::Partition,
+        FaultKind::OneWay,
+        FaultKind::Bridge,
+        FaultKind::Isolate,
+        FaultKind::Crash,
+        FaultKind::Pause,
+        FaultKind::ClockStep,
+        FaultKind::ClockDrift,
+        FaultKind::ClockFreeze,
+        FaultKind::DiskStall,
+        FaultKind::DiskSlow,
+        FaultKind::FsyncError,
+        FaultKind::DiskWipe,
+        FaultKind::LatencySpike,
+        FaultKind::Loss,
+        FaultKind::Duplicate,
+        FaultKind::Hold,
+        FaultKind::Slow,
+        FaultKind::ClientPartition,
+        FaultKind::ClientPause,
+        FaultKind::ClientPin,
+    ];
+
+    /// The name scenario files use in `kind`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Partition => "partition",
+            FaultKind::OneWay => "one-way",
+            FaultKind::Bridge => "bridge",
+            FaultKind::Isolate => "isolate",
+            FaultKind::Crash => "crash",
+            FaultKind::Pause => "pause",
+            FaultKind::ClockStep => "clock-step",
+            FaultKind::ClockDrift => "clock-drift",
+            FaultKind::ClockFreeze => "clock-freeze",
+            FaultKind::DiskStall => "disk-stall",
+            FaultKind::DiskSlow => "disk-slow",
+            FaultKind::FsyncError => "fsync-error",
+            FaultKind::DiskWipe => "disk-wipe",
+            FaultKind::LatencySpike => "latency-spike",
+            FaultKind::Loss => "loss",
+            FaultKind::Duplicate => "duplicate",
+            FaultKind::Hold => "hold",
+            FaultKind::Slow => "slow",
+            FaultKind::ClientPartition => "client-partition",
+            FaultKind::ClientPause => "client-pause",
+            FaultKind::ClientPin => "client-pin",
+        }
+    }
+
+    /// What a fault of this kind did, as counted in the run's metrics
+    /// (`fault_<kind>_<effect>`, summed over the faults of that kind; see
+    /// `World::metrics`). Every kind also has `fault_<kind>_count`, the faults of it
+    /// that started.
+    pub fn effects(self) -> &'static [&'static str] {
+        match self {
+            FaultKind::Partition | FaultKind::OneWay | FaultKind::Bridge | FaultKind::Isolate => {
+                &["messages_dropped"]
+            }
+            FaultKind::Loss => &["messages_dropped"],
+            FaultKind::Duplicate => &["messages_duplicated"],
+            FaultKind::LatencySpike => &["messages_delayed", "delay_ms"],
+            FaultKind::Hold => &["messages_held", "messages_released"],
+            FaultKind::Slow => &["handlers_delayed", "handler_delay_ms"],
+            FaultKind::Crash => &["nodes_downed", "writes_lost", "writes_kept"],
+            FaultKind::DiskWipe => &["nodes_downed", "writes_lost", "disks_wiped"],
+            FaultKind::Pause => &["nodes_paused", "paused_ms"],
+            FaultKind::ClockStep => &["offset_ms"],
+            FaultKind::ClockDrift => &["timers_rescaled"],
+            FaultKind::ClockFreeze => &["timers_held", "frozen_ms"],
+            FaultKind::DiskStall => &["syncs_stalled"],
+            FaultKind::DiskSlow => &["syncs_slowed"],
+            FaultKind::FsyncError => &["syncs_failed", "writes_lost"],
+            FaultKind::ClientPartition => &["messages_dropped"],
+            FaultKind::ClientPause => &["clients_paused", "paused_ms"],
+            FaultKind::ClientPin => &["requests_pinned"],
+        }
+    }
 }

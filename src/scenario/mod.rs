@@ -13,10 +13,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use error::{Location, ScenarioError};
-pub use fault::{Fault, FaultKind, Latency};
+pub use fault::{in_scope, Fault, FaultKind, Latency, Link};
 pub use schedule::Schedule;
 
-use crate::process::NodeId;
+use crate::process::{NodeId, Process};
 use crate::system::{Setup, System};
 
 /// The largest cluster a scenario may ask for.
@@ -184,6 +184,11 @@ pub struct RandomFaults {
     pub drift_ppm_max: f64,
     /// A `disk-slow` fault multiplies sync latency by this.
     pub disk_slow_factor: f64,
+    /// Probability that a `loss` fault hits only the links of one node drawn at
+    /// random (a flaky NIC) instead of every link.
+    pub loss_per_node: f64,
+    /// How late a `slow` node runs each handler.
+    pub slow_delay: Latency,
 }
 
 impl Default for RandomFaults {
@@ -212,6 +217,11 @@ impl Default for RandomFaults {
             clock_offset_ms_max: 500,
             drift_ppm_max: 1_000.0,
             disk_slow_factor: 20.0,
+            loss_per_node: 0.0,
+            slow_delay: Latency::Uniform {
+                min_ms: 1.0,
+                max_ms: 50.0,
+            },
         }
     }
 }
@@ -330,6 +340,11 @@ impl Scenario {
                 return Err(ScenarioError::field(&self.file, field, message));
             }
         }
+        self.check_classes(
+            "faults",
+            &self.faults,
+            <S::Process as Process>::message_classes(),
+        )?;
         let setup = Setup {
             nodes: self.nodes,
             config: doc.cluster.config,
@@ -529,6 +544,30 @@ impl Scenario {
         Ok(())
     }
 
+    /// Checks that every fault's `classes` are message classes of the protocol.
+    pub fn check_classes(
+        &self,
+        what: &str,
+        faults: &[Fault],
+        known: &[&str],
+    ) -> Result<(), ScenarioError> {
+        for (i, fault) in faults.iter().enumerate() {
+            if let Some(c) = fault
+                .classes()
+                .iter()
+                .find(|c| !known.contains(&c.as_str()))
+            {
+                let message = format!(
+                    "unknown message class `{c}` for protocol {} (known: {})",
+                    self.protocol,
+                    known.join(", ")
+                );
+                return Err(self.err(format!("{what}[{i}].classes"), message));
+            }
+        }
+        Ok(())
+    }
+
     fn check_random(&self, r: &RandomFaults) -> Result<(), ScenarioError> {
         for (field, range) in [
             ("interval_ms", r.interval_ms),
@@ -554,7 +593,7 @@ impl Scenario {
         }
         let needs = |kind: FaultKind| match kind {
             FaultKind::Bridge => 3,
-            FaultKind::Partition | FaultKind::OneWay | FaultKind::Isolate => 2,
+            FaultKind::Partition | FaultKind::OneWay | FaultKind::Isolate | FaultKind::Hold => 2,
             _ => 1,
         };
         if let Some(kind) = r.kinds.iter().find(|&&k| needs(k) > self.nodes) {
@@ -578,10 +617,14 @@ impl Scenario {
             ("torn_rate", r.torn_rate),
             ("loss_rate", r.loss_rate),
             ("duplicate_rate", r.duplicate_rate),
+            ("loss_per_node", r.loss_per_node),
         ] {
             check_probability(self, &format!("random.{field}"), p)?;
         }
         r.spike.check().map_err(|m| self.err("random.spike", m))?;
+        r.slow_delay
+            .check()
+            .map_err(|m| self.err("random.slow_delay", m))?;
         if !(0..=3_600_000).contains(&r.clock_offset_ms_max) {
             return Err(self.err(
                 "random.clock_offset_ms_max",
@@ -637,7 +680,7 @@ fn check_fault_shape(fault: &Fault) -> Result<(), (&'static str, String)> {
                 return Err(("groups", "a node is listed twice".into()));
             }
         }
-        Fault::OneWay { from, to, .. } => {
+        Fault::OneWay { from, to, .. } | Fault::Hold { from, to, .. } => {
             if from.is_empty() || to.is_empty() {
                 return Err(("from", "`from` and `to` must both name nodes".into()));
             }
@@ -684,11 +727,32 @@ fn check_fault_shape(fault: &Fault) -> Result<(), (&'static str, String)> {
                 format!("{factor} is not a slow-down between 1 and 1000000"),
             ));
         }
-        Fault::LatencySpike { delay, .. } => delay.check().map_err(|m| ("delay", m))?,
+        Fault::LatencySpike { delay, .. } | Fault::Slow { delay, .. } => {
+            delay.check().map_err(|m| ("delay", m))?
+        }
         Fault::ClientPartition { nodes, .. } if nodes.is_empty() => {
             return Err(("nodes", "names no node to cut the clients from".into()));
         }
         _ => {}
+    }
+    match fault {
+        Fault::LatencySpike { links, .. }
+        | Fault::Loss { links, .. }
+        | Fault::Duplicate { links, .. } => {
+            if let Some(link) = links.iter().find(|l| l.from == l.to) {
+                return Err(("links", format!("a link from node {} to itself", link.from)));
+            }
+        }
+        _ => {}
+    }
+    let classes = fault.classes();
+    if let Some(c) = classes.iter().find(|c| c.is_empty()) {
+        return Err(("classes", format!("{c:?} is not a class name")));
+    }
+    for (i, c) in classes.iter().enumerate() {
+        if classes[..i].contains(c) {
+            return Err(("classes", format!("class `{c}` is listed twice")));
+        }
     }
     Ok(())
 }

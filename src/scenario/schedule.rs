@@ -100,6 +100,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                     at_ms: t,
                     heal_ms: heal,
                     groups: vec![nodes[..cut].to_vec()],
+                    classes: Vec::new(),
                 })
             }
             FaultKind::OneWay => {
@@ -112,6 +113,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                     heal_ms: heal,
                     from: from.to_vec(),
                     to: to.to_vec(),
+                    classes: Vec::new(),
                 })
             }
             FaultKind::Bridge => {
@@ -126,12 +128,14 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                     bridge,
                     left: left.to_vec(),
                     right: right.to_vec(),
+                    classes: Vec::new(),
                 })
             }
             FaultKind::Isolate => Some(Fault::Isolate {
                 at_ms: t,
                 heal_ms: heal,
                 node: crate::rng::index(&mut rng, 0..n),
+                classes: Vec::new(),
             }),
             FaultKind::Crash | FaultKind::Pause | FaultKind::DiskWipe => {
                 let down_at = |node: NodeId| {
@@ -216,18 +220,53 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                     at_ms: t,
                     heal_ms: heal,
                     nodes,
+                    links: Vec::new(),
                     delay: r.spike.clone(),
                 })
             }
-            FaultKind::Loss => Some(Fault::Loss {
-                at_ms: t,
-                heal_ms: heal,
-                rate: r.loss_rate,
-            }),
+            FaultKind::Loss => {
+                // Drawn only when asked for, so that older scenarios draw as before.
+                let nodes = match r.loss_per_node > 0.0 && rng.gen_bool(r.loss_per_node) {
+                    true => vec![crate::rng::index(&mut rng, 0..n)],
+                    false => Vec::new(),
+                };
+                Some(Fault::Loss {
+                    at_ms: t,
+                    heal_ms: heal,
+                    rate: r.loss_rate,
+                    nodes,
+                    links: Vec::new(),
+                    classes: Vec::new(),
+                })
+            }
             FaultKind::Duplicate => Some(Fault::Duplicate {
                 at_ms: t,
                 heal_ms: heal,
                 rate: r.duplicate_rate,
+                nodes: Vec::new(),
+                links: Vec::new(),
+            }),
+            FaultKind::Hold => {
+                let mut nodes: Vec<_> = (0..n).collect();
+                nodes.shuffle(&mut rng);
+                let cut = crate::rng::index(&mut rng, 1..n);
+                let (from, to) = nodes.split_at(cut);
+                Some(Fault::Hold {
+                    at_ms: t,
+                    heal_ms: heal,
+                    from: from.to_vec(),
+                    to: to.to_vec(),
+                    shuffle: false,
+                    classes: Vec::new(),
+                })
+            }
+            FaultKind::Slow => Some(Fault::Slow {
+                at_ms: t,
+                heal_ms: heal,
+                node: crate::rng::index(&mut rng, 0..n),
+                delay: r.slow_delay.clone(),
+                busy: false,
+                timers: true,
             }),
             // Validated: a workload with a random client fault has a client.
             FaultKind::ClientPartition => {

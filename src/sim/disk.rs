@@ -32,14 +32,15 @@ pub struct Disk {
     stalls: u32,
     /// Active `disk-slow` faults by index: the largest factor applies.
     slow: Vec<(usize, f64)>,
-    /// Syncs still to fail (`fsync-error` faults not yet consumed).
-    errors_due: u32,
+    /// Syncs still to fail: the `fsync-error` faults not yet consumed, by index.
+    errors_due: VecDeque<usize>,
 }
 
 /// What the head of the queue does now.
 pub enum Completion {
     Synced(PendingSync),
-    Failed(PendingSync),
+    /// Failed by the `fsync-error` fault of that index.
+    Failed(PendingSync, usize),
 }
 
 impl Disk {
@@ -67,9 +68,8 @@ impl Disk {
             return None;
         }
         let head = self.pending.pop_front().expect("checked above");
-        if self.errors_due > 0 {
-            self.errors_due -= 1;
-            return Some(Completion::Failed(head));
+        if let Some(fault) = self.errors_due.pop_front() {
+            return Some(Completion::Failed(head, fault));
         }
         Some(Completion::Synced(head))
     }
@@ -104,8 +104,25 @@ impl Disk {
         }
     }
 
-    pub fn fail_next(&mut self) {
-        self.errors_due += 1;
+    pub fn fail_next(&mut self, fault: usize) {
+        self.errors_due.push_back(fault);
+    }
+
+    /// The `disk-slow` fault whose factor a sync started now gets (the largest; the
+    /// lowest index among equals), if any.
+    pub fn slowed_by(&self) -> Option<usize> {
+        let mut best: Option<(usize, f64)> = None;
+        for &(index, factor) in &self.slow {
+            if factor > 1.0 && best.is_none_or(|(i, f)| factor > f || (factor == f && index < i)) {
+                best = Some((index, factor));
+            }
+        }
+        best.map(|b| b.0)
+    }
+
+    /// Syncs in flight that were due by `now_ns` (and are held back by a stall).
+    pub fn due_by(&self, now_ns: u64) -> usize {
+        self.pending.iter().filter(|p| p.due_ns <= now_ns).count()
     }
 }
 
@@ -124,8 +141,8 @@ mod tests {
         assert_eq!(d.next_due_ns(), None);
         d.set_stalled(false);
         assert!(matches!(d.complete(10_000), Some(Completion::Synced(p)) if p.id == SyncId(1)));
-        d.fail_next();
-        assert!(matches!(d.complete(10_000), Some(Completion::Failed(p)) if p.id == SyncId(2)));
+        d.fail_next(4);
+        assert!(matches!(d.complete(10_000), Some(Completion::Failed(p, 4)) if p.id == SyncId(2)));
         assert!(d.complete(10_000).is_none());
     }
 

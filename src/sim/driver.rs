@@ -107,7 +107,8 @@ pub async fn simulate<S: System>(
         record,
     )));
     let (nodes, clients, stop, start) = {
-        let w = lock(&world);
+        let mut w = lock(&world);
+        w.set_faults(&schedule.faults);
         (
             w.nodes.len(),
             w.clients.len(),
@@ -281,12 +282,15 @@ impl<S: System> Nemesis<'_, S> {
         let event = if on { "fault" } else { "heal" };
         w.trace
             .event(now, Actor::Sim, event, &index, || format!("{fault:?}"));
+        if on {
+            w.fault_started(index);
+        }
         match *fault {
-            Fault::Crash { node, torn, .. } => self.down(w, node, torn, false, on),
-            Fault::DiskWipe { node, .. } => self.down(w, node, false, true, on),
+            Fault::Crash { node, torn, .. } => self.down(w, node, index, torn, false, on),
+            Fault::DiskWipe { node, .. } => self.down(w, node, index, false, true, on),
             Fault::Pause { node, .. } => {
                 let id = w.nodes[node].madsim.expect("node built");
-                if w.set_paused(node, on) {
+                if w.set_paused(node, index, on) {
                     drop(w);
                     match on {
                         true => self.handle.pause(id),
@@ -298,14 +302,15 @@ impl<S: System> Nemesis<'_, S> {
                 node, offset_ms, ..
             } => w.clock_fault(
                 node,
+                index,
                 ClockFault::Step {
                     offset_ns: offset_ms * 1_000_000,
                 },
             ),
             Fault::ClockDrift {
                 node, drift_ppm, ..
-            } => w.clock_fault(node, ClockFault::Drift { drift_ppm }),
-            Fault::ClockFreeze { node, .. } => w.clock_fault(node, ClockFault::Freeze(on)),
+            } => w.clock_fault(node, index, ClockFault::Drift { drift_ppm }),
+            Fault::ClockFreeze { node, .. } => w.clock_fault(node, index, ClockFault::Freeze(on)),
             Fault::DiskStall { node, .. } => w.disk_fault(node, index, DiskFault::Stall, on),
             Fault::DiskSlow { node, factor, .. } => {
                 w.disk_fault(node, index, DiskFault::Slow { factor }, on)
@@ -313,6 +318,19 @@ impl<S: System> Nemesis<'_, S> {
             Fault::FsyncError { node, .. } => w.disk_fault(node, index, DiskFault::FsyncError, on),
             Fault::ClientPartition { .. } | Fault::ClientPause { .. } | Fault::ClientPin { .. } => {
                 w.client_fault(index, fault, on)
+            }
+            Fault::Slow {
+                node,
+                ref delay,
+                busy,
+                timers,
+                ..
+            } => w.set_slow(node, index, delay, busy, timers, on),
+            Fault::Hold { shuffle, .. } => {
+                w.net.apply(index, fault, on);
+                if !on {
+                    w.release_held(index, shuffle);
+                }
             }
             _ => w.net.apply(index, fault, on),
         }
@@ -326,6 +344,7 @@ impl<S: System> Nemesis<'_, S> {
         &self,
         mut w: std::sync::MutexGuard<'_, World<S>>,
         node: usize,
+        index: usize,
         torn: bool,
         wipe: bool,
         on: bool,
@@ -333,7 +352,7 @@ impl<S: System> Nemesis<'_, S> {
         let id = w.nodes[node].madsim.expect("node built");
         match on {
             true => {
-                if w.crash(node, torn, wipe) {
+                if w.crash(node, index, torn, wipe) {
                     drop(w);
                     self.handle.kill(id);
                 }

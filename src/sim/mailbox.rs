@@ -125,6 +125,11 @@ impl<I, T> Mailbox<I, T> {
 
     /// The earliest item due at or before `now_ns`; inputs first on a tie.
     pub fn pop_due(&mut self, now_ns: u64) -> Option<Due<I, T>> {
+        self.pop_due_entry(now_ns).map(|e| e.2)
+    }
+
+    /// As [`Mailbox::pop_due`], with the time the item was due and, for a timer, its id.
+    pub fn pop_due_entry(&mut self, now_ns: u64) -> Option<(u64, Option<TimerId>, Due<I, T>)> {
         let input = self
             .inputs
             .first_key_value()
@@ -133,15 +138,26 @@ impl<I, T> Mailbox<I, T> {
         let timer = self.first_timer_ns().filter(|&t| t <= now_ns);
         match (input, timer) {
             (Some(i), Some(t)) if t < i => self.pop_timer(),
-            (Some(_), _) => self.inputs.pop_first().map(|(_, i)| Due::Input(i)),
+            (Some(_), _) => self
+                .inputs
+                .pop_first()
+                .map(|((at, _), i)| (at, None, Due::Input(i))),
             (None, Some(_)) => self.pop_timer(),
             (None, None) => None,
         }
     }
 
-    fn pop_timer(&mut self) -> Option<Due<I, T>> {
-        let ((_, id), timer) = self.timers.pop_first()?;
+    fn pop_timer(&mut self) -> Option<(u64, Option<TimerId>, Due<I, T>)> {
+        let ((at, id), timer) = self.timers.pop_first()?;
         self.deadlines.remove(&id);
-        Some(Due::Timer(timer))
+        Some((at, Some(id), Due::Timer(timer)))
+    }
+
+    /// How many timers are pending; with `by_ns`, only those due by then.
+    pub fn timers_pending(&self, by_ns: Option<u64>) -> usize {
+        match by_ns {
+            None => self.timers.len(),
+            Some(t) => self.timers.range(..(t + 1, TimerId(0))).count(),
+        }
     }
 }

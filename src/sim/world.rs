@@ -2,6 +2,7 @@
 //! stream, the clients, the network and the trace. Node tasks on madsim lock it to
 //! step; nothing awaits while holding it.
 
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,14 +13,14 @@ use tokio::sync::Notify;
 use super::clock::Clock;
 use super::disk::{Completion, Disk};
 use super::mailbox::{Due, Mailbox};
-use super::network::{DropReason, Fate, Network};
+use super::network::{DropReason, Fate, FaultEffects, Network};
 use super::trace::{fmt_time, Actor, Trace};
 use crate::check::{Checker, ClusterView, Metrics};
 use crate::client::{Client, ClientContext, ClientEffect};
 use crate::history::{HistoryEvent, OpType};
-use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, SyncError};
+use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, SyncError, TimerId};
 use crate::rng::{stream, Purpose};
-use crate::scenario::{DiskSpec, Latency, NetworkSpec};
+use crate::scenario::{DiskSpec, Fault, FaultKind, Latency, NetworkSpec};
 use crate::storage::Storage;
 use crate::system::{Setup, System};
 
@@ -76,6 +77,8 @@ pub enum NodeInput<P: Process> {
         /// The message's fingerprint, taken once at the send: the delivery's trace
         /// event hashes it instead of encoding the message again.
         digest: u64,
+        /// The run's send counter at the send: a `hold` releases in this order.
+        seq: u64,
     },
     Request {
         id: RequestId,
@@ -105,6 +108,26 @@ pub struct NodeSlot<P: Process> {
     restart_at_ns: Option<u64>,
     /// A pause fault found the node down, so its resume has nothing to do.
     pause_skipped: bool,
+    /// Active `slow` faults on the node: (index, delay, busy, timers).
+    slow: Vec<(usize, Latency, bool, bool)>,
+    /// Inputs and timers that came due while the node was slow, in the order they
+    /// run (see [`World::enqueue_late`]).
+    late: VecDeque<Late<P>>,
+    /// When the last late handler starts (true time).
+    late_until_ns: u64,
+    /// The last `slow` fault that delayed a handler here.
+    last_slow: Option<usize>,
+}
+
+/// A message a `hold` keeps: (the run's send counter at its send, receiver, message).
+type Held<P> = (u64, NodeId, NodeInput<P>);
+
+/// A handler call a slow node runs late.
+pub struct Late<P: Process> {
+    run_ns: u64,
+    /// A timer's id, so that cancelling it still works while it waits.
+    timer: Option<TimerId>,
+    due: Due<NodeInput<P>, P::Timer>,
 }
 
 pub struct ClientInput<P: Process> {
@@ -165,12 +188,13 @@ pub struct World<S: System> {
     start: madsim::time::Instant,
     processes: Vec<Option<P<S>>>,
     paused: Vec<bool>,
+    /// Nodes with a `slow` fault active, for checkers.
+    slow: Vec<bool>,
     pub nodes: Vec<NodeSlot<P<S>>>,
     pub clients: Vec<ClientSlot<S>>,
     pub net: Network,
-    /// `clients * nodes`: how many active client partitions cut client `c` from node
-    /// `n` (both ways), at `c * nodes + n`.
-    client_cuts: Vec<u16>,
+    /// Active client partitions: (fault index, clients (empty: all), nodes).
+    client_cuts: Vec<(usize, Vec<ClientId>, Vec<NodeId>)>,
     crash_rng: ChaCha8Rng,
     disk_rng: ChaCha8Rng,
     sync_latency: Latency,
@@ -184,6 +208,16 @@ pub struct World<S: System> {
     pub counters: Counters,
     /// Marks of [`Context::sometimes`], by name.
     sometimes: std::collections::BTreeMap<&'static str, u64>,
+    /// What each fault did, beyond the network's (see [`World::metrics`]).
+    pub fault_effects: FaultEffects,
+    /// The schedule's fault kinds, by index, and which of them started.
+    fault_kinds: Vec<FaultKind>,
+    fault_started: Vec<bool>,
+    /// When a pause or clock freeze began, by fault index.
+    fault_since: BTreeMap<usize, u64>,
+    /// Messages held by each active `hold` fault: (send counter, receiver, message).
+    held: BTreeMap<usize, Vec<Held<P<S>>>>,
+    slow_rng: ChaCha8Rng,
     effects: Vec<Effect<P<S>>>,
     client_effects: Vec<ClientEffect<P<S>, S::Client>>,
 }
@@ -212,6 +246,10 @@ impl<S: System> World<S> {
                 freezes: 0,
                 restart_at_ns: None,
                 pause_skipped: false,
+                slow: Vec::new(),
+                late: VecDeque::new(),
+                late_until_ns: 0,
+                last_slow: None,
             })
             .collect();
         let clients = (0..S::clients(&setup))
@@ -232,10 +270,11 @@ impl<S: System> World<S> {
             start: madsim::time::Instant::now(),
             processes: (0..n).map(|_| None).collect(),
             paused: vec![false; n],
+            slow: vec![false; n],
             nodes,
             clients,
             net: Network::new(n, network, stream(seed, Purpose::Network, 0)),
-            client_cuts: vec![0; S::clients(&setup) * n],
+            client_cuts: Vec::new(),
             crash_rng: stream(seed, Purpose::Crash, 0),
             disk_rng: stream(seed, Purpose::Disk, 0),
             sync_latency: disk.sync_latency.clone(),
@@ -246,6 +285,12 @@ impl<S: System> World<S> {
             stop: Arc::new(Notify::new()),
             counters: Counters::default(),
             sometimes: Default::default(),
+            fault_effects: FaultEffects::default(),
+            fault_kinds: Vec::new(),
+            fault_started: Vec::new(),
+            fault_since: BTreeMap::new(),
+            held: BTreeMap::new(),
+            slow_rng: stream(seed, Purpose::Slow, 0),
             effects: Vec::new(),
             client_effects: Vec::new(),
             setup,
@@ -318,12 +363,7 @@ impl<S: System> World<S> {
             self.nodes[id].restart_at_ns = None;
             self.start_node(id);
         }
-        let next = self.drain(
-            id,
-            |w, id| &mut w.nodes[id].mailbox,
-            |w, id| w.nodes[id].status == Status::Up,
-            |w, id, due, now| w.step_node(id, Some(due), now),
-        );
+        let next = self.drain_node(id);
         // A process that aborted itself in this drain waits for its restart.
         match self.nodes[id].restart_at_ns {
             Some(at) if self.failure.is_none() => {
@@ -365,12 +405,56 @@ impl<S: System> World<S> {
         Some(now)
     }
 
-    /// One handler call: `None` is `on_start`.
-    fn step_node(&mut self, id: NodeId, due: Option<NodeDue<S>>, now: u64) {
-        let n = self.setup.nodes;
-        if let Some(Due::Input(NodeInput::Request { id: request, .. })) = &due {
+    /// [`World::drain`] for a node: what comes due goes through [`World::arrive`],
+    /// then runs at once, or, while the node is slow (or still has late handlers
+    /// queued), joins its late queue.
+    fn drain_node(&mut self, id: NodeId) -> Option<u64> {
+        let now = self.now_ns();
+        for _ in 0..STEPS_PER_WAKE_MAX {
+            if self.failure.is_some() || self.nodes[id].status != Status::Up {
+                self.nodes[id].mailbox.sleep_until(None);
+                return None;
+            }
+            let slot = &mut self.nodes[id];
+            let late = !slot.slow.is_empty() || !slot.late.is_empty();
+            // Timers skip the queue while every active slow fault spares them.
+            let timers_late = slot.slow.is_empty() || slot.slow.iter().any(|s| s.3);
+            if let Some((at, timer, due)) = slot.mailbox.pop_due_entry(now) {
+                let late = late && (timer.is_none() || timers_late);
+                if let Some(due) = self.arrive(id, due, now) {
+                    match late {
+                        true => self.enqueue_late(id, at, timer, due, now),
+                        false => self.step_node(id, Some(due), now),
+                    }
+                }
+                continue;
+            }
+            let slot = &mut self.nodes[id];
+            let head = slot.late.front().map(|l| l.run_ns);
+            match head {
+                Some(t) if t <= now => {
+                    let item = slot.late.pop_front().expect("a head");
+                    self.step_node(id, Some(item.due), now);
+                }
+                _ => {
+                    let next = slot.mailbox.next_due_ns().into_iter().chain(head).min();
+                    slot.mailbox.sleep_until(next);
+                    return next;
+                }
+            }
+        }
+        self.nodes[id].mailbox.sleep_until(Some(now));
+        Some(now)
+    }
+
+    /// A message comes due at node `id`: it is dropped if a cut now separates the
+    /// nodes (it was in flight when the cut appeared), held if a `hold` covers the
+    /// link, and otherwise handed on. A client's request is dropped if a
+    /// `client-partition` now cuts the client from the node. Other inputs and timers
+    /// pass through.
+    fn arrive(&mut self, id: NodeId, due: NodeDue<S>, now: u64) -> Option<NodeDue<S>> {
+        if let Due::Input(NodeInput::Request { id: request, .. }) = &due {
             if !self.client_connected(request.client, id) {
-                self.counters.dropped_client_partition += 1;
                 self.trace.event(
                     now,
                     Actor::Node(id),
@@ -378,22 +462,112 @@ impl<S: System> World<S> {
                     &(request, "client-partition"),
                     || format!("{request:?} from c{} (cut in flight)", request.client),
                 );
-                return;
+                return None;
             }
         }
-        if let Some(Due::Input(NodeInput::Message { from, msg, digest })) = &due {
-            if !self.net.connected(*from, id) {
-                self.counters.dropped_partition += 1;
-                self.trace.event(
-                    now,
-                    Actor::Node(id),
-                    "drop",
-                    &(from, digest, "partition"),
-                    || format!("from n{from} (cut in flight) {msg:?}"),
-                );
-                return;
-            }
+        let Due::Input(NodeInput::Message {
+            from, msg, digest, ..
+        }) = &due
+        else {
+            return Some(due);
+        };
+        let (from, digest) = (*from, *digest);
+        let class = <P<S>>::message_class(msg);
+        if let Some(fault) = self.net.cut_by(from, id, class) {
+            self.counters.dropped_partition += 1;
+            self.net.effects.add(fault, "messages_dropped", 1.0);
+            self.trace.event(
+                now,
+                Actor::Node(id),
+                "drop",
+                &(from, digest, "partition"),
+                || format!("from n{from} (cut in flight) {msg:?}"),
+            );
+            return None;
         }
+        if let Some(fault) = self.net.held_by(from, id, class) {
+            self.trace
+                .event(now, Actor::Node(id), "hold", &(from, digest, fault), || {
+                    format!("from n{from} held by fault {fault}: {msg:?}")
+                });
+            self.fault_effects.add(fault, "messages_held", 1.0);
+            let Due::Input(input) = due else {
+                unreachable!("matched above");
+            };
+            let NodeInput::Message { seq, .. } = &input else {
+                unreachable!("matched above");
+            };
+            let seq = *seq;
+            self.held.entry(fault).or_default().push((seq, id, input));
+            return None;
+        }
+        Some(due)
+    }
+
+    /// Node `id` is slow (or still has late handlers queued): `due`, which came due
+    /// at `due_ns`, runs late. Its start is drawn per handler from every active
+    /// `slow` fault on the node (their delays add up), keeping arrival order: by
+    /// default at `max(due + delay, previous start)` (the process waits for a CPU
+    /// slice), with `busy` at `max(due, previous start) + delay` (each handler takes
+    /// `delay` of CPU, so inputs queue). After the heal, what is queued still runs
+    /// in order, and new inputs queue behind it undelayed.
+    fn enqueue_late(
+        &mut self,
+        id: NodeId,
+        due_ns: u64,
+        timer: Option<TimerId>,
+        due: NodeDue<S>,
+        now: u64,
+    ) {
+        let slot = &mut self.nodes[id];
+        let mut delay_ns = 0;
+        let mut busy = false;
+        for (_, latency, b, _) in &slot.slow {
+            delay_ns += latency.sample_ns(&mut self.slow_rng);
+            busy |= *b;
+        }
+        let run_ns = match busy {
+            true => due_ns.max(slot.late_until_ns) + delay_ns,
+            false => (due_ns + delay_ns).max(slot.late_until_ns),
+        }
+        .max(now);
+        slot.late_until_ns = run_ns;
+        if let Some(&(fault, ..)) = slot.slow.iter().min_by_key(|s| s.0) {
+            slot.last_slow = Some(fault);
+        }
+        if let Some(fault) = slot.last_slow.filter(|_| run_ns > due_ns) {
+            self.fault_effects.add(fault, "handlers_delayed", 1.0);
+            self.fault_effects
+                .add(fault, "handler_delay_ms", (run_ns - due_ns) as f64 / 1e6);
+        }
+        slot.late.push_back(Late { run_ns, timer, due });
+    }
+
+    /// A `hold` fault ends: what it held is delivered now, in send order (or shuffled
+    /// from the network stream). Each message then passes [`World::arrive`] again,
+    /// so a cut or another hold still applies, and a receiver that is down drops it.
+    pub fn release_held(&mut self, index: usize, shuffle: bool) {
+        let now = self.now_ns();
+        let mut held = self.held.remove(&index).unwrap_or_default();
+        held.sort_by_key(|h| h.0);
+        if shuffle {
+            self.net.shuffle(&mut held);
+        }
+        let count = held.len() as u64;
+        self.fault_effects
+            .add(index, "messages_released", count as f64);
+        self.trace
+            .event(now, Actor::Sim, "release", &(index, count), || {
+                format!("fault {index} releases {count} held messages")
+            });
+        for (_, to, input) in held {
+            self.nodes[to].mailbox.push(now, input);
+        }
+    }
+
+    /// One handler call: `None` is `on_start`.
+    fn step_node(&mut self, id: NodeId, due: Option<NodeDue<S>>, now: u64) {
+        let n = self.setup.nodes;
         let slot = &mut self.nodes[id];
         let actor = Actor::Node(id);
         let synced = match due {
@@ -407,7 +581,10 @@ impl<S: System> World<S> {
                         self.counters.syncs_completed += 1;
                         (p, Ok(()))
                     }
-                    Completion::Failed(p) => {
+                    Completion::Failed(p, fault) => {
+                        self.fault_effects.add(fault, "syncs_failed", 1.0);
+                        self.fault_effects
+                            .add(fault, "writes_lost", p.writes as f64);
                         slot.storage.fail_sync(p.writes);
                         self.counters.sync_errors += 1;
                         self.counters.writes_lost += p.writes as u64;
@@ -451,7 +628,9 @@ impl<S: System> World<S> {
                 let (sync, result) = synced.expect("a completion");
                 process.on_synced(&mut ctx, sync, result);
             }
-            Some(Due::Input(NodeInput::Message { from, msg, digest })) => {
+            Some(Due::Input(NodeInput::Message {
+                from, msg, digest, ..
+            })) => {
                 self.counters.delivered += 1;
                 self.trace
                     .event(now, actor, "deliver", &(from, digest), || {
@@ -484,13 +663,14 @@ impl<S: System> World<S> {
         for effect in effects.drain(..) {
             match effect {
                 Effect::Send { to, msg } => {
+                    let seq = self.counters.sent;
                     self.counters.sent += 1;
                     self.counters.bytes_sent += <P<S>>::message_bytes(&msg) as u64;
                     let digest = crate::fingerprint::fnv(&msg);
                     self.trace.event(now, actor, "send", &(to, digest), || {
                         format!("to n{to} {msg:?}")
                     });
-                    match self.net.route(id, to) {
+                    match self.net.route(id, to, <P<S>>::message_class(&msg)) {
                         Fate::Dropped(reason) => {
                             match reason {
                                 DropReason::Loss => self.counters.dropped_loss += 1,
@@ -514,6 +694,7 @@ impl<S: System> World<S> {
                                     from: id,
                                     msg: msg.clone(),
                                     digest,
+                                    seq,
                                 };
                                 self.nodes[to].mailbox.push(now + dup_ns, copy);
                             }
@@ -523,6 +704,7 @@ impl<S: System> World<S> {
                                     from: id,
                                     msg,
                                     digest,
+                                    seq,
                                 },
                             );
                         }
@@ -538,7 +720,13 @@ impl<S: System> World<S> {
                     slot.mailbox.set_timer(timer_id, at, timer);
                 }
                 Effect::CancelTimer { id: timer_id } => {
-                    self.nodes[id].mailbox.cancel_timer(timer_id)
+                    let slot = &mut self.nodes[id];
+                    slot.mailbox.cancel_timer(timer_id);
+                    // A timer that fired but waits for a slow node's CPU is still
+                    // cancellable: a cancelled timer never runs.
+                    if !slot.late.is_empty() {
+                        slot.late.retain(|l| l.timer != Some(timer_id));
+                    }
                 }
                 Effect::Write { key, written } => {
                     self.counters.writes += 1;
@@ -549,6 +737,9 @@ impl<S: System> World<S> {
                     self.counters.syncs += 1;
                     let latency_ns = self.sync_latency.sample_ns(&mut self.disk_rng);
                     let slot = &mut self.nodes[id];
+                    if let Some(fault) = slot.disk.slowed_by() {
+                        self.fault_effects.add(fault, "syncs_slowed", 1.0);
+                    }
                     let due_ns = slot.disk.start(sync, writes, now, latency_ns);
                     slot.mailbox.push(due_ns, NodeInput::DiskWake);
                     self.trace
@@ -574,7 +765,6 @@ impl<S: System> World<S> {
                             format!("{request:?} {response:?}")
                         });
                     if !self.client_connected(request.client, id) {
-                        self.counters.dropped_client_partition += 1;
                         self.trace.event(
                             now,
                             actor,
@@ -626,43 +816,52 @@ impl<S: System> World<S> {
         )
     }
 
-    fn client_connected(&self, c: ClientId, node: NodeId) -> bool {
-        self.client_cuts[c * self.setup.nodes + node] == 0
+    /// Whether no client partition cuts client `c` from `node`; if one does, the
+    /// drop counts against the first listed in the schedule.
+    fn client_connected(&mut self, c: ClientId, node: NodeId) -> bool {
+        let cut = self
+            .client_cuts
+            .iter()
+            .filter(|(_, clients, nodes)| {
+                (clients.is_empty() || clients.contains(&c)) && nodes.contains(&node)
+            })
+            .map(|cut| cut.0)
+            .min();
+        if let Some(index) = cut {
+            self.counters.dropped_client_partition += 1;
+            self.fault_effects.add(index, "messages_dropped", 1.0);
+        }
+        cut.is_none()
     }
 
     /// A client fault (fault `index` of the schedule) starts (`on`) or ends.
     pub fn client_fault(&mut self, index: usize, fault: &crate::scenario::Fault, on: bool) {
         use crate::scenario::Fault;
         let now = self.now_ns();
-        let n = self.setup.nodes;
         match *fault {
             Fault::ClientPartition {
                 ref clients,
                 ref nodes,
                 ..
-            } => {
-                let all: Vec<ClientId> = (0..self.clients.len()).collect();
-                let clients = if clients.is_empty() { &all } else { clients };
-                for &c in clients {
-                    for &node in nodes {
-                        let count = &mut self.client_cuts[c * n + node];
-                        *count = if on {
-                            count.checked_add(1)
-                        } else {
-                            count.checked_sub(1)
-                        }
-                        .expect("client cut count in range");
-                    }
-                }
-            }
+            } => match on {
+                true => self
+                    .client_cuts
+                    .push((index, clients.clone(), nodes.clone())),
+                false => self.client_cuts.retain(|cut| cut.0 != index),
+            },
             Fault::ClientPause { client, .. } => {
                 let slot = &mut self.clients[client];
                 if on {
                     slot.pauses += 1;
                     self.counters.client_pauses += u64::from(slot.pauses == 1);
+                    self.fault_effects.add(index, "clients_paused", 1.0);
+                    self.fault_since.insert(index, now);
                 } else {
                     assert!(slot.pauses > 0, "a client pause ends only once");
                     slot.pauses -= 1;
+                    let since = self.fault_since.remove(&index).unwrap_or(now);
+                    let paused_ms = (now - since) as f64 / 1e6;
+                    self.fault_effects.add(index, "paused_ms", paused_ms);
                 }
                 if slot.pauses == 0 {
                     // What fell due during the pause runs now, in order.
@@ -696,7 +895,6 @@ impl<S: System> World<S> {
     fn step_client(&mut self, c: ClientId, step: Option<ClientStep<S>>, now: u64) {
         if let Some(ClientStep::Due(Due::Input(ClientInput { from, id, .. }))) = &step {
             if !self.client_connected(c, *from) {
-                self.counters.dropped_client_partition += 1;
                 self.trace.event(
                     now,
                     Actor::Client(c),
@@ -742,8 +940,11 @@ impl<S: System> World<S> {
             match effect {
                 ClientEffect::Request { to, id, req } => {
                     let to = match self.clients[c].pins.last() {
-                        Some(&(_, pinned)) => {
-                            self.counters.client_requests_pinned += u64::from(pinned != to);
+                        Some(&(pin, pinned)) => {
+                            if pinned != to {
+                                self.counters.client_requests_pinned += 1;
+                                self.fault_effects.add(pin, "requests_pinned", 1.0);
+                            }
                             pinned
                         }
                         None => to,
@@ -753,7 +954,6 @@ impl<S: System> World<S> {
                             format!("to n{to} {id:?} {req:?}")
                         });
                     if !self.client_connected(c, to) {
-                        self.counters.dropped_client_partition += 1;
                         self.trace
                             .event(now, actor, "drop", &(to, "client-partition"), || {
                                 format!("to n{to}: client-partition")
@@ -802,6 +1002,7 @@ impl<S: System> World<S> {
             now: Duration::from_nanos(now),
             nodes: &self.processes,
             paused: &self.paused,
+            slow: &self.slow,
         };
         let mut failed = None;
         for checker in &mut self.checkers {
@@ -818,14 +1019,19 @@ impl<S: System> World<S> {
     /// A crash fault (with `wipe`, a disk wipe) starts. Down faults compose: a node
     /// already down stays down, now until this fault ends too. Returns whether the
     /// node went down now (so its madsim task must be killed).
-    pub fn crash(&mut self, id: NodeId, torn: bool, wipe: bool) -> bool {
+    pub fn crash(&mut self, id: NodeId, index: usize, torn: bool, wipe: bool) -> bool {
         let slot = &mut self.nodes[id];
         slot.downs += 1;
         // The fault, not a supervisor, now decides when the node comes back.
         slot.restart_at_ns = None;
         let was_up = slot.status != Status::Down;
         if was_up {
-            self.take_down(id, torn);
+            let (kept, lost) = self.take_down(id, torn);
+            self.fault_effects.add(index, "nodes_downed", 1.0);
+            self.fault_effects.add(index, "writes_lost", lost as f64);
+            if !wipe {
+                self.fault_effects.add(index, "writes_kept", kept as f64);
+            }
         }
         if wipe {
             let now = self.now_ns();
@@ -833,6 +1039,7 @@ impl<S: System> World<S> {
             let lost = slot.storage.unsynced_writes() as u64;
             slot.storage = Storage::default();
             self.counters.disk_wipes += 1;
+            self.fault_effects.add(index, "disks_wiped", 1.0);
             self.trace.event(now, Actor::Node(id), "wipe", &lost, || {
                 "the disk comes back empty".into()
             });
@@ -855,7 +1062,8 @@ impl<S: System> World<S> {
 
     /// The process and its timers are gone; storage keeps what was synced (with
     /// `torn`, also a random prefix of the unsynced tail), and syncs in flight are lost.
-    fn take_down(&mut self, id: NodeId, torn: bool) {
+    /// Returns the unsynced writes kept (torn) and lost.
+    fn take_down(&mut self, id: NodeId, torn: bool) -> (u64, u64) {
         let now = self.now_ns();
         let slot = &mut self.nodes[id];
         assert_ne!(slot.status, Status::Down, "node {id} crashed twice");
@@ -868,6 +1076,13 @@ impl<S: System> World<S> {
         let lost = slot.storage.crash(kept) as u64;
         slot.disk.crash();
         slot.mailbox.clear_timers();
+        // What a slow node had received but not yet handled is gone with it.
+        let unhandled = slot
+            .late
+            .drain(..)
+            .filter(|l| matches!(l.due, Due::Input(NodeInput::Message { .. })))
+            .count() as u64;
+        self.counters.dropped_node_down += unhandled;
         slot.status = Status::Down;
         self.processes[id] = None;
         self.counters.crashes += 1;
@@ -877,20 +1092,28 @@ impl<S: System> World<S> {
                 format!("{lost} unsynced writes lost, {kept} kept (torn: {torn})")
             });
         self.check(id, now);
+        (kept as u64, lost)
     }
 
     /// A clock fault on node `id`: a wall-clock step, a drift change, or a freeze
     /// starting or ending.
-    pub fn clock_fault(&mut self, id: NodeId, fault: ClockFault) {
+    pub fn clock_fault(&mut self, id: NodeId, index: usize, fault: ClockFault) {
         let now = self.now_ns();
         let slot = &mut self.nodes[id];
+        let fx = &mut self.fault_effects;
         match fault {
-            ClockFault::Step { offset_ns } => slot.clock.step_wall(offset_ns),
+            ClockFault::Step { offset_ns } => {
+                slot.clock.step_wall(offset_ns);
+                fx.add(index, "offset_ms", offset_ns.unsigned_abs() as f64 / 1e6);
+            }
             ClockFault::Drift { drift_ppm } => {
                 let factor = slot.clock.set_drift(now, drift_ppm);
+                let timers = slot.mailbox.timers_pending(None);
+                fx.add(index, "timers_rescaled", timers as f64);
                 slot.mailbox.rescale_timers(now, factor);
             }
             ClockFault::Freeze(true) => {
+                self.fault_since.insert(index, now);
                 slot.freezes += 1;
                 if slot.freezes == 1 {
                     slot.clock.set_frozen(now, true);
@@ -899,6 +1122,11 @@ impl<S: System> World<S> {
             }
             ClockFault::Freeze(false) => {
                 assert!(slot.freezes > 0, "a freeze ends only once");
+                let since = self.fault_since.remove(&index).unwrap_or(now);
+                fx.add(index, "frozen_ms", (now - since) as f64 / 1e6);
+                // Timers that fell due while frozen (and so fire late).
+                let late = slot.mailbox.timers_pending(Some(now));
+                fx.add(index, "timers_held", late as f64);
                 slot.freezes -= 1;
                 if slot.freezes == 0 {
                     slot.clock.set_frozen(now, false);
@@ -914,20 +1142,44 @@ impl<S: System> World<S> {
         let slot = &mut self.nodes[id];
         match fault {
             DiskFault::Stall => {
+                if !on {
+                    let stalled = slot.disk.due_by(now);
+                    self.fault_effects
+                        .add(index, "syncs_stalled", stalled as f64);
+                }
                 slot.disk.set_stalled(on);
                 if let Some(due) = slot.disk.next_due_ns() {
                     slot.mailbox.push(due.max(now), NodeInput::DiskWake);
                 }
             }
             DiskFault::Slow { factor } => slot.disk.set_slow(index, factor, on),
-            DiskFault::FsyncError => slot.disk.fail_next(),
+            DiskFault::FsyncError => slot.disk.fail_next(index),
         }
     }
 
     /// A pause fault starts or ends. A node that is down then (restarting after it
     /// aborted itself) is not paused: there is no process to freeze. Returns whether
     /// the node's madsim task must be paused or resumed.
-    pub fn set_paused(&mut self, id: NodeId, paused: bool) -> bool {
+    pub fn set_paused(&mut self, id: NodeId, index: usize, paused: bool) -> bool {
+        let now = self.now_ns();
+        let paused_now = self.set_paused_inner(id, paused);
+        if paused_now {
+            match paused {
+                true => {
+                    self.fault_since.insert(index, now);
+                    self.fault_effects.add(index, "nodes_paused", 1.0);
+                }
+                false => {
+                    let since = self.fault_since.remove(&index).unwrap_or(now);
+                    self.fault_effects
+                        .add(index, "paused_ms", (now - since) as f64 / 1e6);
+                }
+            }
+        }
+        paused_now
+    }
+
+    fn set_paused_inner(&mut self, id: NodeId, paused: bool) -> bool {
         let now = self.now_ns();
         let slot = &mut self.nodes[id];
         if paused && slot.status == Status::Down {
@@ -952,12 +1204,44 @@ impl<S: System> World<S> {
         true
     }
 
+    /// A `slow` fault starts or ends on node `id`.
+    pub fn set_slow(
+        &mut self,
+        id: NodeId,
+        index: usize,
+        delay: &Latency,
+        busy: bool,
+        timers: bool,
+        on: bool,
+    ) {
+        let slot = &mut self.nodes[id];
+        slot.slow.retain(|s| s.0 != index);
+        if on {
+            slot.slow.push((index, delay.clone(), busy, timers));
+        }
+        self.slow[id] = !slot.slow.is_empty();
+    }
+
+    /// The run's fault schedule, for the per-fault effects in [`World::metrics`].
+    pub fn set_faults(&mut self, faults: &[Fault]) {
+        self.fault_kinds = faults.iter().map(Fault::kind).collect();
+        self.fault_started = vec![false; faults.len()];
+    }
+
+    /// Fault `index` started.
+    pub fn fault_started(&mut self, index: usize) {
+        if let Some(started) = self.fault_started.get_mut(index) {
+            *started = true;
+        }
+    }
+
     /// Liveness: `Ok` once every checker is settled and every client is idle.
     pub fn settled(&mut self) -> Result<(), Vec<String>> {
         let view = ClusterView {
             now: Duration::from_nanos(self.now_ns()),
             nodes: &self.processes,
             paused: &self.paused,
+            slow: &self.slow,
         };
         let mut reasons = Vec::new();
         for checker in &mut self.checkers {
@@ -1018,6 +1302,21 @@ impl<S: System> World<S> {
         }
         for (name, &count) in &self.sometimes {
             m.insert(format!("sometimes.{name}"), count as f64);
+        }
+        // What each fault did, by kind: `fault_<kind>_count` (faults of that kind that
+        // started) and `fault_<kind>_<effect>` summed over them, for every kind in the
+        // schedule (zero when they did nothing).
+        for (index, &kind) in self.fault_kinds.iter().enumerate() {
+            let count = m
+                .entry(format!("fault_{}_count", kind.name()))
+                .or_insert(0.0);
+            *count += f64::from(u8::from(self.fault_started[index]));
+            for effect in kind.effects() {
+                let value =
+                    self.fault_effects.get(index, effect) + self.net.effects.get(index, effect);
+                *m.entry(format!("fault_{}_{effect}", kind.name()))
+                    .or_insert(0.0) += value;
+            }
         }
         if let Some(&committed) = m.get("committed_ops").filter(|&&v| v > 0.0) {
             m.insert(

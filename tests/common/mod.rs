@@ -23,6 +23,9 @@ pub struct ProbeConfig {
     /// A deliberate determinism bug: the ping interval depends on a process-global
     /// counter, so the same seed run twice in one process behaves differently.
     pub leak_static: bool,
+    /// A ping handled at or after the tick's deadline cancels the tick: a timer that
+    /// is due but not yet run must then never run.
+    pub cancel_due_tick: bool,
 }
 
 static STARTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -34,6 +37,7 @@ impl Default for ProbeConfig {
             tick_ms: 1_000,
             scratch_writes: 1,
             leak_static: false,
+            cancel_due_tick: false,
         }
     }
 }
@@ -42,9 +46,11 @@ impl Default for ProbeConfig {
 pub struct Ping {
     /// The sender's local time, in ns.
     pub sent_ns: u64,
+    /// The sender's ping counter (per incarnation): its parity is the message class.
+    pub seq: u64,
 }
 
-faultline::impl_fingerprint!(struct Ping { sent_ns });
+faultline::impl_fingerprint!(struct Ping { sent_ns, seq });
 
 #[derive(Clone, Debug)]
 pub enum ProbeTimer {
@@ -63,6 +69,15 @@ pub struct ProbeProcess {
     pub tick_local_ns: Option<u64>,
     /// A sync of this incarnation completed.
     pub synced: bool,
+    pub sent: u64,
+    /// Per sender: the latest `sent_ns` handled.
+    pub last_sent_ns: Vec<u64>,
+    /// Pings handled after one sent later by the same sender.
+    pub out_of_order: u64,
+    /// Least and most time from a ping's send to its handling (ns).
+    pub delay_min_ns: Option<u64>,
+    pub delay_max_ns: u64,
+    pub tick: Option<faultline::TimerId>,
 }
 
 impl Process for ProbeProcess {
@@ -74,6 +89,7 @@ impl Process for ProbeProcess {
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
         self.received = vec![0; ctx.nodes()];
+        self.last_sent_ns = vec![0; ctx.nodes()];
         self.boots = ctx.storage().get("boots").copied().unwrap_or(0) + 1;
         let scratch: Vec<u64> = ctx.storage().scan("scratch/").map(|(_, v)| *v).collect();
         self.scratch_recovered = scratch.len();
@@ -94,25 +110,44 @@ impl Process for ProbeProcess {
         if self.config.ping_ms > 0 {
             ctx.set_timer(Duration::from_millis(self.config.ping_ms), ProbeTimer::Ping);
         }
-        ctx.set_timer(Duration::from_millis(self.config.tick_ms), ProbeTimer::Tick);
+        self.tick =
+            Some(ctx.set_timer(Duration::from_millis(self.config.tick_ms), ProbeTimer::Tick));
     }
 
     fn on_message(&mut self, ctx: &mut Context<'_, Self>, from: NodeId, msg: Ping) {
         self.received[from] += 1;
-        if ctx.now().as_nanos() as u64 > msg.sent_ns + 500_000_000 {
+        let now = ctx.now().as_nanos() as u64;
+        if now > msg.sent_ns + 500_000_000 {
             self.late += 1;
+        }
+        if msg.sent_ns < self.last_sent_ns[from] {
+            self.out_of_order += 1;
+        }
+        self.last_sent_ns[from] = self.last_sent_ns[from].max(msg.sent_ns);
+        let delay = now.saturating_sub(msg.sent_ns);
+        self.delay_min_ns = Some(self.delay_min_ns.map_or(delay, |d| d.min(delay)));
+        self.delay_max_ns = self.delay_max_ns.max(delay);
+        if self.config.cancel_due_tick && now >= self.config.tick_ms * 1_000_000 {
+            if let Some(tick) = self.tick.take() {
+                ctx.cancel_timer(tick);
+            }
         }
     }
 
     fn on_timer(&mut self, ctx: &mut Context<'_, Self>, timer: ProbeTimer) {
         match timer {
             ProbeTimer::Ping => {
+                self.sent += 1;
                 ctx.broadcast(Ping {
                     sent_ns: ctx.now().as_nanos() as u64,
+                    seq: self.sent,
                 });
                 ctx.set_timer(Duration::from_millis(self.config.ping_ms), ProbeTimer::Ping);
             }
-            ProbeTimer::Tick => self.tick_local_ns = Some(ctx.wall_clock().as_nanos() as u64),
+            ProbeTimer::Tick => {
+                self.tick = None;
+                self.tick_local_ns = Some(ctx.wall_clock().as_nanos() as u64);
+            }
         }
     }
 
@@ -123,6 +158,17 @@ impl Process for ProbeProcess {
             Ok(()) => self.synced = true,
             Err(_) => ctx.abort("fsync failed"),
         }
+    }
+
+    fn message_class(msg: &Ping) -> &'static str {
+        match msg.seq % 2 {
+            0 => "even",
+            _ => "odd",
+        }
+    }
+
+    fn message_classes() -> &'static [&'static str] {
+        &["even", "odd"]
     }
 }
 
@@ -166,6 +212,19 @@ impl Checker<ProbeProcess> for ProbeChecker {
         };
         for (from, &count) in p.received.iter().enumerate() {
             self.max(format!("recv_{from}_to_{node}"), count as f64);
+            if count > 0 {
+                self.figures
+                    .entry(format!("first_recv_ms_{from}_to_{node}"))
+                    .or_insert_with(|| view.now.as_secs_f64() * 1e3);
+            }
+        }
+        self.max(format!("out_of_order_{node}"), p.out_of_order as f64);
+        self.max(format!("delay_max_ms_{node}"), p.delay_max_ns as f64 / 1e6);
+        if let Some(min) = p.delay_min_ns {
+            let key = format!("delay_min_ms_{node}");
+            let min = min as f64 / 1e6;
+            let slot = self.figures.entry(key).or_insert(min);
+            *slot = slot.min(min);
         }
         self.max(format!("late_{node}"), p.late as f64);
         self.max(format!("boots_{node}"), p.boots as f64);
@@ -219,6 +278,12 @@ impl System for Probe {
             scratch_prefix_ok: true,
             tick_local_ns: None,
             synced: false,
+            sent: 0,
+            last_sent_ns: Vec::new(),
+            out_of_order: 0,
+            delay_min_ns: None,
+            delay_max_ns: 0,
+            tick: None,
         }
     }
 
