@@ -5,11 +5,24 @@
 //! to inject; checkers ([`Checker`]) judge every step and the final history. See the
 //! README for a tour and `examples/counter.rs` for a protocol written from scratch.
 
-#[cfg(not(madsim))]
+// madsim's simulator (its runtime, nodes, time and RNG) exists only under `--cfg madsim`,
+// and the flag must reach madsim itself, which only the build's rustflags can do: a
+// build script's cfg stays in its own crate. `build.rs` says which case this is.
+#[cfg(all(not(madsim), faultline_rustflags_env))]
 compile_error!(
-    "faultline runs inside madsim's simulator and must be built with `--cfg madsim`: \
-     .cargo/config.toml sets it, but a RUSTFLAGS environment variable replaces it — \
-     unset RUSTFLAGS, or add `--cfg madsim` to it."
+    "faultline must be built with `--cfg madsim`, and the RUSTFLAGS environment variable \
+     replaces the rustflags that .cargo/config.toml sets: unset RUSTFLAGS, or add \
+     `--cfg madsim` to it."
+);
+#[cfg(all(not(madsim), not(faultline_rustflags_env)))]
+compile_error!(
+    "faultline must be built with `--cfg madsim` (it runs inside madsim's simulator, \
+     which that flag switches on). Add the file .cargo/config.toml at the root of the \
+     crate you build, beside its Cargo.toml, with these three lines:\n\
+     [build]\n\
+     rustflags = [\"--cfg\", \"madsim\"]\n\
+     rustdocflags = [\"--cfg\", \"madsim\"]\n\
+     (see \"Use faultline in your crate\" in faultline's README)."
 );
 
 // The protocol API.

@@ -92,17 +92,25 @@ fn failure_message(scenario: &Scenario, summary: &Summary) -> String {
                         f.message
                     )
                 });
+            let replay = match replay_program() {
+                Some(program) => format!(
+                    "replay it with a full trace:  {program} replay {}{bugs} --seed {}",
+                    scenario.file, run.seed
+                ),
+                None => "replay it with a full trace:  add a binary that runs \
+                         faultline::cli::Cli with this protocol (faultline's README, \
+                         \"Use faultline in your crate\")"
+                    .to_string(),
+            };
             format!(
                 "faultline: scenario `{}` failed at seed {} ({} of {} seeds failed: {:?})\n  {failure}\n  \
                  rerun this test on that seed: FAULTLINE_SEED={} cargo test {test}\n  \
-                 replay it with a full trace:  cargo run --release -- replay {}{bugs} --seed {}",
+                 {replay}",
                 scenario.name,
                 run.seed,
                 summary.failed,
                 summary.seeds_run,
                 summary.failing_seeds,
-                run.seed,
-                scenario.file,
                 run.seed,
             )
         }
@@ -113,4 +121,47 @@ fn failure_message(scenario: &Scenario, summary: &Summary) -> String {
             summary.seeds_run
         ),
     }
+}
+
+/// The `cargo run` line of a binary that runs faultline's command line, for the crate
+/// whose tests are running: faultline's own `cargo run --release --`; in another crate,
+/// `cargo run --release --bin NAME --` for the first of `src/main.rs` and
+/// `src/bin/NAME.rs` (or `src/bin/NAME/main.rs`) that calls `faultline::cli`; `None`
+/// when there is none. `cargo test` sets CARGO_PKG_NAME and CARGO_MANIFEST_DIR for the
+/// test binaries it runs.
+fn replay_program() -> Option<String> {
+    let package = std::env::var("CARGO_PKG_NAME").ok();
+    let root = std::env::var_os("CARGO_MANIFEST_DIR");
+    let (Some(package), Some(root)) = (package, root) else {
+        return Some("cargo run --release --".into());
+    };
+    if package == "faultline" {
+        return Some("cargo run --release --".into());
+    }
+    let root = std::path::Path::new(&root);
+    let mut candidates = vec![(package.clone(), root.join("src/main.rs"))];
+    let mut bins: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(root.join("src/bin"))
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            if path.is_dir() {
+                let name = path.file_name()?.to_str()?.to_string();
+                Some((name, path.join("main.rs")))
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let name = path.file_stem()?.to_str()?.to_string();
+                Some((name, path))
+            } else {
+                None
+            }
+        })
+        .collect();
+    bins.sort();
+    candidates.extend(bins);
+    candidates.into_iter().find_map(|(name, path)| {
+        let source = std::fs::read_to_string(path).ok()?;
+        source
+            .contains("faultline::cli")
+            .then(|| format!("cargo run --release --bin {name} --"))
+    })
 }
