@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 
+/// One node's disk: records of type `R` by string key, durable or in the unsynced
+/// tail. A process reads it through [`crate::Context::storage`] and changes it through
+/// the context's `write`, `remove` and `sync`.
 #[derive(Clone, Debug)]
 pub struct Storage<R> {
     durable: BTreeMap<String, R>,

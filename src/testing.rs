@@ -16,8 +16,15 @@ use crate::run::{run, RunRequest, Status, Summary};
 use crate::scenario::Scenario;
 use crate::system::System;
 
-/// Runs a scenario file (a path, or a name in `scenarios/`) over `seeds`, panicking on
-/// the first failing seed with its replay commands.
+/// Runs a scenario file (a path, or a name in `scenarios/` of the crate under test or
+/// of faultline) over `seeds` with system `S`, and returns the sweep's summary.
+///
+/// `FAULTLINE_SEED` / `FAULTLINE_SEEDS` in the environment replace `seeds` (see
+/// [`seeds_from_env`]). Panics when the file cannot be read or is invalid (the message
+/// names the file and the line or field), and when a seed fails, with the seed, what
+/// failed and two commands: the `cargo test` line that reruns this test on that seed,
+/// and the replay command of the crate's binary that runs [`crate::cli::Cli`] (or how
+/// to add one).
 pub fn check_seeds<S: System>(scenario: &str, seeds: Range<u64>) -> Summary {
     let loaded = Scenario::find(scenario).unwrap_or_else(|e| panic!("{e}"));
     check_scenario::<S>(&loaded, seeds)

@@ -2,7 +2,7 @@
 //!
 //! A value counts as *broadcast* when a node delivers it from a client: the node
 //! answers the client `Ok` once the value's write is durable. Each checker reads only
-//! the deliveries a node made since its last look (see [`Cursors`]).
+//! the deliveries a node made since its last look, through a cursor per node.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -21,6 +21,7 @@ pub type Metrics = BTreeMap<String, f64>;
 pub struct ClusterView<'a, P> {
     /// Simulated (true) time since the run began.
     pub now: Duration,
+    /// Every node by id, `nodes.len()` of them; `None` while a node is down.
     pub nodes: &'a [Option<P>],
     /// Which nodes are paused (frozen: up, but handling nothing); empty means none.
     pub paused: &'a [bool],
@@ -36,10 +37,12 @@ impl<'a, P> ClusterView<'a, P> {
         }
     }
 
+    /// Whether node `id` is paused.
     pub fn is_paused(&self, id: NodeId) -> bool {
         self.paused.get(id).copied().unwrap_or(false)
     }
 
+    /// Node `id`'s state, `None` while it is down. Panics if `id` is out of range.
     pub fn node(&self, id: NodeId) -> Option<&P> {
         self.nodes[id].as_ref()
     }
@@ -68,6 +71,7 @@ impl<'a, P> ClusterView<'a, P> {
 /// which is where per-incarnation state (commit order, durability promises) resets or
 /// is compared. A step that completes a sync (`on_synced`) is a step like any other.
 pub trait Checker<P: Process>: Send {
+    /// The check's name, kebab-case, as failures report it (`invariant `NAME``).
     fn name(&self) -> &'static str;
 
     /// Safety: `node` just stepped (or crashed, or restarted). Checkers should look at

@@ -10,8 +10,8 @@
 //!
 //! Durability: term, vote and log entries are written with `ctx.write` as they change.
 //! Every handler ends by starting one sync of its writes, and its messages and client
-//! replies wait in a [`DurableOutbox`] until that sync completes (see
-//! [`RaftProcess::finish`]); so nothing a peer or client learns can be lost by a crash.
+//! replies wait in a [`DurableOutbox`] until that sync completes (in
+//! `RaftProcess::finish`); so nothing a peer or client learns can be lost by a crash.
 //! A leader's own appends therefore also wait for its sync before they are sent, so the
 //! leader counts toward a commit quorum only entries that are durable on its disk
 //! (Raft thesis §10.2.1 allows sending first; faultline keeps the simpler order).
