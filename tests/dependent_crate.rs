@@ -14,7 +14,7 @@ use std::time::Instant;
 
 /// The scratch crate's files (`tests/dependent-crate/`), by their path in it.
 const FILES: &[(&str, &str)] = &[
-    ("Cargo.toml", include_str!("dependent-crate/Cargo.toml")),
+    ("Cargo.toml", include_str!("dependent-crate/Cargo.toml.in")),
     (
         ".cargo/config.toml",
         include_str!("dependent-crate/.cargo/config.toml"),
