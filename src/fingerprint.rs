@@ -36,6 +36,8 @@
 //! [`impl_fingerprint!`](crate::impl_fingerprint) writes the impls of plain structs and
 //! enums.
 
+#![warn(missing_docs)]
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;

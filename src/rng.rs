@@ -1,6 +1,8 @@
 //! One random stream per purpose, all derived from the run's seed, so that (say)
 //! editing the workload does not reshuffle the faults.
 
+#![warn(missing_docs)]
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 

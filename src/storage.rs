@@ -7,6 +7,8 @@
 //! fault, keeps a prefix of it (a torn tail: the disk wrote some of the pending writes,
 //! in order, before power went).
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 /// One node's disk: records of type `R` by string key, durable or in the unsynced

@@ -1,6 +1,8 @@
 //! Checkers judge a run: online invariants over the omniscient view of all nodes,
 //! liveness once faults have healed, and per-run metrics.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
