@@ -1,14 +1,32 @@
-//! The `faultline` command line. Exit codes: 0 every seed passed, 1 a seed failed,
-//! 2 bad input or usage, 3 a verdict is unknown.
+//! The `faultline` command line: `list`, `run`, `replay`, `bugs` and `check`, for the
+//! built-in protocols and for any others a crate adds.
+//!
+//! Exit codes: 0 every seed passed, 1 a seed failed, 2 bad input or usage, 3 a verdict
+//! is unknown.
+//!
+//! A crate with a protocol of its own gets the whole command line from a three-line
+//! binary, `src/bin/sim.rs`:
+//!
+//! ```no_run
+//! # mod my_protocol { pub type MySystem = faultline::broadcast::Broadcast; }
+//! fn main() -> std::process::ExitCode {
+//!     faultline::cli::Cli::new().protocol::<my_protocol::MySystem>().run()
+//! }
+//! ```
+//!
+//! `cargo run --release --bin sim -- run my-scenario --seeds 0..100` then runs
+//! `scenarios/my-scenario.toml` of that crate, and the replay lines it prints are
+//! `cargo run --release --bin sim -- replay ...`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::registry;
+use crate::registry::{self, Protocol};
 use crate::run::{RunRequest, Status, Summary};
 use crate::scenario::{Scenario, ScenarioError, Schedule};
+use crate::system::System;
 use crate::testing::parse_seed_range;
 
 #[derive(Parser)]
@@ -17,14 +35,15 @@ use crate::testing::parse_seed_range;
     version,
     about = "Deterministic simulation testbed for distributed protocols"
 )]
-struct Cli {
+struct Args {
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// One line per shipped scenario: its name, then its description.
+    /// One line per scenario, in ./scenarios and faultline's own: its name, then its
+    /// description.
     List,
     /// Run a scenario over one seed or a range of seeds.
     Run {
@@ -86,33 +105,131 @@ struct Target {
     bugs: Vec<String>,
 }
 
+/// The command line of the `faultline` binary: [`Cli::new`] run on the process's
+/// arguments.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let code = match cli.command {
-        Command::List => list(),
-        Command::Bugs => bugs(),
-        Command::Run {
-            target,
-            seeds,
-            jobs,
-            check_determinism,
-            keep,
-            json,
-        } => {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let options = RunOptions {
+    Cli::new().run()
+}
+
+/// A command line over a set of protocols: the built-in ones and those added with
+/// [`Cli::protocol`].
+#[derive(Debug)]
+pub struct Cli {
+    protocols: Vec<Protocol>,
+}
+
+impl Default for Cli {
+    fn default() -> Self {
+        Cli::new()
+    }
+}
+
+impl Cli {
+    /// The built-in protocols ([`registry::protocols`]).
+    pub fn new() -> Cli {
+        Cli {
+            protocols: registry::protocols(),
+        }
+    }
+
+    /// Adds system `S`: scenarios whose `cluster.protocol` is [`System::NAME`] run it,
+    /// and `bugs` lists its bugs. A name already known is replaced.
+    pub fn protocol<S: System>(self) -> Cli {
+        self.with(registry::entry::<S>())
+    }
+
+    /// Adds a protocol entry (see [`registry::entry`]); a name already known is
+    /// replaced.
+    pub fn with(mut self, protocol: Protocol) -> Cli {
+        self.protocols.retain(|p| p.name != protocol.name);
+        self.protocols.push(protocol);
+        self
+    }
+
+    /// The protocols this command line knows, built-in first.
+    pub fn protocols(&self) -> &[Protocol] {
+        &self.protocols
+    }
+
+    /// Parses the process's arguments and runs the command; the exit code is the
+    /// command's (0 passed, 1 a seed failed, 2 bad input or usage, 3 unknown). Usage
+    /// errors print clap's message and exit 2.
+    pub fn run(self) -> ExitCode {
+        self.run_from(std::env::args_os())
+    }
+
+    /// Like [`Cli::run`], on the given arguments (the first is the program's name).
+    pub fn run_from<I, T>(self, args: I) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let program = args.first().cloned();
+        let parsed = Args::parse_from(args);
+        let context = Invocation {
+            protocols: self.protocols,
+            replay: replay_prefix(program.as_deref()),
+        };
+        ExitCode::from(context.execute(parsed.command))
+    }
+}
+
+/// What a command runs with: the protocols, and how to print a replay command that
+/// works where it is printed.
+struct Invocation {
+    protocols: Vec<Protocol>,
+    /// `faultline replay`, or `cargo run --release --bin sim -- replay`.
+    replay: String,
+}
+
+/// The replay command of the running binary: `faultline replay` for faultline's own
+/// (as the README writes it); for another binary run by cargo, the `cargo run` line
+/// that runs it again; otherwise the program as it was invoked.
+fn replay_prefix(program: Option<&std::ffi::OsStr>) -> String {
+    let program = program.map(Path::new);
+    let stem = program
+        .and_then(|p| p.file_stem())
+        .and_then(|s| s.to_str())
+        .unwrap_or("faultline");
+    if stem == "faultline" {
+        return "faultline replay".into();
+    }
+    // `cargo run` and `cargo test` set CARGO_MANIFEST_DIR for the program they run.
+    if std::env::var_os("CARGO_MANIFEST_DIR").is_some() {
+        return format!("cargo run --release --bin {stem} -- replay");
+    }
+    let shown = program.map_or(stem.into(), |p| p.display().to_string());
+    format!("{shown} replay")
+}
+
+impl Invocation {
+    fn execute(&self, command: Command) -> u8 {
+        match command {
+            Command::List => list(),
+            Command::Bugs => bugs(self),
+            Command::Run {
+                target,
                 seeds,
-                jobs: jobs.unwrap_or(cores),
+                jobs,
                 check_determinism,
                 keep,
                 json,
-            };
-            run(&target, &options)
+            } => {
+                let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let options = RunOptions {
+                    seeds,
+                    jobs: jobs.unwrap_or(cores),
+                    check_determinism,
+                    keep,
+                    json,
+                };
+                run(self, &target, &options)
+            }
+            Command::Replay { target } => replay(self, &target),
+            Command::Check(args) => check(&args),
         }
-        Command::Replay { target } => replay(&target),
-        Command::Check(args) => check(&args),
-    };
-    ExitCode::from(code)
+    }
 }
 
 fn usage(message: impl std::fmt::Display) -> u8 {
@@ -120,30 +237,48 @@ fn usage(message: impl std::fmt::Display) -> u8 {
     2
 }
 
-fn scenarios_dir() -> PathBuf {
-    let local = PathBuf::from("scenarios");
-    if local.is_dir() {
-        local
-    } else {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios")
+/// The folders `list` reads, in order: `scenarios/` in the working directory (a
+/// crate's own), then faultline's, where [`Scenario::find`] also looks.
+fn scenario_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for dir in [
+        PathBuf::from("scenarios"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios"),
+    ] {
+        let Ok(canonical) = dir.canonicalize() else {
+            continue;
+        };
+        if canonical.is_dir()
+            && !dirs
+                .iter()
+                .any(|d| d.canonicalize().ok() == Some(canonical.clone()))
+        {
+            dirs.push(dir);
+        }
     }
+    dirs
 }
 
 fn list() -> u8 {
-    let dir = scenarios_dir();
-    let mut paths: Vec<_> = match std::fs::read_dir(&dir) {
-        Ok(entries) => entries
-            .filter_map(|e| Some(e.ok()?.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-            .collect(),
-        Err(e) => return usage(format!("cannot read {}: {e}", dir.display())),
-    };
-    paths.sort();
+    let dirs = scenario_dirs();
+    if dirs.is_empty() {
+        return usage("no scenarios/ folder here, and faultline's own is missing");
+    }
     let mut code = 0;
-    for path in paths {
-        match Scenario::load(&path) {
-            Ok(s) => println!("{:<32} {}", s.name, s.description),
-            Err(e) => code = usage(e),
+    for dir in dirs {
+        let mut paths: Vec<_> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| Some(e.ok()?.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect(),
+            Err(e) => return usage(format!("cannot read {}: {e}", dir.display())),
+        };
+        paths.sort();
+        for path in paths {
+            match Scenario::load(&path) {
+                Ok(s) => println!("{:<32} {}", s.name, s.description),
+                Err(e) => code = usage(e),
+            }
         }
     }
     code
@@ -271,8 +406,8 @@ fn check(args: &CheckArgs) -> u8 {
     report::exit_code(&results) as u8
 }
 
-fn bugs() -> u8 {
-    for protocol in registry::protocols() {
+fn bugs(invocation: &Invocation) -> u8 {
+    for protocol in &invocation.protocols {
         for bug in (protocol.bugs)() {
             println!("{:<28} {:<32} {}", bug.name, bug.scenario, bug.description);
         }
@@ -290,11 +425,12 @@ struct RunOptions {
 
 /// The scenario, its protocol and the request the flags describe.
 fn prepare(
+    invocation: &Invocation,
     target: &Target,
     seeds: Vec<u64>,
-) -> Result<(Scenario, registry::Protocol, RunRequest), ScenarioError> {
+) -> Result<(Scenario, Protocol, RunRequest), ScenarioError> {
     let scenario = Scenario::find(&target.scenario)?;
-    let protocol = registry::for_scenario(&scenario)?;
+    let protocol = registry::find(&invocation.protocols, &scenario)?;
     let schedule = target
         .schedule
         .as_deref()
@@ -318,7 +454,7 @@ fn prepare(
     Ok((scenario, protocol, request))
 }
 
-fn run(target: &Target, options: &RunOptions) -> u8 {
+fn run(invocation: &Invocation, target: &Target, options: &RunOptions) -> u8 {
     let seeds = match (target.seed, &options.seeds) {
         (Some(seed), _) => vec![seed],
         (None, Some(range)) => match parse_seed_range(range) {
@@ -330,7 +466,7 @@ fn run(target: &Target, options: &RunOptions) -> u8 {
     if options.jobs == 0 {
         return usage("--jobs must be at least 1");
     }
-    let (scenario, protocol, mut request) = match prepare(target, seeds) {
+    let (scenario, protocol, mut request) = match prepare(invocation, target, seeds) {
         Ok(prepared) => prepared,
         Err(e) => return usage(e),
     };
@@ -348,16 +484,16 @@ fn run(target: &Target, options: &RunOptions) -> u8 {
             serde_json::to_string_pretty(&summary).expect("a summary serializes")
         );
     } else {
-        print_summary(&summary, target);
+        print_summary(invocation, &summary, target);
     }
     summary.exit_code() as u8
 }
 
-fn replay(target: &Target) -> u8 {
+fn replay(invocation: &Invocation, target: &Target) -> u8 {
     let Some(seed) = target.seed.or_else(|| target.schedule.as_ref().map(|_| 0)) else {
         return usage("replay needs --seed N");
     };
-    let (scenario, protocol, mut request) = match prepare(target, vec![seed]) {
+    let (scenario, protocol, mut request) = match prepare(invocation, target, vec![seed]) {
         Ok(prepared) => prepared,
         Err(e) => return usage(e),
     };
@@ -367,7 +503,7 @@ fn replay(target: &Target) -> u8 {
         Ok(summary) => summary,
         Err(e) => return usage(e),
     };
-    print_summary(&summary, target);
+    print_summary(invocation, &summary, target);
     summary.exit_code() as u8
 }
 
@@ -404,8 +540,13 @@ where
     }
 }
 
-fn replay_command(summary: &Summary, target: &Target, seed: u64) -> String {
-    let mut command = format!("faultline replay {} --seed {seed}", summary.file);
+fn replay_command(
+    invocation: &Invocation,
+    summary: &Summary,
+    target: &Target,
+    seed: u64,
+) -> String {
+    let mut command = format!("{} {} --seed {seed}", invocation.replay, summary.file);
     for bug in &target.bugs {
         command.push_str(&format!(" --bug {bug}"));
     }
@@ -415,7 +556,7 @@ fn replay_command(summary: &Summary, target: &Target, seed: u64) -> String {
     command
 }
 
-fn print_summary(summary: &Summary, target: &Target) {
+fn print_summary(invocation: &Invocation, summary: &Summary, target: &Target) {
     let s = summary;
     let bugs = if s.bugs.is_empty() {
         String::new()
@@ -477,7 +618,10 @@ fn print_summary(summary: &Summary, target: &Target) {
             None => "verdict unknown".to_string(),
         };
         println!("seed {}: {what}", r.seed);
-        println!("  replay: {}", replay_command(s, target, r.seed));
+        println!(
+            "  replay: {}",
+            replay_command(invocation, s, target, r.seed)
+        );
         if let Some(dir) = &r.artifacts {
             println!("  artifacts: {dir}");
         }

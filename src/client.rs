@@ -1,6 +1,8 @@
 //! Simulated clients: sans-IO like processes, but they talk to the cluster with
 //! requests and record what they observe as a Jepsen-style history.
 
+#![warn(missing_docs)]
+
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -12,11 +14,15 @@ use crate::process::{ClientId, NodeId, Process, RequestId, TimerId};
 
 /// A client of a cluster of `P`. One value per run: clients do not crash.
 pub trait Client<P: Process>: Sized + Send + 'static {
+    /// Typed timer tokens, as for [`Process::Timer`].
     type Timer: Clone + Debug + Send + 'static;
     /// One history operation (its `f`, key and value), serialized into `history.jsonl`.
     type Op: Clone + Debug + crate::fingerprint::Fingerprint + Serialize + Send + 'static;
 
+    /// The run began: set a first timer or send a first request.
     fn on_start(&mut self, ctx: &mut ClientContext<'_, P, Self>);
+    /// Node `from` answered request `id` (perhaps one the client gave up on, or a
+    /// duplicate).
     fn on_response(
         &mut self,
         ctx: &mut ClientContext<'_, P, Self>,
@@ -24,6 +30,7 @@ pub trait Client<P: Process>: Sized + Send + 'static {
         id: RequestId,
         response: P::Response,
     );
+    /// A timer this client set fired (on the true simulated clock).
     fn on_timer(&mut self, ctx: &mut ClientContext<'_, P, Self>, timer: Self::Timer);
     /// The fault phase is over: start no new operations, finish the ones in flight.
     fn on_quiesce(&mut self, ctx: &mut ClientContext<'_, P, Self>);
@@ -31,30 +38,47 @@ pub trait Client<P: Process>: Sized + Send + 'static {
     fn pending(&self) -> usize;
 }
 
+/// An effect a client handler asks for; the driver carries them out in order.
 #[derive(Debug)]
 pub enum ClientEffect<P: Process, C: Client<P>> {
+    /// A request to a node ([`ClientContext::request`]).
     Request {
+        /// The node it goes to.
         to: NodeId,
+        /// Its id, which the reply carries.
         id: RequestId,
+        /// The request.
         req: P::Request,
     },
+    /// A timer set ([`ClientContext::set_timer`]).
     SetTimer {
+        /// Its handle.
         id: TimerId,
+        /// Its delay from now.
         after: Duration,
+        /// The token [`Client::on_timer`] gets back.
         timer: C::Timer,
     },
+    /// A timer cancelled.
     CancelTimer {
+        /// The timer's handle.
         id: TimerId,
     },
+    /// A history event ([`ClientContext::invoke`], [`ClientContext::complete`]).
     History {
+        /// Invoke, ok, fail or info.
         kind: OpType,
+        /// The operation.
         op: C::Op,
     },
+    /// A line for the trace.
     Trace {
+        /// The text.
         line: String,
     },
 }
 
+/// What a client handler can see and do, built by the driver (or a unit test) per step.
 pub struct ClientContext<'a, P: Process, C: Client<P>> {
     id: ClientId,
     nodes: usize,
@@ -66,6 +90,9 @@ pub struct ClientContext<'a, P: Process, C: Client<P>> {
 }
 
 impl<'a, P: Process, C: Client<P>> ClientContext<'a, P, C> {
+    /// A context for client `id` of a cluster of `nodes` at simulated time `now`;
+    /// `next_seq` and `next_timer` are the client's counters for request and timer
+    /// ids, and `effects` collects what the handler asks for.
     pub fn new(
         id: ClientId,
         nodes: usize,
@@ -86,10 +113,12 @@ impl<'a, P: Process, C: Client<P>> ClientContext<'a, P, C> {
         }
     }
 
+    /// This client's id, in `0..clients`.
     pub fn id(&self) -> ClientId {
         self.id
     }
 
+    /// Cluster size: requests go to nodes `0..nodes()`.
     pub fn nodes(&self) -> usize {
         self.nodes
     }
@@ -100,6 +129,7 @@ impl<'a, P: Process, C: Client<P>> ClientContext<'a, P, C> {
         self.now
     }
 
+    /// This client's random stream, derived from the run's seed.
     pub fn rng(&mut self) -> &mut ChaCha8Rng {
         self.rng
     }
@@ -120,6 +150,7 @@ impl<'a, P: Process, C: Client<P>> ClientContext<'a, P, C> {
         id
     }
 
+    /// Fires `timer` once, `after` from now.
     pub fn set_timer(&mut self, after: Duration, timer: C::Timer) -> TimerId {
         *self.next_timer += 1;
         let id = TimerId(*self.next_timer);
@@ -128,6 +159,7 @@ impl<'a, P: Process, C: Client<P>> ClientContext<'a, P, C> {
         id
     }
 
+    /// Cancelling a timer that already fired or was cancelled is a no-op.
     pub fn cancel_timer(&mut self, id: TimerId) {
         self.effects.push(ClientEffect::CancelTimer { id });
     }
@@ -147,6 +179,7 @@ impl<'a, P: Process, C: Client<P>> ClientContext<'a, P, C> {
         self.effects.push(ClientEffect::History { kind, op });
     }
 
+    /// A line for the run's trace (and `faultline replay`'s log).
     pub fn trace(&mut self, line: impl Into<String>) {
         self.effects.push(ClientEffect::Trace { line: line.into() });
     }

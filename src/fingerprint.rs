@@ -36,6 +36,8 @@
 //! [`impl_fingerprint!`](crate::impl_fingerprint) writes the impls of plain structs and
 //! enums.
 
+#![warn(missing_docs)]
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -47,6 +49,7 @@ pub const VERSION: u32 = 1;
 
 /// Where an encoding goes: the trace's hasher, or a byte buffer.
 pub trait Sink {
+    /// Appends `bytes` to the encoding.
     fn write(&mut self, bytes: &[u8]);
 }
 
@@ -63,9 +66,12 @@ impl Sink for Vec<u8> {
 pub struct Fnv(u64);
 
 impl Fnv {
+    /// FNV-1a's 64-bit offset basis: the hash of no bytes.
     pub const OFFSET_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+    /// FNV-1a's 64-bit prime.
     pub const PRIME: u64 = 0x0000_0100_0000_01b3;
 
+    /// The hash of the bytes written so far.
     pub fn finish(&self) -> u64 {
         self.0
     }
@@ -91,6 +97,7 @@ impl Sink for Fnv {
 /// module documentation. Implement it for every message, request, response and history
 /// operation type of a protocol, usually with [`impl_fingerprint!`](crate::impl_fingerprint).
 pub trait Fingerprint {
+    /// Writes the value's encoding to `out`.
     fn fingerprint<S: Sink + ?Sized>(&self, out: &mut S);
 }
 

@@ -23,6 +23,8 @@
 //! run on it. [`Context::wall_clock`] is the time of day: the monotonic clock plus an
 //! offset that NTP-like steps move forward or back.
 
+#![warn(missing_docs)]
+
 use std::fmt::Debug;
 use std::time::Duration;
 
@@ -60,7 +62,10 @@ pub enum SyncError {
 /// A process answers it with [`Context::reply`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct RequestId {
+    /// The client that sent it.
     pub client: ClientId,
+    /// That client's request counter, from 1 (a resend is a new request, with a new
+    /// number).
     pub seq: u64,
 }
 
@@ -124,44 +129,64 @@ pub trait Process: Sized + Send + 'static {
 /// An effect a handler asks for. The driver carries them out in order.
 #[derive(Debug)]
 pub enum Effect<P: Process> {
+    /// A message to another node ([`Context::send`]).
     Send {
+        /// The node it goes to.
         to: NodeId,
+        /// The message.
         msg: P::Message,
     },
+    /// A timer set ([`Context::set_timer`]).
     SetTimer {
+        /// Its handle, for [`Context::cancel_timer`].
         id: TimerId,
+        /// Its delay from the step's time, on the monotonic clock.
         after: Duration,
+        /// The token [`Process::on_timer`] gets back.
         timer: P::Timer,
     },
+    /// A timer cancelled ([`Context::cancel_timer`]).
     CancelTimer {
+        /// The timer's handle.
         id: TimerId,
     },
     /// A write (or removal, `written: false`) that reached the unsynced tail of storage.
     Write {
+        /// The storage key.
         key: String,
+        /// `true` for [`Context::write`], `false` for [`Context::remove`].
         written: bool,
     },
     /// A sync started, covering the `writes` unsynced writes that no earlier sync in
     /// flight covers (all issued before it).
     Sync {
+        /// Its id, as [`Process::on_synced`] will name it.
         id: SyncId,
+        /// How many writes it covers.
         writes: usize,
     },
     /// The process stops itself (a fatal error): the driver crashes the node and
     /// restarts it after the disk's `abort_restart_ms`.
     Abort {
+        /// Why, for the trace.
         reason: String,
     },
+    /// An answer to a client request ([`Context::reply`]).
     Reply {
+        /// The request it answers.
         id: RequestId,
+        /// The answer.
         response: P::Response,
     },
+    /// A line for the trace ([`Context::trace`]).
     Trace {
+        /// The text.
         line: String,
     },
     /// The process reached a state worth reaching in some seeds: see
     /// [`Context::sometimes`].
     Sometimes {
+        /// The state's name, kebab-case.
         name: &'static str,
     },
 }
@@ -210,6 +235,7 @@ impl<'a, P: Process> Context<'a, P> {
         self
     }
 
+    /// This node's id, in `0..nodes()`.
     pub fn id(&self) -> NodeId {
         self.id
     }
@@ -248,6 +274,9 @@ impl<'a, P: Process> Context<'a, P> {
         self.storage
     }
 
+    /// Sends `msg` to node `to` through the simulated network, which may delay, drop,
+    /// duplicate or reorder it as the scenario says. Sending to oneself is a
+    /// programmer error (it panics).
     pub fn send(&mut self, to: NodeId, msg: P::Message) {
         assert!(
             to < self.nodes,
@@ -288,6 +317,7 @@ impl<'a, P: Process> Context<'a, P> {
         self.effects.push(Effect::Write { key, written: true });
     }
 
+    /// Removes `key`, in the unsynced tail like [`Context::write`].
     pub fn remove(&mut self, key: impl Into<String>) {
         let key = key.into();
         self.storage.write(key.clone(), None);
@@ -317,6 +347,8 @@ impl<'a, P: Process> Context<'a, P> {
         });
     }
 
+    /// Answers client request `id` (at most once is the protocol's business; the
+    /// client ignores answers it no longer waits for).
     pub fn reply(&mut self, id: RequestId, response: P::Response) {
         self.effects.push(Effect::Reply { id, response });
     }
@@ -391,10 +423,13 @@ impl<M, R> Default for DurableOutbox<M, R> {
 }
 
 impl<M, R> DurableOutbox<M, R> {
+    /// Queues a message for node `to`; it leaves at a later [`DurableOutbox::flush`]
+    /// once what it may depend on is durable.
     pub fn send(&mut self, to: NodeId, msg: M) {
         self.sends.push((to, msg));
     }
 
+    /// Queues an answer to client request `id`, released like [`DurableOutbox::send`].
     pub fn reply(&mut self, id: RequestId, response: R) {
         self.replies.push((id, response));
     }

@@ -1,18 +1,41 @@
-//! The protocols the `faultline` command knows, by the name scenario files use.
+//! Protocols by the name scenario files give them (`[cluster] protocol = "raft"`), their
+//! types erased so that the command line can hold several.
+//!
+//! The built-in ones are [`protocols`]; a crate of its own adds its systems with
+//! [`entry`], usually through [`crate::cli::Cli::protocol`].
 
 use crate::run::{run, RunRequest, Summary};
 use crate::scenario::{Scenario, ScenarioError};
 use crate::system::{Bug, System};
 
-/// A protocol, its types erased for the command line.
+/// A [`System`], its types erased for the command line.
 #[derive(Clone, Copy)]
 pub struct Protocol {
+    /// [`System::NAME`]: what a scenario's `cluster.protocol` names.
     pub name: &'static str,
+    /// [`run`] for this system: the scenario over the request's seeds, or the error
+    /// that names the scenario's bad field.
     pub run: fn(&Scenario, &RunRequest) -> Result<Summary, ScenarioError>,
+    /// [`System::bugs`]: the bugs `--bug` can inject.
     pub bugs: fn() -> &'static [Bug],
 }
 
-fn entry<S: System>() -> Protocol {
+impl std::fmt::Debug for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Protocol")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The entry for system `S`.
+///
+/// ```no_run
+/// # fn demo<MySystem: faultline::System>() {
+/// let protocols = [faultline::registry::entry::<MySystem>()];
+/// # }
+/// ```
+pub fn entry<S: System>() -> Protocol {
     Protocol {
         name: S::NAME,
         run: run::<S>,
@@ -20,6 +43,7 @@ fn entry<S: System>() -> Protocol {
     }
 }
 
+/// The protocols faultline ships: `broadcast`, `swim` and `raft`.
 pub fn protocols() -> Vec<Protocol> {
     vec![
         entry::<crate::broadcast::Broadcast>(),
@@ -28,14 +52,20 @@ pub fn protocols() -> Vec<Protocol> {
     ]
 }
 
-/// The protocol a scenario names, or an error naming the field.
+/// The built-in protocol a scenario names, or an error naming the field.
 pub fn for_scenario(scenario: &Scenario) -> Result<Protocol, ScenarioError> {
-    let all = protocols();
-    all.iter()
+    find(&protocols(), scenario)
+}
+
+/// The protocol among `protocols` that a scenario names, or an error naming the field
+/// `cluster.protocol` and listing the known names.
+pub fn find(protocols: &[Protocol], scenario: &Scenario) -> Result<Protocol, ScenarioError> {
+    protocols
+        .iter()
         .find(|p| p.name == scenario.protocol)
         .copied()
         .ok_or_else(|| {
-            let known: Vec<_> = all.iter().map(|p| p.name).collect();
+            let known: Vec<_> = protocols.iter().map(|p| p.name).collect();
             let message = format!(
                 "unknown protocol `{}` (known: {})",
                 scenario.protocol,

@@ -1,6 +1,8 @@
 //! One random stream per purpose, all derived from the run's seed, so that (say)
 //! editing the workload does not reshuffle the faults.
 
+#![warn(missing_docs)]
+
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -8,10 +10,15 @@ use rand_chacha::ChaCha8Rng;
 #[derive(Clone, Copy, Debug)]
 #[repr(u64)]
 pub enum Purpose {
+    /// Message fates: latency, loss, duplication, reordering.
     Network = 1,
+    /// The fault schedule drawn from `[random]`.
     Schedule = 2,
+    /// Which prefix of the unsynced writes a torn crash keeps.
     Crash = 3,
+    /// A node incarnation's [`crate::Context::rng`] (index: node and incarnation).
     Node = 4,
+    /// A client's [`crate::ClientContext::rng`] (index: the client).
     Client = 5,
     /// Sync latencies of every node's disk.
     Disk = 6,
@@ -19,6 +26,9 @@ pub enum Purpose {
     Slow = 7,
 }
 
+/// The ChaCha8 stream for `purpose` and `index` (below 2^48) of run `seed`: ChaCha8
+/// seeded with `seed`, its 64-bit stream number `purpose << 48 | index`. Panics on
+/// an index of 2^48 or more.
 pub fn stream(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {
     assert!(index < 1 << 48, "stream index {index} too large");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -7,8 +7,13 @@
 //! fault, keeps a prefix of it (a torn tail: the disk wrote some of the pending writes,
 //! in order, before power went).
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
+/// One node's disk: records of type `R` by string key, durable or in the unsynced
+/// tail. A process reads it through [`crate::Context::storage`] and changes it through
+/// the context's `write`, `remove` and `sync`.
 #[derive(Clone, Debug)]
 pub struct Storage<R> {
     durable: BTreeMap<String, R>,

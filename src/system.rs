@@ -1,6 +1,8 @@
 //! A [`System`] ties a protocol to scenario files: its processes, clients, checkers,
 //! the config tables it reads and the bugs it can inject.
 
+#![warn(missing_docs)]
+
 use std::fmt::Debug;
 
 use serde::de::DeserializeOwned;
@@ -13,6 +15,7 @@ use crate::process::{ClientId, NodeId, Process};
 /// How a run is set up, as the system's factories see it.
 #[derive(Clone, Debug)]
 pub struct Setup<S: System> {
+    /// Nodes in the cluster (`cluster.nodes`), numbered `0..nodes`.
     pub nodes: usize,
     /// The scenario's `[cluster.config]` table.
     pub config: S::Config,
@@ -23,6 +26,8 @@ pub struct Setup<S: System> {
 }
 
 impl<S: System> Setup<S> {
+    /// Whether the bug named `name` is switched on for this run (by the scenario's
+    /// `bugs` or by `--bug`).
     pub fn bug(&self, name: &str) -> bool {
         self.bugs.iter().any(|b| b == name)
     }
@@ -31,36 +36,58 @@ impl<S: System> Setup<S> {
 /// An injectable bug: a deliberate mistake that a shipped scenario catches.
 #[derive(Clone, Copy, Debug)]
 pub struct Bug {
+    /// What `--bug` and a scenario's `bugs` call it, in kebab-case.
     pub name: &'static str,
     /// The shipped scenario that catches it.
     pub scenario: &'static str,
+    /// One line: the mistake, as `faultline bugs` prints it.
     pub description: &'static str,
 }
 
 /// The verdict of a history checker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
+    /// The history is correct under the checker's model.
     Pass,
+    /// It is not; the message says why (operations, keys, a witness).
     Fail(String),
     /// The checker gave up (time budget); neither pass nor fail.
     Unknown(String),
 }
 
+/// A protocol as scenario files run it: the type of its nodes, of its clients, of its
+/// `[cluster.config]` and `[workload]` tables, and the factories, checkers and bugs.
+///
+/// A run calls [`System::validate`] once, then [`System::process`] for each node at
+/// every (re)start, [`System::client`] for each of [`System::clients`] clients and
+/// [`System::checkers`] once; [`System::check_history`] judges the history at the end.
+/// See the crate's front page for a complete example.
 pub trait System: Sized + 'static {
     /// The name scenario files use in `cluster.protocol`.
     const NAME: &'static str;
+    /// A node.
     type Process: Process;
+    /// A simulated user; [`crate::NoClient`] for none.
     type Client: Client<Self::Process>;
+    /// The `[cluster.config]` table, read with serde (`#[serde(deny_unknown_fields,
+    /// default)]` keeps typos out); `()` for none.
     type Config: DeserializeOwned + Clone + Debug + Default + Send + Sync + 'static;
+    /// The `[workload]` table, read like [`System::Config`]; `()` for none.
     type Workload: DeserializeOwned + Clone + Debug + Default + Send + Sync + 'static;
 
     /// Semantic checks on the config, beyond what parsing enforces. `Err((field, message))`.
     fn validate(_setup: &Setup<Self>) -> Result<(), (String, String)> {
         Ok(())
     }
+    /// A fresh node `id`, at boot and at every restart: what it had on disk reaches
+    /// it in [`Process::on_start`], so keep nothing here that a crash would lose.
     fn process(setup: &Setup<Self>, id: NodeId) -> Self::Process;
+    /// How many clients run (usually from the workload table).
     fn clients(setup: &Setup<Self>) -> usize;
+    /// Client `id`, in `0..clients(setup)`.
     fn client(setup: &Setup<Self>, id: ClientId) -> Self::Client;
+    /// The checkers that judge every step (safety) and the end of the run (liveness);
+    /// built once per run.
     fn checkers(_setup: &Setup<Self>) -> Vec<Box<dyn Checker<Self::Process>>> {
         Vec::new()
     }
@@ -74,6 +101,7 @@ pub trait System: Sized + 'static {
     ) -> Verdict {
         Verdict::Pass
     }
+    /// The bugs this system can inject; its processes read them with [`Setup::bug`].
     fn bugs() -> &'static [Bug] {
         &[]
     }

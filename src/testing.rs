@@ -16,8 +16,15 @@ use crate::run::{run, RunRequest, Status, Summary};
 use crate::scenario::Scenario;
 use crate::system::System;
 
-/// Runs a scenario file (a path, or a name in `scenarios/`) over `seeds`, panicking on
-/// the first failing seed with its replay commands.
+/// Runs a scenario file (a path, or a name in `scenarios/` of the crate under test or
+/// of faultline) over `seeds` with system `S`, and returns the sweep's summary.
+///
+/// `FAULTLINE_SEED` / `FAULTLINE_SEEDS` in the environment replace `seeds` (see
+/// [`seeds_from_env`]). Panics when the file cannot be read or is invalid (the message
+/// names the file and the line or field), and when a seed fails, with the seed, what
+/// failed and two commands: the `cargo test` line that reruns this test on that seed,
+/// and the replay command of the crate's binary that runs [`crate::cli::Cli`] (or how
+/// to add one).
 pub fn check_seeds<S: System>(scenario: &str, seeds: Range<u64>) -> Summary {
     let loaded = Scenario::find(scenario).unwrap_or_else(|e| panic!("{e}"));
     check_scenario::<S>(&loaded, seeds)
@@ -92,17 +99,25 @@ fn failure_message(scenario: &Scenario, summary: &Summary) -> String {
                         f.message
                     )
                 });
+            let replay = match replay_program() {
+                Some(program) => format!(
+                    "replay it with a full trace:  {program} replay {}{bugs} --seed {}",
+                    scenario.file, run.seed
+                ),
+                None => "replay it with a full trace:  add a binary that runs \
+                         faultline::cli::Cli with this protocol (faultline's README, \
+                         \"Use faultline in your crate\")"
+                    .to_string(),
+            };
             format!(
                 "faultline: scenario `{}` failed at seed {} ({} of {} seeds failed: {:?})\n  {failure}\n  \
                  rerun this test on that seed: FAULTLINE_SEED={} cargo test {test}\n  \
-                 replay it with a full trace:  cargo run --release -- replay {}{bugs} --seed {}",
+                 {replay}",
                 scenario.name,
                 run.seed,
                 summary.failed,
                 summary.seeds_run,
                 summary.failing_seeds,
-                run.seed,
-                scenario.file,
                 run.seed,
             )
         }
@@ -113,4 +128,47 @@ fn failure_message(scenario: &Scenario, summary: &Summary) -> String {
             summary.seeds_run
         ),
     }
+}
+
+/// The `cargo run` line of a binary that runs faultline's command line, for the crate
+/// whose tests are running: faultline's own `cargo run --release --`; in another crate,
+/// `cargo run --release --bin NAME --` for the first of `src/main.rs` and
+/// `src/bin/NAME.rs` (or `src/bin/NAME/main.rs`) that calls `faultline::cli`; `None`
+/// when there is none. `cargo test` sets CARGO_PKG_NAME and CARGO_MANIFEST_DIR for the
+/// test binaries it runs.
+fn replay_program() -> Option<String> {
+    let package = std::env::var("CARGO_PKG_NAME").ok();
+    let root = std::env::var_os("CARGO_MANIFEST_DIR");
+    let (Some(package), Some(root)) = (package, root) else {
+        return Some("cargo run --release --".into());
+    };
+    if package == "faultline" {
+        return Some("cargo run --release --".into());
+    }
+    let root = std::path::Path::new(&root);
+    let mut candidates = vec![(package.clone(), root.join("src/main.rs"))];
+    let mut bins: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(root.join("src/bin"))
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            if path.is_dir() {
+                let name = path.file_name()?.to_str()?.to_string();
+                Some((name, path.join("main.rs")))
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let name = path.file_stem()?.to_str()?.to_string();
+                Some((name, path))
+            } else {
+                None
+            }
+        })
+        .collect();
+    bins.sort();
+    candidates.extend(bins);
+    candidates.into_iter().find_map(|(name, path)| {
+        let source = std::fs::read_to_string(path).ok()?;
+        source
+            .contains("faultline::cli")
+            .then(|| format!("cargo run --release --bin {name} --"))
+    })
 }

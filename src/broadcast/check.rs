@@ -2,7 +2,7 @@
 //!
 //! A value counts as *broadcast* when a node delivers it from a client: the node
 //! answers the client `Ok` once the value's write is durable. Each checker reads only
-//! the deliveries a node made since its last look (see [`Cursors`]).
+//! the deliveries a node made since its last look, through a cursor per node.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -74,6 +74,7 @@ pub struct Integrity {
 }
 
 impl Integrity {
+    /// A checker for a cluster of `nodes` nodes.
     pub fn new(nodes: usize) -> Self {
         Integrity {
             cursors: Cursors::new(nodes),
@@ -140,6 +141,7 @@ pub struct Durability {
 }
 
 impl Durability {
+    /// A checker for a cluster of `nodes` nodes.
     pub fn new(nodes: usize) -> Self {
         Durability {
             cursors: Cursors::new(nodes),
@@ -193,6 +195,7 @@ pub struct Agreement {
 }
 
 impl Agreement {
+    /// A checker for a cluster of `nodes` nodes.
     pub fn new(nodes: usize) -> Self {
         Agreement {
             cursors: Cursors::new(nodes),

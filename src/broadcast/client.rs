@@ -16,6 +16,7 @@ use crate::process::{NodeId, RequestId, TimerId};
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Workload {
+    /// Client processes, each one broadcast at a time.
     pub clients: usize,
     /// Time between a client's attempts to start a broadcast.
     pub interval_ms: u64,
@@ -40,9 +41,16 @@ impl Default for Workload {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "f", rename_all = "lowercase")]
 pub enum Op {
-    Broadcast { id: u64, value: String },
+    /// Broadcast `value` under `id`.
+    Broadcast {
+        /// Unique per run: the client in the high 32 bits, its count in the low.
+        id: u64,
+        /// `c<client>-<count>`.
+        value: String,
+    },
 }
 
+/// The broadcast client's timers.
 #[derive(Clone, Debug)]
 pub enum ClientTimer {
     /// Time to start the next broadcast, if none is in flight.
@@ -58,6 +66,9 @@ struct InFlight {
     timeout: TimerId,
 }
 
+/// A client that broadcasts one value at a time, every `interval_ms`, up to
+/// `max_values`, to a random node, recording each as `ok` on an acknowledgement,
+/// `fail` when the node is full, and `info` on a timeout.
 #[derive(Debug)]
 pub struct BroadcastClient {
     interval: Duration,
@@ -71,6 +82,8 @@ pub struct BroadcastClient {
 }
 
 impl BroadcastClient {
+    /// A client for `workload`; panics if its interval or timeout is zero (validation
+    /// refuses them first).
     pub fn new(workload: &Workload) -> Self {
         assert!(workload.interval_ms > 0 && workload.request_timeout_ms > 0);
         BroadcastClient {
@@ -83,6 +96,7 @@ impl BroadcastClient {
         }
     }
 
+    /// Broadcasts issued so far.
     pub fn issued(&self) -> u64 {
         self.issued
     }

@@ -7,6 +7,8 @@
 //!
 //! [`Broadcast`] ties them to scenario files (`protocol = "broadcast"`).
 
+#![warn(missing_docs)]
+
 pub mod check;
 pub mod client;
 pub mod process;
@@ -24,6 +26,7 @@ use crate::check::Checker;
 use crate::process::{ClientId, NodeId};
 use crate::system::{Bug, Setup, System};
 
+/// The reliable broadcast as scenario files run it: `cluster.protocol = "broadcast"`.
 pub struct Broadcast;
 
 const BUGS: &[Bug] = &[

@@ -56,42 +56,65 @@ pub struct Bugs {
     pub no_retransmit: bool,
 }
 
+/// A client's request to a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
     /// Broadcast `value`. `id` must be unique per value (the client and its sequence
     /// number); asking again with a known id is a no-op that is acknowledged again.
-    Broadcast { id: u64, value: String },
+    Broadcast {
+        /// The value's id.
+        id: u64,
+        /// The value.
+        value: String,
+    },
     /// Which ids this node has delivered.
     Read,
 }
 
+/// A node's answer to a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
     /// The value is durably stored on the node that answered.
     Ok,
     /// The node holds `max_values` values and refused this one: it did not take effect.
     Full,
+    /// The ids this node has delivered (the answer to [`Request::Read`]).
     Values(BTreeSet<u64>),
 }
 
+/// What nodes send each other.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// "Deliver this value." It also tells the receiver that the sender holds it.
-    Value { id: u64, value: String },
+    Value {
+        /// The value's id.
+        id: u64,
+        /// The value.
+        value: String,
+    },
     /// "I hold `id` durably": stop sending it to me.
-    Ack { id: u64 },
+    Ack {
+        /// The value's id.
+        id: u64,
+    },
 }
 
+/// A node's timers.
 #[derive(Clone, Debug)]
 pub enum Timer {
     /// Resend what `peer` has not acknowledged.
-    Retransmit { peer: NodeId },
+    Retransmit {
+        /// The peer.
+        peer: NodeId,
+    },
 }
 
 /// Where a delivery came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
+    /// A client's request.
     Client,
+    /// A peer's message.
     Peer(NodeId),
     /// Found in storage when this incarnation started.
     Recovered,
@@ -100,7 +123,9 @@ pub enum Source {
 /// One delivery event: checkers read these to learn what changed since their last look.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Delivery {
+    /// The value's id.
     pub id: u64,
+    /// Where it came from.
     pub source: Source,
 }
 
@@ -123,6 +148,8 @@ fn key(id: u64) -> String {
     format!("{KEY_PREFIX}{id:020}")
 }
 
+/// One node of the reliable broadcast: it stores each value it delivers, acknowledges
+/// it once durable, and resends to every peer until that peer acknowledges it.
 #[derive(Debug)]
 pub struct BroadcastProcess {
     config: Config,
@@ -149,6 +176,8 @@ pub struct BroadcastProcess {
 }
 
 impl BroadcastProcess {
+    /// A fresh node with `config` and the bugs switched on; panics on a config that
+    /// validation refuses.
     pub fn new(config: Config, bugs: Bugs) -> Self {
         assert!(config.retransmit_ms > 0 && config.retransmit_ms <= config.retransmit_ms_max);
         assert!(config.max_values > 0 && config.retransmit_batch_max > 0);
@@ -221,6 +250,7 @@ impl BroadcastProcess {
         self.bugs
     }
 
+    /// Values this incarnation resent.
     pub fn retransmits(&self) -> u64 {
         self.retransmits
     }

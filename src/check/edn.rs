@@ -22,14 +22,18 @@ pub const DEPTH_MAX: usize = 64;
 /// An EDN value and the byte offset in the input where it starts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Value {
+    /// What the value is.
     pub kind: Kind,
+    /// Byte offset of its first character in the input.
     pub start: usize,
 }
 
 /// The kinds of EDN values.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Kind {
+    /// `nil`.
     Nil,
+    /// `true`, `false`.
     Bool(bool),
     /// Integers that fit in 64 bits.
     Int(i64),
@@ -37,15 +41,21 @@ pub enum Kind {
     BigInt(String),
     /// Floating point numbers and ratios, as written (compared as text).
     Float(String),
+    /// A string, its escapes resolved.
     Str(String),
+    /// `\a`, `\newline`, `\u0041`.
     Char(char),
     /// `foo`, `ns/foo`.
     Symbol(String),
     /// `:foo`, `:ns/foo`, without the colon.
     Keyword(String),
+    /// `(a b c)`.
     List(Vec<Value>),
+    /// `[a b c]`.
     Vector(Vec<Value>),
+    /// `{k v ...}`: key-value pairs in the order written.
     Map(Vec<(Value, Value)>),
+    /// `#{a b}`: elements in the order written.
     Set(Vec<Value>),
     /// `#tag value`.
     Tagged(String, Box<Value>),
@@ -143,7 +153,9 @@ pub fn write_string(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
 /// A syntax error at a byte offset of the input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
+    /// Byte offset in the input (see [`line_col`] for the line and column).
     pub offset: usize,
+    /// What is wrong there.
     pub message: String,
 }
 

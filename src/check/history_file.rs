@@ -53,6 +53,8 @@ pub enum Format {
 }
 
 impl Format {
+    /// The format's name in reports: `json-lines`, `edn`, `edn-vector`,
+    /// `history.txt`, `console-log`.
     pub fn name(self) -> &'static str {
         match self {
             Format::JsonLines => "json-lines",
@@ -79,14 +81,17 @@ pub enum AbsentReads {
 /// How to read a history.
 #[derive(Clone, Debug)]
 pub struct Options {
+    /// The model operations are checked against.
     pub model: ModelKind,
     /// The initial value of the register, or of every kv key, as EDN (`0`, `nil`,
     /// `"x"`); `None` is nil (or `""` under [`AbsentReads::Empty`]).
     pub initial: Option<String>,
+    /// What an absent kv key reads as.
     pub absent_reads: AbsentReads,
 }
 
 impl Options {
+    /// `model`, initial values nil, absent reads decided from the file.
     pub fn new(model: ModelKind) -> Options {
         Options {
             model,
@@ -99,16 +104,22 @@ impl Options {
 /// Bad input: the file cannot be read, or something in it is not what it should be.
 #[derive(Debug)]
 pub enum HistoryError {
+    /// The file cannot be read.
     Io {
+        /// The file.
         path: PathBuf,
+        /// Why.
         error: std::io::Error,
     },
+    /// Something in the file is malformed or not a history operation.
     Syntax {
+        /// The file.
         path: PathBuf,
         /// 1-based.
         line: usize,
         /// 1-based, in characters, where known.
         column: Option<usize>,
+        /// What is wrong there.
         message: String,
     },
     /// A bad option (`--initial`, ...), not tied to a place in the file.
@@ -152,9 +163,13 @@ pub struct Source {
 /// A parsed history file.
 #[derive(Clone, Debug)]
 pub struct LoadedHistory {
+    /// The file.
     pub path: PathBuf,
+    /// Its contents.
     pub text: String,
+    /// The format it was read as (detected).
     pub format: Format,
+    /// The operations, paired and interned, ready for the search.
     pub problem: Problem,
     /// Per client event (as numbered in pairing): where it is in the file.
     pub sources: Vec<Source>,

@@ -41,9 +41,11 @@ use crate::system::Verdict;
 pub struct Event {
     /// The client process (Jepsen's integer `:process`).
     pub process: u64,
+    /// Invoke, ok, fail or info.
     pub kind: OpType,
     /// Nanoseconds, or the event's position when the history has no times.
     pub time: u64,
+    /// The operation (on an invoke) or what its completion says.
     pub body: Body,
 }
 
@@ -51,13 +53,21 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
     /// The operation, with its input, on a key (an index into the history's keys).
-    Invoke { key: usize, op: Op },
+    Invoke {
+        /// The key's index.
+        key: usize,
+        /// The operation and its input.
+        op: Op,
+    },
     /// A completion: the key it names, if it names one (it must match the
     /// invoke's), the value an `ok` read returned, and the operation's name (`read`,
     /// `write`, ...; it must match the invoke's).
     Complete {
+        /// The key's index, if the completion names one.
         key: Option<usize>,
+        /// What an `ok` read returned.
         read: Option<ValueId>,
+        /// The operation's name.
         f: &'static str,
     },
 }
@@ -76,7 +86,9 @@ pub fn op_name(op: &Op) -> &'static str {
 /// One operation: an invoke paired with its completion.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Operation {
+    /// The client process.
     pub process: u64,
+    /// Its invoke's time (as [`Event::time`]).
     pub call: u64,
     /// `None`: indeterminate (`info`, or never completed).
     pub ret: Option<u64>,
@@ -84,13 +96,16 @@ pub struct Operation {
     pub op: Op,
     /// Positions (in the event list) of its invoke and completion.
     pub invoke: usize,
+    /// Position of its completion; `None` if it never completed.
     pub completion: Option<usize>,
 }
 
 /// A history that does not pair up: `position` is the offending event's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PairError {
+    /// Position of the offending event in the event list.
     pub position: usize,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -192,7 +207,9 @@ pub fn pair(events: &[Event], keys: usize) -> Result<Vec<Vec<Operation>>, PairEr
 /// A history ready to check: its model, values, and operations per key.
 #[derive(Clone, Debug)]
 pub struct Problem {
+    /// The model operations are checked against.
     pub model: ModelKind,
+    /// The values the operations name, interned.
     pub values: Values,
     /// The state of every key before any operation (`--initial`).
     pub initial: ValueId,
@@ -255,6 +272,7 @@ pub enum Unknown {
 }
 
 impl Unknown {
+    /// Why, in a few words, for reports.
     pub fn describe(self) -> &'static str {
         match self {
             Unknown::StepLimit => "step bound reached",
@@ -279,21 +297,27 @@ pub struct Failure {
     pub linearized_max: usize,
 }
 
+/// One key's verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KeyResult {
+    /// Some order of its operations respects real time and the model.
     Linearizable,
+    /// None does; the failure carries a witness.
     NotLinearizable(Failure),
+    /// The search stopped before a verdict.
     Unknown(Unknown),
 }
 
 /// One key's result.
 #[derive(Clone, Debug)]
 pub struct KeyOutcome {
+    /// The key's name.
     pub key: String,
     /// The key's position in its [`Problem`]'s keys.
     pub index: usize,
     /// Operations searched (after dropping `fail` ones and indeterminate reads).
     pub operations: usize,
+    /// The verdict.
     pub result: KeyResult,
     /// Search steps, the witness's included.
     pub steps: u64,
@@ -304,10 +328,16 @@ pub struct KeyOutcome {
 /// The result of checking one history.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    /// Pass if every key is linearizable, Fail if one is not, else Unknown.
     pub verdict: Verdict,
+    /// The model's name.
     pub model: &'static str,
+    /// Every key's result, in the history's key order.
     pub keys: Vec<KeyOutcome>,
+    /// Operations searched, over all keys (`fail` ones and indeterminate reads
+    /// dropped).
     pub operations: usize,
+    /// Wall time of the whole check (not a verdict input).
     pub elapsed: Duration,
 }
 
@@ -728,8 +758,11 @@ pub fn check_kv(history: &[HistoryEvent<KvOp>], budget: Option<Duration>) -> Out
 /// Shapes of a generated history.
 #[derive(Clone, Copy, Debug)]
 pub struct GenParams {
+    /// Operations in all.
     pub ops: usize,
+    /// Keys they spread over.
     pub keys: usize,
+    /// Client processes.
     pub clients: usize,
     /// Percent of operations whose completion is recorded as `info` (they still took
     /// effect, or not, at random).

@@ -1,6 +1,8 @@
 //! Checkers judge a run: online invariants over the omniscient view of all nodes,
 //! liveness once faults have healed, and per-run metrics.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -21,6 +23,7 @@ pub type Metrics = BTreeMap<String, f64>;
 pub struct ClusterView<'a, P> {
     /// Simulated (true) time since the run began.
     pub now: Duration,
+    /// Every node by id, `nodes.len()` of them; `None` while a node is down.
     pub nodes: &'a [Option<P>],
     /// Which nodes are paused (frozen: up, but handling nothing); empty means none.
     pub paused: &'a [bool],
@@ -39,14 +42,17 @@ impl<'a, P> ClusterView<'a, P> {
         }
     }
 
+    /// Whether node `id` is slow (a `slow` fault is active on it).
     pub fn is_slow(&self, id: NodeId) -> bool {
         self.slow.get(id).copied().unwrap_or(false)
     }
 
+    /// Whether node `id` is paused.
     pub fn is_paused(&self, id: NodeId) -> bool {
         self.paused.get(id).copied().unwrap_or(false)
     }
 
+    /// Node `id`'s state, `None` while it is down. Panics if `id` is out of range.
     pub fn node(&self, id: NodeId) -> Option<&P> {
         self.nodes[id].as_ref()
     }
@@ -75,6 +81,7 @@ impl<'a, P> ClusterView<'a, P> {
 /// which is where per-incarnation state (commit order, durability promises) resets or
 /// is compared. A step that completes a sync (`on_synced`) is a step like any other.
 pub trait Checker<P: Process>: Send {
+    /// The check's name, kebab-case, as failures report it (`invariant `NAME``).
     fn name(&self) -> &'static str;
 
     /// Safety: `node` just stepped (or crashed, or restarted). Checkers should look at

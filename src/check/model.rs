@@ -75,6 +75,7 @@ pub enum Op {
 }
 
 impl Op {
+    /// Whether it is a read (which changes no state).
     pub fn is_read(&self) -> bool {
         matches!(self, Op::Read(_))
     }
@@ -92,6 +93,7 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
+    /// The name `--model` takes: `register`, `cas-register`, `kv`.
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Register => "register",
@@ -158,6 +160,7 @@ pub fn roll(s: &str) -> (u64, u64) {
 }
 
 impl Values {
+    /// A table holding only nil (id 0, text `""`); `strings`: kv strings, else EDN.
     pub fn new(strings: bool) -> Values {
         Values {
             strings,
@@ -182,6 +185,7 @@ impl Values {
         id
     }
 
+    /// The id of the value with this text, if it was interned.
     pub fn lookup(&self, text: &str) -> Option<ValueId> {
         self.index.get(text).copied()
     }
@@ -191,10 +195,12 @@ impl Values {
         &self.texts[id as usize]
     }
 
+    /// Values in the table, nil included.
     pub fn len(&self) -> usize {
         self.texts.len()
     }
 
+    /// Whether it holds nil alone.
     pub fn is_empty(&self) -> bool {
         self.texts.len() == 1
     }
@@ -218,6 +224,7 @@ impl Values {
 /// A model bound to a history's values, for one search. States are [`ValueId`]s:
 /// a register's value, or a kv key's string (appends intern new strings here).
 pub struct Machine<'a> {
+    /// The model.
     pub kind: ModelKind,
     base: &'a Values,
     /// The state of a key nothing has written yet (`--initial`).
@@ -233,6 +240,8 @@ pub struct Machine<'a> {
 }
 
 impl<'a> Machine<'a> {
+    /// A machine for model `kind` over a history's `base` values, every key (or the
+    /// register) starting at `initial`.
     pub fn new(kind: ModelKind, base: &'a Values, initial: ValueId) -> Machine<'a> {
         Machine {
             kind,
@@ -252,6 +261,7 @@ impl<'a> Machine<'a> {
         (self.extra, self.extra_text, self.extra_index, self.appended)
     }
 
+    /// The history's values it was built over.
     pub fn values(&self) -> &'a Values {
         self.base
     }

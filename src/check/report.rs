@@ -20,7 +20,9 @@ use crate::system::Verdict;
 
 /// One file's result: loaded and checked, or why not.
 pub struct FileResult {
+    /// The file.
     pub path: PathBuf,
+    /// The history and its outcome, or why it could not be read.
     pub result: Result<(LoadedHistory, Outcome), HistoryError>,
     /// Wall time to read and parse the file.
     pub load_time: Duration,

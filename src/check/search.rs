@@ -21,9 +21,11 @@ use crate::check::model::{Machine, Op, ValueId};
 /// One operation of a key, as the search sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SearchOp {
+    /// Its invoke's time.
     pub call: u64,
     /// `None`: indeterminate; it may take effect any time after `call`, or never.
     pub ret: Option<u64>,
+    /// The operation, input and (for a read) output.
     pub op: Op,
 }
 
@@ -32,6 +34,7 @@ pub struct SearchOp {
 pub enum Status {
     /// The step budget ran out; call [`Search::run`] again to go on.
     Running,
+    /// An order was found.
     Linearizable,
     /// With the most operations linearized in one order.
     NotLinearizable(usize),
@@ -187,6 +190,7 @@ impl Search {
         }
     }
 
+    /// Where the search stands after the last [`Search::run`].
     pub fn status(&self) -> Status {
         self.status
     }

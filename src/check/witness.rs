@@ -36,6 +36,8 @@ pub struct MinimiseBudget {
 /// A minimised witness: indices into the key's operations.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Witness {
+    /// Indices into the key's operations, in invoke order: together they have no
+    /// linearization.
     pub ops: Vec<usize>,
     /// The earliest completion time by which the key is already not linearizable.
     pub cut: u64,

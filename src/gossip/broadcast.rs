@@ -16,6 +16,8 @@ struct Entry {
     order: u64,
 }
 
+/// Membership updates waiting to be piggybacked, at most one per member, least-sent
+/// (then newest) first, as memberlist's transmit-limited queue.
 #[derive(Clone, Debug)]
 pub struct BroadcastQueue {
     /// By member: a newer update about a member replaces the queued one.
@@ -28,6 +30,7 @@ pub struct BroadcastQueue {
 }
 
 impl BroadcastQueue {
+    /// An empty queue for a cluster of `nodes`.
     pub fn new(nodes: usize) -> Self {
         BroadcastQueue {
             entries: vec![None; nodes],
@@ -89,14 +92,17 @@ impl BroadcastQueue {
         }
     }
 
+    /// Updates queued.
     pub fn len(&self) -> usize {
         self.by_sends.len()
     }
 
+    /// Whether none is queued.
     pub fn is_empty(&self) -> bool {
         self.by_sends.is_empty()
     }
 
+    /// The most times any update has been sent.
     pub fn max_transmits(&self) -> u32 {
         self.max_transmits
     }

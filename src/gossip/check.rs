@@ -30,6 +30,7 @@ pub struct IncarnationChecker {
 }
 
 impl IncarnationChecker {
+    /// A checker for a cluster of `nodes`.
     pub fn new(nodes: usize) -> Self {
         IncarnationChecker {
             own_max: vec![None; nodes],
@@ -121,6 +122,7 @@ pub struct PrecedenceChecker {
 }
 
 impl PrecedenceChecker {
+    /// A checker for a cluster of `nodes`.
     pub fn new(nodes: usize) -> Self {
         PrecedenceChecker {
             shadow: vec![Vec::new(); nodes],
@@ -170,6 +172,7 @@ pub struct RetransmitChecker {
 }
 
 impl RetransmitChecker {
+    /// A checker for a cluster of `nodes` with `cfg`'s retransmit limit.
     pub fn new(cfg: &SwimConfig, nodes: usize) -> Self {
         RetransmitChecker {
             limit: cfg.retransmit_limit(nodes),
@@ -461,6 +464,7 @@ const RECORDS_MAX: usize = 1 << 16;
 const PICKING_MAX: usize = 64;
 
 impl DetectionMetrics {
+    /// Metrics for a cluster of `nodes` with `cfg`.
     pub fn new(cfg: &SwimConfig, nodes: usize) -> Self {
         let window = cfg.suspicion_max(nodes) + cfg.probe_period_max();
         DetectionMetrics {

@@ -25,6 +25,7 @@ pub enum ProbeOrder {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeSpec {
+    /// The node these settings are for.
     pub id: NodeId,
     /// Free-form tags (e.g. `zone = "a"`), spread with the member's alive updates.
     pub tags: BTreeMap<String, String>,
@@ -36,6 +37,8 @@ pub struct NodeSpec {
     pub leave_at_ms: Option<u64>,
 }
 
+/// The `[cluster.config]` table of a SWIM scenario. Defaults are memberlist's LAN
+/// settings (times in milliseconds, on each member's monotonic clock).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SwimConfig {
@@ -45,6 +48,7 @@ pub struct SwimConfig {
     pub probe_timeout_ms: u64,
     /// k: ping-req intermediaries per failed direct probe.
     pub indirect_checks: usize,
+    /// How each period's probe target is picked.
     pub probe_order: ProbeOrder,
     /// α: Min suspicion timeout = α · max(1, log10 n) · probe interval.
     pub suspicion_mult: u64,
@@ -57,7 +61,9 @@ pub struct SwimConfig {
     pub retransmit_mult: u64,
     /// Most updates carried by one message (memberlist fills a 1400-byte packet).
     pub max_piggyback: usize,
+    /// Time between gossip rounds (at least 1).
     pub gossip_interval_ms: u64,
+    /// Members each gossip round sends to.
     pub gossip_nodes: usize,
     /// Full-state exchange with one random member; 0 disables it. Scaled above 32
     /// members as memberlist does.
@@ -170,18 +176,22 @@ impl SwimConfig {
         Ok(())
     }
 
+    /// The per-node settings for `id`, if the table has any.
     pub fn node_spec(&self, id: NodeId) -> Option<&NodeSpec> {
         self.nodes.iter().find(|s| s.id == id)
     }
 
+    /// `probe_interval_ms`.
     pub fn probe_interval(&self) -> Duration {
         Duration::from_millis(self.probe_interval_ms)
     }
 
+    /// `probe_timeout_ms`.
     pub fn probe_timeout(&self) -> Duration {
         Duration::from_millis(self.probe_timeout_ms)
     }
 
+    /// `gossip_interval_ms`.
     pub fn gossip_interval(&self) -> Duration {
         Duration::from_millis(self.gossip_interval_ms)
     }

@@ -9,7 +9,9 @@ use crate::process::NodeId;
 /// A member's state as one observer sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MemberState {
+    /// Believed up.
     Alive,
+    /// A probe failed; dead once its suspicion times out unless refuted.
     Suspect,
     /// SWIM's Confirm (memberlist's dead): declared failed.
     Dead,
@@ -27,6 +29,7 @@ impl MemberState {
         }
     }
 
+    /// Dead or left.
     pub fn is_down(self) -> bool {
         matches!(self, MemberState::Dead | MemberState::Left)
     }
@@ -35,15 +38,20 @@ impl MemberState {
 /// Discovery metadata a member publishes about itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct NodeMeta {
+    /// Free-form key-value tags (datacenter, role...).
     pub tags: BTreeMap<String, String>,
+    /// The services it offers, by name.
     pub services: Vec<String>,
 }
 
 /// One rumour: `from` says `node` is `state` at `incarnation`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Update {
+    /// The member the rumour is about.
     pub node: NodeId,
+    /// Its incarnation, as the rumour has it.
     pub incarnation: u64,
+    /// Its state, as the rumour has it.
     pub state: MemberState,
     /// Who raised this rumour (the suspecter, for suspicion confirmations).
     pub from: NodeId,
@@ -78,14 +86,18 @@ impl Update {
 /// What an observer holds about one member.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
+    /// Its state.
     pub state: MemberState,
+    /// The highest incarnation heard of.
     pub incarnation: u64,
+    /// Its metadata, once an alive update carried it.
     pub meta: Option<Arc<NodeMeta>>,
     /// Local time of the last state change.
     pub changed_at: Duration,
 }
 
 impl Member {
+    /// `(incarnation, rank)`: the order in which updates override (see [`overrides`]).
     pub fn order_key(&self) -> (u64, u8) {
         (self.incarnation, self.state.rank())
     }
@@ -116,6 +128,7 @@ pub struct IdSet {
 }
 
 impl IdSet {
+    /// An empty set for ids in `0..capacity`.
     pub fn new(capacity: usize) -> Self {
         IdSet {
             items: Vec::new(),
@@ -123,10 +136,12 @@ impl IdSet {
         }
     }
 
+    /// Whether `id` is in the set.
     pub fn contains(&self, id: NodeId) -> bool {
         self.pos[id] != usize::MAX
     }
 
+    /// Adds `id` (no-op if present).
     pub fn insert(&mut self, id: NodeId) {
         if !self.contains(id) {
             self.pos[id] = self.items.len();
@@ -134,6 +149,7 @@ impl IdSet {
         }
     }
 
+    /// Removes `id` (no-op if absent).
     pub fn remove(&mut self, id: NodeId) {
         let p = self.pos[id];
         if p == usize::MAX {
@@ -150,14 +166,17 @@ impl IdSet {
         self.pos[id] = usize::MAX;
     }
 
+    /// Ids in the set.
     pub fn len(&self) -> usize {
         self.items.len()
     }
 
+    /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
+    /// The ids, in no particular order (but a deterministic one).
     pub fn as_slice(&self) -> &[NodeId] {
         &self.items
     }

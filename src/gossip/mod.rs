@@ -16,6 +16,8 @@
 //!   so (foca's notify-down-members), so the wrongly dead refute.
 //! - [`check`]: invariants, liveness and metrics as [`Checker`]s.
 
+#![warn(missing_docs)]
+
 pub mod broadcast;
 pub mod check;
 pub mod config;
@@ -43,9 +45,12 @@ use crate::system::{Bug, Setup, System};
 #[serde(deny_unknown_fields, default)]
 pub struct SwimWorkload {}
 
+/// SWIM membership as scenario files run it: `cluster.protocol = "swim"`.
 pub struct Swim;
 
+/// Bug: a suspected member refutes without raising its incarnation.
 pub const BUG_REFUTE_SAME_INCARNATION: &str = "swim-refute-same-incarnation";
+/// Bug: an alive update clears a suspicion of the same incarnation.
 pub const BUG_ALIVE_OVERRIDES_SUSPECT: &str = "swim-alive-overrides-suspect";
 
 const BUGS: &[Bug] = &[

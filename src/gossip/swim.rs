@@ -26,47 +26,90 @@ const RELAYS_MAX: usize = 1024;
 /// Stall intervals remembered for the false-positive accounting.
 const STALLS_MAX: usize = 64;
 
+/// What members send each other (SWIM's ping, ack and ping-req, Lifeguard's nack,
+/// memberlist's gossip and push-pull), each carrying membership updates piggybacked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwimMessage {
-    /// `seq` is the sender's probe (or relay) sequence number; acks echo it.
+    /// "Are you alive?" `seq` is the sender's probe (or relay) sequence number; acks
+    /// echo it.
     Ping {
+        /// The probe's sequence number.
         seq: u64,
+        /// Piggybacked membership updates.
         updates: Vec<Update>,
     },
+    /// "I am": the answer to a ping.
     Ack {
+        /// The ping's sequence number.
         seq: u64,
+        /// Piggybacked membership updates.
         updates: Vec<Update>,
     },
     /// Lifeguard: a ping-req relay got no ack from the target in time.
     Nack {
+        /// The ping-req's sequence number.
         seq: u64,
+        /// Piggybacked membership updates.
         updates: Vec<Update>,
     },
+    /// "Ping `target` for me": an indirect probe through this member.
     PingReq {
+        /// The requester's probe sequence number.
         seq: u64,
+        /// The member to ping.
         target: NodeId,
+        /// Piggybacked membership updates.
         updates: Vec<Update>,
     },
+    /// Updates alone, sent every gossip interval to a few random members.
     Gossip {
+        /// Membership updates.
         updates: Vec<Update>,
     },
     /// Full state; the receiver answers with its own when `reply` is set.
     PushPull {
+        /// Whether the receiver should answer with its own state.
         reply: bool,
+        /// Every member the sender knows of.
         members: Vec<Update>,
     },
 }
 
+/// A member's timers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwimTimer {
+    /// Time to join (`join_at_ms`), for a member that starts dormant.
     Join,
+    /// End the probe period (suspecting a target that never acked) and start the next.
     ProbeTick,
-    ProbeTimeout { seq: u64 },
-    RelayNack { seq: u64 },
-    RelayExpire { seq: u64 },
-    Suspicion { node: NodeId, incarnation: u64 },
+    /// Probe `seq` had no direct ack in time: ask others to ping the target.
+    ProbeTimeout {
+        /// The probe's sequence number.
+        seq: u64,
+    },
+    /// Lifeguard: the relay for ping-req `seq` had no ack from the target: send a nack.
+    RelayNack {
+        /// The ping-req's sequence number.
+        seq: u64,
+    },
+    /// Forget the relay for ping-req `seq`.
+    RelayExpire {
+        /// The ping-req's sequence number.
+        seq: u64,
+    },
+    /// The suspicion of `node` at `incarnation` ran out: declare it dead, unless it
+    /// was refuted meanwhile.
+    Suspicion {
+        /// The suspect.
+        node: NodeId,
+        /// The incarnation it was suspected at.
+        incarnation: u64,
+    },
+    /// Send the next round of gossip.
     Gossip,
+    /// Exchange full state with a random member.
     PushPull,
+    /// Time to leave the cluster (`leave_at_ms`).
     Leave,
 }
 
@@ -75,6 +118,7 @@ pub enum SwimTimer {
 pub enum Phase {
     /// Before `join_at_ms`: silent.
     Dormant,
+    /// A member: probes, gossips and answers.
     Active,
     /// Spreading its own leave; no longer probes or answers.
     Leaving,
@@ -126,6 +170,9 @@ impl Suspicion {
     }
 }
 
+/// One SWIM member with Lifeguard's extensions: it probes a member per period
+/// (directly, then through others), spreads membership updates by piggybacking and
+/// gossip, suspects before declaring dead, and refutes suspicions of itself.
 pub struct SwimProcess {
     cfg: Arc<SwimConfig>,
     id: NodeId,
@@ -165,6 +212,8 @@ pub struct SwimProcess {
 }
 
 impl SwimProcess {
+    /// Member `id` of a cluster of `nodes` with `cfg` and the bugs switched on; panics
+    /// if `id` is not below `nodes`.
     pub fn new(cfg: Arc<SwimConfig>, id: NodeId, nodes: usize, bugs: SwimBugs) -> Self {
         assert!(id < nodes, "node {id} outside a cluster of {nodes}");
         let meta = cfg
@@ -207,14 +256,17 @@ impl SwimProcess {
 
     // ---- accessors (the omniscient view the checkers and scenarios read) ----
 
+    /// This member's node id.
     pub fn id(&self) -> NodeId {
         self.id
     }
 
+    /// The cluster's SWIM configuration.
     pub fn config(&self) -> &SwimConfig {
         &self.cfg
     }
 
+    /// Dormant, active or leaving.
     pub fn phase(&self) -> Phase {
         self.phase
     }
@@ -251,6 +303,7 @@ impl SwimProcess {
         })
     }
 
+    /// This member's own metadata (tags, services), as it advertises them.
     pub fn meta(&self) -> &Arc<NodeMeta> {
         &self.meta
     }
@@ -286,6 +339,7 @@ impl SwimProcess {
         &self.declared
     }
 
+    /// Suspicions of itself this incarnation refuted (by a higher incarnation).
     pub fn refutations(&self) -> u64 {
         self.refutations
     }
@@ -295,6 +349,7 @@ impl SwimProcess {
         self.broadcasts.max_transmits()
     }
 
+    /// Updates still queued for piggybacking.
     pub fn pending_broadcasts(&self) -> usize {
         self.broadcasts.len()
     }

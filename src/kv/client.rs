@@ -26,10 +26,15 @@ use crate::raft::RaftProcess;
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OpMix {
+    /// Weight of reads.
     pub get: u32,
+    /// Weight of puts.
     pub put: u32,
+    /// Weight of appends.
     pub append: u32,
+    /// Weight of deletes.
     pub delete: u32,
+    /// Weight of compare-and-sets.
     pub cas: u32,
 }
 
@@ -55,9 +60,11 @@ impl OpMix {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KvWorkload {
+    /// Client processes, each one operation at a time.
     pub clients: usize,
     /// Keys are `k0 .. k{keys-1}`.
     pub keys: usize,
+    /// How often each operation kind is drawn.
     pub mix: OpMix,
     /// How long one attempt waits for a reply before trying the next node.
     pub request_timeout_ms: u64,
@@ -84,6 +91,7 @@ impl Default for KvWorkload {
 }
 
 impl KvWorkload {
+    /// Checks the table's values; `Err((field, message))` names the bad field.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |f: &str, m: &str| Err((f.to_string(), m.to_string()));
         if self.keys == 0 || self.keys > 1000 {
@@ -108,14 +116,25 @@ impl KvWorkload {
     }
 }
 
+/// The key-value client's timers.
 #[derive(Clone, Debug)]
 pub enum ClientTimer {
     /// Start the next operation.
     Think,
     /// Attempt `attempt` of operation `seq` had no reply in time.
-    Attempt { seq: u64, attempt: u64 },
+    Attempt {
+        /// The operation's session sequence number.
+        seq: u64,
+        /// Which attempt, from 1.
+        attempt: u64,
+    },
     /// Retry operation `seq` after a backoff.
-    Retry { seq: u64, attempt: u64 },
+    Retry {
+        /// The operation's session sequence number.
+        seq: u64,
+        /// The attempt that ended (a later attempt makes the timer stale).
+        attempt: u64,
+    },
 }
 
 struct InFlight {
@@ -131,6 +150,9 @@ struct InFlight {
     maybe_applied: bool,
 }
 
+/// A client of the Raft key-value store: one operation at a time, drawn from the
+/// workload's mix, tried node after node (following leader hints) until it completes
+/// or its time runs out, with a session sequence number so that retries apply once.
 pub struct KvClient {
     w: KvWorkload,
     stopped: bool,
@@ -144,6 +166,7 @@ pub struct KvClient {
 type Cx<'a> = ClientContext<'a, RaftProcess, KvClient>;
 
 impl KvClient {
+    /// A client running workload `w`.
     pub fn new(w: KvWorkload) -> KvClient {
         KvClient {
             w,

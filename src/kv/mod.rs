@@ -7,6 +7,8 @@
 //! sequence number applied per client with its result. The session table is part of the
 //! state, so it travels in snapshots.
 
+#![warn(missing_docs)]
+
 use std::collections::BTreeMap;
 
 use crate::history::KvOp;
@@ -19,21 +21,32 @@ pub use client::{KvClient, KvWorkload, OpMix};
 /// A state-changing command, applied through the log.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum KvCommand {
+    /// Sets `key` to `value`.
     Put {
+        /// The key.
         key: String,
+        /// Its new value.
         value: String,
     },
+    /// Removes `key`.
     Delete {
+        /// The key.
         key: String,
     },
+    /// Appends `value` to `key`'s value (an absent key is empty).
     Append {
+        /// The key.
         key: String,
+        /// What is appended.
         value: String,
     },
     /// Sets `key` to `new` if its current value is `expected` (`None`: absent).
     Cas {
+        /// The key.
         key: String,
+        /// The value it must hold; `None`: it must be absent.
         expected: Option<String>,
+        /// Its new value.
         new: String,
     },
 }
@@ -105,10 +118,12 @@ pub struct KvStore {
 }
 
 impl KvStore {
+    /// The value of `key`, `None` if absent.
     pub fn get(&self, key: &str) -> Option<&String> {
         self.data.get(key)
     }
 
+    /// Every key and its value, in key order.
     pub fn data(&self) -> &BTreeMap<String, String> {
         &self.data
     }

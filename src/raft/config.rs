@@ -24,11 +24,14 @@ pub enum ReadMode {
     Follower,
 }
 
+/// The `[cluster.config]` table of a Raft scenario (times in milliseconds, on each
+/// node's monotonic clock).
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RaftConfig {
     /// Election timeouts are drawn uniformly from [min, max).
     pub election_timeout_ms_min: u64,
+    /// See `election_timeout_ms_min`.
     pub election_timeout_ms_max: u64,
     /// Leader heartbeat interval; must be well below the election timeout.
     pub heartbeat_ms: u64,
@@ -37,6 +40,7 @@ pub struct RaftConfig {
     /// A leader steps down if it has not heard from a majority within an election
     /// timeout; followers that hear from a leader ignore vote requests (§6).
     pub check_quorum: bool,
+    /// How reads are served.
     pub read_mode: ReadMode,
     /// Most entries in one AppendEntries.
     pub max_batch_entries: usize,
@@ -143,10 +147,12 @@ impl RaftConfig {
         Ok(())
     }
 
+    /// `election_timeout_ms_min`.
     pub fn election_timeout_min(&self) -> Duration {
         Duration::from_millis(self.election_timeout_ms_min)
     }
 
+    /// `heartbeat_ms`.
     pub fn heartbeat(&self) -> Duration {
         Duration::from_millis(self.heartbeat_ms)
     }

@@ -46,6 +46,7 @@ pub struct RecoveryKeepsDurable {
 }
 
 impl RecoveryKeepsDurable {
+    /// A checker for a cluster of `nodes`.
     pub fn new(nodes: usize) -> Self {
         RecoveryKeepsDurable {
             promised: vec![None; nodes],
@@ -114,6 +115,9 @@ pub struct CommitProgress {
 }
 
 impl CommitProgress {
+    /// A checker for a cluster of `nodes`: a leader may hold an uncommitted entry
+    /// for up to `bound` (simulated time) without its commit index moving. Panics on
+    /// a zero bound.
     pub fn new(nodes: usize, bound: Duration) -> Self {
         assert!(!bound.is_zero(), "a zero bound means the check is off");
         CommitProgress {
@@ -252,6 +256,7 @@ pub struct LeaderCompleteness {
 }
 
 impl LeaderCompleteness {
+    /// A checker for a cluster of `nodes`.
     pub fn new(nodes: usize) -> Self {
         LeaderCompleteness {
             committed: BTreeMap::new(),
@@ -358,6 +363,7 @@ pub struct IndexOrder {
 }
 
 impl IndexOrder {
+    /// A checker for a cluster of `nodes`.
     pub fn new(nodes: usize) -> Self {
         IndexOrder {
             last: vec![None; nodes],
@@ -438,6 +444,7 @@ pub struct LivenessAndMetrics {
 const MAX_TRACKED_PROPOSALS: usize = 100_000;
 
 impl LivenessAndMetrics {
+    /// A checker for a cluster of `nodes` with `cfg`.
     pub fn new(nodes: usize, cfg: &RaftConfig) -> Self {
         LivenessAndMetrics {
             leader_after_heal_max: Duration::from_millis(10 * cfg.election_timeout_ms_max),

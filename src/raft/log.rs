@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::messages::{Entry, Snapshot};
 use crate::kv::KvStore;
 
+/// A node's log: a snapshot of the compacted prefix, then the entries after it.
 #[derive(Clone, Debug)]
 pub struct RaftLog {
     /// The compacted prefix: entries `..=snapshot.index` are gone from `entries`.
@@ -46,10 +47,12 @@ impl RaftLog {
         }
     }
 
+    /// The snapshot of the compacted prefix.
     pub fn snapshot(&self) -> &Arc<Snapshot> {
         &self.snapshot
     }
 
+    /// The last index the snapshot covers (0: nothing compacted).
     pub fn snapshot_index(&self) -> u64 {
         self.snapshot.index
     }
@@ -59,10 +62,12 @@ impl RaftLog {
         self.snapshot.index + 1
     }
 
+    /// The index of the last entry (the snapshot's if there is none after it).
     pub fn last_index(&self) -> u64 {
         self.snapshot.index + self.entries.len() as u64
     }
 
+    /// The term of the last entry (the snapshot's if there is none after it).
     pub fn last_term(&self) -> u64 {
         self.entries.last().map_or(self.snapshot.term, |e| e.term)
     }
@@ -75,6 +80,7 @@ impl RaftLog {
         self.entry(index).map(|e| e.term)
     }
 
+    /// The entry at `index`, if held (not compacted, not past the end).
     pub fn entry(&self, index: u64) -> Option<&Entry> {
         if index <= self.snapshot.index {
             return None;
@@ -93,6 +99,7 @@ impl RaftLog {
         &self.entries[(lo - base) as usize..=(hi - base) as usize]
     }
 
+    /// Every entry after the snapshot, in index order.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
@@ -103,6 +110,8 @@ impl RaftLog {
             || (last_term == self.last_term() && last_index >= self.last_index())
     }
 
+    /// Appends `entry` at the end; panics unless its index is `last_index() + 1` and
+    /// its term at least `last_term()`.
     pub fn append(&mut self, entry: Entry) {
         assert_eq!(
             entry.index,

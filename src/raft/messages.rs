@@ -12,10 +12,13 @@ pub enum EntryData {
     /// Appended by a new leader at the start of its term, so that it can commit (and
     /// learn the commit index) without waiting for a client (§5.4.2, §8).
     Noop,
+    /// A client's command for the state machine.
     Command {
+        /// The client that asked.
         client: ClientId,
         /// The client's session sequence number: (client, seq) applies at most once.
         seq: u64,
+        /// The command.
         cmd: KvCommand,
     },
 }
@@ -39,14 +42,19 @@ impl Fingerprint for EntryData {
     }
 }
 
+/// A log entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
+    /// The term of the leader that appended it.
     pub term: u64,
+    /// Its position in the log, from 1.
     pub index: u64,
+    /// What it carries.
     pub data: EntryData,
 }
 
 impl Entry {
+    /// Approximate encoded size in bytes, for the bytes-per-operation metrics.
     pub fn size_bytes(&self) -> usize {
         24 + match &self.data {
             EntryData::Noop => 0,
@@ -58,8 +66,11 @@ impl Entry {
 /// A compacted prefix of the log: the state machine after applying `..=index`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Snapshot {
+    /// The last index it covers.
     pub index: u64,
+    /// The term of the entry at `index`.
     pub term: u64,
+    /// The state machine after applying `..=index`.
     pub kv: KvStore,
 }
 
@@ -75,15 +86,20 @@ impl Fingerprint for Snapshot {
 /// Term and vote: the state that must be durable before a node answers anyone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct HardState {
+    /// The current term.
     pub term: u64,
+    /// Whom this node voted for in `term`, if anyone.
     pub vote: Option<NodeId>,
 }
 
 /// A value in durable storage. Keys: `hard`, `snapshot`, `log/<index:020>`.
 #[derive(Clone, Debug)]
 pub enum Record {
+    /// Under `hard`.
     Hard(HardState),
+    /// Under `log/<index>`.
     Entry(Entry),
+    /// Under `snapshot`.
     Snapshot(Arc<Snapshot>),
 }
 
@@ -91,73 +107,112 @@ pub enum Record {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AppendResult {
     /// The follower's log matches the leader's through `match_index`.
-    Accepted { match_index: u64 },
+    Accepted {
+        /// The last index known to match the leader's log.
+        match_index: u64,
+    },
     /// No entry at `prev_index` with the leader's `prev_term`. The hint lets the leader
     /// skip a whole conflicting term at once: `hint_term` is the follower's term at
     /// `prev_index` (`None` if its log is shorter) and `hint_index` the first index it
     /// holds of that term (or its last index + 1).
     Rejected {
+        /// The `prev_index` of the rejected request.
         prev_index: u64,
+        /// The first index the follower holds of `hint_term` (or its last index + 1).
         hint_index: u64,
+        /// The follower's term at `prev_index`; `None` if its log is shorter.
         hint_term: Option<u64>,
     },
 }
 
+/// What Raft nodes send each other (Raft §5 and the thesis's PreVote, §9.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// Thesis §9.6: "would you vote for me at `term`?" The sender's term is unchanged.
     PreVote {
+        /// The term the sender would stand in.
         term: u64,
+        /// The index of the sender's last log entry.
         last_index: u64,
+        /// The term of the sender's last log entry.
         last_term: u64,
     },
     /// `term` is the asked-for term when granted, the voter's own when refused.
     PreVoteResp {
+        /// See above.
         term: u64,
+        /// Whether it would vote.
         granted: bool,
     },
+    /// RequestVote (§5.2).
     Vote {
+        /// The candidate's term.
         term: u64,
+        /// The index of the candidate's last log entry.
         last_index: u64,
+        /// The term of the candidate's last log entry.
         last_term: u64,
     },
+    /// The answer to a RequestVote.
     VoteResp {
+        /// The voter's term.
         term: u64,
+        /// Whether it voted for the candidate.
         granted: bool,
     },
+    /// AppendEntries (§5.3).
     Append {
+        /// The leader's term.
         term: u64,
+        /// The index of the entry just before `entries`.
         prev_index: u64,
+        /// The term of that entry.
         prev_term: u64,
+        /// Entries to append, possibly none.
         entries: Vec<Entry>,
+        /// The leader's commit index.
         commit: u64,
     },
+    /// The answer to an AppendEntries or an InstallSnapshot.
     AppendResp {
+        /// The follower's term.
         term: u64,
+        /// Accepted or rejected, with a hint.
         result: AppendResult,
     },
     /// Keeps followers quiet and confirms leadership for reads. `commit` is bounded by
     /// what this follower is known to hold, so a heartbeat never commits an unchecked
     /// entry. `read_seq` and `sent_at_ns` are echoed back.
     Heartbeat {
+        /// The leader's term.
         term: u64,
+        /// The commit index this follower may apply up to.
         commit: u64,
+        /// The leader's read round, for read-index reads.
         read_seq: u64,
+        /// The leader's monotonic clock at the send, in ns, for leases.
         sent_at_ns: u64,
     },
+    /// The answer to a heartbeat.
     HeartbeatResp {
+        /// The follower's term.
         term: u64,
+        /// The heartbeat's `read_seq`.
         read_seq: u64,
+        /// The heartbeat's `sent_at_ns`.
         sent_at_ns: u64,
     },
     /// InstallSnapshot (§7), sent whole: the simulated network has no size limit.
     Snapshot {
+        /// The leader's term.
         term: u64,
+        /// The snapshot.
         snapshot: Arc<Snapshot>,
     },
 }
 
 impl Message {
+    /// The sender's term (for PreVote, the term it would stand in).
     pub fn term(&self) -> u64 {
         match self {
             Message::PreVote { term, .. }
@@ -177,6 +232,7 @@ impl Message {
     pub const CLASSES: &'static [&'static str] =
         &["pre-vote", "vote", "append", "heartbeat", "snapshot"];
 
+    /// The message's class (see [`Message::CLASSES`]).
     pub fn class(&self) -> &'static str {
         match self {
             Message::PreVote { .. } | Message::PreVoteResp { .. } => "pre-vote",
@@ -187,6 +243,7 @@ impl Message {
         }
     }
 
+    /// Approximate encoded size in bytes, for the bytes-per-operation metrics.
     pub fn size_bytes(&self) -> usize {
         match self {
             Message::Append { entries, .. } => {
@@ -202,32 +259,63 @@ impl Message {
 /// operation: every retry of one operation carries the same `seq`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
+    /// The operation's session sequence number.
     pub seq: u64,
+    /// What it asks for.
     pub op: RequestOp,
 }
 
+/// A read or a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RequestOp {
-    Get { key: String },
+    /// Read `key` (by the configured read mode).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Replicate and apply a command.
     Command(KvCommand),
 }
 
+/// A node's answer to a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Response {
     /// The command with this `seq` was applied (once), with this result.
-    Written { seq: u64, result: KvResult },
+    Written {
+        /// The request's `seq`.
+        seq: u64,
+        /// What applying it gave.
+        result: KvResult,
+    },
     /// A read's value (`None`: absent).
-    Value { seq: u64, value: Option<String> },
+    Value {
+        /// The request's `seq`.
+        seq: u64,
+        /// The value read.
+        value: Option<String>,
+    },
     /// Not leader, nothing done: try `leader` if known.
-    Redirect { seq: u64, leader: Option<NodeId> },
+    Redirect {
+        /// The request's `seq`.
+        seq: u64,
+        /// The leader this node knows of.
+        leader: Option<NodeId>,
+    },
     /// The leader cannot serve now (not ready, or too busy); nothing was done.
-    Unavailable { seq: u64 },
+    Unavailable {
+        /// The request's `seq`.
+        seq: u64,
+    },
     /// Leadership was lost while the command was in the log: it may or may not be
     /// applied. A retry with the same `seq` applies it at most once.
-    Dropped { seq: u64 },
+    Dropped {
+        /// The request's `seq`.
+        seq: u64,
+    },
 }
 
 impl Response {
+    /// The `seq` of the request it answers.
     pub fn seq(&self) -> u64 {
         match self {
             Response::Written { seq, .. }

@@ -10,8 +10,8 @@
 //!
 //! Durability: term, vote and log entries are written with `ctx.write` as they change.
 //! Every handler ends by starting one sync of its writes, and its messages and client
-//! replies wait in a [`DurableOutbox`] until that sync completes (see
-//! [`RaftProcess::finish`]); so nothing a peer or client learns can be lost by a crash.
+//! replies wait in a [`DurableOutbox`] until that sync completes (in
+//! `RaftProcess::finish`); so nothing a peer or client learns can be lost by a crash.
 //! A leader's own appends therefore also wait for its sync before they are sent, so the
 //! leader counts toward a commit quorum only entries that are durable on its disk
 //! (Raft thesis §10.2.1 allows sending first; faultline keeps the simpler order).
@@ -50,24 +50,36 @@ pub use system::RaftKv;
 
 type Ctx<'a> = Context<'a, RaftProcess>;
 
+/// A node's role (§5.1, with the thesis's pre-candidate, §9.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// Follows a leader, or waits for one.
     Follower,
+    /// Asks whether it could win before raising its term (PreVote).
     PreCandidate,
+    /// Stands for election in its term.
     Candidate,
+    /// Leads its term.
     Leader,
 }
 
+/// A node's timers.
 #[derive(Clone, Debug)]
 pub enum Timer {
     /// Election timeout for followers and candidates; CheckQuorum period for a leader.
     /// Lazy: it fires at the earliest deadline armed and re-arms if the deadline moved.
     Election,
     /// Leader heartbeat; stale once the leader's `term` is over.
-    Heartbeat { term: u64 },
+    Heartbeat {
+        /// The leader's term.
+        term: u64,
+    },
     /// A candidate asks again the peers that have not answered (requests get lost);
     /// stale once the candidacy for `term` is over.
-    VoteRetry { term: u64 },
+    VoteRetry {
+        /// The candidacy's term.
+        term: u64,
+    },
 }
 
 /// The leader's view of one follower's log (etcd's `Progress`).
@@ -117,6 +129,9 @@ struct LeaderState {
     pending_reads: VecDeque<PendingRead>,
 }
 
+/// One Raft node replicating the key-value store: elections with PreVote and
+/// CheckQuorum, log replication with batching, pipelining and fast backtracking,
+/// snapshots, and reads by read index or lease.
 pub struct RaftProcess {
     cfg: RaftConfig,
     bugs: Bugs,
@@ -183,7 +198,9 @@ pub struct RaftProcess {
 /// An entry applied to the state machine, as checkers see it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AppliedEntry {
+    /// Its log index.
     pub index: u64,
+    /// Its term.
     pub term: u64,
     /// Digest of the entry (term and payload).
     pub digest: u64,
@@ -192,6 +209,8 @@ pub struct AppliedEntry {
 }
 
 impl RaftProcess {
+    /// A fresh node; its id and cluster size come at start. Panics on a config that
+    /// validation refuses.
     pub fn new(cfg: RaftConfig, bugs: Bugs) -> RaftProcess {
         cfg.validate().expect("a validated config");
         RaftProcess {
@@ -228,36 +247,47 @@ impl RaftProcess {
 
     // ---- Accessors for checkers and tests (the omniscient view). ----
 
+    /// This node's id.
     pub fn id(&self) -> NodeId {
         self.id
     }
+    /// Its role.
     pub fn role(&self) -> Role {
         self.role
     }
+    /// Whether it is leader.
     pub fn is_leader(&self) -> bool {
         self.role == Role::Leader
     }
+    /// Its current term.
     pub fn term(&self) -> u64 {
         self.term
     }
+    /// Whom it voted for in its current term.
     pub fn voted_for(&self) -> Option<NodeId> {
         self.vote
     }
+    /// The leader of its current term, if known.
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
     }
+    /// Its log.
     pub fn log(&self) -> &RaftLog {
         &self.log
     }
+    /// The highest index it knows committed.
     pub fn commit_index(&self) -> u64 {
         self.commit
     }
+    /// The highest index applied to its state machine.
     pub fn applied_index(&self) -> u64 {
         self.applied
     }
+    /// Its state machine.
     pub fn kv(&self) -> &KvStore {
         &self.kv
     }
+    /// Its configuration.
     pub fn config(&self) -> &RaftConfig {
         &self.cfg
     }

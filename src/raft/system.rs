@@ -95,6 +95,8 @@ pub const BUGS: &[Bug] = &[
 ];
 
 impl RaftKv {
+    /// The bugs a set-up switches on, as the processes read them; panics on a name
+    /// that is not one of [`System::bugs`] (validation refuses those first).
     pub fn bugs_of(setup: &Setup<RaftKv>) -> Bugs {
         let mut bugs = Bugs::default();
         for name in &setup.bugs {

@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    faultline::cli::Cli::new().protocol::<ticker::Tickers>().run()
+}
