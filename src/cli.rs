@@ -440,6 +440,9 @@ fn print_summary(summary: &Summary, target: &Target) {
     if !s.failing_seeds.is_empty() {
         println!("failing seeds: {:?}", s.failing_seeds);
     }
+    for failure in &s.sweep_failures {
+        println!("sweep failed: {failure}");
+    }
     let speed = if s.wall_ms > 0.0 {
         s.sim_ms / s.wall_ms
     } else {

@@ -24,20 +24,55 @@ pub struct ClusterView<'a, P> {
     pub nodes: &'a [Option<P>],
     /// Which nodes are paused (frozen: up, but handling nothing); empty means none.
     pub paused: &'a [bool],
+    /// Per node: how long it could not run its handlers on time; empty means never.
+    pub stalls: &'a [Stall],
+    /// During the liveness phase: which links still work (`links[from * n + to]`),
+    /// after the heal left only permanent faults; empty means every link works.
+    pub links: &'a [bool],
+    /// What the liveness phase expects of the protocol.
+    pub availability: Availability,
 }
 
 impl<'a, P> ClusterView<'a, P> {
-    /// A view in which no node is paused (for unit tests of checkers).
+    /// A view in which no node is paused or stalled and every link works (for unit
+    /// tests of checkers).
     pub fn new(now: Duration, nodes: &'a [Option<P>]) -> Self {
         ClusterView {
             now,
             nodes,
             paused: &[],
+            stalls: &[],
+            links: &[],
+            availability: Availability::Progress,
         }
     }
 
     pub fn is_paused(&self, id: NodeId) -> bool {
         self.paused.get(id).copied().unwrap_or(false)
+    }
+
+    /// Total time node `id` could not run its handlers on time, up to now.
+    pub fn stalled(&self, id: NodeId) -> Duration {
+        let ns = self.stalls.get(id).map_or(0, |s| s.at_ns(self.now_ns()));
+        Duration::from_nanos(ns)
+    }
+
+    /// Whether messages from `from` reach `to` (during the liveness phase: whether no
+    /// permanent fault cuts that link).
+    pub fn linked(&self, from: NodeId, to: NodeId) -> bool {
+        let n = self.nodes.len();
+        self.links.get(from * n + to).copied().unwrap_or(true)
+    }
+
+    /// Up, not paused, and linked both ways with `to` (with itself, trivially).
+    pub fn live_with(&self, id: NodeId, to: NodeId) -> bool {
+        self.nodes[id].is_some()
+            && !self.is_paused(id)
+            && (id == to || (self.linked(id, to) && self.linked(to, id)))
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.now.as_nanos() as u64
     }
 
     pub fn node(&self, id: NodeId) -> Option<&P> {
@@ -50,6 +85,60 @@ impl<'a, P> ClusterView<'a, P> {
             .iter()
             .enumerate()
             .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+    }
+}
+
+/// What the liveness phase demands, once every fault but the permanent ones healed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Availability {
+    /// The cluster makes progress again (for Raft: a fresh write commits and every live
+    /// replica catches up).
+    #[default]
+    Progress,
+    /// Too much of the cluster is gone for good: it must stay safe and make no
+    /// progress (for Raft: nothing commits after the heal); clients give up on what
+    /// they asked.
+    Unavailable,
+}
+
+/// Time a node could not run its handlers on time: paused, its clock frozen (and,
+/// from other fault kinds, handler delay). Overlapping causes count once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stall {
+    total_ns: u64,
+    since_ns: Option<u64>,
+    /// Causes active now.
+    depth: u32,
+}
+
+impl Stall {
+    /// A cause starts at `now_ns`.
+    pub fn begin(&mut self, now_ns: u64) {
+        if self.depth == 0 {
+            self.since_ns = Some(now_ns);
+        }
+        self.depth += 1;
+    }
+
+    /// A cause ends at `now_ns`.
+    pub fn end(&mut self, now_ns: u64) {
+        assert!(self.depth > 0, "a stall ends once");
+        self.depth -= 1;
+        if self.depth == 0 {
+            let since = self.since_ns.take().expect("stalled");
+            self.total_ns += now_ns.saturating_sub(since);
+        }
+    }
+
+    /// Adds a delay that already happened (a handler that ran `ns` late).
+    pub fn add(&mut self, ns: u64) {
+        self.total_ns += ns;
+    }
+
+    /// The total up to `now_ns`.
+    pub fn at_ns(&self, now_ns: u64) -> u64 {
+        self.total_ns + self.since_ns.map_or(0, |s| now_ns.saturating_sub(s))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Faults: explicit timed entries in a scenario, and what a seed expands into.
 //! Times are true simulated times in milliseconds from the start of the run. A fault
-//! without an end lasts until the final heal.
+//! without an end lasts until the final heal; one marked `permanent = true` lasts
+//! through the liveness phase too (a crash then never restarts).
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         groups: Vec<Vec<NodeId>>,
     },
     /// Messages from any node in `from` to any node in `to` are lost; the other
@@ -94,6 +98,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         from: Vec<NodeId>,
         to: Vec<NodeId>,
     },
@@ -102,6 +109,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         bridge: NodeId,
         left: Vec<NodeId>,
         right: Vec<NodeId>,
@@ -111,14 +121,21 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
     },
     /// Kill the process: volatile state and unsynced writes are lost (with `torn`, a
-    /// random prefix of the unsynced writes survives). It restarts at `restart_ms`.
+    /// random prefix of the unsynced writes survives). It restarts at `restart_ms`, or at
+    /// the final heal; with `permanent = true` it never does.
     Crash {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         restart_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
         #[serde(default)]
         torn: bool,
@@ -129,6 +146,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
     },
     /// An NTP-like step: from `at_ms` on, the node's wall clock reads `offset_ms` more
@@ -153,6 +173,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
     },
     /// The node's disk completes no sync until the heal; writes are still accepted,
@@ -161,6 +184,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
     },
     /// Syncs the node starts take `factor` times their usual latency.
@@ -168,6 +194,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
         factor: f64,
     },
@@ -180,6 +209,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         restart_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
     },
     /// Extra delay on every message to or from `nodes` (all links if empty).
@@ -187,6 +219,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         #[serde(default)]
         nodes: Vec<NodeId>,
         delay: Latency,
@@ -196,6 +231,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         rate: f64,
     },
     /// Raises the duplication rate on every link to `rate`.
@@ -203,6 +241,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         rate: f64,
     },
 }
@@ -246,6 +287,26 @@ impl Fault {
             Fault::Crash { restart_ms, .. } | Fault::DiskWipe { restart_ms, .. } => restart_ms,
             Fault::Pause { resume_ms, .. } => resume_ms,
             Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => None,
+        }
+    }
+
+    /// Whether the fault is never healed: `permanent = true`, which takes no end time.
+    pub fn permanent(&self) -> bool {
+        match *self {
+            Fault::Partition { permanent, .. }
+            | Fault::OneWay { permanent, .. }
+            | Fault::Bridge { permanent, .. }
+            | Fault::Isolate { permanent, .. }
+            | Fault::Crash { permanent, .. }
+            | Fault::Pause { permanent, .. }
+            | Fault::ClockFreeze { permanent, .. }
+            | Fault::DiskStall { permanent, .. }
+            | Fault::DiskSlow { permanent, .. }
+            | Fault::DiskWipe { permanent, .. }
+            | Fault::LatencySpike { permanent, .. }
+            | Fault::Loss { permanent, .. }
+            | Fault::Duplicate { permanent, .. } => permanent,
+            Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => false,
         }
     }
 
@@ -332,6 +393,10 @@ impl Fault {
             Fault::Loss { .. } | Fault::Duplicate { .. } => Vec::new(),
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

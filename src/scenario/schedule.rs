@@ -80,6 +80,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 Some(Fault::Partition {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     groups: vec![nodes[..cut].to_vec()],
                 })
             }
@@ -91,6 +92,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 Some(Fault::OneWay {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     from: from.to_vec(),
                     to: to.to_vec(),
                 })
@@ -104,6 +106,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 Some(Fault::Bridge {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     bridge,
                     left: left.to_vec(),
                     right: right.to_vec(),
@@ -112,6 +115,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             FaultKind::Isolate => Some(Fault::Isolate {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 node: crate::rng::index(&mut rng, 0..n),
             }),
             FaultKind::Crash | FaultKind::Pause | FaultKind::DiskWipe => {
@@ -134,6 +138,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                                 Fault::Crash {
                                     at_ms: t,
                                     restart_ms: heal,
+                                    permanent: false,
                                     node,
                                     torn,
                                 }
@@ -141,11 +146,13 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                             FaultKind::DiskWipe => Fault::DiskWipe {
                                 at_ms: t,
                                 restart_ms: heal,
+                                permanent: false,
                                 node,
                             },
                             _ => Fault::Pause {
                                 at_ms: t,
                                 resume_ms: heal,
+                                permanent: false,
                                 node,
                             },
                         })
@@ -170,16 +177,19 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             FaultKind::ClockFreeze => Some(Fault::ClockFreeze {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 node: crate::rng::index(&mut rng, 0..n),
             }),
             FaultKind::DiskStall => Some(Fault::DiskStall {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 node: crate::rng::index(&mut rng, 0..n),
             }),
             FaultKind::DiskSlow => Some(Fault::DiskSlow {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 node: crate::rng::index(&mut rng, 0..n),
                 factor: r.disk_slow_factor,
             }),
@@ -196,6 +206,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
                 Some(Fault::LatencySpike {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     nodes,
                     delay: r.spike.clone(),
                 })
@@ -203,11 +214,13 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64) -> Vec<Fault> {
             FaultKind::Loss => Some(Fault::Loss {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 rate: r.loss_rate,
             }),
             FaultKind::Duplicate => Some(Fault::Duplicate {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 rate: r.duplicate_rate,
             }),
         };

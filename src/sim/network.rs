@@ -229,11 +229,13 @@ mod tests {
         let isolate = Fault::Isolate {
             at_ms: 0,
             heal_ms: None,
+            permanent: false,
             node: 0,
         };
         let one_way = Fault::OneWay {
             at_ms: 0,
             heal_ms: None,
+            permanent: false,
             from: vec![0],
             to: vec![1],
         };
@@ -252,6 +254,7 @@ mod tests {
         let bridge = Fault::Bridge {
             at_ms: 0,
             heal_ms: None,
+            permanent: false,
             bridge: 2,
             left: vec![0, 1],
             right: vec![3, 4],
@@ -272,6 +275,7 @@ mod tests {
             &Fault::Partition {
                 at_ms: 0,
                 heal_ms: None,
+                permanent: false,
                 groups: vec![vec![0]],
             },
             true,

@@ -14,7 +14,7 @@ use super::disk::{Completion, Disk};
 use super::mailbox::{Due, Mailbox};
 use super::network::{DropReason, Fate, Network};
 use super::trace::{fmt_time, Actor, Trace};
-use crate::check::{Checker, ClusterView, Metrics};
+use crate::check::{Availability, Checker, ClusterView, Metrics, Stall};
 use crate::client::{Client, ClientContext, ClientEffect};
 use crate::history::{HistoryEvent, OpType};
 use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, SyncError};
@@ -48,6 +48,8 @@ pub enum FailureKind {
     Panic,
     /// The same seed ran twice and the runs differed.
     Nondeterminism,
+    /// A scenario's `[expect]` bound on a metric did not hold.
+    Expectation,
 }
 
 impl FailureKind {
@@ -58,6 +60,7 @@ impl FailureKind {
             FailureKind::History => "history",
             FailureKind::Panic => "panic",
             FailureKind::Nondeterminism => "nondeterminism",
+            FailureKind::Expectation => "expectation",
         }
     }
 }
@@ -157,6 +160,10 @@ pub struct World<S: System> {
     start: madsim::time::Instant,
     processes: Vec<Option<P<S>>>,
     paused: Vec<bool>,
+    stalls: Vec<Stall>,
+    /// Links that still work once the liveness phase starts (see [`ClusterView::links`]).
+    links: Vec<bool>,
+    availability: Availability,
     pub nodes: Vec<NodeSlot<P<S>>>,
     pub clients: Vec<ClientSlot<S>>,
     pub net: Network,
@@ -217,6 +224,9 @@ impl<S: System> World<S> {
             start: madsim::time::Instant::now(),
             processes: (0..n).map(|_| None).collect(),
             paused: vec![false; n],
+            stalls: vec![Stall::default(); n],
+            links: Vec::new(),
+            availability: Availability::Progress,
             nodes,
             clients,
             net: Network::new(n, network, stream(seed, Purpose::Network, 0)),
@@ -666,6 +676,9 @@ impl<S: System> World<S> {
             now: Duration::from_nanos(now),
             nodes: &self.processes,
             paused: &self.paused,
+            stalls: &self.stalls,
+            links: &self.links,
+            availability: self.availability,
         };
         let mut failed = None;
         for checker in &mut self.checkers {
@@ -757,6 +770,7 @@ impl<S: System> World<S> {
             ClockFault::Freeze(true) => {
                 slot.freezes += 1;
                 if slot.freezes == 1 {
+                    self.stalls[id].begin(now);
                     slot.clock.set_frozen(now, true);
                     slot.mailbox.timers_held = true;
                 }
@@ -765,6 +779,7 @@ impl<S: System> World<S> {
                 assert!(slot.freezes > 0, "a freeze ends only once");
                 slot.freezes -= 1;
                 if slot.freezes == 0 {
+                    self.stalls[id].end(now);
                     slot.clock.set_frozen(now, false);
                     slot.mailbox.release_timers();
                 }
@@ -808,6 +823,10 @@ impl<S: System> World<S> {
         assert_eq!(slot.status, from, "node {id} cannot {event} now");
         slot.status = to;
         self.paused[id] = paused;
+        match paused {
+            true => self.stalls[id].begin(now),
+            false => self.stalls[id].end(now),
+        }
         self.counters.pauses += u64::from(paused);
         slot.mailbox.sleep_until(Some(0));
         slot.mailbox.notify.notify_one();
@@ -816,12 +835,65 @@ impl<S: System> World<S> {
         true
     }
 
+    /// The liveness phase starts, with only permanent faults left: records which links
+    /// still work and what the phase expects (`None`: derive it). The derived
+    /// expectation is progress when a majority of the nodes is up (or restarting), not
+    /// paused, and connected both ways to one another; unavailability otherwise.
+    pub fn begin_liveness(&mut self, expect: Option<Availability>) -> Availability {
+        let n = self.nodes.len();
+        let cut = (0..n).any(|a| (0..n).any(|b| a != b && !self.net.connected(a, b)));
+        if cut {
+            self.links = (0..n * n)
+                .map(|i| i / n == i % n || self.net.connected(i / n, i % n))
+                .collect();
+        }
+        let alive: Vec<bool> = (0..n)
+            .map(|i| {
+                let slot = &self.nodes[i];
+                match slot.status {
+                    Status::Up => true,
+                    Status::Down => slot.restart_at_ns.is_some(),
+                    Status::Paused => false,
+                }
+            })
+            .collect();
+        let linked = |a: usize, b: usize| self.links[a * n + b] && self.links[b * n + a];
+        // The largest group of live nodes that all reach one another, grown greedily
+        // from each node (partitions make such groups disjoint; a bridge node may
+        // belong to two, and either counts).
+        let largest = match cut {
+            false => alive.iter().filter(|&&a| a).count(),
+            true => (0..n)
+                .filter(|&a| alive[a])
+                .map(|a| {
+                    let mut group = vec![a];
+                    for b in (0..n).filter(|&b| b != a && alive[b]) {
+                        if group.iter().all(|&g| linked(g, b)) {
+                            group.push(b);
+                        }
+                    }
+                    group.len()
+                })
+                .max()
+                .unwrap_or(0),
+        };
+        let derived = match largest > n / 2 {
+            true => Availability::Progress,
+            false => Availability::Unavailable,
+        };
+        self.availability = expect.unwrap_or(derived);
+        self.availability
+    }
+
     /// Liveness: `Ok` once every checker is settled and every client is idle.
     pub fn settled(&mut self) -> Result<(), Vec<String>> {
         let view = ClusterView {
             now: Duration::from_nanos(self.now_ns()),
             nodes: &self.processes,
             paused: &self.paused,
+            stalls: &self.stalls,
+            links: &self.links,
+            availability: self.availability,
         };
         let mut reasons = Vec::new();
         for checker in &mut self.checkers {
