@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{HardState, RaftConfig, RaftProcess};
-use crate::check::{Checker, ClusterView, Metrics};
+use crate::check::{Availability, Checker, ClusterView, Metrics};
 use crate::process::NodeId;
 
 /// Every invariant checker, plus liveness and metrics, and the progress check when
@@ -405,14 +405,35 @@ impl Checker<RaftProcess> for IndexOrder {
     }
 }
 
-/// Liveness (a leader that a majority follows) and the run's metrics.
+/// Liveness and the run's metrics.
+///
+/// Expecting progress (see [`Availability`]), the cluster is settled once, after the
+/// heal:
+/// - a leader of the highest term is followed by a majority, and the first such came
+///   within 10 election timeouts of the heal;
+/// - a fresh write committed: the leader's commit index reached an entry of its own
+///   term appended after the heal (its no-op if it was elected after the heal, else a
+///   client's write; the KV workload writes one after the heal for this). Nothing held
+///   at the heal qualifies, so the check cannot pass on old progress;
+/// - every live replica (up, not paused, and linked both ways with the leader) has
+///   applied through the leader's commit index.
+///
+/// Expecting unavailability, it is settled while nothing committed after the heal: no
+/// node applied an index above the highest applied anywhere before it.
 pub struct LivenessAndMetrics {
     nodes: usize,
     /// Terms that had a leader.
     leader_terms: BTreeMap<u64, NodeId>,
     /// The leader of the highest term seen, while it leads.
     leader_now: Option<(NodeId, u64)>,
-    /// Since when there has been no leader (None while there is one).
+    /// Since when there has been no leader (None while there is one). The metric
+    /// `time_without_leader_ms` is the simulated time, from the start of the run to
+    /// the last step seen (both phases), in which no node held the leader role in the
+    /// highest term any node has led: the time before the first election, after the
+    /// leader of the highest term crashed or stepped down and before a node led a
+    /// term at least as high. A majority following that leader is not required: a
+    /// leader cut off from its followers counts until it steps down (with
+    /// CheckQuorum, within an election timeout) or a higher term's leader appears.
     leaderless_since: Option<Duration>,
     leaderless: Duration,
     /// The latest simulated time seen.
@@ -432,6 +453,14 @@ pub struct LivenessAndMetrics {
     healed_at: Option<Duration>,
     /// How long after the heal a leader followed by a majority first existed.
     leader_after_heal: Option<Duration>,
+    /// Per node at the heal: its term and last log index (`None`: down then).
+    at_heal: Vec<Option<(u64, u64)>>,
+    /// The highest term any node that was up held at the heal.
+    term_at_heal: u64,
+    /// The highest index applied anywhere at the heal.
+    committed_at_heal: u64,
+    /// How long after the heal a fresh write first committed, and where.
+    fresh_commit: Option<(Duration, u64, u64)>,
 }
 
 /// Proposals tracked for latency at once; older ones are dropped (and not measured).
@@ -443,6 +472,10 @@ impl LivenessAndMetrics {
             leader_after_heal_max: Duration::from_millis(10 * cfg.election_timeout_ms_max),
             healed_at: None,
             leader_after_heal: None,
+            at_heal: vec![None; nodes],
+            term_at_heal: 0,
+            committed_at_heal: 0,
+            fresh_commit: None,
             nodes,
             leader_terms: BTreeMap::new(),
             leader_now: None,
@@ -562,22 +595,90 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
 
     fn settled(&mut self, view: &ClusterView<'_, RaftProcess>) -> Result<(), String> {
         self.last_now = self.last_now.max(view.now);
-        let healed_at = *self.healed_at.get_or_insert(view.now);
+        if self.healed_at.is_none() {
+            self.healed_at = Some(view.now);
+            for (n, p) in view.up() {
+                self.at_heal[n] = Some((p.term(), p.log().last_index()));
+                self.term_at_heal = self.term_at_heal.max(p.term());
+            }
+            self.committed_at_heal = self.committed_to;
+        }
+        let healed_at = self.healed_at.expect("set above");
+        if view.availability == Availability::Unavailable {
+            return match self.committed_to > self.committed_at_heal {
+                false => Ok(()),
+                true => Err(format!(
+                    "index {} committed after the heal (the highest applied before it was {})",
+                    self.committed_to, self.committed_at_heal
+                )),
+            };
+        }
         self.majority_leader(view)?;
         let took = *self.leader_after_heal.get_or_insert(view.now - healed_at);
-        match took <= self.leader_after_heal_max {
-            true => Ok(()),
-            false => Err(format!(
+        if took > self.leader_after_heal_max {
+            return Err(format!(
                 "the first leader followed by a majority came {} ms after the heal, more than \
                  10 election timeouts ({} ms)",
                 took.as_millis(),
                 self.leader_after_heal_max.as_millis()
-            )),
+            ));
+        }
+        let (l, lp) = view
+            .up()
+            .filter(|(_, p)| p.is_leader())
+            .max_by_key(|(_, p)| p.term())
+            .expect("majority_leader found one");
+        let (term, commit) = (lp.term(), lp.commit_index());
+        if self.fresh_commit.is_none() {
+            // An entry of the leader's term is fresh if the leader took office after
+            // the heal, or, leading the same term then, appended it since.
+            let fresh = lp.log().term(commit) == Some(term)
+                && match self.at_heal[l] {
+                    Some((t, last)) => term > t || commit > last,
+                    None => term > self.term_at_heal,
+                };
+            if !fresh {
+                let held = match self.at_heal[l] {
+                    Some((t, last)) => format!("term {t} through index {last}"),
+                    None => "nothing (it was down)".into(),
+                };
+                return Err(format!(
+                    "no write appended after the heal has committed: node {l} leads term \
+                     {term} with commit index {commit} (entry term {:?}), and held {held} at \
+                     the heal",
+                    lp.log().term(commit)
+                ));
+            }
+            self.fresh_commit = Some((view.now - healed_at, commit, term));
+        }
+        let lagging: Vec<String> = view
+            .up()
+            .filter(|&(n, p)| n != l && view.live_with(n, l) && p.applied_index() < commit)
+            .map(|(n, p)| {
+                format!(
+                    "node {n} has applied through index {} of the leader's (node {l}) commit \
+                     index {commit}: {} entries behind",
+                    p.applied_index(),
+                    commit - p.applied_index()
+                )
+            })
+            .collect();
+        match lagging.is_empty() {
+            true => Ok(()),
+            false => Err(lagging.join("; ")),
         }
     }
 
     fn metrics(&self, out: &mut Metrics) {
         out.insert("elections".into(), self.leader_terms.len() as f64);
+        // A `sometimes` mark: leadership passed from one node to another.
+        let changes = self
+            .leader_terms
+            .values()
+            .zip(self.leader_terms.values().skip(1))
+            .filter(|(a, b)| a != b)
+            .count();
+        out.insert("sometimes.leader-changed".into(), changes as f64);
         let mut leaderless = self.leaderless;
         if let Some(since) = self.leaderless_since {
             // Still leaderless: count up to the last step seen.
@@ -590,6 +691,12 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
         out.insert("committed_ops".into(), self.committed_ops as f64);
         if let Some(took) = self.leader_after_heal {
             out.insert("leader_after_heal_ms".into(), took.as_secs_f64() * 1e3);
+        }
+        if let Some((took, _, _)) = self.fresh_commit {
+            out.insert(
+                "fresh_commit_after_heal_ms".into(),
+                took.as_secs_f64() * 1e3,
+            );
         }
         let mut l = self.latencies_us.clone();
         l.sort_unstable();
