@@ -92,6 +92,8 @@ struct Progress {
     read_acked: u64,
     /// Send time (leader clock) of the latest acknowledged heartbeat (lease).
     lease_acked_at: Duration,
+    /// The `no-catch-up` bug gave up on this follower after it rejected an append.
+    abandoned: bool,
 }
 
 struct PendingRead {
