@@ -106,11 +106,17 @@ impl Checker<RaftProcess> for RecoveryKeepsDurable {
 /// heal, so a cluster stuck *while* a fault lasts (a leader that can send but not hear,
 /// kept in office because CheckQuorum is off) would pass it. This fails as soon as a
 /// leader has held an uncommitted entry for longer than `bound` without its commit
-/// index moving.
+/// index moving, not counting time in which the cluster could not run on time: the
+/// time the leader itself was stalled (paused, its clock frozen: see
+/// [`ClusterView::stalled`]), plus the time the followers it needs were, taken as the
+/// (quorum − 1)-th smallest stall among its followers since the stuck commit began
+/// (any quorum the leader could count on held a follower stalled at least that long).
+/// Overlapping stalls may be counted twice, which only makes the check more lenient.
 pub struct CommitProgress {
     bound: Duration,
-    /// Per node: (term, commit index, since when) while it leads with entries pending.
-    stalled: Vec<Option<(u64, u64, Duration)>>,
+    /// Per node: (term, commit index, since when, every node's stall time then) while
+    /// it leads with entries pending.
+    stalled: Vec<Option<(u64, u64, Duration, Vec<Duration>)>>,
 }
 
 impl CommitProgress {
@@ -141,22 +147,40 @@ impl Checker<RaftProcess> for CommitProgress {
             return Ok(());
         };
         let (term, commit) = (p.term(), p.commit_index());
-        match self.stalled[node] {
-            Some((t, c, since)) if t == term && c == commit => {
-                let stalled = view.now.saturating_sub(since);
-                if stalled > self.bound {
+        match &self.stalled[node] {
+            Some((t, c, since, stalls)) if *t == term && *c == commit => {
+                let elapsed = view.now.saturating_sub(*since);
+                if elapsed <= self.bound {
+                    return Ok(());
+                }
+                let delta = |n: NodeId| view.stalled(n).saturating_sub(stalls[n]);
+                let mut followers: Vec<Duration> = (0..stalls.len())
+                    .filter(|&n| n != node)
+                    .map(delta)
+                    .collect();
+                followers.sort_unstable();
+                let quorum = stalls.len() / 2 + 1;
+                let needed = followers.get(quorum.saturating_sub(2)).copied();
+                let excused = delta(node) + needed.unwrap_or_default();
+                let stuck = elapsed.saturating_sub(excused);
+                if stuck > self.bound {
                     return Err(format!(
                         "no progress: node {node} has led term {term} with entries {}..={} \
-                         uncommitted and its commit index stuck at {commit} for {} ms \
+                         uncommitted and its commit index stuck at {commit} for {} ms, {} ms \
+                         of it with the leader or the followers it needs stalled \
                          (max_commit_stall_ms = {})",
                         commit + 1,
                         p.log().last_index(),
-                        stalled.as_millis(),
+                        elapsed.as_millis(),
+                        excused.as_millis(),
                         self.bound.as_millis()
                     ));
                 }
             }
-            _ => self.stalled[node] = Some((term, commit, view.now)),
+            _ => {
+                let stalls = (0..view.nodes.len()).map(|n| view.stalled(n)).collect();
+                self.stalled[node] = Some((term, commit, view.now, stalls));
+            }
         }
         Ok(())
     }
