@@ -210,8 +210,8 @@ pub async fn simulate<S: System>(
                             reasons.join("; ")
                         ),
                         true => format!(
-                            "expected unavailable (permanent faults leave no connected \
-                             majority), but {bound_ms} ms after the heal: {}",
+                            "expected the cluster to stay unavailable, but {bound_ms} ms \
+                             after the heal: {}",
                             reasons.join("; ")
                         ),
                     };
