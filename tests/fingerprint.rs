@@ -38,7 +38,7 @@ const GOLDEN: &[(&str, u64, u64)] = &[
     ("broadcast-crash", 7, 0xe6e3606c096d650c),
     ("broadcast-lossy", 1, 0x5086412eff3e10ff),
     ("gossip-crash-detect", 1, 0xf2f50b068d459ed6),
-    ("raft-leader-crash", 1, 0x2aa24e6766add31c),
+    ("raft-leader-crash", 1, 0xad17f4806c63beda),
 ];
 
 #[test]

@@ -134,8 +134,8 @@ struct InFlight {
 pub struct KvClient {
     w: KvWorkload,
     stopped: bool,
-    /// Client 0 writes once more after the heal, so the liveness phase has a fresh
-    /// write to see commit even when the leader was elected before the heal.
+    /// Client 0 writes once more after the heal (key `probe`), so the liveness phase
+    /// has a fresh write to see commit even when the leader was elected before the heal.
     probe_due: bool,
     target: NodeId,
     last_seq: u64,
@@ -200,8 +200,9 @@ impl KvClient {
         self.last_seq += 1;
         let seq = self.last_seq;
         let op = match std::mem::take(&mut self.probe_due) {
+            // A key of its own, so the workload's keys keep what the run left there.
             true => KvOp::Put {
-                key: "k0".into(),
+                key: "probe".into(),
                 value: format!("{}.{}", ctx.id(), seq),
             },
             false => self.next_op(ctx),

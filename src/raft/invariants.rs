@@ -336,7 +336,9 @@ impl Checker<RaftProcess> for LeaderCompleteness {
     }
 }
 
-/// §5.4.3 state machine safety: no two nodes apply different entries at one index.
+/// §5.4.3 state machine safety: no two nodes apply different entries at one index, and
+/// a snapshot a node installs (from a leader, or at recovery) ends at an entry that was
+/// applied, the same one.
 #[derive(Default)]
 pub struct StateMachineSafety {
     applied: BTreeMap<u64, (u64, u64, NodeId)>,
@@ -355,6 +357,23 @@ impl Checker<RaftProcess> for StateMachineSafety {
         let Some(p) = view.node(node) else {
             return Ok(());
         };
+        if let Some((index, term)) = p.installed_snapshot() {
+            match self.applied.get(&index) {
+                Some(&(t, _, first)) if t != term => {
+                    return Err(format!(
+                        "state machine safety: node {node} installed a snapshot through index \
+                         {index} term {term} but node {first} applied an entry of term {t} there"
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    return Err(format!(
+                        "state machine safety: node {node} installed a snapshot through index \
+                         {index} term {term}, which no node applied"
+                    ))
+                }
+            }
+        }
         for a in p.applied_in_step() {
             let (term, digest, first) = *self
                 .applied

@@ -60,6 +60,7 @@ impl RaftProcess {
                 self.id, snapshot.index, snapshot.term
             ));
             let index = snapshot.index;
+            self.installed_in_step = Some((index, snapshot.term));
             self.kv = snapshot.kv.clone();
             self.store_snapshot(ctx, snapshot);
             self.commit = index;
