@@ -114,9 +114,17 @@ impl Checker<RaftProcess> for RecoveryKeepsDurable {
 /// Overlapping stalls may be counted twice, which only makes the check more lenient.
 pub struct CommitProgress {
     bound: Duration,
-    /// Per node: (term, commit index, since when, every node's stall time then) while
-    /// it leads with entries pending.
-    stalled: Vec<Option<(u64, u64, Duration, Vec<Duration>)>>,
+    /// Per node: while it leads with entries pending, since when its commit is stuck.
+    stalled: Vec<Option<Stuck>>,
+}
+
+/// A leader's commit index stuck at `commit` in `term` since `since`, when every node
+/// had been stalled for `stalls`.
+struct Stuck {
+    term: u64,
+    commit: u64,
+    since: Duration,
+    stalls: Vec<Duration>,
 }
 
 impl CommitProgress {
@@ -124,7 +132,7 @@ impl CommitProgress {
         assert!(!bound.is_zero(), "a zero bound means the check is off");
         CommitProgress {
             bound,
-            stalled: vec![None; nodes],
+            stalled: (0..nodes).map(|_| None).collect(),
         }
     }
 }
@@ -148,7 +156,12 @@ impl Checker<RaftProcess> for CommitProgress {
         };
         let (term, commit) = (p.term(), p.commit_index());
         match &self.stalled[node] {
-            Some((t, c, since, stalls)) if *t == term && *c == commit => {
+            Some(Stuck {
+                term: t,
+                commit: c,
+                since,
+                stalls,
+            }) if *t == term && *c == commit => {
                 let elapsed = view.now.saturating_sub(*since);
                 if elapsed <= self.bound {
                     return Ok(());
@@ -179,7 +192,12 @@ impl Checker<RaftProcess> for CommitProgress {
             }
             _ => {
                 let stalls = (0..view.nodes.len()).map(|n| view.stalled(n)).collect();
-                self.stalled[node] = Some((term, commit, view.now, stalls));
+                self.stalled[node] = Some(Stuck {
+                    term,
+                    commit,
+                    since: view.now,
+                    stalls,
+                });
             }
         }
         Ok(())
