@@ -33,6 +33,17 @@ fn first_failure(summary: &Summary) -> (String, String) {
     (f.check.clone(), f.message.clone())
 }
 
+/// raft-leader-crash without its own `[expect]` tables.
+fn leader_crash() -> String {
+    let text = scenario_text("raft-leader-crash");
+    let cut = text.find("\n[expect").unwrap_or(text.len());
+    let cut = text[..cut]
+        .rfind("\n\n#")
+        .filter(|_| cut < text.len())
+        .unwrap_or(cut);
+    text[..cut].to_string()
+}
+
 /// Inserts `table` before the `[random]` table (or at the end).
 fn with_table(text: &str, table: &str) -> String {
     match text.find("\n[random]") {
@@ -108,11 +119,20 @@ fn paused_leaders_do_not_fail_the_progress_check() {
 }
 
 #[test]
+fn raft_leader_crash_bounds_its_leaderless_time_and_marks_leader_changes() {
+    let text = scenario_text("raft-leader-crash");
+    let scenario = Scenario::parse("s.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    assert!(scenario
+        .expect
+        .metrics
+        .contains_key("time_without_leader_ms"));
+    assert_eq!(scenario.expect.sometimes.get("leader-changed"), Some(&0.9));
+    assert!(!leader_crash().contains("[expect"));
+}
+
+#[test]
 fn a_metric_outside_its_bound_fails_the_seed_naming_metric_bound_and_value() {
-    let text = with_table(
-        &scenario_text("raft-leader-crash"),
-        "[expect.metrics]\ncrashes = { max = 0 }\n",
-    );
+    let text = with_table(&leader_crash(), "[expect.metrics]\ncrashes = { max = 0 }\n");
     let summary = sweep(&text, 0..1, &[]);
     let run = &summary.runs[0];
     let f = run.failure.as_ref().expect("fails");
@@ -124,7 +144,7 @@ fn a_metric_outside_its_bound_fails_the_seed_naming_metric_bound_and_value() {
         f.message
     );
     let ok = with_table(
-        &scenario_text("raft-leader-crash"),
+        &leader_crash(),
         "[expect.metrics]\ncrashes = { min = 1 }\ntime_without_leader_ms = { max = 20000 }\n",
     );
     assert_eq!(sweep(&ok, 0..2, &[]).exit_code(), 0);
@@ -133,7 +153,7 @@ fn a_metric_outside_its_bound_fails_the_seed_naming_metric_bound_and_value() {
 #[test]
 fn an_unknown_metric_fails_naming_the_field_and_the_known_ones() {
     let text = with_table(
-        &scenario_text("raft-leader-crash"),
+        &leader_crash(),
         "[expect.metrics]\nno_such_metric = { max = 1 }\n",
     );
     let (check, message) = first_failure(&sweep(&text, 0..1, &[]));
@@ -147,7 +167,7 @@ fn an_unknown_metric_fails_naming_the_field_and_the_known_ones() {
 #[test]
 fn bad_metric_bounds_are_refused_with_the_field() {
     let text = with_table(
-        &scenario_text("raft-leader-crash"),
+        &leader_crash(),
         "[expect.metrics]\ncrashes = { min = 3, max = 1 }\n",
     );
     let e = Scenario::parse("s.toml", &text).unwrap_err().to_string();
@@ -156,7 +176,7 @@ fn bad_metric_bounds_are_refused_with_the_field() {
         "{e}"
     );
     let text = with_table(
-        &scenario_text("raft-leader-crash"),
+        &leader_crash(),
         "[expect]\nsometimes = { leader-changed = 1.5 }\n",
     );
     let e = Scenario::parse("s.toml", &text).unwrap_err().to_string();
@@ -165,7 +185,7 @@ fn bad_metric_bounds_are_refused_with_the_field() {
 
 #[test]
 fn a_sometimes_mark_reached_too_rarely_fails_the_sweep() {
-    let base = scenario_text("raft-leader-crash");
+    let base = leader_crash();
     let met = with_table(&base, "[expect]\nsometimes = { leader-changed = 0.5 }\n");
     let summary = sweep(&met, 0..4, &[]);
     assert_eq!(summary.exit_code(), 0, "{:?}", summary.sweep_failures);
