@@ -232,3 +232,24 @@ fn lease_reads_without_pre_vote_are_refused_naming_the_field() {
     };
     assert!(e.contains("read_mode") && e.contains("pre_vote"), "{e}");
 }
+
+#[test]
+fn invariants_judge_the_state_a_node_recovers_before_it_handles_anything() {
+    // raft-disk-wipe brings node 0 back with an empty disk at 2500 ms: the restart's
+    // own step (recovery, before any message or timer) is checked, so the failure is
+    // reported at that instant (the driver wakes within nanoseconds of it), not at the
+    // node's next step, which no message (1 ms or more away) or sync (0.5 ms) brings
+    // sooner than 0.1 ms later.
+    let summary = sweep(&scenario_text("raft-disk-wipe"), 0..3, &[]);
+    for r in &summary.runs {
+        let f = r.failure.as_ref().expect("the lesson shows");
+        assert_eq!(f.check, "recovery-keeps-durable");
+        assert!(
+            (2_500_000_000..2_500_100_000).contains(&f.time_ns),
+            "seed {} at {} ns: {}",
+            r.seed,
+            f.time_ns,
+            f.message
+        );
+    }
+}
