@@ -585,6 +585,9 @@ fn print_summary(invocation: &Invocation, summary: &Summary, target: &Target) {
     if !s.failing_seeds.is_empty() {
         println!("failing seeds: {:?}", s.failing_seeds);
     }
+    for failure in &s.sweep_failures {
+        println!("sweep failed: {failure}");
+    }
     let speed = if s.wall_ms > 0.0 {
         s.sim_ms / s.wall_ms
     } else {

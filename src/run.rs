@@ -104,6 +104,9 @@ pub struct Summary {
     pub unknown: usize,
     pub shown: usize,
     pub failing_seeds: Vec<u64>,
+    /// Sweep-level expectations that did not hold (`[expect] sometimes`), each a
+    /// message naming the mark, the fraction of seeds that hit it and the bound.
+    pub sweep_failures: Vec<String>,
     pub sim_ms: f64,
     pub wall_ms: f64,
     pub metrics: std::collections::BTreeMap<String, Aggregate>,
@@ -125,9 +128,13 @@ impl Summary {
             .count()
     }
 
-    /// 0 every seed as expected, 1 a seed failed (or a lesson never showed), 3 unknown.
+    /// 0 every seed as expected, 1 a seed failed (or a lesson never showed, or a
+    /// sweep-level expectation did not hold), 3 unknown.
     pub fn exit_code(&self) -> i32 {
-        if self.failed > 0 || (self.expect_failure.is_some() && self.shown == 0) {
+        if self.failed > 0
+            || (self.expect_failure.is_some() && self.shown == 0)
+            || !self.sweep_failures.is_empty()
+        {
             1
         } else if self.unknown > 0 {
             3
@@ -167,6 +174,7 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
     let mut runs = reports.into_inner().unwrap();
     runs.sort_by_key(|r| r.seed);
     let count = |s: Status| runs.iter().filter(|r| r.status == s).count();
+    let sweep_failures = sometimes_failures(scenario, &runs);
     Ok(Summary {
         scenario: scenario.name.clone(),
         file: scenario.file.clone(),
@@ -183,6 +191,7 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
             .filter(|r| r.status == Status::Failed)
             .map(|r| r.seed)
             .collect(),
+        sweep_failures,
         sim_ms: runs.iter().map(|r| r.sim_ms).sum(),
         wall_ms: started.elapsed().as_secs_f64() * 1e3,
         metrics: aggregate(&runs),
@@ -190,6 +199,55 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
         sometimes: sometimes(S::sometimes(), &runs),
         runs,
     })
+}
+
+/// `[expect] sometimes`: each mark must show (metric `sometimes.<name>` above zero) in
+/// at least its fraction of the sweep's seeds.
+fn sometimes_failures(scenario: &Scenario, runs: &[SeedReport]) -> Vec<String> {
+    let mut failures = Vec::new();
+    for (name, &min_fraction) in &scenario.expect.sometimes {
+        let metric = format!("sometimes.{name}");
+        let hits = runs
+            .iter()
+            .filter(|r| r.metrics.get(&metric).is_some_and(|&v| v > 0.0))
+            .count();
+        let fraction = hits as f64 / runs.len().max(1) as f64;
+        if fraction < min_fraction {
+            failures.push(format!(
+                "sometimes `{name}`: reached in {hits} of {} seeds ({fraction:.3}), below the \
+                 expected fraction {min_fraction}",
+                runs.len()
+            ));
+        }
+    }
+    failures
+}
+
+/// `[expect.metrics]`: the first metric outside its bound, or missing from the run,
+/// as a failure.
+fn metric_failure(scenario: &Scenario, metrics: &Metrics, sim_ns: u64) -> Option<Failure> {
+    for (name, bound) in &scenario.expect.metrics {
+        let message = match metrics.get(name) {
+            Some(&value) => match bound.check(value) {
+                Ok(()) => continue,
+                Err(which) => format!("metric `{name}` = {value} is outside the bound {which}"),
+            },
+            None => {
+                let known: Vec<&str> = metrics.keys().map(String::as_str).collect();
+                format!(
+                    "expect.metrics.{name}: the run produced no metric `{name}`; it produced: {}",
+                    known.join(", ")
+                )
+            }
+        };
+        return Some(Failure {
+            kind: FailureKind::Expectation,
+            check: name.clone(),
+            message,
+            time_ns: sim_ns,
+        });
+    }
+    None
 }
 
 fn progress_bar(request: &RunRequest) -> indicatif::ProgressBar {
@@ -232,6 +290,9 @@ fn run_and_judge<S: System>(
                 time_ns: outcome.sim_ns,
             });
         }
+    }
+    if outcome.failure.is_none() {
+        outcome.failure = metric_failure(scenario, &outcome.metrics, outcome.sim_ns);
     }
     let status = judge(scenario, &outcome);
     let mut report = SeedReport {
@@ -318,7 +379,7 @@ pub fn run_seed<S: System>(
     // Slack over the scenario's own bound: the driver ends the run itself; this limit
     // only guards against a driver bug spinning forever in simulated time.
     let limit =
-        Duration::from_millis(2 * (scenario.duration_ms + scenario.liveness.quiesce_ms) + 60_000);
+        Duration::from_millis(2 * (scenario.duration_ms + scenario.quiesce_ms(setup)) + 60_000);
     let joined = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name(format!("seed-{seed}"))

@@ -110,4 +110,9 @@ pub trait System: Sized + 'static {
     fn sometimes() -> &'static [&'static str] {
         &[]
     }
+    /// The liveness phase's bound when a scenario sets no `liveness.quiesce_ms`,
+    /// derived from the config (`None`: the scenario module's default, 10 s).
+    fn liveness_bound_ms(_setup: &Setup<Self>) -> Option<u64> {
+        None
+    }
 }

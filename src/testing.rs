@@ -121,6 +121,12 @@ fn failure_message(scenario: &Scenario, summary: &Summary) -> String {
                 run.seed,
             )
         }
+        None if !summary.sweep_failures.is_empty() => format!(
+            "faultline: scenario `{}` over {} seeds: {}",
+            scenario.name,
+            summary.seeds_run,
+            summary.sweep_failures.join("; ")
+        ),
         None => format!(
             "faultline: scenario `{}` expects `{}` to fail, and it did not in any of {} seeds",
             scenario.name,

@@ -43,7 +43,7 @@ const GOLDEN: &[(&str, u64, u64)] = &[
     ("broadcast-crash", 7, 0xe6e3606c096d650c),
     ("broadcast-lossy", 1, 0x5086412eff3e10ff),
     ("gossip-crash-detect", 1, 0xa6653be5f4e49143),
-    ("raft-leader-crash", 1, 0x2156f91a4564dd49),
+    ("raft-leader-crash", 1, 0xad17f4806c63beda),
 ];
 
 #[test]

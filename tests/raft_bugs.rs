@@ -59,6 +59,7 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         0,
         &["recovery-keeps-durable", "leader-completeness"],
     ),
+    ("no-catch-up", 0, &["liveness"]),
 ];
 
 const READ_BEFORE_NOOP_FIRST: u64 = 78;
@@ -186,4 +187,9 @@ fn send_before_persist_is_caught() {
 #[test]
 fn ignore_fsync_error_is_caught() {
     caught("ignore-fsync-error");
+}
+
+#[test]
+fn no_catch_up_is_caught() {
+    caught("no-catch-up");
 }

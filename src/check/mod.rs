@@ -29,16 +29,27 @@ pub struct ClusterView<'a, P> {
     pub paused: &'a [bool],
     /// Which nodes are slow (a `slow` fault runs their handlers late); empty means none.
     pub slow: &'a [bool],
+    /// Per node: how long it could not run its handlers on time; empty means never.
+    pub stalls: &'a [Stall],
+    /// During the liveness phase: which links still work (`links[from * n + to]`),
+    /// after the heal left only permanent faults; empty means every link works.
+    pub links: &'a [bool],
+    /// What the liveness phase expects of the protocol.
+    pub availability: Availability,
 }
 
 impl<'a, P> ClusterView<'a, P> {
-    /// A view in which no node is paused (for unit tests of checkers).
+    /// A view in which no node is paused or stalled and every link works (for unit
+    /// tests of checkers).
     pub fn new(now: Duration, nodes: &'a [Option<P>]) -> Self {
         ClusterView {
             now,
             nodes,
             paused: &[],
             slow: &[],
+            stalls: &[],
+            links: &[],
+            availability: Availability::Progress,
         }
     }
 
@@ -53,6 +64,31 @@ impl<'a, P> ClusterView<'a, P> {
     }
 
     /// Node `id`'s state, `None` while it is down. Panics if `id` is out of range.
+    /// Total time node `id` could not run its handlers on time, up to now.
+    pub fn stalled(&self, id: NodeId) -> Duration {
+        let ns = self.stalls.get(id).map_or(0, |s| s.at_ns(self.now_ns()));
+        Duration::from_nanos(ns)
+    }
+
+    /// Whether messages from `from` reach `to` (during the liveness phase: whether no
+    /// permanent fault cuts that link).
+    pub fn linked(&self, from: NodeId, to: NodeId) -> bool {
+        let n = self.nodes.len();
+        self.links.get(from * n + to).copied().unwrap_or(true)
+    }
+
+    /// Up, not paused, and linked both ways with `to` (with itself, trivially).
+    pub fn live_with(&self, id: NodeId, to: NodeId) -> bool {
+        self.nodes[id].is_some()
+            && !self.is_paused(id)
+            && (id == to || (self.linked(id, to) && self.linked(to, id)))
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.now.as_nanos() as u64
+    }
+
+    /// Node `id`'s state, `None` while it is down. Panics if `id` is out of range.
     pub fn node(&self, id: NodeId) -> Option<&P> {
         self.nodes[id].as_ref()
     }
@@ -63,6 +99,66 @@ impl<'a, P> ClusterView<'a, P> {
             .iter()
             .enumerate()
             .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+    }
+}
+
+/// What the liveness phase demands, once every fault but the permanent ones healed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Availability {
+    /// The cluster makes progress again (for Raft: a fresh write commits and every live
+    /// replica catches up).
+    #[default]
+    Progress,
+    /// Too much of the cluster is gone for good: it must stay safe and make no
+    /// progress (for Raft: nothing commits after the heal); clients give up on what
+    /// they asked.
+    Unavailable,
+}
+
+/// Time a node could not run its handlers on time: paused, its clock frozen (and,
+/// from other fault kinds, handler delay). Overlapping causes count once.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stall {
+    total_ns: u64,
+    since_ns: Option<u64>,
+    /// Causes active now.
+    depth: u32,
+    /// The end of the last late interval [`Stall::add_late`] counted.
+    late_until_ns: u64,
+}
+
+impl Stall {
+    /// A cause starts at `now_ns`.
+    pub fn begin(&mut self, now_ns: u64) {
+        if self.depth == 0 {
+            self.since_ns = Some(now_ns);
+        }
+        self.depth += 1;
+    }
+
+    /// A cause ends at `now_ns`.
+    pub fn end(&mut self, now_ns: u64) {
+        assert!(self.depth > 0, "a stall ends once");
+        self.depth -= 1;
+        if self.depth == 0 {
+            let since = self.since_ns.take().expect("stalled");
+            self.total_ns += now_ns.saturating_sub(since);
+        }
+    }
+
+    /// A handler due at `due_ns` ran at `run_ns`: adds the part of that wait no
+    /// earlier late handler covered (handlers queued behind one another wait through
+    /// the same time, which counts once).
+    pub fn add_late(&mut self, due_ns: u64, run_ns: u64) {
+        let from = due_ns.max(self.late_until_ns);
+        self.total_ns += run_ns.saturating_sub(from);
+        self.late_until_ns = self.late_until_ns.max(run_ns);
+    }
+
+    /// The total up to `now_ns`.
+    pub fn at_ns(&self, now_ns: u64) -> u64 {
+        self.total_ns + self.since_ns.map_or(0, |s| now_ns.saturating_sub(s))
     }
 }
 

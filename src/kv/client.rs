@@ -156,6 +156,9 @@ struct InFlight {
 pub struct KvClient {
     w: KvWorkload,
     stopped: bool,
+    /// Client 0 writes once more after the heal (key `probe`), so the liveness phase
+    /// has a fresh write to see commit even when the leader was elected before the heal.
+    probe_due: bool,
     target: NodeId,
     last_seq: u64,
     current: Option<InFlight>,
@@ -171,6 +174,7 @@ impl KvClient {
         KvClient {
             w,
             stopped: false,
+            probe_due: false,
             target: 0,
             last_seq: 0,
             current: None,
@@ -213,11 +217,19 @@ impl KvClient {
         unreachable!("pick < total weight")
     }
 
+    /// Starts an operation: the next of the mix, or the post-heal write.
     fn start_op(&mut self, ctx: &mut Cx<'_>) {
         assert!(self.current.is_none(), "one operation at a time");
         self.last_seq += 1;
         let seq = self.last_seq;
-        let op = self.next_op(ctx);
+        let op = match std::mem::take(&mut self.probe_due) {
+            // A key of its own, so the workload's keys keep what the run left there.
+            true => KvOp::Put {
+                key: "probe".into(),
+                value: format!("{}.{}", ctx.id(), seq),
+            },
+            false => self.next_op(ctx),
+        };
         let req_op = match KvCommand::from_op(&op) {
             Some(cmd) => RequestOp::Command(cmd),
             None => RequestOp::Get {
@@ -299,7 +311,9 @@ impl KvClient {
             }
         }
         ctx.complete(kind, op);
-        if !self.stopped {
+        if self.probe_due {
+            self.start_op(ctx);
+        } else if !self.stopped {
             ctx.set_timer(
                 Duration::from_millis(self.w.think_time_ms),
                 ClientTimer::Think,
@@ -398,8 +412,12 @@ impl Client<RaftProcess> for KvClient {
         }
     }
 
-    fn on_quiesce(&mut self, _ctx: &mut Cx<'_>) {
+    fn on_quiesce(&mut self, ctx: &mut Cx<'_>) {
         self.stopped = true;
+        self.probe_due = ctx.id() == 0;
+        if self.probe_due && self.current.is_none() {
+            self.start_op(ctx);
+        }
     }
 
     fn pending(&self) -> usize {

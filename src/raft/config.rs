@@ -195,6 +195,9 @@ pub struct Bugs {
     pub send_before_persist: bool,
     /// On an fsync error, carry on as if the sync had succeeded.
     pub ignore_fsync_error: bool,
+    /// After a follower rejects an append, send it no more entries until the next
+    /// election (heartbeats still go out).
+    pub no_catch_up: bool,
 }
 
 impl Bugs {
@@ -217,6 +220,7 @@ impl Bugs {
             "read-before-noop" => &mut self.read_before_noop,
             "send-before-persist" => &mut self.send_before_persist,
             "ignore-fsync-error" => &mut self.ignore_fsync_error,
+            "no-catch-up" => &mut self.no_catch_up,
             _ => return false,
         };
         *flag = true;

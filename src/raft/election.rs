@@ -208,6 +208,7 @@ impl RaftProcess {
                     active: false,
                     read_acked: 0,
                     lease_acked_at: Duration::ZERO,
+                    abandoned: false,
                 })
                 .collect(),
             term_start: next,

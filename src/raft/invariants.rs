@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{HardState, RaftConfig, RaftProcess};
-use crate::check::{Checker, ClusterView, Metrics};
+use crate::check::{Availability, Checker, ClusterView, Metrics};
 use crate::process::NodeId;
 
 /// Every invariant checker, plus liveness and metrics, and the progress check when
@@ -107,11 +107,25 @@ impl Checker<RaftProcess> for RecoveryKeepsDurable {
 /// heal, so a cluster stuck *while* a fault lasts (a leader that can send but not hear,
 /// kept in office because CheckQuorum is off) would pass it. This fails as soon as a
 /// leader has held an uncommitted entry for longer than `bound` without its commit
-/// index moving.
+/// index moving, not counting time in which the cluster could not run on time: the
+/// time the leader itself was stalled (paused, its clock frozen: see
+/// [`ClusterView::stalled`]), plus the time the followers it needs were, taken as the
+/// (quorum − 1)-th smallest stall among its followers since the stuck commit began
+/// (any quorum the leader could count on held a follower stalled at least that long).
+/// Overlapping stalls may be counted twice, which only makes the check more lenient.
 pub struct CommitProgress {
     bound: Duration,
-    /// Per node: (term, commit index, since when) while it leads with entries pending.
-    stalled: Vec<Option<(u64, u64, Duration)>>,
+    /// Per node: while it leads with entries pending, since when its commit is stuck.
+    stalled: Vec<Option<Stuck>>,
+}
+
+/// A leader's commit index stuck at `commit` in `term` since `since`, when every node
+/// had been stalled for `stalls`.
+struct Stuck {
+    term: u64,
+    commit: u64,
+    since: Duration,
+    stalls: Vec<Duration>,
 }
 
 impl CommitProgress {
@@ -122,7 +136,7 @@ impl CommitProgress {
         assert!(!bound.is_zero(), "a zero bound means the check is off");
         CommitProgress {
             bound,
-            stalled: vec![None; nodes],
+            stalled: (0..nodes).map(|_| None).collect(),
         }
     }
 }
@@ -145,22 +159,50 @@ impl Checker<RaftProcess> for CommitProgress {
             return Ok(());
         };
         let (term, commit) = (p.term(), p.commit_index());
-        match self.stalled[node] {
-            Some((t, c, since)) if t == term && c == commit => {
-                let stalled = view.now.saturating_sub(since);
-                if stalled > self.bound {
+        match &self.stalled[node] {
+            Some(Stuck {
+                term: t,
+                commit: c,
+                since,
+                stalls,
+            }) if *t == term && *c == commit => {
+                let elapsed = view.now.saturating_sub(*since);
+                if elapsed <= self.bound {
+                    return Ok(());
+                }
+                let delta = |n: NodeId| view.stalled(n).saturating_sub(stalls[n]);
+                let mut followers: Vec<Duration> = (0..stalls.len())
+                    .filter(|&n| n != node)
+                    .map(delta)
+                    .collect();
+                followers.sort_unstable();
+                let quorum = stalls.len() / 2 + 1;
+                let needed = followers.get(quorum.saturating_sub(2)).copied();
+                let excused = delta(node) + needed.unwrap_or_default();
+                let stuck = elapsed.saturating_sub(excused);
+                if stuck > self.bound {
                     return Err(format!(
                         "no progress: node {node} has led term {term} with entries {}..={} \
-                         uncommitted and its commit index stuck at {commit} for {} ms \
+                         uncommitted and its commit index stuck at {commit} for {} ms, {} ms \
+                         of it with the leader or the followers it needs stalled \
                          (max_commit_stall_ms = {})",
                         commit + 1,
                         p.log().last_index(),
-                        stalled.as_millis(),
+                        elapsed.as_millis(),
+                        excused.as_millis(),
                         self.bound.as_millis()
                     ));
                 }
             }
-            _ => self.stalled[node] = Some((term, commit, view.now)),
+            _ => {
+                let stalls = (0..view.nodes.len()).map(|n| view.stalled(n)).collect();
+                self.stalled[node] = Some(Stuck {
+                    term,
+                    commit,
+                    since: view.now,
+                    stalls,
+                });
+            }
         }
         Ok(())
     }
@@ -317,7 +359,9 @@ impl Checker<RaftProcess> for LeaderCompleteness {
     }
 }
 
-/// §5.4.3 state machine safety: no two nodes apply different entries at one index.
+/// §5.4.3 state machine safety: no two nodes apply different entries at one index, and
+/// a snapshot a node installs (from a leader, or at recovery) ends at an entry that was
+/// applied, the same one.
 #[derive(Default)]
 pub struct StateMachineSafety {
     applied: BTreeMap<u64, (u64, u64, NodeId)>,
@@ -336,6 +380,23 @@ impl Checker<RaftProcess> for StateMachineSafety {
         let Some(p) = view.node(node) else {
             return Ok(());
         };
+        if let Some((index, term)) = p.installed_snapshot() {
+            match self.applied.get(&index) {
+                Some(&(t, _, first)) if t != term => {
+                    return Err(format!(
+                        "state machine safety: node {node} installed a snapshot through index \
+                         {index} term {term} but node {first} applied an entry of term {t} there"
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    return Err(format!(
+                        "state machine safety: node {node} installed a snapshot through index \
+                         {index} term {term}, which no node applied"
+                    ))
+                }
+            }
+        }
         for a in p.applied_in_step() {
             let (term, digest, first) = *self
                 .applied
@@ -411,14 +472,35 @@ impl Checker<RaftProcess> for IndexOrder {
     }
 }
 
-/// Liveness (a leader that a majority follows) and the run's metrics.
+/// Liveness and the run's metrics.
+///
+/// Expecting progress (see [`Availability`]), the cluster is settled once, after the
+/// heal:
+/// - a leader of the highest term is followed by a majority, and the first such came
+///   within 10 election timeouts of the heal;
+/// - a fresh write committed: the leader's commit index reached an entry of its own
+///   term appended after the heal (its no-op if it was elected after the heal, else a
+///   client's write; the KV workload writes one after the heal for this). Nothing held
+///   at the heal qualifies, so the check cannot pass on old progress;
+/// - every live replica (up, not paused, and linked both ways with the leader) has
+///   applied through the leader's commit index.
+///
+/// Expecting unavailability, it is settled while nothing committed after the heal: no
+/// node applied an index above the highest applied anywhere before it.
 pub struct LivenessAndMetrics {
     nodes: usize,
     /// Terms that had a leader.
     leader_terms: BTreeMap<u64, NodeId>,
     /// The leader of the highest term seen, while it leads.
     leader_now: Option<(NodeId, u64)>,
-    /// Since when there has been no leader (None while there is one).
+    /// Since when there has been no leader (None while there is one). The metric
+    /// `time_without_leader_ms` is the simulated time, from the start of the run to
+    /// the last step seen (both phases), in which no node held the leader role in the
+    /// highest term any node has led: the time before the first election, after the
+    /// leader of the highest term crashed or stepped down and before a node led a
+    /// term at least as high. A majority following that leader is not required: a
+    /// leader cut off from its followers counts until it steps down (with
+    /// CheckQuorum, within an election timeout) or a higher term's leader appears.
     leaderless_since: Option<Duration>,
     leaderless: Duration,
     /// The latest simulated time seen.
@@ -438,6 +520,14 @@ pub struct LivenessAndMetrics {
     healed_at: Option<Duration>,
     /// How long after the heal a leader followed by a majority first existed.
     leader_after_heal: Option<Duration>,
+    /// Per node at the heal: its term and last log index (`None`: down then).
+    at_heal: Vec<Option<(u64, u64)>>,
+    /// The highest term any node that was up held at the heal.
+    term_at_heal: u64,
+    /// The highest index applied anywhere at the heal.
+    committed_at_heal: u64,
+    /// How long after the heal a fresh write first committed, and where.
+    fresh_commit: Option<(Duration, u64, u64)>,
 }
 
 /// Proposals tracked for latency at once; older ones are dropped (and not measured).
@@ -450,6 +540,10 @@ impl LivenessAndMetrics {
             leader_after_heal_max: Duration::from_millis(10 * cfg.election_timeout_ms_max),
             healed_at: None,
             leader_after_heal: None,
+            at_heal: vec![None; nodes],
+            term_at_heal: 0,
+            committed_at_heal: 0,
+            fresh_commit: None,
             nodes,
             leader_terms: BTreeMap::new(),
             leader_now: None,
@@ -569,22 +663,90 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
 
     fn settled(&mut self, view: &ClusterView<'_, RaftProcess>) -> Result<(), String> {
         self.last_now = self.last_now.max(view.now);
-        let healed_at = *self.healed_at.get_or_insert(view.now);
+        if self.healed_at.is_none() {
+            self.healed_at = Some(view.now);
+            for (n, p) in view.up() {
+                self.at_heal[n] = Some((p.term(), p.log().last_index()));
+                self.term_at_heal = self.term_at_heal.max(p.term());
+            }
+            self.committed_at_heal = self.committed_to;
+        }
+        let healed_at = self.healed_at.expect("set above");
+        if view.availability == Availability::Unavailable {
+            return match self.committed_to > self.committed_at_heal {
+                false => Ok(()),
+                true => Err(format!(
+                    "index {} committed after the heal (the highest applied before it was {})",
+                    self.committed_to, self.committed_at_heal
+                )),
+            };
+        }
         self.majority_leader(view)?;
         let took = *self.leader_after_heal.get_or_insert(view.now - healed_at);
-        match took <= self.leader_after_heal_max {
-            true => Ok(()),
-            false => Err(format!(
+        if took > self.leader_after_heal_max {
+            return Err(format!(
                 "the first leader followed by a majority came {} ms after the heal, more than \
                  10 election timeouts ({} ms)",
                 took.as_millis(),
                 self.leader_after_heal_max.as_millis()
-            )),
+            ));
+        }
+        let (l, lp) = view
+            .up()
+            .filter(|(_, p)| p.is_leader())
+            .max_by_key(|(_, p)| p.term())
+            .expect("majority_leader found one");
+        let (term, commit) = (lp.term(), lp.commit_index());
+        if self.fresh_commit.is_none() {
+            // An entry of the leader's term is fresh if the leader took office after
+            // the heal, or, leading the same term then, appended it since.
+            let fresh = lp.log().term(commit) == Some(term)
+                && match self.at_heal[l] {
+                    Some((t, last)) => term > t || commit > last,
+                    None => term > self.term_at_heal,
+                };
+            if !fresh {
+                let held = match self.at_heal[l] {
+                    Some((t, last)) => format!("term {t} through index {last}"),
+                    None => "nothing (it was down)".into(),
+                };
+                return Err(format!(
+                    "no write appended after the heal has committed: node {l} leads term \
+                     {term} with commit index {commit} (entry term {:?}), and held {held} at \
+                     the heal",
+                    lp.log().term(commit)
+                ));
+            }
+            self.fresh_commit = Some((view.now - healed_at, commit, term));
+        }
+        let lagging: Vec<String> = view
+            .up()
+            .filter(|&(n, p)| n != l && view.live_with(n, l) && p.applied_index() < commit)
+            .map(|(n, p)| {
+                format!(
+                    "node {n} has applied through index {} of the leader's (node {l}) commit \
+                     index {commit}: {} entries behind",
+                    p.applied_index(),
+                    commit - p.applied_index()
+                )
+            })
+            .collect();
+        match lagging.is_empty() {
+            true => Ok(()),
+            false => Err(lagging.join("; ")),
         }
     }
 
     fn metrics(&self, out: &mut Metrics) {
         out.insert("elections".into(), self.leader_terms.len() as f64);
+        // A `sometimes` mark: leadership passed from one node to another.
+        let changes = self
+            .leader_terms
+            .values()
+            .zip(self.leader_terms.values().skip(1))
+            .filter(|(a, b)| a != b)
+            .count();
+        out.insert("sometimes.leader-changed".into(), changes as f64);
         let mut leaderless = self.leaderless;
         if let Some(since) = self.leaderless_since {
             // Still leaderless: count up to the last step seen.
@@ -597,6 +759,12 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
         out.insert("committed_ops".into(), self.committed_ops as f64);
         if let Some(took) = self.leader_after_heal {
             out.insert("leader_after_heal_ms".into(), took.as_secs_f64() * 1e3);
+        }
+        if let Some((took, _, _)) = self.fresh_commit {
+            out.insert(
+                "fresh_commit_after_heal_ms".into(),
+                took.as_secs_f64() * 1e3,
+            );
         }
         let mut l = self.latencies_us.clone();
         l.sort_unstable();

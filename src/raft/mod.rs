@@ -104,6 +104,8 @@ struct Progress {
     read_acked: u64,
     /// Send time (leader clock) of the latest acknowledged heartbeat (lease).
     lease_acked_at: Duration,
+    /// The `no-catch-up` bug gave up on this follower after it rejected an append.
+    abandoned: bool,
 }
 
 struct PendingRead {
@@ -193,6 +195,9 @@ pub struct RaftProcess {
     /// The lowest log index written (appended, replaced, or installed) in the latest
     /// step, so checkers can look at just what changed.
     log_changed_from: Option<u64>,
+    /// The snapshot (index, term) the latest step installed as the state machine's
+    /// state: one received from a leader, or the one recovery started from.
+    installed_in_step: Option<(u64, u64)>,
 }
 
 /// An entry applied to the state machine, as checkers see it.
@@ -242,6 +247,7 @@ impl RaftProcess {
             acked: Vec::new(),
             applied_in_step: Vec::new(),
             log_changed_from: None,
+            installed_in_step: None,
         }
     }
 
@@ -303,6 +309,10 @@ impl RaftProcess {
     pub fn log_changed_from(&self) -> Option<u64> {
         self.log_changed_from
     }
+    /// The snapshot (index, term) installed in the latest step, if any.
+    pub fn installed_snapshot(&self) -> Option<(u64, u64)> {
+        self.installed_in_step
+    }
     /// What the node believes is on its disk, from the syncs that completed: the log
     /// through an index (with that entry's term, `None` when compacted) and the term
     /// and vote.
@@ -362,6 +372,7 @@ impl RaftProcess {
         self.acked.clear();
         self.applied_in_step.clear();
         self.log_changed_from = None;
+        self.installed_in_step = None;
         self.defer_sync = false;
     }
 
@@ -494,6 +505,9 @@ impl RaftProcess {
         self.kv = snapshot.kv.clone();
         self.commit = snapshot.index;
         self.applied = snapshot.index;
+        if snapshot.index > 0 {
+            self.installed_in_step = Some((snapshot.index, snapshot.term));
+        }
         self.log = RaftLog::from_parts(snapshot, entries);
         self.note_log_change(self.log.first_index());
     }

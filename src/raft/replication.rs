@@ -78,7 +78,10 @@ impl RaftProcess {
         for _ in 0..max_inflight {
             let ls = self.leader_state.as_mut().expect("leader");
             let pr = &mut ls.progress[peer];
-            if pr.inflight.len() >= max_inflight || (pr.probing && !pr.inflight.is_empty()) {
+            if pr.abandoned
+                || pr.inflight.len() >= max_inflight
+                || (pr.probing && !pr.inflight.is_empty())
+            {
                 return;
             }
             if pr.next <= self.log.snapshot_index() {
@@ -274,6 +277,13 @@ impl RaftProcess {
             } => {
                 if prev_index <= pr.matched {
                     return; // A stale rejection: the follower has matched since.
+                }
+                if self.bugs.no_catch_up {
+                    // The bug: replication to this follower stops here, until another
+                    // election builds fresh progress; heartbeats keep it quiet.
+                    pr.abandoned = true;
+                    pr.inflight.clear();
+                    return;
                 }
                 // Skip the follower's whole conflicting term at once (§5.3, last
                 // paragraph): resume after our last entry of that term if we have one,

@@ -61,6 +61,7 @@ impl RaftProcess {
             ));
             ctx.sometimes("snapshot-installed");
             let index = snapshot.index;
+            self.installed_in_step = Some((index, snapshot.term));
             self.kv = snapshot.kv.clone();
             self.store_snapshot(ctx, snapshot);
             self.commit = index;

@@ -92,6 +92,14 @@ pub const BUGS: &[Bug] = &[
                       entries it acknowledged were dropped from the page cache, and the next \
                       crash loses them (leader completeness; linearizability).",
     },
+    Bug {
+        name: "no-catch-up",
+        scenario: "raft-follower-catch-up",
+        description: "After a follower rejects an append (its log diverged or fell behind), \
+                      the leader sends it no more entries until the next election, while its \
+                      heartbeats keep the follower from campaigning; the follower stays behind \
+                      for good (hashicorp/raft#612; liveness: a live replica must catch up).",
+    },
 ];
 
 impl RaftKv {
@@ -165,5 +173,21 @@ impl System for RaftKv {
     }
     fn bugs() -> &'static [Bug] {
         BUGS
+    }
+
+    /// Unless a scenario sets `liveness.quiesce_ms`: 10 election timeouts (at most) for
+    /// a leader followed by a majority (the same bound the liveness check holds the
+    /// first such leader to), 2 operation timeouts for the clients (an operation in
+    /// flight at the heal ends within one; the write the workload sends after the heal
+    /// to show progress, within another), and 20 heartbeats for lagging replicas to
+    /// catch up (each heartbeat restarts a stalled pipeline; a snapshot install is one
+    /// round trip). With the defaults: 3 000 + 6 000 + 1 000 = 10 000 ms.
+    fn liveness_bound_ms(setup: &Setup<Self>) -> Option<u64> {
+        let cfg = &setup.config;
+        Some(
+            10 * cfg.election_timeout_ms_max
+                + 2 * setup.workload.op_timeout_ms
+                + 20 * cfg.heartbeat_ms,
+        )
     }
 }

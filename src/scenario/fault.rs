@@ -1,6 +1,7 @@
 //! Faults: explicit timed entries in a scenario, and what a seed expands into.
 //! Times are true simulated times in milliseconds from the start of the run. A fault
-//! without an end lasts until the final heal.
+//! without an end lasts until the final heal; one marked `permanent = true` lasts
+//! through the liveness phase too (a crash then never restarts).
 
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         groups: Vec<Vec<NodeId>>,
         /// Message classes it applies to (see `Process::message_class`); empty: all.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -97,6 +101,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         from: Vec<NodeId>,
         to: Vec<NodeId>,
         /// Message classes it applies to (see `Process::message_class`); empty: all.
@@ -108,6 +115,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         bridge: NodeId,
         left: Vec<NodeId>,
         right: Vec<NodeId>,
@@ -120,17 +130,24 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
         /// Message classes it applies to (see `Process::message_class`); empty: all.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         classes: Vec<String>,
     },
     /// Kill the process: volatile state and unsynced writes are lost (with `torn`, a
-    /// random prefix of the unsynced writes survives). It restarts at `restart_ms`.
+    /// random prefix of the unsynced writes survives). It restarts at `restart_ms`, or at
+    /// the final heal; with `permanent = true` it never does.
     Crash {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         restart_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
         #[serde(default)]
         torn: bool,
@@ -141,6 +158,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
     },
     /// An NTP-like step: from `at_ms` on, the node's wall clock reads `offset_ms` more
@@ -165,6 +185,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
     },
     /// The node's disk completes no sync until the heal; writes are still accepted,
@@ -173,6 +196,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
     },
     /// Syncs the node starts take `factor` times their usual latency.
@@ -180,6 +206,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
         factor: f64,
     },
@@ -192,6 +221,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         restart_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
     },
     /// Extra delay on every message to or from `nodes` and on the directed `links`
@@ -200,6 +232,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         #[serde(default)]
         nodes: Vec<NodeId>,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -213,6 +248,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         rate: f64,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         nodes: Vec<NodeId>,
@@ -227,6 +265,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         rate: f64,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         nodes: Vec<NodeId>,
@@ -240,6 +281,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         #[serde(default)]
         clients: Vec<ClientId>,
         nodes: Vec<NodeId>,
@@ -251,6 +295,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         client: ClientId,
     },
     /// Client affinity (a sticky load balancer): every request the client sends goes
@@ -259,6 +306,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         client: ClientId,
         node: NodeId,
     },
@@ -269,6 +319,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         from: Vec<NodeId>,
         to: Vec<NodeId>,
         #[serde(default)]
@@ -288,6 +341,9 @@ pub enum Fault {
         at_ms: u64,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
         node: NodeId,
         delay: Latency,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -371,6 +427,31 @@ impl Fault {
             Fault::Crash { restart_ms, .. } | Fault::DiskWipe { restart_ms, .. } => restart_ms,
             Fault::Pause { resume_ms, .. } | Fault::ClientPause { resume_ms, .. } => resume_ms,
             Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => None,
+        }
+    }
+
+    /// Whether the fault is never healed: `permanent = true`, which takes no end time.
+    pub fn permanent(&self) -> bool {
+        match *self {
+            Fault::Partition { permanent, .. }
+            | Fault::OneWay { permanent, .. }
+            | Fault::Bridge { permanent, .. }
+            | Fault::Isolate { permanent, .. }
+            | Fault::Crash { permanent, .. }
+            | Fault::Pause { permanent, .. }
+            | Fault::ClockFreeze { permanent, .. }
+            | Fault::DiskStall { permanent, .. }
+            | Fault::DiskSlow { permanent, .. }
+            | Fault::DiskWipe { permanent, .. }
+            | Fault::LatencySpike { permanent, .. }
+            | Fault::Loss { permanent, .. }
+            | Fault::Duplicate { permanent, .. }
+            | Fault::Hold { permanent, .. }
+            | Fault::Slow { permanent, .. }
+            | Fault::ClientPartition { permanent, .. }
+            | Fault::ClientPause { permanent, .. }
+            | Fault::ClientPin { permanent, .. } => permanent,
+            Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => false,
         }
     }
 
@@ -501,6 +582,10 @@ impl Fault {
             _ => &[],
         }
     }
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

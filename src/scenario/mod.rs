@@ -10,12 +10,15 @@ mod schedule;
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub use error::{Location, ScenarioError};
 pub use fault::{in_scope, Fault, FaultKind, Latency, Link};
 pub use schedule::Schedule;
 
+use crate::check::Availability;
 use crate::process::{NodeId, Process};
 use crate::system::{Setup, System};
 
@@ -233,25 +236,41 @@ pub struct RangeMs {
     pub max: u64,
 }
 
-/// The final phase: every fault is healed (partitions, spikes, loss and duplication
-/// windows end; crashed nodes restart; paused nodes resume), clients stop starting
-/// operations, and every checker's liveness condition must hold within `quiesce_ms`.
+/// The final phase: every fault but the permanent ones is healed (partitions, spikes,
+/// loss and duplication windows end; crashed nodes restart; paused nodes resume),
+/// clients stop starting operations, and every checker's liveness condition must hold
+/// within `quiesce_ms`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LivenessSpec {
-    pub quiesce_ms: u64,
+    /// The bound. Unset, the protocol derives it from its config (see
+    /// [`System::liveness_bound_ms`]; 10 s for a protocol that does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quiesce_ms: Option<u64>,
     /// `false` skips the liveness judgement (the phase still runs).
     pub check: bool,
+    /// `"progress"`: the cluster recovers and makes progress within the bound.
+    /// `"unavailable"`: what permanent faults left cannot make progress; it must stay
+    /// safe, make none, and every client must give up on what it asked by the bound.
+    /// Unset: progress when a majority of the nodes is up, not paused, and connected
+    /// both ways to one another after the heal; unavailable otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Availability>,
 }
 
 impl Default for LivenessSpec {
     fn default() -> Self {
         LivenessSpec {
-            quiesce_ms: 10_000,
+            quiesce_ms: None,
             check: true,
+            expect: None,
         }
     }
 }
+
+/// The bound on the liveness phase when a scenario sets none and its protocol derives
+/// none.
+pub const QUIESCE_MS_DEFAULT: u64 = 10_000;
 
 /// What a run must show. By default every check passes; a teaching scenario instead
 /// names the check that must fail (`"linearizability"`, `"liveness"`, an invariant's
@@ -260,6 +279,35 @@ impl Default for LivenessSpec {
 #[serde(deny_unknown_fields, default)]
 pub struct Expect {
     pub failure: Option<String>,
+    /// Bounds on a run's metrics, by name: a seed whose metric falls outside fails
+    /// (kind `expectation`, check = the metric's name); a metric the run does not
+    /// produce fails it too, naming the ones it does.
+    pub metrics: BTreeMap<String, MetricBound>,
+    /// Sweep-level: `name = min_fraction` asks that at least that fraction of a sweep's
+    /// seeds produce the metric `sometimes.<name>` above zero (a process or checker
+    /// marks an interesting state that way); the sweep fails otherwise.
+    pub sometimes: BTreeMap<String, f64>,
+}
+
+/// `{ min = .., max = .. }`, either or both, inclusive.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricBound {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+impl MetricBound {
+    /// `Err` describing the bound when `value` is outside it.
+    pub fn check(&self, value: f64) -> Result<(), String> {
+        match (self.min, self.max) {
+            (Some(min), _) if value < min => Err(format!("min = {min}")),
+            (_, Some(max)) if value > max => Err(format!("max = {max}")),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Scenario {
@@ -357,6 +405,15 @@ impl Scenario {
         Ok(setup)
     }
 
+    /// The liveness phase's bound for protocol `S`: the scenario's `quiesce_ms`, else
+    /// what the protocol derives from its config.
+    pub fn quiesce_ms<S: System>(&self, setup: &Setup<S>) -> u64 {
+        self.liveness
+            .quiesce_ms
+            .or_else(|| S::liveness_bound_ms(setup))
+            .unwrap_or(QUIESCE_MS_DEFAULT)
+    }
+
     /// The seed's explicit fault schedule: the scenario's own faults plus what its
     /// random generator draws from the seed. `clients` is how many clients the
     /// protocol's workload runs (`System::clients`), for random client faults.
@@ -442,7 +499,30 @@ impl Scenario {
             ));
         }
         check_duration(self, "duration_ms", self.duration_ms)?;
-        check_duration(self, "liveness.quiesce_ms", self.liveness.quiesce_ms)?;
+        if let Some(ms) = self.liveness.quiesce_ms {
+            check_duration(self, "liveness.quiesce_ms", ms)?;
+        }
+        for (name, bound) in &self.expect.metrics {
+            let field = format!("expect.metrics.{name}");
+            let finite = |v: Option<f64>| v.is_none_or(f64::is_finite);
+            if bound.min.is_none() && bound.max.is_none() {
+                return Err(self.err(field, "needs `min`, `max` or both"));
+            }
+            if !finite(bound.min) || !finite(bound.max) {
+                return Err(self.err(field, "bounds must be finite numbers"));
+            }
+            if let (Some(min), Some(max)) = (bound.min, bound.max) {
+                if min > max {
+                    return Err(self.err(field, format!("min = {min} is above max = {max}")));
+                }
+            }
+        }
+        for (name, &fraction) in &self.expect.sometimes {
+            if !(0.0..=1.0).contains(&fraction) {
+                let message = format!("{fraction} is not a fraction of seeds in [0, 1]");
+                return Err(self.err(format!("expect.sometimes.{name}"), message));
+            }
+        }
         let net = &self.network;
         for (field, p) in [
             ("loss", net.loss),
@@ -522,6 +602,10 @@ impl Scenario {
                     );
                     return Err(self.err(field(fault.end_field()), message));
                 }
+            }
+            if fault.permanent() && fault.end_ms().is_some() {
+                let message = "a permanent fault never ends: drop the end time or `permanent`";
+                return Err(self.err(field(fault.end_field()), message));
             }
             check_fault_shape(fault).map_err(|(name, m)| self.err(field(name), m))?;
         }

@@ -99,6 +99,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                 Some(Fault::Partition {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     groups: vec![nodes[..cut].to_vec()],
                     classes: Vec::new(),
                 })
@@ -111,6 +112,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                 Some(Fault::OneWay {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     from: from.to_vec(),
                     to: to.to_vec(),
                     classes: Vec::new(),
@@ -125,6 +127,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                 Some(Fault::Bridge {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     bridge,
                     left: left.to_vec(),
                     right: right.to_vec(),
@@ -134,6 +137,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
             FaultKind::Isolate => Some(Fault::Isolate {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 node: crate::rng::index(&mut rng, 0..n),
                 classes: Vec::new(),
             }),
@@ -157,6 +161,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                                 Fault::Crash {
                                     at_ms: t,
                                     restart_ms: heal,
+                                    permanent: false,
                                     node,
                                     torn,
                                 }
@@ -164,11 +169,13 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                             FaultKind::DiskWipe => Fault::DiskWipe {
                                 at_ms: t,
                                 restart_ms: heal,
+                                permanent: false,
                                 node,
                             },
                             _ => Fault::Pause {
                                 at_ms: t,
                                 resume_ms: heal,
+                                permanent: false,
                                 node,
                             },
                         })
@@ -193,16 +200,19 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
             FaultKind::ClockFreeze => Some(Fault::ClockFreeze {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 node: crate::rng::index(&mut rng, 0..n),
             }),
             FaultKind::DiskStall => Some(Fault::DiskStall {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 node: crate::rng::index(&mut rng, 0..n),
             }),
             FaultKind::DiskSlow => Some(Fault::DiskSlow {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 node: crate::rng::index(&mut rng, 0..n),
                 factor: r.disk_slow_factor,
             }),
@@ -219,6 +229,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                 Some(Fault::LatencySpike {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     nodes,
                     links: Vec::new(),
                     delay: r.spike.clone(),
@@ -233,6 +244,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                 Some(Fault::Loss {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     rate: r.loss_rate,
                     nodes,
                     links: Vec::new(),
@@ -242,6 +254,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
             FaultKind::Duplicate => Some(Fault::Duplicate {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 rate: r.duplicate_rate,
                 nodes: Vec::new(),
                 links: Vec::new(),
@@ -254,6 +267,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                 Some(Fault::Hold {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     from: from.to_vec(),
                     to: to.to_vec(),
                     shuffle: false,
@@ -263,6 +277,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
             FaultKind::Slow => Some(Fault::Slow {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 node: crate::rng::index(&mut rng, 0..n),
                 delay: r.slow_delay.clone(),
                 busy: false,
@@ -276,6 +291,7 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                 Some(Fault::ClientPartition {
                     at_ms: t,
                     heal_ms: heal,
+                    permanent: false,
                     clients: vec![crate::rng::index(&mut rng, 0..clients)],
                     nodes: nodes[..cut].to_vec(),
                 })
@@ -283,11 +299,13 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
             FaultKind::ClientPause => Some(Fault::ClientPause {
                 at_ms: t,
                 resume_ms: heal,
+                permanent: false,
                 client: crate::rng::index(&mut rng, 0..clients),
             }),
             FaultKind::ClientPin => Some(Fault::ClientPin {
                 at_ms: t,
                 heal_ms: heal,
+                permanent: false,
                 client: crate::rng::index(&mut rng, 0..clients),
                 node: crate::rng::index(&mut rng, 0..n),
             }),

@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 
 use super::trace::{Actor, TraceRecord};
 use super::world::{ClockFault, DiskFault, Failure, FailureKind, Op, Status, World};
-use crate::check::Metrics;
+use crate::check::{Availability, Metrics};
 use crate::history::HistoryEvent;
 use crate::scenario::{Fault, Scenario, Schedule};
 use crate::system::{Setup, System};
@@ -100,7 +100,7 @@ pub async fn simulate<S: System>(
 ) -> SimResult<S> {
     let handle = Handle::current();
     let world: Shared<S> = Arc::new(Mutex::new(World::new(
-        setup,
+        setup.clone(),
         &scenario.network,
         &scenario.disk,
         schedule.seed,
@@ -173,7 +173,12 @@ pub async fn simulate<S: System>(
         }
     }
 
-    // Liveness phase: heal everything, let clients finish, wait for the checkers.
+    // Liveness phase: heal everything but the permanent faults, let clients finish,
+    // wait for the checkers. Expecting progress, the phase ends as soon as every
+    // checker is settled; expecting unavailability, it runs to its bound and the
+    // checkers judge it then (they report any progress as a reason).
+    let bound_ms = scenario.quiesce_ms(&setup);
+    let mut availability = Availability::Progress;
     if !failed {
         nemesis.heal_all();
         let mut w = lock(&world);
@@ -181,10 +186,12 @@ pub async fn simulate<S: System>(
         w.trace.event(now, Actor::Sim, "heal", &(), || {
             "every fault healed; clients quiesce".into()
         });
+        availability = w.begin_liveness(scenario.liveness.expect);
         w.quiesce_clients();
     }
+    let unavailable = availability == Availability::Unavailable;
     let heal_ns = lock(&world).now_ns();
-    let deadline_ns = heal_ns + scenario.liveness.quiesce_ms * 1_000_000;
+    let deadline_ns = heal_ns + bound_ms * 1_000_000;
     let mut settle_ns = None;
     while !failed {
         let (now, settled) = {
@@ -192,17 +199,23 @@ pub async fn simulate<S: System>(
             (w.now_ns(), w.settled())
         };
         match settled {
-            Ok(()) if scenario.liveness.check => {
+            Ok(()) if scenario.liveness.check && !unavailable => {
                 settle_ns = Some(now - heal_ns);
                 break;
             }
             Err(reasons) if now >= deadline_ns => {
                 if scenario.liveness.check {
-                    let bound = scenario.liveness.quiesce_ms;
-                    let message = format!(
-                        "not settled {bound} ms after the heal: {}",
-                        reasons.join("; ")
-                    );
+                    let message = match unavailable {
+                        false => format!(
+                            "not settled {bound_ms} ms after the heal: {}",
+                            reasons.join("; ")
+                        ),
+                        true => format!(
+                            "expected the cluster to stay unavailable, but {bound_ms} ms \
+                             after the heal: {}",
+                            reasons.join("; ")
+                        ),
+                    };
                     lock(&world).fail(FailureKind::Liveness, "liveness", message);
                 }
                 break;
@@ -334,7 +347,7 @@ impl<S: System> Nemesis<'_, S> {
             }
             _ => w.net.apply(index, fault, on),
         }
-        if on && fault.heals() {
+        if on && fault.heals() && !fault.permanent() {
             self.active.insert(index);
         }
     }
@@ -366,16 +379,21 @@ impl<S: System> Nemesis<'_, S> {
         }
     }
 
-    /// Ends every active fault: the start of the liveness phase.
+    /// Ends every active fault but the permanent ones: the start of the liveness phase.
     fn heal_all(&mut self) {
         let active: Vec<_> = self.active.iter().copied().collect();
         for index in active {
             self.toggle(index, false);
         }
         let w = lock(self.world);
+        let paused_for_good = |node| {
+            self.faults
+                .iter()
+                .any(|f| f.permanent() && matches!(*f, Fault::Pause { node: n, .. } if n == node))
+        };
         assert!(
-            w.nodes.iter().all(|n| n.status != Status::Paused),
-            "every pause ends at the heal"
+            (0..w.nodes.len()).all(|n| w.nodes[n].status != Status::Paused || paused_for_good(n)),
+            "every pause but a permanent one ends at the heal"
         );
     }
 }

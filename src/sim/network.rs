@@ -461,12 +461,14 @@ mod tests {
         let isolate = Fault::Isolate {
             at_ms: 0,
             heal_ms: None,
+            permanent: false,
             node: 0,
             classes: Vec::new(),
         };
         let one_way = Fault::OneWay {
             at_ms: 0,
             heal_ms: None,
+            permanent: false,
             from: vec![0],
             to: vec![1],
             classes: Vec::new(),
@@ -486,6 +488,7 @@ mod tests {
         let bridge = Fault::Bridge {
             at_ms: 0,
             heal_ms: None,
+            permanent: false,
             bridge: 2,
             left: vec![0, 1],
             right: vec![3, 4],
@@ -507,6 +510,7 @@ mod tests {
             &Fault::Partition {
                 at_ms: 0,
                 heal_ms: None,
+                permanent: false,
                 groups: vec![vec![0]],
                 classes: Vec::new(),
             },
@@ -520,6 +524,7 @@ mod tests {
         Fault::Loss {
             at_ms: 0,
             heal_ms: None,
+            permanent: false,
             rate,
             nodes,
             links,
@@ -565,6 +570,7 @@ mod tests {
         let isolate = Fault::Isolate {
             at_ms: 0,
             heal_ms: None,
+            permanent: false,
             node: 2,
             classes: vec!["push-pull".into()],
         };
@@ -589,6 +595,7 @@ mod tests {
         let isolate = |node| Fault::Isolate {
             at_ms: 0,
             heal_ms: None,
+            permanent: false,
             node,
             classes: Vec::new(),
         };
@@ -619,6 +626,7 @@ mod tests {
         let hold = Fault::Hold {
             at_ms: 0,
             heal_ms: None,
+            permanent: false,
             from: vec![0],
             to: vec![1, 2],
             shuffle: false,

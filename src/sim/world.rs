@@ -15,7 +15,7 @@ use super::disk::{Completion, Disk};
 use super::mailbox::{Due, Mailbox};
 use super::network::{DropReason, Fate, FaultEffects, Network};
 use super::trace::{fmt_time, Actor, Trace};
-use crate::check::{Checker, ClusterView, Metrics};
+use crate::check::{Availability, Checker, ClusterView, Metrics, Stall};
 use crate::client::{Client, ClientContext, ClientEffect};
 use crate::history::{HistoryEvent, OpType};
 use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, SyncError, TimerId};
@@ -49,6 +49,8 @@ pub enum FailureKind {
     Panic,
     /// The same seed ran twice and the runs differed.
     Nondeterminism,
+    /// A scenario's `[expect]` bound on a metric did not hold.
+    Expectation,
 }
 
 impl FailureKind {
@@ -59,6 +61,7 @@ impl FailureKind {
             FailureKind::History => "history",
             FailureKind::Panic => "panic",
             FailureKind::Nondeterminism => "nondeterminism",
+            FailureKind::Expectation => "expectation",
         }
     }
 }
@@ -190,6 +193,10 @@ pub struct World<S: System> {
     paused: Vec<bool>,
     /// Nodes with a `slow` fault active, for checkers.
     slow: Vec<bool>,
+    stalls: Vec<Stall>,
+    /// Links that still work once the liveness phase starts (see [`ClusterView::links`]).
+    links: Vec<bool>,
+    availability: Availability,
     pub nodes: Vec<NodeSlot<P<S>>>,
     pub clients: Vec<ClientSlot<S>>,
     pub net: Network,
@@ -271,6 +278,9 @@ impl<S: System> World<S> {
             processes: (0..n).map(|_| None).collect(),
             paused: vec![false; n],
             slow: vec![false; n],
+            stalls: vec![Stall::default(); n],
+            links: Vec::new(),
+            availability: Availability::Progress,
             nodes,
             clients,
             net: Network::new(n, network, stream(seed, Purpose::Network, 0)),
@@ -536,6 +546,9 @@ impl<S: System> World<S> {
             slot.last_slow = Some(fault);
         }
         if let Some(fault) = slot.last_slow.filter(|_| run_ns > due_ns) {
+            // A handler that runs late is time the node could not act on time: the
+            // progress check leaves it out, as it does a pause.
+            self.stalls[id].add_late(due_ns, run_ns);
             self.fault_effects.add(fault, "handlers_delayed", 1.0);
             self.fault_effects
                 .add(fault, "handler_delay_ms", (run_ns - due_ns) as f64 / 1e6);
@@ -1003,6 +1016,9 @@ impl<S: System> World<S> {
             nodes: &self.processes,
             paused: &self.paused,
             slow: &self.slow,
+            stalls: &self.stalls,
+            links: &self.links,
+            availability: self.availability,
         };
         let mut failed = None;
         for checker in &mut self.checkers {
@@ -1116,6 +1132,7 @@ impl<S: System> World<S> {
                 self.fault_since.insert(index, now);
                 slot.freezes += 1;
                 if slot.freezes == 1 {
+                    self.stalls[id].begin(now);
                     slot.clock.set_frozen(now, true);
                     slot.mailbox.timers_held = true;
                 }
@@ -1129,6 +1146,7 @@ impl<S: System> World<S> {
                 fx.add(index, "timers_held", late as f64);
                 slot.freezes -= 1;
                 if slot.freezes == 0 {
+                    self.stalls[id].end(now);
                     slot.clock.set_frozen(now, false);
                     slot.mailbox.release_timers();
                 }
@@ -1196,6 +1214,10 @@ impl<S: System> World<S> {
         assert_eq!(slot.status, from, "node {id} cannot {event} now");
         slot.status = to;
         self.paused[id] = paused;
+        match paused {
+            true => self.stalls[id].begin(now),
+            false => self.stalls[id].end(now),
+        }
         self.counters.pauses += u64::from(paused);
         slot.mailbox.sleep_until(Some(0));
         slot.mailbox.notify.notify_one();
@@ -1235,6 +1257,56 @@ impl<S: System> World<S> {
         }
     }
 
+    /// The liveness phase starts, with only permanent faults left: records which links
+    /// still work and what the phase expects (`None`: derive it). The derived
+    /// expectation is progress when a majority of the nodes is up (or restarting), not
+    /// paused, and connected both ways to one another; unavailability otherwise.
+    pub fn begin_liveness(&mut self, expect: Option<Availability>) -> Availability {
+        let n = self.nodes.len();
+        let cut = (0..n).any(|a| (0..n).any(|b| a != b && !self.net.connected(a, b)));
+        if cut {
+            self.links = (0..n * n)
+                .map(|i| i / n == i % n || self.net.connected(i / n, i % n))
+                .collect();
+        }
+        let alive: Vec<bool> = (0..n)
+            .map(|i| {
+                let slot = &self.nodes[i];
+                match slot.status {
+                    Status::Up => true,
+                    Status::Down => slot.restart_at_ns.is_some(),
+                    Status::Paused => false,
+                }
+            })
+            .collect();
+        let linked = |a: usize, b: usize| self.links[a * n + b] && self.links[b * n + a];
+        // The largest group of live nodes that all reach one another, grown greedily
+        // from each node (partitions make such groups disjoint; a bridge node may
+        // belong to two, and either counts).
+        let largest = match cut {
+            false => alive.iter().filter(|&&a| a).count(),
+            true => (0..n)
+                .filter(|&a| alive[a])
+                .map(|a| {
+                    let mut group = vec![a];
+                    for b in (0..n).filter(|&b| b != a && alive[b]) {
+                        if group.iter().all(|&g| linked(g, b)) {
+                            group.push(b);
+                        }
+                    }
+                    group.len()
+                })
+                .max()
+                .unwrap_or(0),
+        };
+        let derived = match largest > n / 2 {
+            true => Availability::Progress,
+            false => Availability::Unavailable,
+        };
+        self.availability = expect.unwrap_or(derived);
+        self.availability
+    }
+
     /// Liveness: `Ok` once every checker is settled and every client is idle.
     pub fn settled(&mut self) -> Result<(), Vec<String>> {
         let view = ClusterView {
@@ -1242,6 +1314,9 @@ impl<S: System> World<S> {
             nodes: &self.processes,
             paused: &self.paused,
             slow: &self.slow,
+            stalls: &self.stalls,
+            links: &self.links,
+            availability: self.availability,
         };
         let mut reasons = Vec::new();
         for checker in &mut self.checkers {

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use super::net::Net;
 use crate::kv::KvCommand;
-use crate::raft::{log_key, Bugs, Entry, EntryData, HardState, RaftConfig, Record};
+use crate::process::Process;
+use crate::raft::{
+    log_key, Bugs, Entry, EntryData, HardState, Message, RaftConfig, Record, Snapshot,
+};
 
 fn entry(index: u64, term: u64, data: EntryData) -> Entry {
     Entry { term, index, data }
@@ -179,4 +182,98 @@ fn recovery_drops_a_torn_tail_after_a_gap_or_a_term_regression() {
     craft(&mut net, 2, 3, &[noop(1, 2), noop(2, 1)]);
     assert_eq!(net.node(2).log().last_index(), 1);
     assert_eq!(net.violation, None);
+}
+
+/// A leader commits writes while follower `f` is cut off: returns (leader, f, the
+/// leader's applied index, its term).
+fn follower_behind(seed: u64) -> (Net, usize, usize, u64, u64) {
+    let mut net = Net::new(3, RaftConfig::default(), Bugs::default(), seed);
+    net.panic_on_violation = false;
+    let l = net.elect();
+    let f = (l + 1) % 3;
+    net.run_for(Duration::from_millis(100));
+    net.isolate(f);
+    for i in 0..5 {
+        net.put(l, "x", &i.to_string());
+    }
+    net.run_for(Duration::from_millis(500));
+    let (index, term) = (net.node(l).applied_index(), net.node(l).term());
+    assert!(index > net.node(f).commit_index(), "the follower is behind");
+    assert_eq!(net.violation, None);
+    (net, l, f, index, term)
+}
+
+#[test]
+fn a_snapshot_installed_from_a_leader_is_checked_against_what_was_applied() {
+    let (mut net, l, f, index, term) = follower_behind(7);
+    let kv = net.node(l).kv().clone();
+    // The right snapshot installs quietly.
+    let good = std::sync::Arc::new(Snapshot {
+        index,
+        term: net.node(l).log().term(index).expect("applied"),
+        kv: kv.clone(),
+    });
+    net.step(f, |p, ctx| {
+        p.on_message(
+            ctx,
+            l,
+            Message::Snapshot {
+                term,
+                snapshot: good,
+            },
+        )
+    });
+    assert_eq!(net.node(f).applied_index(), index);
+    assert_eq!(net.violation, None);
+
+    // One claiming another term at an applied index is reported on installation.
+    let (mut net, l, f, index, term) = follower_behind(8);
+    let bad = std::sync::Arc::new(Snapshot {
+        index,
+        term: term + 7,
+        kv: net.node(l).kv().clone(),
+    });
+    net.step(f, |p, ctx| {
+        p.on_message(
+            ctx,
+            l,
+            Message::Snapshot {
+                term,
+                snapshot: bad,
+            },
+        )
+    });
+    let v = net.violation.expect("caught");
+    assert!(
+        v.contains("state-machine-safety")
+            && v.contains(&format!("installed a snapshot through index {index}")),
+        "{v}"
+    );
+}
+
+#[test]
+fn the_snapshot_a_node_recovers_from_is_checked_on_restart() {
+    let (mut net, l, _, index, _) = follower_behind(9);
+    // The leader's disk comes back with a snapshot that never was: an index past
+    // anything applied.
+    net.crash(l);
+    let forged = Snapshot {
+        index: index + 100,
+        term: 1,
+        kv: Default::default(),
+    };
+    net.storage[l].write(
+        "snapshot".into(),
+        Some(Record::Snapshot(std::sync::Arc::new(forged))),
+    );
+    net.storage[l].sync_all();
+    net.start(l);
+    let v = net.violation.expect("caught at the restart");
+    assert!(
+        v.contains(&format!(
+            "node {l} installed a snapshot through index {}",
+            index + 100
+        )) && v.contains("which no node applied"),
+        "{v}"
+    );
 }

@@ -138,9 +138,17 @@ pub fn run(seed: u64, bugs: Bugs, secs: u64, style: Style) -> Option<String> {
             net.start(i);
         }
     }
+    // The liveness phase, polled as the simulator does: the first poll is the heal.
+    let mut settled = net.settled();
     net.quiesce_clients();
-    net.run_for(Duration::from_secs(5));
-    if let Err(e) = net.settled() {
+    for _ in 0..50 {
+        if settled.is_ok() && net.clients_pending() == 0 {
+            break;
+        }
+        net.run_for(Duration::from_millis(100));
+        settled = net.settled();
+    }
+    if let Err(e) = settled {
         return Some(format!("liveness: {e}"));
     }
     if net.clients_pending() > 0 {

@@ -182,6 +182,8 @@ fn s5_2_one_leader_is_elected_and_replaced_after_it_crashes() {
     assert_eq!(net.leaders(), vec![l1], "exactly one leader");
     let t1 = net.node(l1).term();
     net.crash(l1);
+    // The liveness check starts here: its leader must commit an entry after this.
+    let _ = net.settled();
     let l2 = net.elect();
     assert_ne!(l1, l2);
     assert!(net.node(l2).term() > t1);
