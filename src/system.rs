@@ -105,8 +105,9 @@ pub trait System: Sized + 'static {
     fn bugs() -> &'static [Bug] {
         &[]
     }
-    /// Every name the processes may mark with `Context::sometimes`: a sweep reports
-    /// each, reached or not, and a scenario's `[expect] sometimes` may name only these.
+    /// Every name the processes may mark with `Context::sometimes` (or a checker in
+    /// its metrics, as `sometimes.<name>`): a sweep reports each, reached or not, and
+    /// a scenario's `[expect] sometimes` may name only these.
     fn sometimes() -> &'static [&'static str] {
         &[]
     }

@@ -190,15 +190,39 @@ fn a_sometimes_mark_reached_too_rarely_fails_the_sweep() {
     let summary = sweep(&met, 0..4, &[]);
     assert_eq!(summary.exit_code(), 0, "{:?}", summary.sweep_failures);
     assert!(summary.seeds_with("sometimes.leader-changed") >= 2);
-    // A mark nothing produces: the sweep fails though every seed passed.
-    let unmet = with_table(&base, "[expect]\nsometimes = { never-marked = 0.1 }\n");
+    // A mark these runs never reach (no lease reads here): the sweep fails though
+    // every seed passed.
+    let unmet = with_table(
+        &base,
+        "[expect]\nsometimes = { lease-read-refused = 0.1 }\n",
+    );
     let summary = sweep(&unmet, 0..2, &[]);
     assert_eq!(summary.failed, 0);
     assert_eq!(summary.exit_code(), 1);
     let message = summary.sweep_failures.join("; ");
     assert!(
-        message.contains("never-marked") && message.contains("0 of 2") && message.contains("0.1"),
+        message.contains("lease-read-refused")
+            && message.contains("0 of 2")
+            && message.contains("0.1"),
         "{message}"
+    );
+    assert_eq!(summary.sometimes["lease-read-refused"], 0.0);
+}
+
+#[test]
+fn a_sometimes_name_the_protocol_never_marks_is_refused() {
+    let text = with_table(
+        &leader_crash(),
+        "[expect]\nsometimes = { never-marked = 0.1 }\n",
+    );
+    let scenario = Scenario::parse("s.toml", &text).unwrap();
+    let Err(e) = scenario.setup::<faultline::raft::RaftKv>(&[]) else {
+        panic!("an unknown mark accepted");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("expect.sometimes.never-marked") && e.contains("leader-changed"),
+        "{e}"
     );
 }
 

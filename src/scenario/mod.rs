@@ -402,6 +402,16 @@ impl Scenario {
         S::validate(&setup)
             .map_err(|(field, message)| ScenarioError::field(&self.file, field, message))?;
         self.check_clients("faults", &self.faults, S::clients(&setup))?;
+        for name in self.expect.sometimes.keys() {
+            if !S::sometimes().contains(&name.as_str()) {
+                let message = format!(
+                    "{} marks no state `{name}` (it marks: {})",
+                    S::NAME,
+                    S::sometimes().join(", ")
+                );
+                return Err(self.err(format!("expect.sometimes.{name}"), message));
+            }
+        }
         Ok(setup)
     }
 
