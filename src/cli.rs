@@ -70,6 +70,16 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Shrink a failing seed: the smallest fault schedule found that still fails the
+    /// same check (delta debugging over the faults, then shorter and later faults,
+    /// fewer nodes per fault, a shorter fault phase, fewer clients). Prints each
+    /// accepted step, writes schedule.min.toml beside the seed's artifacts, and the
+    /// replay command. Exit 1 when the seed fails (and was shrunk), 0 when it passes
+    /// (nothing is written), 2 on bad input.
+    Shrink {
+        #[command(flatten)]
+        target: Target,
+    },
     /// One line per injectable bug: NAME SCENARIO description.
     Bugs,
     /// Check history files for linearizability: Jepsen/Knossos EDN (op maps, one per
@@ -227,6 +237,7 @@ impl Invocation {
                 run(self, &target, &options)
             }
             Command::Replay { target } => replay(self, &target),
+            Command::Shrink { target } => shrink(self, &target),
             Command::Check(args) => check(&args),
         }
     }
@@ -505,6 +516,72 @@ fn replay(invocation: &Invocation, target: &Target) -> u8 {
     };
     print_summary(invocation, &summary, target);
     summary.exit_code() as u8
+}
+
+fn shrink(invocation: &Invocation, target: &Target) -> u8 {
+    let Some(seed) = target.seed.or_else(|| target.schedule.as_ref().map(|_| 0)) else {
+        return usage("shrink needs --seed N (or --schedule FILE)");
+    };
+    let (scenario, protocol, request) = match prepare(invocation, target, vec![seed]) {
+        Ok(prepared) => prepared,
+        Err(e) => return usage(e),
+    };
+    let seed = request.seeds[0];
+    let started = std::time::Instant::now();
+    let mut on_step = |step: &str| println!("  {step}");
+    println!("shrinking {} seed {seed}:", scenario.name);
+    let shrunk = match (protocol.shrink)(
+        &scenario,
+        &target.bugs,
+        seed,
+        request.schedule.clone(),
+        &mut on_step,
+    ) {
+        Ok(Some(shrunk)) => shrunk,
+        Ok(None) => {
+            println!("seed {seed} passes: nothing to shrink");
+            return 0;
+        }
+        Err(e) => return usage(e),
+    };
+    let f = &shrunk.failure;
+    println!(
+        "failure kept: {} `{}`: {}",
+        f.kind.name(),
+        f.check,
+        f.message
+    );
+    println!(
+        "faults {} -> {}, simulated {:.0} ms -> {:.0} ms, {} runs in {:.1} s",
+        shrunk.original.faults.len(),
+        shrunk.minimal.faults.len(),
+        shrunk.sim_ms_before,
+        shrunk.sim_ms_after,
+        shrunk.runs,
+        started.elapsed().as_secs_f64()
+    );
+    let dir = Path::new("results")
+        .join(&scenario.name)
+        .join(format!("seed-{seed}"));
+    let path = dir.join("schedule.min.toml");
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, shrunk.minimal.to_toml()));
+    if let Err(e) = written {
+        eprintln!("error: cannot write {}: {e}", path.display());
+        return 3;
+    }
+    println!("schedule: {}", path.display());
+    let mut replay = format!(
+        "{} {} --schedule {}",
+        invocation.replay,
+        scenario.file,
+        path.display()
+    );
+    for bug in &target.bugs {
+        replay.push_str(&format!(" --bug {bug}"));
+    }
+    println!("  replay: {replay}");
+    1
 }
 
 /// Trace lines on stdout, each with the simulated time and the node it happened at.

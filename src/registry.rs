@@ -5,7 +5,8 @@
 //! [`entry`], usually through [`crate::cli::Cli::protocol`].
 
 use crate::run::{run, RunRequest, Summary};
-use crate::scenario::{Scenario, ScenarioError};
+use crate::scenario::{Scenario, ScenarioError, Schedule};
+use crate::shrink::{shrink_seed, Shrunk};
 use crate::system::{Bug, System};
 
 /// A [`System`], its types erased for the command line.
@@ -18,7 +19,18 @@ pub struct Protocol {
     pub run: fn(&Scenario, &RunRequest) -> Result<Summary, ScenarioError>,
     /// [`System::bugs`]: the bugs `--bug` can inject.
     pub bugs: fn() -> &'static [Bug],
+    /// [`shrink_seed`] for this system: a failing seed's smallest schedule found.
+    pub shrink: ShrinkFn,
 }
+
+/// [`shrink_seed`], its system erased: (scenario, bugs, seed, schedule, on_step).
+pub type ShrinkFn = fn(
+    &Scenario,
+    &[String],
+    u64,
+    Option<Schedule>,
+    &mut dyn FnMut(&str),
+) -> Result<Option<Shrunk>, ScenarioError>;
 
 impl std::fmt::Debug for Protocol {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -40,6 +52,7 @@ pub fn entry<S: System>() -> Protocol {
         name: S::NAME,
         run: run::<S>,
         bugs: S::bugs,
+        shrink: shrink_seed::<S>,
     }
 }
 

@@ -91,6 +91,26 @@ pub fn shrink<S: System>(
     }))
 }
 
+/// [`shrink`] for one seed: the seed's schedule from the scenario (or `schedule`, run
+/// with this seed) — the entry the command line holds per protocol.
+pub fn shrink_seed<S: System>(
+    scenario: &Scenario,
+    bugs: &[String],
+    seed: u64,
+    schedule: Option<Schedule>,
+    on_step: &mut dyn FnMut(&str),
+) -> Result<Option<Shrunk>, ScenarioError> {
+    let setup = scenario.setup::<S>(bugs)?;
+    let schedule = match schedule {
+        Some(s) => {
+            scenario.check_clients("faults", &s.faults, S::clients(&setup))?;
+            Schedule { seed, ..s }
+        }
+        None => scenario.schedule(seed, S::clients(&setup)),
+    };
+    shrink::<S>(scenario, bugs, schedule, on_step)
+}
+
 /// A reduction: the first smaller candidate that still fails, with what it changed
 /// and its run's simulated time, or `None` when it finds none.
 type Reduction<S> =

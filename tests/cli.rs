@@ -300,3 +300,54 @@ fn check_prints_a_verdict_last_and_exits_by_it() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("malformed.edn:2:"), "{}", stderr(&o));
 }
+
+/// `shrink` on a failing seed: exit 1, each step printed, schedule.min.toml written
+/// beside the seed's artifacts, and its printed replay command fails the same check.
+#[test]
+fn shrink_writes_a_smaller_schedule_whose_replay_fails_the_same_check() {
+    let dir = scratch("shrink");
+    let args = [
+        "shrink",
+        "broadcast-crash",
+        "--seed",
+        "1",
+        "--bug",
+        "ack-before-sync",
+    ];
+    let o = faultline(&dir, &args, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("failure kept: invariant `broadcast-durability`"),
+        "{out}"
+    );
+    let line = out.lines().find(|l| l.starts_with("faults ")).unwrap();
+    let counts: Vec<usize> = line["faults ".len()..]
+        .split(',')
+        .next()
+        .unwrap()
+        .split(" -> ")
+        .map(|n| n.trim().parse().unwrap())
+        .collect();
+    assert!(counts[1] < counts[0], "{line}");
+    let schedule = dir.join("results/broadcast-crash/seed-1/schedule.min.toml");
+    assert!(schedule.exists());
+    let replay = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replay: faultline "))
+        .expect("a replay line");
+    let replay_args: Vec<&str> = replay.split_whitespace().collect();
+    let o = faultline(&dir, &replay_args, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(stdout(&o).contains("`broadcast-durability`"));
+}
+
+/// `shrink` on a seed that passes says so, exits 0 and writes nothing.
+#[test]
+fn shrink_on_a_passing_seed_writes_nothing() {
+    let dir = scratch("shrink-pass");
+    let o = faultline(&dir, &["shrink", "broadcast-crash", "--seed", "1"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("seed 1 passes: nothing to shrink"));
+    assert!(!dir.join("results").exists());
+}
