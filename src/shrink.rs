@@ -241,62 +241,16 @@ fn end_ms(s: &Shrinker<'_, impl System>, best: &Schedule, fault: &Fault) -> u64 
         .unwrap_or(best.duration_ms.unwrap_or(s.scenario.duration_ms))
 }
 
-/// A fault with its end at `end` (the field it uses for its end).
+/// A fault with its end at `end` (`None` for a fault that has no end).
 fn set_end(fault: &Fault, end: u64) -> Option<Fault> {
     let mut f = fault.clone();
-    match &mut f {
-        Fault::Partition { heal_ms, .. }
-        | Fault::OneWay { heal_ms, .. }
-        | Fault::Bridge { heal_ms, .. }
-        | Fault::Isolate { heal_ms, .. }
-        | Fault::ClockFreeze { heal_ms, .. }
-        | Fault::DiskStall { heal_ms, .. }
-        | Fault::DiskSlow { heal_ms, .. }
-        | Fault::LatencySpike { heal_ms, .. }
-        | Fault::Loss { heal_ms, .. }
-        | Fault::Duplicate { heal_ms, .. }
-        | Fault::ClientPartition { heal_ms, .. }
-        | Fault::ClientPin { heal_ms, .. }
-        | Fault::Hold { heal_ms, .. }
-        | Fault::Slow { heal_ms, .. } => *heal_ms = Some(end),
-        Fault::Crash { restart_ms, .. } | Fault::DiskWipe { restart_ms, .. } => {
-            *restart_ms = Some(end)
-        }
-        Fault::Pause { resume_ms, .. } | Fault::ClientPause { resume_ms, .. } => {
-            *resume_ms = Some(end)
-        }
-        Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => {
-            return None
-        }
-    }
+    *f.end_ms_mut()? = Some(end);
     Some(f)
 }
 
 fn set_start(fault: &Fault, at: u64) -> Fault {
     let mut f = fault.clone();
-    match &mut f {
-        Fault::Partition { at_ms, .. }
-        | Fault::OneWay { at_ms, .. }
-        | Fault::Bridge { at_ms, .. }
-        | Fault::Isolate { at_ms, .. }
-        | Fault::Crash { at_ms, .. }
-        | Fault::Pause { at_ms, .. }
-        | Fault::ClockStep { at_ms, .. }
-        | Fault::ClockDrift { at_ms, .. }
-        | Fault::ClockFreeze { at_ms, .. }
-        | Fault::DiskStall { at_ms, .. }
-        | Fault::DiskSlow { at_ms, .. }
-        | Fault::FsyncError { at_ms, .. }
-        | Fault::DiskWipe { at_ms, .. }
-        | Fault::LatencySpike { at_ms, .. }
-        | Fault::Loss { at_ms, .. }
-        | Fault::Duplicate { at_ms, .. }
-        | Fault::ClientPartition { at_ms, .. }
-        | Fault::ClientPause { at_ms, .. }
-        | Fault::ClientPin { at_ms, .. }
-        | Fault::Hold { at_ms, .. }
-        | Fault::Slow { at_ms, .. } => *at_ms = at,
-    }
+    *f.at_ms_mut() = at;
     f
 }
 
@@ -362,93 +316,29 @@ fn shrink_fault_nodes<S: System>(
 /// Every version of `fault` with one node fewer in one of its lists (a list never
 /// goes empty: for some faults an empty list means every node).
 fn fewer_nodes(fault: &Fault) -> Vec<Fault> {
-    fn without(list: &[usize]) -> Vec<Vec<usize>> {
-        if list.len() < 2 {
-            return Vec::new();
-        }
-        (0..list.len())
-            .map(|j| {
-                let mut l = list.to_vec();
-                l.remove(j);
-                l
-            })
-            .collect()
-    }
     let mut out = Vec::new();
-    match fault {
-        Fault::Partition { groups, .. } => {
-            for (g, group) in groups.iter().enumerate() {
-                for smaller in without(group) {
-                    let mut f = fault.clone();
-                    if let Fault::Partition { groups, .. } = &mut f {
-                        groups[g] = smaller;
-                    }
-                    out.push(f);
-                }
-            }
+    let lists = node_lists(&mut fault.clone()).len();
+    for list in 0..lists {
+        let len = node_lists(&mut fault.clone())[list].len();
+        for j in (0..len).filter(|_| len >= 2) {
+            let mut smaller = fault.clone();
+            node_lists(&mut smaller)[list].remove(j);
+            out.push(smaller);
         }
-        Fault::OneWay { from, to, .. } => {
-            for smaller in without(from) {
-                let mut f = fault.clone();
-                if let Fault::OneWay { from, .. } = &mut f {
-                    *from = smaller;
-                }
-                out.push(f);
-            }
-            for smaller in without(to) {
-                let mut f = fault.clone();
-                if let Fault::OneWay { to, .. } = &mut f {
-                    *to = smaller;
-                }
-                out.push(f);
-            }
-        }
-        Fault::Bridge { left, right, .. } => {
-            for smaller in without(left) {
-                let mut f = fault.clone();
-                if let Fault::Bridge { left, .. } = &mut f {
-                    *left = smaller;
-                }
-                out.push(f);
-            }
-            for smaller in without(right) {
-                let mut f = fault.clone();
-                if let Fault::Bridge { right, .. } = &mut f {
-                    *right = smaller;
-                }
-                out.push(f);
-            }
-        }
-        Fault::Hold { from, to, .. } => {
-            for smaller in without(from) {
-                let mut f = fault.clone();
-                if let Fault::Hold { from, .. } = &mut f {
-                    *from = smaller;
-                }
-                out.push(f);
-            }
-            for smaller in without(to) {
-                let mut f = fault.clone();
-                if let Fault::Hold { to, .. } = &mut f {
-                    *to = smaller;
-                }
-                out.push(f);
-            }
-        }
-        Fault::LatencySpike { nodes, .. } | Fault::ClientPartition { nodes, .. } => {
-            for smaller in without(nodes) {
-                let mut f = fault.clone();
-                if let Fault::LatencySpike { nodes, .. } | Fault::ClientPartition { nodes, .. } =
-                    &mut f
-                {
-                    *nodes = smaller;
-                }
-                out.push(f);
-            }
-        }
-        _ => {}
     }
     out
+}
+
+/// The lists of node ids a fault names: partition groups, the sides of a one-way cut,
+/// a hold or a bridge, a spike's or a client partition's nodes.
+fn node_lists(fault: &mut Fault) -> Vec<&mut Vec<usize>> {
+    match fault {
+        Fault::Partition { groups, .. } => groups.iter_mut().collect(),
+        Fault::OneWay { from, to, .. } | Fault::Hold { from, to, .. } => vec![from, to],
+        Fault::Bridge { left, right, .. } => vec![left, right],
+        Fault::LatencySpike { nodes, .. } | Fault::ClientPartition { nodes, .. } => vec![nodes],
+        _ => Vec::new(),
+    }
 }
 
 /// Ends the fault phase right after the failure (a safety failure during the phase),

@@ -379,9 +379,10 @@ pub fn in_scope(nodes: &[NodeId], links: &[Link], from: NodeId, to: NodeId) -> b
         || links.contains(&Link { from, to })
 }
 
-impl Fault {
-    pub fn at_ms(&self) -> u64 {
-        match *self {
+/// The `at_ms` field of any fault, by reference (shared or mutable).
+macro_rules! at_ms {
+    ($fault:expr) => {
+        match $fault {
             Fault::Partition { at_ms, .. }
             | Fault::OneWay { at_ms, .. }
             | Fault::Bridge { at_ms, .. }
@@ -404,30 +405,62 @@ impl Fault {
             | Fault::Hold { at_ms, .. }
             | Fault::Slow { at_ms, .. } => at_ms,
         }
+    };
+}
+
+/// The end field of any fault (`heal_ms`, `restart_ms` or `resume_ms`), by reference;
+/// `None` for the faults that are events, not states.
+macro_rules! end_ms {
+    ($fault:expr) => {
+        match $fault {
+            Fault::Partition { heal_ms: end, .. }
+            | Fault::OneWay { heal_ms: end, .. }
+            | Fault::Bridge { heal_ms: end, .. }
+            | Fault::Isolate { heal_ms: end, .. }
+            | Fault::LatencySpike { heal_ms: end, .. }
+            | Fault::Loss { heal_ms: end, .. }
+            | Fault::Duplicate { heal_ms: end, .. }
+            | Fault::Hold { heal_ms: end, .. }
+            | Fault::Slow { heal_ms: end, .. }
+            | Fault::ClockFreeze { heal_ms: end, .. }
+            | Fault::DiskStall { heal_ms: end, .. }
+            | Fault::DiskSlow { heal_ms: end, .. }
+            | Fault::ClientPartition { heal_ms: end, .. }
+            | Fault::ClientPin { heal_ms: end, .. }
+            | Fault::Crash {
+                restart_ms: end, ..
+            }
+            | Fault::DiskWipe {
+                restart_ms: end, ..
+            }
+            | Fault::Pause { resume_ms: end, .. }
+            | Fault::ClientPause { resume_ms: end, .. } => Some(end),
+            Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => None,
+        }
+    };
+}
+
+impl Fault {
+    /// When the fault starts, in ms from the start of the run.
+    pub fn at_ms(&self) -> u64 {
+        *at_ms!(self)
+    }
+
+    /// [`Fault::at_ms`], to move the start (a shrinker's later start).
+    pub fn at_ms_mut(&mut self) -> &mut u64 {
+        at_ms!(self)
     }
 
     /// When the fault ends (`None`: at the final heal, or never for a fault that is
     /// not healed: see [`Fault::heals`]).
     pub fn end_ms(&self) -> Option<u64> {
-        match *self {
-            Fault::Partition { heal_ms, .. }
-            | Fault::OneWay { heal_ms, .. }
-            | Fault::Bridge { heal_ms, .. }
-            | Fault::Isolate { heal_ms, .. }
-            | Fault::LatencySpike { heal_ms, .. }
-            | Fault::Loss { heal_ms, .. }
-            | Fault::Duplicate { heal_ms, .. }
-            | Fault::Hold { heal_ms, .. }
-            | Fault::Slow { heal_ms, .. }
-            | Fault::ClockFreeze { heal_ms, .. }
-            | Fault::DiskStall { heal_ms, .. }
-            | Fault::DiskSlow { heal_ms, .. }
-            | Fault::ClientPartition { heal_ms, .. }
-            | Fault::ClientPin { heal_ms, .. } => heal_ms,
-            Fault::Crash { restart_ms, .. } | Fault::DiskWipe { restart_ms, .. } => restart_ms,
-            Fault::Pause { resume_ms, .. } | Fault::ClientPause { resume_ms, .. } => resume_ms,
-            Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => None,
-        }
+        end_ms!(self).and_then(|end| *end)
+    }
+
+    /// The fault's end field (`heal_ms`, `restart_ms` or `resume_ms`: see
+    /// [`Fault::end_field`]), to move the end; `None` for a fault that has none.
+    pub fn end_ms_mut(&mut self) -> Option<&mut Option<u64>> {
+        end_ms!(self)
     }
 
     /// Whether the fault is never healed: `permanent = true`, which takes no end time.
