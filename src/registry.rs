@@ -4,6 +4,8 @@
 //! The built-in ones are [`protocols`]; a crate of its own adds its systems with
 //! [`entry`], usually through [`crate::cli::Cli::protocol`].
 
+#![warn(missing_docs)]
+
 use crate::run::{run, RunRequest, Summary};
 use crate::scenario::{Scenario, ScenarioError, Schedule};
 use crate::shrink::{shrink_seed, Shrunk};

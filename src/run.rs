@@ -1,6 +1,8 @@
 //! Running scenarios: one seed on a fresh thread and runtime, sweeps over seed ranges
 //! with several jobs, the determinism check, expectations and artifacts.
 
+#![warn(missing_docs)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +19,7 @@ use crate::system::{Setup, System, Verdict};
 /// What to run.
 #[derive(Clone, Debug)]
 pub struct RunRequest {
+    /// The seeds to run, each once (twice with `check_determinism`).
     pub seeds: Vec<u64>,
     /// Seeds run at once, each on its own thread.
     pub jobs: usize,
@@ -30,6 +33,7 @@ pub struct RunRequest {
     pub artifacts: Option<PathBuf>,
     /// Keep artifacts of every seed, not only failing ones.
     pub keep: bool,
+    /// Show a progress bar on stderr while a sweep of two or more seeds runs.
     pub progress: bool,
 }
 
@@ -52,8 +56,12 @@ impl Default for RunRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
+    /// Every check passed, as expected.
     Passed,
+    /// A check failed that the scenario does not expect to, or the run panicked or
+    /// was not deterministic.
     Failed,
+    /// No check failed, but the history checker could not decide.
     Unknown,
     /// A teaching scenario showed the anomaly it expects.
     Shown,
@@ -61,17 +69,27 @@ pub enum Status {
     NotShown,
 }
 
+/// One seed's run: its `summary.json`, and a row of a sweep.
 #[derive(Clone, Debug, Serialize)]
 pub struct SeedReport {
+    /// The seed.
     pub seed: u64,
+    /// How it ended, judged against the scenario's expectation.
     pub status: Status,
+    /// The failure, if any (an expected one included).
     pub failure: Option<Failure>,
+    /// The trace hash, the run's fingerprint (16 hex digits in JSON).
     #[serde(serialize_with = "hex")]
     pub trace_hash: u64,
+    /// Events the trace hash covers.
     pub trace_events: u64,
+    /// Simulated time the run took, in ms.
     pub sim_ms: f64,
+    /// Wall-clock time the run took, in ms (the first run, with the determinism check).
     pub wall_ms: f64,
+    /// Events in the client history.
     pub history_ops: usize,
+    /// The run's metrics, by name.
     pub metrics: Metrics,
     /// Where its artifacts went, if anywhere.
     pub artifacts: Option<String>,
@@ -84,31 +102,53 @@ fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
 /// Mean, min, max, p50 and p99 of one metric over the seeds of a sweep.
 #[derive(Clone, Debug, Serialize)]
 pub struct Aggregate {
+    /// The mean.
     pub mean: f64,
+    /// The lowest value.
     pub min: f64,
+    /// The median (nearest rank: the sorted values at index `round((n - 1) * 0.5)`).
     pub p50: f64,
+    /// The 99th percentile (nearest rank: index `round((n - 1) * 0.99)`).
     pub p99: f64,
+    /// The highest value.
     pub max: f64,
 }
 
+/// A sweep's result: counts by [`Status`], the seeds that failed, aggregated metrics
+/// and every seed's report.
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
+    /// The scenario's name.
     pub scenario: String,
+    /// The scenario's file, as the user named it.
     pub file: String,
+    /// The protocol that ran ([`System::NAME`]).
     pub protocol: String,
+    /// The bugs injected: the scenario's, then the request's.
     pub bugs: Vec<String>,
+    /// The check the scenario expects to fail, if it is a teaching scenario.
     pub expect_failure: Option<String>,
+    /// Seeds run.
     pub seeds_run: usize,
+    /// Seeds that did as expected: passed, or (teaching scenarios) showed the
+    /// anomaly or did not.
     pub passed: usize,
+    /// Seeds that failed.
     pub failed: usize,
+    /// Seeds the history checker could not decide.
     pub unknown: usize,
+    /// Seeds that showed the anomaly a teaching scenario expects.
     pub shown: usize,
+    /// The failed seeds, in ascending order.
     pub failing_seeds: Vec<u64>,
     /// Sweep-level expectations that did not hold (`[expect] sometimes`), each a
     /// message naming the mark, the fraction of seeds that hit it and the bound.
     pub sweep_failures: Vec<String>,
+    /// Simulated time of all the seeds' runs together, in ms.
     pub sim_ms: f64,
+    /// Wall-clock time of the sweep, in ms.
     pub wall_ms: f64,
+    /// Each metric, by name, over the seeds that produced it.
     pub metrics: std::collections::BTreeMap<String, Aggregate>,
     /// Proof that faults fired: for each fault effect the runs count
     /// (`fault_<kind>_<effect>` metrics), how many seeds saw it.
@@ -116,6 +156,7 @@ pub struct Summary {
     /// For each state the protocol may mark (`System::sometimes`), the fraction of
     /// seeds that reached it.
     pub sometimes: std::collections::BTreeMap<String, f64>,
+    /// Every seed's report, by seed.
     pub runs: Vec<SeedReport>,
 }
 
@@ -352,12 +393,18 @@ fn judge(scenario: &Scenario, outcome: &Outcome) -> Status {
 
 /// A finished run, protocol types erased.
 pub struct Outcome {
+    /// The trace hash (0 when the run panicked).
     pub trace_hash: u64,
+    /// Events the trace hash covers.
     pub trace_events: u64,
+    /// Simulated time the run took, in ns.
     pub sim_ns: u64,
+    /// The simulation's failure, else the history checker's, if any (a panic is a
+    /// failure of kind `panic`). Metric bounds are judged later, by [`run`].
     pub failure: Option<Failure>,
     /// The history checker could not decide.
     pub unknown: bool,
+    /// The run's metrics, by name.
     pub metrics: Metrics,
     /// Events in the client history.
     pub history_ops: usize,

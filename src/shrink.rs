@@ -8,6 +8,8 @@
 //! failure (the same invariant, linearizability, or liveness). Runs are deterministic,
 //! so the same input always shrinks to the same schedule.
 
+#![warn(missing_docs)]
+
 use std::sync::Arc;
 
 use crate::run::{run_seed, Outcome};
@@ -25,10 +27,14 @@ const PASSES_MAX: usize = 8;
 pub struct Shrunk {
     /// The failure every accepted candidate reproduced.
     pub failure: Failure,
+    /// The schedule shrinking started from.
     pub original: Schedule,
+    /// The smallest schedule found that still fails (`faultline shrink` writes it to
+    /// `schedule.min.toml`).
     pub minimal: Schedule,
-    /// Simulated time of the original run and of the minimal one, in ms.
+    /// Simulated time of the original run, in ms.
     pub sim_ms_before: f64,
+    /// Simulated time of the minimal run, in ms.
     pub sim_ms_after: f64,
     /// Each accepted reduction, in order.
     pub steps: Vec<String>,

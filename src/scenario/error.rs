@@ -3,26 +3,37 @@
 
 use std::fmt;
 
+/// A scenario or schedule file that cannot be used. It displays as
+/// `FILE:LINE:COL: MESSAGE`, `FILE: FIELD: MESSAGE` or `FILE: MESSAGE`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ScenarioError {
+    /// The file, as the user named it.
     pub file: String,
+    /// Where in the file.
     pub location: Location,
+    /// What is wrong, on one line.
     pub message: String,
 }
 
+/// Where in a file a [`ScenarioError`] is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Location {
     /// 1-based line and column.
     Position {
+        /// The line, from 1.
         line: usize,
+        /// The column, from 1, in bytes.
         col: usize,
     },
     /// A dotted field path, e.g. `faults[2].heal_ms`.
     Field(String),
+    /// The file as a whole (it cannot be read, no scenario has that name, or a TOML
+    /// error came without a position).
     File,
 }
 
 impl ScenarioError {
+    /// An error in the value of `field` (a dotted path, e.g. `faults[2].heal_ms`).
     pub fn field(file: &str, field: impl Into<String>, message: impl Into<String>) -> Self {
         ScenarioError {
             file: file.to_string(),
@@ -31,6 +42,7 @@ impl ScenarioError {
         }
     }
 
+    /// An error about the file as a whole.
     pub fn file(file: &str, message: impl Into<String>) -> Self {
         ScenarioError {
             file: file.to_string(),

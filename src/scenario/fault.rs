@@ -8,20 +8,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::process::{ClientId, NodeId};
 
-/// A latency distribution, in milliseconds.
+/// A latency distribution, in milliseconds, written `{ dist = "uniform", min_ms = 1,
+/// max_ms = 10 }` (the default). Each value must be finite, non-negative and below
+/// 10^9 ms.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "dist", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Latency {
+    /// Always `ms`.
     Constant {
+        /// The latency, in ms.
         ms: f64,
     },
+    /// Uniform over `[min_ms, max_ms)`; always `min_ms` when `max_ms <= min_ms`.
     Uniform {
+        /// Lower bound, in ms (inclusive).
         min_ms: f64,
+        /// Upper bound, in ms (exclusive); at least `min_ms`.
         max_ms: f64,
     },
     /// `min_ms` plus an exponential tail with the given mean (a long-tailed network).
     Exponential {
+        /// The floor, in ms: no draw is below it.
         min_ms: f64,
+        /// Mean of the whole distribution, in ms (the tail's mean is
+        /// `mean_ms - min_ms`); at least `min_ms`.
         mean_ms: f64,
     },
 }
@@ -36,6 +46,8 @@ impl Default for Latency {
 }
 
 impl Latency {
+    /// One draw from `rng`, in nanoseconds (truncated). The exponential tail uses
+    /// `libm::log`, so a seed draws the same value on every platform.
     pub fn sample_ns(&self, rng: &mut impl Rng) -> u64 {
         let ms = match *self {
             Latency::Constant { ms } => ms,
@@ -78,18 +90,27 @@ impl Latency {
     }
 }
 
+/// One timed fault, as a scenario's `[[faults]]` entry or a schedule's `faults` lists
+/// it (`kind = "partition"`, `at_ms = 1000`, ...). Times are true simulated times in
+/// ms from the start of the run: `at_ms` falls before the scenario's `duration_ms`,
+/// and an end field (`heal_ms`, `restart_ms` or `resume_ms`) after `at_ms`; unset, it
+/// means the final heal (never, with `permanent = true`). Node ids are `0..nodes` and
+/// client ids `0..clients`; a scenario naming others is refused.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Fault {
     /// Symmetric partition: nodes talk only within their group. Nodes listed in no
     /// group form one more group together.
     Partition {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The groups, each a non-empty list of node ids; no node is in two.
         groups: Vec<Vec<NodeId>>,
         /// Message classes it applies to (see `Process::message_class`); empty: all.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -98,28 +119,39 @@ pub enum Fault {
     /// Messages from any node in `from` to any node in `to` are lost; the other
     /// direction still works.
     OneWay {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// Senders whose messages are lost (non-empty).
         from: Vec<NodeId>,
+        /// Receivers they are lost to (non-empty, none of `from`).
         to: Vec<NodeId>,
         /// Message classes it applies to (see `Process::message_class`); empty: all.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         classes: Vec<String>,
     },
-    /// `left` and `right` cannot talk to each other; `bridge` talks to both.
+    /// `left` and `right` cannot talk to each other; `bridge` talks to both (the shape
+    /// of Jepsen's `bridge` grudge, `jepsen.nemesis/bridge`). Nodes in none of the three
+    /// keep every link.
     Bridge {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The node that still talks to both sides (on neither side).
         bridge: NodeId,
+        /// One side (non-empty).
         left: Vec<NodeId>,
+        /// The other side (non-empty, none of `left`).
         right: Vec<NodeId>,
         /// Message classes it applies to (see `Process::message_class`); empty: all.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -127,12 +159,15 @@ pub enum Fault {
     },
     /// One node cut off from every other node.
     Isolate {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The node cut off.
         node: NodeId,
         /// Message classes it applies to (see `Process::message_class`); empty: all.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -142,135 +177,186 @@ pub enum Fault {
     /// random prefix of the unsynced writes survives). It restarts at `restart_ms`, or at
     /// the final heal; with `permanent = true` it never does.
     Crash {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When the node restarts, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         restart_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The node killed.
         node: NodeId,
+        /// Keep a prefix of the unsynced writes, of a length drawn uniformly from
+        /// 0 to all of them (from the crash stream), instead of losing them all.
         #[serde(default)]
         torn: bool,
     },
     /// Freeze the process: no timers, no message handling; its clock keeps going and
     /// messages to it are buffered.
     Pause {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When the node resumes, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The node frozen.
         node: NodeId,
     },
     /// An NTP-like step: from `at_ms` on, the node's wall clock reads `offset_ms` more
     /// (or less) than before. The monotonic clock, and so every timer, is untouched.
     /// Not healed.
     ClockStep {
+        /// When the step happens, in ms from the start of the run.
         at_ms: u64,
+        /// The node it strikes.
         node: NodeId,
+        /// How far the wall clock moves, in ms: positive forward, negative back
+        /// (at most a day either way).
         offset_ms: i64,
     },
     /// From `at_ms` on, the node's clocks run `drift_ppm` parts per million fast (or
     /// slow), without moving: timers speed up or slow down with them. Not healed.
     ClockDrift {
+        /// When the drift changes, in ms from the start of the run.
         at_ms: u64,
+        /// The node it strikes.
         node: NodeId,
+        /// The new drift rate, in parts per million: positive fast, negative slow
+        /// (within ±[`DRIFT_PPM_MAX`](crate::scenario::DRIFT_PPM_MAX)).
         drift_ppm: f64,
     },
     /// Both clocks of the node stop from `at_ms` until `heal_ms`, while it keeps
     /// handling messages (a stalled clock source, or a VM frozen by its hypervisor);
     /// at the heal they catch up, and timers that fell due meanwhile fire late.
     ClockFreeze {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The node whose clocks stop.
         node: NodeId,
     },
     /// The node's disk completes no sync until the heal; writes are still accepted,
     /// and the network and timers are unaffected.
     DiskStall {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The node whose disk stalls.
         node: NodeId,
     },
     /// Syncs the node starts take `factor` times their usual latency.
     DiskSlow {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The node whose disk is slow.
         node: NodeId,
+        /// The latency multiplier, from 1 to 1,000,000.
         factor: f64,
     },
     /// The next sync the node's disk completes after `at_ms` fails (EIO), and the
     /// writes it covered are dropped from the page cache, as Linux does.
-    FsyncError { at_ms: u64, node: NodeId },
+    FsyncError {
+        /// When it is armed, in ms from the start of the run: the first sync to complete
+        /// from then on fails.
+        at_ms: u64,
+        /// The node whose sync fails.
+        node: NodeId,
+    },
     /// A crash after which the node comes back at `restart_ms` with an empty disk,
     /// under the same id: a replaced machine.
     DiskWipe {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When the node restarts, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         restart_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The node whose disk is wiped.
         node: NodeId,
     },
     /// Extra delay on every message to or from `nodes` and on the directed `links`
     /// (every link if both are empty).
     LatencySpike {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// Nodes whose messages, sent or received, it delays.
         #[serde(default)]
         nodes: Vec<NodeId>,
+        /// Directed links it delays.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         links: Vec<Link>,
+        /// The extra delay, drawn per message (added to the usual latency).
         delay: Latency,
     },
     /// Raises the loss rate to `rate` on every message to or from `nodes` and on the
     /// directed `links` (every link if both are empty), for the `classes` of messages
     /// named (all if empty).
     Loss {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// Loss probability, in [0, 1], while it lasts.
         rate: f64,
+        /// Nodes whose messages, sent or received, it may drop.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         nodes: Vec<NodeId>,
+        /// Directed links it may drop messages on.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         links: Vec<Link>,
+        /// Message classes it applies to (see `Process::message_class`); empty: all.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         classes: Vec<String>,
     },
     /// Raises the duplication rate to `rate` on every message to or from `nodes` and
     /// on the directed `links` (every link if both are empty).
     Duplicate {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// Duplication probability, in [0, 1], while it lasts.
         rate: f64,
+        /// Nodes whose messages, sent or received, it may duplicate.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         nodes: Vec<NodeId>,
+        /// Directed links it may duplicate messages on.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         links: Vec<Link>,
     },
@@ -278,54 +364,71 @@ pub enum Fault {
     /// lost, both ways, as on a client-side network split: those clients reach only
     /// the other nodes.
     ClientPartition {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The clients cut off (empty: every client).
         #[serde(default)]
         clients: Vec<ClientId>,
+        /// The nodes they are cut from (non-empty).
         nodes: Vec<NodeId>,
     },
     /// The client stops (a GC pause, a suspended VM): no timer fires and no reply is
     /// handled until `resume_ms`; replies wait for it. Its operations in flight stay
     /// pending, and are judged as usual once it completes them.
     ClientPause {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When the client resumes, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The client frozen.
         client: ClientId,
     },
     /// Client affinity (a sticky load balancer): every request the client sends goes
     /// to `node`, wherever the client meant it to go.
     ClientPin {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The client pinned.
         client: ClientId,
+        /// Where its requests go (of overlapping pins, the latest to start wins).
         node: NodeId,
     },
     /// Messages from any node in `from` to any node in `to` that arrive during the
     /// window are held, not lost, and delivered at the heal in the order they were
     /// sent (or in an order drawn from the network stream, with `shuffle`).
     Hold {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// Senders whose messages are held (non-empty).
         from: Vec<NodeId>,
+        /// Receivers they are held from (non-empty, none of `from`).
         to: Vec<NodeId>,
+        /// Release in an order drawn from the network stream, not in send order.
         #[serde(default)]
         shuffle: bool,
+        /// Message classes it applies to (see `Process::message_class`); empty: all.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         classes: Vec<String>,
     },
@@ -338,16 +441,23 @@ pub enum Fault {
     /// fire on time and only inputs wait (a process whose receive path is starved
     /// while its timer thread runs: it times out on replies that already arrived).
     Slow {
+        /// When it starts, in ms from the start of the run.
         at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
         /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
         #[serde(default, skip_serializing_if = "is_false")]
         permanent: bool,
+        /// The node starved.
         node: NodeId,
+        /// How late each handler runs, drawn per call (several slow faults add up).
         delay: Latency,
+        /// The delay is CPU time each handler takes, so inputs queue behind each other.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         busy: bool,
+        /// Whether timers wait too (the default). While every active `slow` fault on the
+        /// node says `false`, timers fire on time and only inputs wait.
         #[serde(default = "yes", skip_serializing_if = "is_yes")]
         timers: bool,
     },
@@ -365,7 +475,9 @@ fn is_yes(b: &bool) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Link {
+    /// The sender.
     pub from: NodeId,
+    /// The receiver.
     pub to: NodeId,
 }
 
@@ -506,6 +618,7 @@ impl Fault {
         }
     }
 
+    /// Which kind of fault it is (its `kind` field).
     pub fn kind(&self) -> FaultKind {
         match self {
             Fault::Partition { .. } => FaultKind::Partition,
@@ -621,33 +734,57 @@ fn is_false(b: &bool) -> bool {
     !b
 }
 
+/// A fault's kind without its fields: what `kind` names in a fault and what
+/// `random.kinds` lists. Its variants are [`Fault`]'s.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum FaultKind {
+    /// [`Fault::Partition`] (`partition`).
     Partition,
+    /// [`Fault::OneWay`] (`one-way`).
     OneWay,
+    /// [`Fault::Bridge`] (`bridge`).
     Bridge,
+    /// [`Fault::Isolate`] (`isolate`).
     Isolate,
+    /// [`Fault::Crash`] (`crash`).
     Crash,
+    /// [`Fault::Pause`] (`pause`).
     Pause,
+    /// [`Fault::ClockStep`] (`clock-step`).
     ClockStep,
+    /// [`Fault::ClockDrift`] (`clock-drift`).
     ClockDrift,
+    /// [`Fault::ClockFreeze`] (`clock-freeze`).
     ClockFreeze,
+    /// [`Fault::DiskStall`] (`disk-stall`).
     DiskStall,
+    /// [`Fault::DiskSlow`] (`disk-slow`).
     DiskSlow,
+    /// [`Fault::FsyncError`] (`fsync-error`).
     FsyncError,
+    /// [`Fault::DiskWipe`] (`disk-wipe`).
     DiskWipe,
+    /// [`Fault::LatencySpike`] (`latency-spike`).
     LatencySpike,
+    /// [`Fault::Loss`] (`loss`).
     Loss,
+    /// [`Fault::Duplicate`] (`duplicate`).
     Duplicate,
+    /// [`Fault::Hold`] (`hold`).
     Hold,
+    /// [`Fault::Slow`] (`slow`).
     Slow,
+    /// [`Fault::ClientPartition`] (`client-partition`).
     ClientPartition,
+    /// [`Fault::ClientPause`] (`client-pause`).
     ClientPause,
+    /// [`Fault::ClientPin`] (`client-pin`).
     ClientPin,
 }
 
 impl FaultKind {
+    /// Every kind, in declaration (and `Ord`) order.
     pub const ALL: [FaultKind; 21] = [
         FaultKind::Partition,
         FaultKind::OneWay,

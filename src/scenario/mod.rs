@@ -4,6 +4,8 @@
 //! Parsing is strict (unknown fields are refused) and every error names the file and
 //! a line and column or a field. Bad input never panics.
 
+#![warn(missing_docs)]
+
 mod error;
 mod fault;
 mod schedule;
@@ -31,23 +33,40 @@ pub const RANDOM_FAULTS_MAX: usize = 10_000;
 /// Largest clock drift a scenario may ask for, in parts per million (±50%).
 pub const DRIFT_PPM_MAX: f64 = 500_000.0;
 
+/// A scenario file, parsed and checked (see [`Scenario::parse`]). The protocol's own
+/// `[cluster.config]` and `[workload]` tables are kept as text and typed by
+/// [`Scenario::setup`].
 #[derive(Clone, Debug)]
 pub struct Scenario {
     /// The file it came from, as the user named it (for error messages).
     pub file: String,
     text: String,
+    /// Its name; a run's artifacts go to `<artifacts>/<name>/seed-<seed>/`.
     pub name: String,
+    /// One line on what it runs (`faultline list` prints it).
     pub description: String,
+    /// What it teaches; empty if the file has no `lesson`.
     pub lesson: String,
+    /// `[cluster] protocol`: the [`System::NAME`] that runs it.
     pub protocol: String,
+    /// `[cluster] nodes`: the cluster's size, 1 to [`NODES_MAX`].
     pub nodes: usize,
+    /// `[network]`: conditions for the whole run.
     pub network: NetworkSpec,
+    /// `[disk]`: every node's disk.
     pub disk: DiskSpec,
+    /// The explicit `[[faults]]`, in file order.
     pub faults: Vec<Fault>,
+    /// `[random]`: the fault generator, if the file has one.
     pub random: Option<RandomFaults>,
+    /// The fault phase's length, in ms (1 to [`DURATION_MS_MAX`]).
     pub duration_ms: u64,
+    /// `[liveness]`: the final phase.
     pub liveness: LivenessSpec,
+    /// `[expect]`: what a run must show.
     pub expect: Expect,
+    /// Bugs to inject, by name (checked against [`System::bugs`] by
+    /// [`Scenario::setup`]).
     pub bugs: Vec<String>,
 }
 
@@ -123,6 +142,8 @@ pub struct NetworkSpec {
     pub duplicate: f64,
     /// Probability that a message is held back by up to `reorder_ms_max` extra.
     pub reorder: f64,
+    /// Most extra delay a held-back message gets, in ms, drawn uniformly from
+    /// `[0, reorder_ms_max]` (0 to 1,000,000; default 0).
     pub reorder_ms_max: f64,
     /// Per-link latency overrides (directed).
     pub links: Vec<LinkSpec>,
@@ -153,11 +174,15 @@ impl Default for DiskSpec {
     }
 }
 
+/// A latency override for one directed link, in `network.links`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkSpec {
+    /// The sender.
     pub from: NodeId,
+    /// The receiver.
     pub to: NodeId,
+    /// What messages from `from` to `to` draw instead of `network.latency`.
     pub latency: Latency,
 }
 
@@ -169,17 +194,25 @@ pub struct RandomFaults {
     pub interval_ms: RangeMs,
     /// How long each fault lasts.
     pub duration_ms: RangeMs,
+    /// The kinds to draw from, uniformly, one per fault (not empty; default
+    /// `partition` and `crash`). A down fault (crash, pause, disk wipe) that finds no
+    /// node to take down within `max_down` is skipped.
     pub kinds: Vec<FaultKind>,
     /// At most this many nodes crashed or paused at once.
     pub max_down: usize,
+    /// When drawing starts, in ms: the first fault starts one interval later.
     pub start_ms: u64,
     /// Defaults to the scenario's `duration_ms`.
     pub end_ms: Option<u64>,
+    /// At most this many faults are drawn (at most [`RANDOM_FAULTS_MAX`]).
     pub max_faults: usize,
     /// Probability that a crash tears the unsynced tail instead of losing it whole.
     pub torn_rate: f64,
+    /// The `rate` of a drawn `loss` fault.
     pub loss_rate: f64,
+    /// The `rate` of a drawn `duplicate` fault.
     pub duplicate_rate: f64,
+    /// The `delay` of a drawn `latency-spike` fault.
     pub spike: Latency,
     /// Clock steps move a wall clock by at most this much either way.
     pub clock_offset_ms_max: i64,
@@ -229,10 +262,14 @@ impl Default for RandomFaults {
     }
 }
 
+/// `{ min = .., max = .. }` in ms, both inclusive; draws are uniform over it. The
+/// generator's ranges need `0 < min <= max <=` [`DURATION_MS_MAX`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RangeMs {
+    /// The shortest, in ms.
     pub min: u64,
+    /// The longest, in ms.
     pub max: u64,
 }
 
@@ -278,6 +315,8 @@ pub const QUIESCE_MS_DEFAULT: u64 = 10_000;
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Expect {
+    /// The check that must fail (its name, or its failure kind's); `None`: every
+    /// check must pass.
     pub failure: Option<String>,
     /// Bounds on a run's metrics, by name: a seed whose metric falls outside fails
     /// (kind `expectation`, check = the metric's name); a metric the run does not
@@ -293,8 +332,10 @@ pub struct Expect {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricBound {
+    /// The lowest value allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
+    /// The highest value allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
 }
@@ -311,7 +352,8 @@ impl MetricBound {
 }
 
 impl Scenario {
-    /// Reads a scenario file. `file` is the name used in error messages.
+    /// Reads a scenario file and [`parse`](Scenario::parse)s it; `path`, as given,
+    /// names it in errors. Errors: the file cannot be read, or what `parse` refuses.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path)
@@ -342,6 +384,10 @@ impl Scenario {
         ))
     }
 
+    /// Parses and checks a scenario's `text`; `file` names it in errors. Errors: a TOML
+    /// syntax or type error or an unknown field (with its line and column), or a value
+    /// out of range (with its field): node ids, probabilities, latencies, durations,
+    /// fault shapes, overlapping down faults, the generator's settings.
     pub fn parse(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
         let doc: ScenarioDoc =
             toml::from_str(text).map_err(|e| ScenarioError::toml(file, text, &e))?;

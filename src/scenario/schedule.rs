@@ -9,6 +9,8 @@ use super::{Fault, FaultKind, RandomFaults, Scenario, ScenarioError};
 use crate::process::NodeId;
 use crate::rng::{stream, Purpose};
 
+/// One seed's faults as a plain list, and what else it changes in its scenario: the
+/// `schedule.toml` of a run's artifacts, and what `--schedule` runs.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
@@ -21,6 +23,8 @@ pub struct Schedule {
     /// schedule's lighter load, e.g. `clients = 1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<toml::Table>,
+    /// The run's faults, in place of the scenario's own and its generator's; an
+    /// expanded schedule lists them by start time, ties in file order.
     #[serde(default)]
     pub faults: Vec<Fault>,
 }
@@ -47,6 +51,7 @@ impl Schedule {
         self.duration_ms.is_some() || self.workload.is_some()
     }
 
+    /// The schedule as a TOML file, headed by a comment on how to run it.
     pub fn to_toml(&self) -> String {
         let body = toml::to_string(self).expect("a schedule always serializes");
         format!("# faultline fault schedule: run it with `faultline run SCENARIO --schedule FILE`\n{body}")

@@ -22,12 +22,17 @@ const SETTLE_POLL: Duration = Duration::from_millis(100);
 
 /// What one simulated run produced.
 pub struct SimResult<S: System> {
+    /// The trace hash, the run's fingerprint.
     pub trace_hash: u64,
+    /// Events the trace hash covers.
     pub trace_events: u64,
     /// Simulated time the run took.
     pub sim_ns: u64,
+    /// The first invariant or liveness failure, if any; the run stops at it.
     pub failure: Option<Failure>,
+    /// The run's metrics, by name (with `settle_ms` when the liveness phase settled).
     pub metrics: Metrics,
+    /// The clients' history, in order, for the history checker.
     pub history: Vec<HistoryEvent<Op<S>>>,
     /// The full trace, when recorded.
     pub trace: Vec<TraceRecord>,

@@ -1,5 +1,7 @@
 //! The simulation driver on madsim: network, storage, clocks, faults and trace.
 
+#![warn(missing_docs)]
+
 mod clock;
 mod disk;
 mod driver;

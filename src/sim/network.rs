@@ -27,15 +27,20 @@ use rand_chacha::ChaCha8Rng;
 use crate::process::NodeId;
 use crate::scenario::{in_scope, Fault, Latency, Link, NetworkSpec};
 
+/// Why a message was dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
+    /// A partition-shaped fault (`partition`, `one-way`, `bridge`, `isolate`) cuts the
+    /// link.
     Partition,
+    /// Drawn lost, at the base network's loss rate or a `loss` fault's.
     Loss,
     /// The receiver was down when the message arrived.
     NodeDown,
 }
 
 impl DropReason {
+    /// The name trace lines give it: `partition`, `loss` or `node-down`.
     pub fn name(self) -> &'static str {
         match self {
             DropReason::Partition => "partition",
@@ -45,12 +50,17 @@ impl DropReason {
     }
 }
 
+/// A message's fate at its send ([`Network::route`]).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Fate {
+    /// Never arrives.
     Dropped(DropReason),
     /// Arrives after `latency_ns`; a duplicate, if any, after its own latency.
     Delivered {
+        /// Time from the send to the arrival, in ns.
         latency_ns: u64,
+        /// The duplicate's time from the send to its arrival, in ns; `None`: no
+        /// duplicate.
         duplicate_ns: Option<u64>,
     },
 }
@@ -60,10 +70,12 @@ pub enum Fate {
 pub struct FaultEffects(pub BTreeMap<(usize, &'static str), f64>);
 
 impl FaultEffects {
+    /// Adds `amount` to fault `fault`'s `effect`.
     pub fn add(&mut self, fault: usize, effect: &'static str, amount: f64) {
         *self.0.entry((fault, effect)).or_insert(0.0) += amount;
     }
 
+    /// Fault `fault`'s `effect` so far; 0 if it had none.
     pub fn get(&self, fault: usize, effect: &'static str) -> f64 {
         self.0.get(&(fault, effect)).copied().unwrap_or(0.0)
     }
@@ -110,6 +122,9 @@ struct Hold {
     classes: Vec<String>,
 }
 
+/// The network between a run's nodes, and its client latency: base conditions from
+/// [`NetworkSpec`], the active network faults, and the network stream every draw
+/// comes from.
 pub struct Network {
     nodes: usize,
     spec: NetworkSpec,
@@ -128,10 +143,13 @@ pub struct Network {
     duplicate: Vec<RateWindow>,
     holds: Vec<Hold>,
     rng: ChaCha8Rng,
+    /// What each network fault did: messages dropped, duplicated and delayed.
     pub effects: FaultEffects,
 }
 
 impl Network {
+    /// A network of `nodes` nodes with `spec`'s conditions and no fault active, drawing
+    /// from `rng` (the seed's network stream).
     pub fn new(nodes: usize, spec: &NetworkSpec, rng: ChaCha8Rng) -> Self {
         let mut link_latency = vec![None; nodes * nodes];
         for link in &spec.links {
@@ -188,6 +206,10 @@ impl Network {
             .min()
     }
 
+    /// A message of `class` sent from `from` to `to` now: dropped if a cut separates
+    /// them, else drawn lost at the highest loss rate that applies, else delivered
+    /// after its link's latency plus any spikes and reordering, with a duplicate drawn
+    /// likewise. Counts the effect against the fault that had it.
     pub fn route(&mut self, from: NodeId, to: NodeId, class: &str) -> Fate {
         if let Some(index) = self.cut_by(from, to, class) {
             self.effects.add(index, "messages_dropped", 1.0);

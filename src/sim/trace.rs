@@ -9,7 +9,9 @@ use crate::fingerprint::{self, Fingerprint, Fnv};
 /// Who an event happened at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Actor {
+    /// A server process, by node id (`n3` in trace lines).
     Node(usize),
+    /// A simulated client, by client id (`c0`).
     Client(usize),
     /// The simulator itself: faults and phases.
     Sim,
@@ -28,12 +30,18 @@ impl std::fmt::Display for Actor {
 /// One line of `trace.jsonl`.
 #[derive(Clone, Debug, Serialize)]
 pub struct TraceRecord {
+    /// Simulated (true) time since the run began, in ns.
     pub time_ns: u64,
+    /// Who it happened at: `n3`, `c0` or `sim`.
     pub actor: String,
+    /// The event's name (`send`, `drop`, `crash`, `fault`...).
     pub event: &'static str,
+    /// A human-readable description (not hashed).
     pub detail: String,
 }
 
+/// The trace of one run: its hash and event count, and with recording on, its
+/// records.
 #[derive(Debug)]
 pub struct Trace {
     hash: Fnv,
@@ -43,6 +51,7 @@ pub struct Trace {
 }
 
 impl Trace {
+    /// An empty trace; `record` keeps every event as a [`TraceRecord`] and logs it.
     pub fn new(record: bool) -> Self {
         // The hash starts from the encoding's version: a new encoding, new hashes.
         let mut hash = Fnv::default();
@@ -88,14 +97,17 @@ impl Trace {
         }
     }
 
+    /// The trace hash so far: the run's fingerprint.
     pub fn hash(&self) -> u64 {
         self.hash.finish()
     }
 
+    /// Events added so far.
     pub fn events(&self) -> u64 {
         self.events
     }
 
+    /// The recorded events, in order, leaving none; empty when not recording.
     pub fn take_records(&mut self) -> Vec<TraceRecord> {
         self.records.take().unwrap_or_default()
     }

@@ -33,19 +33,28 @@ type ClientDue<S> = Due<ClientInput<P<S>>, ClientTimer<S>>;
 /// How a run failed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Failure {
+    /// What kind of check failed.
     pub kind: FailureKind,
     /// The check that failed: an invariant's name, `liveness`, `linearizability`...
     pub check: String,
+    /// What the check saw.
     pub message: String,
+    /// When it was found, in simulated (true) time since the run began, in ns (0 when
+    /// the run gives no time, as for a panic).
     pub time_ns: u64,
 }
 
+/// The kinds of failure, named in lowercase (see [`FailureKind::name`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureKind {
+    /// A checker's safety check (`Checker::after_step`) failed after a step.
     Invariant,
+    /// The liveness phase did not end as expected within its bound.
     Liveness,
+    /// The client history failed its check (e.g. linearizability).
     History,
+    /// The run panicked (a protocol, a checker, or the driver).
     Panic,
     /// The same seed ran twice and the runs differed.
     Nondeterminism,
@@ -54,6 +63,7 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// The name `[expect] failure` and `summary.json` use.
     pub fn name(self) -> &'static str {
         match self {
             FailureKind::Invariant => "invariant",
