@@ -63,7 +63,6 @@ impl<'a, P> ClusterView<'a, P> {
         self.paused.get(id).copied().unwrap_or(false)
     }
 
-    /// Node `id`'s state, `None` while it is down. Panics if `id` is out of range.
     /// Total time node `id` could not run its handlers on time, up to now.
     pub fn stalled(&self, id: NodeId) -> Duration {
         let ns = self.stalls.get(id).map_or(0, |s| s.at_ns(self.now_ns()));
