@@ -265,18 +265,12 @@ fn shorten_faults<S: System>(
     s: &mut Shrinker<'_, S>,
     best: &Schedule,
 ) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
-    let candidates: Vec<_> = (0..best.faults.len())
-        .filter_map(|i| {
-            let fault = &best.faults[i];
-            let (at, end) = (fault.at_ms(), end_ms(s, best, fault));
-            let shorter = at + (end.saturating_sub(at)) / 2;
-            (shorter > at).then_some(())?;
-            let mut faults = best.faults.clone();
-            faults[i] = set_end(fault, shorter)?;
-            let what = format!("fault {i} ({:?}) ends at {shorter} ms", fault.kind());
-            Some((with_faults(best, faults), what))
-        })
-        .collect();
+    let candidates = each_fault(s, best, |i, fault, at, end| {
+        let shorter = at + (end.saturating_sub(at)) / 2;
+        (shorter > at).then_some(())?;
+        let what = format!("fault {i} ({:?}) ends at {shorter} ms", fault.kind());
+        Some((set_end(fault, shorter)?, what))
+    });
     s.first_failing(candidates)
 }
 
@@ -285,20 +279,32 @@ fn start_faults_later<S: System>(
     s: &mut Shrinker<'_, S>,
     best: &Schedule,
 ) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
-    let candidates: Vec<_> = (0..best.faults.len())
+    let candidates = each_fault(s, best, |i, fault, at, end| {
+        let later = at + (end.saturating_sub(at)) / 2;
+        (later > at && later < end).then_some(())?;
+        let what = format!("fault {i} ({:?}) starts at {later} ms", fault.kind());
+        Some((set_start(fault, later), what))
+    });
+    s.first_failing(candidates)
+}
+
+/// One candidate per fault that `change` (given the fault's index, itself, its start
+/// and its end in ms) replaces, with what it changed; the faults stay in start order.
+fn each_fault<S: System>(
+    s: &Shrinker<'_, S>,
+    best: &Schedule,
+    change: impl Fn(usize, &Fault, u64, u64) -> Option<(Fault, String)>,
+) -> Vec<(Schedule, String)> {
+    (0..best.faults.len())
         .filter_map(|i| {
             let fault = &best.faults[i];
-            let (at, end) = (fault.at_ms(), end_ms(s, best, fault));
-            let later = at + (end.saturating_sub(at)) / 2;
-            (later > at && later < end).then_some(())?;
+            let (replaced, what) = change(i, fault, fault.at_ms(), end_ms(s, best, fault))?;
             let mut faults = best.faults.clone();
-            faults[i] = set_start(fault, later);
+            faults[i] = replaced;
             faults.sort_by_key(Fault::at_ms);
-            let what = format!("fault {i} ({:?}) starts at {later} ms", fault.kind());
             Some((with_faults(best, faults), what))
         })
-        .collect();
-    s.first_failing(candidates)
+        .collect()
 }
 
 /// Takes one node out of a fault's node list (a partition group, a side of a one-way

@@ -24,15 +24,7 @@ fn raft_nemesis_passes_a_few_dozen_seeds() {
     assert!(mean("ops_ok") > 100.0, "ops_ok: {}", mean("ops_ok"));
     assert!(mean("committed_ops") > 100.0);
     // Crashes really lose writes whose sync was in flight, in most seeds.
-    let lost = summary
-        .runs
-        .iter()
-        .filter(|r| {
-            r.metrics
-                .get("storage_writes_lost")
-                .is_some_and(|&v| v > 0.0)
-        })
-        .count();
+    let lost = summary.seeds_with("storage_writes_lost");
     assert!(
         lost * 2 > summary.runs.len(),
         "{lost} of {} seeds lost a write in a crash",

@@ -56,15 +56,7 @@ fn most_broadcast_nemesis_seeds_lose_in_flight_writes_in_crashes_and_still_pass(
     };
     let summary = (protocol.run)(&scenario, &request).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary.exit_code(), 0, "{:?}", summary.failing_seeds);
-    let lost = summary
-        .runs
-        .iter()
-        .filter(|r| {
-            r.metrics
-                .get("storage_writes_lost")
-                .is_some_and(|&v| v > 0.0)
-        })
-        .count();
+    let lost = summary.seeds_with("storage_writes_lost");
     assert!(
         lost * 2 > summary.runs.len(),
         "{lost} of 40 seeds lost a write"
