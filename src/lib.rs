@@ -116,6 +116,7 @@
 //!
 //! A crate that depends on faultline builds with `--cfg madsim`: see "Use faultline in
 //! your crate" in the README.
+#![warn(missing_docs)]
 
 // madsim's simulator (its runtime, nodes, time and RNG) exists only under `--cfg madsim`,
 // and the flag must reach madsim itself, which only the build's rustflags can do: a
