@@ -193,3 +193,23 @@ pub trait Checker<P: Process>: Send {
     /// Figures for `summary.json`.
     fn metrics(&self, _out: &mut Metrics) {}
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Stall;
+
+    /// Handlers queued behind one another on a slow node wait through the same time:
+    /// it counts once, and a pause adds its own interval.
+    #[test]
+    fn late_handlers_count_their_shared_wait_once() {
+        let mut s = Stall::default();
+        s.add_late(1_000, 5_000); // due at 1 µs, ran at 5 µs: 4 µs late
+        s.add_late(2_000, 6_000); // queued behind it: only 5..6 µs is new
+        s.add_late(10_000, 10_000); // on time
+        assert_eq!(s.at_ns(20_000), 5_000);
+        s.begin(30_000);
+        assert_eq!(s.at_ns(35_000), 10_000, "an open pause counts up to now");
+        s.end(40_000);
+        assert_eq!(s.at_ns(50_000), 15_000);
+    }
+}
