@@ -204,3 +204,17 @@ fn random_client_faults_are_drawn_and_the_same_seed_replays_them() {
     assert!(a.passed);
     assert_eq!(a.trace, b.trace);
 }
+
+/// Client faults end at the final heal: the liveness phase waits for every client, so
+/// `permanent` is refused on them, naming the field.
+#[test]
+fn a_permanent_client_fault_is_refused() {
+    let text = "name = \"c\"\ndescription = \"c\"\nduration_ms = 8000\n[cluster]\n\
+                protocol = \"raft\"\nnodes = 3\n[[faults]]\nkind = \"client-pause\"\n\
+                at_ms = 10\npermanent = true\nclient = 0\n";
+    let e = Scenario::parse("c.toml", text).unwrap_err().to_string();
+    assert!(
+        e.contains("c.toml:10:1") && e.contains("unknown field `permanent`"),
+        "{e}"
+    );
+}

@@ -369,9 +369,6 @@ pub enum Fault {
         /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
-        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
-        #[serde(default, skip_serializing_if = "is_false")]
-        permanent: bool,
         /// The clients cut off (empty: every client).
         #[serde(default)]
         clients: Vec<ClientId>,
@@ -387,9 +384,6 @@ pub enum Fault {
         /// When the client resumes, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume_ms: Option<u64>,
-        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
-        #[serde(default, skip_serializing_if = "is_false")]
-        permanent: bool,
         /// The client frozen.
         client: ClientId,
     },
@@ -401,9 +395,6 @@ pub enum Fault {
         /// When it ends, in ms; unset: at the final heal.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         heal_ms: Option<u64>,
-        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
-        #[serde(default, skip_serializing_if = "is_false")]
-        permanent: bool,
         /// The client pinned.
         client: ClientId,
         /// Where its requests go (of overlapping pins, the latest to start wins).
@@ -592,11 +583,15 @@ impl Fault {
             | Fault::Loss { permanent, .. }
             | Fault::Duplicate { permanent, .. }
             | Fault::Hold { permanent, .. }
-            | Fault::Slow { permanent, .. }
-            | Fault::ClientPartition { permanent, .. }
-            | Fault::ClientPause { permanent, .. }
-            | Fault::ClientPin { permanent, .. } => permanent,
-            Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => false,
+            | Fault::Slow { permanent, .. } => permanent,
+            // Events, not states; and client faults always end at the final heal: the
+            // liveness phase waits for every client to finish its operations.
+            Fault::ClockStep { .. }
+            | Fault::ClockDrift { .. }
+            | Fault::FsyncError { .. }
+            | Fault::ClientPartition { .. }
+            | Fault::ClientPause { .. }
+            | Fault::ClientPin { .. } => false,
         }
     }
 

@@ -296,7 +296,6 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
                 Some(Fault::ClientPartition {
                     at_ms: t,
                     heal_ms: heal,
-                    permanent: false,
                     clients: vec![crate::rng::index(&mut rng, 0..clients)],
                     nodes: nodes[..cut].to_vec(),
                 })
@@ -304,13 +303,11 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
             FaultKind::ClientPause => Some(Fault::ClientPause {
                 at_ms: t,
                 resume_ms: heal,
-                permanent: false,
                 client: crate::rng::index(&mut rng, 0..clients),
             }),
             FaultKind::ClientPin => Some(Fault::ClientPin {
                 at_ms: t,
                 heal_ms: heal,
-                permanent: false,
                 client: crate::rng::index(&mut rng, 0..clients),
                 node: crate::rng::index(&mut rng, 0..n),
             }),
