@@ -214,7 +214,7 @@ fn a_permanent_client_fault_is_refused() {
                 at_ms = 10\npermanent = true\nclient = 0\n";
     let e = Scenario::parse("c.toml", text).unwrap_err().to_string();
     assert!(
-        e.contains("c.toml:10:1") && e.contains("unknown field `permanent`"),
+        e.contains("c.toml:7:1") && e.contains("unknown field `permanent`"),
         "{e}"
     );
 }
