@@ -655,11 +655,11 @@ fn lifeguard_dynamic_timeout_matches_hand_computed_values() {
     assert_eq!(suspicion_timeout(0, 0, ms(500), ms(1000)), ms(500));
 }
 
-#[test]
-fn lifeguard_independent_confirmations_shorten_the_suspicion() {
+/// Ten converged members; 9 is cut off (so it cannot refute) and 0 has heard 1's
+/// suspicion of it.
+fn node_0_suspects_9_on_1s_word() -> Net {
     let mut net = Net::new(10, quick(), 8);
     converge(&mut net);
-    // Keep 9 from refuting so that the suspicion stands.
     net.isolate(&[9]);
     net.inject(
         1,
@@ -669,6 +669,12 @@ fn lifeguard_independent_confirmations_shorten_the_suspicion() {
         },
     );
     net.run_for(Duration::from_millis(1));
+    net
+}
+
+#[test]
+fn lifeguard_independent_confirmations_shorten_the_suspicion() {
+    let mut net = node_0_suspects_9_on_1s_word();
     let c = quick();
     let (min, max) = (c.suspicion_min(10), c.suspicion_max(10));
     assert_eq!(net.p(0).suspicion_timeout_of(9), Some(max));
@@ -715,17 +721,7 @@ fn lifeguard_independent_confirmations_shorten_the_suspicion() {
 /// probe is (Lifeguard §IV-B).
 #[test]
 fn lifeguard_push_pull_is_not_an_independent_confirmation() {
-    let mut net = Net::new(10, quick(), 8);
-    converge(&mut net);
-    net.isolate(&[9]);
-    net.inject(
-        1,
-        0,
-        SwimMessage::Gossip {
-            updates: vec![suspect_update(9, 0, 1)],
-        },
-    );
-    net.run_for(Duration::from_millis(1));
+    let mut net = node_0_suspects_9_on_1s_word();
     let max = quick().suspicion_max(10);
     assert_eq!(net.p(0).suspicion_timeout_of(9), Some(max));
     let mut dead = suspect_update(9, 0, 3);

@@ -287,39 +287,29 @@ impl Network {
                 },
             ),
             Fault::Loss {
-                rate,
-                nodes,
-                links,
-                classes,
-                ..
-            } => toggle(
-                &mut self.loss,
-                |w| w.index,
-                index,
-                on,
-                || RateWindow {
-                    index,
-                    nodes: nodes.clone(),
-                    links: links.clone(),
-                    classes: classes.clone(),
-                    rate: *rate,
-                },
-            ),
-            Fault::Duplicate {
                 rate, nodes, links, ..
-            } => toggle(
-                &mut self.duplicate,
-                |w| w.index,
-                index,
-                on,
-                || RateWindow {
+            }
+            | Fault::Duplicate {
+                rate, nodes, links, ..
+            } => {
+                let windows = match fault {
+                    Fault::Loss { .. } => &mut self.loss,
+                    _ => &mut self.duplicate,
+                };
+                toggle(
+                    windows,
+                    |w| w.index,
                     index,
-                    nodes: nodes.clone(),
-                    links: links.clone(),
-                    classes: Vec::new(),
-                    rate: *rate,
-                },
-            ),
+                    on,
+                    || RateWindow {
+                        index,
+                        nodes: nodes.clone(),
+                        links: links.clone(),
+                        classes: fault.classes().to_vec(),
+                        rate: *rate,
+                    },
+                )
+            }
             Fault::Hold {
                 from, to, classes, ..
             } => toggle(
