@@ -8,19 +8,25 @@ use super::{Ctx, LeaderState, Progress, RaftProcess, Role, Timer};
 use crate::process::NodeId;
 
 impl RaftProcess {
-    /// Whether this node heard from a leader within the minimum election timeout, and
-    /// so (with CheckQuorum) refuses to help depose it.
-    pub(super) fn in_lease(&self, now: Duration) -> bool {
-        if !self.check_quorum {
-            return false;
-        }
-        if self.role == Role::Leader || now < self.lease_guard_until {
+    /// Whether this node leads, or heard from the leader of its term within the
+    /// minimum election timeout (thesis §4.2.3). Such a node believes a leader is
+    /// working, so it refuses pre-votes (thesis §9.6), CheckQuorum on or off.
+    pub(super) fn heard_from_leader_recently(&self, now: Duration) -> bool {
+        if self.role == Role::Leader {
             return true;
         }
         match (self.leader, self.leader_contact) {
             (Some(_), Some(at)) => now < at + self.cfg.election_timeout_min(),
             _ => false,
         }
+    }
+
+    /// With CheckQuorum, whether this node refuses to help depose a leader: it heard
+    /// from one recently, or it restarted within a lease (see `lease_guard_until`).
+    /// Such a node also ignores vote requests of higher terms (§6, as etcd-io/raft
+    /// applies it: only with CheckQuorum, since leadership transfer must get through).
+    pub(super) fn in_lease(&self, now: Duration) -> bool {
+        self.check_quorum && (now < self.lease_guard_until || self.heard_from_leader_recently(now))
     }
 
     /// The election timer fired on a follower or candidate.
@@ -117,6 +123,15 @@ impl RaftProcess {
         }
     }
 
+    /// Thesis §9.6: a pre-vote is granted when this node would grant the real vote and
+    /// believes no leader is working. It would vote for a higher term, or in its own
+    /// term if it has not voted for another and knows no leader (etcd-io/raft's
+    /// `canVote`); the candidate's log must be at least as up to date (§5.4.1); and it
+    /// must not have heard from a leader within the minimum election timeout, whether
+    /// or not CheckQuorum is on. etcd-io/raft checks the last only with CheckQuorum;
+    /// without it, a follower whose heartbeats arrive late would help a pre-candidate
+    /// depose a leader the rest of the cluster still follows. A refusal carries this
+    /// node's term, a grant the term asked for.
     pub(super) fn on_pre_vote(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -125,9 +140,16 @@ impl RaftProcess {
         last_index: u64,
         last_term: u64,
     ) {
+        let would_vote = term > self.term
+            || (term == self.term
+                && (self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none())));
         let up_to_date =
             self.bugs.vote_without_log_check || self.log.is_up_to_date(last_index, last_term);
-        let granted = term > self.term && up_to_date && !self.in_lease(ctx.now());
+        let now = ctx.now();
+        let granted = would_vote
+            && up_to_date
+            && !self.heard_from_leader_recently(now)
+            && !self.in_lease(now);
         let term = if granted { term } else { self.term };
         self.send(from, Message::PreVoteResp { term, granted });
     }
@@ -172,9 +194,11 @@ impl RaftProcess {
         granted: bool,
         pre: bool,
     ) {
-        let expected = match (self.role, pre) {
-            (Role::PreCandidate, true) => self.term + 1,
-            (Role::Candidate, false) => self.term,
+        let current = match (self.role, pre) {
+            // A pre-vote grant carries the term asked for, a refusal the voter's own
+            // (thesis §9.6): a refusal from a voter in this node's term counts too.
+            (Role::PreCandidate, true) => term == self.term + u64::from(granted),
+            (Role::Candidate, false) => term == self.term,
             _ => return, // The election this answers is over.
         };
         if self.bugs.stale_vote_counting && !pre {
@@ -182,7 +206,7 @@ impl RaftProcess {
             if granted {
                 self.bug_vote_count += 1;
             }
-        } else if term != expected {
+        } else if !current {
             return;
         }
         self.votes.insert(from, granted);
@@ -195,17 +219,21 @@ impl RaftProcess {
         ctx.trace(format!("node {} leads term {}", self.id, self.term));
         self.role = Role::Leader;
         self.leader = Some(self.id);
-        self.votes.clear();
         let next = self.log.last_index() + 1;
+        // The voters that granted this term spoke to this node within an election
+        // timeout: they count toward the first CheckQuorum period (etcd-io/raft starts
+        // every follower inactive, so a leader whose heartbeat replies are all slow
+        // steps down at its first check though a majority just elected it).
+        let voters = std::mem::take(&mut self.votes);
         self.leader_state = Some(LeaderState {
             progress: (0..self.nodes)
-                .map(|_| Progress {
+                .map(|p| Progress {
                     next,
                     matched: 0,
                     inflight: Default::default(),
                     probing: true,
                     acked_since_tick: false,
-                    active: false,
+                    active: voters.get(&p) == Some(&true),
                     read_acked: 0,
                     lease_acked_at: Duration::ZERO,
                     abandoned: false,

@@ -98,7 +98,8 @@ struct Progress {
     probing: bool,
     /// An AppendEntries reply arrived since the last heartbeat tick (stall detection).
     acked_since_tick: bool,
-    /// Heard from since the last CheckQuorum period.
+    /// Heard from since the last CheckQuorum period: any reply in this term, or (for
+    /// the first period) a vote for it.
     active: bool,
     /// Highest read round acknowledged (read_index).
     read_acked: u64,
@@ -663,6 +664,18 @@ impl RaftProcess {
         } else if term < self.term {
             self.step_stale(ctx, from, msg);
             return;
+        }
+        if self.role == Role::Leader {
+            // CheckQuorum (thesis §6.2): any reply in this term shows the peer is
+            // reachable both ways, not only replies to this leader's appends and
+            // heartbeats as in etcd-io/raft; a late vote reply is as good a sign.
+            if let Message::AppendResp { .. }
+            | Message::HeartbeatResp { .. }
+            | Message::VoteResp { .. }
+            | Message::PreVoteResp { .. } = msg
+            {
+                self.leader_state.as_mut().expect("leader").progress[from].active = true;
+            }
         }
         match msg {
             Message::PreVote {

@@ -94,7 +94,6 @@ impl RaftProcess {
         let last_index = self.log.last_index();
         let ls = self.leader_state.as_mut().expect("leader");
         let pr = &mut ls.progress[from];
-        pr.active = true;
         pr.read_acked = pr.read_acked.max(read_seq);
         pr.lease_acked_at = pr.lease_acked_at.max(Duration::from_nanos(sent_at_ns));
         let resume = pr.matched < last_index && pr.inflight.is_empty();

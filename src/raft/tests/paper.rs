@@ -658,6 +658,170 @@ fn s6_followers_that_hear_from_a_leader_ignore_vote_requests() {
     assert_eq!(net.node(f).leader(), Some(l));
 }
 
+// ------------------------------------- thesis §9.6, §6.2, §5.2 on an unreliable network
+
+fn pre_vote_only() -> RaftConfig {
+    RaftConfig {
+        check_quorum: false,
+        ..RaftConfig::default()
+    }
+}
+
+/// The pre-vote answers node `to` received, as (voter, granted, term).
+fn pre_vote_answers(net: &Net, to: usize) -> Vec<(usize, bool, u64)> {
+    net.sent
+        .iter()
+        .filter_map(|(from, t, m)| match m {
+            Message::PreVoteResp { term, granted } if *t == to => Some((*from, *granted, *term)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn s9_6_a_node_that_heard_from_its_leader_refuses_pre_votes_without_check_quorum() {
+    let mut net = Net::new(3, pre_vote_only(), Bugs::default(), 23);
+    let l = net.elect();
+    let (f, other) = ((l + 1) % 3, (l + 2) % 3);
+    let term = net.node(f).term();
+    assert!(net.node(f).heard_from_leader_recently(net.now));
+    net.record_sent = true;
+    // A pre-candidate whose heartbeats arrived late, with a log longer than anyone's.
+    let pre_vote = Message::PreVote {
+        term: term + 1,
+        last_index: 1000,
+        last_term: term,
+    };
+    net.step(f, |p, ctx| p.on_message(ctx, other, pre_vote.clone()));
+    net.step(l, |p, ctx| p.on_message(ctx, other, pre_vote));
+    assert_eq!(
+        pre_vote_answers(&net, other),
+        vec![(f, false, term), (l, false, term)],
+        "the follower and the leader itself refuse, CheckQuorum off"
+    );
+    assert_eq!(net.leaders(), vec![l]);
+}
+
+#[test]
+fn s9_6_a_pre_vote_in_the_voters_own_term_is_granted_while_it_could_vote() {
+    let mut net = manual(3, cfg(), Bugs::default());
+    craft(&mut net, 0, 2, None, &[1]);
+    let ask = |term| Message::PreVote {
+        term,
+        last_index: 1,
+        last_term: 1,
+    };
+    // Term 2, no vote, no leader: it could vote for node 1 in term 2.
+    net.step(0, |p, ctx| p.on_message(ctx, 1, ask(2)));
+    // Once it voted for node 2 in term 2, it could not.
+    net.step(0, |p, ctx| {
+        p.on_message(
+            ctx,
+            2,
+            Message::Vote {
+                term: 2,
+                last_index: 1,
+                last_term: 1,
+            },
+        )
+    });
+    net.run_for(ms(1)); // the vote's sync
+    net.step(0, |p, ctx| p.on_message(ctx, 1, ask(2)));
+    assert_eq!(pre_vote_answers(&net, 1), vec![(0, true, 2), (0, false, 2)]);
+    assert_eq!(net.node(0).term(), 2, "a pre-vote changes no term");
+}
+
+#[test]
+fn s9_6_refusals_from_voters_in_the_pre_candidates_term_end_its_poll() {
+    let mut net = manual(3, cfg(), Bugs::default());
+    net.run_for(ms(300));
+    let c = (0..3)
+        .find(|&i| net.node(i).role() == Role::PreCandidate)
+        .expect("a node timed out into a pre-candidate");
+    let term = net.node(c).term();
+    for voter in (0..3).filter(|&v| v != c) {
+        let refusal = Message::PreVoteResp {
+            term,
+            granted: false,
+        };
+        net.step(c, |p, ctx| p.on_message(ctx, voter, refusal));
+    }
+    assert_eq!(net.node(c).role(), Role::Follower, "a majority refused");
+    assert_eq!(net.node(c).term(), term, "a pre-candidate keeps its term");
+}
+
+#[test]
+fn s6_2_check_quorum_counts_the_votes_that_elected_the_leader_and_any_reply_in_its_term() {
+    let cfg = RaftConfig {
+        pre_vote: false,
+        ..cfg()
+    };
+    let period = ms(cfg.election_timeout_ms_min);
+    let mut net = manual(3, cfg, Bugs::default());
+    net.run_for(ms(300));
+    let c = (0..3)
+        .find(|&i| net.node(i).role() == Role::Candidate)
+        .expect("a node timed out into a candidate");
+    let term = net.node(c).term();
+    let (a, b) = ((c + 1) % 3, (c + 2) % 3);
+    let grant = Message::VoteResp {
+        term,
+        granted: true,
+    };
+    net.step(c, |p, ctx| p.on_message(ctx, a, grant));
+    assert_eq!(net.node(c).role(), Role::Leader);
+    // Every link drops: no append or heartbeat reply ever arrives. The vote from
+    // node `a` carries the first CheckQuorum period.
+    net.run_for(period + ms(10));
+    assert_eq!(net.node(c).role(), Role::Leader, "the voter counted");
+    // In the second, a late refusal from node `b` in this term shows it reachable.
+    let refusal = Message::VoteResp {
+        term,
+        granted: false,
+    };
+    net.step(c, |p, ctx| p.on_message(ctx, b, refusal));
+    net.run_for(period);
+    assert_eq!(
+        net.node(c).role(),
+        Role::Leader,
+        "any reply in the term counts"
+    );
+    // The third period hears nothing: the leader steps down.
+    net.run_for(period);
+    assert_eq!(net.node(c).role(), Role::Follower);
+    assert_eq!(net.node(c).term(), term);
+}
+
+#[test]
+fn s5_2_a_follower_resets_its_election_timer_on_a_late_heartbeat_from_its_leader() {
+    let mut net = Net::new(3, cfg(), Bugs::default(), 29);
+    let l = net.elect();
+    let f = (l + 1) % 3;
+    let term = net.node(f).term();
+    for i in 0..3 {
+        net.isolate(i);
+    }
+    net.run_for(ms(100));
+    let before = net.node(f).election_deadline;
+    // A heartbeat of this term the leader sent long ago (its send time is 0), and
+    // the commit index it carried then, arrives only now.
+    let late = Message::Heartbeat {
+        term,
+        commit: 0,
+        read_seq: 0,
+        sent_at_ns: 0,
+    };
+    net.step(f, |p, ctx| p.on_message(ctx, l, late));
+    let after = net.node(f).election_deadline;
+    assert!(
+        after > before,
+        "the deadline moved: {before:?} -> {after:?}"
+    );
+    assert!(after >= net.now + ms(150), "a full timeout from now");
+    assert_eq!(net.node(f).leader(), Some(l));
+    assert!(net.node(f).heard_from_leader_recently(net.now));
+}
+
 // ---------------------------------------------------------------- reads
 
 fn get(net: &mut Net, to: usize, key: &str) -> crate::process::RequestId {
@@ -924,6 +1088,7 @@ fn system_config_parses_with_defaults_and_validate_names_the_bad_field() {
         },
         workload: KvWorkload::default(),
         bugs: vec![],
+        leader_ms: None,
     };
     assert_eq!(RaftKv::validate(&setup).unwrap_err().0, "heartbeat_ms");
     setup.config = cfg();
