@@ -3,11 +3,18 @@
 //! records every operation in the history (invoke, then ok / fail / info).
 //!
 //! Every attempt of one operation carries the same session sequence number, so the
-//! state machine applies it at most once however many attempts reach a leader. An
-//! operation the client gives up on is `info` (indeterminate) if any attempt might have
-//! been appended (it timed out, or a leader dropped it); the next operation takes the
-//! next sequence number, and the state machine skips the abandoned one if it ever
-//! commits later (see [`super::Applied::Stale`]).
+//! state machine applies it at most once however many attempts reach a leader (Raft
+//! thesis §6.3). By default a client retries an operation whose attempt timed out
+//! until some attempt is answered, so the history records it `ok` or `fail`: only
+//! operations still unanswered when the run ends are `info`. Once the clients quiesce
+//! (the liveness phase), an operation is abandoned `op_timeout_ms` after the quiesce,
+//! so a cluster that cannot recover leaves its clients idle rather than retrying.
+//!
+//! With `give_up = true` a client instead abandons an operation `op_timeout_ms` after
+//! it started, as Jepsen's clients do: the operation is `info` (indeterminate) if any
+//! attempt might have been appended (it timed out, or a leader dropped it); the next
+//! operation takes the next sequence number, and the state machine skips the abandoned
+//! one if it ever commits later (see [`super::Applied::Stale`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -68,8 +75,13 @@ pub struct KvWorkload {
     pub mix: OpMix,
     /// How long one attempt waits for a reply before trying the next node.
     pub request_timeout_ms: u64,
-    /// How long an operation is retried before the client gives up on it.
+    /// How long an operation is retried before the client gives up on it: from its
+    /// start with `give_up`, else from the quiesce (the liveness phase).
     pub op_timeout_ms: u64,
+    /// Abandon an operation `op_timeout_ms` after it started, recording it `info` if
+    /// it may have taken effect (Jepsen's clients). `false` (the default): retry it,
+    /// with the same session sequence number, until an attempt is answered.
+    pub give_up: bool,
     /// Pause between an operation's end and the next one's start.
     pub think_time_ms: u64,
     /// Pause before retrying after "no leader known" or "not ready".
@@ -84,6 +96,7 @@ impl Default for KvWorkload {
             mix: OpMix::default(),
             request_timeout_ms: 250,
             op_timeout_ms: 3000,
+            give_up: false,
             think_time_ms: 20,
             retry_backoff_ms: 20,
         }
@@ -155,7 +168,8 @@ struct InFlight {
 /// or its time runs out, with a session sequence number so that retries apply once.
 pub struct KvClient {
     w: KvWorkload,
-    stopped: bool,
+    /// When the clients quiesced (the liveness phase began), if they have.
+    stopped: Option<Duration>,
     /// Client 0 writes once more after the heal (key `probe`), so the liveness phase
     /// has a fresh write to see commit even when the leader was elected before the heal.
     probe_due: bool,
@@ -173,7 +187,7 @@ impl KvClient {
     pub fn new(w: KvWorkload) -> KvClient {
         KvClient {
             w,
-            stopped: false,
+            stopped: None,
             probe_due: false,
             target: 0,
             last_seq: 0,
@@ -252,7 +266,11 @@ impl KvClient {
     /// Sends one attempt, or gives up once the operation's time is spent.
     fn attempt(&mut self, ctx: &mut Cx<'_>) {
         let cur = self.current.as_mut().expect("an operation in flight");
-        if ctx.now() >= cur.started + Duration::from_millis(self.w.op_timeout_ms) {
+        let since = match (self.w.give_up, self.stopped) {
+            (true, _) => Some(cur.started),
+            (false, quiesced) => quiesced.map(|at| at.max(cur.started)),
+        };
+        if since.is_some_and(|at| ctx.now() >= at + Duration::from_millis(self.w.op_timeout_ms)) {
             let kind = match (&cur.req.op, cur.maybe_applied) {
                 // A read changes nothing: abandoning it is a definite non-event.
                 (RequestOp::Get { .. }, _) | (_, false) => OpType::Fail,
@@ -313,7 +331,7 @@ impl KvClient {
         ctx.complete(kind, op);
         if self.probe_due {
             self.start_op(ctx);
-        } else if !self.stopped {
+        } else if self.stopped.is_none() {
             ctx.set_timer(
                 Duration::from_millis(self.w.think_time_ms),
                 ClientTimer::Think,
@@ -382,7 +400,7 @@ impl Client<RaftProcess> for KvClient {
     fn on_timer(&mut self, ctx: &mut Cx<'_>, timer: ClientTimer) {
         match timer {
             ClientTimer::Think => {
-                if !self.stopped && self.current.is_none() {
+                if self.stopped.is_none() && self.current.is_none() {
                     self.start_op(ctx);
                 }
             }
@@ -413,7 +431,7 @@ impl Client<RaftProcess> for KvClient {
     }
 
     fn on_quiesce(&mut self, ctx: &mut Cx<'_>) {
-        self.stopped = true;
+        self.stopped = Some(ctx.now());
         self.probe_due = ctx.id() == 0;
         if self.probe_due && self.current.is_none() {
             self.start_op(ctx);

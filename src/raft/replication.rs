@@ -15,7 +15,18 @@ impl RaftProcess {
             return;
         }
         let max_pending = self.cfg.max_pending_requests;
-        let ls = self.leader_state.as_ref().expect("leader");
+        let ls = self.leader_state.as_mut().expect("leader");
+        // A retry of a write this leader holds uncommitted (same client, same session
+        // sequence number): answer the latest attempt when the entry commits instead
+        // of appending a duplicate the session would skip anyway.
+        let retried = ls
+            .pending_writes
+            .values_mut()
+            .find(|(held, held_seq)| held.client == id.client && *held_seq == seq);
+        if let Some(held) = retried {
+            held.0 = id;
+            return;
+        }
         if ls.pending_writes.len() >= max_pending {
             self.reply(id, Response::Unavailable { seq });
             return;
@@ -247,7 +258,6 @@ impl RaftProcess {
         let last_index = self.log.last_index();
         let ls = self.leader_state.as_mut().expect("leader");
         let pr = &mut ls.progress[from];
-        pr.active = true;
         pr.acked_since_tick = true;
         match result {
             AppendResult::Accepted { match_index } => {
