@@ -425,8 +425,10 @@ pub fn run_seed<S: System>(
     let seed = schedule.seed;
     // Slack over the scenario's own bound: the driver ends the run itself; this limit
     // only guards against a driver bug spinning forever in simulated time.
-    let limit =
-        Duration::from_millis(2 * (scenario.duration_ms + scenario.quiesce_ms(setup)) + 60_000);
+    let phases_ms = scenario.duration_ms
+        + scenario.quiesce_ms(setup)
+        + scenario.liveness.stable_ms.unwrap_or(0);
+    let limit = Duration::from_millis(2 * phases_ms + 60_000);
     let joined = std::thread::scope(|scope| {
         std::thread::Builder::new()
             .name(format!("seed-{seed}"))

@@ -23,6 +23,10 @@ pub struct Setup<S: System> {
     pub workload: S::Workload,
     /// Bugs switched on for this run, by name (see [`System::bugs`]).
     pub bugs: Vec<String>,
+    /// After the heal, a leader followed by a majority must exist within this many ms
+    /// (the scenario's `liveness.leader_ms`, else [`System::leader_bound_ms`]);
+    /// `None` for protocols without a leader.
+    pub leader_ms: Option<u64>,
 }
 
 impl<S: System> Setup<S> {
@@ -114,6 +118,13 @@ pub trait System: Sized + 'static {
     /// The liveness phase's bound when a scenario sets no `liveness.quiesce_ms`,
     /// derived from the config (`None`: the scenario module's default, 10 s).
     fn liveness_bound_ms(_setup: &Setup<Self>) -> Option<u64> {
+        None
+    }
+    /// For a protocol with a leader: how soon after the heal a leader followed by a
+    /// majority must exist when a scenario sets no `liveness.leader_ms`, derived from
+    /// the config. `None` (the default): the protocol has no leader, and a scenario
+    /// that sets `liveness.leader_ms` is refused.
+    fn leader_bound_ms(_setup: &Setup<Self>) -> Option<u64> {
         None
     }
 }

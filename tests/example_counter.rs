@@ -31,6 +31,7 @@ fn the_counter_checker_rejects_an_invented_count() {
             config: Default::default(),
             workload: (),
             bugs: vec![],
+            leader_ms: None,
         };
         let mut node = <Counter as faultline::System>::process(&setup, id);
         let (mut rng, mut storage, mut next, mut effects) = (

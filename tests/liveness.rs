@@ -277,3 +277,54 @@ fn invariants_judge_the_state_a_node_recovers_before_it_handles_anything() {
         );
     }
 }
+
+#[test]
+fn the_unreliable_network_settles_and_keeps_its_leader_with_and_without_prevote() {
+    for name in ["raft-unreliable-network", "raft-unreliable-network-plain"] {
+        let summary = sweep(&scenario_text(name), 0..6, &[]);
+        assert_eq!(
+            summary.exit_code(),
+            0,
+            "{name}: {:?}",
+            summary.failing_seeds
+        );
+        for run in &summary.runs {
+            let m = &run.metrics;
+            assert!(m["leader_after_heal_ms"] <= 10_000.0, "{name}: {m:?}");
+            // The phase ran on for its `stable_ms` after settling.
+            assert!(run.sim_ms >= 60_000.0 + m["settle_ms"] + 10_000.0, "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_leader_that_loses_office_within_stable_ms_fails_the_seed() {
+    // The same network with the paper's 150-300 ms election timeouts: heartbeats held
+    // back for seconds make CheckQuorum depose leaders that had settled.
+    let text = scenario_text("raft-unreliable-network");
+    let start = text.find("[cluster.config]").expect("a config table");
+    let end = start + text[start..].find("\n\n").expect("a blank line after it");
+    let text = format!("{}{}", &text[..start], &text[end + 2..]);
+    let summary = sweep(&text, 10..14, &[]);
+    let (check, message) = first_failure(&summary);
+    assert_eq!(check, "liveness");
+    assert!(
+        message.contains("but not 10000 ms later") && message.contains("lost its office"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_leader_bound_for_a_protocol_without_a_leader_is_refused() {
+    let text =
+        scenario_text("gossip-lossy").replace("\n[liveness]\n", "\n[liveness]\nleader_ms = 5000\n");
+    let scenario = Scenario::parse("s.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let Err(e) = scenario.setup::<faultline::gossip::Swim>(&[]) else {
+        panic!("a leader bound accepted for gossip");
+    };
+    let e = e.to_string();
+    assert!(
+        e.contains("liveness.leader_ms") && e.contains("no leader"),
+        "{e}"
+    );
+}

@@ -757,6 +757,7 @@ fn setup(config: Config, workload: Workload, bugs: &[&str]) -> Setup<Broadcast> 
         config,
         workload,
         bugs: bugs.iter().map(|b| b.to_string()).collect(),
+        leader_ms: None,
     }
 }
 

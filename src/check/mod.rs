@@ -190,6 +190,12 @@ pub trait Checker<P: Process>: Send {
         Ok(())
     }
 
+    /// The liveness phase settled: every checker and every client. A scenario's
+    /// `liveness.stable_ms` then runs the phase on and polls [`Checker::settled`] once
+    /// more at the end; a checker that holds the cluster to staying as it settled
+    /// records here what must stay (Raft: the leader and its term).
+    fn on_settled(&mut self, _view: &ClusterView<'_, P>) {}
+
     /// Figures for `summary.json`.
     fn metrics(&self, _out: &mut Metrics) {}
 }

@@ -17,7 +17,14 @@ use crate::process::NodeId;
 
 /// Every invariant checker, plus liveness and metrics, and the progress check when
 /// `max_commit_stall_ms` is set.
-pub fn all(nodes: usize, cfg: &RaftConfig) -> Vec<Box<dyn Checker<RaftProcess>>> {
+/// Every Raft checker for a cluster of `nodes` with `cfg`; `leader_bound` is how soon
+/// after the heal a leader followed by a majority must exist (see
+/// [`LivenessAndMetrics`]).
+pub fn all(
+    nodes: usize,
+    cfg: &RaftConfig,
+    leader_bound: Duration,
+) -> Vec<Box<dyn Checker<RaftProcess>>> {
     let mut checkers: Vec<Box<dyn Checker<RaftProcess>>> = vec![
         Box::new(ElectionSafety::default()),
         Box::new(LogMatching::default()),
@@ -25,7 +32,7 @@ pub fn all(nodes: usize, cfg: &RaftConfig) -> Vec<Box<dyn Checker<RaftProcess>>>
         Box::new(StateMachineSafety::default()),
         Box::new(IndexOrder::new(nodes)),
         Box::new(RecoveryKeepsDurable::new(nodes)),
-        Box::new(LivenessAndMetrics::new(nodes, cfg)),
+        Box::new(LivenessAndMetrics::new(nodes, leader_bound)),
     ];
     if cfg.max_commit_stall_ms > 0 {
         let bound = Duration::from_millis(cfg.max_commit_stall_ms);
@@ -477,13 +484,19 @@ impl Checker<RaftProcess> for IndexOrder {
 /// Expecting progress (see [`Availability`]), the cluster is settled once, after the
 /// heal:
 /// - a leader of the highest term is followed by a majority, and the first such came
-///   within 10 election timeouts of the heal;
+///   within the leader bound of the heal (the scenario's `liveness.leader_ms`, else 10
+///   election timeouts), timed to the step in which it first existed, not to the poll
+///   that saw it;
 /// - a fresh write committed: the leader's commit index reached an entry of its own
 ///   term appended after the heal (its no-op if it was elected after the heal, else a
 ///   client's write; the KV workload writes one after the heal for this). Nothing held
 ///   at the heal qualifies, so the check cannot pass on old progress;
 /// - every live replica (up, not paused, and linked both ways with the leader) has
 ///   applied through the leader's commit index.
+///
+/// Once settled, the leader found must keep its office: if it stops leading, or any
+/// node leads a higher term, later polls fail (a scenario's `liveness.stable_ms` polls
+/// again after that long).
 ///
 /// Expecting unavailability, it is settled while nothing committed after the heal: no
 /// node applied an index above the highest applied anywhere before it.
@@ -513,9 +526,12 @@ pub struct LivenessAndMetrics {
     committed_to: u64,
     committed_ops: u64,
     latencies_us: Vec<u64>,
-    /// A leader followed by a majority must exist this soon after the heal: ten
-    /// election timeouts.
+    /// A leader followed by a majority must exist this soon after the heal.
     leader_after_heal_max: Duration,
+    /// The leader (node, term) when the phase settled (see `Checker::on_settled`).
+    settled_leader: Option<(NodeId, u64)>,
+    /// What ended the settled leader's office, and when (after the heal), if it did.
+    deposed: Option<String>,
     /// The first liveness poll, which is the heal.
     healed_at: Option<Duration>,
     /// How long after the heal a leader followed by a majority first existed.
@@ -534,10 +550,13 @@ pub struct LivenessAndMetrics {
 const MAX_TRACKED_PROPOSALS: usize = 100_000;
 
 impl LivenessAndMetrics {
-    /// A checker for a cluster of `nodes` with `cfg`.
-    pub fn new(nodes: usize, cfg: &RaftConfig) -> Self {
+    /// A checker for a cluster of `nodes` that must have a leader followed by a
+    /// majority within `leader_bound` of the heal.
+    pub fn new(nodes: usize, leader_bound: Duration) -> Self {
         LivenessAndMetrics {
-            leader_after_heal_max: Duration::from_millis(10 * cfg.election_timeout_ms_max),
+            leader_after_heal_max: leader_bound,
+            settled_leader: None,
+            deposed: None,
             healed_at: None,
             leader_after_heal: None,
             at_heal: vec![None; nodes],
@@ -650,6 +669,29 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
                     .push(now.saturating_sub(at).as_micros() as u64);
             }
         }
+        if let Some(healed_at) = self.healed_at {
+            if self.leader_after_heal.is_none() && self.majority_leader(view).is_ok() {
+                self.leader_after_heal = Some(now.saturating_sub(healed_at));
+            }
+            if let (Some((l, term)), None) = (self.settled_leader, &self.deposed) {
+                let ended = if node == l && (!p.is_leader() || p.term() != term) {
+                    Some(format!("node {l} stopped leading term {term}"))
+                } else if p.is_leader() && p.term() > term {
+                    Some(format!(
+                        "node {node} leads term {} after node {l} settled as leader of term {term}",
+                        p.term()
+                    ))
+                } else {
+                    None
+                };
+                self.deposed = ended.map(|what| {
+                    format!(
+                        "{what}, {} ms after the heal",
+                        now.saturating_sub(healed_at).as_millis()
+                    )
+                });
+            }
+        }
         // Proposals at or below the commit point that never committed were overwritten.
         while self
             .proposals
@@ -681,12 +723,15 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
                 )),
             };
         }
+        if let Some(deposed) = &self.deposed {
+            return Err(format!("the settled leader lost its office: {deposed}"));
+        }
         self.majority_leader(view)?;
         let took = *self.leader_after_heal.get_or_insert(view.now - healed_at);
         if took > self.leader_after_heal_max {
             return Err(format!(
                 "the first leader followed by a majority came {} ms after the heal, more than \
-                 10 election timeouts ({} ms)",
+                 the bound ({} ms)",
                 took.as_millis(),
                 self.leader_after_heal_max.as_millis()
             ));
@@ -731,10 +776,18 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
                 )
             })
             .collect();
-        match lagging.is_empty() {
-            true => Ok(()),
-            false => Err(lagging.join("; ")),
+        if !lagging.is_empty() {
+            return Err(lagging.join("; "));
         }
+        Ok(())
+    }
+
+    fn on_settled(&mut self, view: &ClusterView<'_, RaftProcess>) {
+        self.settled_leader = view
+            .up()
+            .filter(|(_, p)| p.is_leader())
+            .max_by_key(|(_, p)| p.term())
+            .map(|(l, p)| (l, p.term()));
     }
 
     fn metrics(&self, out: &mut Metrics) {

@@ -284,6 +284,16 @@ pub struct LivenessSpec {
     /// [`System::liveness_bound_ms`]; 10 s for a protocol that does not).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub quiesce_ms: Option<u64>,
+    /// For protocols with a leader: a leader followed by a majority must exist this
+    /// many ms after the heal, timed to the step it appeared in. Unset, the protocol
+    /// derives it ([`System::leader_bound_ms`]; Raft: 10 election timeouts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_ms: Option<u64>,
+    /// Once settled, the cluster must stay so this many ms more: the phase runs on,
+    /// the leader found must keep its office (no new term led), and every condition
+    /// must hold again at the end. Unset or 0: the phase ends as soon as it settles.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stable_ms: Option<u64>,
     /// `false` skips the liveness judgement (the phase still runs).
     pub check: bool,
     /// `"progress"`: the cluster recovers and makes progress within the bound.
@@ -299,6 +309,8 @@ impl Default for LivenessSpec {
     fn default() -> Self {
         LivenessSpec {
             quiesce_ms: None,
+            leader_ms: None,
+            stable_ms: None,
             check: true,
             expect: None,
         }
@@ -439,14 +451,22 @@ impl Scenario {
             &self.faults,
             <S::Process as Process>::message_classes(),
         )?;
-        let setup = Setup {
+        let mut setup = Setup {
             nodes: self.nodes,
             config: doc.cluster.config,
             workload: doc.workload,
             bugs,
+            leader_ms: None,
         };
         S::validate(&setup)
             .map_err(|(field, message)| ScenarioError::field(&self.file, field, message))?;
+        setup.leader_ms = match (self.liveness.leader_ms, S::leader_bound_ms(&setup)) {
+            (Some(_), None) => {
+                let message = format!("protocol {} has no leader to bound", S::NAME);
+                return Err(self.err("liveness.leader_ms", message));
+            }
+            (ms, derived) => ms.or(derived),
+        };
         self.check_clients("faults", &self.faults, S::clients(&setup))?;
         for name in self.expect.sometimes.keys() {
             if !S::sometimes().contains(&name.as_str()) {
@@ -555,8 +575,14 @@ impl Scenario {
             ));
         }
         check_duration(self, "duration_ms", self.duration_ms)?;
-        if let Some(ms) = self.liveness.quiesce_ms {
-            check_duration(self, "liveness.quiesce_ms", ms)?;
+        for (field, ms) in [
+            ("liveness.quiesce_ms", self.liveness.quiesce_ms),
+            ("liveness.leader_ms", self.liveness.leader_ms),
+            ("liveness.stable_ms", self.liveness.stable_ms),
+        ] {
+            if let Some(ms) = ms {
+                check_duration(self, field, ms)?;
+            }
         }
         for (name, bound) in &self.expect.metrics {
             let field = format!("expect.metrics.{name}");

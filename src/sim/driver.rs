@@ -197,18 +197,40 @@ pub async fn simulate<S: System>(
     let unavailable = availability == Availability::Unavailable;
     let heal_ns = lock(&world).now_ns();
     let deadline_ns = heal_ns + bound_ms * 1_000_000;
+    // Once settled, a scenario's `stable_ms` keeps the phase running that much longer
+    // and judges it again at the end.
+    let stable_ns = scenario.liveness.stable_ms.unwrap_or(0) * 1_000_000;
     let mut settle_ns = None;
     while !failed {
         let (now, settled) = {
             let mut w = lock(&world);
             (w.now_ns(), w.settled())
         };
-        match settled {
-            Ok(()) if scenario.liveness.check && !unavailable => {
+        match (settled, settle_ns) {
+            (Ok(()), None) if scenario.liveness.check && !unavailable => {
                 settle_ns = Some(now - heal_ns);
-                break;
+                lock(&world).confirm_settled();
+                if stable_ns == 0 {
+                    break;
+                }
             }
-            Err(reasons) if now >= deadline_ns => {
+            (result, Some(at_ns)) => {
+                if now < heal_ns + at_ns + stable_ns {
+                    // Judged only at the window's end: replicas may lag for a moment.
+                } else {
+                    if let Err(reasons) = result {
+                        let message = format!(
+                            "settled {} ms after the heal, but not {} ms later: {}",
+                            at_ns / 1_000_000,
+                            stable_ns / 1_000_000,
+                            reasons.join("; ")
+                        );
+                        lock(&world).fail(FailureKind::Liveness, "liveness", message);
+                    }
+                    break;
+                }
+            }
+            (Err(reasons), None) if now >= deadline_ns => {
                 if scenario.liveness.check {
                     let message = match unavailable {
                         false => format!(

@@ -1021,22 +1021,17 @@ impl<S: System> World<S> {
         if self.failure.is_some() {
             return;
         }
-        let view = ClusterView {
-            now: Duration::from_nanos(now),
-            nodes: &self.processes,
-            paused: &self.paused,
-            slow: &self.slow,
-            stalls: &self.stalls,
-            links: &self.links,
-            availability: self.availability,
-        };
+        // The checkers leave the world while they look at it through the view.
+        let mut checkers = std::mem::take(&mut self.checkers);
+        let view = self.view(now);
         let mut failed = None;
-        for checker in &mut self.checkers {
+        for checker in &mut checkers {
             if let Err(message) = checker.after_step(&view, id) {
                 failed = Some((checker.name(), message));
                 break;
             }
         }
+        self.checkers = checkers;
         if let Some((name, message)) = failed {
             self.fail(super::FailureKind::Invariant, name, message);
         }
@@ -1317,23 +1312,40 @@ impl<S: System> World<S> {
         self.availability
     }
 
-    /// Liveness: `Ok` once every checker is settled and every client is idle.
-    pub fn settled(&mut self) -> Result<(), Vec<String>> {
-        let view = ClusterView {
-            now: Duration::from_nanos(self.now_ns()),
+    /// The liveness phase settled: tells every checker (see [`Checker::on_settled`]).
+    pub fn confirm_settled(&mut self) {
+        let mut checkers = std::mem::take(&mut self.checkers);
+        let view = self.view(self.now_ns());
+        for checker in &mut checkers {
+            checker.on_settled(&view);
+        }
+        self.checkers = checkers;
+    }
+
+    /// The omniscient view checkers judge at simulated time `now_ns`.
+    fn view(&self, now_ns: u64) -> ClusterView<'_, S::Process> {
+        ClusterView {
+            now: Duration::from_nanos(now_ns),
             nodes: &self.processes,
             paused: &self.paused,
             slow: &self.slow,
             stalls: &self.stalls,
             links: &self.links,
             availability: self.availability,
-        };
+        }
+    }
+
+    /// Liveness: `Ok` once every checker is settled and every client is idle.
+    pub fn settled(&mut self) -> Result<(), Vec<String>> {
+        let mut checkers = std::mem::take(&mut self.checkers);
+        let view = self.view(self.now_ns());
         let mut reasons = Vec::new();
-        for checker in &mut self.checkers {
+        for checker in &mut checkers {
             if let Err(reason) = checker.settled(&view) {
                 reasons.push(format!("{}: {reason}", checker.name()));
             }
         }
+        self.checkers = checkers;
         for (c, slot) in self.clients.iter().enumerate() {
             let pending = slot.client.pending();
             if pending > 0 {

@@ -108,7 +108,8 @@ pub struct Net {
 
 impl Net {
     pub fn new(n: usize, cfg: RaftConfig, bugs: Bugs, seed: u64) -> Net {
-        let checkers = invariants::all(n, &cfg);
+        let leader_bound = Duration::from_millis(10 * cfg.election_timeout_ms_max);
+        let checkers = invariants::all(n, &cfg, leader_bound);
         let mut net = Net {
             cfg,
             bugs,
