@@ -143,11 +143,9 @@ pub fn pair(trace: &[TraceLine]) -> Messages {
                     arrows.push(copy);
                 }
             }
-            "drop" => {
-                if arrow.1.is_none() {
-                    arrow.1 = Some(line.time_ns);
-                    arrow.5 = DROPPED;
-                }
+            "drop" if arrow.1.is_none() => {
+                arrow.1 = Some(line.time_ns);
+                arrow.5 = DROPPED;
             }
             "hold" => arrow.5 = HELD,
             _ => {}
