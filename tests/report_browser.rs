@@ -249,6 +249,35 @@ fn a_figure8_report_shows_crashes_leaders_and_the_failure() {
         "the replay command lacks the bug"
     );
     assert!(dom.contains("class=\"failure-line\""), "no failure marker");
+
+    // Zoom and filter, as a user would: the page's own buttons and checkboxes.
+    let page = std::fs::read_to_string(seed_dir.join("report.html")).unwrap();
+    let probe = r#"<script>
+      var drawn = function () { return +document.getElementById("messages-canvas").getAttribute("data-arrows-drawn"); };
+      var all = drawn();
+      document.getElementById("zoom-in").click(); document.getElementById("zoom-in").click(); renderAll();
+      var zoomed = drawn();
+      document.querySelector('input[data-class="append"]').click(); renderAll();
+      var filtered = drawn();
+      document.body.setAttribute("data-probe", all + " " + zoomed + " " + filtered);
+    </script></body>"#;
+    let probed = seed_dir.join("probe.html");
+    std::fs::write(&probed, page.replacen("</body>", probe, 1)).unwrap();
+    let dom = dump_dom(&probed, &dir);
+    assert_eq!(attr(&dom, "data-errors"), Some(""), "script errors");
+    let counts: Vec<usize> = attr(&dom, "data-probe")
+        .expect("the probe ran")
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        counts[1] < counts[0],
+        "zooming in drew no fewer arrows: {counts:?}"
+    );
+    assert!(
+        counts[2] < counts[1],
+        "hiding `append` drew no fewer arrows: {counts:?}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
