@@ -7,6 +7,12 @@
 //! The page has no network access: its script and data are inline, the diagram is
 //! drawn on a canvas. Runs too large to draw whole are windowed
 //! ([`messages::window`], [`history::cut`]) and the page says what it left out.
+//!
+//! The pictures follow known ones: the space-time diagram is Lamport's ("Time, Clocks,
+//! and the Ordering of Events in a Distributed System", CACM 1978) as Maelstrom's
+//! `messages.svg` draws it (<https://github.com/jepsen-io/maelstrom>, which also caps
+//! its events); the history bars and annotation lanes are Porcupine's visualisation
+//! (<https://github.com/anishathalye/porcupine>, `visualization.go`).
 
 pub mod history;
 pub mod html;
