@@ -128,10 +128,11 @@ pub fn build(dir: &Path) -> Result<Report, ReportError> {
     let (stuck, note) = if history_failed {
         history::witness(&mut ops, &a.history_bytes, &dir.join("history.jsonl"))
     } else {
-        (
-            Vec::new(),
-            Some("the failure is not the history check's: no linearizability witness".into()),
-        )
+        let why = match failure {
+            Some(_) => "the failure is not the history check's: no linearizability witness",
+            None => "the run did not fail: no linearizability witness",
+        };
+        (Vec::new(), Some(why.to_string()))
     };
     history::cut(&mut ops, history::OPS_MAX, focus);
 
