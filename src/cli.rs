@@ -88,6 +88,14 @@ enum Command {
     /// one line per file and a summary. Exit 0 all linearizable, 1 some not, 2 bad input,
     /// 3 unknown.
     Check(CheckArgs),
+    /// Write DIR/report.html: one self-contained page picturing a seed's run from its
+    /// artifacts (DIR is results/SCENARIO/seed-N): messages, faults, the protocol's
+    /// leaders or views, the client history and the failure. Exit 2 if DIR lacks an
+    /// artifact or one is malformed.
+    Report {
+        /// A seed's artifact folder.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -239,6 +247,16 @@ impl Invocation {
             Command::Replay { target } => replay(self, &target),
             Command::Shrink { target } => shrink(self, &target),
             Command::Check(args) => check(&args),
+            Command::Report { dir } => match crate::report::write(&dir) {
+                Ok(path) => {
+                    println!("report: {}", path.display());
+                    0
+                }
+                Err(e) => {
+                    eprintln!("faultline: {e}");
+                    e.exit_code() as u8
+                }
+            },
         }
     }
 }

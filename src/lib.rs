@@ -152,6 +152,7 @@ pub mod system;
 pub mod cli;
 #[cfg(madsim)]
 pub mod registry;
+pub mod report;
 pub mod rng;
 #[cfg(madsim)]
 pub mod run;

@@ -355,6 +355,7 @@ fn run_and_judge<S: System>(
                 setup,
                 &schedule,
                 dir,
+                &request.bugs,
                 &mut report,
             ));
         }
@@ -526,6 +527,7 @@ fn write_artifacts<S: System>(
     setup: &Arc<Setup<S>>,
     schedule: &Schedule,
     root: &Path,
+    bugs: &[String],
     report: &mut SeedReport,
 ) -> String {
     let dir = root
@@ -552,14 +554,26 @@ fn write_artifacts<S: System>(
     let written = (|| -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("schedule.toml"), schedule.to_toml())?;
+        // The seed's summary, and what `faultline report` needs to name the replay.
+        let mut summary = serde_json::to_value(&*report).expect("serializes");
+        summary["scenario"] = scenario.name.clone().into();
+        summary["scenario_file"] = scenario.file.clone().into();
+        summary["bugs"] = bugs.into();
         std::fs::write(
             dir.join("summary.json"),
-            serde_json::to_string_pretty(&report).expect("serializes"),
+            serde_json::to_string_pretty(&summary).expect("serializes"),
         )?;
         write_lines(&dir.join("history.jsonl"), &recorded.history_lines)?;
         write_lines(&dir.join("trace.jsonl"), &recorded.trace_lines)
     })();
     match written {
+        // A failing seed's picture: `faultline report` on the folder just written.
+        Ok(()) if matches!(report.status, Status::Failed | Status::Shown) => {
+            match crate::report::write(&dir) {
+                Ok(_) => dir.display().to_string(),
+                Err(e) => format!("{} (no report.html: {e})", dir.display()),
+            }
+        }
         Ok(()) => dir.display().to_string(),
         Err(e) => format!("(could not write {}: {e})", dir.display()),
     }

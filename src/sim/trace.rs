@@ -38,6 +38,53 @@ pub struct TraceRecord {
     pub event: &'static str,
     /// A human-readable description (not hashed).
     pub detail: String,
+    /// What pairs a message's events up (not hashed; absent from other events).
+    #[serde(flatten)]
+    pub fields: Fields,
+}
+
+/// Structured fields of a message event, for pictures of a run (`faultline report`):
+/// they pair a `send` with its `deliver`, `drop`, `duplicate` or `hold`, and a
+/// client's `request` with the node's `request` and `reply`. Only built when
+/// recording, never hashed; each is left out of `trace.jsonl` when absent.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Fields {
+    /// The message's id: the run's send counter at its `send` (0, 1, ...). A
+    /// duplicate keeps its original's id, so one id may be delivered twice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub msg: Option<u64>,
+    /// The other end: the receiver of a send, the sender of a delivery (`n3`, `c0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
+    /// The message's class ([`crate::Process::message_class`]), `request` or `reply`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub class: Option<&'static str>,
+    /// A client request's number (its `RequestId::seq`; the client is the actor or
+    /// the peer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub req: Option<u64>,
+}
+
+impl Fields {
+    /// A node-to-node message: its id, the other node, its class.
+    pub fn message(msg: u64, peer: Actor, class: &'static str) -> Fields {
+        Fields {
+            msg: Some(msg),
+            peer: Some(peer.to_string()),
+            class: Some(class),
+            req: None,
+        }
+    }
+
+    /// A client request or its reply (`class` is `request` or `reply`).
+    pub fn request(seq: u64, peer: Actor, class: &'static str) -> Fields {
+        Fields {
+            msg: None,
+            peer: Some(peer.to_string()),
+            class: Some(class),
+            req: Some(seq),
+        }
+    }
 }
 
 /// The trace of one run: its hash and event count, and with recording on, its
@@ -73,13 +120,28 @@ impl Trace {
         payload: &impl Fingerprint,
         detail: impl FnOnce() -> String,
     ) {
+        self.event_with(time_ns, actor, event, payload, || {
+            (detail(), Fields::default())
+        });
+    }
+
+    /// [`Trace::event`] with structured [`Fields`]: `detail` returns the description
+    /// and the fields, and is only called when recording, so neither feeds the hash.
+    pub fn event_with(
+        &mut self,
+        time_ns: u64,
+        actor: Actor,
+        event: &'static str,
+        payload: &impl Fingerprint,
+        detail: impl FnOnce() -> (String, Fields),
+    ) {
         self.events += 1;
         time_ns.fingerprint(&mut self.hash);
         actor.fingerprint(&mut self.hash);
         event.fingerprint(&mut self.hash);
         payload.fingerprint(&mut self.hash);
         if let Some(records) = &mut self.records {
-            let detail = detail();
+            let (detail, fields) = detail();
             let time = fmt_time(time_ns);
             match event {
                 "failure" => tracing::warn!(target: "faultline", "{time} {actor} {event} {detail}"),
@@ -93,6 +155,7 @@ impl Trace {
                 actor: actor.to_string(),
                 event,
                 detail,
+                fields,
             });
         }
     }

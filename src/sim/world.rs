@@ -14,7 +14,7 @@ use super::clock::Clock;
 use super::disk::{Completion, Disk};
 use super::mailbox::{Due, Mailbox};
 use super::network::{DropReason, Fate, FaultEffects, Network};
-use super::trace::{fmt_time, Actor, Trace};
+use super::trace::{fmt_time, Actor, Fields, Trace};
 use crate::check::{Availability, Checker, ClusterView, Metrics, Stall};
 use crate::client::{Client, ClientContext, ClientEffect};
 use crate::history::{HistoryEvent, OpType};
@@ -475,49 +475,62 @@ impl<S: System> World<S> {
     fn arrive(&mut self, id: NodeId, due: NodeDue<S>, now: u64) -> Option<NodeDue<S>> {
         if let Due::Input(NodeInput::Request { id: request, .. }) = &due {
             if !self.client_connected(request.client, id) {
-                self.trace.event(
+                self.trace.event_with(
                     now,
                     Actor::Node(id),
                     "drop",
                     &(request, "client-partition"),
-                    || format!("{request:?} from c{} (cut in flight)", request.client),
+                    || {
+                        let peer = Actor::Client(request.client);
+                        (
+                            format!("{request:?} from c{} (cut in flight)", request.client),
+                            Fields::request(request.seq, peer, "request"),
+                        )
+                    },
                 );
                 return None;
             }
         }
         let Due::Input(NodeInput::Message {
-            from, msg, digest, ..
+            from,
+            msg,
+            digest,
+            seq,
         }) = &due
         else {
             return Some(due);
         };
-        let (from, digest) = (*from, *digest);
+        let (from, digest, seq) = (*from, *digest, *seq);
         let class = <P<S>>::message_class(msg);
         if let Some(fault) = self.net.cut_by(from, id, class) {
             self.counters.dropped_partition += 1;
             self.net.effects.add(fault, "messages_dropped", 1.0);
-            self.trace.event(
+            self.trace.event_with(
                 now,
                 Actor::Node(id),
                 "drop",
                 &(from, digest, "partition"),
-                || format!("from n{from} (cut in flight) {msg:?}"),
+                || {
+                    (
+                        format!("from n{from} (cut in flight) {msg:?}"),
+                        Fields::message(seq, Actor::Node(from), class),
+                    )
+                },
             );
             return None;
         }
         if let Some(fault) = self.net.held_by(from, id, class) {
             self.trace
-                .event(now, Actor::Node(id), "hold", &(from, digest, fault), || {
-                    format!("from n{from} held by fault {fault}: {msg:?}")
+                .event_with(now, Actor::Node(id), "hold", &(from, digest, fault), || {
+                    (
+                        format!("from n{from} held by fault {fault}: {msg:?}"),
+                        Fields::message(seq, Actor::Node(from), class),
+                    )
                 });
             self.fault_effects.add(fault, "messages_held", 1.0);
             let Due::Input(input) = due else {
                 unreachable!("matched above");
             };
-            let NodeInput::Message { seq, .. } = &input else {
-                unreachable!("matched above");
-            };
-            let seq = *seq;
             self.held.entry(fault).or_default().push((seq, id, input));
             return None;
         }
@@ -652,19 +665,30 @@ impl<S: System> World<S> {
                 process.on_synced(&mut ctx, sync, result);
             }
             Some(Due::Input(NodeInput::Message {
-                from, msg, digest, ..
+                from,
+                msg,
+                digest,
+                seq,
             })) => {
                 self.counters.delivered += 1;
                 self.trace
-                    .event(now, actor, "deliver", &(from, digest), || {
-                        format!("from n{from} {msg:?}")
+                    .event_with(now, actor, "deliver", &(from, digest), || {
+                        let class = <P<S>>::message_class(&msg);
+                        (
+                            format!("from n{from} {msg:?}"),
+                            Fields::message(seq, Actor::Node(from), class),
+                        )
                     });
                 process.on_message(&mut ctx, from, msg);
             }
             Some(Due::Input(NodeInput::Request { id: request, req })) => {
                 self.trace
-                    .event(now, actor, "request", &(request, &req), || {
-                        format!("{request:?} {req:?}")
+                    .event_with(now, actor, "request", &(request, &req), || {
+                        let peer = Actor::Client(request.client);
+                        (
+                            format!("{request:?} {req:?}"),
+                            Fields::request(request.seq, peer, "request"),
+                        )
                     });
                 process.on_request(&mut ctx, request, req);
             }
@@ -690,18 +714,22 @@ impl<S: System> World<S> {
                     self.counters.sent += 1;
                     self.counters.bytes_sent += <P<S>>::message_bytes(&msg) as u64;
                     let digest = crate::fingerprint::fnv(&msg);
-                    self.trace.event(now, actor, "send", &(to, digest), || {
-                        format!("to n{to} {msg:?}")
-                    });
-                    match self.net.route(id, to, <P<S>>::message_class(&msg)) {
+                    let class = <P<S>>::message_class(&msg);
+                    let fields = || Fields::message(seq, Actor::Node(to), class);
+                    self.trace
+                        .event_with(now, actor, "send", &(to, digest), || {
+                            (format!("to n{to} {msg:?}"), fields())
+                        });
+                    match self.net.route(id, to, class) {
                         Fate::Dropped(reason) => {
                             match reason {
                                 DropReason::Loss => self.counters.dropped_loss += 1,
                                 _ => self.counters.dropped_partition += 1,
                             }
-                            self.trace.event(now, actor, "drop", &(to, reason), || {
-                                format!("to n{to}: {}", reason.name())
-                            });
+                            self.trace
+                                .event_with(now, actor, "drop", &(to, reason), || {
+                                    (format!("to n{to}: {}", reason.name()), fields())
+                                });
                         }
                         Fate::Delivered {
                             latency_ns,
@@ -709,10 +737,13 @@ impl<S: System> World<S> {
                         } => {
                             if let Some(dup_ns) = duplicate_ns {
                                 self.counters.duplicated += 1;
-                                self.trace
-                                    .event(now, actor, "duplicate", &(to, dup_ns), || {
-                                        format!("to n{to}")
-                                    });
+                                self.trace.event_with(
+                                    now,
+                                    actor,
+                                    "duplicate",
+                                    &(to, dup_ns),
+                                    || (format!("to n{to}"), fields()),
+                                );
                                 let copy = NodeInput::Message {
                                     from: id,
                                     msg: msg.clone(),
@@ -783,17 +814,23 @@ impl<S: System> World<S> {
                     id: request,
                     response,
                 } => {
+                    let fields =
+                        || Fields::request(request.seq, Actor::Client(request.client), "reply");
                     self.trace
-                        .event(now, actor, "reply", &(request, &response), || {
-                            format!("{request:?} {response:?}")
+                        .event_with(now, actor, "reply", &(request, &response), || {
+                            (format!("{request:?} {response:?}"), fields())
                         });
                     if !self.client_connected(request.client, id) {
-                        self.trace.event(
+                        self.trace.event_with(
                             now,
                             actor,
                             "drop",
                             &(request, "client-partition"),
-                            || format!("reply to c{}: client-partition", request.client),
+                            || {
+                                let detail =
+                                    format!("reply to c{}: client-partition", request.client);
+                                (detail, fields())
+                            },
                         );
                         continue;
                     }
@@ -918,12 +955,17 @@ impl<S: System> World<S> {
     fn step_client(&mut self, c: ClientId, step: Option<ClientStep<S>>, now: u64) {
         if let Some(ClientStep::Due(Due::Input(ClientInput { from, id, .. }))) = &step {
             if !self.client_connected(c, *from) {
-                self.trace.event(
+                self.trace.event_with(
                     now,
                     Actor::Client(c),
                     "drop",
                     &(from, id, "client-partition"),
-                    || format!("reply {id:?} from n{from} (cut in flight)"),
+                    || {
+                        (
+                            format!("reply {id:?} from n{from} (cut in flight)"),
+                            Fields::request(id.seq, Actor::Node(*from), "reply"),
+                        )
+                    },
                 );
                 return;
             }
@@ -943,12 +985,17 @@ impl<S: System> World<S> {
             None => slot.client.on_start(&mut ctx),
             Some(ClientStep::Quiesce) => slot.client.on_quiesce(&mut ctx),
             Some(ClientStep::Due(Due::Input(ClientInput { from, id, response }))) => {
-                self.trace.event(
+                self.trace.event_with(
                     now,
                     Actor::Client(c),
                     "response",
                     &(from, id, &response),
-                    || format!("from n{from} {id:?} {response:?}"),
+                    || {
+                        (
+                            format!("from n{from} {id:?} {response:?}"),
+                            Fields::request(id.seq, Actor::Node(from), "reply"),
+                        )
+                    },
                 );
                 slot.client.on_response(&mut ctx, from, id, response);
             }
@@ -972,15 +1019,19 @@ impl<S: System> World<S> {
                         }
                         None => to,
                     };
+                    let fields = || Fields::request(id.seq, Actor::Node(to), "request");
                     self.trace
-                        .event(now, actor, "request", &(to, id, &req), || {
-                            format!("to n{to} {id:?} {req:?}")
+                        .event_with(now, actor, "request", &(to, id, &req), || {
+                            (format!("to n{to} {id:?} {req:?}"), fields())
                         });
                     if !self.client_connected(c, to) {
-                        self.trace
-                            .event(now, actor, "drop", &(to, "client-partition"), || {
-                                format!("to n{to}: client-partition")
-                            });
+                        self.trace.event_with(
+                            now,
+                            actor,
+                            "drop",
+                            &(to, "client-partition"),
+                            || (format!("to n{to}: client-partition"), fields()),
+                        );
                         continue;
                     }
                     let at = now + self.net.client_latency_ns();
