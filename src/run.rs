@@ -87,6 +87,8 @@ pub struct SeedReport {
     pub sim_ms: f64,
     /// Wall-clock time the run took, in ms (the first run, with the determinism check).
     pub wall_ms: f64,
+    /// Of `wall_ms`, the history check's share.
+    pub check_wall_ms: f64,
     /// Events in the client history.
     pub history_ops: usize,
     /// The run's metrics, by name.
@@ -343,6 +345,7 @@ fn run_and_judge<S: System>(
         trace_events: outcome.trace_events,
         sim_ms: outcome.sim_ns as f64 / 1e6,
         wall_ms,
+        check_wall_ms: outcome.check_wall_ms,
         history_ops: outcome.history_ops,
         metrics: outcome.metrics.clone(),
         failure: outcome.failure.clone(),
@@ -405,6 +408,9 @@ pub struct Outcome {
     pub failure: Option<Failure>,
     /// The history checker could not decide.
     pub unknown: bool,
+    /// Wall-clock time the history check took, in ms (not a metric: it varies with
+    /// the machine).
+    pub check_wall_ms: f64,
     /// The run's metrics, by name.
     pub metrics: Metrics,
     /// Events in the client history.
@@ -448,6 +454,7 @@ pub fn run_seed<S: System>(
     };
     let mut failure = result.failure;
     let mut unknown = false;
+    let check_started = Instant::now();
     if failure.is_none() {
         match S::check_history(setup, &result.history) {
             Verdict::Pass => {}
@@ -463,6 +470,7 @@ pub fn run_seed<S: System>(
             Verdict::Unknown(_) => unknown = true,
         }
     }
+    let check_wall_ms = check_started.elapsed().as_secs_f64() * 1e3;
     let json = |v: &dyn erased::Json| v.line();
     Outcome {
         trace_hash: result.trace_hash,
@@ -470,6 +478,7 @@ pub fn run_seed<S: System>(
         sim_ns: result.sim_ns,
         failure,
         unknown,
+        check_wall_ms,
         metrics: result.metrics,
         history_ops: result.history.len(),
         // Only recorded runs write artifacts; the others need no JSON.
@@ -512,6 +521,7 @@ impl Outcome {
                 time_ns: 0,
             }),
             unknown: false,
+            check_wall_ms: 0.0,
             metrics: Metrics::new(),
             history_ops: 0,
             history_lines: Vec::new(),
