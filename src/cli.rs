@@ -330,6 +330,12 @@ struct CheckArgs {
     /// Per-file, per-key verdicts, timings and witnesses as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// The consistency ladder instead: which of linearizable, sequential, and the
+    /// four session guarantees each history satisfies, with a counterexample for
+    /// each that fails (see `faultline::check::ladder`). Exit 0 linearizable, 1 a
+    /// rung broken, 2 bad input, 3 a rung unknown.
+    #[arg(long)]
+    ladder: bool,
 }
 
 /// `4G`, `512M`, `100K`, `1000`: bytes.
@@ -395,6 +401,9 @@ fn check(args: &CheckArgs) -> u8 {
         all_keys: args.all_keys,
         ..Limits::default()
     };
+    if args.ladder {
+        return ladder(&args.files, &options, args.json);
+    }
     let start = std::time::Instant::now();
     let results = report::check_files(&args.files, &options, &limits);
     let wall = start.elapsed();
@@ -415,6 +424,43 @@ fn check(args: &CheckArgs) -> u8 {
         println!("{}", report::render_summary(&results, wall));
     }
     report::exit_code(&results) as u8
+}
+
+/// `check --ladder`: one table (or JSON object) per file.
+fn ladder(files: &[PathBuf], options: &crate::check::history_file::Options, json: bool) -> u8 {
+    use crate::check::ladder::{self, Budget};
+    let mut codes = Vec::new();
+    let mut out = Vec::new();
+    for file in files {
+        let h = match crate::check::history_file::load(file, options) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("faultline: {e}");
+                codes.push(2);
+                continue;
+            }
+        };
+        let l = ladder::check(&h.problem, &Budget::default());
+        codes.push(l.exit_code());
+        if json {
+            let mut j = l.to_json();
+            j["file"] = serde_json::json!(file.display().to_string());
+            out.push(j);
+        } else {
+            if files.len() > 1 {
+                println!("{}:", file.display());
+            }
+            print!("{}", l.render_table());
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
+    }
+    let code = [2, 1, 3]
+        .into_iter()
+        .find(|c| codes.contains(c))
+        .unwrap_or(0);
+    code as u8
 }
 
 fn bugs(invocation: &Invocation) -> u8 {
