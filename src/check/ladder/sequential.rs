@@ -15,7 +15,12 @@
 //! the state is each client's next operation, the indeterminate writes already
 //! applied, and every key's value; states seen once are not explored again. Moves
 //! are tried by invoke time, so a history that respects real time is ordered with
-//! no backtracking. Indeterminate writes (`info`) are Jepsen's: they may take effect
+//! no backtracking. Two reductions keep it small, both exact: a read that is legal
+//! now is taken at once with no alternative (moving a client's next read earlier
+//! never breaks an order, since a read changes nothing); and a write that
+//! overwrites a value some pending read still needs, when nothing left can write
+//! that value again, is refused (that read could never be placed). Indeterminate
+//! writes (`info`) are Jepsen's: they may take effect
 //! at any point after the client's earlier operations (even after its later ones,
 //! since the request may still be in flight), or never. Every search has a hard
 //! step budget: a move tried is one step.
@@ -24,7 +29,7 @@ use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
 use crate::check::ladder::ops::LadderOp;
-use crate::check::model::{FxHasher, Machine, ValueId};
+use crate::check::model::{FxHasher, FxMap, Machine, Op, ValueId};
 
 /// A search's result.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,7 +87,22 @@ pub fn search(
         ptr: vec![0; procs.len()],
         applied: vec![false; infos.len()],
         kv: vec![machine.initial; keys],
+        needed: FxMap::default(),
+        producers: FxMap::default(),
+        appended: vec![false; keys],
     };
+    for &i in subset {
+        let o = &ops[i];
+        if let Some(v) = needs(o) {
+            *s.needed.entry((o.key, v)).or_default() += 1;
+        }
+        if let Some(v) = machine.written(&o.op) {
+            *s.producers.entry((o.key, v)).or_default() += 1;
+        }
+        if matches!(o.op, Op::Append(_)) {
+            s.appended[o.key] = true;
+        }
+    }
     for p in 0..procs.len() {
         skip_infos(&procs, &ops_det(ops), p, &mut s.ptr);
     }
@@ -90,7 +110,7 @@ pub fn search(
     seen.insert(s.key());
     // The DFS stack: per level, its candidate moves, the next to try, and how to
     // undo the move taken from it.
-    let mut stack: Vec<Frame> = vec![Frame::new(candidates(ops, &procs, &info_at, &s))];
+    let mut stack: Vec<Frame> = vec![Frame::new(candidates(ops, &procs, &info_at, &s, machine))];
     let mut order: Vec<usize> = Vec::new();
     let mut steps: u64 = 0;
     loop {
@@ -110,6 +130,7 @@ pub fn search(
             if let Some(parent) = stack.last() {
                 let undo = parent.undo.expect("a move led here");
                 s.undo(undo);
+                s.count(machine, &ops[undo.op], 1);
                 order.pop();
             }
             continue;
@@ -127,7 +148,19 @@ pub fn search(
         let Some(next) = machine.step(s.kv[o.key], &o.op, o.determinate()) else {
             continue;
         };
+        let old = s.kv[o.key];
+        s.count(machine, o, -1);
+        if old != next && !s.appended[o.key] {
+            let pending = s.needed.get(&(o.key, old)).copied().unwrap_or(0);
+            let again = s.producers.get(&(o.key, old)).copied().unwrap_or(0);
+            if pending > 0 && again == 0 {
+                // A read still needs `old`, and nothing left can write it again.
+                s.count(machine, o, 1);
+                continue;
+            }
+        }
         let undo = Undo {
+            op: op_pos,
             mv,
             key: o.key,
             value: s.kv[o.key],
@@ -146,11 +179,12 @@ pub fn search(
         }
         if !seen.insert(s.key()) {
             s.undo(undo);
+            s.count(machine, o, 1);
             continue;
         }
         frame.undo = Some(undo);
         order.push(op_pos);
-        let moves = candidates(ops, &procs, &info_at, &s);
+        let moves = candidates(ops, &procs, &info_at, &s, machine);
         stack.push(Frame::new(moves));
     }
 }
@@ -187,6 +221,7 @@ enum Move {
 
 #[derive(Clone, Copy, Debug)]
 struct Undo {
+    op: usize,
     mv: Move,
     key: usize,
     value: ValueId,
@@ -213,6 +248,20 @@ struct State {
     ptr: Vec<u32>,
     applied: Vec<bool>,
     kv: Vec<ValueId>,
+    /// Determinate reads not yet placed, by (key, value read).
+    needed: FxMap<(usize, ValueId), u32>,
+    /// Writes not yet applied, by (key, value written).
+    producers: FxMap<(usize, ValueId), u32>,
+    /// Keys with appends, whose values are built, not written whole: no refusals.
+    appended: Vec<bool>,
+}
+
+/// The value a determinate read needs.
+fn needs(o: &LadderOp) -> Option<ValueId> {
+    match o.op {
+        Op::Read(v) if o.determinate() => Some(v),
+        _ => None,
+    }
 }
 
 impl State {
@@ -233,6 +282,20 @@ impl State {
         k
     }
 
+    /// Moves `o` out of (`-1`) or back into (`1`) the pending counts.
+    fn count(&mut self, machine: &Machine<'_>, o: &LadderOp, by: i32) {
+        let bump = |map: &mut FxMap<(usize, ValueId), u32>, v| {
+            let c = map.entry((o.key, v)).or_default();
+            *c = c.checked_add_signed(by).expect("counts stay non-negative");
+        };
+        if let Some(v) = needs(o) {
+            bump(&mut self.needed, v);
+        }
+        if let Some(v) = machine.written(&o.op) {
+            bump(&mut self.producers, v);
+        }
+    }
+
     fn undo(&mut self, u: Undo) {
         self.kv[u.key] = u.value;
         match u.mv {
@@ -250,7 +313,17 @@ fn candidates(
     procs: &[(u64, Vec<usize>)],
     info_at: &[(usize, u32)],
     s: &State,
+    machine: &mut Machine<'_>,
 ) -> Vec<Move> {
+    // A legal read is taken alone (see the module's notes).
+    for (p, (_, list)) in procs.iter().enumerate() {
+        if let Some(&i) = list.get(s.ptr[p] as usize) {
+            let o = &ops[i];
+            if o.op.is_read() && machine.step(s.kv[o.key], &o.op, true).is_some() {
+                return vec![Move::Next(p)];
+            }
+        }
+    }
     let mut next: Vec<(u64, Move)> = procs
         .iter()
         .enumerate()
