@@ -88,6 +88,14 @@ enum Command {
     /// one line per file and a summary. Exit 0 all linearizable, 1 some not, 2 bad input,
     /// 3 unknown.
     Check(CheckArgs),
+    /// The lesson catalogue: without NAME, one line per lesson; with NAME, the
+    /// lesson printed, run (its scenario at its seed, with its bug, replaying its
+    /// shrunk schedule) and judged against the catalogue, artifacts written. Exit 0
+    /// as the catalogue says, 1 otherwise, 2 unknown lesson or bad input.
+    Lessons {
+        /// A lesson's name.
+        name: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -239,6 +247,7 @@ impl Invocation {
             Command::Replay { target } => replay(self, &target),
             Command::Shrink { target } => shrink(self, &target),
             Command::Check(args) => check(&args),
+            Command::Lessons { name } => lessons(self, name.as_deref()),
         }
     }
 }
@@ -461,6 +470,88 @@ fn ladder(files: &[PathBuf], options: &crate::check::history_file::Options, json
         .find(|c| codes.contains(c))
         .unwrap_or(0);
     code as u8
+}
+
+/// `lessons [NAME]`.
+fn lessons(invocation: &Invocation, name: Option<&str>) -> u8 {
+    use crate::lessons;
+    let Some(name) = name else {
+        let all = match lessons::catalogue() {
+            Ok(all) => all,
+            Err(e) => return usage(e),
+        };
+        for l in &all {
+            let bug = l.bug.as_deref().unwrap_or("-");
+            println!(
+                "{:<28} {:<28} {:<24} seed {:<3} {}",
+                l.name, l.scenario, bug, l.seed, l.title
+            );
+        }
+        return 0;
+    };
+    let lesson = match lessons::find(name) {
+        Ok(l) => l,
+        Err(e) => return usage(e),
+    };
+    println!("lesson {}: {}", lesson.name, lesson.title);
+    let bug = lesson
+        .bug
+        .as_ref()
+        .map_or(String::new(), |b| format!(" --bug {b}"));
+    println!(
+        "scenario {} seed {}{bug}, schedule lessons/{} ({} faults before shrinking)",
+        lesson.scenario, lesson.seed, lesson.schedule, lesson.faults_before
+    );
+    let run = match lessons::run(&lesson, &invocation.protocols, Path::new("results")) {
+        Ok(run) => run,
+        Err(e) => return usage(e),
+    };
+    println!("\n{}", run.scenario.lesson.trim_end());
+    println!();
+    let report = &run.summary.runs[0];
+    match &report.failure {
+        Some(f) => println!(
+            "failed: {} `{}` at {:.3}s: {}",
+            f.kind.name(),
+            f.check,
+            f.time_ns as f64 / 1e9,
+            f.message
+        ),
+        None => println!("passed every check"),
+    }
+    for (name, _) in &lesson.metrics {
+        if let Some(v) = report.metrics.get(name) {
+            println!("metric {name} = {v}");
+        }
+    }
+    if let Some(l) = &run.ladder {
+        println!("\nconsistency ladder of the history:");
+        print!("{}", l.render_table());
+    }
+    if let Some(dir) = &run.artifacts {
+        if let Err(e) = lessons::write_report(dir) {
+            eprintln!(
+                "faultline: cannot write the report in {}: {e}",
+                dir.display()
+            );
+            return 3;
+        }
+        println!("artifacts: {}", dir.display());
+    }
+    println!(
+        "replay: {} {} --schedule lessons/{} --seed {}{bug}",
+        invocation.replay, lesson.scenario, lesson.schedule, lesson.seed
+    );
+    match run.as_expected {
+        Ok(()) => {
+            println!("as the catalogue says");
+            0
+        }
+        Err(e) => {
+            println!("NOT as the catalogue says: {e}");
+            1
+        }
+    }
 }
 
 fn bugs(invocation: &Invocation) -> u8 {
