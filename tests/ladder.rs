@@ -348,3 +348,151 @@ proptest! {
         prop_assert!(l.level() >= Some(Level::Sequential), "{}", l.render_table());
     }
 }
+
+// ---- Scenarios: the rung they state, measured. ----
+
+use faultline::check::history_file::{load, Options};
+use faultline::check::ladder::{check, Budget};
+use faultline::run::RunRequest;
+use faultline::scenario::Scenario;
+
+/// Seeds over which a scenario's `[expect] rung` is the weakest level (as
+/// results/ladder.md measured it).
+const RUNG_SEEDS: std::ops::Range<u64> = 0..20;
+
+#[test]
+fn a_rung_that_is_not_one_is_refused_naming_the_field_and_the_rungs() {
+    let text = r#"
+name = "ok"
+description = "d"
+duration_ms = 1000
+[cluster]
+protocol = "raft"
+nodes = 3
+[expect]
+rung = "strict"
+"#;
+    let e = Scenario::parse("s.toml", text).unwrap_err().to_string();
+    assert!(e.contains("expect.rung"), "{e}");
+    assert!(
+        e.contains("linearizable, sequential, session, weaker"),
+        "{e}"
+    );
+    let ok = text.replace("strict", "session");
+    let s = Scenario::parse("s.toml", &ok).unwrap();
+    assert_eq!(s.expect.rung.as_deref(), Some("session"));
+}
+
+/// Runs every shipped scenario that states a rung over [`RUNG_SEEDS`] and climbs the
+/// ladder of each seed's history: no seed is below the stated rung, and some seed
+/// is at it (it is the weakest, not a lower bound picked for safety).
+#[test]
+fn every_scenario_reaches_the_rung_it_states() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    let out = std::env::temp_dir().join(format!("faultline-ladder-{}", std::process::id()));
+    let mut stated = 0;
+    for path in paths {
+        let scenario = Scenario::load(&path).unwrap();
+        let Some(rung) = scenario.expect.rung.clone() else {
+            continue;
+        };
+        stated += 1;
+        let want = Level::parse(&rung).unwrap();
+        let protocol = faultline::registry::for_scenario(&scenario).unwrap();
+        let request = RunRequest {
+            seeds: RUNG_SEEDS.collect(),
+            jobs: 2,
+            keep: true,
+            artifacts: Some(out.clone()),
+            ..RunRequest::default()
+        };
+        let summary = (protocol.run)(&scenario, &request).unwrap();
+        let mut levels = Vec::new();
+        for r in &summary.runs {
+            let dir = std::path::PathBuf::from(r.artifacts.as_ref().unwrap());
+            let h = load(&dir.join("history.jsonl"), &Options::new(ModelKind::Kv)).unwrap();
+            let l = check(&h.problem, &Budget::default());
+            let level = l.level().unwrap_or_else(|| {
+                panic!(
+                    "{} seed {}: unknown\n{}",
+                    scenario.name,
+                    r.seed,
+                    l.render_table()
+                )
+            });
+            levels.push((r.seed, level));
+        }
+        let weakest = levels.iter().map(|&(_, l)| l).min().unwrap();
+        assert_eq!(
+            weakest, want,
+            "{}: states rung {rung}, seeds {RUNG_SEEDS:?} reach {levels:?}",
+            scenario.name
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    assert!(stated >= 6, "only {stated} scenarios state a rung");
+}
+
+/// `check --ladder` on files: the table, `--json`, and the exit codes (0
+/// linearizable, 1 a rung broken, 2 bad input).
+#[test]
+fn check_ladder_prints_the_table_and_exits_by_the_verdict() {
+    let dir = std::env::temp_dir().join(format!("faultline-ladder-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, h: &H| {
+        let path = dir.join(name);
+        let lines: Vec<String> = h
+            .events()
+            .iter()
+            .map(|e| serde_json::to_string(e).unwrap())
+            .collect();
+        std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        path
+    };
+    let good = write(
+        "good.jsonl",
+        &H(vec![
+            put(0, "x", "a", 0, 10),
+            get(1, "x", Some("a"), 20, 30),
+        ]),
+    );
+    let stale = write(
+        "stale.jsonl",
+        &H(vec![put(0, "x", "a", 0, 10), get(1, "x", None, 20, 30)]),
+    );
+    let bad = dir.join("bad.jsonl");
+    std::fs::write(&bad, "{not json\n").unwrap();
+    let run = |args: &[&std::path::Path], json: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_faultline"));
+        c.args(["check", "--ladder"]).args(args);
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (code, out) = run(&[&good], false);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("strongest: linearizable"), "{out}");
+    let (code, out) = run(&[&stale], false);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("linearizable         broken   #0 #2"), "{out}");
+    assert!(out.contains("strongest: sequential"), "{out}");
+    let (code, out) = run(&[&stale], true);
+    assert_eq!(code, Some(1));
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j[0]["strongest"], "sequential");
+    assert_eq!(j[0]["rungs"][0]["ops"], serde_json::json!([0, 2]));
+    let (code, _) = run(&[&bad], false);
+    assert_eq!(code, Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}
