@@ -251,11 +251,9 @@ impl Ladder {
                 RungVerdict::Broken(c) => format!("{}: {}", show_ops(&c.ops), c.rule),
                 RungVerdict::Unknown(why) => why.clone(),
             };
-            out.push_str(&format!(
-                "{:<20} {:<8} {detail}\n",
-                rung.name(),
-                verdict.name()
-            ));
+            let line = format!("{:<20} {:<8} {detail}", rung.name(), verdict.name());
+            out.push_str(line.trim_end());
+            out.push('\n');
         }
         out.push_str(&format!("versions: {}\n", self.version_order));
         out.push_str(&format!(
