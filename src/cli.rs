@@ -519,7 +519,7 @@ fn lessons(invocation: &Invocation, name: Option<&str>) -> u8 {
         ),
         None => println!("passed every check"),
     }
-    for (name, _) in &lesson.metrics {
+    for name in lesson.metrics.keys() {
         if let Some(v) = report.metrics.get(name) {
             println!("metric {name} = {v}");
         }

@@ -296,6 +296,9 @@ pub fn show_ops(ops: &[usize]) -> String {
         .join(" ")
 }
 
+/// One session guarantee's check.
+type SessionCheck = fn(&Input<'_>) -> SessionVerdict;
+
 /// Climbs the ladder for `problem` within `budget`.
 pub fn check(problem: &Problem, budget: &Budget) -> Ladder {
     let ops = ops::operations(problem);
@@ -316,7 +319,7 @@ pub fn check(problem: &Problem, budget: &Budget) -> Ladder {
         keys: &keys,
         steps_max: budget.session_steps_max,
     };
-    let checks: [(Rung, fn(&Input<'_>) -> SessionVerdict); 4] = [
+    let checks: [(Rung, SessionCheck); 4] = [
         (Rung::ReadYourWrites, session::read_your_writes),
         (Rung::MonotonicReads, session::monotonic_reads),
         (Rung::MonotonicWrites, session::monotonic_writes),
