@@ -496,3 +496,114 @@ fn check_ladder_prints_the_table_and_exits_by_the_verdict() {
     assert_eq!(code, Some(2));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_spent_budget_is_unknown_and_exits_3() {
+    let h = H(vec![put(0, "x", "a", 0, 10), get(1, "x", Some("a"), 5, 30)]);
+    let problem = problem_from_kv(ModelKind::Kv, &h.events()).unwrap();
+    let tiny = Budget {
+        linearizable_steps_max: 1,
+        sequential_steps_max: 1,
+        ..Budget::default()
+    };
+    let l = check(&problem, &tiny);
+    assert!(matches!(
+        l.verdict(Rung::Linearizable),
+        RungVerdict::Unknown(_)
+    ));
+    assert!(matches!(
+        l.verdict(Rung::Sequential),
+        RungVerdict::Unknown(_)
+    ));
+    assert_eq!(l.level(), None);
+    assert_eq!(l.exit_code(), 3);
+    assert!(l.render_table().contains("strongest: unknown"));
+}
+
+/// Whether some interleaving of the clients' operations (each client's in its
+/// order) is legal for a key-value store: every interleaving, tried one by one.
+fn brute_force_sequential(clients: &[Vec<(String, KvOp)>]) -> bool {
+    fn go(
+        clients: &[Vec<(String, KvOp)>],
+        at: &mut Vec<usize>,
+        store: &mut std::collections::BTreeMap<String, String>,
+    ) -> bool {
+        if at.iter().zip(clients).all(|(&i, c)| i == c.len()) {
+            return true;
+        }
+        for c in 0..clients.len() {
+            let Some((key, op)) = clients[c].get(at[c]) else {
+                continue;
+            };
+            let before = store.get(key).cloned();
+            match op {
+                KvOp::Get { value, .. } => {
+                    if *value != before {
+                        continue;
+                    }
+                }
+                KvOp::Put { value, .. } => {
+                    store.insert(key.clone(), value.clone());
+                }
+                _ => unreachable!("puts and gets only"),
+            }
+            at[c] += 1;
+            let found = go(clients, at, store);
+            at[c] -= 1;
+            match before {
+                Some(v) => store.insert(key.clone(), v),
+                None => store.remove(key),
+            };
+            if found {
+                return true;
+            }
+        }
+        false
+    }
+    go(
+        clients,
+        &mut vec![0; clients.len()],
+        &mut Default::default(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// On small random histories (any values read, so many are not sequentially
+    /// consistent), the sequential rung agrees with trying every interleaving.
+    #[test]
+    fn the_sequential_rung_agrees_with_brute_force(
+        script in proptest::collection::vec((0usize..3, 0usize..2, any::<bool>(), 0usize..4), 1..8),
+    ) {
+        let mut clients: Vec<Vec<(String, KvOp)>> = vec![Vec::new(); 3];
+        let mut ops = Vec::new();
+        for (n, &(c, k, is_put, v)) in script.iter().enumerate() {
+            let key = format!("k{k}");
+            let t = n as u64 * 10;
+            let op = if is_put {
+                // Unique values, as faultline's clients write.
+                let value = format!("{c}.{n}");
+                put(c, &key, &value, t, t + 5)
+            } else {
+                let seen = (v > 0).then(|| {
+                    let i = (v * 7 + n) % script.len();
+                    format!("{}.{i}", script[i].0)
+                });
+                get(c, &key, seen.as_deref(), t, t + 5)
+            };
+            clients[c].push((key, op.1.clone()));
+            ops.push(op);
+        }
+        let expected = brute_force_sequential(&clients);
+        let l = H(ops).ladder();
+        let got = l.verdict(Rung::Sequential);
+        prop_assert_eq!(
+            *got == RungVerdict::Holds,
+            expected,
+            "{:?}\n{}",
+            clients,
+            l.render_table()
+        );
+    }
+}
