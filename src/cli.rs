@@ -435,6 +435,9 @@ fn check(args: &CheckArgs) -> u8 {
     report::exit_code(&results) as u8
 }
 
+/// Counterexample operations printed under a ladder's table, at most.
+const LADDER_OPS_SHOWN_MAX: usize = 40;
+
 /// `check --ladder`: one table (or JSON object) per file.
 fn ladder(files: &[PathBuf], options: &crate::check::history_file::Options, json: bool) -> u8 {
     use crate::check::ladder::{self, Budget};
@@ -460,6 +463,32 @@ fn ladder(files: &[PathBuf], options: &crate::check::history_file::Options, json
                 println!("{}:", file.display());
             }
             print!("{}", l.render_table());
+            // The counterexamples' operations as the file writes them (their invokes).
+            let mut shown: Vec<usize> = l
+                .rungs
+                .iter()
+                .filter_map(|(_, v)| match v {
+                    ladder::RungVerdict::Broken(c) => Some(c.ops.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            shown.sort_unstable();
+            shown.dedup();
+            let completions: std::collections::BTreeMap<usize, Option<usize>> = h
+                .problem
+                .keys
+                .iter()
+                .flat_map(|(_, ops)| ops.iter().map(|o| (o.invoke, o.completion)))
+                .collect();
+            for i in shown.into_iter().take(LADDER_OPS_SHOWN_MAX) {
+                let line = h.sources.get(i).map_or(0, |s| s.line);
+                println!("  #{i} (line {line}): {}", h.event_text(i));
+                if let Some(Some(c)) = completions.get(&i) {
+                    let line = h.sources.get(*c).map_or(0, |s| s.line);
+                    println!("        (line {line}): {}", h.event_text(*c));
+                }
+            }
         }
     }
     if json {
