@@ -19,11 +19,12 @@
 //! now is taken at once with no alternative (moving a client's next read earlier
 //! never breaks an order, since a read changes nothing); and a write that
 //! overwrites a value some pending read still needs, when nothing left can write
-//! that value again, is refused (that read could never be placed). Indeterminate
-//! writes (`info`) are Jepsen's: they may take effect
-//! at any point after the client's earlier operations (even after its later ones,
-//! since the request may still be in flight), or never. Every search has a hard
-//! step budget: a move tried is one step.
+//! that value again, is refused (that read could never be placed).
+//!
+//! Indeterminate writes (`info`) are Jepsen's: they may take effect at any point
+//! after the client's earlier operations (even after its later ones, since the
+//! request may still be in flight), or never. Every search has a hard step budget:
+//! a move tried is one step, and the memo holds at most one state per step.
 
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
@@ -34,8 +35,8 @@ use crate::check::model::{FxHasher, FxMap, Machine, Op, ValueId};
 /// A search's result.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ScOutcome {
-    /// An order exists: the operations' positions (in the slice searched) in that
-    /// order; indeterminate writes left out never took effect.
+    /// An order exists: the operations' positions (into the ops) in that order;
+    /// indeterminate writes left out never took effect.
     Holds(Vec<usize>),
     /// No order exists.
     Broken,
