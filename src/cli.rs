@@ -96,6 +96,14 @@ enum Command {
         /// A seed's artifact folder.
         dir: PathBuf,
     },
+    /// The lesson catalogue: without NAME, one line per lesson; with NAME, the
+    /// lesson printed, run (its scenario at its seed, with its bug, replaying its
+    /// shrunk schedule) and judged against the catalogue, artifacts written. Exit 0
+    /// as the catalogue says, 1 otherwise, 2 unknown lesson or bad input.
+    Lessons {
+        /// A lesson's name.
+        name: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -257,6 +265,7 @@ impl Invocation {
                     e.exit_code() as u8
                 }
             },
+            Command::Lessons { name } => lessons(self, name.as_deref()),
         }
     }
 }
@@ -348,6 +357,12 @@ struct CheckArgs {
     /// Per-file, per-key verdicts, timings and witnesses as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// The consistency ladder instead: which of linearizable, sequential, and the
+    /// four session guarantees each history satisfies, with a counterexample for
+    /// each that fails (see `faultline::check::ladder`). Exit 0 linearizable, 1 a
+    /// rung broken, 2 bad input, 3 a rung unknown.
+    #[arg(long)]
+    ladder: bool,
 }
 
 /// `4G`, `512M`, `100K`, `1000`: bytes.
@@ -413,6 +428,9 @@ fn check(args: &CheckArgs) -> u8 {
         all_keys: args.all_keys,
         ..Limits::default()
     };
+    if args.ladder {
+        return ladder(&args.files, &options, args.json);
+    }
     let start = std::time::Instant::now();
     let results = report::check_files(&args.files, &options, &limits);
     let wall = start.elapsed();
@@ -433,6 +451,153 @@ fn check(args: &CheckArgs) -> u8 {
         println!("{}", report::render_summary(&results, wall));
     }
     report::exit_code(&results) as u8
+}
+
+/// Counterexample operations printed under a ladder's table, at most.
+const LADDER_OPS_SHOWN_MAX: usize = 40;
+
+/// `check --ladder`: one table (or JSON object) per file.
+fn ladder(files: &[PathBuf], options: &crate::check::history_file::Options, json: bool) -> u8 {
+    use crate::check::ladder::{self, Budget};
+    let mut codes = Vec::new();
+    let mut out = Vec::new();
+    for file in files {
+        let h = match crate::check::history_file::load(file, options) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("faultline: {e}");
+                codes.push(2);
+                continue;
+            }
+        };
+        let l = ladder::check(&h.problem, &Budget::default());
+        codes.push(l.exit_code());
+        if json {
+            let mut j = l.to_json();
+            j["file"] = serde_json::json!(file.display().to_string());
+            out.push(j);
+        } else {
+            if files.len() > 1 {
+                println!("{}:", file.display());
+            }
+            print!("{}", l.render_table());
+            // The counterexamples' operations as the file writes them (their invokes).
+            let mut shown: Vec<usize> = l
+                .rungs
+                .iter()
+                .filter_map(|(_, v)| match v {
+                    ladder::RungVerdict::Broken(c) => Some(c.ops.clone()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            shown.sort_unstable();
+            shown.dedup();
+            let completions: std::collections::BTreeMap<usize, Option<usize>> = h
+                .problem
+                .keys
+                .iter()
+                .flat_map(|(_, ops)| ops.iter().map(|o| (o.invoke, o.completion)))
+                .collect();
+            for i in shown.into_iter().take(LADDER_OPS_SHOWN_MAX) {
+                let line = h.sources.get(i).map_or(0, |s| s.line);
+                println!("  #{i} (line {line}): {}", h.event_text(i));
+                if let Some(Some(c)) = completions.get(&i) {
+                    let line = h.sources.get(*c).map_or(0, |s| s.line);
+                    println!("        (line {line}): {}", h.event_text(*c));
+                }
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&out).expect("JSON"));
+    }
+    let code = [2, 1, 3]
+        .into_iter()
+        .find(|c| codes.contains(c))
+        .unwrap_or(0);
+    code as u8
+}
+
+/// `lessons [NAME]`.
+fn lessons(invocation: &Invocation, name: Option<&str>) -> u8 {
+    use crate::lessons;
+    let Some(name) = name else {
+        let all = match lessons::catalogue() {
+            Ok(all) => all,
+            Err(e) => return usage(e),
+        };
+        for l in &all {
+            let bug = l.bug.as_deref().unwrap_or("-");
+            println!(
+                "{:<28} {:<28} {:<24} seed {:<3} {}",
+                l.name, l.scenario, bug, l.seed, l.title
+            );
+        }
+        return 0;
+    };
+    let lesson = match lessons::find(name) {
+        Ok(l) => l,
+        Err(e) => return usage(e),
+    };
+    println!("lesson {}: {}", lesson.name, lesson.title);
+    let bug = lesson
+        .bug
+        .as_ref()
+        .map_or(String::new(), |b| format!(" --bug {b}"));
+    println!(
+        "scenario {} seed {}{bug}, schedule lessons/{} ({} faults before shrinking)",
+        lesson.scenario, lesson.seed, lesson.schedule, lesson.faults_before
+    );
+    let run = match lessons::run(&lesson, &invocation.protocols, Path::new("results")) {
+        Ok(run) => run,
+        Err(e) => return usage(e),
+    };
+    println!("\n{}", run.scenario.lesson.trim_end());
+    println!();
+    let report = &run.summary.runs[0];
+    match &report.failure {
+        Some(f) => println!(
+            "failed: {} `{}` at {:.3}s: {}",
+            f.kind.name(),
+            f.check,
+            f.time_ns as f64 / 1e9,
+            f.message
+        ),
+        None => println!("passed every check"),
+    }
+    for name in lesson.metrics.keys() {
+        if let Some(v) = report.metrics.get(name) {
+            println!("metric {name} = {v}");
+        }
+    }
+    if let Some(l) = &run.ladder {
+        println!("\nconsistency ladder of the history:");
+        print!("{}", l.render_table());
+    }
+    if let Some(dir) = &run.artifacts {
+        match crate::report::write(dir) {
+            Ok(page) => println!("artifacts: {}\nreport: {}", dir.display(), page.display()),
+            Err(e) => {
+                eprintln!("faultline: {e}");
+                return e.exit_code() as u8;
+            }
+        }
+    }
+    println!(
+        "replay: {} {} --schedule lessons/{} --seed {}{bug}",
+        invocation.replay, lesson.scenario, lesson.schedule, lesson.seed
+    );
+    match run.as_expected {
+        Ok(()) => {
+            println!("as the catalogue says");
+            0
+        }
+        Err(e) => {
+            println!("NOT as the catalogue says: {e}");
+            1
+        }
+    }
 }
 
 fn bugs(invocation: &Invocation) -> u8 {

@@ -151,6 +151,8 @@ pub mod system;
 #[cfg(madsim)]
 pub mod cli;
 #[cfg(madsim)]
+pub mod lessons;
+#[cfg(madsim)]
 pub mod registry;
 pub mod report;
 pub mod rng;

@@ -10,6 +10,7 @@ use crate::process::{NodeId, Process};
 
 pub mod edn;
 pub mod history_file;
+pub mod ladder;
 pub mod linearizability;
 pub mod model;
 pub mod report;

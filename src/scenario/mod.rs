@@ -338,6 +338,12 @@ pub struct Expect {
     /// seeds produce the metric `sometimes.<name>` above zero (a process or checker
     /// marks an interesting state that way); the sweep fails otherwise.
     pub sometimes: BTreeMap<String, f64>,
+    /// Key-value scenarios: the strongest consistency level of the consistency
+    /// ladder ([`crate::check::ladder::Level`]) the weakest of seeds 0..20 reaches:
+    /// `linearizable`, `sequential`, `session` or `weaker`. Measured
+    /// (results/ladder.md) and asserted by tests/ladder.rs; runs do not judge it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rung: Option<String>,
 }
 
 /// `{ min = .., max = .. }`, either or both, inclusive.
@@ -597,6 +603,13 @@ impl Scenario {
                 if min > max {
                     return Err(self.err(field, format!("min = {min} is above max = {max}")));
                 }
+            }
+        }
+        if let Some(rung) = &self.expect.rung {
+            if crate::check::ladder::Level::parse(rung).is_none() {
+                let names = crate::check::ladder::Level::NAMES.join(", ");
+                let message = format!("{rung:?} is not a rung: expected one of {names}");
+                return Err(self.err("expect.rung", message));
             }
         }
         for (name, &fraction) in &self.expect.sometimes {
