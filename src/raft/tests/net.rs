@@ -270,7 +270,7 @@ impl Net {
                         self.replies.push((id, response));
                     }
                 }
-                Effect::Trace { .. } | Effect::Sometimes { .. } => {}
+                Effect::Trace { .. } | Effect::Sometimes { .. } | Effect::Span { .. } => {}
             }
         }
         self.check(i);
