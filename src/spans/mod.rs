@@ -10,11 +10,12 @@
 //! - the protocol, for its own steps, with [`crate::process::Context::span`]: Raft's
 //!   `appended`, `replicated`, `committed` and `applied`.
 //!
-//! Parents come from causality the driver sees, never from the protocol: a span's
-//! parent is the previous span of the same trace in the same handler call; else, in a
-//! handler for a client request, that request's `received` span; in a handler for a
-//! message, the sender's latest span of the trace before it sent the message; else the
-//! node's own latest span of the trace; else the trace's root.
+//! Parents come from causality the driver sees: a span's parent is the previous span
+//! of the same trace in the same handler call; else, in a handler for a client
+//! request, that request's `received` span; in a handler for a message, the sender's
+//! latest span of the trace before it sent the message (of the steps the protocol
+//! named with [`crate::process::Context::span_after`], if it has one, else of any);
+//! else the node's own latest span of the trace; else the trace's root.
 //!
 //! Spans are collected only when the run records (as for `trace.jsonl`), and never feed
 //! the trace hash: recording them changes nothing in the run.

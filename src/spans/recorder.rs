@@ -263,11 +263,13 @@ impl SpanRecorder {
         self.ops.entry(op).or_insert(trace);
         let step = self.step.as_ref().filter(|s| s.node == node);
         let in_step = step.and_then(|s| s.last.get(&trace).copied());
-        let from_message = step
-            .and_then(|s| s.message)
-            .and_then(|(from, seq)| self.latest_before(from, trace, seq, after));
+        let message = step.and_then(|s| s.message);
+        let from_message = |names: &[&str]| {
+            message.and_then(|(from, seq)| self.latest_before(from, trace, seq, names))
+        };
         let parent = in_step
-            .or(from_message)
+            .or_else(|| from_message(after))
+            .or_else(|| from_message(&[]))
             .or_else(|| self.latest_before(node, trace, u64::MAX, &[]))
             .or_else(|| self.roots.get(&trace).copied());
         let mut all = vec![
