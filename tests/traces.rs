@@ -362,6 +362,27 @@ fn chrome_trace_events_follow_the_trace_event_format() {
         }
     }
     assert_eq!(complete, spans, "one complete event per span");
+    // Complete events on one thread nest (the format's rule for X and B/E events).
+    let mut rows: BTreeMap<(u64, u64), Vec<(f64, f64)>> = BTreeMap::new();
+    for e in events.iter().filter(|e| e["ph"] == "X") {
+        let (ts, dur) = (e["ts"].as_f64().unwrap(), e["dur"].as_f64().unwrap());
+        let row = (e["pid"].as_u64().unwrap(), e["tid"].as_u64().unwrap());
+        rows.entry(row).or_default().push((ts, ts + dur));
+    }
+    let slack = 1e-3; // a nanosecond, for microseconds printed as decimals
+    for (row, mut slices) in rows {
+        slices.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.total_cmp(&a.1)));
+        let mut open: Vec<f64> = Vec::new();
+        for (start, end) in slices {
+            while open.last().is_some_and(|&e| e <= start + slack) {
+                open.pop();
+            }
+            if let Some(&enclosing) = open.last() {
+                assert!(end <= enclosing + slack, "{row:?}: {start}..{end} overlaps");
+            }
+            open.push(end);
+        }
+    }
     assert_eq!(used_pids, named_pids, "every process is named");
     assert!(!starts.is_empty(), "parents across processes are drawn");
     assert_eq!(

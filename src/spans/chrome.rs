@@ -4,9 +4,10 @@
 //!
 //! - each node and client is a process (`pid` 1.. for `n0..`, then the clients), named
 //!   by a `process_name` metadata event (`ph: "M"`);
-//! - within it, each client whose operations it served is a thread (`tid` = client + 1;
-//!   0 for steps of no client operation), named by a `thread_name` event, so one
-//!   client's operations line up in one row on every node;
+//! - within it, the operations it served are packed into rows (threads, `tid` from
+//!   1, named `operations N` by `thread_name` events): all of one operation's spans at
+//!   one actor share a row, and operations whose time at that actor overlaps get
+//!   different rows, so complete events on one row nest as the format requires;
 //! - each span is a complete event (`ph: "X"`, `ts` and `dur` in microseconds of
 //!   simulated time since the run began, `args` its attributes, trace and span ids);
 //! - a parent in another process is drawn as a flow arrow: a flow start (`ph: "s"`) at
@@ -14,11 +15,11 @@
 //!   binding to the enclosing slice) at the child's start, sharing the child's span id
 //!   as the flow `id`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Map, Value};
 
-use super::{RunSpans, SpanActor, SpanStatus, SpanValue};
+use super::{RunSpans, Span, SpanActor, SpanStatus, SpanValue};
 
 /// The process id of an actor: nodes from 1, then clients.
 fn pid(spans: &RunSpans, actor: SpanActor) -> u64 {
@@ -33,17 +34,85 @@ fn micros(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
 
+/// The row (`tid`, from 1) of each span, by span id. A trace's spans at one actor
+/// form clusters (spans that overlap in time, transitively, and nest: a span that
+/// overlaps one it does not fit inside is a cluster of its own); each cluster's
+/// interval is packed greedily, by start, into the first row of its process whose last
+/// interval has ended, so rows grow only when every row is busy.
+fn rows(spans: &RunSpans) -> BTreeMap<u64, u64> {
+    let mut by_place: BTreeMap<(u64, u64), Vec<usize>> = BTreeMap::new();
+    for (i, s) in spans.spans.iter().enumerate() {
+        by_place
+            .entry((pid(spans, s.actor), s.trace))
+            .or_default()
+            .push(i);
+    }
+    // (pid, start, end, members) of each cluster.
+    let mut clusters: Vec<(u64, u64, u64, Vec<usize>)> = Vec::new();
+    for ((pid, _), mut members) in by_place {
+        // Enclosing spans first, so that what nests comes after what it nests in.
+        members.sort_by_key(|&i| {
+            let s = &spans.spans[i];
+            (s.start_ns, std::cmp::Reverse(s.end_ns), i)
+        });
+        let mut current: Option<(u64, u64, Vec<usize>)> = None;
+        // Ends of the current cluster's spans that enclose the next start.
+        let mut open: Vec<u64> = Vec::new();
+        for i in members {
+            let s = &spans.spans[i];
+            while open.last().is_some_and(|&end| end <= s.start_ns) {
+                open.pop();
+            }
+            match &mut current {
+                Some(c) if s.start_ns < c.1 || (s.start_ns == c.1 && !open.is_empty()) => {
+                    if open.last().is_some_and(|&end| s.end_ns > end) {
+                        // Overlaps without nesting: a row of its own.
+                        clusters.push((pid, s.start_ns, s.end_ns, vec![i]));
+                        continue;
+                    }
+                    c.1 = c.1.max(s.end_ns);
+                    c.2.push(i);
+                }
+                _ => {
+                    if let Some((start, end, m)) = current.take() {
+                        clusters.push((pid, start, end, m));
+                    }
+                    open.clear();
+                    current = Some((s.start_ns, s.end_ns, vec![i]));
+                }
+            }
+            open.push(s.end_ns);
+        }
+        if let Some((start, end, m)) = current {
+            clusters.push((pid, start, end, m));
+        }
+    }
+    clusters.sort_by_key(|c| (c.0, c.1, c.3[0]));
+    let mut rows = BTreeMap::new();
+    // Per process, the end of the last interval in each row.
+    let mut ends: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (pid, start, end, members) in clusters {
+        let busy = ends.entry(pid).or_default();
+        let row = match busy.iter().position(|&e| e <= start) {
+            Some(free) => free,
+            None => {
+                busy.push(0);
+                busy.len() - 1
+            }
+        };
+        busy[row] = end;
+        for i in members {
+            rows.insert(spans.spans[i].id, row as u64 + 1);
+        }
+    }
+    rows
+}
+
 /// The run's spans as Chrome trace-event JSON, one event per line: the same spans
 /// give the same bytes.
 pub fn to_json(spans: &RunSpans) -> String {
-    // Each trace's client, from its root (the only spans at clients are theirs).
-    let mut client_of: BTreeMap<u64, usize> = BTreeMap::new();
-    for s in &spans.spans {
-        if let SpanActor::Client(c) = s.actor {
-            client_of.entry(s.trace).or_insert(c);
-        }
-    }
-    let tid = |trace: u64| client_of.get(&trace).map_or(0, |&c| c as u64 + 1);
+    let rows = rows(spans);
+    let tid = |span: &Span| rows[&span.id];
     let by_id: BTreeMap<u64, usize> = spans
         .spans
         .iter()
@@ -52,7 +121,7 @@ pub fn to_json(spans: &RunSpans) -> String {
         .collect();
 
     let mut events: Vec<Value> = Vec::new();
-    let mut threads: BTreeMap<(u64, u64), ()> = BTreeMap::new();
+    let mut threads: BTreeSet<(u64, u64)> = BTreeSet::new();
     for actor in spans.actors() {
         let pid = pid(spans, actor);
         events.push(json!({
@@ -65,16 +134,12 @@ pub fn to_json(spans: &RunSpans) -> String {
         }));
     }
     for s in &spans.spans {
-        threads.insert((pid(spans, s.actor), tid(s.trace)), ());
+        threads.insert((pid(spans, s.actor), tid(s)));
     }
-    for &(pid, tid) in threads.keys() {
-        let name = match tid {
-            0 => "no client".to_string(),
-            t => format!("c{} operations", t - 1),
-        };
+    for &(pid, tid) in &threads {
         events.push(json!({
             "name": "thread_name", "ph": "M", "pid": pid, "tid": tid,
-            "args": { "name": name },
+            "args": { "name": format!("operations {tid}") },
         }));
     }
     let mut flows = Vec::new();
@@ -98,7 +163,7 @@ pub fn to_json(spans: &RunSpans) -> String {
                 args.insert("status".into(), format!("error: {m}").into());
             }
         }
-        let (pid_s, tid_s) = (pid(spans, s.actor), tid(s.trace));
+        let (pid_s, tid_s) = (pid(spans, s.actor), tid(s));
         events.push(json!({
             "name": s.name, "cat": "span", "ph": "X",
             "ts": micros(s.start_ns), "dur": micros(s.end_ns - s.start_ns),
@@ -113,7 +178,7 @@ pub fn to_json(spans: &RunSpans) -> String {
             flows.push(json!({
                 "name": name, "cat": "cause", "ph": "s", "id": s.id,
                 "ts": micros(parent.start_ns),
-                "pid": pid(spans, parent.actor), "tid": tid(parent.trace),
+                "pid": pid(spans, parent.actor), "tid": tid(parent),
             }));
             flows.push(json!({
                 "name": name, "cat": "cause", "ph": "f", "bp": "e", "id": s.id,

@@ -178,6 +178,17 @@ impl SpanRecorder {
             Some(r) => self.spans[r].trace,
             None => self.new_trace(),
         };
+        // An attempt still unanswered when the next one leaves was given up on then.
+        let superseded: Vec<RequestId> = self
+            .open_attempts
+            .iter()
+            .filter(|(_, &i)| self.spans[i].trace == trace)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in superseded {
+            let i = self.open_attempts.remove(&id).expect("listed");
+            self.spans[i].end_ns = now;
+        }
         let attempt = self.attempt_counts.entry(trace).or_default();
         *attempt += 1;
         let attempt = *attempt;
