@@ -201,3 +201,36 @@ pub fn write_traces(
     std::fs::write(&chrome_path, chrome::to_json(spans))?;
     Ok((otlp_path, chrome_path))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{trace_paths, RunSpans};
+
+    #[test]
+    fn trace_paths_drop_a_json_ending_and_name_the_seed_of_a_sweep() {
+        let paths = |file: &str, seed| {
+            let (otlp, chrome) = trace_paths(Path::new(file), seed);
+            (otlp.display().to_string(), chrome.display().to_string())
+        };
+        let one = ("t/out.otlp.json".into(), "t/out.chrome.json".into());
+        assert_eq!(paths("t/out.json", None), one);
+        assert_eq!(paths("t/out", None), one);
+        assert_eq!(
+            paths("out.json", Some(7)),
+            ("out.seed-7.otlp.json".into(), "out.seed-7.chrome.json".into())
+        );
+    }
+
+    #[test]
+    fn ids_are_fixed_width_hex_with_the_seed_first() {
+        let spans = RunSpans {
+            seed: 0xab,
+            ..RunSpans::default()
+        };
+        assert_eq!(spans.trace_id(3), "00000000000000ab0000000000000003");
+        assert_eq!(RunSpans::span_id(255), "00000000000000ff");
+        assert_eq!(spans.trace_id(u64::MAX).len(), 32);
+    }
+}
