@@ -219,7 +219,10 @@ mod tests {
         assert_eq!(paths("t/out", None), one);
         assert_eq!(
             paths("out.json", Some(7)),
-            ("out.seed-7.otlp.json".into(), "out.seed-7.chrome.json".into())
+            (
+                "out.seed-7.otlp.json".into(),
+                "out.seed-7.chrome.json".into()
+            )
         );
     }
 
