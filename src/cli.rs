@@ -64,11 +64,15 @@ enum Command {
         /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        traces: Traces,
     },
     /// Rerun one seed with full tracing (filter with RUST_LOG, e.g. RUST_LOG=faultline=info).
     Replay {
         #[command(flatten)]
         target: Target,
+        #[command(flatten)]
+        traces: Traces,
     },
     /// Shrink a failing seed: the smallest fault schedule found that still fails the
     /// same check (delta debugging over the faults, then shorter and later faults,
@@ -114,6 +118,18 @@ enum Model {
     Register,
     /// read/write/cas on one register, or one per key (Knossos's cas-register)
     CasRegister,
+}
+
+#[derive(clap::Args)]
+struct Traces {
+    /// Write request traces (each client operation a trace of the steps it caused on
+    /// each node, in simulated time) to FILE.otlp.json (OpenTelemetry JSON, for Jaeger
+    /// or an OTLP collector) and FILE.chrome.json (Chrome trace events, for Perfetto or
+    /// chrome://tracing); a .json ending of FILE is dropped first. With several seeds,
+    /// one pair per seed: FILE.seed-N.otlp.json and FILE.seed-N.chrome.json. Each
+    /// seed runs once more, recording.
+    #[arg(long, value_name = "FILE")]
+    traces: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -241,6 +257,7 @@ impl Invocation {
                 check_determinism,
                 keep,
                 json,
+                traces,
             } => {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 let options = RunOptions {
@@ -249,10 +266,11 @@ impl Invocation {
                     check_determinism,
                     keep,
                     json,
+                    traces: traces.traces,
                 };
                 run(self, &target, &options)
             }
-            Command::Replay { target } => replay(self, &target),
+            Command::Replay { target, traces } => replay(self, &target, traces.traces),
             Command::Shrink { target } => shrink(self, &target),
             Command::Check(args) => check(&args),
             Command::Report { dir } => match crate::report::write(&dir) {
@@ -615,6 +633,7 @@ struct RunOptions {
     check_determinism: bool,
     keep: bool,
     json: bool,
+    traces: Option<PathBuf>,
 }
 
 /// The scenario, its protocol and the request the flags describe.
@@ -668,6 +687,7 @@ fn run(invocation: &Invocation, target: &Target, options: &RunOptions) -> u8 {
     request.check_determinism = options.check_determinism;
     request.keep = options.keep;
     request.progress = !options.json;
+    request.traces = options.traces.clone();
     let summary = match (protocol.run)(&scenario, &request) {
         Ok(summary) => summary,
         Err(e) => return usage(e),
@@ -680,10 +700,25 @@ fn run(invocation: &Invocation, target: &Target, options: &RunOptions) -> u8 {
     } else {
         print_summary(invocation, &summary, target);
     }
-    summary.exit_code() as u8
+    traces_written(&summary, options.json).unwrap_or(summary.exit_code() as u8)
 }
 
-fn replay(invocation: &Invocation, target: &Target) -> u8 {
+/// Prints the request trace files each seed wrote (unless the summary went out as
+/// JSON, which lists them); `Some(2)` if one could not be written.
+fn traces_written(summary: &Summary, json: bool) -> Option<u8> {
+    let mut failed = None;
+    for file in summary.runs.iter().flat_map(|r| &r.traces) {
+        if file.starts_with("(could not") {
+            eprintln!("faultline: {file}");
+            failed = Some(2);
+        } else if !json {
+            println!("traces: {file}");
+        }
+    }
+    failed
+}
+
+fn replay(invocation: &Invocation, target: &Target, traces: Option<PathBuf>) -> u8 {
     let Some(seed) = target.seed.or_else(|| target.schedule.as_ref().map(|_| 0)) else {
         return usage("replay needs --seed N");
     };
@@ -693,12 +728,13 @@ fn replay(invocation: &Invocation, target: &Target) -> u8 {
     };
     install_tracing();
     request.keep = true;
+    request.traces = traces;
     let summary = match (protocol.run)(&scenario, &request) {
         Ok(summary) => summary,
         Err(e) => return usage(e),
     };
     print_summary(invocation, &summary, target);
-    summary.exit_code() as u8
+    traces_written(&summary, false).unwrap_or(summary.exit_code() as u8)
 }
 
 fn shrink(invocation: &Invocation, target: &Target) -> u8 {

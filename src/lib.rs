@@ -162,6 +162,7 @@ pub mod scenario;
 pub mod shrink;
 #[cfg(madsim)]
 pub mod sim;
+pub mod spans;
 #[cfg(madsim)]
 pub mod testing;
 

@@ -31,6 +31,7 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 
 use crate::fingerprint::Fingerprint;
+use crate::spans::OpId;
 use crate::storage::Storage;
 
 /// Index of a server process in its cluster: `0..nodes`.
@@ -189,6 +190,18 @@ pub enum Effect<P: Process> {
         /// The state's name, kebab-case.
         name: &'static str,
     },
+    /// A step of a client operation, for its request trace ([`Context::span`]).
+    Span {
+        /// The operation it serves.
+        op: OpId,
+        /// The step's name (`appended`, `replicated`...).
+        name: &'static str,
+        /// The sender's steps it may follow from, when a message caused this handler
+        /// call (empty: any).
+        after: &'static [&'static str],
+        /// Integer attributes (`index`, `term`...).
+        attrs: Vec<(&'static str, i64)>,
+    },
 }
 
 /// What a handler can see and do. Built by the driver (or a unit test) per step.
@@ -201,6 +214,8 @@ pub struct Context<'a, P: Process> {
     storage: &'a mut Storage<P::Record>,
     next_timer: &'a mut u64,
     effects: &'a mut Vec<Effect<P>>,
+    /// Whether [`Context::span`] records (the driver's run is recording).
+    spans: bool,
 }
 
 impl<'a, P: Process> Context<'a, P> {
@@ -226,7 +241,14 @@ impl<'a, P: Process> Context<'a, P> {
             storage,
             next_timer,
             effects,
+            spans: false,
         }
+    }
+
+    /// Switches [`Context::span`] on: the driver does when the run records its trace.
+    pub fn with_spans(mut self, on: bool) -> Self {
+        self.spans = on;
+        self
     }
 
     /// Sets the wall clock (the monotonic clock plus the node's NTP offset).
@@ -366,6 +388,45 @@ impl<'a, P: Process> Context<'a, P> {
     /// kebab-case and listed in the protocol's `System::sometimes`.
     pub fn sometimes(&mut self, name: &'static str) {
         self.effects.push(Effect::Sometimes { name });
+    }
+
+    /// Whether [`Context::span`] records in this step: a protocol may skip work that
+    /// only feeds spans when it does not.
+    pub fn spans_enabled(&self) -> bool {
+        self.spans
+    }
+
+    /// Records a step of client operation `op` for its request trace (see
+    /// [`crate::spans`]): `name` is the step (`appended`), `attrs` its integer
+    /// attributes (`[("index", 7), ("term", 2)]`). The driver gives it a parent from
+    /// what caused this handler call and an end (the node's next step of the same
+    /// operation). Like [`Context::sometimes`] it changes nothing in the run; it is a
+    /// no-op unless the run records.
+    pub fn span(&mut self, op: OpId, name: &'static str, attrs: &[(&'static str, i64)]) {
+        self.span_after(op, name, &[], attrs);
+    }
+
+    /// [`Context::span`] for a step that a message carries on from particular steps
+    /// at its sender: when a message caused this handler call, the parent is the
+    /// sender's latest span named in `after` before it sent the message (Raft: a
+    /// follower's `replicated` follows the leader's `appended`, not its later
+    /// `answered`). Empty `after` is [`Context::span`].
+    pub fn span_after(
+        &mut self,
+        op: OpId,
+        name: &'static str,
+        after: &'static [&'static str],
+        attrs: &[(&'static str, i64)],
+    ) {
+        if self.spans {
+            let attrs = attrs.to_vec();
+            self.effects.push(Effect::Span {
+                op,
+                name,
+                after,
+                attrs,
+            });
+        }
     }
 }
 

@@ -35,6 +35,11 @@ pub struct RunRequest {
     pub keep: bool,
     /// Show a progress bar on stderr while a sweep of two or more seeds runs.
     pub progress: bool,
+    /// Write each seed's request traces here, in OpenTelemetry and Chrome trace-event
+    /// JSON (see [`crate::spans::trace_paths`]: `FILE.otlp.json`, `FILE.chrome.json`,
+    /// with the seed in the names when more than one seed runs). Each seed then also
+    /// runs once more, recording.
+    pub traces: Option<PathBuf>,
 }
 
 impl Default for RunRequest {
@@ -48,6 +53,7 @@ impl Default for RunRequest {
             artifacts: None,
             keep: false,
             progress: false,
+            traces: None,
         }
     }
 }
@@ -95,6 +101,9 @@ pub struct SeedReport {
     pub metrics: Metrics,
     /// Where its artifacts went, if anywhere.
     pub artifacts: Option<String>,
+    /// The request trace files written (`--traces`), or why they could not be.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub traces: Vec<String>,
 }
 
 fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
@@ -350,6 +359,7 @@ fn run_and_judge<S: System>(
         metrics: outcome.metrics.clone(),
         failure: outcome.failure.clone(),
         artifacts: None,
+        traces: Vec::new(),
     };
     if let Some(dir) = &request.artifacts {
         if request.keep || status == Status::Failed || status == Status::Shown {
@@ -363,7 +373,31 @@ fn run_and_judge<S: System>(
             ));
         }
     }
+    if let Some(file) = &request.traces {
+        let several = request.seeds.len() > 1;
+        report.traces = write_traces::<S>(scenario, setup, &schedule, file, several);
+    }
     report
+}
+
+/// Reruns the seed recording and writes its request traces; the paths written, or why
+/// not.
+fn write_traces<S: System>(
+    scenario: &Scenario,
+    setup: &Arc<Setup<S>>,
+    schedule: &Schedule,
+    file: &Path,
+    several: bool,
+) -> Vec<String> {
+    let recorded = run_seed::<S>(scenario, setup, schedule, true);
+    let seed = several.then_some(schedule.seed);
+    match crate::spans::write_traces(&recorded.spans, file, seed) {
+        Ok((otlp, chrome)) => vec![otlp.display().to_string(), chrome.display().to_string()],
+        Err(e) => vec![format!(
+            "(could not write traces for {}: {e})",
+            file.display()
+        )],
+    }
 }
 
 fn difference(a: &Outcome, b: &Outcome) -> Option<String> {
@@ -419,6 +453,8 @@ pub struct Outcome {
     pub history_lines: Vec<String>,
     /// `trace.jsonl`, when recorded.
     pub trace_lines: Vec<String>,
+    /// The request traces, when recorded (else empty).
+    pub spans: crate::spans::RunSpans,
 }
 
 /// Runs one seed in a fresh thread with a fresh madsim runtime (madsim keeps state
@@ -488,6 +524,7 @@ pub fn run_seed<S: System>(
             Vec::new()
         },
         trace_lines: result.trace.iter().map(|e| json(e)).collect(),
+        spans: result.spans,
     }
 }
 
@@ -526,6 +563,7 @@ impl Outcome {
             history_ops: 0,
             history_lines: Vec::new(),
             trace_lines: Vec::new(),
+            spans: crate::spans::RunSpans::default(),
         }
     }
 }

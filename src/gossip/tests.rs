@@ -167,6 +167,7 @@ impl Net {
                 Effect::Write { .. }
                 | Effect::Trace { .. }
                 | Effect::Sometimes { .. }
+                | Effect::Span { .. }
                 | Effect::Reply { .. } => {}
             }
         }

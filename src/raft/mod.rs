@@ -514,6 +514,24 @@ impl RaftProcess {
     }
 }
 
+/// A request-trace step for a client command's entry (see [`crate::spans`]); a no-op
+/// entry serves no client and has none. Across a message, each step follows the
+/// sender's step that the message carries on: an entry from an append or an earlier
+/// replica, a commit from an acknowledgement, an apply from a commit.
+fn span_entry(ctx: &mut Ctx<'_>, entry: &Entry, name: &'static str) {
+    if let EntryData::Command { client, seq, .. } = entry.data {
+        let op = crate::spans::OpId { client, op: seq };
+        let attrs = [("index", entry.index as i64), ("term", entry.term as i64)];
+        let after: &'static [&'static str] = match name {
+            "replicated" => &["appended", "replicated"],
+            "committed" => &["replicated"],
+            "applied" => &["committed"],
+            _ => &[],
+        };
+        ctx.span_after(op, name, after, &attrs);
+    }
+}
+
 pub(crate) fn log_key(index: u64) -> String {
     // Zero-padded so that key order is index order. Written by hand: `format!` with
     // padding was a twentieth of a simulated run, at one key per appended entry.

@@ -2,7 +2,7 @@
 //! rule (§5.4.2); applying committed entries to the state machine.
 
 use super::messages::{AppendResult, Entry, EntryData, Message, Response};
-use super::{entry_digest, log_key, AppliedEntry, Ctx, RaftProcess, Role};
+use super::{entry_digest, log_key, span_entry, AppliedEntry, Ctx, RaftProcess, Role};
 use crate::kv::{Applied, KvCommand, KvResult};
 use crate::process::{NodeId, RequestId};
 
@@ -49,6 +49,7 @@ impl RaftProcess {
                     ..
                 }
             );
+        span_entry(ctx, &entry, "appended");
         self.persist_entry(ctx, &entry);
         self.log.append(entry);
         if ack_now {
@@ -198,6 +199,7 @@ impl RaftProcess {
                 }
                 None => {}
             }
+            span_entry(ctx, &e, "replicated");
             self.persist_entry(ctx, &e);
             self.log.append(e);
         }
@@ -341,6 +343,11 @@ impl RaftProcess {
     pub(super) fn commit_to(&mut self, ctx: &mut Ctx<'_>, commit: u64) {
         assert!(commit > self.commit, "commit only advances");
         assert!(commit <= self.log.last_index(), "commit beyond the log");
+        if self.role == Role::Leader && ctx.spans_enabled() {
+            for e in self.log.slice(self.commit + 1, commit) {
+                span_entry(ctx, e, "committed");
+            }
+        }
         self.commit = commit;
         self.apply_committed(ctx);
     }
@@ -353,6 +360,7 @@ impl RaftProcess {
                 .log
                 .entry(index)
                 .expect("committed entries are in the log");
+            span_entry(ctx, entry, "applied");
             self.applied_in_step.push(AppliedEntry {
                 index,
                 term: entry.term,

@@ -36,6 +36,8 @@ pub struct SimResult<S: System> {
     pub history: Vec<HistoryEvent<Op<S>>>,
     /// The full trace, when recorded.
     pub trace: Vec<TraceRecord>,
+    /// The request traces, when recorded (else empty).
+    pub spans: crate::spans::RunSpans,
 }
 
 type Shared<S> = Arc<Mutex<World<S>>>;
@@ -268,6 +270,10 @@ pub async fn simulate<S: System>(
             metrics,
             history: std::mem::take(&mut w.history),
             trace: w.trace.take_records(),
+            spans: crate::spans::RunSpans {
+                scenario: scenario.name.clone(),
+                ..w.take_spans(sim_ns)
+            },
         }
     };
     // Each actor's task holds the world, and the world's mailboxes hold the tasks'

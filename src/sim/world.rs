@@ -21,6 +21,7 @@ use crate::history::{HistoryEvent, OpType};
 use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, SyncError, TimerId};
 use crate::rng::{stream, Purpose};
 use crate::scenario::{DiskSpec, Fault, FaultKind, Latency, NetworkSpec};
+use crate::spans::recorder::{Cause, SpanRecorder};
 use crate::storage::Storage;
 use crate::system::{Setup, System};
 
@@ -237,6 +238,8 @@ pub struct World<S: System> {
     slow_rng: ChaCha8Rng,
     effects: Vec<Effect<P<S>>>,
     client_effects: Vec<ClientEffect<P<S>, S::Client>>,
+    /// Request traces, when recording (never hashed).
+    spans: Option<SpanRecorder>,
 }
 
 impl<S: System> World<S> {
@@ -313,6 +316,7 @@ impl<S: System> World<S> {
             slow_rng: stream(seed, Purpose::Slow, 0),
             effects: Vec::new(),
             client_effects: Vec::new(),
+            spans: record.then(SpanRecorder::default),
             setup,
         }
     }
@@ -603,6 +607,19 @@ impl<S: System> World<S> {
 
     /// One handler call: `None` is `on_start`.
     fn step_node(&mut self, id: NodeId, due: Option<NodeDue<S>>, now: u64) {
+        if let Some(spans) = &mut self.spans {
+            let cause = match &due {
+                Some(Due::Input(NodeInput::Request { id, req })) => {
+                    Cause::Request(*id, format!("{req:?}"))
+                }
+                Some(Due::Input(NodeInput::Message { from, seq, .. })) => Cause::Message {
+                    from: *from,
+                    seq: *seq,
+                },
+                _ => Cause::Local,
+            };
+            spans.begin_step(id, now, self.counters.sent, cause);
+        }
         let n = self.setup.nodes;
         let slot = &mut self.nodes[id];
         let actor = Actor::Node(id);
@@ -657,7 +674,8 @@ impl<S: System> World<S> {
             &mut slot.next_timer,
             &mut effects,
         )
-        .with_wall_clock(slot.clock.wall(now));
+        .with_wall_clock(slot.clock.wall(now))
+        .with_spans(self.spans.is_some());
         match due {
             None => process.on_start(&mut ctx),
             Some(Due::Input(NodeInput::DiskWake)) => {
@@ -820,6 +838,10 @@ impl<S: System> World<S> {
                         .event_with(now, actor, "reply", &(request, &response), || {
                             (format!("{request:?} {response:?}"), fields())
                         });
+                    if let Some(spans) = &mut self.spans {
+                        let sent = self.counters.sent;
+                        spans.reply(id, now, sent, request, format!("{response:?}"));
+                    }
                     if !self.client_connected(request.client, id) {
                         self.trace.event_with(
                             now,
@@ -852,6 +874,17 @@ impl<S: System> World<S> {
                         S::NAME
                     );
                     *self.sometimes.entry(name).or_default() += 1;
+                }
+                Effect::Span {
+                    op,
+                    name,
+                    after,
+                    attrs,
+                } => {
+                    if let Some(spans) = &mut self.spans {
+                        let sent = self.counters.sent;
+                        spans.span(id, (now, sent), op, (name, after), &attrs);
+                    }
                 }
             }
         }
@@ -997,6 +1030,9 @@ impl<S: System> World<S> {
                         )
                     },
                 );
+                if let Some(spans) = &mut self.spans {
+                    spans.response(now, from, id, format!("{response:?}"));
+                }
                 slot.client.on_response(&mut ctx, from, id, response);
             }
             Some(ClientStep::Due(Due::Timer(timer))) => {
@@ -1024,6 +1060,9 @@ impl<S: System> World<S> {
                         .event_with(now, actor, "request", &(to, id, &req), || {
                             (format!("to n{to} {id:?} {req:?}"), fields())
                         });
+                    if let Some(spans) = &mut self.spans {
+                        spans.request(c, now, to, id, format!("{req:?}"));
+                    }
                     if !self.client_connected(c, to) {
                         self.trace.event_with(
                             now,
@@ -1051,6 +1090,13 @@ impl<S: System> World<S> {
                     self.trace.event(now, actor, "op", &(kind, &op), || {
                         format!("{kind:?} {op:?}")
                     });
+                    if let Some(spans) = &mut self.spans {
+                        let json = serde_json::to_value(&op).unwrap_or_default();
+                        match kind {
+                            OpType::Invoke => spans.invoke(c, now, json),
+                            _ => spans.complete(c, now, kind, json),
+                        }
+                    }
                     self.history.push(HistoryEvent {
                         index,
                         process: c,
@@ -1159,6 +1205,9 @@ impl<S: System> World<S> {
         self.processes[id] = None;
         self.counters.crashes += 1;
         self.counters.writes_lost += lost;
+        if let Some(spans) = &mut self.spans {
+            spans.node_down(id, now);
+        }
         self.trace
             .event(now, Actor::Node(id), "crash", &(kept, lost), || {
                 format!("{lost} unsynced writes lost, {kept} kept (torn: {torn})")
@@ -1408,6 +1457,17 @@ impl<S: System> World<S> {
         } else {
             Err(reasons)
         }
+    }
+
+    /// The run's request traces (empty when not recording), ending what is still
+    /// open at `now`; the exporter's names are filled in but the scenario's.
+    pub fn take_spans(&mut self, now: u64) -> crate::spans::RunSpans {
+        let mut spans = self.spans.take().map(|r| r.finish(now)).unwrap_or_default();
+        spans.protocol = S::NAME.to_string();
+        spans.seed = self.seed;
+        spans.nodes = self.nodes.len();
+        spans.clients = self.clients.len();
+        spans
     }
 
     pub fn metrics(&self) -> Metrics {

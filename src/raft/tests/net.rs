@@ -271,7 +271,7 @@ impl Net {
                         self.replies.push((id, response));
                     }
                 }
-                Effect::Trace { .. } | Effect::Sometimes { .. } => {}
+                Effect::Trace { .. } | Effect::Sometimes { .. } | Effect::Span { .. } => {}
             }
         }
         self.check(i);
