@@ -61,6 +61,10 @@ enum Command {
         /// Keep the artifacts of every seed, not only failing ones.
         #[arg(long)]
         keep: bool,
+        /// Write the artifacts of at most this many failing seeds (a trace and a
+        /// report each, megabytes); replay the others.
+        #[arg(long, default_value_t = 20)]
+        artifacts_max: usize,
         /// Print the summary as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -256,6 +260,7 @@ impl Invocation {
                 jobs,
                 check_determinism,
                 keep,
+                artifacts_max,
                 json,
                 traces,
             } => {
@@ -265,6 +270,7 @@ impl Invocation {
                     jobs: jobs.unwrap_or(cores),
                     check_determinism,
                     keep,
+                    artifacts_max,
                     json,
                     traces: traces.traces,
                 };
@@ -632,6 +638,7 @@ struct RunOptions {
     jobs: usize,
     check_determinism: bool,
     keep: bool,
+    artifacts_max: usize,
     json: bool,
     traces: Option<PathBuf>,
 }
@@ -686,6 +693,7 @@ fn run(invocation: &Invocation, target: &Target, options: &RunOptions) -> u8 {
     request.jobs = options.jobs;
     request.check_determinism = options.check_determinism;
     request.keep = options.keep;
+    request.failing_artifacts_max = options.artifacts_max;
     request.progress = !options.json;
     request.traces = options.traces.clone();
     let summary = match (protocol.run)(&scenario, &request) {
@@ -921,8 +929,12 @@ fn print_summary(invocation: &Invocation, summary: &Summary, target: &Target) {
             "  replay: {}",
             replay_command(invocation, s, target, r.seed)
         );
-        if let Some(dir) = &r.artifacts {
-            println!("  artifacts: {dir}");
+        match &r.artifacts {
+            Some(dir) => println!("  artifacts: {dir}"),
+            None if r.status != Status::Unknown => {
+                println!("  artifacts: none (--artifacts-max reached; the replay writes them)")
+            }
+            None => {}
         }
     }
     if let [only] = s.runs.as_slice() {

@@ -33,6 +33,11 @@ pub struct RunRequest {
     pub artifacts: Option<PathBuf>,
     /// Keep artifacts of every seed, not only failing ones.
     pub keep: bool,
+    /// Without `keep`, the most failing seeds whose artifacts a sweep writes (each
+    /// holds a full trace and its report, megabytes); the others are listed and can be
+    /// replayed. The first to finish take the places, so with several jobs which ones
+    /// varies.
+    pub failing_artifacts_max: usize,
     /// Show a progress bar on stderr while a sweep of two or more seeds runs.
     pub progress: bool,
     /// Write each seed's request traces here, in OpenTelemetry and Chrome trace-event
@@ -52,6 +57,7 @@ impl Default for RunRequest {
             bugs: Vec::new(),
             artifacts: None,
             keep: false,
+            failing_artifacts_max: usize::MAX,
             progress: false,
             traces: None,
         }
@@ -208,6 +214,7 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
     let started = Instant::now();
     let bar = progress_bar(request);
     let next = AtomicUsize::new(0);
+    let artifact_places = AtomicUsize::new(request.failing_artifacts_max);
     let reports = Mutex::new(Vec::with_capacity(request.seeds.len()));
     std::thread::scope(|scope| {
         for _ in 0..request.jobs.min(request.seeds.len()) {
@@ -216,7 +223,7 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
                 let Some(&seed) = request.seeds.get(i) else {
                     break;
                 };
-                let report = run_and_judge::<S>(scenario, &setup, request, seed);
+                let report = run_and_judge::<S>(scenario, &setup, request, seed, &artifact_places);
                 bar.inc(1);
                 reports.lock().unwrap().push(report);
             });
@@ -319,6 +326,7 @@ fn run_and_judge<S: System>(
     setup: &Arc<Setup<S>>,
     request: &RunRequest,
     seed: u64,
+    artifact_places: &AtomicUsize,
 ) -> SeedReport {
     let schedule = match &request.schedule {
         Some(s) => Schedule { seed, ..s.clone() },
@@ -362,7 +370,13 @@ fn run_and_judge<S: System>(
         traces: Vec::new(),
     };
     if let Some(dir) = &request.artifacts {
-        if request.keep || status == Status::Failed || status == Status::Shown {
+        let failing = status == Status::Failed || status == Status::Shown;
+        let place = || {
+            artifact_places
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        if request.keep || (failing && place()) {
             report.artifacts = Some(write_artifacts::<S>(
                 scenario,
                 setup,

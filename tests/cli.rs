@@ -351,3 +351,36 @@ fn shrink_on_a_passing_seed_writes_nothing() {
     assert!(stdout(&o).contains("seed 1 passes: nothing to shrink"));
     assert!(!dir.join("results").exists());
 }
+
+#[test]
+fn a_sweep_writes_artifacts_for_at_most_artifacts_max_failing_seeds() {
+    let dir = scratch("artifacts-max");
+    let o = faultline(
+        &dir,
+        &[
+            "run",
+            "raft-election",
+            "--bug",
+            "vote-not-persisted",
+            "--seeds",
+            "0..4",
+            "--jobs",
+            "1",
+            "--artifacts-max",
+            "1",
+        ],
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("failed: 4"), "{out}");
+    let written = std::fs::read_dir(dir.join("results/raft-election"))
+        .unwrap()
+        .count();
+    assert_eq!(written, 1, "{out}");
+    assert_eq!(
+        out.matches("artifacts: none (--artifacts-max reached").count(),
+        3,
+        "{out}"
+    );
+}
