@@ -56,6 +56,7 @@ pub fn shrink<S: System>(
         bugs,
         runs: 0,
         target: None,
+        failing_history_ops: 0,
         chunk: usize::MAX,
         _system: std::marker::PhantomData,
     };
@@ -66,6 +67,7 @@ pub fn shrink<S: System>(
         return Ok(None);
     };
     shrinker.target = Some(failure.clone());
+    shrinker.failing_history_ops = first.history_ops;
     let mut best = schedule.clone();
     let mut best_sim_ns = first.sim_ns;
     let mut steps = Vec::new();
@@ -127,6 +129,9 @@ struct Shrinker<'a, S: System> {
     bugs: &'a [String],
     runs: usize,
     target: Option<Failure>,
+    /// History events of the latest run that failed as the target did (the schedule
+    /// being shrunk): two per operation.
+    failing_history_ops: usize,
     /// Delta debugging's granularity: how many faults the last removal took out.
     chunk: usize,
     _system: std::marker::PhantomData<S>,
@@ -163,12 +168,17 @@ impl<S: System> Shrinker<'_, S> {
             return Ok(None);
         }
         let target = self.target.clone().expect("a target failure");
-        Ok(self.run(candidate)?.and_then(|outcome| {
-            let same = outcome.failure.as_ref().is_some_and(|f| {
-                f.kind == target.kind && (f.check == target.check || f.kind == FailureKind::Panic)
-            });
-            same.then_some(outcome.sim_ns)
-        }))
+        let Some(outcome) = self.run(candidate)? else {
+            return Ok(None);
+        };
+        let same = outcome.failure.as_ref().is_some_and(|f| {
+            f.kind == target.kind && (f.check == target.check || f.kind == FailureKind::Panic)
+        });
+        if same {
+            // The first failing candidate is the one accepted (`first_failing`).
+            self.failing_history_ops = outcome.history_ops;
+        }
+        Ok(same.then_some(outcome.sim_ns))
     }
 
     /// The first of `candidates` that still fails.
@@ -383,7 +393,8 @@ fn shorten_fault_phase<S: System>(
     s.first_failing(candidates)
 }
 
-/// Halves the workload's `clients`, then takes one away.
+/// Halves the workload's `clients`, then takes one away; then halves the operations
+/// each client starts, or cuts them by a quarter ([`System::ops_per_client_key`]).
 fn lighten_workload<S: System>(
     s: &mut Shrinker<'_, S>,
     best: &Schedule,
@@ -391,23 +402,37 @@ fn lighten_workload<S: System>(
     let Ok(scenario) = s.scenario.with_overrides(best) else {
         return Ok(None);
     };
-    let Some(clients) = scenario.workload_integer("clients") else {
-        return Ok(None);
+    let with = |key: &str, n: i64| {
+        let mut workload = best.workload.clone().unwrap_or_default();
+        workload.insert(key.into(), toml::Value::Integer(n));
+        Schedule {
+            workload: Some(workload),
+            ..best.clone()
+        }
     };
-    let mut counts = vec![clients / 2, clients - 1];
-    counts.retain(|&c| c >= 1 && c < clients);
-    counts.dedup();
-    let candidates: Vec<_> = counts
-        .into_iter()
-        .map(|c| {
-            let mut workload = best.workload.clone().unwrap_or_default();
-            workload.insert("clients".into(), toml::Value::Integer(c));
-            let candidate = Schedule {
-                workload: Some(workload),
-                ..best.clone()
-            };
-            (candidate, format!("{c} clients"))
-        })
-        .collect();
+    let mut candidates = Vec::new();
+    let clients = scenario.workload_integer("clients");
+    if let Some(clients) = clients {
+        let mut counts = vec![clients / 2, clients - 1];
+        counts.retain(|&c| c >= 1 && c < clients);
+        counts.dedup();
+        for c in counts {
+            candidates.push((with("clients", c), format!("{c} clients")));
+        }
+    }
+    if let Some(key) = S::ops_per_client_key() {
+        // Unbounded so far: start from what each client ran in the failing run.
+        let per_client = (s.failing_history_ops / 2) as i64 / clients.unwrap_or(1).max(1);
+        let ops = match scenario.workload_integer(key) {
+            Some(n) if n > 0 => n,
+            _ => per_client + 1,
+        };
+        let mut counts = vec![ops / 2, ops * 3 / 4];
+        counts.retain(|&n| n >= 1 && n < ops);
+        counts.dedup();
+        for n in counts {
+            candidates.push((with(key, n), format!("{n} operations per client")));
+        }
+    }
     s.first_failing(candidates)
 }

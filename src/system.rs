@@ -120,6 +120,12 @@ pub trait System: Sized + 'static {
     fn liveness_bound_ms(_setup: &Setup<Self>) -> Option<u64> {
         None
     }
+    /// The `[workload]` key that bounds how many operations each client starts, if
+    /// the workload has one: `faultline shrink` lowers it to find a failure with less
+    /// client load. `None` (the default): only the client count is shrunk.
+    fn ops_per_client_key() -> Option<&'static str> {
+        None
+    }
     /// For a protocol with a leader: how soon after the heal a leader followed by a
     /// majority must exist when a scenario sets no `liveness.leader_ms`, derived from
     /// the config. `None` (the default): the protocol has no leader, and a scenario

@@ -12,8 +12,11 @@
 
 use std::ops::Range;
 
+use proptest::strategy::Strategy;
+
+use crate::rng::{stream, Purpose};
 use crate::run::{run, RunRequest, Status, Summary};
-use crate::scenario::Scenario;
+use crate::scenario::{FaultKind, RandomFaults, Scenario, Schedule};
 use crate::system::System;
 
 /// Runs a scenario file (a path, or a name in `scenarios/` of the crate under test or
@@ -177,4 +180,81 @@ fn replay_program() -> Option<String> {
             .contains("faultline::cli")
             .then(|| format!("cargo run --release --bin {name} --"))
     })
+}
+
+/// A proptest strategy over fault schedules of `scenario`, for property tests whose
+/// failures proptest shrinks with its own machinery: a seed, then the scenario's own
+/// faults and up to `faults_max` more, each of a kind from its `[random]` table (every
+/// kind when it has none; client kinds only when `clients > 0`) starting within the
+/// fault phase and lasting within the table's `duration_ms` range, its targets and
+/// values drawn as the scenario's generator draws them ([`Scenario::schedule`]).
+///
+/// Shrinking removes drawn faults, moves them earlier, shortens them, picks earlier
+/// kinds of the table and smaller draw seeds; run each value with
+/// [`crate::run::run_seed`] after [`Scenario::with_overrides`]. Panics if `scenario`
+/// has no kind to draw.
+pub fn schedules(
+    scenario: &Scenario,
+    clients: usize,
+    faults_max: usize,
+) -> impl Strategy<Value = Schedule> {
+    let r = scenario.random.clone().unwrap_or_else(|| RandomFaults {
+        kinds: FaultKind::ALL.to_vec(),
+        ..RandomFaults::default()
+    });
+    let kinds: Vec<FaultKind> = r
+        .kinds
+        .iter()
+        .copied()
+        .filter(|k| {
+            let client_kind = matches!(
+                k,
+                FaultKind::ClientPartition | FaultKind::ClientPause | FaultKind::ClientPin
+            );
+            clients > 0 || !client_kind
+        })
+        .collect();
+    assert!(!kinds.is_empty(), "the scenario has no fault kind to draw");
+    let duration_ms = scenario.duration_ms;
+    let fault = (
+        0..duration_ms,
+        r.duration_ms.min..=r.duration_ms.max,
+        0..kinds.len(),
+        proptest::num::u64::ANY,
+    );
+    let scenario = scenario.clone();
+    (
+        proptest::num::u64::ANY,
+        proptest::collection::vec(fault, 0..=faults_max),
+    )
+        .prop_map(move |(seed, mut drawn)| {
+            // In time order, so `max_down` sees the down faults as the run will.
+            drawn.sort_by_key(|&(at_ms, ..)| at_ms);
+            let mut downs = scenario
+                .faults
+                .iter()
+                .filter_map(|f| Some((f.downed_node()?, f.at_ms(), f.end_ms().unwrap_or(u64::MAX))))
+                .collect();
+            let mut faults = scenario.faults.clone();
+            for (at_ms, len_ms, kind, draw_seed) in drawn {
+                let mut rng = stream(draw_seed, Purpose::Schedule, 1);
+                let until = (at_ms + len_ms).min(duration_ms);
+                let window = (at_ms, until);
+                faults.extend(crate::scenario::draw(
+                    &scenario,
+                    &r,
+                    kinds[kind],
+                    window,
+                    &mut downs,
+                    &mut rng,
+                    clients,
+                ));
+            }
+            Schedule {
+                seed,
+                duration_ms: None,
+                workload: None,
+                faults,
+            }
+        })
 }

@@ -379,7 +379,8 @@ fn a_sweep_writes_artifacts_for_at_most_artifacts_max_failing_seeds() {
         .count();
     assert_eq!(written, 1, "{out}");
     assert_eq!(
-        out.matches("artifacts: none (--artifacts-max reached").count(),
+        out.matches("artifacts: none (--artifacts-max reached")
+            .count(),
         3,
         "{out}"
     );

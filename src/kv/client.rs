@@ -78,6 +78,9 @@ pub struct KvWorkload {
     /// How long an operation is retried before the client gives up on it: from its
     /// start with `give_up`, else from the quiesce (the liveness phase).
     pub op_timeout_ms: u64,
+    /// Most operations each client starts (0: no bound); the post-heal write is not
+    /// counted. `faultline shrink` lowers it to find a failure with fewer operations.
+    pub ops_per_client_max: u64,
     /// Abandon an operation `op_timeout_ms` after it started, recording it `info` if
     /// it may have taken effect (Jepsen's clients). `false` (the default): retry it,
     /// with the same session sequence number, until an attempt is answered.
@@ -97,6 +100,7 @@ impl Default for KvWorkload {
             request_timeout_ms: 250,
             op_timeout_ms: 3000,
             give_up: false,
+            ops_per_client_max: 0,
             think_time_ms: 20,
             retry_backoff_ms: 20,
         }
@@ -229,6 +233,11 @@ impl KvClient {
             pick -= weight;
         }
         unreachable!("pick < total weight")
+    }
+
+    /// Whether the workload's bound on operations lets this client start another.
+    fn may_start(&self) -> bool {
+        self.w.ops_per_client_max == 0 || self.last_seq < self.w.ops_per_client_max
     }
 
     /// Starts an operation: the next of the mix, or the post-heal write.
@@ -400,7 +409,7 @@ impl Client<RaftProcess> for KvClient {
     fn on_timer(&mut self, ctx: &mut Cx<'_>, timer: ClientTimer) {
         match timer {
             ClientTimer::Think => {
-                if self.stopped.is_none() && self.current.is_none() {
+                if self.stopped.is_none() && self.current.is_none() && self.may_start() {
                     self.start_op(ctx);
                 }
             }

@@ -185,6 +185,10 @@ impl System for RaftKv {
     /// Ten election timeouts (at most): with randomized timeouts a split vote repeats
     /// with probability well under a half, so ten in a row is rare on a network that
     /// meets the §5.6 timing requirement.
+    fn ops_per_client_key() -> Option<&'static str> {
+        Some("ops_per_client_max")
+    }
+
     fn leader_bound_ms(setup: &Setup<Self>) -> Option<u64> {
         Some(10 * setup.config.election_timeout_ms_max)
     }

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use error::{Location, ScenarioError};
 pub use fault::{in_scope, Fault, FaultKind, Latency, Link};
+pub(crate) use schedule::draw;
 pub use schedule::Schedule;
 
 use crate::check::Availability;

@@ -75,7 +75,6 @@ impl Schedule {
 fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) -> Vec<Fault> {
     let mut rng = stream(seed, Purpose::Schedule, 0);
     let end_ms = r.end_ms.unwrap_or(scenario.duration_ms);
-    let n = scenario.nodes;
     let mut faults = Vec::new();
     // (node, from, to): down intervals so far, for `max_down` and no double crashes;
     // the file's own down faults count too.
@@ -91,228 +90,245 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
             break;
         }
         let until = (t + rng.gen_range(r.duration_ms.min..=r.duration_ms.max)).min(end_ms);
-        let heal = (until > t).then_some(until);
         let kind = *r
             .kinds
             .choose(&mut rng)
             .expect("validated: kinds is not empty");
-        let fault = match kind {
-            FaultKind::Partition => {
-                let mut nodes: Vec<_> = (0..n).collect();
-                nodes.shuffle(&mut rng);
-                let cut = crate::rng::index(&mut rng, 1..n);
-                Some(Fault::Partition {
-                    at_ms: t,
-                    heal_ms: heal,
-                    permanent: false,
-                    groups: vec![nodes[..cut].to_vec()],
-                    classes: Vec::new(),
-                })
-            }
-            FaultKind::OneWay => {
-                let mut nodes: Vec<_> = (0..n).collect();
-                nodes.shuffle(&mut rng);
-                let cut = crate::rng::index(&mut rng, 1..n);
-                let (from, to) = nodes.split_at(cut);
-                Some(Fault::OneWay {
-                    at_ms: t,
-                    heal_ms: heal,
-                    permanent: false,
-                    from: from.to_vec(),
-                    to: to.to_vec(),
-                    classes: Vec::new(),
-                })
-            }
-            FaultKind::Bridge => {
-                let mut nodes: Vec<_> = (0..n).collect();
-                nodes.shuffle(&mut rng);
-                let bridge = nodes.pop().expect("validated: at least 3 nodes");
-                let cut = crate::rng::index(&mut rng, 1..nodes.len());
-                let (left, right) = nodes.split_at(cut);
-                Some(Fault::Bridge {
-                    at_ms: t,
-                    heal_ms: heal,
-                    permanent: false,
-                    bridge,
-                    left: left.to_vec(),
-                    right: right.to_vec(),
-                    classes: Vec::new(),
-                })
-            }
-            FaultKind::Isolate => Some(Fault::Isolate {
+        let fault = draw(scenario, r, kind, (t, until), &mut downs, &mut rng, clients);
+        faults.extend(fault);
+    }
+    faults
+}
+
+/// One drawn fault of `kind` over `[t, until)`: its targets and values from `rng`, in
+/// the order the generator has always drawn them (a change would change every seed's
+/// schedule). `downs` holds the down intervals so far, for `max_down`; a down fault
+/// that finds no node to take down is `None`.
+pub(crate) fn draw(
+    scenario: &Scenario,
+    r: &RandomFaults,
+    kind: FaultKind,
+    (t, until): (u64, u64),
+    downs: &mut Vec<(NodeId, u64, u64)>,
+    mut rng: &mut impl Rng,
+    clients: usize,
+) -> Option<Fault> {
+    let n = scenario.nodes;
+    let heal = (until > t).then_some(until);
+    match kind {
+        FaultKind::Partition => {
+            let mut nodes: Vec<_> = (0..n).collect();
+            nodes.shuffle(&mut rng);
+            let cut = crate::rng::index(&mut rng, 1..n);
+            Some(Fault::Partition {
                 at_ms: t,
                 heal_ms: heal,
                 permanent: false,
-                node: crate::rng::index(&mut rng, 0..n),
+                groups: vec![nodes[..cut].to_vec()],
                 classes: Vec::new(),
-            }),
-            FaultKind::Crash | FaultKind::Pause | FaultKind::DiskWipe => {
-                let down_at = |node: NodeId| {
-                    downs
-                        .iter()
-                        .any(|&(d, a, b)| d == node && a < until && t < b)
-                };
-                let concurrent = downs
+            })
+        }
+        FaultKind::OneWay => {
+            let mut nodes: Vec<_> = (0..n).collect();
+            nodes.shuffle(&mut rng);
+            let cut = crate::rng::index(&mut rng, 1..n);
+            let (from, to) = nodes.split_at(cut);
+            Some(Fault::OneWay {
+                at_ms: t,
+                heal_ms: heal,
+                permanent: false,
+                from: from.to_vec(),
+                to: to.to_vec(),
+                classes: Vec::new(),
+            })
+        }
+        FaultKind::Bridge => {
+            let mut nodes: Vec<_> = (0..n).collect();
+            nodes.shuffle(&mut rng);
+            let bridge = nodes.pop().expect("validated: at least 3 nodes");
+            let cut = crate::rng::index(&mut rng, 1..nodes.len());
+            let (left, right) = nodes.split_at(cut);
+            Some(Fault::Bridge {
+                at_ms: t,
+                heal_ms: heal,
+                permanent: false,
+                bridge,
+                left: left.to_vec(),
+                right: right.to_vec(),
+                classes: Vec::new(),
+            })
+        }
+        FaultKind::Isolate => Some(Fault::Isolate {
+            at_ms: t,
+            heal_ms: heal,
+            permanent: false,
+            node: crate::rng::index(&mut rng, 0..n),
+            classes: Vec::new(),
+        }),
+        FaultKind::Crash | FaultKind::Pause | FaultKind::DiskWipe => {
+            let down_at = |node: NodeId| {
+                downs
                     .iter()
-                    .filter(|&&(_, a, b)| a < until && t < b)
-                    .count();
-                let candidates: Vec<_> = (0..n).filter(|&node| !down_at(node)).collect();
-                match (concurrent < r.max_down, candidates.choose(&mut rng)) {
-                    (true, Some(&node)) => {
-                        downs.push((node, t, until));
-                        Some(match kind {
-                            FaultKind::Crash => {
-                                let torn = rng.gen_bool(r.torn_rate);
-                                Fault::Crash {
-                                    at_ms: t,
-                                    restart_ms: heal,
-                                    permanent: false,
-                                    node,
-                                    torn,
-                                }
-                            }
-                            FaultKind::DiskWipe => Fault::DiskWipe {
+                    .any(|&(d, a, b)| d == node && a < until && t < b)
+            };
+            let concurrent = downs
+                .iter()
+                .filter(|&&(_, a, b)| a < until && t < b)
+                .count();
+            let candidates: Vec<_> = (0..n).filter(|&node| !down_at(node)).collect();
+            match (concurrent < r.max_down, candidates.choose(&mut rng)) {
+                (true, Some(&node)) => {
+                    downs.push((node, t, until));
+                    Some(match kind {
+                        FaultKind::Crash => {
+                            let torn = rng.gen_bool(r.torn_rate);
+                            Fault::Crash {
                                 at_ms: t,
                                 restart_ms: heal,
                                 permanent: false,
                                 node,
-                            },
-                            _ => Fault::Pause {
-                                at_ms: t,
-                                resume_ms: heal,
-                                permanent: false,
-                                node,
-                            },
-                        })
-                    }
-                    _ => None,
+                                torn,
+                            }
+                        }
+                        FaultKind::DiskWipe => Fault::DiskWipe {
+                            at_ms: t,
+                            restart_ms: heal,
+                            permanent: false,
+                            node,
+                        },
+                        _ => Fault::Pause {
+                            at_ms: t,
+                            resume_ms: heal,
+                            permanent: false,
+                            node,
+                        },
+                    })
                 }
+                _ => None,
             }
-            FaultKind::ClockStep => Some(Fault::ClockStep {
+        }
+        FaultKind::ClockStep => Some(Fault::ClockStep {
+            at_ms: t,
+            node: crate::rng::index(&mut rng, 0..n),
+            offset_ms: rng.gen_range(-r.clock_offset_ms_max..=r.clock_offset_ms_max),
+        }),
+        FaultKind::ClockDrift => {
+            let drift_ppm =
+                (rng.gen_range(-r.drift_ppm_max..=r.drift_ppm_max) * 10.0).round() / 10.0;
+            Some(Fault::ClockDrift {
                 at_ms: t,
                 node: crate::rng::index(&mut rng, 0..n),
-                offset_ms: rng.gen_range(-r.clock_offset_ms_max..=r.clock_offset_ms_max),
-            }),
-            FaultKind::ClockDrift => {
-                let drift_ppm =
-                    (rng.gen_range(-r.drift_ppm_max..=r.drift_ppm_max) * 10.0).round() / 10.0;
-                Some(Fault::ClockDrift {
-                    at_ms: t,
-                    node: crate::rng::index(&mut rng, 0..n),
-                    drift_ppm,
-                })
-            }
-            FaultKind::ClockFreeze => Some(Fault::ClockFreeze {
+                drift_ppm,
+            })
+        }
+        FaultKind::ClockFreeze => Some(Fault::ClockFreeze {
+            at_ms: t,
+            heal_ms: heal,
+            permanent: false,
+            node: crate::rng::index(&mut rng, 0..n),
+        }),
+        FaultKind::DiskStall => Some(Fault::DiskStall {
+            at_ms: t,
+            heal_ms: heal,
+            permanent: false,
+            node: crate::rng::index(&mut rng, 0..n),
+        }),
+        FaultKind::DiskSlow => Some(Fault::DiskSlow {
+            at_ms: t,
+            heal_ms: heal,
+            permanent: false,
+            node: crate::rng::index(&mut rng, 0..n),
+            factor: r.disk_slow_factor,
+        }),
+        FaultKind::FsyncError => Some(Fault::FsyncError {
+            at_ms: t,
+            node: crate::rng::index(&mut rng, 0..n),
+        }),
+        FaultKind::LatencySpike => {
+            let nodes = if rng.gen_bool(0.3) {
+                Vec::new()
+            } else {
+                vec![crate::rng::index(&mut rng, 0..n)]
+            };
+            Some(Fault::LatencySpike {
                 at_ms: t,
                 heal_ms: heal,
                 permanent: false,
-                node: crate::rng::index(&mut rng, 0..n),
-            }),
-            FaultKind::DiskStall => Some(Fault::DiskStall {
-                at_ms: t,
-                heal_ms: heal,
-                permanent: false,
-                node: crate::rng::index(&mut rng, 0..n),
-            }),
-            FaultKind::DiskSlow => Some(Fault::DiskSlow {
-                at_ms: t,
-                heal_ms: heal,
-                permanent: false,
-                node: crate::rng::index(&mut rng, 0..n),
-                factor: r.disk_slow_factor,
-            }),
-            FaultKind::FsyncError => Some(Fault::FsyncError {
-                at_ms: t,
-                node: crate::rng::index(&mut rng, 0..n),
-            }),
-            FaultKind::LatencySpike => {
-                let nodes = if rng.gen_bool(0.3) {
-                    Vec::new()
-                } else {
-                    vec![crate::rng::index(&mut rng, 0..n)]
-                };
-                Some(Fault::LatencySpike {
-                    at_ms: t,
-                    heal_ms: heal,
-                    permanent: false,
-                    nodes,
-                    links: Vec::new(),
-                    delay: r.spike.clone(),
-                })
-            }
-            FaultKind::Loss => {
-                // Drawn only when asked for, so that older scenarios draw as before.
-                let nodes = match r.loss_per_node > 0.0 && rng.gen_bool(r.loss_per_node) {
-                    true => vec![crate::rng::index(&mut rng, 0..n)],
-                    false => Vec::new(),
-                };
-                Some(Fault::Loss {
-                    at_ms: t,
-                    heal_ms: heal,
-                    permanent: false,
-                    rate: r.loss_rate,
-                    nodes,
-                    links: Vec::new(),
-                    classes: Vec::new(),
-                })
-            }
-            FaultKind::Duplicate => Some(Fault::Duplicate {
-                at_ms: t,
-                heal_ms: heal,
-                permanent: false,
-                rate: r.duplicate_rate,
-                nodes: Vec::new(),
+                nodes,
                 links: Vec::new(),
-            }),
-            FaultKind::Hold => {
-                let mut nodes: Vec<_> = (0..n).collect();
-                nodes.shuffle(&mut rng);
-                let cut = crate::rng::index(&mut rng, 1..n);
-                let (from, to) = nodes.split_at(cut);
-                Some(Fault::Hold {
-                    at_ms: t,
-                    heal_ms: heal,
-                    permanent: false,
-                    from: from.to_vec(),
-                    to: to.to_vec(),
-                    shuffle: false,
-                    classes: Vec::new(),
-                })
-            }
-            FaultKind::Slow => Some(Fault::Slow {
+                delay: r.spike.clone(),
+            })
+        }
+        FaultKind::Loss => {
+            // Drawn only when asked for, so that older scenarios draw as before.
+            let nodes = match r.loss_per_node > 0.0 && rng.gen_bool(r.loss_per_node) {
+                true => vec![crate::rng::index(&mut rng, 0..n)],
+                false => Vec::new(),
+            };
+            Some(Fault::Loss {
                 at_ms: t,
                 heal_ms: heal,
                 permanent: false,
-                node: crate::rng::index(&mut rng, 0..n),
-                delay: r.slow_delay.clone(),
-                busy: false,
-                timers: true,
-            }),
-            // Validated: a workload with a random client fault has a client.
-            FaultKind::ClientPartition => {
-                let mut nodes: Vec<_> = (0..n).collect();
-                nodes.shuffle(&mut rng);
-                let cut = crate::rng::index(&mut rng, 1..n.max(2));
-                Some(Fault::ClientPartition {
-                    at_ms: t,
-                    heal_ms: heal,
-                    clients: vec![crate::rng::index(&mut rng, 0..clients)],
-                    nodes: nodes[..cut].to_vec(),
-                })
-            }
-            FaultKind::ClientPause => Some(Fault::ClientPause {
-                at_ms: t,
-                resume_ms: heal,
-                client: crate::rng::index(&mut rng, 0..clients),
-            }),
-            FaultKind::ClientPin => Some(Fault::ClientPin {
+                rate: r.loss_rate,
+                nodes,
+                links: Vec::new(),
+                classes: Vec::new(),
+            })
+        }
+        FaultKind::Duplicate => Some(Fault::Duplicate {
+            at_ms: t,
+            heal_ms: heal,
+            permanent: false,
+            rate: r.duplicate_rate,
+            nodes: Vec::new(),
+            links: Vec::new(),
+        }),
+        FaultKind::Hold => {
+            let mut nodes: Vec<_> = (0..n).collect();
+            nodes.shuffle(&mut rng);
+            let cut = crate::rng::index(&mut rng, 1..n);
+            let (from, to) = nodes.split_at(cut);
+            Some(Fault::Hold {
                 at_ms: t,
                 heal_ms: heal,
-                client: crate::rng::index(&mut rng, 0..clients),
-                node: crate::rng::index(&mut rng, 0..n),
-            }),
-        };
-        faults.extend(fault);
+                permanent: false,
+                from: from.to_vec(),
+                to: to.to_vec(),
+                shuffle: false,
+                classes: Vec::new(),
+            })
+        }
+        FaultKind::Slow => Some(Fault::Slow {
+            at_ms: t,
+            heal_ms: heal,
+            permanent: false,
+            node: crate::rng::index(&mut rng, 0..n),
+            delay: r.slow_delay.clone(),
+            busy: false,
+            timers: true,
+        }),
+        // Validated: a workload with a random client fault has a client.
+        FaultKind::ClientPartition => {
+            let mut nodes: Vec<_> = (0..n).collect();
+            nodes.shuffle(&mut rng);
+            let cut = crate::rng::index(&mut rng, 1..n.max(2));
+            Some(Fault::ClientPartition {
+                at_ms: t,
+                heal_ms: heal,
+                clients: vec![crate::rng::index(&mut rng, 0..clients)],
+                nodes: nodes[..cut].to_vec(),
+            })
+        }
+        FaultKind::ClientPause => Some(Fault::ClientPause {
+            at_ms: t,
+            resume_ms: heal,
+            client: crate::rng::index(&mut rng, 0..clients),
+        }),
+        FaultKind::ClientPin => Some(Fault::ClientPin {
+            at_ms: t,
+            heal_ms: heal,
+            client: crate::rng::index(&mut rng, 0..clients),
+            node: crate::rng::index(&mut rng, 0..n),
+        }),
     }
-    faults
 }
