@@ -210,7 +210,7 @@ impl Search {
     }
 
     fn insert(&mut self, i: usize) {
-        debug_assert!(!self.contains(i), "operation {i} linearized twice");
+        assert!(!self.contains(i), "operation {i} linearized twice");
         self.bits[i / 64] |= 1 << (i % 64);
         if self.len == 0 || i > self.hi {
             self.hi = i;
@@ -223,7 +223,7 @@ impl Search {
     }
 
     fn remove(&mut self, i: usize) {
-        debug_assert!(self.contains(i), "operation {i} undone but not linearized");
+        assert!(self.contains(i), "operation {i} undone but not linearized");
         self.bits[i / 64] &= !(1 << (i % 64));
         self.len -= 1;
         if i == self.hi && self.len > 0 {

@@ -687,7 +687,7 @@ impl Checker<SwimProcess> for DetectionMetrics {
             let state = p.member(x).expect("a changed member has a record").state;
             if let Some(i) = self.open[x] {
                 let c = &mut self.crashes[i];
-                debug_assert_eq!(c.node, x);
+                assert_eq!(c.node, x);
                 let since = now.saturating_sub(c.at);
                 if state == MemberState::Suspect && c.first_suspect.is_none() {
                     c.first_suspect = Some(since);

@@ -413,9 +413,27 @@ impl RaftProcess {
             "commit beyond the log"
         );
         assert_eq!(self.role == Role::Leader, self.leader_state.is_some());
-        if self.role == Role::Leader {
+        if let Some(ls) = &self.leader_state {
             assert_eq!(self.leader, Some(self.id));
             assert_eq!(self.vote, Some(self.id), "a leader voted for itself");
+            let last = self.log.last_index();
+            for (peer, pr) in ls.progress.iter().enumerate() {
+                if peer == self.id {
+                    continue;
+                }
+                // The `Progress` invariants, as documented on its fields.
+                assert!(
+                    pr.matched < pr.next && pr.next <= last + 1,
+                    "progress of node {peer}: matched {} next {} with last index {last}",
+                    pr.matched,
+                    pr.next
+                );
+                assert!(
+                    pr.inflight.len() <= self.cfg.max_inflight_appends,
+                    "node {peer}: {} appends in flight",
+                    pr.inflight.len()
+                );
+            }
         }
     }
 
