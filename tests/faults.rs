@@ -1093,3 +1093,44 @@ fn a_schedule_with_the_new_faults_saves_and_loads_unchanged() {
     let loaded = faultline::scenario::Schedule::load(&file, &s).unwrap();
     assert_eq!(loaded, schedule);
 }
+
+#[test]
+fn drift_freeze_and_step_compose_on_one_node() {
+    // Node 1 runs 10% fast from 0, is frozen from 500 to 1500 true ms, and its wall
+    // clock steps 5 s ahead at 1600. At the thaw its clocks catch up to where the
+    // drifted clock would be (1650 local ms) and run on 10% fast; the step moves
+    // neither its timer nor its monotonic clock. So the 2000 local ms tick comes
+    // (2000 - 1650) / 1.1 = 318 true ms after the thaw.
+    let s = probe_scenario(
+        2,
+        3_000,
+        r#"
+        [cluster.config]
+        ping_ms = 0
+        tick_ms = 2000
+        [[faults]]
+        kind = "clock-drift"
+        node = 1
+        at_ms = 0
+        drift_ppm = 100000
+        [[faults]]
+        kind = "clock-freeze"
+        node = 1
+        at_ms = 500
+        heal_ms = 1500
+        [[faults]]
+        kind = "clock-step"
+        node = 1
+        at_ms = 1600
+        offset_ms = 5000
+        "#,
+    );
+    let (_, m) = probe_run(&s, 5);
+    let fired = metric(&m, "tick_true_ms_1");
+    assert!((1817.0..1820.0).contains(&fired), "fired at {fired} ms");
+    // The probe reads its wall clock: the drifted 2000 ms plus the 5 s step.
+    let wall = metric(&m, "tick_local_ms_1");
+    assert!((7000.0..7002.0).contains(&wall), "read {wall} ms");
+    // Node 0 had no clock fault.
+    assert!((2000.0..2002.0).contains(&metric(&m, "tick_true_ms_0")));
+}
