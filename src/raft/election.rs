@@ -243,6 +243,7 @@ impl RaftProcess {
             pending_writes: Default::default(),
             read_seq: 0,
             pending_reads: Default::default(),
+            scratch: Vec::with_capacity(self.nodes),
         });
         // The no-op lets this term commit (and so learn the commit index) at once.
         if !self.bugs.figure8_commit {

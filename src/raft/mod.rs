@@ -130,6 +130,24 @@ struct LeaderState {
     read_seq: u64,
     /// Reads waiting for their round, in round order.
     pending_reads: VecDeque<PendingRead>,
+    /// Reused by [`quorum_value`], so the quorum computed on every acknowledgement
+    /// allocates nothing.
+    scratch: Vec<u64>,
+}
+
+/// The `quorum`-th largest of `values`: the highest value at least a quorum of them
+/// reach (the commit index a majority matched, the read round a majority confirmed).
+/// `scratch` is cleared and reused.
+fn quorum_value(scratch: &mut Vec<u64>, values: impl Iterator<Item = u64>, quorum: usize) -> u64 {
+    scratch.clear();
+    scratch.extend(values);
+    assert!(
+        (1..=scratch.len()).contains(&quorum),
+        "a quorum of the values"
+    );
+    *scratch
+        .select_nth_unstable_by(quorum - 1, |a, b| b.cmp(a))
+        .1
 }
 
 /// One Raft node replicating the key-value store: elections with PreVote and

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::config::ReadMode;
 use super::messages::Response;
-use super::{Ctx, PendingRead, RaftProcess, Role};
+use super::{quorum_value, Ctx, PendingRead, RaftProcess, Role};
 use crate::process::{NodeId, RequestId};
 
 impl RaftProcess {
@@ -30,8 +30,8 @@ impl RaftProcess {
         }
         // A new leader's commit index may lag what earlier leaders committed until an
         // entry of its own term commits (etcd's TestReadOnlyForNewLeader).
-        let ls = self.leader_state.as_ref().expect("leader");
-        let term_committed = self.commit >= ls.term_start;
+        let term_start = self.leader_state.as_ref().expect("leader").term_start;
+        let term_committed = self.commit >= term_start;
         if !term_committed && !self.bugs.read_before_noop {
             self.reply(id, Response::Unavailable { seq });
             return;
@@ -46,12 +46,13 @@ impl RaftProcess {
             // No valid lease: the read takes the read_index path instead.
             ctx.sometimes("lease-read-refused");
         }
-        if ls.pending_reads.len() >= self.cfg.max_pending_requests {
+        let read_index = self.commit;
+        let max_pending = self.cfg.max_pending_requests;
+        let ls = self.leader_state.as_mut().expect("leader");
+        if ls.pending_reads.len() >= max_pending {
             self.reply(id, Response::Unavailable { seq });
             return;
         }
-        let read_index = self.commit;
-        let ls = self.leader_state.as_mut().expect("leader");
         ls.read_seq += 1;
         let read_seq = ls.read_seq;
         ls.pending_reads.push_back(PendingRead {
@@ -68,16 +69,14 @@ impl RaftProcess {
 
     /// A leader holds a lease while a majority (itself included) acknowledged a
     /// heartbeat sent within the lease duration, measured on its own clock.
-    fn lease_valid(&self, now: Duration) -> bool {
-        let ls = self.leader_state.as_ref().expect("leader");
-        let mut acked: Vec<Duration> = ls
-            .progress
-            .iter()
-            .enumerate()
-            .map(|(p, pr)| if p == self.id { now } else { pr.lease_acked_at })
-            .collect();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let since = acked[self.quorum() - 1];
+    fn lease_valid(&mut self, now: Duration) -> bool {
+        let (id, quorum) = (self.id, self.quorum());
+        let ls = self.leader_state.as_mut().expect("leader");
+        let acked = ls.progress.iter().enumerate().map(|(p, pr)| match p == id {
+            true => now.as_nanos() as u64,
+            false => pr.lease_acked_at.as_nanos() as u64,
+        });
+        let since = Duration::from_nanos(quorum_value(&mut ls.scratch, acked, quorum));
         since > Duration::ZERO && now < since + self.cfg.lease()
     }
 
@@ -113,14 +112,12 @@ impl RaftProcess {
         if ls.pending_reads.is_empty() {
             return;
         }
-        let mut acked: Vec<u64> = ls
-            .progress
-            .iter()
-            .enumerate()
-            .map(|(p, pr)| if p == id { ls.read_seq } else { pr.read_acked })
-            .collect();
-        acked.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed = acked[quorum - 1];
+        let read_seq = ls.read_seq;
+        let acked = ls.progress.iter().enumerate().map(|(p, pr)| match p == id {
+            true => read_seq,
+            false => pr.read_acked,
+        });
+        let confirmed = quorum_value(&mut ls.scratch, acked, quorum);
         while let Some(r) = ls.pending_reads.front() {
             if r.read_seq > confirmed || r.read_index > self.applied {
                 break;

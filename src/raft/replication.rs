@@ -2,7 +2,9 @@
 //! rule (§5.4.2); applying committed entries to the state machine.
 
 use super::messages::{AppendResult, Entry, EntryData, Message, Response};
-use super::{entry_digest, log_key, span_entry, AppliedEntry, Ctx, RaftProcess, Role};
+use super::{
+    entry_digest, log_key, quorum_value, span_entry, AppliedEntry, Ctx, RaftProcess, Role,
+};
 use crate::kv::{Applied, KvCommand, KvResult};
 use crate::process::{NodeId, RequestId};
 
@@ -320,21 +322,13 @@ impl RaftProcess {
     /// §5.3/§5.4.2: commit the highest index stored on a majority, but only by counting
     /// replicas of an entry from the current term.
     pub(super) fn maybe_commit(&mut self, ctx: &mut Ctx<'_>) {
-        let ls = self.leader_state.as_ref().expect("leader");
-        let mut matched: Vec<u64> = ls
-            .progress
-            .iter()
-            .enumerate()
-            .map(|(p, pr)| {
-                if p == self.id {
-                    self.log.last_index()
-                } else {
-                    pr.matched
-                }
-            })
-            .collect();
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let n = matched[self.quorum() - 1];
+        let (id, last, quorum) = (self.id, self.log.last_index(), self.quorum());
+        let ls = self.leader_state.as_mut().expect("leader");
+        let matched = ls.progress.iter().enumerate().map(|(p, pr)| match p == id {
+            true => last,
+            false => pr.matched,
+        });
+        let n = quorum_value(&mut ls.scratch, matched, quorum);
         if n > self.commit && (self.bugs.figure8_commit || self.log.term(n) == Some(self.term)) {
             self.commit_to(ctx, n);
         }
