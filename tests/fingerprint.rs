@@ -21,19 +21,23 @@ use faultline::sim::network::DropReason;
 use faultline::{OpType, RequestId, System};
 
 fn trace_hash<S: System>(scenario: &str, seed: u64) -> u64 {
+    let outcome = outcome::<S>(scenario, seed);
+    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
+    outcome.trace_hash
+}
+
+fn outcome<S: System>(scenario: &str, seed: u64) -> faultline::run::Outcome {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("scenarios")
         .join(format!("{scenario}.toml"));
     let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let setup = Arc::new(scenario.setup::<S>(&[]).unwrap_or_else(|e| panic!("{e}")));
-    let outcome = run_seed::<S>(
+    run_seed::<S>(
         &scenario,
         &setup,
         &scenario.schedule(seed, S::clients(&setup)),
         false,
-    );
-    assert!(outcome.failure.is_none(), "{:?}", outcome.failure);
-    outcome.trace_hash
+    )
 }
 
 /// (scenario, seed, trace hash). Between them they fingerprint every shipped
@@ -64,6 +68,50 @@ fn golden_trace_hashes() {
         wrong.is_empty(),
         "trace hashes changed (see this file's header before updating); now:\n{}",
         wrong.join("\n")
+    );
+}
+
+/// Seed 1 of every shipped scenario, passing or failing, hashes as recorded in
+/// `tests/trace_hashes.txt` (one `scenario hash` per line). Refactors of the
+/// simulator or a protocol must leave this file unchanged; an intended change of
+/// behaviour rewrites it with `FAULTLINE_BLESS=1 cargo test --test fingerprint`.
+#[test]
+fn every_shipped_scenario_keeps_its_trace_hash() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(root.join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 40, "scenarios/ holds {} files", names.len());
+    let now: String = names
+        .iter()
+        .map(|name| {
+            let hash = match name.split('-').next() {
+                Some("broadcast") => outcome::<faultline::broadcast::Broadcast>(name, 1),
+                Some("gossip") => outcome::<faultline::gossip::Swim>(name, 1),
+                Some("raft") => outcome::<faultline::raft::RaftKv>(name, 1),
+                _ => panic!("{name}: no protocol prefix"),
+            }
+            .trace_hash;
+            format!("{name} 0x{hash:016x}\n")
+        })
+        .collect();
+    let file = root.join("tests/trace_hashes.txt");
+    if std::env::var_os("FAULTLINE_BLESS").is_some() {
+        std::fs::write(&file, &now).unwrap();
+    }
+    let recorded = std::fs::read_to_string(&file).unwrap_or_default();
+    let changed: Vec<&str> = now
+        .lines()
+        .filter(|l| !recorded.lines().any(|r| r == *l))
+        .collect();
+    assert!(
+        changed.is_empty() && recorded.lines().count() == now.lines().count(),
+        "trace hashes differ from tests/trace_hashes.txt; now:\n{}",
+        changed.join("\n")
     );
 }
 
