@@ -104,11 +104,10 @@ impl RaftProcess {
 
     /// Wins or loses the current (pre-)election once a majority has answered.
     fn check_poll(&mut self, ctx: &mut Ctx<'_>) {
-        let granted = if self.bugs.stale_vote_counting && self.role == Role::Candidate {
-            self.bug_vote_count
-        } else {
-            self.votes.values().filter(|&&g| g).count()
-        };
+        let current = self.votes.values().filter(|&&g| g).count();
+        let granted = self
+            .bugs
+            .granted_votes(self.role, current, self.bug_vote_count);
         let refused = self.votes.values().filter(|&&g| !g).count();
         if granted >= self.quorum() {
             match self.role {
@@ -143,8 +142,9 @@ impl RaftProcess {
         let would_vote = term > self.term
             || (term == self.term
                 && (self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none())));
-        let up_to_date =
-            self.bugs.vote_without_log_check || self.log.is_up_to_date(last_index, last_term);
+        let up_to_date = self
+            .bugs
+            .vote_log_check(self.log.is_up_to_date(last_index, last_term));
         let now = ctx.now();
         let granted = would_vote
             && up_to_date
@@ -166,12 +166,13 @@ impl RaftProcess {
         // One vote per term, first come first served; a repeated request from the
         // candidate voted for is granted again (its first reply may have been lost).
         let can_vote = self.vote == Some(from) || (self.vote.is_none() && self.leader.is_none());
-        let up_to_date =
-            self.bugs.vote_without_log_check || self.log.is_up_to_date(last_index, last_term);
+        let up_to_date = self
+            .bugs
+            .vote_log_check(self.log.is_up_to_date(last_index, last_term));
         let granted = can_vote && up_to_date;
         if granted {
             self.vote = Some(from);
-            if !self.bugs.vote_not_persisted {
+            if self.bugs.persists_vote() {
                 self.persist_hard(ctx);
             }
             let timeout = self.random_election_timeout(ctx);
@@ -201,12 +202,11 @@ impl RaftProcess {
             (Role::Candidate, false) => term == self.term,
             _ => return, // The election this answers is over.
         };
-        if self.bugs.stale_vote_counting && !pre {
-            // Counts every grant, whatever its term and however often it arrives.
-            if granted {
-                self.bug_vote_count += 1;
-            }
-        } else if !current {
+        if !self
+            .bugs
+            .tally_stale_vote(pre, granted, &mut self.bug_vote_count)
+            && !current
+        {
             return;
         }
         self.votes.insert(from, granted);
@@ -246,7 +246,7 @@ impl RaftProcess {
             scratch: Vec::with_capacity(self.nodes),
         });
         // The no-op lets this term commit (and so learn the commit index) at once.
-        if !self.bugs.figure8_commit {
+        if self.bugs.appends_term_noop() {
             let entry = Entry {
                 term: self.term,
                 index: next,

@@ -18,6 +18,7 @@
 //! An fsync error stops the node (crash-stop, then recovery from disk): after EIO the
 //! page cache no longer holds what the log in memory claims is on disk.
 
+mod bugs;
 pub mod config;
 mod election;
 pub mod invariants;
@@ -40,7 +41,8 @@ use crate::process::{
     Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId, TimerId, Waits,
 };
 
-pub use config::{Bugs, RaftConfig, ReadMode};
+pub use bugs::Bugs;
+pub use config::{RaftConfig, ReadMode};
 pub use log::RaftLog;
 pub use messages::{
     AppendResult, Entry, EntryData, HardState, Message, Record, Request, RequestOp, Response,
@@ -237,9 +239,10 @@ impl RaftProcess {
     /// validation refuses.
     pub fn new(cfg: RaftConfig, bugs: Bugs) -> RaftProcess {
         cfg.validate().expect("a validated config");
+        let (pre_vote, check_quorum) = bugs.election_options(cfg.pre_vote, cfg.check_quorum);
         RaftProcess {
-            pre_vote: cfg.pre_vote && !bugs.no_prevote_checkquorum,
-            check_quorum: cfg.check_quorum && !bugs.no_prevote_checkquorum,
+            pre_vote,
+            check_quorum,
             cfg,
             bugs,
             id: 0,
@@ -401,7 +404,7 @@ impl RaftProcess {
         let waits = if self.defer_sync {
             self.out.flush_early(ctx, false);
             Waits::Nothing
-        } else if self.bugs.send_before_persist {
+        } else if self.bugs.sends_before_persist() {
             self.out
                 .flush_early(ctx, true)
                 .map_or(Waits::Nothing, Waits::Sync)
@@ -664,13 +667,7 @@ impl Process for RaftProcess {
         self.begin(ctx);
         // The `ignore-fsync-error` bug carries on as if the writes were durable: the
         // log in memory then claims entries (or a vote) that the disk will never hold.
-        if let Err(error) = result.or_else(|e| {
-            if self.bugs.ignore_fsync_error {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }) {
+        if let Err(error) = self.bugs.sync_result(result) {
             ctx.abort(format!(
                 "node {} stops: sync {} failed ({error:?})",
                 self.id, sync.0
@@ -808,7 +805,7 @@ impl RaftProcess {
                     sent_at_ns: 0,
                 },
             ),
-            Message::VoteResp { term, granted } if self.bugs.stale_vote_counting => {
+            Message::VoteResp { term, granted } if self.bugs.hears_stale_vote_replies() => {
                 self.on_vote_resp(ctx, from, term, granted, false)
             }
             _ => {}

@@ -32,7 +32,7 @@ impl RaftProcess {
         // entry of its own term commits (etcd's TestReadOnlyForNewLeader).
         let term_start = self.leader_state.as_ref().expect("leader").term_start;
         let term_committed = self.commit >= term_start;
-        if !term_committed && !self.bugs.read_before_noop {
+        if !term_committed && self.bugs.reads_wait_for_term_commit() {
             self.reply(id, Response::Unavailable { seq });
             return;
         }

@@ -43,14 +43,14 @@ impl RaftProcess {
             },
         };
         let index = entry.index;
-        let ack_now = self.bugs.ack_before_sync
-            && !matches!(
-                entry.data,
-                EntryData::Command {
-                    cmd: KvCommand::Cas { .. },
-                    ..
-                }
-            );
+        let is_cas = matches!(
+            entry.data,
+            EntryData::Command {
+                cmd: KvCommand::Cas { .. },
+                ..
+            }
+        );
+        let ack_now = self.bugs.acks_on_append(is_cas);
         span_entry(ctx, &entry, "appended");
         self.persist_entry(ctx, &entry);
         self.log.append(entry);
@@ -184,7 +184,7 @@ impl RaftProcess {
             return;
         }
         let match_index = prev_index + entries.len() as u64;
-        if self.bugs.stale_append_truncates && prev_index < self.log.last_index() {
+        if self.bugs.truncates_after_prev() && prev_index < self.log.last_index() {
             self.truncate(ctx, prev_index + 1);
         }
         for e in entries {
@@ -206,11 +206,9 @@ impl RaftProcess {
             self.log.append(e);
         }
         // Fig. 2 rule 5: commit up to the last entry this message verified, no further.
-        let bound = if self.bugs.apply_uncommitted {
-            self.log.last_index()
-        } else {
-            match_index
-        };
+        let bound = self
+            .bugs
+            .follower_commit_bound(match_index, self.log.last_index());
         let commit = leader_commit.min(bound);
         if commit > self.commit {
             self.commit_to(ctx, commit);
@@ -292,7 +290,7 @@ impl RaftProcess {
                 if prev_index <= pr.matched {
                     return; // A stale rejection: the follower has matched since.
                 }
-                if self.bugs.no_catch_up {
+                if self.bugs.abandons_rejecting_follower() {
                     // The bug: replication to this follower stops here, until another
                     // election builds fresh progress; heartbeats keep it quiet.
                     pr.abandoned = true;
@@ -329,7 +327,7 @@ impl RaftProcess {
             false => pr.matched,
         });
         let n = quorum_value(&mut ls.scratch, matched, quorum);
-        if n > self.commit && (self.bugs.figure8_commit || self.log.term(n) == Some(self.term)) {
+        if n > self.commit && self.bugs.commit_rule(self.log.term(n) == Some(self.term)) {
             self.commit_to(ctx, n);
         }
     }
@@ -421,11 +419,8 @@ impl RaftProcess {
             let ls = self.leader_state.as_ref().expect("leader");
             // A follower may only commit what it is known to hold, unless the bug
             // hands it the leader's commit index as is.
-            let commit = if self.bugs.apply_uncommitted {
-                self.commit
-            } else {
-                self.commit.min(ls.progress[peer].matched)
-            };
+            let verified = self.commit.min(ls.progress[peer].matched);
+            let commit = self.bugs.follower_commit_bound(verified, self.commit);
             self.send(
                 peer,
                 Message::Heartbeat {

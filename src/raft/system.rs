@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use super::config::{Bugs, RaftConfig};
+use super::bugs::Bugs;
+use super::config::RaftConfig;
 use super::invariants;
 use super::RaftProcess;
 use crate::check::Checker;
