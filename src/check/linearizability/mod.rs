@@ -24,8 +24,8 @@
 //! Modules, one job each: [`history`] pairs events into operations, [`outcome`]
 //! holds the problem, bounds and results, the scheduler runs the per-key searches
 //! ([`crate::check::search`]) and minimises witnesses ([`crate::check::witness`]),
-//! [`format`](mod@format) words the verdict, and [`generate`] makes linearizable histories for
-//! tests. This module reads simulator histories ([`check_kv`]).
+//! [`format`](mod@format) words the verdict, and [`generate`] makes linearizable
+//! histories for tests. This module reads simulator histories ([`check_kv`]).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
