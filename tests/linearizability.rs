@@ -666,11 +666,7 @@ fn knossos_corpus_when_available() {
 
 // ---- Formats agree with each other and with a brute-force oracle. ----
 
-/// An oracle operation: call position, return position (None: indeterminate), key,
-/// function, read result.
-type OracleOp = (usize, Option<usize>, u8, F, Option<u8>);
-
-/// The oracle's own history: no type of the checker's is used.
+/// An operation's function and input, in the oracle's own terms.
 #[derive(Clone, Debug)]
 enum F {
     Read,
@@ -678,6 +674,7 @@ enum F {
     Cas(u8, u8),
 }
 
+/// One event of an oracle history: no type of the checker's is used.
 #[derive(Clone, Debug)]
 struct Ev {
     process: u8,
@@ -753,87 +750,132 @@ fn random_history(rng: &mut ChaCha8Rng) -> Vec<Ev> {
     out
 }
 
-/// Brute force: is there an order of all determinate operations and some subset of
-/// the indeterminate ones, respecting real time (event positions), that a map of
-/// cas registers (all nil at first) accepts?
-fn oracle_linearizable(h: &[Ev]) -> bool {
-    // (call position, return position or None, key, f, read)
-    let mut ops: Vec<OracleOp> = Vec::new();
-    let mut open: Vec<(u8, usize)> = Vec::new(); // process -> index in ops
+// The oracle follows the definition (Herlihy & Wing 1990) with its own spec, its
+// own pairing and its own search; it uses no type or function of the checker's.
+
+/// The oracle's bound: a history of at most this many operations (after pairing).
+/// It tries every order, so its work grows as n!: 10 operations is at most 3.6
+/// million orders, about a second; the random histories have at most 7.
+const ORACLE_OPS_MAX: usize = 10;
+
+/// The oracle's sequential specification: a map of cas registers, all nil at first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Spec {
+    regs: std::collections::BTreeMap<u8, u8>,
+}
+
+impl Spec {
+    /// Applies `f` to `key`, given what an ok read returned (None: nil). False if the
+    /// spec forbids it (a read of another value, a cas whose expected value is not
+    /// there); the state is then unchanged.
+    fn apply(&mut self, key: u8, f: &F, read: Option<u8>) -> bool {
+        let now = self.regs.get(&key).copied();
+        match *f {
+            F::Read => read == now,
+            F::Write(v) => {
+                self.regs.insert(key, v);
+                true
+            }
+            F::Cas(expected, new) => {
+                let ok = now == Some(expected);
+                if ok {
+                    self.regs.insert(key, new);
+                }
+                ok
+            }
+        }
+    }
+}
+
+/// An operation as the oracle pairs it.
+#[derive(Clone, Debug)]
+struct OracleOp {
+    /// Position of its invoke in the history.
+    call: usize,
+    /// Position of its ok completion; None: indeterminate (info, or never completed),
+    /// so it may take effect at any point after its call, or never.
+    ret: Option<usize>,
+    key: u8,
+    f: F,
+    /// What an ok read returned.
+    read: Option<u8>,
+}
+
+/// Pairs each invoke with its process's next completion. A failed operation did not
+/// happen; an indeterminate read constrains nothing. Both are dropped.
+fn oracle_pair(h: &[Ev]) -> Vec<OracleOp> {
+    let mut ops: Vec<Option<OracleOp>> = Vec::new();
+    let mut open: Vec<(u8, usize)> = Vec::new(); // (process, index in ops)
     for (pos, e) in h.iter().enumerate() {
         if e.kind == "invoke" {
+            assert!(
+                open.iter().all(|&(p, _)| p != e.process),
+                "a process has one operation at a time"
+            );
             open.push((e.process, ops.len()));
-            ops.push((pos, None, e.key, e.f.clone(), None));
+            ops.push(Some(OracleOp {
+                call: pos,
+                ret: None,
+                key: e.key,
+                f: e.f.clone(),
+                read: None,
+            }));
             continue;
         }
         let at = open
             .iter()
             .position(|&(p, _)| p == e.process)
-            .expect("invoked");
+            .expect("a completion follows its invoke");
         let (_, i) = open.remove(at);
         match e.kind {
             "ok" => {
-                ops[i].1 = Some(pos);
-                ops[i].4 = e.read;
+                let o = ops[i].as_mut().expect("open");
+                o.ret = Some(pos);
+                o.read = e.read;
             }
-            "fail" => ops[i].2 = u8::MAX, // marks "did not happen"
+            "fail" => ops[i] = None,
             _ => {}
         }
     }
-    let ops: Vec<_> = ops
-        .into_iter()
-        .filter(|o| o.2 != u8::MAX)
-        .filter(|o| o.1.is_some() || !matches!(o.3, F::Read))
-        .collect();
-    let n = ops.len();
-    fn go(ops: &[OracleOp], done: &mut Vec<bool>, regs: &mut [Option<u8>; 2]) -> bool {
-        // Finished when every determinate op is placed.
-        if ops
-            .iter()
-            .zip(done.iter())
-            .all(|(o, &d)| d || o.1.is_none())
-        {
+    ops.into_iter()
+        .flatten()
+        .filter(|o| o.ret.is_some() || !matches!(o.f, F::Read))
+        .collect()
+}
+
+/// Brute force: is there a sequence of all determinate operations and some subset
+/// of the indeterminate ones that respects real time (an operation that returned
+/// before another was invoked comes first) and that the spec accepts?
+fn oracle_linearizable(h: &[Ev]) -> bool {
+    let ops = oracle_pair(h);
+    assert!(
+        ops.len() <= ORACLE_OPS_MAX,
+        "the oracle takes at most {ORACLE_OPS_MAX} operations, not {}",
+        ops.len()
+    );
+    fn extend(ops: &[OracleOp], placed: &mut [bool], spec: &Spec) -> bool {
+        if ops.iter().zip(&*placed).all(|(o, &p)| p || o.ret.is_none()) {
             return true;
         }
         for i in 0..ops.len() {
-            if done[i] {
+            // Next may be any unplaced operation that no unplaced one precedes.
+            let blocked =
+                (0..ops.len()).any(|j| !placed[j] && ops[j].ret.is_some_and(|r| r < ops[i].call));
+            if placed[i] || blocked {
                 continue;
             }
-            // Real time: an unplaced op that returned before i was called goes first.
-            if (0..ops.len()).any(|j| !done[j] && j != i && ops[j].1.is_some_and(|r| r < ops[i].0))
-            {
-                continue;
-            }
-            let k = ops[i].2 as usize;
-            let before = regs[k];
-            let legal = match ops[i].3 {
-                F::Read => ops[i].4 == regs[k] || ops[i].1.is_none(),
-                F::Write(v) => {
-                    regs[k] = Some(v);
-                    true
-                }
-                F::Cas(a, b) => {
-                    if regs[k] == Some(a) {
-                        regs[k] = Some(b);
-                        true
-                    } else {
-                        false
-                    }
-                }
-            };
-            if legal {
-                done[i] = true;
-                if go(ops, done, regs) {
+            let mut next = spec.clone();
+            if next.apply(ops[i].key, &ops[i].f, ops[i].read) {
+                placed[i] = true;
+                if extend(ops, placed, &next) {
                     return true;
                 }
-                done[i] = false;
+                placed[i] = false;
             }
-            regs[k] = before;
         }
         false
     }
-    let mut done = vec![false; n];
-    go(&ops, &mut done, &mut [None, None])
+    extend(&ops, &mut vec![false; ops.len()], &Spec::default())
 }
 
 fn edn_value(e: &Ev, tuple: bool) -> String {
@@ -981,16 +1023,126 @@ fn check_all_formats(h: &[Ev]) -> (bool, Vec<String>) {
 fn formats_agree_with_each_other_and_the_oracle() {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let (mut good, mut bad) = (0, 0);
+    // Rejected histories with several keys and a process doing several operations:
+    // the shapes where pairing or per-key splitting could go wrong.
+    let mut bad_multi = 0;
     for _ in 0..1500 {
         let h = random_history(&mut rng);
         if check_all_formats(&h).0 {
             good += 1;
         } else {
             bad += 1;
+            let keys = h
+                .iter()
+                .map(|e| e.key)
+                .collect::<std::collections::BTreeSet<_>>();
+            let busy = (0..4u8).any(|p| {
+                h.iter()
+                    .filter(|e| e.process == p && e.kind == "invoke")
+                    .count()
+                    > 1
+            });
+            if keys.len() > 1 && busy {
+                bad_multi += 1;
+            }
         }
     }
     // Both answers must be well represented for the comparison to mean anything.
     assert!(good > 300 && bad > 300, "good {good}, bad {bad}");
+    assert!(
+        bad_multi > 100,
+        "rejected multi-key, multi-op histories: {bad_multi}"
+    );
+}
+
+/// Shorthands for hand-written oracle histories.
+fn inv(process: u8, key: u8, f: F) -> Ev {
+    Ev {
+        process,
+        kind: "invoke",
+        key,
+        f,
+        read: None,
+    }
+}
+
+fn done(process: u8, kind: &'static str, key: u8, f: F, read: Option<u8>) -> Ev {
+    Ev {
+        process,
+        kind,
+        key,
+        f,
+        read,
+    }
+}
+
+/// Known anomalies in the shapes the random comparison covers (several keys, several
+/// operations per process): the oracle and the checker, in every format, must both
+/// reject each, and accept its repaired twin. A checker that accepted any of these
+/// would fail here even if the oracle were wrong the same way.
+#[test]
+fn oracle_and_checker_reject_known_anomalies_across_keys_and_processes() {
+    use F::{Cas, Read, Write};
+    // p0 writes x then y; p1 then reads y (new) and x (stale: nil).
+    let stale = |x_read: Option<u8>| {
+        vec![
+            inv(0, 0, Write(1)),
+            done(0, "ok", 0, Write(1), None),
+            inv(0, 1, Write(2)),
+            done(0, "ok", 1, Write(2), None),
+            inv(1, 1, Read),
+            done(1, "ok", 1, Read, Some(2)),
+            inv(1, 0, Read),
+            done(1, "ok", 0, Read, x_read),
+        ]
+    };
+    // Two cas operations from 0, one after the other, both succeed; p0 keeps
+    // working on key 1 in between, and an indeterminate write to key 1 hangs.
+    let double_cas = |second: &'static str| {
+        vec![
+            inv(0, 0, Write(0)),
+            done(0, "ok", 0, Write(0), None),
+            inv(3, 1, Write(2)),
+            inv(1, 0, Cas(0, 1)),
+            done(1, "ok", 0, Cas(0, 1), None),
+            inv(0, 1, Write(1)),
+            done(0, "ok", 1, Write(1), None),
+            inv(2, 0, Cas(0, 2)),
+            done(2, second, 0, Cas(0, 2), None),
+            inv(0, 1, Read),
+            done(0, "ok", 1, Read, Some(1)),
+        ]
+    };
+    // Two concurrent writes to key 0, then one process reads 1, 2, 1: the value
+    // cannot flip back. Reads of key 1 (nil) are interleaved.
+    let flip = |last: u8| {
+        vec![
+            inv(0, 0, Write(1)),
+            inv(1, 0, Write(2)),
+            done(0, "ok", 0, Write(1), None),
+            inv(2, 0, Read),
+            done(1, "ok", 0, Write(2), None),
+            done(2, "ok", 0, Read, Some(1)),
+            inv(2, 1, Read),
+            done(2, "ok", 1, Read, None),
+            inv(2, 0, Read),
+            done(2, "ok", 0, Read, Some(2)),
+            inv(2, 0, Read),
+            done(2, "ok", 0, Read, Some(last)),
+        ]
+    };
+    let cases = [
+        ("stale read", stale(None), stale(Some(1))),
+        ("double cas", double_cas("ok"), double_cas("fail")),
+        ("flip back", flip(1), flip(2)),
+    ];
+    for (name, bad, good) in cases {
+        assert!(!oracle_linearizable(&bad), "oracle accepts {name}");
+        assert!(oracle_linearizable(&good), "oracle rejects fixed {name}");
+        // check_all_formats asserts the checker agrees with the oracle in every format.
+        assert!(!check_all_formats(&bad).0, "{name}");
+        assert!(check_all_formats(&good).0, "fixed {name}");
+    }
 }
 
 proptest! {
