@@ -174,7 +174,8 @@ impl SwimProcess {
         }
     }
 
-    // ---- accessors (the omniscient view the checkers and scenarios read) ----
+    // ---- accessors (the omniscient view the checkers and scenarios read; each
+    // module adds those about the state it owns) ----
 
     /// This member's node id.
     pub fn id(&self) -> NodeId {
