@@ -2,6 +2,9 @@
 //! [`Checker`] hook: `after_step` after each node step, the liveness phase's
 //! expectation, `settled` polls and `on_settled`. The checkers leave the world while
 //! they look at it, so that the view can borrow it.
+//!
+//! Every loop here runs over a fixed list: the system's checkers (set at the start),
+//! the nodes or the clients.
 
 use std::time::Duration;
 
@@ -78,6 +81,7 @@ impl<S: System> World<S> {
                 .filter(|&a| alive[a])
                 .map(|a| {
                     let mut group = vec![a];
+                    // At most n * n pairs per starting node.
                     for b in (0..n).filter(|&b| b != a && alive[b]) {
                         if group.iter().all(|&g| linked(g, b)) {
                             group.push(b);

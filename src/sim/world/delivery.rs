@@ -6,7 +6,7 @@
 
 use super::super::mailbox::Due;
 use super::super::trace::{Actor, Fields};
-use super::{NodeDue, NodeInput, World, P};
+use super::{NodeDue, NodeInput, World, HELD_MAX, P};
 use crate::process::{ClientId, NodeId, Process};
 use crate::system::System;
 
@@ -75,7 +75,12 @@ impl<S: System> World<S> {
             let Due::Input(input) = due else {
                 unreachable!("matched above");
             };
-            self.held.entry(fault).or_default().push((seq, id, input));
+            let held = self.held.entry(fault).or_default();
+            assert!(
+                held.len() < HELD_MAX,
+                "more than {HELD_MAX} messages held by fault {fault}"
+            );
+            held.push((seq, id, input));
             return None;
         }
         Some(due)
@@ -116,6 +121,7 @@ impl<S: System> World<S> {
             .event(now, Actor::Sim, "release", &(index, count), || {
                 format!("fault {index} releases {count} held messages")
             });
+        // At most HELD_MAX messages, each pushed once.
         for (_, to, input) in held {
             self.nodes[to].mailbox.push(now, input);
         }

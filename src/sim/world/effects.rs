@@ -15,6 +15,7 @@ impl<S: System> World<S> {
     pub(super) fn carry_out(&mut self, id: NodeId, now: u64, effects: &mut Vec<Effect<P<S>>>) {
         let actor = Actor::Node(id);
         let mut abort = None;
+        // The effects of one handler call, each carried out once.
         for effect in effects.drain(..) {
             match effect {
                 Effect::Send { to, msg } => {
@@ -194,6 +195,7 @@ impl<S: System> World<S> {
         effects: &mut Vec<ClientEffect<P<S>, S::Client>>,
     ) {
         let actor = Actor::Client(c);
+        // The effects of one handler call, each carried out once.
         for effect in effects.drain(..) {
             match effect {
                 ClientEffect::Request { to, id, req } => {

@@ -1,5 +1,8 @@
 //! Metrics: the run's counters, and the metrics the run reports built from them, the
 //! checkers' own figures, the `sometimes` marks and each fault's effects.
+//!
+//! Every loop here runs over a fixed list: the checkers, the counters, the marks the
+//! system lists (`System::sometimes`), and the schedule's faults and their effects.
 
 use super::World;
 use crate::check::Metrics;

@@ -25,9 +25,11 @@
 //! mailbox and before its handler runs, `World::arrive` (in [`delivery`]) asks
 //! [`Network::cut_by`] again: a message in flight when a cut appeared is lost, as on
 //! a real network whose route went away. The delivery-time test runs when the
-//! message is *handled*, not when it reaches the mailbox: a message that arrived at
-//! a paused or slow node while the link was up is still dropped if a cut starts
-//! before the node gets to it.
+//! receiver's loop takes the message out of its mailbox, not at the instant it is
+//! due: a message that became due at a paused node while the link was up is still
+//! dropped if a cut starts before the resume. (A slow node takes messages out when
+//! they are due and queues them to run late; the test runs then, so a cut that starts
+//! while one waits in the late queue does not drop it.)
 
 mod check;
 mod delivery;
@@ -60,6 +62,15 @@ use crate::system::{Setup, System};
 
 pub use faults::{ClockFault, DiskFault};
 pub use metrics::Counters;
+
+/// Most handler calls one slow node has queued to run late: every input and timer
+/// that comes due at it joins the queue, so it is bounded like its mailbox
+/// ([`super::mailbox::INPUTS_MAX`]); more means a slow fault outpaced by its load.
+const LATE_MAX: usize = 1 << 20;
+
+/// Most messages one `hold` fault keeps until its heal: as many as could be in flight
+/// to every node at once.
+const HELD_MAX: usize = 1 << 24;
 
 pub type Op<S> = <<S as System>::Client as Client<<S as System>::Process>>::Op;
 type P<S> = <S as System>::Process;
@@ -158,10 +169,11 @@ pub struct NodeSlot<P: Process> {
     restart_at_ns: Option<u64>,
     /// A pause fault found the node down, so its resume has nothing to do.
     pause_skipped: bool,
-    /// Active `slow` faults on the node: (index, delay, busy, timers).
+    /// Active `slow` faults on the node: (index, delay, busy, timers). At most one
+    /// entry per fault of the schedule (a fault's start replaces its entry).
     slow: Vec<(usize, Latency, bool, bool)>,
     /// Inputs and timers that came due while the node was slow, in the order they
-    /// run (see [`World::enqueue_late`]).
+    /// run (see [`World::enqueue_late`]); at most [`LATE_MAX`].
     late: VecDeque<Late<P>>,
     /// When the last late handler starts (true time).
     late_until_ns: u64,
@@ -194,7 +206,8 @@ pub struct ClientSlot<S: System> {
     pub mailbox: Mailbox<ClientInput<P<S>>, ClientTimer<S>>,
     /// Active pause faults on the client (they may overlap).
     pauses: u32,
-    /// Active pin faults, oldest first, by fault index: the latest decides.
+    /// Active pin faults, oldest first, by fault index: the latest decides. At most
+    /// one entry per fault of the schedule.
     pins: Vec<(usize, NodeId)>,
 }
 
@@ -216,13 +229,16 @@ pub struct World<S: System> {
     pub nodes: Vec<NodeSlot<P<S>>>,
     pub clients: Vec<ClientSlot<S>>,
     pub net: Network,
-    /// Active client partitions: (fault index, clients (empty: all), nodes).
+    /// Active client partitions: (fault index, clients (empty: all), nodes). At most
+    /// one entry per fault of the schedule.
     client_cuts: Vec<(usize, Vec<ClientId>, Vec<NodeId>)>,
     crash_rng: ChaCha8Rng,
     disk_rng: ChaCha8Rng,
     sync_latency: Latency,
     abort_restart_ns: u64,
     pub trace: Trace,
+    /// The clients' history: two events per operation at most (invoke and
+    /// completion), so bounded by the operations the run's duration allows.
     pub history: Vec<HistoryEvent<Op<S>>>,
     checkers: Vec<Box<dyn Checker<P<S>>>>,
     pub failure: Option<Failure>,
@@ -236,12 +252,16 @@ pub struct World<S: System> {
     /// The schedule's fault kinds, by index, and which of them started.
     fault_kinds: Vec<FaultKind>,
     fault_started: Vec<bool>,
-    /// When a pause or clock freeze began, by fault index.
+    /// When a pause or clock freeze began, by fault index: at most one entry per fault.
     fault_since: BTreeMap<usize, u64>,
     /// Messages held by each active `hold` fault: (send counter, receiver, message).
+    /// One list per active hold, each at most [`HELD_MAX`].
     held: BTreeMap<usize, Vec<Held<P<S>>>>,
     slow_rng: ChaCha8Rng,
+    /// The effects of the handler being carried out, reused across steps: one
+    /// handler call's worth (its syncs bounded by the process's own outbox limits).
     effects: Vec<Effect<P<S>>>,
+    /// A client step's effects, reused likewise.
     client_effects: Vec<ClientEffect<P<S>, S::Client>>,
     /// Request traces, when recording (never hashed).
     spans: Option<SpanRecorder>,

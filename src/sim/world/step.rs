@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::super::disk::Completion;
 use super::super::mailbox::{Due, Mailbox};
 use super::super::trace::{Actor, Fields};
-use super::{ClientDue, ClientInput, Late, NodeDue, NodeInput, Status, World, P};
+use super::{ClientDue, ClientInput, Late, NodeDue, NodeInput, Status, World, LATE_MAX, P};
 use crate::client::{Client, ClientContext};
 use crate::process::{ClientId, Context, NodeId, Process, SyncError, TimerId};
 use crate::rng::{stream, Purpose};
@@ -163,6 +163,7 @@ impl<S: System> World<S> {
         let slot = &mut self.nodes[id];
         let mut delay_ns = 0;
         let mut busy = false;
+        // One entry per active slow fault on the node.
         for (_, latency, b, _) in &slot.slow {
             delay_ns += latency.sample_ns(&mut self.slow_rng);
             busy |= *b;
@@ -184,6 +185,10 @@ impl<S: System> World<S> {
             self.fault_effects
                 .add(fault, "handler_delay_ms", (run_ns - due_ns) as f64 / 1e6);
         }
+        assert!(
+            slot.late.len() < LATE_MAX,
+            "more than {LATE_MAX} handlers queued late at node {id}"
+        );
         slot.late.push_back(Late { run_ns, timer, due });
     }
 
@@ -320,6 +325,7 @@ impl<S: System> World<S> {
 
     /// Tells every client the fault phase is over.
     pub fn quiesce_clients(&mut self) {
+        // One step per client.
         for c in 0..self.clients.len() {
             let now = self.now_ns();
             self.step_client(c, Some(ClientStep::Quiesce), now);
