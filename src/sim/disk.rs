@@ -27,12 +27,15 @@ pub struct PendingSync {
 
 #[derive(Debug, Default)]
 pub struct Disk {
+    /// Syncs in flight, in issue order; at most [`SYNCS_IN_FLIGHT_MAX`].
     pending: VecDeque<PendingSync>,
     /// Active `disk-stall` faults (they may overlap).
     stalls: u32,
-    /// Active `disk-slow` faults by index: the largest factor applies.
+    /// Active `disk-slow` faults by index: the largest factor applies. At most one
+    /// entry per fault of the schedule (a fault's start replaces its entry).
     slow: Vec<(usize, f64)>,
-    /// Syncs still to fail: the `fsync-error` faults not yet consumed, by index.
+    /// Syncs still to fail: the `fsync-error` faults not yet consumed, by index. At
+    /// most one entry per `fsync-error` fault of the schedule (each starts once).
     errors_due: VecDeque<usize>,
 }
 
@@ -112,6 +115,7 @@ impl Disk {
     /// lowest index among equals), if any.
     pub fn slowed_by(&self) -> Option<usize> {
         let mut best: Option<(usize, f64)> = None;
+        // One entry per active `disk-slow` fault.
         for &(index, factor) in &self.slow {
             if factor > 1.0 && best.is_none_or(|(i, f)| factor > f || (factor == f && index < i)) {
                 best = Some((index, factor));

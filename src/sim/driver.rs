@@ -79,6 +79,8 @@ async fn node_main<S: System>(world: Shared<S>, id: usize) {
         let w = lock(&world);
         (w.nodes[id].mailbox.notify.clone(), w.start_instant())
     };
+    // Runs until the driver kills the node (a crash, or the end of the run); each
+    // round handles a bounded number of items (see `World::run_node`).
     loop {
         let next = lock(&world).run_node(id);
         wait(start, &notify, next).await;
@@ -91,6 +93,8 @@ async fn client_main<S: System>(world: Shared<S>, c: usize) {
         w.start_client(c);
         (w.clients[c].mailbox.notify.clone(), w.start_instant())
     };
+    // Runs until the driver kills the client at the end of the run; each round
+    // handles a bounded number of items.
     loop {
         let next = lock(&world).run_client(c);
         wait(start, &notify, next).await;
@@ -165,7 +169,8 @@ pub async fn simulate<S: System>(
     }
     timeline.sort_by_key(|&(at, i, on)| (at, on, i)); // ends before starts at the same instant
 
-    // Safety phase: faults as scheduled.
+    // Safety phase: faults as scheduled. The timeline has at most two entries per
+    // fault (its start and its end), plus the end of the phase.
     let mut failed = false;
     for (at_ns, index, on) in timeline
         .into_iter()
@@ -203,7 +208,15 @@ pub async fn simulate<S: System>(
     // and judges it again at the end.
     let stable_ns = scenario.liveness.stable_ms.unwrap_or(0) * 1_000_000;
     let mut settle_ns = None;
+    // Each poll advances simulated time by at least SETTLE_POLL, and the phase ends
+    // at the first poll past the deadline, or past the stable window that began at a
+    // settled poll no later than that. The slack covers the first poll, the poll that
+    // settles past the deadline and the one that ends the window.
+    let polls_max = (deadline_ns - heal_ns + stable_ns) / SETTLE_POLL.as_nanos() as u64 + 4;
+    let mut polls = 0;
     while !failed {
+        polls += 1;
+        assert!(polls <= polls_max, "more than {polls_max} liveness polls");
         let (now, settled) = {
             let mut w = lock(&world);
             (w.now_ns(), w.settled())
@@ -279,6 +292,7 @@ pub async fn simulate<S: System>(
     // Each actor's task holds the world, and the world's mailboxes hold the tasks'
     // wakers: a cycle that would keep every run's world alive after its runtime is
     // gone. Killing the actors makes madsim drop their futures at their next poll.
+    // One per node and client.
     for id in actors {
         handle.kill(id);
     }
@@ -293,6 +307,9 @@ async fn sleep_until<S: System>(
     start: madsim::time::Instant,
     at_ns: u64,
 ) -> bool {
+    // Each round sleeps until `at_ns` or until the run fails (the only notification
+    // `stop` gets), so it ends after a round or two: the loop only guards against a
+    // wake-up that comes before the deadline.
     loop {
         {
             let w = lock(world);
@@ -414,6 +431,7 @@ impl<S: System> Nemesis<'_, S> {
 
     /// Ends every active fault but the permanent ones: the start of the liveness phase.
     fn heal_all(&mut self) {
+        // At most one entry per fault of the schedule.
         let active: Vec<_> = self.active.iter().copied().collect();
         for index in active {
             self.toggle(index, false);

@@ -8,14 +8,26 @@ use tokio::sync::Notify;
 
 use crate::process::TimerId;
 
+/// Most inputs in flight to one actor at once. Inputs are messages, requests,
+/// replies and disk wake-ups that a run's sends and syncs put there; an actor with
+/// more pending than this is being flooded faster than any scenario drives it.
+pub const INPUTS_MAX: usize = 1 << 20;
+
+/// Most timers one actor has pending at once: a process sets a handful per role
+/// (election, heartbeat, probe, one per client operation); more means a timer leak.
+pub const TIMERS_MAX: usize = 1 << 20;
+
 pub enum Due<I, T> {
     Input(I),
     Timer(T),
 }
 
 pub struct Mailbox<I, T> {
+    /// Inputs by (due time, arrival sequence); at most [`INPUTS_MAX`].
     inputs: BTreeMap<(u64, u64), I>,
+    /// Timers by (due time, id); at most [`TIMERS_MAX`].
     timers: BTreeMap<(u64, TimerId), T>,
+    /// Each pending timer's due time, by id: one entry per entry of `timers`.
     deadlines: BTreeMap<TimerId, u64>,
     seq: u64,
     /// While set, timers do not come due (the actor's clock source is frozen); they
@@ -44,6 +56,10 @@ impl<I, T> Default for Mailbox<I, T> {
 
 impl<I, T> Mailbox<I, T> {
     pub fn push(&mut self, at_ns: u64, input: I) {
+        assert!(
+            self.inputs.len() < INPUTS_MAX,
+            "more than {INPUTS_MAX} inputs in flight to one actor"
+        );
         self.seq += 1;
         self.inputs.insert((at_ns, self.seq), input);
         self.wake_before(at_ns);
@@ -64,6 +80,10 @@ impl<I, T> Mailbox<I, T> {
     pub fn set_timer(&mut self, id: TimerId, at_ns: u64, timer: T) {
         let previous = self.deadlines.insert(id, at_ns);
         assert!(previous.is_none(), "timer {id:?} set twice");
+        assert!(
+            self.timers.len() < TIMERS_MAX,
+            "more than {TIMERS_MAX} timers pending at one actor"
+        );
         self.timers.insert((at_ns, id), timer);
         self.wake_before(at_ns);
     }
@@ -79,6 +99,7 @@ impl<I, T> Mailbox<I, T> {
     pub fn rescale_timers(&mut self, now_ns: u64, factor: f64) {
         assert!(factor > 0.0, "a clock rate is positive");
         let timers = std::mem::take(&mut self.timers);
+        // At most TIMERS_MAX timers.
         for ((at_ns, id), timer) in timers {
             let remaining = at_ns.saturating_sub(now_ns) as f64 * factor;
             let at_ns = now_ns + remaining.ceil() as u64;

@@ -6,8 +6,8 @@
 //! - A link is tested at send *and* at delivery: a message in flight when a cut
 //!   appears is lost, as on a real network whose route goes away (madsim alone would
 //!   deliver it). The send-time test is [`Network::route`]; the delivery-time test is
-//!   in the world's `arrive`, which asks [`Network::cut_by`] when the message comes
-//!   due, before the handler runs. A `hold` is tested only at delivery
+//!   the world's `arrive` (`world/delivery.rs`), which asks [`Network::cut_by`] when
+//!   the message comes due, before the handler runs. A `hold` is tested only at delivery
 //!   ([`Network::held_by`]): messages that arrive while it lasts wait in the world
 //!   until its heal.
 //! - Loss, duplication and reordering apply per message; a duplicate draws its own
@@ -134,6 +134,10 @@ pub struct Network {
     /// `nodes * nodes`: how many active faults without classes cut the directed link.
     cuts: Vec<u16>,
     /// Every active cut, in fault index order.
+    ///
+    /// This and every list of active windows below hold at most one entry per fault
+    /// of the schedule (a fault opens its window once and closes it once), so every
+    /// loop over them is bounded by the schedule's length.
     cut_faults: Vec<Cut>,
     /// Whether some active cut is restricted to classes (the fast path is off).
     class_cuts: usize,
@@ -152,6 +156,7 @@ impl Network {
     /// from `rng` (the seed's network stream).
     pub fn new(nodes: usize, spec: &NetworkSpec, rng: ChaCha8Rng) -> Self {
         let mut link_latency = vec![None; nodes * nodes];
+        // The scenario's links: validated to name nodes of the cluster.
         for link in &spec.links {
             link_latency[link.from * nodes + link.to] = Some(link.latency.clone());
         }
@@ -331,6 +336,7 @@ impl Network {
                 let classes = fault.classes().to_vec();
                 let links = cut_links(self.nodes, fault);
                 if classes.is_empty() {
+                    // At most `nodes * nodes` links.
                     for &(from, to) in &links {
                         let count = &mut self.cuts[from * self.nodes + to];
                         *count = if on {
@@ -411,7 +417,8 @@ fn toggle<T>(
     }
 }
 
-/// The directed links a partition-shaped fault cuts.
+/// The directed links a partition-shaped fault cuts: at most `nodes * nodes` (each
+/// loop below runs over the fault's node lists, which name nodes of the cluster).
 pub fn cut_links(nodes: usize, fault: &Fault) -> Vec<(NodeId, NodeId)> {
     let both = |a: &[NodeId], b: &[NodeId]| {
         let mut links = Vec::with_capacity(2 * a.len() * b.len());

@@ -93,7 +93,9 @@ impl Fields {
 pub struct Trace {
     hash: Fnv,
     events: u64,
-    /// `Some` when recording: the full event list.
+    /// `Some` when recording: the full event list. Bounded by the run's events, which
+    /// its simulated duration bounds (every event takes a step, and steps per wake-up
+    /// are bounded); recording is for single-seed replays, not sweeps.
     records: Option<Vec<TraceRecord>>,
 }
 
