@@ -142,7 +142,7 @@ fn golden_encodings_of_traced_values() {
     };
     let request = Request {
         seq: 5,
-        op: RequestOp::Command(put.clone()),
+        op: RequestOp::Command(put.clone().into()),
     };
     assert_eq!(
         encode(&request),
@@ -175,7 +175,7 @@ fn golden_encodings_of_traced_values() {
                 data: EntryData::Command {
                     client: 1,
                     seq: 5,
-                    cmd: put,
+                    cmd: put.into(),
                 },
             },
         ],

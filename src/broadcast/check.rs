@@ -68,7 +68,7 @@ impl Cursors {
 /// client gave, and delivers each id at most once per incarnation.
 pub struct Integrity {
     cursors: Cursors,
-    broadcast: BTreeMap<u64, String>,
+    broadcast: BTreeMap<u64, std::sync::Arc<str>>,
     /// Per node, the ids delivered by its current incarnation.
     current: Vec<BTreeSet<u64>>,
 }

@@ -13,6 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 
 use crate::process::{
@@ -89,8 +91,9 @@ pub enum Message {
     Value {
         /// The value's id.
         id: u64,
-        /// The value.
-        value: String,
+        /// The value, shared: sending it to every peer, storing it and delivering it
+        /// bump a reference count instead of copying the string.
+        value: Arc<str>,
     },
     /// "I hold `id` durably": stop sending it to me.
     Ack {
@@ -157,7 +160,7 @@ pub struct BroadcastProcess {
     started: bool,
     /// Every value delivered here, by id. Invariant: each is in storage under `key(id)`,
     /// with a sync started at the end of the step that delivered it.
-    delivered: BTreeMap<u64, String>,
+    delivered: BTreeMap<u64, Arc<str>>,
     /// This incarnation's deliveries in order, recovered ones first; one per id.
     deliveries: Vec<Delivery>,
     /// Indexed by node id; our own slot is unused. Empty until `on_start`.
@@ -236,7 +239,7 @@ impl BroadcastProcess {
     }
 
     /// Delivered values by id.
-    pub fn delivered(&self) -> &BTreeMap<u64, String> {
+    pub fn delivered(&self) -> &BTreeMap<u64, Arc<str>> {
         &self.delivered
     }
 
@@ -267,7 +270,7 @@ impl BroadcastProcess {
         self.deliveries.push(delivery);
     }
 
-    fn deliver(&mut self, id: u64, value: String, source: Source) {
+    fn deliver(&mut self, id: u64, value: Arc<str>, source: Source) {
         let previous = self.delivered.insert(id, value);
         assert!(previous.is_none(), "value {id} delivered twice");
         self.delivered_in_step.push(Delivery { id, source });
@@ -281,7 +284,7 @@ impl BroadcastProcess {
         &mut self,
         ctx: &mut Context<'_, Self>,
         id: u64,
-        value: &str,
+        value: &Arc<str>,
         holder: Option<NodeId>,
     ) {
         for peer in 0..ctx.nodes() {
@@ -292,7 +295,7 @@ impl BroadcastProcess {
                 peer,
                 Message::Value {
                     id,
-                    value: value.to_string(),
+                    value: Arc::clone(value),
                 },
             );
             if !self.bugs.no_retransmit {
@@ -333,7 +336,7 @@ impl Process for BroadcastProcess {
     type Request = Request;
     type Response = Response;
     /// A delivered value, stored under `value/<id>`.
-    type Record = String;
+    type Record = Arc<str>;
 
     fn on_start(&mut self, ctx: &mut Context<'_, Self>) {
         self.begin();
@@ -418,7 +421,7 @@ impl BroadcastProcess {
                 timer: None,
             })
             .collect();
-        let recovered: Vec<(u64, String)> = ctx
+        let recovered: Vec<(u64, Arc<str>)> = ctx
             .storage()
             .scan(KEY_PREFIX)
             .map(|(k, v)| {
@@ -454,7 +457,7 @@ impl BroadcastProcess {
                 self.out.reply(request, Response::Values(ids));
                 return;
             }
-            Request::Broadcast { id, value } => (id, value),
+            Request::Broadcast { id, value } => (id, Arc::<str>::from(value)),
         };
         if self.delivered.contains_key(&id) {
             self.out.reply(request, Response::Ok);

@@ -23,10 +23,10 @@ struct Cluster {
     config: Config,
     bugs: Bugs,
     nodes: Vec<Option<BroadcastProcess>>,
-    storage: Vec<Storage<String>>,
+    storage: Vec<Storage<std::sync::Arc<str>>>,
     /// Per node, its storage as of the last step that left nothing unsynced: what its
     /// disk holds (see [`Cluster::crash`]).
-    disk: Vec<Storage<String>>,
+    disk: Vec<Storage<std::sync::Arc<str>>>,
     rng: Vec<ChaCha8Rng>,
     next_timer: Vec<u64>,
     now: Duration,
@@ -297,10 +297,7 @@ fn a_broadcast_reaches_every_node_and_is_acknowledged_by_all() {
     assert_eq!(c.ids(1), [7], "the origin delivers before it answers");
     c.run_ms(0);
     for node in 0..3 {
-        assert_eq!(
-            c.node(node).delivered().get(&7).map(String::as_str),
-            Some("v7")
-        );
+        assert_eq!(c.node(node).delivered().get(&7).map(|v| &**v), Some("v7"));
         assert_eq!(c.node(node).unacked(), 0, "node {node} awaits no ack");
     }
     assert_eq!(c.node(0).deliveries()[0].source, Source::Peer(1));

@@ -17,6 +17,7 @@
 //! one if it ever commits later (see [`super::Applied::Stale`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
@@ -254,7 +255,7 @@ impl KvClient {
             false => self.next_op(ctx),
         };
         let req_op = match KvCommand::from_op(&op) {
-            Some(cmd) => RequestOp::Command(cmd),
+            Some(cmd) => RequestOp::Command(Arc::new(cmd)),
             None => RequestOp::Get {
                 key: op.key().to_string(),
             },

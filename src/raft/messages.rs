@@ -18,8 +18,10 @@ pub enum EntryData {
         client: ClientId,
         /// The client's session sequence number: (client, seq) applies at most once.
         seq: u64,
-        /// The command.
-        cmd: KvCommand,
+        /// The command, shared: every copy of the entry (the log, storage,
+        /// AppendEntries to each follower, a duplicated message) is a reference-count
+        /// bump, not a copy of its strings.
+        cmd: Arc<KvCommand>,
     },
 }
 
@@ -273,8 +275,9 @@ pub enum RequestOp {
         /// The key.
         key: String,
     },
-    /// Replicate and apply a command.
-    Command(KvCommand),
+    /// Replicate and apply a command (shared with the entry the leader appends, so a
+    /// client's retries and the log hold one copy).
+    Command(Arc<KvCommand>),
 }
 
 /// A node's answer to a client.

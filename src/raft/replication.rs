@@ -7,10 +7,17 @@ use super::{
 };
 use crate::kv::{Applied, KvCommand, KvResult};
 use crate::process::{NodeId, RequestId};
+use std::sync::Arc;
 
 impl RaftProcess {
     /// A client command: append it to the leader's log and replicate it.
-    pub(super) fn propose(&mut self, ctx: &mut Ctx<'_>, id: RequestId, seq: u64, cmd: KvCommand) {
+    pub(super) fn propose(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        id: RequestId,
+        seq: u64,
+        cmd: Arc<KvCommand>,
+    ) {
         if self.role != Role::Leader {
             let leader = self.leader;
             self.reply(id, Response::Redirect { seq, leader });
@@ -43,13 +50,7 @@ impl RaftProcess {
             },
         };
         let index = entry.index;
-        let is_cas = matches!(
-            entry.data,
-            EntryData::Command {
-                cmd: KvCommand::Cas { .. },
-                ..
-            }
-        );
+        let is_cas = matches!(&entry.data, EntryData::Command { cmd, .. } if matches!(**cmd, KvCommand::Cas { .. }));
         let ack_now = self.bugs.acks_on_append(is_cas);
         span_entry(ctx, &entry, "appended");
         self.persist_entry(ctx, &entry);

@@ -46,7 +46,7 @@ fn log_matching_reports_two_entries_with_one_index_and_term_but_different_comman
     let put = EntryData::Command {
         client: 0,
         seq: 1,
-        cmd: KvCommand::Delete { key: "x".into() },
+        cmd: KvCommand::Delete { key: "x".into() }.into(),
     };
     craft(&mut net, 1, 1, &[entry(1, 1, put)]);
     let v = net.violation.expect("caught");

@@ -401,10 +401,13 @@ impl Net {
     pub fn put(&mut self, to: NodeId, key: &str, value: &str) -> RequestId {
         self.request(
             to,
-            RequestOp::Command(KvCommand::Put {
-                key: key.into(),
-                value: value.into(),
-            }),
+            RequestOp::Command(
+                KvCommand::Put {
+                    key: key.into(),
+                    value: value.into(),
+                }
+                .into(),
+            ),
         )
     }
 
