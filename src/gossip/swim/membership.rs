@@ -125,7 +125,7 @@ impl SwimProcess {
         });
         self.metrics.changed.push(node);
         if update.state.is_down() {
-            self.live.remove(node);
+            self.live.swap_remove(&node);
         } else {
             self.live.insert(node);
             self.add_to_probe_list(ctx, node);

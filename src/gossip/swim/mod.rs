@@ -21,9 +21,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use indexmap::IndexSet;
+
 use super::broadcast::BroadcastQueue;
 use super::config::SwimConfig;
-use super::member::{IdSet, Member, NodeMeta};
+use super::member::{Member, NodeMeta};
 use crate::process::{Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId};
 
 mod dissemination;
@@ -120,7 +122,9 @@ pub struct SwimProcess {
     /// This observer's view, indexed by member id; `None` = never heard of.
     members: Vec<Option<Member>>,
     /// Known members other than self that are alive or suspect.
-    live: IdSet,
+    /// Insertion-ordered, so the random pick by position is deterministic; removal
+    /// swaps the last id into the gap (O(1)).
+    live: IndexSet<NodeId>,
     probe_list: Vec<NodeId>,
     in_probe_list: Vec<bool>,
     probe_next: usize,
@@ -157,7 +161,7 @@ impl SwimProcess {
             bugs,
             phase: Phase::Dormant,
             members: vec![None; nodes],
-            live: IdSet::new(nodes),
+            live: IndexSet::with_capacity(nodes),
             probe_list: Vec::new(),
             in_probe_list: vec![false; nodes],
             probe_next: 0,

@@ -75,7 +75,7 @@ impl SwimProcess {
             while self.probe_next < self.probe_list.len() {
                 let id = self.probe_list[self.probe_next];
                 self.probe_next += 1;
-                if self.live.contains(id) {
+                if self.live.contains(&id) {
                     return Some(id);
                 }
             }
@@ -84,7 +84,7 @@ impl SwimProcess {
                 self.in_probe_list[id] = false;
             }
             self.probe_list.clear();
-            self.probe_list.extend_from_slice(self.live.as_slice());
+            self.probe_list.extend(self.live.iter().copied());
             self.probe_list.sort_unstable();
             let mut list = std::mem::take(&mut self.probe_list);
             list.shuffle(ctx.rng());
