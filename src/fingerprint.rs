@@ -348,6 +348,10 @@ tuples! {
 /// assert_eq!(bytes[..4], [1, 0, 0, 0]);
 /// ```
 ///
+/// A type with one type parameter takes it first, with its bound:
+/// `impl_fingerprint!(<M: Bound> struct Wrapper { field })` (the parameter may not be
+/// named `S`, which the generated method uses).
+///
 /// List every field that matters (a field left out is not fingerprinted), and give
 /// each variant a tag of its own that never changes: a new variant takes a new tag.
 #[macro_export]
@@ -365,6 +369,34 @@ macro_rules! impl_fingerprint {
             #[inline]
             fn fingerprint<S: $crate::fingerprint::Sink + ?Sized>(&self, _out: &mut S) {
                 $( $crate::fingerprint::Fingerprint::fingerprint(&self.$index, _out); )*
+            }
+        }
+    };
+    (<$g:ident : $bound:path> struct $ty:ident { $($field:ident),* $(,)? }) => {
+        impl<$g: $bound> $crate::fingerprint::Fingerprint for $ty<$g> {
+            #[inline]
+            fn fingerprint<S: $crate::fingerprint::Sink + ?Sized>(&self, _out: &mut S) {
+                $( $crate::fingerprint::Fingerprint::fingerprint(&self.$field, _out); )*
+            }
+        }
+    };
+    (<$g:ident : $bound:path> enum $ty:ident {
+        $( $tag:literal => $variant:ident
+            $({ $($field:ident),* $(,)? })?
+            $(( $($positional:ident),* $(,)? ))?
+        ),* $(,)?
+    }) => {
+        impl<$g: $bound> $crate::fingerprint::Fingerprint for $ty<$g> {
+            fn fingerprint<S: $crate::fingerprint::Sink + ?Sized>(&self, out: &mut S) {
+                match self {
+                    $(
+                        $ty::$variant $({ $($field),* })? $(( $($positional),* ))? => {
+                            $crate::fingerprint::tag(out, $tag);
+                            $($( $crate::fingerprint::Fingerprint::fingerprint($field, out); )*)?
+                            $($( $crate::fingerprint::Fingerprint::fingerprint($positional, out); )*)?
+                        }
+                    )*
+                }
             }
         }
     };

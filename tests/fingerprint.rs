@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use faultline::fingerprint::encode;
 use faultline::history::KvOp;
-use faultline::kv::KvCommand;
+use faultline::kv::{KvCommand, KvQuery};
 use faultline::raft::{Entry, EntryData, Message, Request, RequestOp};
 use faultline::run::run_seed;
 use faultline::scenario::Scenario;
@@ -140,7 +140,7 @@ fn golden_encodings_of_traced_values() {
         key: "x".into(),
         value: "42".into(),
     };
-    let request = Request {
+    let request: Request = Request {
         seq: 5,
         op: RequestOp::Command(put.clone().into()),
     };
@@ -156,10 +156,16 @@ fn golden_encodings_of_traced_values() {
             b"42"
         ])
     );
+    // A read: tag 0, then the query, which for the KV store is just its key.
+    let read: Request = Request {
+        seq: 6,
+        op: RequestOp::Read(KvQuery { key: "x".into() }),
+    };
+    assert_eq!(encode(&read), cat(&[&le(6), &[0, 0, 0, 0], &le(1), b"x"]));
 
     // A nested message: AppendEntries fingerprints its entries by identity
     // (term, index, then tag and (client, seq) for a command), not by payload.
-    let append = Message::Append {
+    let append: Message = Message::Append {
         term: 3,
         prev_index: 1,
         prev_term: 2,

@@ -14,7 +14,7 @@
 //! it started, as Jepsen's clients do: the operation is `info` (indeterminate) if any
 //! attempt might have been appended (it timed out, or a leader dropped it); the next
 //! operation takes the next sequence number, and the state machine skips the abandoned
-//! one if it ever commits later (see [`super::Applied::Stale`]).
+//! one if it ever commits later (see [`crate::raft::session::Applied::Stale`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,7 +25,7 @@ use serde::Deserialize;
 
 use crate::client::{Client, ClientContext};
 use crate::history::{KvOp, OpType};
-use crate::kv::{KvCommand, KvResult};
+use crate::kv::{KvCommand, KvQuery, KvResult};
 use crate::process::{NodeId, RequestId};
 use crate::raft::messages::{Request, RequestOp, Response};
 use crate::raft::RaftProcess;
@@ -256,9 +256,9 @@ impl KvClient {
         };
         let req_op = match KvCommand::from_op(&op) {
             Some(cmd) => RequestOp::Command(Arc::new(cmd)),
-            None => RequestOp::Get {
+            None => RequestOp::Read(KvQuery {
                 key: op.key().to_string(),
-            },
+            }),
         };
         ctx.invoke(op.clone());
         self.current = Some(InFlight {
@@ -283,7 +283,7 @@ impl KvClient {
         if since.is_some_and(|at| ctx.now() >= at + Duration::from_millis(self.w.op_timeout_ms)) {
             let kind = match (&cur.req.op, cur.maybe_applied) {
                 // A read changes nothing: abandoning it is a definite non-event.
-                (RequestOp::Get { .. }, _) | (_, false) => OpType::Fail,
+                (RequestOp::Read(_), _) | (_, false) => OpType::Fail,
                 (RequestOp::Command(_), true) => OpType::Info,
             };
             self.finish(ctx, kind, None);

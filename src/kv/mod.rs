@@ -1,18 +1,16 @@
-//! The key-value state machine replicated by Raft.
+//! The key-value store: the first [`StateMachine`] replicated by Raft.
 //!
 //! Commands (put, delete, append, cas) reach it only through the committed log, in log
 //! order. Reads (get) are answered from it by the read path the cluster is configured
-//! with. Client sessions make a retried command apply at most once: each command carries
-//! its client's id and a per-client sequence number, and the store remembers the last
-//! sequence number applied per client with its result. The session table is part of the
-//! state, so it travels in snapshots.
+//! with. Raft's client sessions ([`crate::raft::session`]) make a retried command apply
+//! at most once.
 
 #![warn(missing_docs)]
 
 use std::collections::BTreeMap;
 
 use crate::history::KvOp;
-use crate::process::ClientId;
+use crate::raft::StateMachine;
 
 pub mod client;
 
@@ -96,25 +94,17 @@ pub enum KvResult {
     CasFailed,
 }
 
-/// What [`KvStore::apply`] reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Applied {
-    /// First application of this (client, seq): `result` is what it did.
-    Fresh(KvResult),
-    /// The same (client, seq) was applied before: nothing changed; this is its result.
-    Duplicate(KvResult),
-    /// An older seq than the client's last applied one: the client has moved on (it
-    /// reported this command as indeterminate), so it is skipped, never applied late.
-    Stale,
+/// A read: the value of `key`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct KvQuery {
+    /// The key.
+    pub key: String,
 }
 
-/// The replicated state: data plus the session table.
+/// The replicated data: every key and its value.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct KvStore {
     data: BTreeMap<String, String>,
-    /// Per client: the last applied sequence number and its result. One entry per
-    /// client, so the table is bounded by the number of clients.
-    sessions: BTreeMap<ClientId, (u64, KvResult)>,
 }
 
 impl KvStore {
@@ -127,24 +117,19 @@ impl KvStore {
     pub fn data(&self) -> &BTreeMap<String, String> {
         &self.data
     }
+}
 
-    /// The last (seq, result) applied for `client`.
-    pub fn session(&self, client: ClientId) -> Option<(u64, KvResult)> {
-        self.sessions.get(&client).copied()
-    }
+impl StateMachine for KvStore {
+    type Command = KvCommand;
+    type Output = KvResult;
+    type Query = KvQuery;
+    /// The value read, `None` if the key is absent.
+    type Answer = Option<String>;
+    /// The store is small and cloned whole.
+    type Snapshot = KvStore;
 
-    /// Applies `cmd` for `client`'s session `seq`, at most once per (client, seq).
-    pub fn apply(&mut self, client: ClientId, seq: u64, cmd: &KvCommand) -> Applied {
-        assert!(seq > 0, "session sequence numbers start at 1");
-        if let Some(&(last_seq, result)) = self.sessions.get(&client) {
-            if seq == last_seq {
-                return Applied::Duplicate(result);
-            }
-            if seq < last_seq {
-                return Applied::Stale;
-            }
-        }
-        let result = match cmd {
+    fn apply(&mut self, _index: u64, cmd: &KvCommand) -> KvResult {
+        match cmd {
             KvCommand::Put { key, value } => {
                 self.data.insert(key.clone(), value.clone());
                 KvResult::Done
@@ -165,15 +150,39 @@ impl KvStore {
                     KvResult::CasFailed
                 }
             }
-        };
-        self.sessions.insert(client, (seq, result));
-        Applied::Fresh(result)
+        }
     }
 
-    /// Approximate encoded size, for snapshot message byte estimates.
-    pub fn size_bytes(&self) -> usize {
-        let data: usize = self.data.iter().map(|(k, v)| 8 + k.len() + v.len()).sum();
-        data + self.sessions.len() * 24
+    fn read(&self, _applied_index: u64, query: &KvQuery) -> Option<String> {
+        self.data.get(&query.key).cloned()
+    }
+
+    fn snapshot(&self) -> KvStore {
+        self.clone()
+    }
+
+    fn restore(snapshot: &KvStore) -> KvStore {
+        snapshot.clone()
+    }
+
+    /// Put, delete and append always succeed; a cas depends on the value.
+    fn blind_output(cmd: &KvCommand) -> Option<KvResult> {
+        match cmd {
+            KvCommand::Cas { .. } => None,
+            _ => Some(KvResult::Done),
+        }
+    }
+
+    fn command_size_bytes(cmd: &KvCommand) -> usize {
+        cmd.size_bytes()
+    }
+
+    fn snapshot_size_bytes(snapshot: &KvStore) -> usize {
+        snapshot
+            .data
+            .iter()
+            .map(|(k, v)| 8 + k.len() + v.len())
+            .sum()
     }
 }
 
@@ -181,80 +190,67 @@ impl KvStore {
 mod tests {
     use super::*;
 
-    fn put(k: &str, v: &str) -> KvCommand {
-        KvCommand::Put {
-            key: k.into(),
-            value: v.into(),
-        }
+    fn apply(kv: &mut KvStore, cmd: KvCommand) -> KvResult {
+        kv.apply(0, &cmd)
     }
 
     #[test]
     fn commands_change_state_as_documented() {
         let mut kv = KvStore::default();
-        assert_eq!(
-            kv.apply(0, 1, &put("x", "1")),
-            Applied::Fresh(KvResult::Done)
-        );
+        let put = KvCommand::Put {
+            key: "x".into(),
+            value: "1".into(),
+        };
+        assert_eq!(apply(&mut kv, put), KvResult::Done);
         let app = KvCommand::Append {
             key: "x".into(),
             value: "2".into(),
         };
-        kv.apply(0, 2, &app);
+        apply(&mut kv, app);
         assert_eq!(kv.get("x").map(String::as_str), Some("12"));
         let cas_bad = KvCommand::Cas {
             key: "x".into(),
             expected: Some("1".into()),
             new: "9".into(),
         };
-        assert_eq!(
-            kv.apply(0, 3, &cas_bad),
-            Applied::Fresh(KvResult::CasFailed)
-        );
+        assert_eq!(apply(&mut kv, cas_bad), KvResult::CasFailed);
         assert_eq!(kv.get("x").map(String::as_str), Some("12"));
         let cas_absent = KvCommand::Cas {
             key: "y".into(),
             expected: None,
             new: "7".into(),
         };
-        assert_eq!(kv.apply(0, 4, &cas_absent), Applied::Fresh(KvResult::Done));
+        assert_eq!(apply(&mut kv, cas_absent), KvResult::Done);
         assert_eq!(kv.get("y").map(String::as_str), Some("7"));
-        kv.apply(0, 5, &KvCommand::Delete { key: "x".into() });
+        apply(&mut kv, KvCommand::Delete { key: "x".into() });
         assert_eq!(kv.get("x"), None);
+        let query = KvQuery { key: "y".into() };
+        assert_eq!(kv.read(5, &query), Some("7".to_string()));
     }
 
     #[test]
-    fn a_retried_command_applies_once_and_returns_the_first_result() {
+    fn a_snapshot_restores_an_equal_store() {
         let mut kv = KvStore::default();
-        let app = KvCommand::Append {
+        let put = KvCommand::Put {
             key: "x".into(),
-            value: "a".into(),
+            value: "1".into(),
         };
-        assert_eq!(kv.apply(3, 1, &app), Applied::Fresh(KvResult::Done));
-        assert_eq!(kv.apply(3, 1, &app), Applied::Duplicate(KvResult::Done));
-        assert_eq!(kv.get("x").map(String::as_str), Some("a"));
-        // Another client's seq 1 is a different command.
-        assert_eq!(kv.apply(4, 1, &app), Applied::Fresh(KvResult::Done));
-        assert_eq!(kv.get("x").map(String::as_str), Some("aa"));
+        apply(&mut kv, put);
+        let restored = KvStore::restore(&kv.snapshot());
+        assert_eq!(restored, kv);
+        assert_eq!(KvStore::snapshot_size_bytes(&kv.snapshot()), 8 + 1 + 1);
     }
 
     #[test]
-    fn an_older_seq_arriving_late_is_skipped() {
-        let mut kv = KvStore::default();
-        kv.apply(1, 2, &put("x", "new"));
-        assert_eq!(kv.apply(1, 1, &put("x", "old")), Applied::Stale);
-        assert_eq!(kv.get("x").map(String::as_str), Some("new"));
-    }
-
-    #[test]
-    fn the_session_table_travels_with_a_clone() {
-        let mut kv = KvStore::default();
-        kv.apply(1, 5, &put("x", "1"));
-        let mut restored = kv.clone();
-        assert_eq!(
-            restored.apply(1, 5, &put("x", "2")),
-            Applied::Duplicate(KvResult::Done)
-        );
-        assert_eq!(restored.get("x").map(String::as_str), Some("1"));
+    fn only_a_cas_has_no_blind_output() {
+        let cas = KvCommand::Cas {
+            key: "x".into(),
+            expected: None,
+            new: "1".into(),
+        };
+        assert_eq!(KvStore::blind_output(&cas), None);
+        let del = KvCommand::Delete { key: "x".into() };
+        assert_eq!(KvStore::blind_output(&del), Some(KvResult::Done));
     }
 }
 
@@ -264,6 +260,8 @@ crate::impl_fingerprint!(enum KvCommand {
     2 => Append { key, value },
     3 => Cas { key, expected, new },
 });
+
+crate::impl_fingerprint!(struct KvQuery { key });
 
 crate::impl_fingerprint!(enum KvResult {
     0 => Done,

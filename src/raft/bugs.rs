@@ -132,9 +132,10 @@ impl Bugs {
         }
     }
 
-    /// ack-before-sync: a write (not a compare-and-set) is answered when appended.
-    pub(super) fn acks_on_append(&self, is_cas: bool) -> bool {
-        self.ack_before_sync && !is_cas
+    /// ack-before-sync: a command whose output does not depend on the state (a blind
+    /// write, not a compare-and-set) is answered when appended.
+    pub(super) fn acks_on_append(&self, has_blind_output: bool) -> bool {
+        self.ack_before_sync && has_blind_output
     }
 
     /// read-before-noop: a read_index read waits until the term's no-op commits.

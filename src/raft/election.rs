@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use super::messages::{Entry, EntryData, Message};
+use super::state_machine::StateMachine;
 use super::{Ctx, LeaderState, Progress, RaftProcess, Role, Timer};
 use crate::process::NodeId;
 
-impl RaftProcess {
+impl<S: StateMachine> RaftProcess<S> {
     /// Whether this node leads, or heard from the leader of its term within the
     /// minimum election timeout (thesis §4.2.3). Such a node believes a leader is
     /// working, so it refuses pre-votes (thesis §9.6), CheckQuorum on or off.
@@ -30,7 +31,7 @@ impl RaftProcess {
     }
 
     /// The election timer fired on a follower or candidate.
-    pub(super) fn election_timeout(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn election_timeout(&mut self, ctx: &mut Ctx<'_, S>) {
         assert_ne!(self.role, Role::Leader);
         if self.pre_vote {
             self.become_pre_candidate(ctx);
@@ -39,7 +40,7 @@ impl RaftProcess {
         }
     }
 
-    fn become_pre_candidate(&mut self, ctx: &mut Ctx<'_>) {
+    fn become_pre_candidate(&mut self, ctx: &mut Ctx<'_, S>) {
         // A pre-candidate keeps its term and vote: it only asks whether it could win.
         self.role = Role::PreCandidate;
         self.leader = None;
@@ -61,7 +62,7 @@ impl RaftProcess {
         self.check_poll(ctx);
     }
 
-    fn become_candidate(&mut self, ctx: &mut Ctx<'_>) {
+    fn become_candidate(&mut self, ctx: &mut Ctx<'_, S>) {
         self.term += 1;
         self.vote = Some(self.id);
         self.role = Role::Candidate;
@@ -94,7 +95,7 @@ impl RaftProcess {
         }
     }
 
-    fn start_poll(&mut self, ctx: &mut Ctx<'_>) {
+    fn start_poll(&mut self, ctx: &mut Ctx<'_, S>) {
         self.votes.clear();
         self.votes.insert(self.id, true);
         self.bug_vote_count = 1;
@@ -103,7 +104,7 @@ impl RaftProcess {
     }
 
     /// Wins or loses the current (pre-)election once a majority has answered.
-    fn check_poll(&mut self, ctx: &mut Ctx<'_>) {
+    fn check_poll(&mut self, ctx: &mut Ctx<'_, S>) {
         let current = self.votes.values().filter(|&&g| g).count();
         let granted = self
             .bugs
@@ -133,7 +134,7 @@ impl RaftProcess {
     /// node's term, a grant the term asked for.
     pub(super) fn on_pre_vote(
         &mut self,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, S>,
         from: NodeId,
         term: u64,
         last_index: u64,
@@ -156,7 +157,7 @@ impl RaftProcess {
 
     pub(super) fn on_vote(
         &mut self,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, S>,
         from: NodeId,
         term: u64,
         last_index: u64,
@@ -189,7 +190,7 @@ impl RaftProcess {
 
     pub(super) fn on_vote_resp(
         &mut self,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, S>,
         from: NodeId,
         term: u64,
         granted: bool,
@@ -213,7 +214,7 @@ impl RaftProcess {
         self.check_poll(ctx);
     }
 
-    fn become_leader(&mut self, ctx: &mut Ctx<'_>) {
+    fn become_leader(&mut self, ctx: &mut Ctx<'_, S>) {
         assert_eq!(self.role, Role::Candidate);
         assert_eq!(self.vote, Some(self.id));
         ctx.trace(format!("node {} leads term {}", self.id, self.term));
@@ -270,7 +271,7 @@ impl RaftProcess {
 
     /// CheckQuorum: a leader that has not heard from a majority within the period steps
     /// down, so that a partitioned leader stops serving.
-    pub(super) fn check_quorum_tick(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn check_quorum_tick(&mut self, ctx: &mut Ctx<'_, S>) {
         let period = self.cfg.election_timeout_min();
         self.reset_election_timer(ctx, period);
         if !self.check_quorum {

@@ -11,21 +11,20 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::{HardState, RaftConfig, RaftProcess};
+use super::{HardState, RaftConfig, RaftProcess, StateMachine};
 use crate::check::{Availability, Checker, ClusterView, Metrics};
 use crate::process::NodeId;
 
-/// Every invariant checker, plus liveness and metrics, and the progress check when
-/// `max_commit_stall_ms` is set.
-/// Every Raft checker for a cluster of `nodes` with `cfg`; `leader_bound` is how soon
-/// after the heal a leader followed by a majority must exist (see
-/// [`LivenessAndMetrics`]).
-pub fn all(
+/// Every Raft checker for a cluster of `nodes` with `cfg`, whatever its state machine:
+/// the invariants, liveness and metrics, and the progress check when
+/// `max_commit_stall_ms` is set. `leader_bound` is how soon after the heal a leader
+/// followed by a majority must exist (see [`LivenessAndMetrics`]).
+pub fn all<S: StateMachine>(
     nodes: usize,
     cfg: &RaftConfig,
     leader_bound: Duration,
-) -> Vec<Box<dyn Checker<RaftProcess>>> {
-    let mut checkers: Vec<Box<dyn Checker<RaftProcess>>> = vec![
+) -> Vec<Box<dyn Checker<RaftProcess<S>>>> {
+    let mut checkers: Vec<Box<dyn Checker<RaftProcess<S>>>> = vec![
         Box::new(ElectionSafety::default()),
         Box::new(LogMatching::default()),
         Box::new(LeaderCompleteness::new(nodes)),
@@ -62,14 +61,14 @@ impl RecoveryKeepsDurable {
     }
 }
 
-impl Checker<RaftProcess> for RecoveryKeepsDurable {
+impl<S: StateMachine> Checker<RaftProcess<S>> for RecoveryKeepsDurable {
     fn name(&self) -> &'static str {
         "recovery-keeps-durable"
     }
 
     fn after_step(
         &mut self,
-        view: &ClusterView<'_, RaftProcess>,
+        view: &ClusterView<'_, RaftProcess<S>>,
         node: NodeId,
     ) -> Result<(), String> {
         let Some(p) = view.node(node) else {
@@ -148,14 +147,14 @@ impl CommitProgress {
     }
 }
 
-impl Checker<RaftProcess> for CommitProgress {
+impl<S: StateMachine> Checker<RaftProcess<S>> for CommitProgress {
     fn name(&self) -> &'static str {
         "raft-progress"
     }
 
     fn after_step(
         &mut self,
-        view: &ClusterView<'_, RaftProcess>,
+        view: &ClusterView<'_, RaftProcess<S>>,
         node: NodeId,
     ) -> Result<(), String> {
         let pending = view
@@ -221,14 +220,14 @@ pub struct ElectionSafety {
     leaders: BTreeMap<u64, NodeId>,
 }
 
-impl Checker<RaftProcess> for ElectionSafety {
+impl<S: StateMachine> Checker<RaftProcess<S>> for ElectionSafety {
     fn name(&self) -> &'static str {
         "election-safety"
     }
 
     fn after_step(
         &mut self,
-        view: &ClusterView<'_, RaftProcess>,
+        view: &ClusterView<'_, RaftProcess<S>>,
         node: NodeId,
     ) -> Result<(), String> {
         let Some(p) = view.node(node) else {
@@ -257,14 +256,14 @@ pub struct LogMatching {
     registry: BTreeMap<(u64, u64), (u64, u64)>,
 }
 
-impl Checker<RaftProcess> for LogMatching {
+impl<S: StateMachine> Checker<RaftProcess<S>> for LogMatching {
     fn name(&self) -> &'static str {
         "log-matching"
     }
 
     fn after_step(
         &mut self,
-        view: &ClusterView<'_, RaftProcess>,
+        view: &ClusterView<'_, RaftProcess<S>>,
         node: NodeId,
     ) -> Result<(), String> {
         let Some(p) = view.node(node) else {
@@ -315,14 +314,14 @@ impl LeaderCompleteness {
     }
 }
 
-impl Checker<RaftProcess> for LeaderCompleteness {
+impl<S: StateMachine> Checker<RaftProcess<S>> for LeaderCompleteness {
     fn name(&self) -> &'static str {
         "leader-completeness"
     }
 
     fn after_step(
         &mut self,
-        view: &ClusterView<'_, RaftProcess>,
+        view: &ClusterView<'_, RaftProcess<S>>,
         node: NodeId,
     ) -> Result<(), String> {
         let Some(p) = view.node(node) else {
@@ -374,14 +373,14 @@ pub struct StateMachineSafety {
     applied: BTreeMap<u64, (u64, u64, NodeId)>,
 }
 
-impl Checker<RaftProcess> for StateMachineSafety {
+impl<S: StateMachine> Checker<RaftProcess<S>> for StateMachineSafety {
     fn name(&self) -> &'static str {
         "state-machine-safety"
     }
 
     fn after_step(
         &mut self,
-        view: &ClusterView<'_, RaftProcess>,
+        view: &ClusterView<'_, RaftProcess<S>>,
         node: NodeId,
     ) -> Result<(), String> {
         let Some(p) = view.node(node) else {
@@ -439,14 +438,14 @@ impl IndexOrder {
     }
 }
 
-impl Checker<RaftProcess> for IndexOrder {
+impl<S: StateMachine> Checker<RaftProcess<S>> for IndexOrder {
     fn name(&self) -> &'static str {
         "index-order"
     }
 
     fn after_step(
         &mut self,
-        view: &ClusterView<'_, RaftProcess>,
+        view: &ClusterView<'_, RaftProcess<S>>,
         node: NodeId,
     ) -> Result<(), String> {
         let Some(p) = view.node(node) else {
@@ -590,7 +589,10 @@ impl LivenessAndMetrics {
     }
 
     /// `Ok` when a leader of the highest term is followed by a majority.
-    fn majority_leader(&self, view: &ClusterView<'_, RaftProcess>) -> Result<(), String> {
+    fn majority_leader<S: StateMachine>(
+        &self,
+        view: &ClusterView<'_, RaftProcess<S>>,
+    ) -> Result<(), String> {
         let leader = view
             .up()
             .filter(|(_, p)| p.is_leader())
@@ -614,14 +616,14 @@ impl LivenessAndMetrics {
     }
 }
 
-impl Checker<RaftProcess> for LivenessAndMetrics {
+impl<S: StateMachine> Checker<RaftProcess<S>> for LivenessAndMetrics {
     fn name(&self) -> &'static str {
         "raft-liveness"
     }
 
     fn after_step(
         &mut self,
-        view: &ClusterView<'_, RaftProcess>,
+        view: &ClusterView<'_, RaftProcess<S>>,
         node: NodeId,
     ) -> Result<(), String> {
         let now = view.now;
@@ -703,7 +705,7 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
         Ok(())
     }
 
-    fn settled(&mut self, view: &ClusterView<'_, RaftProcess>) -> Result<(), String> {
+    fn settled(&mut self, view: &ClusterView<'_, RaftProcess<S>>) -> Result<(), String> {
         self.last_now = self.last_now.max(view.now);
         if self.healed_at.is_none() {
             self.healed_at = Some(view.now);
@@ -782,7 +784,7 @@ impl Checker<RaftProcess> for LivenessAndMetrics {
         Ok(())
     }
 
-    fn on_settled(&mut self, view: &ClusterView<'_, RaftProcess>) {
+    fn on_settled(&mut self, view: &ClusterView<'_, RaftProcess<S>>) {
         self.settled_leader = view
             .up()
             .filter(|(_, p)| p.is_leader())

@@ -3,36 +3,33 @@
 use std::sync::Arc;
 
 use super::messages::{Entry, Snapshot};
+use super::state_machine::StateMachine;
 use crate::kv::KvStore;
 
 /// A node's log: a snapshot of the compacted prefix, then the entries after it.
 #[derive(Clone, Debug)]
-pub struct RaftLog {
+pub struct RaftLog<S: StateMachine = KvStore> {
     /// The compacted prefix: entries `..=snapshot.index` are gone from `entries`.
     /// Index 0 / term 0 is the empty snapshot every log starts from.
-    snapshot: Arc<Snapshot>,
+    snapshot: Arc<Snapshot<S>>,
     /// Entries `snapshot.index + 1 ..`, contiguous: `entries[i].index ==
     /// snapshot.index + 1 + i`, and terms never decrease along the log.
-    entries: Vec<Entry>,
+    entries: Vec<Entry<S>>,
 }
 
-impl Default for RaftLog {
+impl<S: StateMachine> Default for RaftLog<S> {
     fn default() -> Self {
         RaftLog {
-            snapshot: Arc::new(Snapshot {
-                index: 0,
-                term: 0,
-                kv: KvStore::default(),
-            }),
+            snapshot: Arc::new(Snapshot::initial()),
             entries: Vec::new(),
         }
     }
 }
 
-impl RaftLog {
+impl<S: StateMachine> RaftLog<S> {
     /// Rebuilds a log from recovered parts; `entries` must follow `snapshot` contiguously
     /// (recovery drops any entry at or below the snapshot index before calling this).
-    pub fn from_parts(snapshot: Arc<Snapshot>, entries: Vec<Entry>) -> RaftLog {
+    pub fn from_parts(snapshot: Arc<Snapshot<S>>, entries: Vec<Entry<S>>) -> RaftLog<S> {
         let log = RaftLog { snapshot, entries };
         log.assert_shape();
         log
@@ -48,7 +45,7 @@ impl RaftLog {
     }
 
     /// The snapshot of the compacted prefix.
-    pub fn snapshot(&self) -> &Arc<Snapshot> {
+    pub fn snapshot(&self) -> &Arc<Snapshot<S>> {
         &self.snapshot
     }
 
@@ -81,7 +78,7 @@ impl RaftLog {
     }
 
     /// The entry at `index`, if held (not compacted, not past the end).
-    pub fn entry(&self, index: u64) -> Option<&Entry> {
+    pub fn entry(&self, index: u64) -> Option<&Entry<S>> {
         if index <= self.snapshot.index {
             return None;
         }
@@ -89,7 +86,7 @@ impl RaftLog {
     }
 
     /// Entries `from..=to`, clipped to what the log holds.
-    pub fn slice(&self, from: u64, to: u64) -> &[Entry] {
+    pub fn slice(&self, from: u64, to: u64) -> &[Entry<S>] {
         let lo = from.max(self.first_index());
         let hi = to.min(self.last_index());
         if lo > hi {
@@ -100,7 +97,7 @@ impl RaftLog {
     }
 
     /// Every entry after the snapshot, in index order.
-    pub fn entries(&self) -> &[Entry] {
+    pub fn entries(&self) -> &[Entry<S>] {
         &self.entries
     }
 
@@ -112,7 +109,7 @@ impl RaftLog {
 
     /// Appends `entry` at the end; panics unless its index is `last_index() + 1` and
     /// its term at least `last_term()`.
-    pub fn append(&mut self, entry: Entry) {
+    pub fn append(&mut self, entry: Entry<S>) {
         assert_eq!(
             entry.index,
             self.last_index() + 1,
@@ -153,7 +150,7 @@ impl RaftLog {
 
     /// Replaces the prefix `..=snapshot.index` with `snapshot`, keeping later entries
     /// only if the log agrees with the snapshot at its index (§7).
-    pub fn install(&mut self, snapshot: Arc<Snapshot>) {
+    pub fn install(&mut self, snapshot: Arc<Snapshot<S>>) {
         let keep_suffix = self.term(snapshot.index) == Some(snapshot.term);
         if keep_suffix && snapshot.index >= self.snapshot.index {
             let drop = (snapshot.index - self.snapshot.index) as usize;
@@ -212,7 +209,7 @@ mod tests {
             Arc::new(Snapshot {
                 index,
                 term,
-                kv: KvStore::default(),
+                ..Snapshot::<KvStore>::initial()
             })
         };
         log.install(snap(2, 1));

@@ -2,13 +2,15 @@
 
 use std::sync::Arc;
 
+use super::session::Sessions;
+use super::state_machine::StateMachine;
 use crate::fingerprint::{Fingerprint, Sink};
-use crate::kv::{KvCommand, KvResult, KvStore};
+use crate::kv::KvStore;
 use crate::process::{ClientId, NodeId};
 
 /// The payload of a log entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum EntryData {
+pub enum EntryData<S: StateMachine = KvStore> {
     /// Appended by a new leader at the start of its term, so that it can commit (and
     /// learn the commit index) without waiting for a client (§5.4.2, §8).
     Noop,
@@ -21,7 +23,7 @@ pub enum EntryData {
         /// The command, shared: every copy of the entry (the log, storage,
         /// AppendEntries to each follower, a duplicated message) is a reference-count
         /// bump, not a copy of its strings.
-        cmd: Arc<KvCommand>,
+        cmd: Arc<S::Command>,
     },
 }
 
@@ -31,7 +33,7 @@ pub enum EntryData {
 /// AppendEntries (values grow under appends) was the costliest part of tracing. The
 /// log matching check digests the full content instead (see `entry_digest`).
 /// Encoding: tag 0 for `Noop`; tag 1, `client`, `seq` for a command.
-impl Fingerprint for EntryData {
+impl<M: StateMachine> Fingerprint for EntryData<M> {
     fn fingerprint<S: Sink + ?Sized>(&self, out: &mut S) {
         match self {
             EntryData::Noop => crate::fingerprint::tag(out, 0),
@@ -46,39 +48,58 @@ impl Fingerprint for EntryData {
 
 /// A log entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Entry {
+pub struct Entry<S: StateMachine = KvStore> {
     /// The term of the leader that appended it.
     pub term: u64,
     /// Its position in the log, from 1.
     pub index: u64,
     /// What it carries.
-    pub data: EntryData,
+    pub data: EntryData<S>,
 }
 
-impl Entry {
+impl<S: StateMachine> Entry<S> {
     /// Approximate encoded size in bytes, for the bytes-per-operation metrics.
     pub fn size_bytes(&self) -> usize {
         24 + match &self.data {
             EntryData::Noop => 0,
-            EntryData::Command { cmd, .. } => 16 + cmd.size_bytes(),
+            EntryData::Command { cmd, .. } => 16 + S::command_size_bytes(cmd),
         }
     }
 }
 
 /// A compacted prefix of the log: the state machine after applying `..=index`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Snapshot {
+pub struct Snapshot<S: StateMachine = KvStore> {
     /// The last index it covers.
     pub index: u64,
     /// The term of the entry at `index`.
     pub term: u64,
     /// The state machine after applying `..=index`.
-    pub kv: KvStore,
+    pub state: S::Snapshot,
+    /// The client sessions after applying `..=index`.
+    pub sessions: Sessions<S::Output>,
+}
+
+impl<S: StateMachine> Snapshot<S> {
+    /// The empty snapshot every log starts from: index 0, term 0, the initial state.
+    pub fn initial() -> Snapshot<S> {
+        Snapshot {
+            index: 0,
+            term: 0,
+            state: S::default().snapshot(),
+            sessions: Sessions::default(),
+        }
+    }
+
+    /// Approximate encoded size in bytes.
+    pub fn size_bytes(&self) -> usize {
+        S::snapshot_size_bytes(&self.state) + self.sessions.len() * 24
+    }
 }
 
 /// Snapshots are identified by (index, term): encoding the whole state for the trace
 /// fingerprint would cost a full walk per message.
-impl Fingerprint for Snapshot {
+impl<M: StateMachine> Fingerprint for Snapshot<M> {
     fn fingerprint<S: Sink + ?Sized>(&self, out: &mut S) {
         self.index.fingerprint(out);
         self.term.fingerprint(out);
@@ -96,13 +117,13 @@ pub struct HardState {
 
 /// A value in durable storage. Keys: `hard`, `snapshot`, `log/<index:020>`.
 #[derive(Clone, Debug)]
-pub enum Record {
+pub enum Record<S: StateMachine = KvStore> {
     /// Under `hard`.
     Hard(HardState),
     /// Under `log/<index>`.
-    Entry(Entry),
+    Entry(Entry<S>),
     /// Under `snapshot`.
-    Snapshot(Arc<Snapshot>),
+    Snapshot(Arc<Snapshot<S>>),
 }
 
 /// The outcome of an AppendEntries (or InstallSnapshot).
@@ -129,7 +150,7 @@ pub enum AppendResult {
 
 /// What Raft nodes send each other (Raft §5 and the thesis's PreVote, §9.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Message {
+pub enum Message<S: StateMachine = KvStore> {
     /// Thesis §9.6: "would you vote for me at `term`?" The sender's term is unchanged.
     PreVote {
         /// The term the sender would stand in.
@@ -171,7 +192,7 @@ pub enum Message {
         /// The term of that entry.
         prev_term: u64,
         /// Entries to append, possibly none.
-        entries: Vec<Entry>,
+        entries: Vec<Entry<S>>,
         /// The leader's commit index.
         commit: u64,
     },
@@ -209,11 +230,11 @@ pub enum Message {
         /// The leader's term.
         term: u64,
         /// The snapshot.
-        snapshot: Arc<Snapshot>,
+        snapshot: Arc<Snapshot<S>>,
     },
 }
 
-impl Message {
+impl<S: StateMachine> Message<S> {
     /// The sender's term (for PreVote, the term it would stand in).
     pub fn term(&self) -> u64 {
         match self {
@@ -251,7 +272,7 @@ impl Message {
             Message::Append { entries, .. } => {
                 40 + entries.iter().map(Entry::size_bytes).sum::<usize>()
             }
-            Message::Snapshot { snapshot, .. } => 24 + snapshot.kv.size_bytes(),
+            Message::Snapshot { snapshot, .. } => 24 + snapshot.size_bytes(),
             _ => 32,
         }
     }
@@ -260,42 +281,39 @@ impl Message {
 /// What a client asks for. `seq` is the client's session sequence number for the
 /// operation: every retry of one operation carries the same `seq`.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
+pub struct Request<S: StateMachine = KvStore> {
     /// The operation's session sequence number.
     pub seq: u64,
     /// What it asks for.
-    pub op: RequestOp,
+    pub op: RequestOp<S>,
 }
 
 /// A read or a command.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RequestOp {
-    /// Read `key` (by the configured read mode).
-    Get {
-        /// The key.
-        key: String,
-    },
+pub enum RequestOp<S: StateMachine = KvStore> {
+    /// A query, answered by the configured read mode.
+    Read(S::Query),
     /// Replicate and apply a command (shared with the entry the leader appends, so a
     /// client's retries and the log hold one copy).
-    Command(Arc<KvCommand>),
+    Command(Arc<S::Command>),
 }
 
 /// A node's answer to a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Response {
+pub enum Response<S: StateMachine = KvStore> {
     /// The command with this `seq` was applied (once), with this result.
     Written {
         /// The request's `seq`.
         seq: u64,
         /// What applying it gave.
-        result: KvResult,
+        result: S::Output,
     },
-    /// A read's value (`None`: absent).
+    /// A read's answer.
     Value {
         /// The request's `seq`.
         seq: u64,
-        /// The value read.
-        value: Option<String>,
+        /// The answer.
+        value: S::Answer,
     },
     /// Not leader, nothing done: try `leader` if known.
     Redirect {
@@ -317,7 +335,7 @@ pub enum Response {
     },
 }
 
-impl Response {
+impl<S: StateMachine> Response<S> {
     /// The `seq` of the request it answers.
     pub fn seq(&self) -> u64 {
         match self {
@@ -330,14 +348,14 @@ impl Response {
     }
 }
 
-crate::impl_fingerprint!(struct Entry { term, index, data });
+crate::impl_fingerprint!(<M: StateMachine> struct Entry { term, index, data });
 
 crate::impl_fingerprint!(enum AppendResult {
     0 => Accepted { match_index },
     1 => Rejected { prev_index, hint_index, hint_term },
 });
 
-crate::impl_fingerprint!(enum Message {
+crate::impl_fingerprint!(<M: StateMachine> enum Message {
     0 => PreVote { term, last_index, last_term },
     1 => PreVoteResp { term, granted },
     2 => Vote { term, last_index, last_term },
@@ -349,14 +367,16 @@ crate::impl_fingerprint!(enum Message {
     8 => Snapshot { term, snapshot },
 });
 
-crate::impl_fingerprint!(struct Request { seq, op });
+crate::impl_fingerprint!(<M: StateMachine> struct Request { seq, op });
 
-crate::impl_fingerprint!(enum RequestOp {
-    0 => Get { key },
+// `Read` keeps the tag and encoding of the former `Get { key }` (a KV query encodes
+// just its key), so trace hashes did not change when the store became a parameter.
+crate::impl_fingerprint!(<M: StateMachine> enum RequestOp {
+    0 => Read(query),
     1 => Command(cmd),
 });
 
-crate::impl_fingerprint!(enum Response {
+crate::impl_fingerprint!(<M: StateMachine> enum Response {
     0 => Written { seq, result },
     1 => Value { seq, value },
     2 => Redirect { seq, leader },

@@ -1,5 +1,10 @@
 //! Raft (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm", and
-//! Ongaro's thesis) as a sans-IO [`Process`], replicating the [`crate::kv`] store.
+//! Ongaro's thesis) as a sans-IO [`Process`], replicating any [`StateMachine`]; the
+//! [`crate::kv`] store is the first (and the default type parameter).
+//!
+//! Only the algorithm lives here: what a command means, how a snapshot is taken and
+//! how a read is answered belong to the state machine ([`state_machine`]); at-most-once
+//! application of retried commands is Raft's, for any command ([`session`]).
 //!
 //! The algorithm is split by concern: [`log`] (the in-memory log and its snapshot),
 //! `election` (§5.2, PreVote, CheckQuorum), `replication` (§5.3, batching, pipelining,
@@ -26,7 +31,9 @@ pub mod log;
 pub mod messages;
 mod read;
 mod replication;
+pub mod session;
 mod snapshot;
+pub mod state_machine;
 pub mod system;
 #[cfg(test)]
 mod tests;
@@ -48,9 +55,11 @@ pub use messages::{
     AppendResult, Entry, EntryData, HardState, Message, Record, Request, RequestOp, Response,
     Snapshot,
 };
+pub use session::{Applied, Sessions};
+pub use state_machine::StateMachine;
 pub use system::RaftKv;
 
-type Ctx<'a> = Context<'a, RaftProcess>;
+type Ctx<'a, S> = Context<'a, RaftProcess<S>>;
 
 /// A node's role (§5.1, with the thesis's pre-candidate, §9.6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -111,17 +120,17 @@ struct Progress {
     abandoned: bool,
 }
 
-struct PendingRead {
+struct PendingRead<S: StateMachine> {
     id: RequestId,
     seq: u64,
-    key: String,
+    query: S::Query,
     /// The heartbeat round that must be acknowledged by a majority.
     read_seq: u64,
     /// The commit index when the read arrived: the answer reflects at least this.
     read_index: u64,
 }
 
-struct LeaderState {
+struct LeaderState<S: StateMachine> {
     /// Indexed by node id; the leader's own slot is unused.
     progress: Vec<Progress>,
     /// Index of this term's first entry (the no-op).
@@ -131,7 +140,7 @@ struct LeaderState {
     /// Latest read round started; heartbeats carry it.
     read_seq: u64,
     /// Reads waiting for their round, in round order.
-    pending_reads: VecDeque<PendingRead>,
+    pending_reads: VecDeque<PendingRead<S>>,
     /// Reused by [`quorum_value`], so the quorum computed on every acknowledgement
     /// allocates nothing.
     scratch: Vec<u64>,
@@ -152,10 +161,10 @@ fn quorum_value(scratch: &mut Vec<u64>, values: impl Iterator<Item = u64>, quoru
         .1
 }
 
-/// One Raft node replicating the key-value store: elections with PreVote and
+/// One Raft node replicating the state machine `S`: elections with PreVote and
 /// CheckQuorum, log replication with batching, pipelining and fast backtracking,
 /// snapshots, and reads by read index or lease.
-pub struct RaftProcess {
+pub struct RaftProcess<S: StateMachine = KvStore> {
     cfg: RaftConfig,
     bugs: Bugs,
     pre_vote: bool,
@@ -168,7 +177,7 @@ pub struct RaftProcess {
     term: u64,
     /// The candidate voted for in `term`, if any: at most one per term.
     vote: Option<NodeId>,
-    log: RaftLog,
+    log: RaftLog<S>,
 
     // Volatile state.
     role: Role,
@@ -178,7 +187,10 @@ pub struct RaftProcess {
     /// never decreases within an incarnation (a restart recovers it as the snapshot index).
     commit: u64,
     applied: u64,
-    kv: KvStore,
+    /// The state machine, as applied through `applied`.
+    machine: S,
+    /// Client sessions, as applied through `applied`.
+    sessions: Sessions<S::Output>,
     /// When this node last heard from the leader of its term (monotonic clock).
     leader_contact: Option<Duration>,
     /// With lease reads, until then (monotonic clock) a restarted node refuses votes as if
@@ -197,10 +209,10 @@ pub struct RaftProcess {
     votes: BTreeMap<NodeId, bool>,
     /// Grant count used by the `stale-vote-counting` bug, which counts every reply.
     bug_vote_count: usize,
-    leader_state: Option<LeaderState>,
+    leader_state: Option<LeaderState<S>>,
 
     /// Messages and replies, each emitted once the writes before it are durable.
-    out: DurableOutbox<Message, Response>,
+    out: DurableOutbox<Message<S>, Response<S>>,
     /// What this node believes its disk holds: the log through `durable.0` (whose
     /// entry has term `durable.1`, `None` if compacted) and this hard state. Checkers
     /// hold a restarted node to it.
@@ -234,10 +246,10 @@ pub struct AppliedEntry {
     pub command: bool,
 }
 
-impl RaftProcess {
+impl<S: StateMachine> RaftProcess<S> {
     /// A fresh node; its id and cluster size come at start. Panics on a config that
     /// validation refuses.
-    pub fn new(cfg: RaftConfig, bugs: Bugs) -> RaftProcess {
+    pub fn new(cfg: RaftConfig, bugs: Bugs) -> RaftProcess<S> {
         cfg.validate().expect("a validated config");
         let (pre_vote, check_quorum) = bugs.election_options(cfg.pre_vote, cfg.check_quorum);
         RaftProcess {
@@ -254,7 +266,8 @@ impl RaftProcess {
             leader: None,
             commit: 0,
             applied: 0,
-            kv: KvStore::default(),
+            machine: S::default(),
+            sessions: Sessions::default(),
             leader_contact: None,
             lease_guard_until: Duration::ZERO,
             election_deadline: Duration::ZERO,
@@ -300,7 +313,7 @@ impl RaftProcess {
         self.leader
     }
     /// Its log.
-    pub fn log(&self) -> &RaftLog {
+    pub fn log(&self) -> &RaftLog<S> {
         &self.log
     }
     /// The highest index it knows committed.
@@ -312,8 +325,12 @@ impl RaftProcess {
         self.applied
     }
     /// Its state machine.
-    pub fn kv(&self) -> &KvStore {
-        &self.kv
+    pub fn state_machine(&self) -> &S {
+        &self.machine
+    }
+    /// Its client sessions.
+    pub fn sessions(&self) -> &Sessions<S::Output> {
+        &self.sessions
     }
     /// Its configuration.
     pub fn config(&self) -> &RaftConfig {
@@ -388,7 +405,7 @@ impl RaftProcess {
 
     // ---- Step plumbing. ----
 
-    fn begin(&mut self, ctx: &Ctx<'_>) {
+    fn begin(&mut self, ctx: &Ctx<'_, S>) {
         assert!(self.out.is_empty(), "a step starts with no output");
         assert_eq!(ctx.id(), self.id);
         self.acked.clear();
@@ -400,7 +417,7 @@ impl RaftProcess {
 
     /// Ends a step: starts a sync of this step's writes and holds its messages and
     /// replies until it completes, so nothing sent depends on state a crash could lose.
-    fn finish(&mut self, ctx: &mut Ctx<'_>) {
+    fn finish(&mut self, ctx: &mut Ctx<'_, S>) {
         let waits = if self.defer_sync {
             self.out.flush_early(ctx, false);
             Waits::Nothing
@@ -458,15 +475,15 @@ impl RaftProcess {
         }
     }
 
-    fn send(&mut self, to: NodeId, msg: Message) {
+    fn send(&mut self, to: NodeId, msg: Message<S>) {
         self.out.send(to, msg);
     }
 
-    fn reply(&mut self, id: RequestId, resp: Response) {
+    fn reply(&mut self, id: RequestId, resp: Response<S>) {
         self.out.reply(id, resp);
     }
 
-    fn persist_hard(&mut self, ctx: &mut Ctx<'_>) {
+    fn persist_hard(&mut self, ctx: &mut Ctx<'_, S>) {
         ctx.write(
             "hard",
             Record::Hard(HardState {
@@ -476,20 +493,20 @@ impl RaftProcess {
         );
     }
 
-    fn persist_entry(&mut self, ctx: &mut Ctx<'_>, entry: &Entry) {
+    fn persist_entry(&mut self, ctx: &mut Ctx<'_, S>, entry: &Entry<S>) {
         self.note_log_change(entry.index);
         self.forget_durable_from(entry.index);
         ctx.write(log_key(entry.index), Record::Entry(entry.clone()));
     }
 
-    fn random_election_timeout(&self, ctx: &mut Ctx<'_>) -> Duration {
+    fn random_election_timeout(&self, ctx: &mut Ctx<'_, S>) -> Duration {
         let lo = self.cfg.election_timeout_ms_min * 1000;
         let hi = self.cfg.election_timeout_ms_max * 1000;
         Duration::from_micros(ctx.rng().gen_range(lo..hi))
     }
 
     /// Moves the election deadline to `after` from now.
-    fn reset_election_timer(&mut self, ctx: &mut Ctx<'_>, after: Duration) {
+    fn reset_election_timer(&mut self, ctx: &mut Ctx<'_, S>, after: Duration) {
         self.election_deadline = ctx.now() + after;
         match self.election_timer {
             // The armed timer fires first and re-arms for the rest.
@@ -502,14 +519,14 @@ impl RaftProcess {
         }
     }
 
-    fn arm_election_timer(&mut self, ctx: &mut Ctx<'_>) {
+    fn arm_election_timer(&mut self, ctx: &mut Ctx<'_, S>) {
         let after = self.election_deadline.saturating_sub(ctx.now());
         let id = ctx.set_timer(after, Timer::Election);
         self.election_timer = Some((id, self.election_deadline));
     }
 
     /// Recovery: rebuild term, vote, log and state machine from what survived.
-    fn recover(&mut self, ctx: &mut Ctx<'_>) {
+    fn recover(&mut self, ctx: &mut Ctx<'_, S>) {
         if let Some(Record::Hard(h)) = ctx.storage().get("hard") {
             self.term = h.term;
             self.vote = h.vote;
@@ -542,7 +559,8 @@ impl RaftProcess {
         for key in stale_keys {
             ctx.remove(key);
         }
-        self.kv = snapshot.kv.clone();
+        self.machine = S::restore(&snapshot.state);
+        self.sessions = snapshot.sessions.clone();
         self.commit = snapshot.index;
         self.applied = snapshot.index;
         if snapshot.index > 0 {
@@ -557,7 +575,7 @@ impl RaftProcess {
 /// entry serves no client and has none. Across a message, each step follows the
 /// sender's step that the message carries on: an entry from an append or an earlier
 /// replica, a commit from an acknowledgement, an apply from a commit.
-fn span_entry(ctx: &mut Ctx<'_>, entry: &Entry, name: &'static str) {
+fn span_entry<S: StateMachine>(ctx: &mut Ctx<'_, S>, entry: &Entry<S>, name: &'static str) {
     if let EntryData::Command { client, seq, .. } = entry.data {
         let op = crate::spans::OpId { client, op: seq };
         let attrs = [("index", entry.index as i64), ("term", entry.term as i64)];
@@ -589,7 +607,7 @@ pub(crate) fn log_key(index: u64) -> String {
 /// A digest of an entry's payload, for comparing applied entries across nodes: FNV-1a
 /// of its term and full command (not just its identity, which is all `EntryData`'s
 /// fingerprint takes), in the portable encoding of [`crate::fingerprint`].
-pub fn entry_digest(e: &Entry) -> u64 {
+pub fn entry_digest<S: StateMachine>(e: &Entry<S>) -> u64 {
     match &e.data {
         EntryData::Noop => crate::fingerprint::fnv(&(e.term, 0u32)),
         EntryData::Command { client, seq, cmd } => {
@@ -598,14 +616,14 @@ pub fn entry_digest(e: &Entry) -> u64 {
     }
 }
 
-impl Process for RaftProcess {
-    type Message = Message;
+impl<S: StateMachine> Process for RaftProcess<S> {
+    type Message = Message<S>;
     type Timer = Timer;
-    type Request = Request;
-    type Response = Response;
-    type Record = Record;
+    type Request = Request<S>;
+    type Response = Response<S>;
+    type Record = Record<S>;
 
-    fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+    fn on_start(&mut self, ctx: &mut Ctx<'_, S>) {
         self.id = ctx.id();
         self.nodes = ctx.nodes();
         self.begin(ctx);
@@ -618,14 +636,14 @@ impl Process for RaftProcess {
         self.finish(ctx);
     }
 
-    fn on_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+    fn on_message(&mut self, ctx: &mut Ctx<'_, S>, from: NodeId, msg: Message<S>) {
         self.begin(ctx);
         assert_ne!(from, self.id, "a node does not message itself");
         self.step(ctx, from, msg);
         self.finish(ctx);
     }
 
-    fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: Timer) {
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, S>, timer: Timer) {
         self.begin(ctx);
         match timer {
             Timer::Election => {
@@ -654,16 +672,16 @@ impl Process for RaftProcess {
         self.finish(ctx);
     }
 
-    fn on_request(&mut self, ctx: &mut Ctx<'_>, id: RequestId, req: Request) {
+    fn on_request(&mut self, ctx: &mut Ctx<'_, S>, id: RequestId, req: Request<S>) {
         self.begin(ctx);
         match req.op {
-            RequestOp::Get { key } => self.read(ctx, id, req.seq, key),
+            RequestOp::Read(query) => self.read(ctx, id, req.seq, query),
             RequestOp::Command(cmd) => self.propose(ctx, id, req.seq, cmd),
         }
         self.finish(ctx);
     }
 
-    fn on_synced(&mut self, ctx: &mut Ctx<'_>, sync: SyncId, result: Result<(), SyncError>) {
+    fn on_synced(&mut self, ctx: &mut Ctx<'_, S>, sync: SyncId, result: Result<(), SyncError>) {
         self.begin(ctx);
         // The `ignore-fsync-error` bug carries on as if the writes were durable: the
         // log in memory then claims entries (or a vote) that the disk will never hold.
@@ -681,22 +699,22 @@ impl Process for RaftProcess {
         self.finish(ctx);
     }
 
-    fn message_bytes(msg: &Message) -> usize {
+    fn message_bytes(msg: &Message<S>) -> usize {
         msg.size_bytes()
     }
 
-    fn message_class(msg: &Message) -> &'static str {
+    fn message_class(msg: &Message<S>) -> &'static str {
         msg.class()
     }
 
     fn message_classes() -> &'static [&'static str] {
-        Message::CLASSES
+        Message::<S>::CLASSES
     }
 }
 
-impl RaftProcess {
+impl<S: StateMachine> RaftProcess<S> {
     /// Term rules shared by every role (§5.1), then dispatch.
-    fn step(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+    fn step(&mut self, ctx: &mut Ctx<'_, S>, from: NodeId, msg: Message<S>) {
         let term = msg.term();
         if term > self.term {
             match &msg {
@@ -770,7 +788,7 @@ impl RaftProcess {
 
     /// A message from an older term: requests are refused with our term (so a stale
     /// leader or candidate learns it is behind); replies are dropped.
-    fn step_stale(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: Message) {
+    fn step_stale(&mut self, ctx: &mut Ctx<'_, S>, from: NodeId, msg: Message<S>) {
         match msg {
             Message::PreVote { .. } => self.send(
                 from,
@@ -812,7 +830,7 @@ impl RaftProcess {
         }
     }
 
-    fn become_follower(&mut self, ctx: &mut Ctx<'_>, term: u64, leader: Option<NodeId>) {
+    fn become_follower(&mut self, ctx: &mut Ctx<'_, S>, term: u64, leader: Option<NodeId>) {
         assert!(term >= self.term, "terms never decrease");
         if term > self.term {
             self.term = term;

@@ -5,15 +5,16 @@ use std::time::Duration;
 
 use super::config::ReadMode;
 use super::messages::Response;
+use super::state_machine::StateMachine;
 use super::{quorum_value, Ctx, PendingRead, RaftProcess, Role};
 use crate::process::{NodeId, RequestId};
 
-impl RaftProcess {
-    pub(super) fn read(&mut self, ctx: &mut Ctx<'_>, id: RequestId, seq: u64, key: String) {
+impl<S: StateMachine> RaftProcess<S> {
+    pub(super) fn read(&mut self, ctx: &mut Ctx<'_, S>, id: RequestId, seq: u64, query: S::Query) {
         let mode = self.cfg.read_mode;
         if mode == ReadMode::Follower {
             // Unsafe: whatever this replica has applied, however stale.
-            let value = self.kv.get(&key).cloned();
+            let value = self.machine.read(self.applied, &query);
             self.reply(id, Response::Value { seq, value });
             return;
         }
@@ -24,7 +25,7 @@ impl RaftProcess {
         }
         if mode == ReadMode::LeaderLocal {
             // Unsafe: a deposed leader that has not noticed answers from old state.
-            let value = self.kv.get(&key).cloned();
+            let value = self.machine.read(self.applied, &query);
             self.reply(id, Response::Value { seq, value });
             return;
         }
@@ -39,7 +40,7 @@ impl RaftProcess {
         if mode == ReadMode::Lease {
             if self.lease_valid(ctx.now()) {
                 assert_eq!(self.applied, self.commit, "a leader applies as it commits");
-                let value = self.kv.get(&key).cloned();
+                let value = self.machine.read(self.applied, &query);
                 self.reply(id, Response::Value { seq, value });
                 return;
             }
@@ -58,7 +59,7 @@ impl RaftProcess {
         ls.pending_reads.push_back(PendingRead {
             id,
             seq,
-            key,
+            query,
             read_seq,
             read_index,
         });
@@ -82,7 +83,7 @@ impl RaftProcess {
 
     pub(super) fn on_heartbeat_resp(
         &mut self,
-        _ctx: &mut Ctx<'_>,
+        _ctx: &mut Ctx<'_, S>,
         from: NodeId,
         read_seq: u64,
         sent_at_ns: u64,
@@ -123,7 +124,7 @@ impl RaftProcess {
                 break;
             }
             let r = ls.pending_reads.pop_front().expect("front exists");
-            let value = self.kv.get(&r.key).cloned();
+            let value = self.machine.read(self.applied, &r.query);
             self.out.reply(r.id, Response::Value { seq: r.seq, value });
         }
     }

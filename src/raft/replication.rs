@@ -2,21 +2,22 @@
 //! rule (§5.4.2); applying committed entries to the state machine.
 
 use super::messages::{AppendResult, Entry, EntryData, Message, Response};
+use super::session::Applied;
+use super::state_machine::StateMachine;
 use super::{
     entry_digest, log_key, quorum_value, span_entry, AppliedEntry, Ctx, RaftProcess, Role,
 };
-use crate::kv::{Applied, KvCommand, KvResult};
 use crate::process::{NodeId, RequestId};
 use std::sync::Arc;
 
-impl RaftProcess {
+impl<S: StateMachine> RaftProcess<S> {
     /// A client command: append it to the leader's log and replicate it.
     pub(super) fn propose(
         &mut self,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, S>,
         id: RequestId,
         seq: u64,
-        cmd: Arc<KvCommand>,
+        cmd: Arc<S::Command>,
     ) {
         if self.role != Role::Leader {
             let leader = self.leader;
@@ -50,8 +51,11 @@ impl RaftProcess {
             },
         };
         let index = entry.index;
-        let is_cas = matches!(&entry.data, EntryData::Command { cmd, .. } if matches!(**cmd, KvCommand::Cas { .. }));
-        let ack_now = self.bugs.acks_on_append(is_cas);
+        let blind_output = match &entry.data {
+            EntryData::Command { cmd, .. } => S::blind_output(cmd),
+            EntryData::Noop => None,
+        };
+        let ack_now = self.bugs.acks_on_append(blind_output.is_some());
         span_entry(ctx, &entry, "appended");
         self.persist_entry(ctx, &entry);
         self.log.append(entry);
@@ -60,13 +64,8 @@ impl RaftProcess {
             // page cache; replication waits for the next heartbeat.
             self.defer_sync = true;
             self.acked.push((index, self.term));
-            self.reply(
-                id,
-                Response::Written {
-                    seq,
-                    result: KvResult::Done,
-                },
-            );
+            let result = blind_output.expect("the bug acks only commands with a blind output");
+            self.reply(id, Response::Written { seq, result });
             return;
         }
         let ls = self.leader_state.as_mut().expect("leader");
@@ -143,11 +142,11 @@ impl RaftProcess {
 
     pub(super) fn on_append(
         &mut self,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, S>,
         from: NodeId,
         mut prev_index: u64,
         mut prev_term: u64,
-        mut entries: Vec<Entry>,
+        mut entries: Vec<Entry<S>>,
         leader_commit: u64,
     ) {
         if !self.hear_from_leader(ctx, from) {
@@ -224,7 +223,7 @@ impl RaftProcess {
     }
 
     /// Removes entries `from..` from the log and from storage.
-    fn truncate(&mut self, ctx: &mut Ctx<'_>, from: u64) {
+    fn truncate(&mut self, ctx: &mut Ctx<'_, S>, from: u64) {
         assert!(from > self.commit, "committed entries are never removed");
         ctx.sometimes("follower-log-truncated");
         self.note_log_change(from);
@@ -239,7 +238,7 @@ impl RaftProcess {
     /// `false` if this node leads the same term itself: only possible when an
     /// injected bug broke election safety; the message is then ignored (the election
     /// safety checker reports it) rather than crashing the node.
-    pub(super) fn hear_from_leader(&mut self, ctx: &mut Ctx<'_>, from: NodeId) -> bool {
+    pub(super) fn hear_from_leader(&mut self, ctx: &mut Ctx<'_, S>, from: NodeId) -> bool {
         if self.role == Role::Leader {
             return false;
         }
@@ -254,7 +253,12 @@ impl RaftProcess {
         true
     }
 
-    pub(super) fn on_append_resp(&mut self, ctx: &mut Ctx<'_>, from: NodeId, result: AppendResult) {
+    pub(super) fn on_append_resp(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        from: NodeId,
+        result: AppendResult,
+    ) {
         if self.role != Role::Leader {
             return;
         }
@@ -320,7 +324,7 @@ impl RaftProcess {
 
     /// §5.3/§5.4.2: commit the highest index stored on a majority, but only by counting
     /// replicas of an entry from the current term.
-    pub(super) fn maybe_commit(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn maybe_commit(&mut self, ctx: &mut Ctx<'_, S>) {
         let (id, last, quorum) = (self.id, self.log.last_index(), self.quorum());
         let ls = self.leader_state.as_mut().expect("leader");
         let matched = ls.progress.iter().enumerate().map(|(p, pr)| match p == id {
@@ -333,7 +337,7 @@ impl RaftProcess {
         }
     }
 
-    pub(super) fn commit_to(&mut self, ctx: &mut Ctx<'_>, commit: u64) {
+    pub(super) fn commit_to(&mut self, ctx: &mut Ctx<'_, S>, commit: u64) {
         assert!(commit > self.commit, "commit only advances");
         assert!(commit <= self.log.last_index(), "commit beyond the log");
         if self.role == Role::Leader && ctx.spans_enabled() {
@@ -346,7 +350,7 @@ impl RaftProcess {
     }
 
     /// Applies committed entries in order and answers the clients waiting on them.
-    fn apply_committed(&mut self, ctx: &mut Ctx<'_>) {
+    fn apply_committed(&mut self, ctx: &mut Ctx<'_, S>) {
         while self.applied < self.commit {
             let index = self.applied + 1;
             let entry = self
@@ -362,9 +366,11 @@ impl RaftProcess {
             });
             let outcome = match &entry.data {
                 EntryData::Noop => None,
-                EntryData::Command { client, seq, cmd } => {
-                    Some((*seq, self.kv.apply(*client, *seq, cmd)))
-                }
+                EntryData::Command { client, seq, cmd } => Some((
+                    *seq,
+                    self.sessions
+                        .apply(&mut self.machine, index, *client, *seq, cmd),
+                )),
             };
             let term = entry.term;
             self.applied = index;
@@ -390,7 +396,7 @@ impl RaftProcess {
 
     /// Heartbeat period: keep followers quiet, confirm reads, and restart replication
     /// to any follower whose pipeline stalled (a message or its reply was lost).
-    pub(super) fn heartbeat_tick(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn heartbeat_tick(&mut self, ctx: &mut Ctx<'_, S>) {
         let last_index = self.log.last_index();
         for peer in 0..self.nodes {
             if peer == self.id {
@@ -409,7 +415,7 @@ impl RaftProcess {
         self.broadcast_heartbeat(ctx);
     }
 
-    pub(super) fn broadcast_heartbeat(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn broadcast_heartbeat(&mut self, ctx: &mut Ctx<'_, S>) {
         let sent_at_ns = ctx.now().as_nanos() as u64;
         let ls = self.leader_state.as_ref().expect("leader");
         let read_seq = ls.read_seq;
@@ -436,7 +442,7 @@ impl RaftProcess {
 
     pub(super) fn on_heartbeat(
         &mut self,
-        ctx: &mut Ctx<'_>,
+        ctx: &mut Ctx<'_, S>,
         from: NodeId,
         commit: u64,
         read_seq: u64,

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 
 use super::messages::{AppendResult, Message, Record, Snapshot};
+use super::state_machine::StateMachine;
 use super::{log_key, Ctx, RaftProcess};
 use crate::process::NodeId;
 
-impl RaftProcess {
+impl<S: StateMachine> RaftProcess<S> {
     /// Compacts the applied prefix once it exceeds the configured threshold.
-    pub(super) fn maybe_snapshot(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn maybe_snapshot(&mut self, ctx: &mut Ctx<'_, S>) {
         let since = self.applied - self.log.snapshot_index();
         if since < self.cfg.snapshot_threshold_entries {
             return;
@@ -17,7 +18,8 @@ impl RaftProcess {
         let snapshot = Arc::new(Snapshot {
             index: self.applied,
             term: self.log.term(self.applied).expect("applied is in the log"),
-            kv: self.kv.clone(),
+            state: self.machine.snapshot(),
+            sessions: self.sessions.clone(),
         });
         ctx.trace(format!(
             "node {} snapshots at index {} term {}",
@@ -29,7 +31,7 @@ impl RaftProcess {
     /// Makes `snapshot` the log's prefix, in memory and in storage. The snapshot record
     /// is written before the compacted entries are removed: a torn crash keeps either
     /// the old entries or the snapshot covering them (recovery drops entries it covers).
-    fn store_snapshot(&mut self, ctx: &mut Ctx<'_>, snapshot: Arc<Snapshot>) {
+    fn store_snapshot(&mut self, ctx: &mut Ctx<'_, S>, snapshot: Arc<Snapshot<S>>) {
         let old_first = self.log.first_index();
         let old_last = self.log.last_index();
         ctx.write("snapshot", Record::Snapshot(snapshot.clone()));
@@ -47,7 +49,12 @@ impl RaftProcess {
         }
     }
 
-    pub(super) fn on_snapshot(&mut self, ctx: &mut Ctx<'_>, from: NodeId, snapshot: Arc<Snapshot>) {
+    pub(super) fn on_snapshot(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        from: NodeId,
+        snapshot: Arc<Snapshot<S>>,
+    ) {
         if !self.hear_from_leader(ctx, from) {
             return;
         }
@@ -62,7 +69,8 @@ impl RaftProcess {
             ctx.sometimes("snapshot-installed");
             let index = snapshot.index;
             self.installed_in_step = Some((index, snapshot.term));
-            self.kv = snapshot.kv.clone();
+            self.machine = S::restore(&snapshot.state);
+            self.sessions = snapshot.sessions.clone();
             self.store_snapshot(ctx, snapshot);
             self.commit = index;
             self.applied = index;

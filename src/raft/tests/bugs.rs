@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::net::Net;
-use crate::kv::KvResult;
+use crate::kv::{KvQuery, KvResult};
 use crate::raft::{Bugs, RaftConfig, ReadMode, RequestOp, Response};
 
 fn ms(n: u64) -> Duration {
@@ -123,7 +123,7 @@ fn read_after_failover(bugs: Bugs) -> Option<Response> {
     net.crash(l1);
     net.heal();
     let l2 = leader_among(&mut net, &[f1]);
-    let read = net.request(l2, RequestOp::Get { key: "x".into() });
+    let read = net.request(l2, RequestOp::Read(KvQuery { key: "x".into() }));
     net.run_for(ms(5));
     net.reply_to(read).cloned()
 }

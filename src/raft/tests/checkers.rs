@@ -7,7 +7,7 @@ use super::net::Net;
 use crate::kv::KvCommand;
 use crate::process::Process;
 use crate::raft::{
-    log_key, Bugs, Entry, EntryData, HardState, Message, RaftConfig, Record, Snapshot,
+    log_key, Bugs, Entry, EntryData, HardState, Message, RaftConfig, Record, Snapshot, StateMachine,
 };
 
 fn entry(index: u64, term: u64, data: EntryData) -> Entry {
@@ -207,12 +207,13 @@ fn follower_behind(seed: u64) -> (Net, usize, usize, u64, u64) {
 #[test]
 fn a_snapshot_installed_from_a_leader_is_checked_against_what_was_applied() {
     let (mut net, l, f, index, term) = follower_behind(7);
-    let kv = net.node(l).kv().clone();
+    let (state, sessions) = (net.node(l).state_machine(), net.node(l).sessions());
     // The right snapshot installs quietly.
     let good = std::sync::Arc::new(Snapshot {
         index,
         term: net.node(l).log().term(index).expect("applied"),
-        kv: kv.clone(),
+        state: state.snapshot(),
+        sessions: sessions.clone(),
     });
     net.step(f, |p, ctx| {
         p.on_message(
@@ -232,7 +233,8 @@ fn a_snapshot_installed_from_a_leader_is_checked_against_what_was_applied() {
     let bad = std::sync::Arc::new(Snapshot {
         index,
         term: term + 7,
-        kv: net.node(l).kv().clone(),
+        state: net.node(l).state_machine().snapshot(),
+        sessions: net.node(l).sessions().clone(),
     });
     net.step(f, |p, ctx| {
         p.on_message(
@@ -261,7 +263,7 @@ fn the_snapshot_a_node_recovers_from_is_checked_on_restart() {
     let forged = Snapshot {
         index: index + 100,
         term: 1,
-        kv: Default::default(),
+        ..Snapshot::initial()
     };
     net.storage[l].write(
         "snapshot".into(),

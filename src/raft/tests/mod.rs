@@ -6,3 +6,4 @@ mod checkers;
 mod fuzz;
 mod net;
 mod paper;
+mod state_machine;

@@ -15,18 +15,17 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::check::{Checker, ClusterView};
 use crate::client::{Client, ClientContext, ClientEffect};
-use crate::history::{KvOp, OpType};
-use crate::kv::{KvClient, KvCommand, KvWorkload};
+use crate::history::OpType;
+use crate::kv::{KvClient, KvCommand, KvStore, KvWorkload};
 use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, SyncId, TimerId};
 use crate::raft::invariants;
 use crate::raft::{
-    Bugs, Message, RaftConfig, RaftProcess, Record, Request, RequestOp, Response, Timer,
+    Bugs, Message, RaftConfig, RaftProcess, Record, Request, RequestOp, Response, StateMachine,
+    Timer,
 };
 use crate::storage::Storage;
 
-use crate::kv::client::ClientTimer;
-
-enum Ev {
+enum Ev<S: StateMachine, C: Client<RaftProcess<S>>> {
     Timer {
         node: NodeId,
         inc: u64,
@@ -36,22 +35,22 @@ enum Ev {
     Msg {
         from: NodeId,
         to: NodeId,
-        msg: Message,
+        msg: Message<S>,
     },
     Req {
         to: NodeId,
         id: RequestId,
-        req: Request,
+        req: Request<S>,
     },
     Resp {
         from: NodeId,
         id: RequestId,
-        resp: Response,
+        resp: Response<S>,
     },
     ClientTimer {
         client: ClientId,
         id: TimerId,
-        timer: ClientTimer,
+        timer: C::Timer,
     },
     Synced {
         node: NodeId,
@@ -62,22 +61,27 @@ enum Ev {
 }
 
 /// The omniscient view checkers get (no node is ever paused here).
-fn view(now: Duration, nodes: &[Option<RaftProcess>]) -> ClusterView<'_, RaftProcess> {
+fn view<S: StateMachine>(
+    now: Duration,
+    nodes: &[Option<RaftProcess<S>>],
+) -> ClusterView<'_, RaftProcess<S>> {
     ClusterView::new(now, nodes)
 }
 
-pub struct Net {
+/// A cluster replicating `S`, with simulated clients of type `C` (the KV store and its
+/// clients unless a test names others).
+pub struct Net<S: StateMachine = KvStore, C: Client<RaftProcess<S>> = KvClient> {
     pub cfg: RaftConfig,
     pub bugs: Bugs,
-    pub nodes: Vec<Option<RaftProcess>>,
-    pub storage: Vec<Storage<Record>>,
+    pub nodes: Vec<Option<RaftProcess<S>>>,
+    pub storage: Vec<Storage<Record<S>>>,
     rngs: Vec<ChaCha8Rng>,
     timer_ids: Vec<u64>,
     inc: Vec<u64>,
     cancelled: BTreeSet<(NodeId, u64, TimerId)>,
     pub now: Duration,
     seq: u64,
-    events: BTreeMap<(Duration, u64), Ev>,
+    events: BTreeMap<(Duration, u64), Ev<S, C>>,
     /// Directed links that drop everything: (from, to).
     pub blocked: BTreeSet<(NodeId, NodeId)>,
     pub latency: Duration,
@@ -89,25 +93,57 @@ pub struct Net {
     /// Time from a sync's start to its completion (zero: right after the step).
     pub sync_latency: Duration,
     net_rng: ChaCha8Rng,
-    checkers: Vec<Box<dyn Checker<RaftProcess>>>,
+    checkers: Vec<Box<dyn Checker<RaftProcess<S>>>>,
     /// The first invariant violation, if `panic_on_violation` is off.
     pub violation: Option<String>,
     pub panic_on_violation: bool,
     /// Replies to requests made with [`Net::request`] (client ids >= `clients.len()`).
-    pub replies: Vec<(RequestId, Response)>,
-    pub sent: Vec<(NodeId, NodeId, Message)>,
+    pub replies: Vec<(RequestId, Response<S>)>,
+    pub sent: Vec<(NodeId, NodeId, Message<S>)>,
     pub record_sent: bool,
-    pub clients: Vec<KvClient>,
+    pub clients: Vec<C>,
     client_rngs: Vec<ChaCha8Rng>,
     client_seqs: Vec<u64>,
     client_timers: Vec<u64>,
     client_cancelled: BTreeSet<(ClientId, TimerId)>,
-    pub history: Vec<(ClientId, OpType, KvOp)>,
+    pub history: Vec<(ClientId, OpType, C::Op)>,
     next_manual_seq: u64,
 }
 
 impl Net {
+    /// A KV cluster of `n` nodes, every node started.
     pub fn new(n: usize, cfg: RaftConfig, bugs: Bugs, seed: u64) -> Net {
+        Net::build(n, cfg, bugs, seed)
+    }
+
+    pub fn put(&mut self, to: NodeId, key: &str, value: &str) -> RequestId {
+        self.request(
+            to,
+            RequestOp::Command(
+                KvCommand::Put {
+                    key: key.into(),
+                    value: value.into(),
+                }
+                .into(),
+            ),
+        )
+    }
+
+    pub fn add_clients(&mut self, w: KvWorkload, seed: u64) {
+        for c in 0..w.clients {
+            self.clients.push(KvClient::new(w.clone()));
+            self.client_rngs
+                .push(ChaCha8Rng::seed_from_u64(seed * 7919 + c as u64));
+            self.client_seqs.push(0);
+            self.client_timers.push(0);
+            self.client_step(c, |cl, ctx| cl.on_start(ctx));
+        }
+    }
+}
+
+impl<S: StateMachine, C: Client<RaftProcess<S>>> Net<S, C> {
+    /// A cluster of `n` nodes replicating `S`, every node started.
+    pub fn build(n: usize, cfg: RaftConfig, bugs: Bugs, seed: u64) -> Net<S, C> {
         let leader_bound = Duration::from_millis(10 * cfg.election_timeout_ms_max);
         let checkers = invariants::all(n, &cfg, leader_bound);
         let mut net = Net {
@@ -156,11 +192,11 @@ impl Net {
         self.nodes.len()
     }
 
-    pub fn node(&self, i: NodeId) -> &RaftProcess {
+    pub fn node(&self, i: NodeId) -> &RaftProcess<S> {
         self.nodes[i].as_ref().expect("node is up")
     }
 
-    fn push(&mut self, at: Duration, ev: Ev) {
+    fn push(&mut self, at: Duration, ev: Ev<S, C>) {
         self.seq += 1;
         self.events.insert((at, self.seq), ev);
     }
@@ -199,7 +235,7 @@ impl Net {
     pub fn step(
         &mut self,
         i: NodeId,
-        f: impl FnOnce(&mut RaftProcess, &mut Context<'_, RaftProcess>),
+        f: impl FnOnce(&mut RaftProcess<S>, &mut Context<'_, RaftProcess<S>>),
     ) {
         let mut effects = Vec::new();
         {
@@ -302,11 +338,12 @@ impl Net {
     /// Node `i`'s disk completed sync `id`: its writes are durable; the node hears so.
     fn complete_sync(&mut self, i: NodeId, id: SyncId, writes: usize) {
         self.storage[i].complete_sync(writes);
-        let synced: SyncedStep<RaftProcess> = Box::new(move |p, ctx| p.on_synced(ctx, id, Ok(())));
+        let synced: SyncedStep<RaftProcess<S>> =
+            Box::new(move |p, ctx| p.on_synced(ctx, id, Ok(())));
         self.step(i, synced);
     }
 
-    fn transmit(&mut self, from: NodeId, to: NodeId, msg: Message) {
+    fn transmit(&mut self, from: NodeId, to: NodeId, msg: Message<S>) {
         if self.blocked.contains(&(from, to)) {
             return;
         }
@@ -384,7 +421,7 @@ impl Net {
 
     /// Sends a request from a pseudo-client (id 1000) and returns its id; the reply
     /// lands in `replies`.
-    pub fn request(&mut self, to: NodeId, op: RequestOp) -> RequestId {
+    pub fn request(&mut self, to: NodeId, op: RequestOp<S>) -> RequestId {
         self.next_manual_seq += 1;
         let id = RequestId {
             client: 1000,
@@ -398,35 +435,24 @@ impl Net {
         id
     }
 
-    pub fn put(&mut self, to: NodeId, key: &str, value: &str) -> RequestId {
-        self.request(
-            to,
-            RequestOp::Command(
-                KvCommand::Put {
-                    key: key.into(),
-                    value: value.into(),
-                }
-                .into(),
-            ),
-        )
+    /// Sends a request with session sequence number `seq` (a retry when a request
+    /// used it before), under a request id of its own; returns that id.
+    pub fn request_with_seq(&mut self, to: NodeId, seq: u64, op: RequestOp<S>) -> RequestId {
+        self.next_manual_seq += 1;
+        let id = RequestId {
+            client: 1000,
+            seq: self.next_manual_seq,
+        };
+        let req = Request { seq, op };
+        self.step(to, |p, ctx| p.on_request(ctx, id, req));
+        id
     }
 
-    pub fn reply_to(&self, id: RequestId) -> Option<&Response> {
+    pub fn reply_to(&self, id: RequestId) -> Option<&Response<S>> {
         self.replies
             .iter()
             .find(|(r, _)| *r == id)
             .map(|(_, resp)| resp)
-    }
-
-    pub fn add_clients(&mut self, w: KvWorkload, seed: u64) {
-        for c in 0..w.clients {
-            self.clients.push(KvClient::new(w.clone()));
-            self.client_rngs
-                .push(ChaCha8Rng::seed_from_u64(seed * 7919 + c as u64));
-            self.client_seqs.push(0);
-            self.client_timers.push(0);
-            self.client_step(c, |cl, ctx| cl.on_start(ctx));
-        }
     }
 
     pub fn quiesce_clients(&mut self) {
@@ -442,7 +468,7 @@ impl Net {
     fn client_step(
         &mut self,
         c: ClientId,
-        f: impl FnOnce(&mut KvClient, &mut ClientContext<'_, RaftProcess, KvClient>),
+        f: impl FnOnce(&mut C, &mut ClientContext<'_, RaftProcess<S>, C>),
     ) {
         let mut effects = Vec::new();
         {
@@ -503,7 +529,7 @@ impl Net {
         self.run_until(self.now + d);
     }
 
-    fn dispatch(&mut self, ev: Ev) {
+    fn dispatch(&mut self, ev: Ev<S, C>) {
         match ev {
             Ev::Timer {
                 node,

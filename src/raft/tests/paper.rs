@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::net::Net;
 use crate::history::{KvOp, OpType};
-use crate::kv::{KvCommand, KvResult, KvWorkload, OpMix};
+use crate::kv::{KvCommand, KvQuery, KvResult, KvWorkload, OpMix};
 use crate::process::Process;
 use crate::raft::{
     AppendResult, Bugs, Entry, EntryData, HardState, Message, RaftConfig, ReadMode, Record,
@@ -236,7 +236,10 @@ fn s5_3_a_command_commits_everywhere_and_is_answered() {
         })
     );
     for i in 0..3 {
-        assert_eq!(net.node(i).kv().get("x").map(String::as_str), Some("1"));
+        assert_eq!(
+            net.node(i).state_machine().get("x").map(String::as_str),
+            Some("1")
+        );
         assert_eq!(net.node(i).commit_index(), net.node(l).log().last_index());
     }
     // A follower redirects clients to the leader.
@@ -502,10 +505,16 @@ fn s5_4_committed_entries_survive_leader_crashes() {
     assert!(matches!(net.reply_to(id), Some(Response::Written { .. })));
     net.crash(l);
     let l2 = net.elect();
-    assert_eq!(net.node(l2).kv().get("x").map(String::as_str), Some("v"));
+    assert_eq!(
+        net.node(l2).state_machine().get("x").map(String::as_str),
+        Some("v")
+    );
     net.start(l);
     net.run_for(ms(300));
-    assert_eq!(net.node(l).kv().get("x").map(String::as_str), Some("v"));
+    assert_eq!(
+        net.node(l).state_machine().get("x").map(String::as_str),
+        Some("v")
+    );
 }
 
 fn revote_after_crash(bugs: Bugs) -> bool {
@@ -564,13 +573,22 @@ fn s7_logs_compact_and_a_lagging_follower_installs_a_snapshot() {
     assert!(net.node(l).log().entries().len() < 10);
     net.heal();
     net.run_for(ms(500));
-    assert_eq!(net.node(f).kv(), net.node(l).kv(), "the follower caught up");
+    assert_eq!(
+        net.node(f).state_machine(),
+        net.node(l).state_machine(),
+        "the follower caught up"
+    );
+    assert_eq!(
+        net.node(f).sessions(),
+        net.node(l).sessions(),
+        "the client sessions travelled with the snapshot"
+    );
     assert!(
         net.node(f).log().snapshot_index() > 0,
         "via InstallSnapshot"
     );
     // Recovery from a snapshot after a crash of everyone.
-    let before = net.node(l).kv().data().clone();
+    let before = net.node(l).state_machine().data().clone();
     let snap_before = net.node(l).log().snapshot_index();
     for i in 0..3 {
         net.crash(i);
@@ -589,7 +607,7 @@ fn s7_logs_compact_and_a_lagging_follower_installs_a_snapshot() {
     assert_eq!(net.node(l).log().snapshot_index(), snap_before);
     let l = net.elect();
     assert_eq!(
-        net.node(l).kv().data(),
+        net.node(l).state_machine().data(),
         &before,
         "state rebuilt from snapshot and log"
     );
@@ -825,7 +843,7 @@ fn s5_2_a_follower_resets_its_election_timer_on_a_late_heartbeat_from_its_leader
 // ---------------------------------------------------------------- reads
 
 fn get(net: &mut Net, to: usize, key: &str) -> crate::process::RequestId {
-    net.request(to, RequestOp::Get { key: key.into() })
+    net.request(to, RequestOp::Read(KvQuery { key: key.into() }))
 }
 
 fn value_of(net: &Net, id: crate::process::RequestId) -> Option<Option<String>> {
@@ -981,7 +999,12 @@ fn clients_complete_every_operation_and_apply_each_append_once() {
         let KvOp::Append { key, value } = op else {
             continue;
         };
-        let state = net.node(l).kv().get(key).cloned().unwrap_or_default();
+        let state = net
+            .node(l)
+            .state_machine()
+            .get(key)
+            .cloned()
+            .unwrap_or_default();
         let n = state.matches(value.as_str()).count();
         match kind {
             OpType::Ok => assert_eq!(n, 1, "ok append {value} applied once"),
