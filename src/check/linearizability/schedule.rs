@@ -73,7 +73,7 @@ fn run_job(job: &mut Job<'_>, problems: &[Problem], target: u64, limits: &Limits
         .get_or_insert_with(|| Search::new(search_ops(ops), initial));
     let target = target.min(limits.key_steps_max);
     let mut status = search.status();
-    // Each round runs exactly `chunk` steps unless the search ends: at most
+    // Each round runs exactly `chunk` steps unless the search ends or aborts: at most
     // target / CHUNK_STEPS + 1 rounds.
     while status == Status::Running && search.steps < target {
         let chunk = (target - search.steps).min(CHUNK_STEPS);
