@@ -86,6 +86,8 @@ pub struct ClientContext<'a, P: Process, C: Client<P>> {
     rng: &'a mut ChaCha8Rng,
     next_seq: &'a mut u64,
     next_timer: &'a mut u64,
+    /// What this one handler call does; the driver applies and empties it when the
+    /// call returns, so it holds one call's effects.
     effects: &'a mut Vec<ClientEffect<P, C>>,
 }
 

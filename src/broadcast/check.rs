@@ -68,8 +68,10 @@ impl Cursors {
 /// client gave, and delivers each id at most once per incarnation.
 pub struct Integrity {
     cursors: Cursors,
+    /// Every id some node delivered, with its value: a node delivers at most
+    /// `max_values`, so at most `nodes * max_values` entries.
     broadcast: BTreeMap<u64, std::sync::Arc<str>>,
-    /// Per node, the ids delivered by its current incarnation.
+    /// Per node, the ids delivered by its current incarnation (at most `max_values`).
     current: Vec<BTreeSet<u64>>,
 }
 
@@ -136,7 +138,8 @@ impl Checker<BroadcastProcess> for Integrity {
 /// sync had not completed, and nobody was promised anything.
 pub struct Durability {
     cursors: Cursors,
-    /// Per node, every id any of its incarnations acknowledged.
+    /// Per node, every id any of its incarnations acknowledged. Each restart checks
+    /// the node still holds them all, and a node holds at most `max_values`.
     ever: Vec<BTreeSet<u64>>,
 }
 
@@ -187,7 +190,8 @@ impl Checker<BroadcastProcess> for Durability {
 pub struct Agreement {
     cursors: Cursors,
     /// Per broadcast id: when it was broadcast, when the latest node first delivered
-    /// it, and the nodes that ever did (simulated true time).
+    /// it, and the nodes that ever did (simulated true time). One entry per id some
+    /// node delivered: at most `nodes * max_values`.
     spread: BTreeMap<u64, (Duration, Duration, BTreeSet<NodeId>)>,
     /// Per node, the current incarnation's resend count already added to `retransmits`.
     counted: Vec<u64>,

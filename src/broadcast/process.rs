@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::process::{
     Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId, TimerId, Waits,
+    OUTBOX_SYNCS_MAX,
 };
 
 /// The scenario's `[cluster.config]` table.
@@ -135,7 +136,8 @@ pub struct Delivery {
 /// What one node knows about one peer. Volatile: rebuilt from storage on restart.
 #[derive(Debug)]
 struct Peer {
-    /// Ids we hold that the peer has not acknowledged. Invariant: a subset of `delivered`.
+    /// Ids we hold that the peer has not acknowledged. Invariant: a subset of `delivered`,
+    /// so at most `max_values`.
     unacked: BTreeSet<u64>,
     /// Delay of the next resend round: `retransmit_ms ..= retransmit_ms_max`.
     backoff: Duration,
@@ -161,7 +163,8 @@ pub struct BroadcastProcess {
     /// Every value delivered here, by id. Invariant: each is in storage under `key(id)`,
     /// with a sync started at the end of the step that delivered it.
     delivered: BTreeMap<u64, Arc<str>>,
-    /// This incarnation's deliveries in order, recovered ones first; one per id.
+    /// This incarnation's deliveries in order, recovered ones first; one per id, so at
+    /// most `max_values` (`deliver` asserts it).
     deliveries: Vec<Delivery>,
     /// Indexed by node id; our own slot is unused. Empty until `on_start`.
     peers: Vec<Peer>,
@@ -169,12 +172,15 @@ pub struct BroadcastProcess {
     retransmits: u64,
     /// Acks and replies, each emitted once the value it promises is durable.
     out: DurableOutbox<Message, Response>,
-    /// Deliveries of the current step, acknowledged once its output leaves.
+    /// Deliveries of the current step, acknowledged once its output leaves. Emptied at
+    /// the end of every step.
     delivered_in_step: Vec<Delivery>,
     /// Deliveries whose acknowledgement waits for a sync, oldest first (`None`: the
-    /// next sync, not started yet).
+    /// next sync, not started yet). One entry per batch `out` holds behind a sync, so
+    /// at most [`OUTBOX_SYNCS_MAX`]; each delivery appears once.
     awaiting: std::collections::VecDeque<(Option<SyncId>, Vec<Delivery>)>,
     /// Deliveries whose acknowledgement (to a client or a peer) left in the latest step.
+    /// Emptied at the start of every step.
     acknowledged_in_step: Vec<Delivery>,
 }
 
@@ -228,7 +234,13 @@ impl BroadcastProcess {
         };
         match self.awaiting.back_mut() {
             Some((last, waiting)) if *last == sync => waiting.extend(ids),
-            _ => self.awaiting.push_back((sync, ids)),
+            _ => {
+                assert!(
+                    self.awaiting.len() < OUTBOX_SYNCS_MAX,
+                    "more than {OUTBOX_SYNCS_MAX} acknowledgement groups wait for syncs"
+                );
+                self.awaiting.push_back((sync, ids));
+            }
         }
     }
 
@@ -376,6 +388,7 @@ impl Process for BroadcastProcess {
             return;
         }
         let next = self.out.synced(ctx, sync);
+        // Pops each waiting group at most once: at most the queue's length.
         while self
             .awaiting
             .front()

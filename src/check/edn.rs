@@ -11,7 +11,8 @@
 //!
 //! Every value keeps the byte offset where it starts, so errors name a line and
 //! column and a caller can show a value as the user wrote it. Nesting is bounded by
-//! [`DEPTH_MAX`]. The crates on crates.io were not used: `edn-rs` is deprecated and
+//! [`DEPTH_MAX`]. Every loop consumes input each round or returns, so each is bounded
+//! by the input's length. The crates on crates.io were not used: `edn-rs` is deprecated and
 //! `edn-format` keeps no source positions, which reports need.
 
 use std::fmt;

@@ -485,6 +485,7 @@ impl<'a> Parser<'a> {
             }
             let mut r = edn::Reader::at(&self.text[..body_end], body_at);
             let mut fields = Vec::new();
+            // Four values at most, each consuming input.
             while fields.len() < 4 {
                 match r.next_value() {
                     Ok(Some(v)) => fields.push(v),

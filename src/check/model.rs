@@ -230,7 +230,8 @@ pub struct Machine<'a> {
     /// The state of a key nothing has written yet (`--initial`).
     pub initial: ValueId,
     /// States built by appends: (state, appended value, hash, pow, length), and
-    /// their text once something needed it.
+    /// their text once something needed it. These tables gain at most one entry per
+    /// search step; `bytes` counts them toward the check's memory bound.
     extra: Vec<(ValueId, ValueId, u64, u64, u32)>,
     extra_text: Vec<std::cell::OnceCell<String>>,
     extra_index: FxMap<(u64, u32), ValueId>,

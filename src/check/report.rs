@@ -62,6 +62,7 @@ pub fn check_files(paths: &[PathBuf], options: &Options, limits: &Limits) -> Vec
         paths.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..limits.threads.clamp(1, paths.len().max(1)) {
+            // Each round takes the next file: `paths.len()` in all.
             s.spawn(|| loop {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let Some(path) = paths.get(i) else { return };

@@ -105,7 +105,12 @@ pub struct Search {
     set_hash: u64,
     zobrist: Vec<u64>,
     state: ValueId,
+    /// The linearized calls, in order: each operation at most once (`insert` asserts
+    /// it), so at most `ops.len()`.
     calls: Vec<(u32, ValueId)>,
+    /// The memo: `heads`, `entries` and `arena` grow by one entry per step at most,
+    /// so the step bound bounds them; the caller also stops a search past its memory
+    /// bound, by [`Search::bytes`].
     heads: Vec<HashMap<u64, u32, BuildHasherDefault<Identity>>>,
     entries: Vec<Vec<Entry>>,
     entry_count: usize,
@@ -217,6 +222,7 @@ impl Search {
         }
         self.len += 1;
         self.set_hash ^= self.zobrist[i];
+        // At most `ops.len()` rounds.
         while self.prefix < self.ops.len() && self.contains(self.prefix) {
             self.prefix += 1;
         }
@@ -230,6 +236,7 @@ impl Search {
             // No member is above `i`: the new highest is the top bit of the first
             // non-zero word at or below it.
             let mut w = i / 64;
+            // The set is not empty and holds nothing above `i`: at most i / 64 rounds.
             while self.bits[w] == 0 {
                 w -= 1;
             }
@@ -263,6 +270,7 @@ impl Search {
         let shard = (h >> 32) as usize % SHARDS;
         let first = self.heads[shard].get(&h).copied().unwrap_or(NONE);
         let mut e = first;
+        // A chain links each entry to an older one: at most the memo's entries.
         while e != NONE {
             let ent = &self.entries[e as usize / ENTRY_CHUNK][e as usize % ENTRY_CHUNK];
             if ent.state == state && ent.prefix == prefix && ent.extra_len == extra_len {
@@ -326,6 +334,7 @@ impl Search {
             return self.status;
         }
         let stop_at = self.steps.saturating_add(steps);
+        // One step per round: at most `steps` rounds.
         loop {
             if self.steps >= stop_at {
                 return Status::Running;

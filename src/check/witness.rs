@@ -24,6 +24,10 @@ use std::sync::atomic::AtomicBool;
 use crate::check::model::Machine;
 use crate::check::search::{Search, SearchOp, Status};
 
+/// Most delta-debugging passes over the set (step 3). A pass that removes nothing
+/// ends them sooner; the step budget bounds each pass.
+const SHRINK_PASSES_MAX: usize = 8;
+
 /// Work bounds for one key's minimisation, in search steps.
 #[derive(Clone, Copy, Debug)]
 pub struct MinimiseBudget {
@@ -121,6 +125,8 @@ impl Minimiser<'_, '_> {
     /// before the observer returned (else the earliest one).
     fn close(&mut self, kept: &mut [bool]) {
         let mut work: Vec<usize> = (0..kept.len()).filter(|&i| kept[i]).collect();
+        // An operation joins `work` only as it becomes kept, so each at most once: at
+        // most `kept.len()` rounds.
         while let Some(i) = work.pop() {
             let ret = self.cut[i].1.ret.unwrap_or(u64::MAX);
             let groups = self.sources_of(i).to_vec();
@@ -216,6 +222,7 @@ pub fn minimise(
     // 1. The earliest bad cut. The last one is known bad: it is the whole history
     // less indeterminate operations invoked after it, which may always be dropped.
     let (mut lo, mut hi) = (0usize, returns.len() - 1);
+    // Bisection: about log2(returns) rounds.
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         m.cut = cut(ops, returns[mid]);
@@ -234,6 +241,8 @@ pub fn minimise(
     latest.sort_by_key(|&i| std::cmp::Reverse((m.cut[i].1.call, i)));
     let mut kept = vec![false; n];
     let mut w = 1usize;
+    // `w` doubles each round and the loop ends once it reaches `n`: at most
+    // log2(n) + 1 rounds.
     loop {
         if w >= n {
             kept = vec![true; n];
@@ -264,7 +273,7 @@ pub fn minimise(
     // repeating while anything goes; then single operations.
     let was_exhausted = m.exhausted;
     m.exhausted = false;
-    for _pass in 0..8 {
+    for _pass in 0..SHRINK_PASSES_MAX {
         let before = kept.iter().filter(|&&k| k).count();
         let candidates: Vec<usize> = latest.iter().copied().filter(|&i| kept[i]).collect();
         m.shrink(&mut kept, &candidates, 0);

@@ -20,9 +20,11 @@ struct Entry {
 /// (then newest) first, as memberlist's transmit-limited queue.
 #[derive(Clone, Debug)]
 pub struct BroadcastQueue {
-    /// By member: a newer update about a member replaces the queued one.
+    /// By member: a newer update about a member replaces the queued one. One slot per
+    /// member of the cluster, so the queue never holds more updates than members.
     entries: Vec<Option<Entry>>,
-    /// (transmits, reverse insertion order, member): the send order.
+    /// (transmits, reverse insertion order, member): the send order. One key per
+    /// occupied slot of `entries`.
     by_sends: BTreeSet<(u32, u64, NodeId)>,
     next_order: u64,
     /// The most times any update has been sent, for the retransmit invariant.
@@ -67,6 +69,7 @@ impl BroadcastQueue {
     /// caller sends itself), counting a transmission for each.
     pub fn take(&mut self, max: usize, skip: Option<NodeId>, out: &mut Vec<Update>) {
         let mut picked: Vec<(u32, u64, NodeId)> = Vec::with_capacity(max.min(16));
+        // At most one key per member, and the scan stops at `max` picks.
         for &k in self.by_sends.iter() {
             if picked.len() >= max {
                 break;

@@ -459,6 +459,9 @@ pub struct DetectionMetrics {
     life_incarnation: Vec<u64>,
 }
 
+/// Most crashes, false verdicts, and pause or stall intervals per node the metrics
+/// keep; later ones are not recorded, so the figures cover the first ones only. No
+/// shipped scenario comes near it: it keeps a long soak's memory flat.
 const RECORDS_MAX: usize = 1 << 16;
 /// Crashes whose first pick is tracked at once (each costs a check per step).
 const PICKING_MAX: usize = 64;

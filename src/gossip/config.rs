@@ -303,6 +303,7 @@ impl SwimConfig {
 fn ceil_log10(x: u64) -> u64 {
     let mut d = 0;
     let mut p = 1u64;
+    // At most 20 rounds: 10^20 exceeds u64::MAX, and `p` saturates there.
     while p < x {
         p = p.saturating_mul(10);
         d += 1;

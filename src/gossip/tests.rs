@@ -19,6 +19,7 @@ use crate::process::{Context, Effect, NodeId, Process, TimerId};
 use crate::storage::Storage;
 
 const LATENCY: Duration = Duration::from_millis(2);
+/// Most events one `run_for` handles; more means a runaway protocol.
 const EVENTS_MAX: usize = 5_000_000;
 
 enum Event {
@@ -246,13 +247,18 @@ impl Net {
 
     fn run_for(&mut self, d: Duration) {
         let until = self.now + d;
-        for _ in 0..EVENTS_MAX {
+        for handled in 0..=EVENTS_MAX {
             let Some((&(at, seq), _)) = self.queue.first_key_value() else {
                 break;
             };
             if at > until {
                 break;
             }
+            // Events due are never left behind: a run this busy is a runaway protocol.
+            assert!(
+                handled < EVENTS_MAX,
+                "more than {EVENTS_MAX} events in {d:?}"
+            );
             let ev = self.queue.remove(&(at, seq)).expect("just seen");
             self.now = at;
             let node = match &ev {

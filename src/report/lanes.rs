@@ -153,7 +153,8 @@ pub fn protocol(trace: &[TraceLine]) -> ProtocolLane {
     };
     // Open leaderships: (node row, term, start).
     let mut leading: Vec<(String, u64, u64)> = Vec::new();
-    // Open views: (observer row, member, state, start).
+    // Open views: (observer row, member, state, start). A new view of a member closes
+    // the observer's open one, so at most one per (observer, member) pair.
     let mut views: Vec<(String, u64, String, u64)> = Vec::new();
     let close = |lane: &mut ProtocolLane,
                  row: String,
@@ -186,6 +187,7 @@ pub fn protocol(trace: &[TraceLine]) -> ProtocolLane {
                     format!("leads term {term} (until its crash)"),
                 );
             }
+            // Each round removes one view: at most `views.len()` rounds.
             while let Some(i) = views.iter().position(|(r, ..)| *r == line.actor) {
                 let (row, member, state, start) = views.remove(i);
                 close(

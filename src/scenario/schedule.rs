@@ -84,6 +84,8 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
         .filter_map(|f| Some((f.downed_node()?, f.at_ms(), f.end_ms().unwrap_or(u64::MAX))))
         .collect();
     let mut t = r.start_ms;
+    // Each round moves `t` on by at least `interval_ms.min`, which validation keeps
+    // above zero, and the loop ends at `end_ms`; at most `max_faults` rounds add one.
     while faults.len() < r.max_faults {
         t += rng.gen_range(r.interval_ms.min..=r.interval_ms.max);
         if t >= end_ms {

@@ -60,6 +60,7 @@ fn rows(spans: &RunSpans) -> BTreeMap<u64, u64> {
         let mut open: Vec<u64> = Vec::new();
         for i in members {
             let s = &spans.spans[i];
+            // Each round pops one end, and each span pushes one: at most `members`.
             while open.last().is_some_and(|&end| end <= s.start_ns) {
                 open.pop();
             }

@@ -35,6 +35,11 @@ struct Step {
 }
 
 /// Spans of one run as they are recorded (indices into `spans`).
+///
+/// `spans` holds at most [`SPANS_MAX`]; the maps of span indices below only gain an
+/// entry with a span, so they are bounded with it. `ops` and `attempt_counts` gain one
+/// per operation or request even past that bound: the run's operations, which its
+/// simulated duration bounds.
 #[derive(Default)]
 pub(crate) struct SpanRecorder {
     spans: Vec<Span>,

@@ -40,6 +40,7 @@ pub fn minimise(
     best.sort_unstable();
     // The shortest failing prefix, by bisection over its length.
     let (mut lo, mut hi) = (1usize, best.len());
+    // Bisection: about log2(failing) rounds.
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
         let prefix = &best[..mid];
@@ -55,6 +56,7 @@ pub fn minimise(
     // One operation at a time, latest first.
     let mut i = best.len();
     let mut complete = true;
+    // One round per operation of the prefix, latest first.
     while i > 0 {
         i -= 1;
         let mut candidate = best.clone();

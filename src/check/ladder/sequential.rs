@@ -114,6 +114,9 @@ pub fn search(
     let mut stack: Vec<Frame> = vec![Frame::new(candidates(ops, &procs, &info_at, &s, machine))];
     let mut order: Vec<usize> = Vec::new();
     let mut steps: u64 = 0;
+    // A round either takes a move (one step, at most `steps_max`) or pops the frame a
+    // step pushed: at most 2 * steps_max + 3 rounds. The stack is at most one frame
+    // per operation deep, as each move applies an operation not yet applied.
     loop {
         if s.ptr
             .iter()
@@ -204,6 +207,7 @@ fn skip_infos(
     ptr: &mut [u32],
 ) {
     let list = &procs[p].1;
+    // Moves forward each round: at most the process's operations.
     while let Some(&i) = list.get(ptr[p] as usize) {
         if det(i) {
             break;

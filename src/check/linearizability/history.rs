@@ -83,7 +83,9 @@ pub struct PairError {
 /// Pairs each invoke with its process's next completion, per key (`keys` keys). `fail`
 /// operations and indeterminate reads are dropped. Operations come out in invoke order.
 pub fn pair(events: &[Event], keys: usize) -> Result<Vec<Vec<Operation>>, PairError> {
-    let mut pending: BTreeMap<u64, (usize, usize, usize)> = BTreeMap::new(); // process -> (pos, key, slot)
+    // process -> (pos, key, slot): one entry per process at most (a second invoke
+    // while one is pending is refused below).
+    let mut pending: BTreeMap<u64, (usize, usize, usize)> = BTreeMap::new();
     let mut out: Vec<Vec<Option<Operation>>> = vec![Vec::new(); keys];
     for (pos, ev) in events.iter().enumerate() {
         let err = |message: String| PairError {

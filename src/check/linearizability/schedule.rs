@@ -48,6 +48,11 @@ const CHUNK_STEPS: u64 = 1 << 16;
 const ROUND_STEPS_FIRST: u64 = 1 << 15;
 /// Least further steps every key gets once another key of its history fails.
 const ALLOWANCE_STEPS_MIN: u64 = 1 << 18;
+/// Most rounds one check runs. The per-key target doubles each round from
+/// [`ROUND_STEPS_FIRST`], so in this round it has saturated at `u64::MAX`, past any
+/// `key_steps_max`: every key still running then reaches its bound or its allowance,
+/// and gets a result (or the check aborts).
+const ROUNDS_MAX: u32 = u64::BITS - ROUND_STEPS_FIRST.ilog2() + 1;
 
 fn search_ops(ops: &[Operation]) -> Vec<SearchOp> {
     ops.iter()
@@ -68,6 +73,8 @@ fn run_job(job: &mut Job<'_>, problems: &[Problem], target: u64, limits: &Limits
         .get_or_insert_with(|| Search::new(search_ops(ops), initial));
     let target = target.min(limits.key_steps_max);
     let mut status = search.status();
+    // Each round runs exactly `chunk` steps unless the search ends or aborts: at most
+    // target / CHUNK_STEPS + 1 rounds.
     while status == Status::Running && search.steps < target {
         let chunk = (target - search.steps).min(CHUNK_STEPS);
         status = search.run(&mut job.machine, chunk, &shared.abort);
@@ -152,6 +159,7 @@ pub fn check_problems(problems: &[Problem], limits: &Limits) -> Vec<Outcome> {
         if let Some(deadline) = deadline {
             let (shared, done) = (&shared, &done);
             scope.spawn(move || {
+                // Sleeps at most 5 ms a round, and ends at the deadline at the latest.
                 while !done.load(Ordering::SeqCst) {
                     let now = Instant::now();
                     if now >= deadline {
@@ -163,6 +171,7 @@ pub fn check_problems(problems: &[Problem], limits: &Limits) -> Vec<Outcome> {
             });
         }
         let mut target = ROUND_STEPS_FIRST;
+        let mut rounds = 0;
         loop {
             if shared.abort.load(Ordering::SeqCst) {
                 break;
@@ -176,6 +185,11 @@ pub fn check_problems(problems: &[Problem], limits: &Limits) -> Vec<Outcome> {
             if eligible.is_empty() {
                 break;
             }
+            rounds += 1;
+            assert!(
+                rounds <= ROUNDS_MAX,
+                "keys still unjudged after {ROUNDS_MAX} rounds"
+            );
             let allow = allowance.clone();
             let run_one = |j: usize| {
                 let mut job = jobs[j].lock().expect("job lock");
@@ -189,6 +203,7 @@ pub fn check_problems(problems: &[Problem], limits: &Limits) -> Vec<Outcome> {
                 let next = AtomicUsize::new(0);
                 std::thread::scope(|s| {
                     for _ in 0..workers {
+                        // Each round takes the next job: `eligible.len()` in all.
                         s.spawn(|| loop {
                             let i = next.fetch_add(1, Ordering::SeqCst);
                             let Some(&j) = eligible.get(i) else { return };

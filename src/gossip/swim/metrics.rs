@@ -20,10 +20,13 @@ const STALLS_MAX: usize = 64;
 /// Counters, per-step records and stall intervals of one member incarnation.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Bookkeeping {
-    /// Members whose record changed in the current step.
+    /// Members whose record changed in the current step. Cleared at every step, which
+    /// handles one timer or one message (at most `max_piggyback + 1` updates, or a full
+    /// state of at most `nodes`), so it holds one entry per update merged at most.
     pub(super) changed: Vec<NodeId>,
     /// Verdicts this member reached itself in the current step (not heard as rumours):
     /// a suspicion at the end of a failed probe, a death when a suspicion timed out.
+    /// Cleared at every step; one timer gives at most one verdict.
     pub(super) declared: Vec<(NodeId, MemberState)>,
     messages_sent: u64,
     bytes_sent: u64,
@@ -31,6 +34,7 @@ pub(super) struct Bookkeeping {
     pub(super) probe_periods: u64,
     pub(super) refutations: u64,
     last_step_at: Option<Duration>,
+    /// The latest stalls, at most [`STALLS_MAX`] (the oldest goes first).
     stalls: VecDeque<(Duration, Duration)>,
 }
 

@@ -124,14 +124,21 @@ pub struct SwimProcess {
     /// Known members other than self that are alive or suspect.
     /// Insertion-ordered, so the random pick by position is deterministic; removal
     /// swaps the last id into the gap (O(1)).
+    /// At most one entry per member of the cluster.
     live: IndexSet<NodeId>,
+    /// The round-robin probe order: each member at most once (`in_probe_list` guards
+    /// every insertion), so at most `nodes` entries.
     probe_list: Vec<NodeId>,
     in_probe_list: Vec<bool>,
     probe_next: usize,
     probe: Option<Probe>,
+    /// Ping-reqs served, by the relay ping's sequence number: at most
+    /// `probe::RELAYS_MAX`, each forgotten at its `RelayExpire` timer.
     relays: BTreeMap<u64, Relay>,
     next_seq: u64,
+    /// At most one suspicion per member (keyed by it).
     suspicions: BTreeMap<NodeId, Suspicion>,
+    /// At most one update per member (see [`BroadcastQueue`]).
     broadcasts: BroadcastQueue,
     /// Lifeguard Local Health Multiplier, 0..=lhm_max.
     lhm: u32,

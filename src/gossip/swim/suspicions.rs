@@ -17,6 +17,7 @@ pub(super) struct Suspicion {
     started_at: Duration,
     /// The suspecter whose rumour started it: not an independent confirmation.
     first_from: NodeId,
+    /// Independent confirmers: at most `k` (`confirm` stops adding at `k`).
     confirmers: BTreeSet<NodeId>,
     k: u64,
     min: Duration,
