@@ -284,7 +284,7 @@ impl KvClient {
             let kind = match (&cur.req.op, cur.maybe_applied) {
                 // A read changes nothing: abandoning it is a definite non-event.
                 (RequestOp::Read(_), _) | (_, false) => OpType::Fail,
-                (RequestOp::Command(_), true) => OpType::Info,
+                (RequestOp::Command(_) | RequestOp::ConfChange(_), true) => OpType::Info,
             };
             self.finish(ctx, kind, None);
             return;
@@ -399,6 +399,9 @@ impl Client<RaftProcess> for KvClient {
                 }
             },
             Response::Unavailable { .. } => self.backoff(ctx),
+            Response::Reconfigured { .. } | Response::Refused { .. } => {
+                unreachable!("a KV client asks for no membership change")
+            }
             Response::Dropped { .. } => {
                 cur.maybe_applied = true;
                 self.target = (from + 1) % ctx.nodes();

@@ -6,6 +6,7 @@
 //! with a named exit. Each bug has a detection test (`tests/bugs.rs` and
 //! `src/raft/tests/bugs.rs`) and the scenario that catches it (`results/raft/bugs.md`).
 
+use super::membership::{Membership, VoteResult};
 use super::Role;
 use crate::process::SyncError;
 
@@ -41,6 +42,13 @@ pub struct Bugs {
     /// After a follower rejects an append, send it no more entries until the next
     /// election (heartbeats still go out).
     pub(super) no_catch_up: bool,
+    /// Propose a single-server membership change before an entry of the leader's own
+    /// term is committed (the 2015 single-server change bug).
+    pub(super) single_change_without_term_entry: bool,
+    /// Count learners in quorums: their acknowledgements commit, their votes elect.
+    pub(super) learner_votes: bool,
+    /// Use a new configuration only once its entry commits, not once it is in the log.
+    pub(super) config_on_commit: bool,
 }
 
 impl Bugs {
@@ -64,6 +72,9 @@ impl Bugs {
             "send-before-persist" => &mut self.send_before_persist,
             "ignore-fsync-error" => &mut self.ignore_fsync_error,
             "no-catch-up" => &mut self.no_catch_up,
+            "single-change-without-term-entry" => &mut self.single_change_without_term_entry,
+            "learner-votes" => &mut self.learner_votes,
+            "config-on-commit" => &mut self.config_on_commit,
             _ => return false,
         };
         *flag = true;
@@ -80,11 +91,18 @@ impl Bugs {
         !self.vote_not_persisted
     }
 
-    /// stale-vote-counting: the grants a candidate counts. Correct: `current`, the
-    /// grants of its term, one per voter; the bug counts `tally` instead.
-    pub(super) fn granted_votes(&self, role: Role, current: usize, tally: usize) -> usize {
-        if self.stale_vote_counting && role == Role::Candidate {
-            tally
+    /// stale-vote-counting: how a candidate's election stands. Correct: `current`, from
+    /// the grants of its term, one per voter; the bug wins once its `tally` of every
+    /// grant reaches `majority`.
+    pub(super) fn poll_result(
+        &self,
+        role: Role,
+        current: VoteResult,
+        tally: usize,
+        majority: usize,
+    ) -> VoteResult {
+        if self.stale_vote_counting && role == Role::Candidate && tally >= majority {
+            VoteResult::Won
         } else {
             current
         }
@@ -169,5 +187,27 @@ impl Bugs {
         } else {
             (pre_vote, check_quorum)
         }
+    }
+
+    /// single-change-without-term-entry: a leader changes membership only once an entry
+    /// of its own term is committed (thesis §4.1); `own_term_committed` when correct.
+    pub(super) fn may_change_membership(&self, own_term_committed: bool) -> bool {
+        own_term_committed || self.single_change_without_term_entry
+    }
+
+    /// learner-votes: the configuration quorums are counted in; `membership` itself
+    /// when correct, with the learners counted as voters with the bug.
+    pub(super) fn quorum_membership(&self, membership: &Membership) -> Membership {
+        if self.learner_votes {
+            membership.with_learners_voting()
+        } else {
+            membership.clone()
+        }
+    }
+
+    /// config-on-commit: the configuration in effect is the latest in the log when
+    /// correct (`None`); with the bug, the latest at or below `commit`.
+    pub(super) fn config_in_effect_at(&self, commit: u64) -> Option<u64> {
+        self.config_on_commit.then_some(commit)
     }
 }

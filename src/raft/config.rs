@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::membership::Membership;
+
 /// How a `get` is answered.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,6 +59,10 @@ pub struct RaftConfig {
     /// meaningful where a leader is expected to stay able to commit (no pauses, no
     /// minority partitions longer than the bound with CheckQuorum off).
     pub max_commit_stall_ms: u64,
+    /// The bootstrap configuration: nodes `0..initial_voters` are its voters; the
+    /// others start as spares outside the cluster, for membership changes to add
+    /// (thesis chapter 4). 0: every node is a voter.
+    pub initial_voters: usize,
 }
 
 impl Default for RaftConfig {
@@ -74,6 +80,7 @@ impl Default for RaftConfig {
             lease_drift_bound_ms: 30,
             max_pending_requests: 1024,
             max_commit_stall_ms: 0,
+            initial_voters: 0,
         }
     }
 }
@@ -145,6 +152,16 @@ impl RaftConfig {
             return bad("max_pending_requests", "must be positive".into());
         }
         Ok(())
+    }
+
+    /// The bootstrap configuration of a cluster of `nodes`: voters `0..initial_voters`
+    /// (every node when 0).
+    pub fn bootstrap_membership(&self, nodes: usize) -> Membership {
+        let voters = match self.initial_voters {
+            0 => nodes,
+            n => n.min(nodes),
+        };
+        Membership::new(0..voters)
     }
 
     /// `election_timeout_ms_min`.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::membership::VoteResult;
 use super::messages::{Entry, EntryData, Message};
 use super::state_machine::StateMachine;
 use super::{Ctx, LeaderState, Progress, RaftProcess, Role, Timer};
@@ -33,6 +34,14 @@ impl<S: StateMachine> RaftProcess<S> {
     /// The election timer fired on a follower or candidate.
     pub(super) fn election_timeout(&mut self, ctx: &mut Ctx<'_, S>) {
         assert_ne!(self.role, Role::Leader);
+        if !self.quorum.is_voter(self.id) {
+            // A learner, a spare or a removed server never campaigns (etcd-io/raft's
+            // `promotable`): it could not win, and a removed one must not disrupt the
+            // cluster it left (thesis §4.2.3).
+            let timeout = self.random_election_timeout(ctx);
+            self.reset_election_timer(ctx, timeout);
+            return;
+        }
         if self.pre_vote {
             self.become_pre_candidate(ctx);
         } else {
@@ -48,7 +57,7 @@ impl<S: StateMachine> RaftProcess<S> {
         let (term, last_index, last_term) =
             (self.term + 1, self.log.last_index(), self.log.last_term());
         for peer in 0..self.nodes {
-            if peer != self.id {
+            if peer != self.id && self.quorum.is_voter(peer) {
                 self.send(
                     peer,
                     Message::PreVote {
@@ -82,7 +91,7 @@ impl<S: StateMachine> RaftProcess<S> {
         let (term, last_index, last_term) =
             (self.term, self.log.last_index(), self.log.last_term());
         for peer in 0..self.nodes {
-            if peer != self.id && !self.votes.contains_key(&peer) {
+            if peer != self.id && self.quorum.is_voter(peer) && !self.votes.contains_key(&peer) {
                 self.send(
                     peer,
                     Message::Vote {
@@ -105,21 +114,23 @@ impl<S: StateMachine> RaftProcess<S> {
 
     /// Wins or loses the current (pre-)election once a majority has answered.
     fn check_poll(&mut self, ctx: &mut Ctx<'_, S>) {
-        let current = self.votes.values().filter(|&&g| g).count();
-        let granted = self
+        let current = self.quorum.vote_result(&self.votes);
+        let majority = self.quorum.voters().len() / 2 + 1;
+        let result = self
             .bugs
-            .granted_votes(self.role, current, self.bug_vote_count);
-        let refused = self.votes.values().filter(|&&g| !g).count();
-        if granted >= self.quorum() {
-            match self.role {
+            .poll_result(self.role, current, self.bug_vote_count, majority);
+        match result {
+            VoteResult::Won => match self.role {
                 Role::PreCandidate => self.become_candidate(ctx),
                 Role::Candidate => self.become_leader(ctx),
                 _ => unreachable!("polls run only in elections"),
+            },
+            VoteResult::Lost => {
+                // Lost: wait for the next timeout as a follower of no one.
+                self.role = Role::Follower;
+                self.votes.clear();
             }
-        } else if refused >= self.quorum() {
-            // Lost: wait for the next timeout as a follower of no one.
-            self.role = Role::Follower;
-            self.votes.clear();
+            VoteResult::Pending => {}
         }
     }
 
@@ -253,8 +264,7 @@ impl<S: StateMachine> RaftProcess<S> {
                 index: next,
                 data: EntryData::Noop,
             };
-            self.persist_entry(ctx, &entry);
-            self.log.append(entry);
+            self.append_entry(ctx, entry);
         }
         // CheckQuorum runs on the election timer, every minimum election timeout.
         let period = self.cfg.election_timeout_min();
@@ -262,7 +272,7 @@ impl<S: StateMachine> RaftProcess<S> {
         ctx.set_timer(self.cfg.heartbeat(), Timer::Heartbeat { term: self.term });
         // Probe every follower at once: its reply tells where its log matches ours.
         for peer in 0..self.nodes {
-            if peer != self.id {
+            if peer != self.id && self.membership.1.is_member(peer) {
                 self.send_append(peer, true);
             }
         }
@@ -279,13 +289,13 @@ impl<S: StateMachine> RaftProcess<S> {
         }
         let id = self.id;
         let ls = self.leader_state.as_mut().expect("leader");
-        let mut active = 1;
-        for (p, pr) in ls.progress.iter_mut().enumerate() {
-            if p != id && std::mem::replace(&mut pr.active, false) {
-                active += 1;
-            }
+        let (progress, scratch) = (&mut ls.progress, &mut ls.scratch);
+        let active = |p: usize| u64::from(p == id || progress[p].active);
+        let quorum_active = self.quorum.quorum_value(scratch, active) == 1;
+        for pr in progress.iter_mut() {
+            pr.active = false;
         }
-        if active < self.quorum() {
+        if !quorum_active {
             ctx.trace(format!(
                 "node {} lost its quorum in term {}",
                 self.id, self.term

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::membership_safety::MembershipSafety;
 use super::{HardState, RaftConfig, RaftProcess, StateMachine};
 use crate::check::{Availability, Checker, ClusterView, Metrics};
 use crate::process::NodeId;
@@ -32,6 +33,8 @@ pub fn all<S: StateMachine>(
         Box::new(IndexOrder::new(nodes)),
         Box::new(RecoveryKeepsDurable::new(nodes)),
         Box::new(LivenessAndMetrics::new(nodes, leader_bound)),
+        // Last, so that a bug the checkers above catch is reported by them as before.
+        Box::new(MembershipSafety::new(nodes, cfg)),
     ];
     if cfg.max_commit_stall_ms > 0 {
         let bound = Duration::from_millis(cfg.max_commit_stall_ms);
@@ -500,7 +503,6 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for IndexOrder {
 /// Expecting unavailability, it is settled while nothing committed after the heal: no
 /// node applied an index above the highest applied anywhere before it.
 pub struct LivenessAndMetrics {
-    nodes: usize,
     /// Terms that had a leader.
     leader_terms: BTreeMap<u64, NodeId>,
     /// The leader of the highest term seen, while it leads.
@@ -562,7 +564,6 @@ impl LivenessAndMetrics {
             term_at_heal: 0,
             committed_at_heal: 0,
             fresh_commit: None,
-            nodes,
             leader_terms: BTreeMap::new(),
             leader_now: None,
             leaderless_since: Some(Duration::ZERO),
@@ -600,17 +601,24 @@ impl LivenessAndMetrics {
         let Some((l, lp)) = leader else {
             return Err("no leader among the nodes that are up".into());
         };
-        let followers = view
-            .up()
-            .filter(|&(n, p)| n == l || (p.term() == lp.term() && p.leader() == Some(l)))
-            .count();
-        if followers < self.nodes / 2 + 1 {
-            return Err(format!(
-                "no leader followed by a majority: node {l} leads term {} with {followers} of {} \
-                 nodes",
-                lp.term(),
-                self.nodes
-            ));
+        let follows = |n: NodeId| {
+            n == l
+                || view
+                    .node(n)
+                    .is_some_and(|p| p.term() == lp.term() && p.leader() == Some(l))
+        };
+        // A majority of each voter set of the leader's configuration (both when joint).
+        let membership = lp.membership();
+        for set in [membership.voters(), membership.outgoing()] {
+            let followers = set.iter().filter(|&&n| follows(n)).count();
+            if !set.is_empty() && followers < set.len() / 2 + 1 {
+                return Err(format!(
+                    "no leader followed by a majority: node {l} leads term {} with {followers} \
+                     of the {} voters {set:?}",
+                    lp.term(),
+                    set.len()
+                ));
+            }
         }
         Ok(())
     }
@@ -768,7 +776,11 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for LivenessAndMetrics {
         }
         let lagging: Vec<String> = view
             .up()
-            .filter(|&(n, p)| n != l && view.live_with(n, l) && p.applied_index() < commit)
+            .filter(|&(n, p)| {
+                // Spares and removed servers are outside the cluster: nothing to catch up.
+                let member = lp.membership().is_member(n);
+                n != l && member && view.live_with(n, l) && p.applied_index() < commit
+            })
             .map(|(n, p)| {
                 format!(
                     "node {n} has applied through index {} of the leader's (node {l}) commit \

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::membership::{ConfChange, ConfChangeError, Membership};
 use super::session::Sessions;
 use super::state_machine::StateMachine;
 use crate::fingerprint::{Fingerprint, Sink};
@@ -25,6 +26,9 @@ pub enum EntryData<S: StateMachine = KvStore> {
         /// bump, not a copy of its strings.
         cmd: Arc<S::Command>,
     },
+    /// A membership change (thesis chapter 4; see [`super::membership`]): in effect on
+    /// each server as soon as it is in its log.
+    ConfChange(Arc<ConfChange>),
 }
 
 /// Commands are identified by (client, seq) in the trace fingerprint: every attempt of
@@ -32,7 +36,8 @@ pub enum EntryData<S: StateMachine = KvStore> {
 /// in when the client's request was traced, and encoding every value again for every
 /// AppendEntries (values grow under appends) was the costliest part of tracing. The
 /// log matching check digests the full content instead (see `entry_digest`).
-/// Encoding: tag 0 for `Noop`; tag 1, `client`, `seq` for a command.
+/// Encoding: tag 0 for `Noop`; tag 1, `client`, `seq` for a command; tag 2 and the
+/// change for a membership change.
 impl<M: StateMachine> Fingerprint for EntryData<M> {
     fn fingerprint<S: Sink + ?Sized>(&self, out: &mut S) {
         match self {
@@ -41,6 +46,10 @@ impl<M: StateMachine> Fingerprint for EntryData<M> {
                 crate::fingerprint::tag(out, 1);
                 client.fingerprint(out);
                 seq.fingerprint(out);
+            }
+            EntryData::ConfChange(change) => {
+                crate::fingerprint::tag(out, 2);
+                change.fingerprint(out);
             }
         }
     }
@@ -63,6 +72,7 @@ impl<S: StateMachine> Entry<S> {
         24 + match &self.data {
             EntryData::Noop => 0,
             EntryData::Command { cmd, .. } => 16 + S::command_size_bytes(cmd),
+            EntryData::ConfChange(_) => 16,
         }
     }
 }
@@ -78,6 +88,9 @@ pub struct Snapshot<S: StateMachine = KvStore> {
     pub state: S::Snapshot,
     /// The client sessions after applying `..=index`.
     pub sessions: Sessions<S::Output>,
+    /// The configuration of the log through `index`; `None` only in the initial
+    /// snapshot, whose configuration is the bootstrap one (`initial_voters`).
+    pub membership: Option<Membership>,
 }
 
 impl<S: StateMachine> Snapshot<S> {
@@ -88,6 +101,7 @@ impl<S: StateMachine> Snapshot<S> {
             term: 0,
             state: S::default().snapshot(),
             sessions: Sessions::default(),
+            membership: None,
         }
     }
 
@@ -296,6 +310,8 @@ pub enum RequestOp<S: StateMachine = KvStore> {
     /// Replicate and apply a command (shared with the entry the leader appends, so a
     /// client's retries and the log hold one copy).
     Command(Arc<S::Command>),
+    /// Change the membership (an operator's request, etcd's `member add/remove`).
+    ConfChange(Arc<ConfChange>),
 }
 
 /// A node's answer to a client.
@@ -333,6 +349,20 @@ pub enum Response<S: StateMachine = KvStore> {
         /// The request's `seq`.
         seq: u64,
     },
+    /// The membership change is committed, at this log index.
+    Reconfigured {
+        /// The request's `seq`.
+        seq: u64,
+        /// The index of its entry.
+        index: u64,
+    },
+    /// The membership change is refused; nothing was done.
+    Refused {
+        /// The request's `seq`.
+        seq: u64,
+        /// Why.
+        error: ConfChangeError,
+    },
 }
 
 impl<S: StateMachine> Response<S> {
@@ -343,7 +373,9 @@ impl<S: StateMachine> Response<S> {
             | Response::Value { seq, .. }
             | Response::Redirect { seq, .. }
             | Response::Unavailable { seq }
-            | Response::Dropped { seq } => *seq,
+            | Response::Dropped { seq }
+            | Response::Reconfigured { seq, .. }
+            | Response::Refused { seq, .. } => *seq,
         }
     }
 }
@@ -374,6 +406,7 @@ crate::impl_fingerprint!(<M: StateMachine> struct Request { seq, op });
 crate::impl_fingerprint!(<M: StateMachine> enum RequestOp {
     0 => Read(query),
     1 => Command(cmd),
+    2 => ConfChange(change),
 });
 
 crate::impl_fingerprint!(<M: StateMachine> enum Response {
@@ -382,4 +415,6 @@ crate::impl_fingerprint!(<M: StateMachine> enum Response {
     2 => Redirect { seq, leader },
     3 => Unavailable { seq },
     4 => Dropped { seq },
+    5 => Reconfigured { seq, index },
+    6 => Refused { seq, error },
 });

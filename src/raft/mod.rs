@@ -28,6 +28,8 @@ pub mod config;
 mod election;
 pub mod invariants;
 pub mod log;
+pub mod membership;
+pub mod membership_safety;
 pub mod messages;
 mod read;
 mod replication;
@@ -47,6 +49,7 @@ use crate::kv::KvStore;
 use crate::process::{
     Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId, TimerId, Waits,
 };
+use membership::Membership;
 
 pub use bugs::Bugs;
 pub use config::{RaftConfig, ReadMode};
@@ -141,24 +144,9 @@ struct LeaderState<S: StateMachine> {
     read_seq: u64,
     /// Reads waiting for their round, in round order.
     pending_reads: VecDeque<PendingRead<S>>,
-    /// Reused by [`quorum_value`], so the quorum computed on every acknowledgement
+    /// Reused by [`Membership::quorum_value`], so the quorum computed on every acknowledgement
     /// allocates nothing.
     scratch: Vec<u64>,
-}
-
-/// The `quorum`-th largest of `values`: the highest value at least a quorum of them
-/// reach (the commit index a majority matched, the read round a majority confirmed).
-/// `scratch` is cleared and reused.
-fn quorum_value(scratch: &mut Vec<u64>, values: impl Iterator<Item = u64>, quorum: usize) -> u64 {
-    scratch.clear();
-    scratch.extend(values);
-    assert!(
-        (1..=scratch.len()).contains(&quorum),
-        "a quorum of the values"
-    );
-    *scratch
-        .select_nth_unstable_by(quorum - 1, |a, b| b.cmp(a))
-        .1
 }
 
 /// One Raft node replicating the state machine `S`: elections with PreVote and
@@ -191,6 +179,16 @@ pub struct RaftProcess<S: StateMachine = KvStore> {
     machine: S,
     /// Client sessions, as applied through `applied`.
     sessions: Sessions<S::Output>,
+    /// The configurations of the log (thesis §4.1): the one at the snapshot index,
+    /// then one per membership-change entry after it, by index. Bounded by the log:
+    /// at most one entry each.
+    configs: Vec<(u64, Membership)>,
+    /// The configuration in effect: the latest in the log (with the `config-on-commit`
+    /// bug, the latest committed), and the log index it comes from.
+    membership: (u64, Membership),
+    /// What quorums are counted in: `membership`, except that the `learner-votes` bug
+    /// counts learners as voters.
+    quorum: Membership,
     /// When this node last heard from the leader of its term (monotonic clock).
     leader_contact: Option<Duration>,
     /// With lease reads, until then (monotonic clock) a restarted node refuses votes as if
@@ -268,6 +266,10 @@ impl<S: StateMachine> RaftProcess<S> {
             applied: 0,
             machine: S::default(),
             sessions: Sessions::default(),
+            // Placeholders until `on_start` learns the cluster size.
+            configs: Vec::new(),
+            membership: (0, Membership::new([0])),
+            quorum: Membership::new([0]),
             leader_contact: None,
             lease_guard_until: Duration::ZERO,
             election_deadline: Duration::ZERO,
@@ -331,6 +333,15 @@ impl<S: StateMachine> RaftProcess<S> {
     /// Its client sessions.
     pub fn sessions(&self) -> &Sessions<S::Output> {
         &self.sessions
+    }
+    /// The configuration it uses: the latest in its log (thesis §4.1).
+    pub fn membership(&self) -> &Membership {
+        &self.membership.1
+    }
+    /// The log index of the entry that configuration comes from (the snapshot's index
+    /// for the snapshot's configuration).
+    pub fn membership_index(&self) -> u64 {
+        self.membership.0
     }
     /// Its configuration.
     pub fn config(&self) -> &RaftConfig {
@@ -399,8 +410,73 @@ impl<S: StateMachine> RaftProcess<S> {
         self.log_changed_from = Some(self.log_changed_from.map_or(index, |i| i.min(index)));
     }
 
-    fn quorum(&self) -> usize {
-        self.nodes / 2 + 1
+    /// The configuration as of log index `index` (at or after the snapshot).
+    fn config_at(&self, index: u64) -> &Membership {
+        let at = self.configs.partition_point(|(i, _)| *i <= index);
+        assert!(
+            at > 0,
+            "index {index} precedes the snapshot's configuration"
+        );
+        &self.configs[at - 1].1
+    }
+
+    /// Rebuilds the configurations from the snapshot and the log (recovery, snapshot
+    /// installation, truncation): bounded by the log's length.
+    fn rebuild_configs(&mut self) {
+        let snapshot = self.log.snapshot();
+        let base = match &snapshot.membership {
+            Some(m) => m.clone(),
+            None => {
+                assert_eq!(
+                    snapshot.index, 0,
+                    "only the initial snapshot has no configuration"
+                );
+                self.cfg.bootstrap_membership(self.nodes)
+            }
+        };
+        self.configs.clear();
+        self.configs.push((snapshot.index, base));
+        for e in self.log.entries() {
+            if let EntryData::ConfChange(change) = &e.data {
+                let next = self.configs.last().expect("a base").1.apply(change);
+                let next = next.expect("every change in a log was valid where it stands");
+                self.configs.push((e.index, next));
+            }
+        }
+        self.refresh_membership();
+    }
+
+    /// Appends `entry` to the log and storage; a membership change takes effect now,
+    /// not at commit (thesis §4.1).
+    fn append_entry(&mut self, ctx: &mut Ctx<'_, S>, entry: Entry<S>) {
+        self.persist_entry(ctx, &entry);
+        if let EntryData::ConfChange(change) = &entry.data {
+            let latest = &self.configs.last().expect("a base").1;
+            let next = latest.apply(change);
+            let next = next.expect("a change is validated where it is proposed");
+            ctx.trace(format!(
+                "node {} configuration at {}: {next:?}",
+                self.id, entry.index
+            ));
+            self.configs.push((entry.index, next));
+        }
+        self.log.append(entry);
+        self.refresh_membership();
+    }
+
+    /// Sets the configuration in effect from `configs` (and the commit index, with the
+    /// `config-on-commit` bug).
+    fn refresh_membership(&mut self) {
+        let in_effect = match self.bugs.config_in_effect_at(self.commit) {
+            Some(commit) => self.configs.partition_point(|(i, _)| *i <= commit) - 1,
+            None => self.configs.len() - 1,
+        };
+        let (index, membership) = &self.configs[in_effect];
+        if (*index, membership) == (self.membership.0, &self.membership.1) {
+            return;
+        }
+        self.membership = (*index, membership.clone());
+        self.quorum = self.bugs.quorum_membership(membership);
     }
 
     // ---- Step plumbing. ----
@@ -567,6 +643,7 @@ impl<S: StateMachine> RaftProcess<S> {
             self.installed_in_step = Some((snapshot.index, snapshot.term));
         }
         self.log = RaftLog::from_parts(snapshot, entries);
+        self.rebuild_configs();
         self.note_log_change(self.log.first_index());
     }
 }
@@ -613,6 +690,7 @@ pub fn entry_digest<S: StateMachine>(e: &Entry<S>) -> u64 {
         EntryData::Command { client, seq, cmd } => {
             crate::fingerprint::fnv(&(e.term, 1u32, client, seq, cmd))
         }
+        EntryData::ConfChange(change) => crate::fingerprint::fnv(&(e.term, 2u32, change)),
     }
 }
 
@@ -677,6 +755,7 @@ impl<S: StateMachine> Process for RaftProcess<S> {
         match req.op {
             RequestOp::Read(query) => self.read(ctx, id, req.seq, query),
             RequestOp::Command(cmd) => self.propose(ctx, id, req.seq, cmd),
+            RequestOp::ConfChange(change) => self.propose_conf_change(ctx, id, req.seq, change),
         }
         self.finish(ctx);
     }

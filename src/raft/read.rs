@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::config::ReadMode;
 use super::messages::Response;
 use super::state_machine::StateMachine;
-use super::{quorum_value, Ctx, PendingRead, RaftProcess, Role};
+use super::{Ctx, PendingRead, RaftProcess, Role};
 use crate::process::{NodeId, RequestId};
 
 impl<S: StateMachine> RaftProcess<S> {
@@ -71,13 +71,14 @@ impl<S: StateMachine> RaftProcess<S> {
     /// A leader holds a lease while a majority (itself included) acknowledged a
     /// heartbeat sent within the lease duration, measured on its own clock.
     fn lease_valid(&mut self, now: Duration) -> bool {
-        let (id, quorum) = (self.id, self.quorum());
+        let id = self.id;
         let ls = self.leader_state.as_mut().expect("leader");
-        let acked = ls.progress.iter().enumerate().map(|(p, pr)| match p == id {
+        let (progress, scratch) = (&ls.progress, &mut ls.scratch);
+        let acked = |p: usize| match p == id {
             true => now.as_nanos() as u64,
-            false => pr.lease_acked_at.as_nanos() as u64,
-        });
-        let since = Duration::from_nanos(quorum_value(&mut ls.scratch, acked, quorum));
+            false => progress[p].lease_acked_at.as_nanos() as u64,
+        };
+        let since = Duration::from_nanos(self.quorum.quorum_value(scratch, acked));
         since > Duration::ZERO && now < since + self.cfg.lease()
     }
 
@@ -105,7 +106,6 @@ impl<S: StateMachine> RaftProcess<S> {
 
     /// Answers the reads whose round a majority confirmed and whose index is applied.
     pub(super) fn serve_reads(&mut self) {
-        let quorum = self.quorum();
         let id = self.id;
         let Some(ls) = self.leader_state.as_mut() else {
             return;
@@ -114,11 +114,12 @@ impl<S: StateMachine> RaftProcess<S> {
             return;
         }
         let read_seq = ls.read_seq;
-        let acked = ls.progress.iter().enumerate().map(|(p, pr)| match p == id {
+        let (progress, scratch) = (&ls.progress, &mut ls.scratch);
+        let acked = |p: usize| match p == id {
             true => read_seq,
-            false => pr.read_acked,
-        });
-        let confirmed = quorum_value(&mut ls.scratch, acked, quorum);
+            false => progress[p].read_acked,
+        };
+        let confirmed = self.quorum.quorum_value(scratch, acked);
         while let Some(r) = ls.pending_reads.front() {
             if r.read_seq > confirmed || r.read_index > self.applied {
                 break;

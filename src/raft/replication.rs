@@ -1,12 +1,11 @@
 //! Log replication (§5.3) with batching, pipelining and fast backtracking; the commit
 //! rule (§5.4.2); applying committed entries to the state machine.
 
+use super::membership::{ConfChange, ConfChangeError};
 use super::messages::{AppendResult, Entry, EntryData, Message, Response};
 use super::session::Applied;
 use super::state_machine::StateMachine;
-use super::{
-    entry_digest, log_key, quorum_value, span_entry, AppliedEntry, Ctx, RaftProcess, Role,
-};
+use super::{entry_digest, log_key, span_entry, AppliedEntry, Ctx, RaftProcess, Role};
 use crate::process::{NodeId, RequestId};
 use std::sync::Arc;
 
@@ -53,12 +52,11 @@ impl<S: StateMachine> RaftProcess<S> {
         let index = entry.index;
         let blind_output = match &entry.data {
             EntryData::Command { cmd, .. } => S::blind_output(cmd),
-            EntryData::Noop => None,
+            EntryData::Noop | EntryData::ConfChange(_) => None,
         };
         let ack_now = self.bugs.acks_on_append(blind_output.is_some());
         span_entry(ctx, &entry, "appended");
-        self.persist_entry(ctx, &entry);
-        self.log.append(entry);
+        self.append_entry(ctx, entry);
         if ack_now {
             // The bug: the client hears "done" while the entry sits only in this node's
             // page cache; replication waits for the next heartbeat.
@@ -76,7 +74,7 @@ impl<S: StateMachine> RaftProcess<S> {
 
     pub(super) fn broadcast_append(&mut self) {
         for peer in 0..self.nodes {
-            if peer != self.id {
+            if peer != self.id && self.membership.1.is_member(peer) {
                 self.send_append(peer, false);
             }
         }
@@ -202,8 +200,7 @@ impl<S: StateMachine> RaftProcess<S> {
                 None => {}
             }
             span_entry(ctx, &e, "replicated");
-            self.persist_entry(ctx, &e);
-            self.log.append(e);
+            self.append_entry(ctx, e);
         }
         // Fig. 2 rule 5: commit up to the last entry this message verified, no further.
         let bound = self
@@ -232,6 +229,10 @@ impl<S: StateMachine> RaftProcess<S> {
             ctx.remove(log_key(i));
         }
         self.log.truncate_from(from);
+        if self.configs.last().is_some_and(|(i, _)| *i >= from) {
+            // The configuration reverts with the entries that changed it (thesis §4.1).
+            self.rebuild_configs();
+        }
     }
 
     /// Any message from the leader of the current term.
@@ -285,7 +286,11 @@ impl<S: StateMachine> RaftProcess<S> {
                 }
                 pr.next = pr.next.max(pr.matched + 1);
                 self.maybe_commit(ctx);
-                self.send_append(from, false);
+                // A commit that removed this leader from the configuration ended its
+                // leadership (thesis §4.2.2).
+                if self.role == Role::Leader {
+                    self.send_append(from, false);
+                }
             }
             AppendResult::Rejected {
                 prev_index,
@@ -325,13 +330,15 @@ impl<S: StateMachine> RaftProcess<S> {
     /// §5.3/§5.4.2: commit the highest index stored on a majority, but only by counting
     /// replicas of an entry from the current term.
     pub(super) fn maybe_commit(&mut self, ctx: &mut Ctx<'_, S>) {
-        let (id, last, quorum) = (self.id, self.log.last_index(), self.quorum());
+        let (id, last) = (self.id, self.log.last_index());
         let ls = self.leader_state.as_mut().expect("leader");
-        let matched = ls.progress.iter().enumerate().map(|(p, pr)| match p == id {
+        let (progress, scratch) = (&ls.progress, &mut ls.scratch);
+        let matched = |p: usize| match p == id {
             true => last,
-            false => pr.matched,
-        });
-        let n = quorum_value(&mut ls.scratch, matched, quorum);
+            false => progress[p].matched,
+        };
+        // In a joint configuration, a majority of each voter set (thesis §4.3).
+        let n = self.quorum.quorum_value(scratch, matched);
         if n > self.commit && self.bugs.commit_rule(self.log.term(n) == Some(self.term)) {
             self.commit_to(ctx, n);
         }
@@ -365,12 +372,14 @@ impl<S: StateMachine> RaftProcess<S> {
                 command: matches!(entry.data, EntryData::Command { .. }),
             });
             let outcome = match &entry.data {
-                EntryData::Noop => None,
-                EntryData::Command { client, seq, cmd } => Some((
-                    *seq,
-                    self.sessions
+                EntryData::Noop => Outcome::Noop,
+                EntryData::ConfChange(_) => Outcome::ConfChange,
+                EntryData::Command { client, seq, cmd } => Outcome::Command {
+                    seq: *seq,
+                    applied: self
+                        .sessions
                         .apply(&mut self.machine, index, *client, *seq, cmd),
-                )),
+                },
             };
             let term = entry.term;
             self.applied = index;
@@ -381,17 +390,109 @@ impl<S: StateMachine> RaftProcess<S> {
                 continue;
             };
             let resp = match outcome {
-                Some((seq, Applied::Fresh(result) | Applied::Duplicate(result))) => {
+                Outcome::Command {
+                    seq,
+                    applied: Applied::Fresh(result) | Applied::Duplicate(result),
+                } => {
                     assert_eq!(seq, req_seq, "the leader's own entry at {index}");
                     self.acked.push((index, term));
                     Response::Written { seq, result }
                 }
-                _ => Response::Dropped { seq: req_seq },
+                Outcome::ConfChange => Response::Reconfigured {
+                    seq: req_seq,
+                    index,
+                },
+                Outcome::Command {
+                    applied: Applied::Stale,
+                    ..
+                }
+                | Outcome::Noop => Response::Dropped { seq: req_seq },
             };
             self.reply(id, resp);
         }
+        self.membership_committed(ctx);
         self.maybe_snapshot(ctx);
         self.serve_reads();
+    }
+
+    /// What a committed configuration asks of this node: with the `config-on-commit`
+    /// bug it only now takes effect; a leader it removes steps down (thesis §4.2.2: it
+    /// managed the cluster until then without counting itself); a leader whose joint
+    /// configuration committed moves on to the new one (thesis §4.3).
+    fn membership_committed(&mut self, ctx: &mut Ctx<'_, S>) {
+        if self.bugs.config_in_effect_at(self.commit).is_some() {
+            self.refresh_membership();
+        }
+        if self.role != Role::Leader || self.configs.last().is_some_and(|(i, _)| *i > self.commit) {
+            return;
+        }
+        if !self.config_at(self.commit).is_voter(self.id) {
+            ctx.trace(format!(
+                "node {} leaves leadership: the configuration at {} removed it",
+                self.id, self.membership.0
+            ));
+            let term = self.term;
+            self.become_follower(ctx, term, None);
+        } else if self.membership.1.is_joint() {
+            let entry = Entry {
+                term: self.term,
+                index: self.log.last_index() + 1,
+                data: EntryData::ConfChange(Arc::new(ConfChange::LeaveJoint)),
+            };
+            self.append_entry(ctx, entry);
+            self.broadcast_append();
+            self.maybe_commit(ctx);
+        }
+    }
+
+    /// An operator's membership change (etcd's `member add/remove/promote`): appended
+    /// if this node leads, has committed an entry of its term (thesis §4.1), has no
+    /// change in flight, and the change is valid in the latest configuration; answered
+    /// once it commits.
+    pub(super) fn propose_conf_change(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        id: RequestId,
+        seq: u64,
+        change: Arc<ConfChange>,
+    ) {
+        if self.role != Role::Leader {
+            let leader = self.leader;
+            self.reply(id, Response::Redirect { seq, leader });
+            return;
+        }
+        let ls = self.leader_state.as_ref().expect("leader");
+        let refused = if !self
+            .bugs
+            .may_change_membership(self.commit >= ls.term_start)
+        {
+            Some(ConfChangeError::TermNotCommitted)
+        } else if self.configs.last().is_some_and(|(i, _)| *i > self.commit) {
+            let (index, _) = self.configs.last().expect("a change in flight");
+            Some(ConfChangeError::InFlight(*index))
+        } else {
+            let latest = &self.configs.last().expect("a base").1;
+            latest.apply(&change).err()
+        };
+        if let Some(error) = refused {
+            self.reply(id, Response::Refused { seq, error });
+            return;
+        }
+        if ls.pending_writes.len() >= self.cfg.max_pending_requests {
+            self.reply(id, Response::Unavailable { seq });
+            return;
+        }
+        let index = self.log.last_index() + 1;
+        let entry = Entry {
+            term: self.term,
+            index,
+            data: EntryData::ConfChange(change),
+        };
+        self.append_entry(ctx, entry);
+        let ls = self.leader_state.as_mut().expect("leader");
+        ls.pending_writes.insert(index, (id, seq));
+        self.broadcast_append();
+        self.maybe_commit(ctx);
     }
 
     /// Heartbeat period: keep followers quiet, confirm reads, and restart replication
@@ -399,7 +500,7 @@ impl<S: StateMachine> RaftProcess<S> {
     pub(super) fn heartbeat_tick(&mut self, ctx: &mut Ctx<'_, S>) {
         let last_index = self.log.last_index();
         for peer in 0..self.nodes {
-            if peer == self.id {
+            if peer == self.id || !self.membership.1.is_member(peer) {
                 continue;
             }
             let ls = self.leader_state.as_mut().expect("leader");
@@ -420,7 +521,7 @@ impl<S: StateMachine> RaftProcess<S> {
         let ls = self.leader_state.as_ref().expect("leader");
         let read_seq = ls.read_seq;
         for peer in 0..self.nodes {
-            if peer == self.id {
+            if peer == self.id || !self.membership.1.is_member(peer) {
                 continue;
             }
             let ls = self.leader_state.as_ref().expect("leader");
@@ -464,4 +565,11 @@ impl<S: StateMachine> RaftProcess<S> {
             },
         );
     }
+}
+
+/// What applying one committed entry gave, for the client waiting on it.
+enum Outcome<O> {
+    Noop,
+    Command { seq: u64, applied: Applied<O> },
+    ConfChange,
 }

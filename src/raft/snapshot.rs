@@ -20,6 +20,7 @@ impl<S: StateMachine> RaftProcess<S> {
             term: self.log.term(self.applied).expect("applied is in the log"),
             state: self.machine.snapshot(),
             sessions: self.sessions.clone(),
+            membership: Some(self.config_at(self.applied).clone()),
         });
         ctx.trace(format!(
             "node {} snapshots at index {} term {}",
@@ -38,6 +39,7 @@ impl<S: StateMachine> RaftProcess<S> {
         self.note_log_change(snapshot.index + 1);
         self.forget_durable_from(snapshot.index + 1);
         self.log.install(snapshot);
+        self.rebuild_configs();
         // Remove every old entry key the new log no longer holds.
         let removed_to = if self.log.last_index() > self.log.snapshot_index() {
             self.log.snapshot_index()

@@ -131,6 +131,15 @@ impl System for RaftKv {
             return Err(("nodes".into(), "a cluster needs at least one node".into()));
         }
         setup.config.validate()?;
+        if setup.config.initial_voters > setup.nodes {
+            return Err((
+                "cluster.config.initial_voters".into(),
+                format!(
+                    "{} voters in a cluster of {} nodes; at most the node count",
+                    setup.config.initial_voters, setup.nodes
+                ),
+            ));
+        }
         setup.workload.validate()?;
         for name in &setup.bugs {
             if !Bugs::default().set(name) {

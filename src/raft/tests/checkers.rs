@@ -214,6 +214,7 @@ fn a_snapshot_installed_from_a_leader_is_checked_against_what_was_applied() {
         term: net.node(l).log().term(index).expect("applied"),
         state: state.snapshot(),
         sessions: sessions.clone(),
+        membership: Some(net.node(l).membership().clone()),
     });
     net.step(f, |p, ctx| {
         p.on_message(
@@ -235,6 +236,7 @@ fn a_snapshot_installed_from_a_leader_is_checked_against_what_was_applied() {
         term: term + 7,
         state: net.node(l).state_machine().snapshot(),
         sessions: net.node(l).sessions().clone(),
+        membership: Some(net.node(l).membership().clone()),
     });
     net.step(f, |p, ctx| {
         p.on_message(
@@ -263,6 +265,7 @@ fn the_snapshot_a_node_recovers_from_is_checked_on_restart() {
     let forged = Snapshot {
         index: index + 100,
         term: 1,
+        membership: Some(crate::raft::membership::Membership::new(0..3)),
         ..Snapshot::initial()
     };
     net.storage[l].write(

@@ -4,6 +4,7 @@
 mod bugs;
 mod checkers;
 mod fuzz;
+mod membership;
 mod net;
 mod paper;
 mod state_machine;

@@ -188,6 +188,13 @@ impl<S: StateMachine, C: Client<RaftProcess<S>>> Net<S, C> {
         net
     }
 
+    /// Stops running the checker named `name` (for tests that forge messages).
+    pub fn drop_checker(&mut self, name: &str) {
+        let before = self.checkers.len();
+        self.checkers.retain(|c| c.name() != name);
+        assert_eq!(self.checkers.len() + 1, before, "one checker named {name}");
+    }
+
     pub fn n(&self) -> usize {
         self.nodes.len()
     }

@@ -41,6 +41,9 @@ fn manual(n: usize, cfg: RaftConfig, bugs: Bugs) -> Net {
         net.isolate(i);
     }
     net.record_sent = true;
+    // These tests hand nodes forged messages (a vote reply no voter sent), which the
+    // membership checker, looking for each voter's own vote, would rightly report.
+    net.drop_checker("membership-safety");
     net
 }
 
@@ -1126,7 +1129,7 @@ fn system_config_parses_with_defaults_and_validate_names_the_bad_field() {
     setup.bugs = vec!["figure8-commit".into()];
     assert!(RaftKv::validate(&setup).is_ok());
     assert!(RaftKv::bugs_of(&setup).figure8_commit);
-    assert_eq!(RaftKv::checkers(&setup).len(), 7);
+    assert_eq!(RaftKv::checkers(&setup).len(), 8);
 }
 
 #[test]
