@@ -79,8 +79,9 @@ enum Command {
         traces: Traces,
     },
     /// Shrink a failing seed: the smallest fault schedule found that still fails the
-    /// same check (delta debugging over the faults, then shorter and later faults,
-    /// fewer nodes per fault, a shorter fault phase, fewer clients). Prints each
+    /// same check (the fault phase ended at the failure, delta debugging over the
+    /// faults, small subsets of them, then shorter and later faults, fewer nodes per
+    /// fault, a shorter fault phase, fewer clients). Prints each
     /// accepted step, writes schedule.min.toml beside the seed's artifacts, and the
     /// replay command. Exit 1 when the seed fails (and was shrunk), 0 when it passes
     /// (nothing is written), 2 on bad input.

@@ -1,15 +1,25 @@
 //! Shrinking a failing run: the smallest fault schedule found that still fails the
-//! same check, by delta debugging (Zeller and Hildebrandt, "Simplifying and Isolating
-//! Failure-Inducing Input", TSE 2002) over the faults, then smaller faults, a shorter
-//! fault phase and a lighter workload.
+//! same check. First the fault phase ends right after the failure, without the faults
+//! that come later; then delta debugging (Zeller and Hildebrandt, "Simplifying and
+//! Isolating Failure-Inducing Input", TSE 2002) over the faults, a search over small
+//! subsets of them, then smaller faults, a shorter fault phase and a lighter workload.
 //!
 //! A candidate keeps the seed, so the network, nodes and clients draw from the same
 //! streams; it "still fails" when its run fails the same check with the same kind of
 //! failure (the same invariant, linearizability, or liveness). Runs are deterministic,
 //! so the same input always shrinks to the same schedule.
+//!
+//! Those streams are drawn in the order events happen, so a candidate differs from its
+//! schedule from its first change on: removing a crash also moves every later message
+//! fate and election timeout. A rare failure (a coincidence of timings) then rarely
+//! survives a removal, and the search must also take steps that do not remove faults:
+//! a shorter or later fault that still fails may fail earlier, and every fault after
+//! the new failure goes at once; a small subset of the faults may fail on its own
+//! although no single fault can go.
 
 #![warn(missing_docs)]
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::run::{run_seed, Outcome};
@@ -57,7 +67,9 @@ pub fn shrink<S: System>(
         runs: 0,
         target: None,
         failing_history_ops: 0,
+        failing_ns: 0,
         chunk: usize::MAX,
+        tried: HashMap::new(),
         _system: std::marker::PhantomData,
     };
     let Some(first) = shrinker.run(&schedule)? else {
@@ -68,6 +80,7 @@ pub fn shrink<S: System>(
     };
     shrinker.target = Some(failure.clone());
     shrinker.failing_history_ops = first.history_ops;
+    shrinker.failing_ns = failure.time_ns;
     let mut best = schedule.clone();
     let mut best_sim_ns = first.sim_ns;
     let mut steps = Vec::new();
@@ -79,6 +92,15 @@ pub fn shrink<S: System>(
                 steps.push(what);
                 best = candidate;
                 best_sim_ns = sim_ns;
+                // A step can move the failure earlier; the faults after it then go at
+                // once, and every later candidate runs a shorter phase.
+                if let Some((candidate, what, sim_ns)) = end_phase_at_failure(&mut shrinker, &best)?
+                {
+                    on_step(&what);
+                    steps.push(what);
+                    best = candidate;
+                    best_sim_ns = sim_ns;
+                }
                 if shrinker.runs >= RUNS_MAX {
                     break;
                 }
@@ -132,8 +154,16 @@ struct Shrinker<'a, S: System> {
     /// History events of the latest run that failed as the target did (the schedule
     /// being shrunk): two per operation.
     failing_history_ops: usize,
+    /// When the latest run that failed as the target did found its failure, in ns of
+    /// simulated time.
+    failing_ns: u64,
     /// Delta debugging's granularity: how many faults the last removal took out.
     chunk: usize,
+    /// Every candidate run so far, by its schedule's TOML: whether it failed as the
+    /// target did (its simulated time, the failure's time and history events if so).
+    /// Runs are deterministic, so a candidate met again (the same subset reached by
+    /// another path, or a pass repeating a search) needs no second run.
+    tried: HashMap<String, Option<(u64, u64, usize)>>,
     _system: std::marker::PhantomData<S>,
 }
 
@@ -164,6 +194,10 @@ impl<S: System> Shrinker<'_, S> {
 
     /// Whether `candidate` still fails the same check; its simulated time if so.
     fn fails(&mut self, candidate: &Schedule) -> Result<Option<u64>, ScenarioError> {
+        let key = candidate.to_toml();
+        if let Some(&known) = self.tried.get(&key) {
+            return Ok(known.map(|found| self.accept(found)));
+        }
         if self.runs >= RUNS_MAX {
             return Ok(None);
         }
@@ -171,14 +205,23 @@ impl<S: System> Shrinker<'_, S> {
         let Some(outcome) = self.run(candidate)? else {
             return Ok(None);
         };
-        let same = outcome.failure.as_ref().is_some_and(|f| {
-            f.kind == target.kind && (f.check == target.check || f.kind == FailureKind::Panic)
-        });
-        if same {
-            // The first failing candidate is the one accepted (`first_failing`).
-            self.failing_history_ops = outcome.history_ops;
-        }
-        Ok(same.then_some(outcome.sim_ns))
+        let found = outcome
+            .failure
+            .as_ref()
+            .filter(|f| {
+                f.kind == target.kind && (f.check == target.check || f.kind == FailureKind::Panic)
+            })
+            .map(|f| (outcome.sim_ns, f.time_ns, outcome.history_ops));
+        self.tried.insert(key, found);
+        Ok(found.map(|found| self.accept(found)))
+    }
+
+    /// Notes what the run of a failing candidate found (the first failing candidate is
+    /// the one accepted, `first_failing`); returns its simulated time.
+    fn accept(&mut self, (sim_ns, failing_ns, history_ops): (u64, u64, usize)) -> u64 {
+        self.failing_ns = failing_ns;
+        self.failing_history_ops = history_ops;
+        sim_ns
     }
 
     /// The first of `candidates` that still fails.
@@ -203,19 +246,21 @@ fn with_faults(schedule: &Schedule, faults: Vec<Fault>) -> Schedule {
 }
 
 /// The reductions, coarse to fine: each pass runs them in this order.
-fn reductions<S: System>() -> [Reduction<S>; 6] {
+fn reductions<S: System>() -> [Reduction<S>; 7] {
     [
+        shorten_fault_phase,
         remove_faults,
+        keep_few_faults,
         shorten_faults,
         start_faults_later,
         shrink_fault_nodes,
-        shorten_fault_phase,
         lighten_workload,
     ]
 }
 
 /// Delta debugging: removes a chunk of faults, halving the chunk size from where the
-/// last removal left it down to single faults.
+/// last removal left it down to single faults; at each size it also tries keeping one
+/// chunk alone (a failure that needs only a few faults close together in time).
 fn remove_faults<S: System>(
     s: &mut Shrinker<'_, S>,
     best: &Schedule,
@@ -226,19 +271,29 @@ fn remove_faults<S: System>(
     }
     let mut size = s.chunk.min(k);
     loop {
-        let candidates: Vec<_> = (0..k)
+        let chunks: Vec<_> = (0..k)
             .step_by(size)
-            .map(|start| {
-                let end = (start + size).min(k);
-                let mut faults = best.faults.clone();
-                faults.drain(start..end);
-                let what = match end - start {
-                    1 => format!("removed fault {start} ({:?})", best.faults[start].kind()),
-                    n => format!("removed {n} faults ({start}..{end})"),
-                };
-                (with_faults(best, faults), what)
-            })
+            .map(|start| (start, (start + size).min(k)))
             .collect();
+        let removed = chunks.iter().map(|&(start, end)| {
+            let mut faults = best.faults.clone();
+            faults.drain(start..end);
+            let what = match end - start {
+                1 => format!("removed fault {start} ({:?})", best.faults[start].kind()),
+                n => format!("removed {n} faults ({start}..{end})"),
+            };
+            (with_faults(best, faults), what)
+        });
+        // One chunk alone: with two chunks that is the other's removal, already tried.
+        let kept = chunks
+            .iter()
+            .filter(|_| chunks.len() > 2 && size > 1)
+            .map(|&(start, end)| {
+                let faults = best.faults[start..end].to_vec();
+                let what = format!("kept only faults {start}..{end}");
+                (with_faults(best, faults), what)
+            });
+        let candidates: Vec<_> = removed.chain(kept).collect();
         if let Some(found) = s.first_failing(candidates)? {
             s.chunk = size;
             return Ok(Some(found));
@@ -247,6 +302,81 @@ fn remove_faults<S: System>(
             return Ok(None);
         }
         size = size.div_ceil(2);
+    }
+}
+
+/// Most subsets one search of [`keep_few_faults`] runs.
+const SUBSETS_MAX: usize = 1_000;
+
+/// Keeps only a few of the faults: every subset of one fault, then of two, and so
+/// on, while all the subsets of the next size fit in [`SUBSETS_MAX`]. Removing faults
+/// one chunk at a time stops where every single removal passes; a failure that needs
+/// faults in a particular combination can still hold with far fewer, and each removal
+/// changes the run from that point on (the seed's random streams are drawn in a
+/// different order), so a smaller failing schedule need not be reachable one removal
+/// at a time.
+fn keep_few_faults<S: System>(
+    s: &mut Shrinker<'_, S>,
+    best: &Schedule,
+) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
+    let k = best.faults.len();
+    let mut budget = SUBSETS_MAX;
+    // Sizes up to k - 2: keeping k - 1 is removing one fault.
+    for size in 1..k.saturating_sub(1) {
+        let count = binomial(k, size);
+        if count > budget {
+            break;
+        }
+        budget -= count;
+        let candidates = Combinations::new(k, size).map(|kept| {
+            let faults = kept.iter().map(|&i| best.faults[i].clone()).collect();
+            let what = format!("kept only faults {kept:?}");
+            (with_faults(best, faults), what)
+        });
+        if let Some(found) = s.first_failing(candidates)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+/// `n` choose `k` (`k` at most `n`), saturating.
+fn binomial(n: usize, k: usize) -> usize {
+    // Each partial product is itself a binomial coefficient, so the division is exact.
+    (0..k.min(n - k)).fold(1usize, |c, i| c.saturating_mul(n - i) / (i + 1))
+}
+
+/// The `size`-element subsets of `0..n`, as sorted index lists in lexicographic order.
+struct Combinations {
+    n: usize,
+    next: Option<Vec<usize>>,
+}
+
+impl Combinations {
+    fn new(n: usize, size: usize) -> Self {
+        let next = (size <= n).then(|| (0..size).collect());
+        Combinations { n, next }
+    }
+}
+
+impl Iterator for Combinations {
+    type Item = Vec<usize>;
+
+    fn next(&mut self) -> Option<Vec<usize>> {
+        let current = self.next.take()?;
+        let size = current.len();
+        // The rightmost index that can still move right, then everything after it
+        // packed behind it.
+        let movable = (0..size).rev().find(|&i| current[i] < self.n - size + i);
+        self.next = movable.map(|i| {
+            let mut next = current.clone();
+            next[i] += 1;
+            for j in i + 1..size {
+                next[j] = next[j - 1] + 1;
+            }
+            next
+        });
+        Some(current)
     }
 }
 
@@ -364,33 +494,55 @@ fn node_lists(fault: &mut Fault) -> Vec<&mut Vec<usize>> {
 }
 
 /// Ends the fault phase right after the failure (a safety failure during the phase),
-/// or halves it, keeping every fault's start inside it.
+/// or halves it. Faults that start after the new end go: the run up to a failure is
+/// the same without them, so the first candidate fails as the schedule does.
 fn shorten_fault_phase<S: System>(
     s: &mut Shrinker<'_, S>,
     best: &Schedule,
 ) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
     let duration = best.duration_ms.unwrap_or(s.scenario.duration_ms);
-    let last_start = best.faults.iter().map(Fault::at_ms).max().unwrap_or(0);
-    let Some(outcome) = s.run(best)? else {
-        return Ok(None);
-    };
-    let failed_ms = outcome
-        .failure
-        .map_or(u64::MAX, |f| f.time_ns.div_ceil(1_000_000));
-    let mut lengths = vec![failed_ms.saturating_add(1), duration / 2];
-    lengths.retain(|&d| d < duration && d > last_start);
-    lengths.dedup();
-    let candidates: Vec<_> = lengths
+    let failed_ms = s.failing_ns.div_ceil(1_000_000);
+    let candidates = [failed_ms.saturating_add(1), duration / 2]
         .into_iter()
-        .map(|d| {
-            let candidate = Schedule {
-                duration_ms: Some(d),
-                ..best.clone()
-            };
-            (candidate, format!("the fault phase lasts {d} ms"))
-        })
-        .collect();
+        .filter_map(|d| shorter_phase(s, best, d))
+        .collect::<Vec<_>>();
     s.first_failing(candidates)
+}
+
+/// [`shorten_fault_phase`]'s first candidate alone: the step after any other.
+fn end_phase_at_failure<S: System>(
+    s: &mut Shrinker<'_, S>,
+    best: &Schedule,
+) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
+    let failed_ms = s.failing_ns.div_ceil(1_000_000);
+    let candidate = shorter_phase(s, best, failed_ms.saturating_add(1));
+    s.first_failing(candidate)
+}
+
+/// `best` with a fault phase of `d` ms, without the faults that start after it;
+/// `None` unless that is shorter.
+fn shorter_phase<S: System>(
+    s: &Shrinker<'_, S>,
+    best: &Schedule,
+    d: u64,
+) -> Option<(Schedule, String)> {
+    let duration = best.duration_ms.unwrap_or(s.scenario.duration_ms);
+    (d > 0 && d < duration).then_some(())?;
+    let faults: Vec<_> = best
+        .faults
+        .iter()
+        .filter(|f| f.at_ms() < d)
+        .cloned()
+        .collect();
+    let what = match best.faults.len() - faults.len() {
+        0 => format!("the fault phase lasts {d} ms"),
+        n => format!("the fault phase lasts {d} ms, without the {n} faults after it"),
+    };
+    let candidate = Schedule {
+        duration_ms: Some(d),
+        ..with_faults(best, faults)
+    };
+    Some((candidate, what))
 }
 
 /// Halves the workload's `clients`, then takes one away; then halves the operations
@@ -435,4 +587,24 @@ fn lighten_workload<S: System>(
         }
     }
     s.first_failing(candidates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{binomial, Combinations};
+
+    #[test]
+    fn combinations_are_every_subset_of_a_size_once_in_order() {
+        let all: Vec<_> = Combinations::new(4, 2).collect();
+        let expected = [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]];
+        assert_eq!(all, expected.map(|c| c.to_vec()));
+        for n in 0..8 {
+            for k in 0..=n {
+                assert_eq!(Combinations::new(n, k).count(), binomial(n, k), "{n} {k}");
+            }
+        }
+        assert_eq!(Combinations::new(2, 3).count(), 0);
+        assert_eq!(binomial(57, 2), 1596);
+        assert!(binomial(200, 100) > 1 << 40, "saturates high");
+    }
 }

@@ -505,13 +505,18 @@ impl Scenario {
     }
 
     /// The scenario as `schedule` runs it: its `duration_ms` and `[workload]` keys, if
-    /// it has any, replace the scenario's own. Errors name the schedule's field.
+    /// it has any, replace the scenario's own. The schedule's faults replace the
+    /// scenario's own and its generator's, so those are left out: a staged fault after
+    /// a shorter fault phase, or naming a client a lighter workload lacks, is not the
+    /// schedule's. Errors name the schedule's field.
     pub fn with_overrides(&self, schedule: &Schedule) -> Result<Scenario, ScenarioError> {
         if !schedule.overrides() {
             return Ok(self.clone());
         }
         let mut doc: toml::Table = toml::from_str(&self.text)
             .map_err(|e| ScenarioError::toml(&self.file, &self.text, &e))?;
+        doc.remove("faults");
+        doc.remove("random");
         if let Some(ms) = schedule.duration_ms {
             doc.insert(
                 "duration_ms".into(),
