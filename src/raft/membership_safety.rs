@@ -14,7 +14,11 @@
 //!   configuration in its log.
 //!
 //! A node that is down, or has moved to a later term, counts as agreeing: its state is
-//! unknown, so a report is never spurious. Election safety across configurations (one
+//! unknown, so a report is never spurious. The checks apply to a leader whose log holds
+//! a configuration other than the bootstrap one; with the bootstrap configuration
+//! throughout, a quorum counted wrongly is the classic checkers' to report (election
+//! safety, leader completeness, state machine safety), as it was before membership
+//! could change. Election safety across configurations (one
 //! leader per term, whatever the configurations) is [`super::invariants::ElectionSafety`].
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -175,6 +179,14 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for MembershipSafety {
         }
         let configs = &self.configs[node].as_ref().expect("updated").by_index;
         let (term, commit) = (p.term(), p.commit_index());
+        // An election is judged once, in the configuration it was won in.
+        let newly_elected = self.elected.insert((term, node));
+        if configs.len() == 1 && configs[0].1 == self.bootstrap {
+            // No change in this leader's log: its quorums are the classic ones, which
+            // election safety, leader completeness and state machine safety judge.
+            self.led[node] = Some((term, commit));
+            return Ok(());
+        }
         let in_flight = configs.iter().filter(|(i, _)| *i > commit).count();
         if in_flight > 1 {
             let at: Vec<u64> = configs
@@ -188,7 +200,7 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for MembershipSafety {
             ));
         }
         let latest = &configs.last().expect("a base").1;
-        if self.elected.insert((term, node)) {
+        if newly_elected {
             // Its voters: nodes that voted for it in `term`, or whose vote is unknown.
             let voted = |n: NodeId| match view.node(n) {
                 None => true,

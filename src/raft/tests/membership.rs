@@ -303,3 +303,86 @@ fn bug_learner_votes_commits_without_a_voter_majority_and_is_caught() {
         );
     }
 }
+
+#[test]
+fn bug_config_on_commit_counts_a_commit_in_the_old_configuration_and_is_caught() {
+    for (bugs, caught) in [(Bugs::default(), false), (bug("config-on-commit"), true)] {
+        let mut net = five_with_three_voters(bugs, 11);
+        net.panic_on_violation = false;
+        let l = leader(&mut net);
+        // One follower is away: the old configuration's majority (the leader and the
+        // other follower) is no majority of the new one, which adds a fourth voter.
+        let away = (0..3).find(|&n| n != l).expect("a follower");
+        net.isolate(away);
+        single(&mut net, l, AddVoter(3));
+        net.run_for(ms(20));
+        let violation = net.violation.clone().unwrap_or_default();
+        assert_eq!(
+            violation.starts_with("membership-safety"),
+            caught,
+            "{violation}"
+        );
+    }
+}
+
+/// The 2015 single-server change bug (raft-dev, "bug in single-server membership
+/// changes"): a leader that changes membership before committing an entry of its term
+/// lets two configurations that share no majority each elect a leader.
+#[test]
+fn bug_single_change_without_term_entry_loses_a_committed_entry_and_is_caught() {
+    for (bugs, caught) in [
+        (Bugs::default(), false),
+        (bug("single-change-without-term-entry"), true),
+    ] {
+        let cfg = RaftConfig {
+            initial_voters: 4,
+            ..RaftConfig::default()
+        };
+        let mut net = Net::new(5, cfg, bugs, 12);
+        net.panic_on_violation = false;
+        let a = leader(&mut net);
+        let others: Vec<NodeId> = (0..4).filter(|&n| n != a).collect();
+        // The old leader adds node 4; only node 4 hears of it (D1, uncommitted).
+        for &n in &others {
+            net.blocked.extend([(a, n), (n, a)]);
+        }
+        single(&mut net, a, AddVoter(4));
+        net.run_for(ms(50));
+        assert!(net.node(4).membership().is_voter(4), "node 4 holds D1");
+        net.blocked.extend([(a, 4), (4, a)]);
+        // The other three elect a new leader; at once, one of them is cut off from it.
+        let mut x = None;
+        for _ in 0..50_000 {
+            net.run_for(Duration::from_micros(100));
+            x = net.leaders().into_iter().find(|&n| n != a);
+            if x.is_some() {
+                break;
+            }
+        }
+        let x = x.expect("a new leader");
+        let d3 = *others.iter().find(|&&n| n != x).expect("another voter");
+        net.blocked.extend([(x, d3), (d3, x)]);
+        // It removes the old leader before committing anything of its term (D2).
+        let remove = single(&mut net, x, Remove(a));
+        net.run_for(ms(200));
+        match caught {
+            false => assert_eq!(
+                refused(&net, remove),
+                Some(ConfChangeError::TermNotCommitted)
+            ),
+            true => assert!(reconfigured(&net, remove), "D2 commits in {{x, y, d3}}"),
+        }
+        // The old leader, with D1, now reaches node 4 and the cut-off voter: under D1
+        // (five voters) those three are a majority.
+        for n in [4, d3] {
+            net.blocked.remove(&(a, n));
+            net.blocked.remove(&(n, a));
+        }
+        net.run_for(ms(3000));
+        let violation = net.violation.clone().unwrap_or_default();
+        // A leader of D1 lacks D2's committed entries: the two configurations elected
+        // leaders with no voter in common.
+        let lost = violation.starts_with("leader-completeness");
+        assert_eq!(lost, caught, "{violation}");
+    }
+}
