@@ -352,6 +352,10 @@ tuples! {
 /// `impl_fingerprint!(<M: Bound> struct Wrapper { field })` (the parameter may not be
 /// named `S`, which the generated method uses).
 ///
+/// An enum variant lists every field: one left out of the fingerprint is named after
+/// `; skip` (`Vote { term; skip transfer }`), so that a new field cannot be forgotten
+/// silently.
+///
 /// List every field that matters (a field left out is not fingerprinted), and give
 /// each variant a tag of its own that never changes: a new variant takes a new tag.
 #[macro_export]
@@ -382,7 +386,7 @@ macro_rules! impl_fingerprint {
     };
     (<$g:ident : $bound:path> enum $ty:ident {
         $( $tag:literal => $variant:ident
-            $({ $($field:ident),* $(,)? })?
+            $({ $($field:ident),* $(,)? $(; skip $($skip:ident),+)? })?
             $(( $($positional:ident),* $(,)? ))?
         ),* $(,)?
     }) => {
@@ -390,7 +394,7 @@ macro_rules! impl_fingerprint {
             fn fingerprint<S: $crate::fingerprint::Sink + ?Sized>(&self, out: &mut S) {
                 match self {
                     $(
-                        $ty::$variant $({ $($field),* })? $(( $($positional),* ))? => {
+                        $ty::$variant $({ $($field,)* $($($skip: _,)+)? })? $(( $($positional),* ))? => {
                             $crate::fingerprint::tag(out, $tag);
                             $($( $crate::fingerprint::Fingerprint::fingerprint($field, out); )*)?
                             $($( $crate::fingerprint::Fingerprint::fingerprint($positional, out); )*)?
@@ -402,7 +406,7 @@ macro_rules! impl_fingerprint {
     };
     (enum $ty:ident {
         $( $tag:literal => $variant:ident
-            $({ $($field:ident),* $(,)? })?
+            $({ $($field:ident),* $(,)? $(; skip $($skip:ident),+)? })?
             $(( $($positional:ident),* $(,)? ))?
         ),* $(,)?
     }) => {
@@ -410,7 +414,7 @@ macro_rules! impl_fingerprint {
             fn fingerprint<S: $crate::fingerprint::Sink + ?Sized>(&self, out: &mut S) {
                 match self {
                     $(
-                        $ty::$variant $({ $($field),* })? $(( $($positional),* ))? => {
+                        $ty::$variant $({ $($field,)* $($($skip: _,)+)? })? $(( $($positional),* ))? => {
                             $crate::fingerprint::tag(out, $tag);
                             $($( $crate::fingerprint::Fingerprint::fingerprint($field, out); )*)?
                             $($( $crate::fingerprint::Fingerprint::fingerprint($positional, out); )*)?

@@ -283,7 +283,7 @@ impl KvClient {
         if since.is_some_and(|at| ctx.now() >= at + Duration::from_millis(self.w.op_timeout_ms)) {
             let kind = match (&cur.req.op, cur.maybe_applied) {
                 // A read changes nothing: abandoning it is a definite non-event.
-                (RequestOp::Read(_), _) | (_, false) => OpType::Fail,
+                (RequestOp::Read(_) | RequestOp::TransferLeader(_), _) | (_, false) => OpType::Fail,
                 (RequestOp::Command(_) | RequestOp::ConfChange(_), true) => OpType::Info,
             };
             self.finish(ctx, kind, None);
@@ -399,8 +399,10 @@ impl Client<RaftProcess> for KvClient {
                 }
             },
             Response::Unavailable { .. } => self.backoff(ctx),
-            Response::Reconfigured { .. } | Response::Refused { .. } => {
-                unreachable!("a KV client asks for no membership change")
+            Response::Reconfigured { .. }
+            | Response::Refused { .. }
+            | Response::TransferStarted { .. } => {
+                unreachable!("a KV client asks for no membership change or transfer")
             }
             Response::Dropped { .. } => {
                 cur.maybe_applied = true;

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use super::membership::VoteResult;
-use super::messages::{Entry, EntryData, Message};
+use super::membership::{ConfChangeError, VoteResult};
+use super::messages::{Entry, EntryData, Message, Response};
 use super::state_machine::StateMachine;
-use super::{Ctx, LeaderState, Progress, RaftProcess, Role, Timer};
-use crate::process::NodeId;
+use super::{Ctx, LeaderState, Progress, RaftProcess, Role, Timer, Transfer};
+use crate::process::{NodeId, RequestId};
 
 impl<S: StateMachine> RaftProcess<S> {
     /// Whether this node leads, or heard from the leader of its term within the
@@ -98,6 +98,7 @@ impl<S: StateMachine> RaftProcess<S> {
                         term,
                         last_index,
                         last_term,
+                        transfer: self.transfer_campaign,
                     },
                 );
             }
@@ -227,6 +228,7 @@ impl<S: StateMachine> RaftProcess<S> {
 
     fn become_leader(&mut self, ctx: &mut Ctx<'_, S>) {
         assert_eq!(self.role, Role::Candidate);
+        self.transfer_campaign = false;
         assert_eq!(self.vote, Some(self.id));
         ctx.trace(format!("node {} leads term {}", self.id, self.term));
         self.role = Role::Leader;
@@ -256,6 +258,7 @@ impl<S: StateMachine> RaftProcess<S> {
             read_seq: 0,
             pending_reads: Default::default(),
             scratch: Vec::with_capacity(self.nodes),
+            transfer: None,
         });
         // The no-op lets this term commit (and so learn the commit index) at once.
         if self.bugs.appends_term_noop() {
@@ -303,5 +306,94 @@ impl<S: StateMachine> RaftProcess<S> {
             let term = self.term;
             self.become_follower(ctx, term, None);
         }
+    }
+
+    /// Leadership transfer (thesis §3.10, etcd's `move-leader`): an operator asks the
+    /// leader to hand over to the voter `to`. The leader stops taking proposals,
+    /// brings `to` up to date, then sends it `TimeoutNow`; it gives up after an
+    /// election timeout. Answered `TransferStarted` once `TimeoutNow` is sent.
+    pub(super) fn transfer_leadership(
+        &mut self,
+        ctx: &mut Ctx<'_, S>,
+        id: RequestId,
+        seq: u64,
+        to: NodeId,
+    ) {
+        if self.role != Role::Leader {
+            let leader = self.leader;
+            self.reply(id, Response::Redirect { seq, leader });
+            return;
+        }
+        if to == self.id {
+            self.reply(id, Response::TransferStarted { seq, to });
+            return;
+        }
+        if !self.membership.1.is_voter(to) {
+            let error = ConfChangeError::NotVoter(to);
+            self.reply(id, Response::Refused { seq, error });
+            return;
+        }
+        let deadline = ctx.now() + self.cfg.election_timeout_min();
+        let ls = self.leader_state.as_mut().expect("leader");
+        if ls.transfer.is_some() {
+            self.reply(id, Response::Unavailable { seq });
+            return;
+        }
+        ls.transfer = Some(Transfer {
+            to,
+            deadline,
+            request: Some((id, seq)),
+        });
+        ctx.trace(format!("node {} hands leadership to node {to}", self.id));
+        self.send_append(to, true);
+        self.maybe_send_timeout_now();
+    }
+
+    /// Sends `TimeoutNow` to the transfer's target once its log matches the leader's.
+    pub(super) fn maybe_send_timeout_now(&mut self) {
+        let last = self.log.last_index();
+        let Some(ls) = self.leader_state.as_mut() else {
+            return;
+        };
+        let Some(transfer) = ls.transfer.as_mut() else {
+            return;
+        };
+        if ls.progress[transfer.to].matched < last {
+            return;
+        }
+        let to = transfer.to;
+        if let Some((id, seq)) = transfer.request.take() {
+            self.reply(id, Response::TransferStarted { seq, to });
+            self.send(to, Message::TimeoutNow { term: self.term });
+        }
+    }
+
+    /// The heartbeat tick ends a transfer that took longer than an election timeout:
+    /// the leader takes proposals again.
+    pub(super) fn expire_transfer(&mut self, now: Duration) {
+        let ls = self.leader_state.as_mut().expect("leader");
+        if ls.transfer.as_ref().is_some_and(|t| now >= t.deadline) {
+            let transfer = ls.transfer.take().expect("checked");
+            if let Some((id, seq)) = transfer.request {
+                self.reply(id, Response::Unavailable { seq });
+            }
+        }
+    }
+
+    /// A follower whose leader handed over campaigns at once, skipping PreVote (the
+    /// leader vouched that its log is up to date).
+    pub(super) fn on_timeout_now(&mut self, ctx: &mut Ctx<'_, S>, from: NodeId) {
+        if self.role != Role::Follower
+            || self.leader != Some(from)
+            || !self.quorum.is_voter(self.id)
+        {
+            return;
+        }
+        ctx.trace(format!(
+            "node {} campaigns: leadership handed over",
+            self.id
+        ));
+        self.transfer_campaign = true;
+        self.become_candidate(ctx);
     }
 }

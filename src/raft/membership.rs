@@ -83,6 +83,8 @@ pub enum ConfChangeError {
     /// A leader proposes a change only once an entry of its own term is committed
     /// (thesis §4.1, the fix to the single-server bug).
     TermNotCommitted,
+    /// Leadership can only go to a voter.
+    NotVoter(NodeId),
 }
 
 impl fmt::Display for ConfChangeError {
@@ -101,6 +103,9 @@ impl fmt::Display for ConfChangeError {
             ConfChangeError::NotJoint => write!(f, "the cluster is not in a joint configuration"),
             ConfChangeError::InFlight(i) => {
                 write!(f, "the change at index {i} is not committed yet")
+            }
+            ConfChangeError::NotVoter(n) => {
+                write!(f, "node {n} is not a voter: leadership goes to voters only")
             }
             ConfChangeError::TermNotCommitted => write!(
                 f,
@@ -355,6 +360,7 @@ crate::impl_fingerprint!(enum ConfChangeError {
     7 => NotJoint,
     8 => InFlight(index),
     9 => TermNotCommitted,
+    10 => NotVoter(node),
 });
 
 crate::impl_fingerprint!(enum ConfChange {

@@ -189,6 +189,10 @@ pub enum Message<S: StateMachine = KvStore> {
         last_index: u64,
         /// The term of the candidate's last log entry.
         last_term: u64,
+        /// The candidate campaigns because its leader handed over (thesis §3.10):
+        /// voters answer even while they hear from that leader. Not fingerprinted:
+        /// only a `TimeoutNow`, which is, makes a candidate send it.
+        transfer: bool,
     },
     /// The answer to a RequestVote.
     VoteResp {
@@ -239,6 +243,12 @@ pub enum Message<S: StateMachine = KvStore> {
         /// The heartbeat's `sent_at_ns`.
         sent_at_ns: u64,
     },
+    /// Leadership transfer (thesis §3.10, etcd's `MsgTimeoutNow`): the leader tells an
+    /// up-to-date follower to campaign at once, skipping PreVote.
+    TimeoutNow {
+        /// The leader's term.
+        term: u64,
+    },
     /// InstallSnapshot (§7), sent whole: the simulated network has no size limit.
     Snapshot {
         /// The leader's term.
@@ -260,14 +270,21 @@ impl<S: StateMachine> Message<S> {
             | Message::AppendResp { term, .. }
             | Message::Heartbeat { term, .. }
             | Message::HeartbeatResp { term, .. }
-            | Message::Snapshot { term, .. } => *term,
+            | Message::Snapshot { term, .. }
+            | Message::TimeoutNow { term } => *term,
         }
     }
 
     /// Message classes, for faults restricted to some (`classes = ["vote"]`): a
     /// request and its response share a class.
-    pub const CLASSES: &'static [&'static str] =
-        &["pre-vote", "vote", "append", "heartbeat", "snapshot"];
+    pub const CLASSES: &'static [&'static str] = &[
+        "pre-vote",
+        "vote",
+        "append",
+        "heartbeat",
+        "snapshot",
+        "timeout-now",
+    ];
 
     /// The message's class (see [`Message::CLASSES`]).
     pub fn class(&self) -> &'static str {
@@ -277,6 +294,7 @@ impl<S: StateMachine> Message<S> {
             Message::Append { .. } | Message::AppendResp { .. } => "append",
             Message::Heartbeat { .. } | Message::HeartbeatResp { .. } => "heartbeat",
             Message::Snapshot { .. } => "snapshot",
+            Message::TimeoutNow { .. } => "timeout-now",
         }
     }
 
@@ -312,6 +330,8 @@ pub enum RequestOp<S: StateMachine = KvStore> {
     Command(Arc<S::Command>),
     /// Change the membership (an operator's request, etcd's `member add/remove`).
     ConfChange(Arc<ConfChange>),
+    /// Hand leadership to this voter (thesis §3.10, etcd's `move-leader`).
+    TransferLeader(NodeId),
 }
 
 /// A node's answer to a client.
@@ -356,7 +376,15 @@ pub enum Response<S: StateMachine = KvStore> {
         /// The index of its entry.
         index: u64,
     },
-    /// The membership change is refused; nothing was done.
+    /// The leader told the voter to campaign at once (leadership transfer); it wins
+    /// unless it fails or loses touch first.
+    TransferStarted {
+        /// The request's `seq`.
+        seq: u64,
+        /// The voter that campaigns.
+        to: NodeId,
+    },
+    /// The membership change or leadership transfer is refused; nothing was done.
     Refused {
         /// The request's `seq`.
         seq: u64,
@@ -375,6 +403,7 @@ impl<S: StateMachine> Response<S> {
             | Response::Unavailable { seq }
             | Response::Dropped { seq }
             | Response::Reconfigured { seq, .. }
+            | Response::TransferStarted { seq, .. }
             | Response::Refused { seq, .. } => *seq,
         }
     }
@@ -390,13 +419,14 @@ crate::impl_fingerprint!(enum AppendResult {
 crate::impl_fingerprint!(<M: StateMachine> enum Message {
     0 => PreVote { term, last_index, last_term },
     1 => PreVoteResp { term, granted },
-    2 => Vote { term, last_index, last_term },
+    2 => Vote { term, last_index, last_term; skip transfer },
     3 => VoteResp { term, granted },
     4 => Append { term, prev_index, prev_term, entries, commit },
     5 => AppendResp { term, result },
     6 => Heartbeat { term, commit, read_seq, sent_at_ns },
     7 => HeartbeatResp { term, read_seq, sent_at_ns },
     8 => Snapshot { term, snapshot },
+    9 => TimeoutNow { term },
 });
 
 crate::impl_fingerprint!(<M: StateMachine> struct Request { seq, op });
@@ -407,6 +437,7 @@ crate::impl_fingerprint!(<M: StateMachine> enum RequestOp {
     0 => Read(query),
     1 => Command(cmd),
     2 => ConfChange(change),
+    3 => TransferLeader(to),
 });
 
 crate::impl_fingerprint!(<M: StateMachine> enum Response {
@@ -417,4 +448,5 @@ crate::impl_fingerprint!(<M: StateMachine> enum Response {
     4 => Dropped { seq },
     5 => Reconfigured { seq, index },
     6 => Refused { seq, error },
+    7 => TransferStarted { seq, to },
 });

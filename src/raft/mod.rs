@@ -147,6 +147,17 @@ struct LeaderState<S: StateMachine> {
     /// Reused by [`Membership::quorum_value`], so the quorum computed on every acknowledgement
     /// allocates nothing.
     scratch: Vec<u64>,
+    /// A leadership transfer under way: proposals wait until it ends.
+    transfer: Option<Transfer>,
+}
+
+/// A leadership transfer (thesis §3.10): the leader brings `to` up to date, then tells
+/// it to campaign at once; it gives up at `deadline` (its monotonic clock).
+struct Transfer {
+    to: NodeId,
+    deadline: Duration,
+    /// The request to answer, until the `TimeoutNow` is sent.
+    request: Option<(RequestId, u64)>,
 }
 
 /// One Raft node replicating the state machine `S`: elections with PreVote and
@@ -207,6 +218,8 @@ pub struct RaftProcess<S: StateMachine = KvStore> {
     votes: BTreeMap<NodeId, bool>,
     /// Grant count used by the `stale-vote-counting` bug, which counts every reply.
     bug_vote_count: usize,
+    /// This candidacy was started by the leader's `TimeoutNow` (thesis §3.10).
+    transfer_campaign: bool,
     leader_state: Option<LeaderState<S>>,
 
     /// Messages and replies, each emitted once the writes before it are durable.
@@ -276,6 +289,7 @@ impl<S: StateMachine> RaftProcess<S> {
             election_timer: None,
             votes: BTreeMap::new(),
             bug_vote_count: 0,
+            transfer_campaign: false,
             leader_state: None,
             out: DurableOutbox::default(),
             durable: (0, Some(0), HardState::default()),
@@ -756,6 +770,7 @@ impl<S: StateMachine> Process for RaftProcess<S> {
             RequestOp::Read(query) => self.read(ctx, id, req.seq, query),
             RequestOp::Command(cmd) => self.propose(ctx, id, req.seq, cmd),
             RequestOp::ConfChange(change) => self.propose_conf_change(ctx, id, req.seq, change),
+            RequestOp::TransferLeader(to) => self.transfer_leadership(ctx, id, req.seq, to),
         }
         self.finish(ctx);
     }
@@ -803,8 +818,14 @@ impl<S: StateMachine> RaftProcess<S> {
                 Message::PreVoteResp { granted: true, .. } => {}
                 // §6: while it hears from a leader, a node ignores vote requests, so a
                 // partitioned or removed server cannot depose a working leader.
-                Message::Vote { .. } if self.in_lease(ctx.now()) => return,
-                Message::Append { .. } | Message::Heartbeat { .. } | Message::Snapshot { .. } => {
+                // ...unless its leader handed over to the candidate (thesis §3.10).
+                Message::Vote {
+                    transfer: false, ..
+                } if self.in_lease(ctx.now()) => return,
+                Message::Append { .. }
+                | Message::Heartbeat { .. }
+                | Message::Snapshot { .. }
+                | Message::TimeoutNow { .. } => {
                     self.become_follower(ctx, term, Some(from));
                 }
                 _ => self.become_follower(ctx, term, None),
@@ -838,7 +859,9 @@ impl<S: StateMachine> RaftProcess<S> {
                 term,
                 last_index,
                 last_term,
+                ..
             } => self.on_vote(ctx, from, term, last_index, last_term),
+            Message::TimeoutNow { .. } => self.on_timeout_now(ctx, from),
             Message::VoteResp { term, granted } => {
                 self.on_vote_resp(ctx, from, term, granted, false)
             }
@@ -930,6 +953,7 @@ impl<S: StateMachine> RaftProcess<S> {
         self.role = Role::Follower;
         self.leader = leader;
         self.votes.clear();
+        self.transfer_campaign = false;
     }
 
     /// Leaves leadership: pending requests learn that their outcome is unknown.
@@ -939,6 +963,9 @@ impl<S: StateMachine> RaftProcess<S> {
         };
         for (_, (id, seq)) in ls.pending_writes {
             self.out.reply(id, Response::Dropped { seq });
+        }
+        if let Some((id, seq)) = ls.transfer.and_then(|t| t.request) {
+            self.out.reply(id, Response::Unavailable { seq });
         }
         for r in ls.pending_reads {
             self.out.reply(

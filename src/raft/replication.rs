@@ -25,6 +25,11 @@ impl<S: StateMachine> RaftProcess<S> {
         }
         let max_pending = self.cfg.max_pending_requests;
         let ls = self.leader_state.as_mut().expect("leader");
+        if ls.transfer.is_some() {
+            // Handing over: what is appended now the new leader would have to commit.
+            self.reply(id, Response::Unavailable { seq });
+            return;
+        }
         // A retry of a write this leader holds uncommitted (same client, same session
         // sequence number): answer the latest attempt when the entry commits instead
         // of appending a duplicate the session would skip anyway.
@@ -290,6 +295,7 @@ impl<S: StateMachine> RaftProcess<S> {
                 // leadership (thesis §4.2.2).
                 if self.role == Role::Leader {
                     self.send_append(from, false);
+                    self.maybe_send_timeout_now();
                 }
             }
             AppendResult::Rejected {
@@ -478,7 +484,7 @@ impl<S: StateMachine> RaftProcess<S> {
             self.reply(id, Response::Refused { seq, error });
             return;
         }
-        if ls.pending_writes.len() >= self.cfg.max_pending_requests {
+        if ls.pending_writes.len() >= self.cfg.max_pending_requests || ls.transfer.is_some() {
             self.reply(id, Response::Unavailable { seq });
             return;
         }
@@ -498,6 +504,7 @@ impl<S: StateMachine> RaftProcess<S> {
     /// Heartbeat period: keep followers quiet, confirm reads, and restart replication
     /// to any follower whose pipeline stalled (a message or its reply was lost).
     pub(super) fn heartbeat_tick(&mut self, ctx: &mut Ctx<'_, S>) {
+        self.expire_transfer(ctx.now());
         let last_index = self.log.last_index();
         for peer in 0..self.nodes {
             if peer == self.id || !self.membership.1.is_member(peer) {

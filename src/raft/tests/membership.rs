@@ -386,3 +386,43 @@ fn bug_single_change_without_term_entry_loses_a_committed_entry_and_is_caught() 
         assert_eq!(lost, caught, "{violation}");
     }
 }
+
+#[test]
+fn s3_10_leadership_transfer_hands_over_to_an_up_to_date_voter() {
+    let mut net = five_with_three_voters(Bugs::default(), 13);
+    let l = leader(&mut net);
+    let to = (l + 1) % 3;
+    // The target is behind: the leader brings it up to date first.
+    net.isolate(to);
+    for k in 0..5 {
+        net.put(l, &format!("k{k}"), "v");
+    }
+    net.run_for(ms(50));
+    net.heal();
+    let transfer = net.request(l, RequestOp::TransferLeader(to));
+    // Proposals wait while the transfer is under way.
+    let put = net.put(l, "during", "transfer");
+    assert!(matches!(
+        net.reply_to(put),
+        Some(Response::Unavailable { .. })
+    ));
+    net.run_for(ms(200));
+    let reply = net.reply_to(transfer).cloned();
+    assert!(
+        matches!(reply, Some(Response::TransferStarted { to: t, .. }) if t == to),
+        "{reply:?}"
+    );
+    assert_eq!(net.leader(), Some(to), "the target leads");
+    assert!(!net.node(l).is_leader());
+    // Well inside an election timeout: the handover did not wait for one, and the
+    // voters answered although they had just heard from the old leader.
+    let refused = net.request(to, RequestOp::TransferLeader(4));
+    assert_eq!(
+        net.reply_to(refused).cloned(),
+        Some(Response::Refused {
+            seq: 8,
+            error: ConfChangeError::NotVoter(4)
+        })
+    );
+    assert_eq!(net.violation, None);
+}

@@ -111,7 +111,8 @@ fn s5_2_a_follower_times_out_into_a_candidate_and_asks_every_peer() {
                 Message::Vote {
                     term: 1,
                     last_index: 0,
-                    last_term: 0
+                    last_term: 0,
+                    transfer: false,
                 }
             )
         })
@@ -163,6 +164,7 @@ fn s5_2_a_node_votes_at_most_once_per_term() {
         term,
         last_index: 0,
         last_term: 0,
+        transfer: false,
     };
     net.step(0, |p, ctx| p.on_message(ctx, 1, vote(1)));
     net.step(0, |p, ctx| p.on_message(ctx, 2, vote(1)));
@@ -428,6 +430,7 @@ fn vote_case(bugs: Bugs, last_index: u64, last_term: u64) -> bool {
         term: 3,
         last_index,
         last_term,
+        transfer: false,
     };
     net.step(0, |p, ctx| p.on_message(ctx, 1, vote));
     sent_from(&net, 0)
@@ -529,6 +532,7 @@ fn revote_after_crash(bugs: Bugs) -> bool {
         term: 1,
         last_index: 0,
         last_term: 0,
+        transfer: false,
     };
     net.step(0, |p, ctx| p.on_message(ctx, 1, vote.clone()));
     net.crash(0);
@@ -672,6 +676,7 @@ fn s6_followers_that_hear_from_a_leader_ignore_vote_requests() {
                 term: term + 5,
                 last_index: 100,
                 last_term: term + 4,
+                transfer: false,
             },
         )
     });
@@ -743,6 +748,7 @@ fn s9_6_a_pre_vote_in_the_voters_own_term_is_granted_while_it_could_vote() {
                 term: 2,
                 last_index: 1,
                 last_term: 1,
+                transfer: false,
             },
         )
     });
@@ -1145,6 +1151,7 @@ fn reads_lease_a_restarted_node_refuses_votes_for_a_minimum_election_timeout() {
         term: 1,
         last_index: 0,
         last_term: 0,
+        transfer: false,
     };
     net.step(0, |p, ctx| p.on_message(ctx, 1, vote.clone()));
     assert_eq!(net.node(0).term(), 0, "ignored within the guard");
