@@ -360,57 +360,41 @@ tuples! {
 /// each variant a tag of its own that never changes: a new variant takes a new tag.
 #[macro_export]
 macro_rules! impl_fingerprint {
-    (struct $ty:ident { $($field:ident),* $(,)? }) => {
-        impl $crate::fingerprint::Fingerprint for $ty {
+    (<$g:ident : $bound:path> struct $ty:ident $($body:tt)*) => {
+        $crate::impl_fingerprint!(@struct [$g: $bound] [$ty<$g>] $($body)*);
+    };
+    (struct $ty:ident $($body:tt)*) => {
+        $crate::impl_fingerprint!(@struct [] [$ty] $($body)*);
+    };
+    (<$g:ident : $bound:path> enum $ty:ident $body:tt) => {
+        $crate::impl_fingerprint!(@enum [$g: $bound] [$ty<$g>] $ty $body);
+    };
+    (enum $ty:ident $body:tt) => {
+        $crate::impl_fingerprint!(@enum [] [$ty] $ty $body);
+    };
+    (@struct [$($gen:tt)*] [$($full:tt)*] { $($field:ident),* $(,)? }) => {
+        impl<$($gen)*> $crate::fingerprint::Fingerprint for $($full)* {
             #[inline]
             fn fingerprint<S: $crate::fingerprint::Sink + ?Sized>(&self, _out: &mut S) {
                 $( $crate::fingerprint::Fingerprint::fingerprint(&self.$field, _out); )*
             }
         }
     };
-    (struct $ty:ident ( $($index:tt),* $(,)? )) => {
-        impl $crate::fingerprint::Fingerprint for $ty {
+    (@struct [$($gen:tt)*] [$($full:tt)*] ( $($index:tt),* $(,)? )) => {
+        impl<$($gen)*> $crate::fingerprint::Fingerprint for $($full)* {
             #[inline]
             fn fingerprint<S: $crate::fingerprint::Sink + ?Sized>(&self, _out: &mut S) {
                 $( $crate::fingerprint::Fingerprint::fingerprint(&self.$index, _out); )*
             }
         }
     };
-    (<$g:ident : $bound:path> struct $ty:ident { $($field:ident),* $(,)? }) => {
-        impl<$g: $bound> $crate::fingerprint::Fingerprint for $ty<$g> {
-            #[inline]
-            fn fingerprint<S: $crate::fingerprint::Sink + ?Sized>(&self, _out: &mut S) {
-                $( $crate::fingerprint::Fingerprint::fingerprint(&self.$field, _out); )*
-            }
-        }
-    };
-    (<$g:ident : $bound:path> enum $ty:ident {
+    (@enum [$($gen:tt)*] [$($full:tt)*] $ty:ident {
         $( $tag:literal => $variant:ident
             $({ $($field:ident),* $(,)? $(; skip $($skip:ident),+)? })?
             $(( $($positional:ident),* $(,)? ))?
         ),* $(,)?
     }) => {
-        impl<$g: $bound> $crate::fingerprint::Fingerprint for $ty<$g> {
-            fn fingerprint<S: $crate::fingerprint::Sink + ?Sized>(&self, out: &mut S) {
-                match self {
-                    $(
-                        $ty::$variant $({ $($field,)* $($($skip: _,)+)? })? $(( $($positional),* ))? => {
-                            $crate::fingerprint::tag(out, $tag);
-                            $($( $crate::fingerprint::Fingerprint::fingerprint($field, out); )*)?
-                            $($( $crate::fingerprint::Fingerprint::fingerprint($positional, out); )*)?
-                        }
-                    )*
-                }
-            }
-        }
-    };
-    (enum $ty:ident {
-        $( $tag:literal => $variant:ident
-            $({ $($field:ident),* $(,)? $(; skip $($skip:ident),+)? })?
-            $(( $($positional:ident),* $(,)? ))?
-        ),* $(,)?
-    }) => {
-        impl $crate::fingerprint::Fingerprint for $ty {
+        impl<$($gen)*> $crate::fingerprint::Fingerprint for $($full)* {
             fn fingerprint<S: $crate::fingerprint::Sink + ?Sized>(&self, out: &mut S) {
                 match self {
                     $(

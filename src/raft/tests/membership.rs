@@ -49,6 +49,12 @@ fn bug(name: &str) -> Bugs {
     bugs
 }
 
+/// Whether the run's first violation came from `checker` is `expected`.
+fn assert_reported(net: &Net, checker: &str, expected: bool) {
+    let violation = net.violation.clone().unwrap_or_default();
+    assert_eq!(violation.starts_with(checker), expected, "{violation}");
+}
+
 /// A leader of the bootstrap voters that has committed an entry of its term.
 fn leader(net: &mut Net) -> NodeId {
     let l = net.elect();
@@ -295,12 +301,7 @@ fn bug_learner_votes_commits_without_a_voter_majority_and_is_caught() {
         }
         net.put(l, "x", "learners only");
         net.run_for(ms(100));
-        let violation = net.violation.clone().unwrap_or_default();
-        assert_eq!(
-            violation.starts_with("membership-safety"),
-            caught,
-            "{violation}"
-        );
+        assert_reported(&net, "membership-safety", caught);
     }
 }
 
@@ -316,12 +317,7 @@ fn bug_config_on_commit_counts_a_commit_in_the_old_configuration_and_is_caught()
         net.isolate(away);
         single(&mut net, l, AddVoter(3));
         net.run_for(ms(20));
-        let violation = net.violation.clone().unwrap_or_default();
-        assert_eq!(
-            violation.starts_with("membership-safety"),
-            caught,
-            "{violation}"
-        );
+        assert_reported(&net, "membership-safety", caught);
     }
 }
 
@@ -379,11 +375,9 @@ fn bug_single_change_without_term_entry_loses_a_committed_entry_and_is_caught() 
             net.blocked.remove(&(n, a));
         }
         net.run_for(ms(3000));
-        let violation = net.violation.clone().unwrap_or_default();
         // A leader of D1 lacks D2's committed entries: the two configurations elected
         // leaders with no voter in common.
-        let lost = violation.starts_with("leader-completeness");
-        assert_eq!(lost, caught, "{violation}");
+        assert_reported(&net, "leader-completeness", caught);
     }
 }
 
