@@ -241,17 +241,7 @@ impl<S: StateMachine> RaftProcess<S> {
         let voters = std::mem::take(&mut self.votes);
         self.leader_state = Some(LeaderState {
             progress: (0..self.nodes)
-                .map(|p| Progress {
-                    next,
-                    matched: 0,
-                    inflight: Default::default(),
-                    probing: true,
-                    acked_since_tick: false,
-                    active: voters.get(&p) == Some(&true),
-                    read_acked: 0,
-                    lease_acked_at: Duration::ZERO,
-                    abandoned: false,
-                })
+                .map(|p| Progress::new(next, voters.get(&p) == Some(&true)))
                 .collect(),
             term_start: next,
             pending_writes: Default::default(),

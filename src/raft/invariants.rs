@@ -75,6 +75,12 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for RecoveryKeepsDurable {
         node: NodeId,
     ) -> Result<(), String> {
         let Some(p) = view.node(node) else {
+            if !self.down[node] && removed_from_cluster(view, node) {
+                // A server outside the committed configuration holds no promise the
+                // cluster relies on: it may come back with a new disk (a replacement,
+                // etcd's remove-then-add), as a new member would.
+                self.promised[node] = None;
+            }
             self.down[node] = true;
             return Ok(());
         };
@@ -110,6 +116,21 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for RecoveryKeepsDurable {
         self.promised[node] = Some(p.durable());
         Ok(())
     }
+}
+
+/// Whether `node` is outside the cluster: the leader of the highest term among the
+/// nodes up has committed a configuration without it.
+fn removed_from_cluster<S: StateMachine>(
+    view: &ClusterView<'_, RaftProcess<S>>,
+    node: NodeId,
+) -> bool {
+    let leader = view
+        .up()
+        .filter(|(_, p)| p.is_leader())
+        .max_by_key(|(_, p)| p.term());
+    leader.is_some_and(|(_, l)| {
+        l.membership_index() <= l.commit_index() && !l.membership().is_member(node)
+    })
 }
 
 /// Progress during the fault phase: liveness proper is judged only after the final

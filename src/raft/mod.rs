@@ -123,6 +123,24 @@ struct Progress {
     abandoned: bool,
 }
 
+impl Progress {
+    /// What a leader knows of a follower it has not heard from: nothing matched, probe
+    /// from `next`.
+    fn new(next: u64, active: bool) -> Progress {
+        Progress {
+            next,
+            matched: 0,
+            inflight: VecDeque::new(),
+            probing: true,
+            acked_since_tick: false,
+            active,
+            read_acked: 0,
+            lease_acked_at: Duration::ZERO,
+            abandoned: false,
+        }
+    }
+}
+
 struct PendingRead<S: StateMachine> {
     id: RequestId,
     seq: u64,
@@ -489,8 +507,21 @@ impl<S: StateMachine> RaftProcess<S> {
         if (*index, membership) == (self.membership.0, &self.membership.1) {
             return;
         }
+        let joined: Vec<NodeId> = membership
+            .members()
+            .filter(|&n| !self.membership.1.is_member(n))
+            .collect();
         self.membership = (*index, membership.clone());
         self.quorum = self.bugs.quorum_membership(membership);
+        // A server that joins (or rejoins, perhaps with a wiped disk) starts from
+        // nothing known: what the leader knew of it before it left, acknowledged
+        // entries and read rounds, must not count for what it holds now.
+        let next = self.log.last_index() + 1;
+        if let Some(ls) = self.leader_state.as_mut() {
+            for n in joined {
+                ls.progress[n] = Progress::new(next, false);
+            }
+        }
     }
 
     // ---- Step plumbing. ----

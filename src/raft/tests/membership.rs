@@ -420,3 +420,32 @@ fn s3_10_leadership_transfer_hands_over_to_an_up_to_date_voter() {
     );
     assert_eq!(net.violation, None);
 }
+
+#[test]
+fn s4_2_a_member_replaced_with_a_wiped_disk_is_caught_up_from_nothing() {
+    let mut net = five_with_three_voters(Bugs::default(), 14);
+    let l = leader(&mut net);
+    let f = (l + 1) % 3;
+    for k in 0..10 {
+        net.put(l, &format!("k{k}"), "v");
+    }
+    net.run_for(ms(100));
+    let remove = single(&mut net, l, Remove(f));
+    net.run_for(ms(100));
+    assert!(reconfigured(&net, remove));
+    // Replace the server: its disk comes back empty, under the same id.
+    net.crash(f);
+    net.storage[f] = Default::default();
+    net.start(f);
+    assert_eq!(net.node(f).log().last_index(), 0);
+    let add = single(&mut net, l, AddVoter(f));
+    net.run_for(ms(300));
+    assert!(reconfigured(&net, add));
+    // What the leader knew of the old disk did not count: it caught up from index 1.
+    assert_eq!(
+        net.node(f).log().last_index(),
+        net.node(l).log().last_index()
+    );
+    assert_eq!(net.node(f).state_machine(), net.node(l).state_machine());
+    assert_eq!(net.violation, None);
+}
