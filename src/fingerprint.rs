@@ -224,6 +224,23 @@ impl<T: Fingerprint> Fingerprint for Option<T> {
     }
 }
 
+/// Encoding: a byte 0 then the value for `Ok`, 1 then the error for `Err`.
+impl<T: Fingerprint, E: Fingerprint> Fingerprint for Result<T, E> {
+    #[inline]
+    fn fingerprint<S: Sink + ?Sized>(&self, out: &mut S) {
+        match self {
+            Ok(v) => {
+                out.write(&[0]);
+                v.fingerprint(out);
+            }
+            Err(e) => {
+                out.write(&[1]);
+                e.fingerprint(out);
+            }
+        }
+    }
+}
+
 impl<T: Fingerprint> Fingerprint for [T] {
     fn fingerprint<S: Sink + ?Sized>(&self, out: &mut S) {
         len(out, self.len());

@@ -168,6 +168,7 @@ pub mod testing;
 
 // Protocols.
 pub mod broadcast;
+pub mod etcd;
 pub mod gossip;
 pub mod kv;
 pub mod raft;
