@@ -65,32 +65,35 @@ impl StateMachine for Counter {
     }
 }
 
-/// This cluster has no simulated clients: the test sends requests itself.
-enum NoClients {}
+/// A cluster without simulated clients: the test sends requests itself.
+pub(super) enum NoClients<S> {
+    #[allow(dead_code)]
+    Never(std::convert::Infallible, std::marker::PhantomData<S>),
+}
 
-impl Client<RaftProcess<Counter>> for NoClients {
+impl<S: StateMachine> Client<RaftProcess<S>> for NoClients<S> {
     type Timer = ();
     type Op = ();
-    fn on_start(&mut self, _: &mut ClientContext<'_, RaftProcess<Counter>, Self>) {
-        match *self {}
+    fn on_start(&mut self, _: &mut ClientContext<'_, RaftProcess<S>, Self>) {
+        unreachable!("no clients")
     }
     fn on_response(
         &mut self,
-        _: &mut ClientContext<'_, RaftProcess<Counter>, Self>,
+        _: &mut ClientContext<'_, RaftProcess<S>, Self>,
         _: NodeId,
         _: RequestId,
-        _: Response<Counter>,
+        _: Response<S>,
     ) {
-        match *self {}
+        unreachable!("no clients")
     }
-    fn on_timer(&mut self, _: &mut ClientContext<'_, RaftProcess<Counter>, Self>, _: ()) {
-        match *self {}
+    fn on_timer(&mut self, _: &mut ClientContext<'_, RaftProcess<S>, Self>, _: ()) {
+        unreachable!("no clients")
     }
-    fn on_quiesce(&mut self, _: &mut ClientContext<'_, RaftProcess<Counter>, Self>) {
-        match *self {}
+    fn on_quiesce(&mut self, _: &mut ClientContext<'_, RaftProcess<S>, Self>) {
+        unreachable!("no clients")
     }
     fn pending(&self) -> usize {
-        match *self {}
+        unreachable!("no clients")
     }
 }
 
@@ -104,7 +107,7 @@ fn a_counter_replicates_with_sessions_snapshots_and_reads() {
         snapshot_threshold_entries: 4,
         ..RaftConfig::default()
     };
-    let mut net: Net<Counter, NoClients> = Net::build(3, cfg, Bugs::default(), 5);
+    let mut net: Net<Counter, NoClients<Counter>> = Net::build(3, cfg, Bugs::default(), 5);
     let l = net.elect();
     let f = (l + 1) % 3;
     net.isolate(f);
@@ -164,5 +167,39 @@ fn a_counter_replicates_with_sessions_snapshots_and_reads() {
     net.start(f);
     net.run_for(ms(500));
     assert_eq!(net.node(f).state_machine().total, 55);
+    assert_eq!(net.violation, None);
+}
+
+#[test]
+fn the_etcd_store_replicates_and_reads_at_a_past_revision() {
+    use crate::etcd::{EtcdCommand, EtcdQuery, EtcdStore, Op};
+    let mut net: Net<EtcdStore, NoClients<EtcdStore>> =
+        Net::build(3, RaftConfig::default(), Bugs::default(), 6);
+    let l = net.elect();
+    for v in ["1", "2"] {
+        let put = EtcdCommand::Op(Op::Put {
+            key: "k".into(),
+            value: v.into(),
+            lease: 0,
+        });
+        net.request(l, RequestOp::Command(put.into()));
+        net.run_for(ms(50));
+    }
+    let read = |revision| EtcdQuery::Range {
+        key: "k".into(),
+        range_end: String::new(),
+        revision,
+    };
+    let at_1 = net.request(l, RequestOp::Read(read(1)));
+    net.run_for(ms(50));
+    let value = match net.reply_to(at_1).cloned() {
+        Some(Response::Value { value, .. }) => value,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(value.revision, 2);
+    assert_eq!(value.kvs.expect("readable")[0].value, "1");
+    for n in 0..3 {
+        assert_eq!(net.node(n).state_machine().revision(), 2, "node {n}");
+    }
     assert_eq!(net.violation, None);
 }
