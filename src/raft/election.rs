@@ -34,10 +34,11 @@ impl<S: StateMachine> RaftProcess<S> {
     /// The election timer fired on a follower or candidate.
     pub(super) fn election_timeout(&mut self, ctx: &mut Ctx<'_, S>) {
         assert_ne!(self.role, Role::Leader);
-        if !self.quorum.is_voter(self.id) {
+        if !self.quorum.is_voter(self.id) || self.rejoining() {
             // A learner, a spare or a removed server never campaigns (etcd-io/raft's
             // `promotable`): it could not win, and a removed one must not disrupt the
-            // cluster it left (thesis §4.2.3).
+            // cluster it left (thesis §4.2.3). Nor does a replacement machine before it
+            // has learnt the configuration that re-added it.
             let timeout = self.random_election_timeout(ctx);
             self.reset_election_timer(ctx, timeout);
             return;
@@ -160,6 +161,7 @@ impl<S: StateMachine> RaftProcess<S> {
         let now = ctx.now();
         let granted = would_vote
             && up_to_date
+            && !self.rejoining()
             && !self.heard_from_leader_recently(now)
             && !self.in_lease(now);
         let term = if granted { term } else { self.term };
@@ -181,7 +183,8 @@ impl<S: StateMachine> RaftProcess<S> {
         let up_to_date = self
             .bugs
             .vote_log_check(self.log.is_up_to_date(last_index, last_term));
-        let granted = can_vote && up_to_date;
+        // A replacement machine forgot the votes its predecessor cast.
+        let granted = can_vote && up_to_date && !self.rejoining();
         if granted {
             self.vote = Some(from);
             if self.bugs.persists_vote() {

@@ -229,6 +229,9 @@ pub struct RaftProcess<S: StateMachine = KvStore> {
     /// The snapshot (index, term) the latest step installed as the state machine's
     /// state: one received from a leader, or the one recovery started from.
     installed_in_step: Option<(u64, u64)>,
+    /// A replacement machine's node ([`Record::Join`]): the index of the entry that
+    /// removed it. While its latest configuration is from no later, it is rejoining.
+    rejoin_after: Option<u64>,
 }
 
 /// An entry applied to the state machine, as checkers see it.
@@ -285,6 +288,7 @@ impl<S: StateMachine> RaftProcess<S> {
             applied_in_step: Vec::new(),
             log_changed_from: None,
             installed_in_step: None,
+            rejoin_after: None,
         }
     }
 
@@ -410,6 +414,21 @@ impl<S: StateMachine> RaftProcess<S> {
         self.log_changed_from = Some(self.log_changed_from.map_or(index, |i| i.min(index)));
     }
 
+    /// For a replacement machine ([`Record::Join`]): the index of the entry that removed
+    /// its predecessor.
+    pub fn rejoin_after(&self) -> Option<u64> {
+        self.rejoin_after
+    }
+
+    /// Whether this node is a replacement machine that has not yet received a
+    /// configuration from after its removal ([`Record::Join`]): it then neither
+    /// campaigns nor votes.
+    pub(crate) fn rejoining(&self) -> bool {
+        let latest = self.configs.last().map_or(0, |(index, _)| *index);
+        self.rejoin_after
+            .is_some_and(|removed_at| latest <= removed_at)
+    }
+
     /// The configuration as of log index `index` (at or after the snapshot).
     fn config_at(&self, index: u64) -> &Membership {
         let at = self.configs.partition_point(|(i, _)| *i <= index);
@@ -475,8 +494,28 @@ impl<S: StateMachine> RaftProcess<S> {
         if (*index, membership) == (self.membership.0, &self.membership.1) {
             return;
         }
+        let joined: Vec<NodeId> = (0..self.nodes)
+            .filter(|&p| membership.is_member(p) && !self.membership.1.is_member(p))
+            .collect();
         self.membership = (*index, membership.clone());
         self.quorum = self.bugs.quorum_membership(membership);
+        // A server added (or added back) starts from fresh progress, as etcd-io/raft
+        // builds a new `Progress` for it: what it acknowledged before its removal may be
+        // gone (a replacement machine comes back with an empty disk), and counting it
+        // toward a commit quorum would commit entries it does not hold.
+        let next = self.log.last_index() + 1;
+        if let Some(ls) = self.leader_state.as_mut() {
+            for peer in joined {
+                let pr = &mut ls.progress[peer];
+                pr.next = next;
+                pr.matched = 0;
+                pr.inflight.clear();
+                pr.probing = true;
+                pr.acked_since_tick = false;
+                pr.read_acked = 0;
+                pr.lease_acked_at = Duration::ZERO;
+            }
+        }
     }
 
     // ---- Step plumbing. ----
@@ -606,6 +645,9 @@ impl<S: StateMachine> RaftProcess<S> {
         if let Some(Record::Hard(h)) = ctx.storage().get("hard") {
             self.term = h.term;
             self.vote = h.vote;
+        }
+        if let Some(Record::Join { removed_at }) = ctx.storage().get("join") {
+            self.rejoin_after = Some(*removed_at);
         }
         let snapshot = match ctx.storage().get("snapshot") {
             Some(Record::Snapshot(s)) => s.clone(),
@@ -772,6 +814,10 @@ impl<S: StateMachine> Process for RaftProcess<S> {
             return;
         }
         self.durable_through(sync);
+        if self.role == Role::Leader {
+            // What the leader's own disk now holds may complete a quorum.
+            self.maybe_commit(ctx);
+        }
         if let Some(next) = self.out.synced(ctx, sync) {
             self.mark_sync(next);
         }

@@ -330,7 +330,10 @@ impl<S: StateMachine> RaftProcess<S> {
     /// §5.3/§5.4.2: commit the highest index stored on a majority, but only by counting
     /// replicas of an entry from the current term.
     pub(super) fn maybe_commit(&mut self, ctx: &mut Ctx<'_, S>) {
-        let (id, last) = (self.id, self.log.last_index());
+        // The leader counts itself only through what its own disk holds: a sole voter
+        // (or one whose copy completes a quorum) that counted its unsynced tail would
+        // commit, apply and answer entries a crash then takes back.
+        let (id, last) = (self.id, self.durable.0.min(self.log.last_index()));
         let ls = self.leader_state.as_mut().expect("leader");
         let (progress, scratch) = (&ls.progress, &mut ls.scratch);
         let matched = |p: usize| match p == id {
