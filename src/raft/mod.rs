@@ -115,6 +115,11 @@ struct Progress {
     /// Heard from since the last CheckQuorum period: any reply in this term, or (for
     /// the first period) a vote for it.
     active: bool,
+    /// Added (back) to the configuration and not yet heard from since: an
+    /// acknowledgement counts only if it answers an append in `inflight`, so that one
+    /// its predecessor sent before its removal (a replacement machine's, whose disk is
+    /// gone) does not claim entries the server no longer holds.
+    rejoined: bool,
     /// Highest read round acknowledged (read_index).
     read_acked: u64,
     /// Send time (leader clock) of the latest acknowledged heartbeat (lease).
@@ -414,6 +419,14 @@ impl<S: StateMachine> RaftProcess<S> {
         self.log_changed_from = Some(self.log_changed_from.map_or(index, |i| i.min(index)));
     }
 
+    /// The leader a redirect names: the one this node follows, unless it is no member
+    /// of its own configuration. A removed server hears from no leader any more (etcd
+    /// stops such a member), so the leader it last knew is stale: naming it could send
+    /// clients around a loop of removed servers that each name the other.
+    pub(crate) fn leader_hint(&self) -> Option<NodeId> {
+        self.leader.filter(|_| self.membership.1.is_member(self.id))
+    }
+
     /// For a replacement machine ([`Record::Join`]): the index of the entry that removed
     /// its predecessor.
     pub fn rejoin_after(&self) -> Option<u64> {
@@ -514,6 +527,7 @@ impl<S: StateMachine> RaftProcess<S> {
                 pr.acked_since_tick = false;
                 pr.read_acked = 0;
                 pr.lease_acked_at = Duration::ZERO;
+                pr.rejoined = true;
             }
         }
     }

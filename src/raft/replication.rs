@@ -19,7 +19,7 @@ impl<S: StateMachine> RaftProcess<S> {
         cmd: Arc<S::Command>,
     ) {
         if self.role != Role::Leader {
-            let leader = self.leader;
+            let leader = self.leader_hint();
             self.reply(id, Response::Redirect { seq, leader });
             return;
         }
@@ -275,6 +275,12 @@ impl<S: StateMachine> RaftProcess<S> {
                     assert!(self.bugs.any(), "follower acked beyond the leader's log");
                     return;
                 }
+                if pr.rejoined {
+                    if !pr.inflight.contains(&match_index) {
+                        return; // From before it was added back.
+                    }
+                    pr.rejoined = false;
+                }
                 pr.matched = pr.matched.max(match_index);
                 while pr.inflight.front().is_some_and(|&i| i <= match_index) {
                     pr.inflight.pop_front();
@@ -460,7 +466,7 @@ impl<S: StateMachine> RaftProcess<S> {
         change: Arc<ConfChange>,
     ) {
         if self.role != Role::Leader {
-            let leader = self.leader;
+            let leader = self.leader_hint();
             self.reply(id, Response::Redirect { seq, leader });
             return;
         }

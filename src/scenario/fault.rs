@@ -479,8 +479,9 @@ pub enum Fault {
     /// An operator replaces a failed member's machine: removes `node`; only once that
     /// removal is committed, crashes it, wipes its disk, restarts it (seeded with what
     /// [`crate::System::rejoin_records`] gives: etcd's `--initial-cluster-state
-    /// existing`) and adds it back as it was (voter or learner). A node still a member
-    /// is never wiped. Refused at load when `node` is not a member, or is the last voter.
+    /// existing`) and adds it back as a learner, then, if it was a voter, promotes it a
+    /// second later (etcd's `member add --learner`, then `member promote`). A node
+    /// still a member is never wiped. Refused at load when `node` is not a member, or is the last voter.
     MemberReplace {
         /// When the operator starts, in ms from the start of the run.
         at_ms: u64,

@@ -12,7 +12,9 @@
 //! unknown). It stops at a final answer (committed or refused), or gives the change up
 //! after [`ATTEMPTS_MAX`] requests. A `member-replace` removes the node; once that
 //! removal is committed, crashes it, wipes its disk, seeds it with
-//! [`System::rejoin_records`], restarts it, then adds it back as it was.
+//! [`System::rejoin_records`], restarts it, adds it back as a learner and, if it was a
+//! voter, promotes it [`CATCH_UP_NS`] later (etcd's `member add --learner`, then
+//! `member promote`).
 //!
 //! Requests travel with the client latency and are never cut by client faults (the
 //! operator stands on the cluster's management network); the operator's requests carry
@@ -40,6 +42,14 @@ pub const RETRY_NS: u64 = 100_000_000;
 /// above, at least 5 s and at most 50 s of trying.
 pub const ATTEMPTS_MAX: u32 = 50;
 
+/// How long the operator lets a replacement machine, added back as a learner, catch
+/// up before promoting it to voter, in ns: etcd's procedure (`member add --learner`,
+/// then `member promote` once the learner is in sync). Promoted at once, a replacement
+/// that has not yet received the entry that re-added it would be a voter that cannot
+/// vote (see `Record::Join` in Raft), and a two-voter configuration would then elect
+/// no one.
+pub const CATCH_UP_NS: u64 = 1_000_000_000;
+
 /// What wakes the operator.
 #[derive(Clone, Debug)]
 pub enum OperatorTimer {
@@ -49,6 +59,8 @@ pub enum OperatorTimer {
     Retry,
     /// Try the wipe of a replacement again (the node was paused).
     Wipe,
+    /// A replacement's catch-up time is over.
+    CaughtUp,
 }
 
 /// A node's answer to one of the operator's requests.
@@ -74,6 +86,9 @@ enum Phase {
     Change(MemberChange),
     /// Crash, wipe, seed and restart a node whose removal is committed.
     Wipe,
+    /// Give a replacement added as a learner [`CATCH_UP_NS`] to receive the log
+    /// before promoting it.
+    Wait,
 }
 
 /// The change under way.
@@ -105,6 +120,10 @@ pub struct Operator<P: Process> {
     job: Option<Job<P>>,
     /// Where the next request goes.
     target: NodeId,
+    /// The node asked next when a node names no leader or does not answer: it moves
+    /// round the cluster by itself, so that redirects between nodes with stale
+    /// knowledge cannot keep the operator from the others.
+    cursor: NodeId,
     next_seq: u64,
     next_timer: u64,
     /// The configuration the committed changes so far lead to, from the bootstrap one
@@ -125,6 +144,7 @@ impl<P: Process> Operator<P> {
             queue: VecDeque::new(),
             job: None,
             target: 0,
+            cursor: 0,
             next_seq: 0,
             next_timer: 0,
             members: bootstrap.unwrap_or_default(),
@@ -206,12 +226,25 @@ impl<S: System> World<S> {
             }
             Fault::MemberReplace { node, .. } => {
                 let learner = self.operator.members.learners.contains(&node);
-                [
+                let mut phases: VecDeque<Phase> = [
                     Phase::Change(MemberChange::Remove { node }),
                     Phase::Wipe,
-                    Phase::Change(MemberChange::Add { node, learner }),
+                    Phase::Change(MemberChange::Add {
+                        node,
+                        learner: true,
+                    }),
                 ]
-                .into()
+                .into();
+                if !learner {
+                    phases.extend([
+                        Phase::Wait,
+                        Phase::Change(MemberChange::Add {
+                            node,
+                            learner: false,
+                        }),
+                    ]);
+                }
+                phases
             }
             _ => unreachable!("not a member fault: {fault:?}"),
         };
@@ -241,6 +274,16 @@ impl<S: System> World<S> {
                 self.operator_event(now, "operator-done", detail);
             }
             Some(Phase::Wipe) => self.operator_wipe(now),
+            Some(Phase::Wait) => {
+                let op = &mut self.operator;
+                let job = op.job.as_mut().expect("a job");
+                job.phases.pop_front();
+                op.next_timer += 1;
+                let timer = TimerId(op.next_timer);
+                job.timer = Some(timer);
+                op.mailbox
+                    .set_timer(timer, now + CATCH_UP_NS, OperatorTimer::CaughtUp);
+            }
             Some(Phase::Change(change)) => self.operator_send(change, now),
         }
     }
@@ -341,7 +384,7 @@ impl<S: System> World<S> {
                 self.operator_step(now);
             }
             MemberAnswer::Redirect(_) => {
-                op.target = (from + 1) % self.setup.nodes;
+                self.operator_next_node();
                 self.operator_retry_later(now);
             }
             MemberAnswer::Retry(why) => {
@@ -349,6 +392,17 @@ impl<S: System> World<S> {
                 self.operator_retry_later(now);
             }
         }
+    }
+
+    /// The next node round the cluster from the cursor, past the one just asked.
+    fn operator_next_node(&mut self) {
+        let op = &mut self.operator;
+        let n = self.setup.nodes;
+        op.cursor = (op.cursor + 1) % n;
+        if op.cursor == op.target && n > 1 {
+            op.cursor = (op.cursor + 1) % n;
+        }
+        op.target = op.cursor;
     }
 
     fn operator_retry_later(&mut self, now: u64) {
@@ -373,13 +427,17 @@ impl<S: System> World<S> {
                     return;
                 }
                 job.seq = None;
-                let from = self.operator.target;
-                self.operator.target = (from + 1) % self.setup.nodes;
-                let detail = format!("fault {}: no answer from n{from}", job.index);
+                let detail = format!(
+                    "fault {}: no answer from n{}",
+                    job.index, self.operator.target
+                );
+                self.operator_next_node();
                 self.operator_event(now, "operator-timeout", detail);
                 self.operator_step(now);
             }
-            OperatorTimer::Retry | OperatorTimer::Wipe => self.operator_step(now),
+            OperatorTimer::Retry | OperatorTimer::Wipe | OperatorTimer::CaughtUp => {
+                self.operator_step(now)
+            }
         }
     }
 
