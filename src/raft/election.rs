@@ -249,7 +249,7 @@ impl<S: StateMachine> RaftProcess<S> {
                     probing: true,
                     acked_since_tick: false,
                     active: voters.get(&p) == Some(&true),
-                    rejoined: false,
+                    rejoined: None,
                     read_acked: 0,
                     lease_acked_at: Duration::ZERO,
                     abandoned: false,

@@ -115,11 +115,13 @@ struct Progress {
     /// Heard from since the last CheckQuorum period: any reply in this term, or (for
     /// the first period) a vote for it.
     active: bool,
-    /// Added (back) to the configuration and not yet heard from since: an
-    /// acknowledgement counts only if it answers an append in `inflight`, so that one
-    /// its predecessor sent before its removal (a replacement machine's, whose disk is
-    /// gone) does not claim entries the server no longer holds.
-    rejoined: bool,
+    /// Added (back) to the configuration by the entry at this index, and not yet known
+    /// to hold it. Meanwhile a rejection showing a log shorter than `matched` lowers
+    /// `matched`: a replacement machine's predecessor may have acknowledged entries,
+    /// before its removal, that arrive after the server was added back with an empty
+    /// disk (those entries were all committed before the removal, so no commit counted
+    /// them wrongly).
+    rejoined: Option<u64>,
     /// Highest read round acknowledged (read_index).
     read_acked: u64,
     /// Send time (leader clock) of the latest acknowledged heartbeat (lease).
@@ -527,7 +529,7 @@ impl<S: StateMachine> RaftProcess<S> {
                 pr.acked_since_tick = false;
                 pr.read_acked = 0;
                 pr.lease_acked_at = Duration::ZERO;
-                pr.rejoined = true;
+                pr.rejoined = Some(*index);
             }
         }
     }

@@ -275,11 +275,8 @@ impl<S: StateMachine> RaftProcess<S> {
                     assert!(self.bugs.any(), "follower acked beyond the leader's log");
                     return;
                 }
-                if pr.rejoined {
-                    if !pr.inflight.contains(&match_index) {
-                        return; // From before it was added back.
-                    }
-                    pr.rejoined = false;
+                if pr.rejoined.is_some_and(|added_at| match_index >= added_at) {
+                    pr.rejoined = None; // It holds the entry that added it back.
                 }
                 pr.matched = pr.matched.max(match_index);
                 while pr.inflight.front().is_some_and(|&i| i <= match_index) {
@@ -303,6 +300,12 @@ impl<S: StateMachine> RaftProcess<S> {
                 hint_index,
                 hint_term,
             } => {
+                if pr.rejoined.is_some() && hint_term.is_none() && hint_index <= pr.matched {
+                    // Its log ends below what it acknowledged: a replacement machine,
+                    // whose predecessor's acknowledgements arrived after it was added
+                    // back. They claimed only entries committed before its removal.
+                    pr.matched = hint_index.saturating_sub(1);
+                }
                 if prev_index <= pr.matched {
                     return; // A stale rejection: the follower has matched since.
                 }
