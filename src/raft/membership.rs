@@ -83,6 +83,10 @@ pub enum ConfChangeError {
     /// A leader proposes a change only once an entry of its own term is committed
     /// (thesis §4.1, the fix to the single-server bug).
     TermNotCommitted,
+    /// Promoting a learner that does not yet hold the latest configuration (etcd's
+    /// `member promote` refuses a learner not in sync with the leader): as a voter it
+    /// could be needed for a quorum it cannot yet serve.
+    LearnerBehind(NodeId),
 }
 
 impl fmt::Display for ConfChangeError {
@@ -102,6 +106,10 @@ impl fmt::Display for ConfChangeError {
             ConfChangeError::InFlight(i) => {
                 write!(f, "the change at index {i} is not committed yet")
             }
+            ConfChangeError::LearnerBehind(n) => write!(
+                f,
+                "learner {n} does not yet hold the latest configuration: promote it once it does"
+            ),
             ConfChangeError::TermNotCommitted => write!(
                 f,
                 "the leader has not yet committed an entry of its own term (thesis §4.1)"
@@ -355,6 +363,7 @@ crate::impl_fingerprint!(enum ConfChangeError {
     7 => NotJoint,
     8 => InFlight(index),
     9 => TermNotCommitted,
+    10 => LearnerBehind(n),
 });
 
 crate::impl_fingerprint!(enum ConfChange {

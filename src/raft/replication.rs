@@ -1,7 +1,7 @@
 //! Log replication (§5.3) with batching, pipelining and fast backtracking; the commit
 //! rule (§5.4.2); applying committed entries to the state machine.
 
-use super::membership::{ConfChange, ConfChangeError};
+use super::membership::{ConfChange, ConfChangeError, MemberChange};
 use super::messages::{AppendResult, Entry, EntryData, Message, Response};
 use super::session::Applied;
 use super::state_machine::StateMachine;
@@ -483,8 +483,22 @@ impl<S: StateMachine> RaftProcess<S> {
             let (index, _) = self.configs.last().expect("a change in flight");
             Some(ConfChangeError::InFlight(*index))
         } else {
-            let latest = &self.configs.last().expect("a base").1;
-            latest.apply(&change).err()
+            let (latest_index, latest) = self.configs.last().expect("a base");
+            let promoted = |c: &MemberChange| match *c {
+                MemberChange::AddVoter(n) if latest.is_learner(n) => Some(n),
+                _ => None,
+            };
+            let behind = match &*change {
+                ConfChange::Single(c) => promoted(c).into_iter().collect(),
+                ConfChange::EnterJoint(cs) => cs.iter().filter_map(promoted).collect(),
+                ConfChange::LeaveJoint => Vec::new(),
+            }
+            .into_iter()
+            .find(|&n| ls.progress[n].matched < *latest_index);
+            match behind {
+                Some(n) => Some(ConfChangeError::LearnerBehind(n)),
+                None => latest.apply(&change).err(),
+            }
         };
         if let Some(error) = refused {
             self.reply(id, Response::Refused { seq, error });

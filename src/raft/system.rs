@@ -237,15 +237,19 @@ impl System for RaftKv {
     }
 
     /// `Reconfigured` is final, and so is a refusal the configuration itself gives
-    /// (already a member, not a member, no voter left...); a change in flight or a
-    /// leader whose term has no committed entry yet passes, so those are retried, as
+    /// (already a member, not a member, no voter left...); a change in flight, a
+    /// leader whose term has no committed entry yet and a learner not yet in sync
+    /// pass, so those are retried, as
     /// are `Unavailable` and `Dropped` (the outcome unknown: a retry of a change that
     /// did commit is then refused as already done).
     fn member_answer(response: &Response) -> MemberAnswer {
         match response {
             Response::Reconfigured { .. } => MemberAnswer::Committed,
             Response::Refused {
-                error: error @ (ConfChangeError::InFlight(_) | ConfChangeError::TermNotCommitted),
+                error:
+                    error @ (ConfChangeError::InFlight(_)
+                    | ConfChangeError::TermNotCommitted
+                    | ConfChangeError::LearnerBehind(_)),
                 ..
             } => MemberAnswer::Retry(error.to_string()),
             Response::Refused { error, .. } => MemberAnswer::Refused(error.to_string()),
