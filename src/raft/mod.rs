@@ -422,11 +422,16 @@ impl<S: StateMachine> RaftProcess<S> {
     }
 
     /// The leader a redirect names: the one this node follows, unless it is no member
-    /// of its own configuration. A removed server hears from no leader any more (etcd
-    /// stops such a member), so the leader it last knew is stale: naming it could send
-    /// clients around a loop of removed servers that each name the other.
-    pub(crate) fn leader_hint(&self) -> Option<NodeId> {
-        self.leader.filter(|_| self.membership.1.is_member(self.id))
+    /// of its own configuration, or is no voter and has not heard from that leader
+    /// within an election timeout. A removed server hears from no leader any more (etcd
+    /// stops such a member), and one removed unawares stops hearing from it: the leader
+    /// it last knew is stale, and naming it could send clients around a loop of
+    /// removed servers that each name the other. (A voter forgets a silent leader
+    /// itself, when it campaigns.)
+    pub(crate) fn leader_hint(&self, now: Duration) -> Option<NodeId> {
+        let current = self.membership.1.is_member(self.id)
+            && (self.quorum.is_voter(self.id) || self.heard_from_leader_recently(now));
+        self.leader.filter(|_| current)
     }
 
     /// For a replacement machine ([`Record::Join`]): the index of the entry that removed

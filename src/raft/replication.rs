@@ -19,7 +19,7 @@ impl<S: StateMachine> RaftProcess<S> {
         cmd: Arc<S::Command>,
     ) {
         if self.role != Role::Leader {
-            let leader = self.leader_hint();
+            let leader = self.leader_hint(ctx.now());
             self.reply(id, Response::Redirect { seq, leader });
             return;
         }
@@ -469,7 +469,7 @@ impl<S: StateMachine> RaftProcess<S> {
         change: Arc<ConfChange>,
     ) {
         if self.role != Role::Leader {
-            let leader = self.leader_hint();
+            let leader = self.leader_hint(ctx.now());
             self.reply(id, Response::Redirect { seq, leader });
             return;
         }
