@@ -41,8 +41,9 @@ impl Schedule {
     /// [`Schedule::expand`], drawing the membership kinds of `[random]` against the
     /// configuration that `bootstrap` and the member faults so far lead to (the
     /// scenario's own first: they are checked against it), so that every drawn change
-    /// is valid where it stands. Without `bootstrap` those kinds draw nothing (their
-    /// turn still takes its draws, so the other faults stay as they are).
+    /// is valid where it stands. Without `bootstrap` those kinds draw nothing (so the
+    /// faults drawn after one differ from the schedule with it: always expand a
+    /// protocol's schedule with its bootstrap, as [`Scenario::schedule_for`] does).
     pub fn expand_with(
         scenario: &Scenario,
         seed: u64,

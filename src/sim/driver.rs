@@ -103,7 +103,10 @@ async fn client_main<S: System>(world: Shared<S>, c: usize) {
 
 /// The operator's task (only in runs with member faults): carries out its rounds, and
 /// kills and restarts the node tasks of replaced nodes as they ask.
-async fn operator_main<S: System>(world: Shared<S>, handle: Handle) {
+async fn operator_main<S: System>(world: Shared<S>) {
+    // Taken here, not captured by the node's init closure: the runtime keeps that
+    // closure, and a handle in it would keep the runtime alive after the run.
+    let handle = Handle::current();
     let (notify, start) = {
         let w = lock(&world);
         (w.operator.mailbox.notify.clone(), w.start_instant())
@@ -177,11 +180,10 @@ pub async fn simulate<S: System>(
     // Only runs with member faults have an operator, so that others run as before.
     if lock(&world).operator.enabled {
         let w = world.clone();
-        let h = handle.clone();
         let operator = handle
             .create_node()
             .name("operator")
-            .init(move || operator_main(w.clone(), h.clone()))
+            .init(move || operator_main(w.clone()))
             .build();
         actors.push(operator.id());
     }
