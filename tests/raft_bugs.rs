@@ -26,12 +26,15 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         "stale-append-truncates",
         0,
         // The leader counts entries the follower took back as replicated there: its
-        // commit index can stall for good (liveness) before an overwrite shows.
+        // commit index can stall for good (liveness) before an overwrite shows, or
+        // it commits an entry a majority no longer holds (membership-safety's commit
+        // quorum check).
         &[
             "leader-completeness",
             "log-matching",
             "state-machine-safety",
             "liveness",
+            "membership-safety",
         ],
     ),
     (
@@ -45,7 +48,13 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         0,
         &["linearizability", "leader-completeness"],
     ),
-    ("stale-vote-counting", 41, &["election-safety"]),
+    // Membership-safety's election quorum check sees a leader elected on stale
+    // votes as it wins, before a second leader of its term shows.
+    (
+        "stale-vote-counting",
+        41,
+        &["election-safety", "membership-safety"],
+    ),
     ("no-prevote-checkquorum", 0, &["raft-progress"]),
     (
         "read-before-noop",

@@ -341,8 +341,13 @@ impl<S: StateMachine> RaftProcess<S> {
     pub(super) fn maybe_commit(&mut self, ctx: &mut Ctx<'_, S>) {
         // The leader counts itself only through what its own disk holds: a sole voter
         // (or one whose copy completes a quorum) that counted its unsynced tail would
-        // commit, apply and answer entries a crash then takes back.
-        let (id, last) = (self.id, self.durable.0.min(self.log.last_index()));
+        // commit, apply and answer entries a crash then takes back. The
+        // `send-before-persist` bug acts on its log before it is durable here too.
+        let own = match self.bugs.sends_before_persist() {
+            true => self.log.last_index(),
+            false => self.durable.0.min(self.log.last_index()),
+        };
+        let (id, last) = (self.id, own);
         let ls = self.leader_state.as_mut().expect("leader");
         let (progress, scratch) = (&ls.progress, &mut ls.scratch);
         let matched = |p: usize| match p == id {
