@@ -72,6 +72,8 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         &["recovery-keeps-durable", "leader-completeness"],
     ),
     ("no-catch-up", 0, &["liveness"]),
+    ("learner-votes", 0, &["membership-safety"]),
+    ("config-on-commit", 0, &["membership-safety"]),
 ];
 
 const READ_BEFORE_NOOP_FIRST: u64 = 78;
@@ -204,4 +206,14 @@ fn ignore_fsync_error_is_caught() {
 #[test]
 fn no_catch_up_is_caught() {
     caught("no-catch-up");
+}
+
+#[test]
+fn learner_votes_is_caught() {
+    caught("learner-votes");
+}
+
+#[test]
+fn config_on_commit_is_caught() {
+    caught("config-on-commit");
 }

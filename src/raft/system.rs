@@ -107,6 +107,20 @@ pub const BUGS: &[Bug] = &[
                       heartbeats keep the follower from campaigning; the follower stays behind \
                       for good (hashicorp/raft#612; liveness: a live replica must catch up).",
     },
+    Bug {
+        name: "learner-votes",
+        scenario: "etcd-membership-churn",
+        description: "Learners are counted in quorums: their acknowledgements commit and their \
+                      votes elect, though no configuration's majority stands behind them \
+                      (membership-safety).",
+    },
+    Bug {
+        name: "config-on-commit",
+        scenario: "etcd-membership-churn",
+        description: "A node uses a new configuration only once its entry commits, not once it \
+                      is in its log (thesis §4.1 uses it at once): a leader counts quorums in a \
+                      configuration its log has moved past (membership-safety).",
+    },
 ];
 
 impl RaftKv {
