@@ -182,4 +182,4 @@ pub use process::{
     TimerId, Waits,
 };
 pub use storage::Storage;
-pub use system::{Bug, Setup, System, Verdict};
+pub use system::{Bug, MemberAnswer, MemberChange, Setup, System, Verdict};

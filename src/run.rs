@@ -207,6 +207,8 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
     let setup = Arc::new(scenario.setup::<S>(&request.bugs)?);
     if let Some(schedule) = &request.schedule {
         scenario.check_clients("faults", &schedule.faults, S::clients(&setup))?;
+        let bootstrap = S::bootstrap_members(&setup);
+        scenario.check_members("faults", &schedule.faults, bootstrap.as_ref())?;
         let known = <S::Process as crate::process::Process>::message_classes();
         scenario.check_classes("faults", &schedule.faults, known)?;
     }
@@ -330,7 +332,7 @@ fn run_and_judge<S: System>(
 ) -> SeedReport {
     let schedule = match &request.schedule {
         Some(s) => Schedule { seed, ..s.clone() },
-        None => scenario.schedule(seed, S::clients(setup)),
+        None => scenario.schedule_for(seed, setup),
     };
     let started = Instant::now();
     let mut outcome = run_seed::<S>(scenario, setup, &schedule, false);

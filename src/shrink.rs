@@ -134,9 +134,11 @@ pub fn shrink_seed<S: System>(
     let schedule = match schedule {
         Some(s) => {
             scenario.check_clients("faults", &s.faults, S::clients(&setup))?;
+            let bootstrap = S::bootstrap_members(&setup);
+            scenario.check_members("faults", &s.faults, bootstrap.as_ref())?;
             Schedule { seed, ..s }
         }
-        None => scenario.schedule(seed, S::clients(&setup)),
+        None => scenario.schedule_for(seed, &setup),
     };
     shrink::<S>(scenario, bugs, schedule, on_step)
 }
@@ -184,6 +186,14 @@ impl<S: System> Shrinker<'_, S> {
         };
         if scenario
             .check_clients("faults", &schedule.faults, S::clients(&setup))
+            .is_err()
+        {
+            return Ok(None);
+        }
+        // A candidate without an earlier member fault may make a later one invalid.
+        let bootstrap = S::bootstrap_members(&setup);
+        if scenario
+            .check_members("faults", &schedule.faults, bootstrap.as_ref())
             .is_err()
         {
             return Ok(None);

@@ -48,6 +48,40 @@ pub struct Bug {
     pub description: &'static str,
 }
 
+/// A membership change a scenario's member fault asks for, in the protocol's neutral
+/// terms (etcd's `member add [--learner]` and `member remove`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Add `node` as a voter (promoting it if it is a learner), or with `learner` as a
+    /// learner.
+    Add {
+        /// The node added.
+        node: NodeId,
+        /// As a non-voting member.
+        learner: bool,
+    },
+    /// Remove `node` (a voter or a learner).
+    Remove {
+        /// The node removed.
+        node: NodeId,
+    },
+}
+
+/// How the operator takes a node's answer to a membership request (see
+/// [`System::member_answer`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberAnswer {
+    /// Final: the change is committed.
+    Committed,
+    /// Final: the change was refused and nothing was done; the text says why.
+    Refused(String),
+    /// Not the leader, nothing done: ask `Some(leader)`, or another node if `None`.
+    Redirect(Option<NodeId>),
+    /// Not final: nothing done now, or an outcome unknown (leadership lost); ask
+    /// again after a pause. The text says why, for the trace.
+    Retry(String),
+}
+
 /// The verdict of a history checker.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -132,5 +166,44 @@ pub trait System: Sized + 'static {
     /// that sets `liveness.leader_ms` is refused.
     fn leader_bound_ms(_setup: &Setup<Self>) -> Option<u64> {
         None
+    }
+
+    /// For a protocol with membership changes: the configuration it boots with (the
+    /// others nodes start outside the cluster). `None` (the default): the protocol has
+    /// none, and a scenario with a member fault (or a membership kind in `[random]`)
+    /// is refused at load.
+    fn bootstrap_members(_setup: &Setup<Self>) -> Option<crate::scenario::Members> {
+        None
+    }
+
+    /// The request an operator sends for `change`, as its `seq`-th request (from 1;
+    /// each attempt is a new request). Called only when [`System::bootstrap_members`]
+    /// is `Some`; the default panics.
+    fn member_request(
+        _setup: &Setup<Self>,
+        change: MemberChange,
+        _seq: u64,
+    ) -> <Self::Process as Process>::Request {
+        unreachable!("{} has no membership changes ({change:?})", Self::NAME)
+    }
+
+    /// How the operator takes `response` to one of its membership requests: final
+    /// (committed or refused), a redirect, or a retry. The default, for a protocol
+    /// without membership changes, retries.
+    fn member_answer(_response: &<Self::Process as Process>::Response) -> MemberAnswer {
+        MemberAnswer::Retry(format!("{} has no membership changes", Self::NAME))
+    }
+
+    /// What a replacement machine's disk holds when `member-replace` restarts `node`
+    /// with a wiped disk, after `removal` (the answer that committed its removal):
+    /// (key, record) pairs, durable. etcd starts such a member with
+    /// `--initial-cluster-state existing`, so that it does not bootstrap a cluster of
+    /// its own. The default: an empty disk.
+    fn rejoin_records(
+        _setup: &Setup<Self>,
+        _node: NodeId,
+        _removal: &<Self::Process as Process>::Response,
+    ) -> Vec<(String, <Self::Process as Process>::Record)> {
+        Vec::new()
     }
 }

@@ -35,7 +35,7 @@ fn outcome<S: System>(scenario: &str, seed: u64) -> faultline::run::Outcome {
     run_seed::<S>(
         &scenario,
         &setup,
-        &scenario.schedule(seed, S::clients(&setup)),
+        &scenario.schedule_for(seed, &setup),
         false,
     )
 }
@@ -89,11 +89,15 @@ fn every_shipped_scenario_keeps_its_trace_hash() {
     let now: String = names
         .iter()
         .map(|name| {
-            let hash = match name.split('-').next() {
-                Some("broadcast") => outcome::<faultline::broadcast::Broadcast>(name, 1),
-                Some("gossip") => outcome::<faultline::gossip::Swim>(name, 1),
-                Some("raft") => outcome::<faultline::raft::RaftKv>(name, 1),
-                _ => panic!("{name}: no protocol prefix"),
+            let path = root.join("scenarios").join(format!("{name}.toml"));
+            let protocol = Scenario::load(&path)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .protocol;
+            let hash = match protocol.as_str() {
+                "broadcast" => outcome::<faultline::broadcast::Broadcast>(name, 1),
+                "swim" => outcome::<faultline::gossip::Swim>(name, 1),
+                "raft" => outcome::<faultline::raft::RaftKv>(name, 1),
+                _ => panic!("{name}: unknown protocol {protocol}"),
             }
             .trace_hash;
             format!("{name} 0x{hash:016x}\n")

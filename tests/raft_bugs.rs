@@ -26,12 +26,15 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         "stale-append-truncates",
         0,
         // The leader counts entries the follower took back as replicated there: its
-        // commit index can stall for good (liveness) before an overwrite shows.
+        // commit index can stall for good (liveness) before an overwrite shows, or
+        // it commits an entry a majority no longer holds (membership-safety's commit
+        // quorum check).
         &[
             "leader-completeness",
             "log-matching",
             "state-machine-safety",
             "liveness",
+            "membership-safety",
         ],
     ),
     (
@@ -45,7 +48,13 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         0,
         &["linearizability", "leader-completeness"],
     ),
-    ("stale-vote-counting", 41, &["election-safety"]),
+    // Membership-safety's election quorum check sees a leader elected on stale
+    // votes as it wins, before a second leader of its term shows.
+    (
+        "stale-vote-counting",
+        41,
+        &["election-safety", "membership-safety"],
+    ),
     ("no-prevote-checkquorum", 0, &["raft-progress"]),
     (
         "read-before-noop",
@@ -63,6 +72,8 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         &["recovery-keeps-durable", "leader-completeness"],
     ),
     ("no-catch-up", 0, &["liveness"]),
+    ("learner-votes", 0, &["membership-safety"]),
+    ("config-on-commit", 0, &["membership-safety"]),
 ];
 
 const READ_BEFORE_NOOP_FIRST: u64 = 78;
@@ -195,4 +206,14 @@ fn ignore_fsync_error_is_caught() {
 #[test]
 fn no_catch_up_is_caught() {
     caught("no-catch-up");
+}
+
+#[test]
+fn learner_votes_is_caught() {
+    caught("learner-votes");
+}
+
+#[test]
+fn config_on_commit_is_caught() {
+    caught("config-on-commit");
 }

@@ -34,10 +34,18 @@ impl<S: StateMachine> RaftProcess<S> {
     /// The election timer fired on a follower or candidate.
     pub(super) fn election_timeout(&mut self, ctx: &mut Ctx<'_, S>) {
         assert_ne!(self.role, Role::Leader);
-        if !self.quorum.is_voter(self.id) {
+        let voter = self.quorum.is_voter(self.id)
+            || (self.configs.len() > 1 && self.config_at(self.commit).is_voter(self.id));
+        if !voter || self.rejoining() {
             // A learner, a spare or a removed server never campaigns (etcd-io/raft's
             // `promotable`): it could not win, and a removed one must not disrupt the
-            // cluster it left (thesis §4.2.3).
+            // cluster it left (thesis §4.2.3). Nor does a replacement machine before it
+            // has learnt the configuration that re-added it. A voter of the committed
+            // configuration whose log ends with its own removal, not yet committed,
+            // still does (counting only the new configuration's votes, thesis §4.2.2's
+            // leader outside its configuration): else, with the remaining voters
+            // behind it, no one could be elected, since their logs are less up to date
+            // than its own and it would not vote for them.
             let timeout = self.random_election_timeout(ctx);
             self.reset_election_timer(ctx, timeout);
             return;
@@ -161,6 +169,7 @@ impl<S: StateMachine> RaftProcess<S> {
         let now = ctx.now();
         let granted = would_vote
             && up_to_date
+            && !self.rejoining()
             && !self.heard_from_leader_recently(now)
             && !self.in_lease(now);
         let term = if granted { term } else { self.term };
@@ -182,7 +191,8 @@ impl<S: StateMachine> RaftProcess<S> {
         let up_to_date = self
             .bugs
             .vote_log_check(self.log.is_up_to_date(last_index, last_term));
-        let granted = can_vote && up_to_date;
+        // A replacement machine forgot the votes its predecessor cast.
+        let granted = can_vote && up_to_date && !self.rejoining();
         if granted {
             self.vote = Some(from);
             if self.bugs.persists_vote() {

@@ -84,7 +84,11 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for RecoveryKeepsDurable {
             self.down[node] = true;
             return Ok(());
         };
-        if std::mem::take(&mut self.down[node]) {
+        // A replacement machine's first boot (`member-replace`, once its removal
+        // committed): what its predecessor believed durable went with the old disk,
+        // by design; nothing it promised counts in a configuration it is no member of.
+        let replacement = p.rejoin_after().is_some() && p.log().last_index() == 0 && p.term() == 0;
+        if std::mem::take(&mut self.down[node]) && !replacement {
             if let Some((index, term, hard)) = self.promised[node] {
                 let log = p.log();
                 let kept = match term {

@@ -85,6 +85,10 @@ pub enum ConfChangeError {
     TermNotCommitted,
     /// Leadership can only go to a voter.
     NotVoter(NodeId),
+    /// Promoting a learner that does not yet hold the latest configuration (etcd's
+    /// `member promote` refuses a learner not in sync with the leader): as a voter it
+    /// could be needed for a quorum it cannot yet serve.
+    LearnerBehind(NodeId),
 }
 
 impl fmt::Display for ConfChangeError {
@@ -107,6 +111,10 @@ impl fmt::Display for ConfChangeError {
             ConfChangeError::NotVoter(n) => {
                 write!(f, "node {n} is not a voter: leadership goes to voters only")
             }
+            ConfChangeError::LearnerBehind(n) => write!(
+                f,
+                "learner {n} does not yet hold the latest configuration: promote it once it does"
+            ),
             ConfChangeError::TermNotCommitted => write!(
                 f,
                 "the leader has not yet committed an entry of its own term (thesis §4.1)"
@@ -361,6 +369,7 @@ crate::impl_fingerprint!(enum ConfChangeError {
     8 => InFlight(index),
     9 => TermNotCommitted,
     10 => NotVoter(node),
+    11 => LearnerBehind(n),
 });
 
 crate::impl_fingerprint!(enum ConfChange {

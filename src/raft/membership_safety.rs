@@ -2,11 +2,12 @@
 //! model of configurations written from the thesis — not the nodes' own
 //! [`super::membership`] code:
 //!
-//! - **one change in flight**: a leader's log holds at most one membership entry past
-//!   its commit index (§4.1; a joint change's second entry is appended only once the
-//!   first commits, §4.3);
+//! - **one change in flight**: a membership entry of a leader's own term past its
+//!   commit index is the only membership entry past it (§4.1; a joint change's second
+//!   entry is appended only once the first commits, §4.3); entries of earlier terms
+//!   past it may be committed already, unknown to a new leader;
 //! - **commit quorums in the right configuration**: when a leader's commit index
-//!   advances to `c`, entry `c` is held by a majority of every voter set of the
+//!   advances to `c` (as leader: not what it learnt as a follower), entry `c` is held by a majority of every voter set of the
 //!   configuration the leader uses — the latest in its log (§4.1), both sets when
 //!   joint (§4.3); learners count in none;
 //! - **election quorums in the right configuration**: a node that becomes leader of
@@ -90,6 +91,8 @@ pub struct MembershipSafety {
     led: Vec<Option<(u64, u64)>>,
     /// (term, leader) whose election was checked.
     elected: BTreeSet<(u64, NodeId)>,
+    /// Per node: its commit index at its last step (`None` until seen, and while down).
+    last_commit: Vec<Option<u64>>,
 }
 
 impl MembershipSafety {
@@ -108,6 +111,7 @@ impl MembershipSafety {
             configs: (0..nodes).map(|_| None).collect(),
             led: vec![None; nodes],
             elected: BTreeSet::new(),
+            last_commit: vec![None; nodes],
         }
     }
 
@@ -170,11 +174,13 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for MembershipSafety {
         let Some(p) = view.node(node) else {
             self.configs[node] = None;
             self.led[node] = None;
+            self.last_commit[node] = None;
             return Ok(());
         };
         self.update(node, p);
         if !p.is_leader() {
             self.led[node] = None;
+            self.last_commit[node] = Some(p.commit_index());
             return Ok(());
         }
         let configs = &self.configs[node].as_ref().expect("updated").by_index;
@@ -185,18 +191,24 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for MembershipSafety {
             // No change in this leader's log: its quorums are the classic ones, which
             // election safety, leader completeness and state machine safety judge.
             self.led[node] = Some((term, commit));
+            self.last_commit[node] = Some(commit);
             return Ok(());
         }
-        let in_flight = configs.iter().filter(|(i, _)| *i > commit).count();
-        if in_flight > 1 {
-            let at: Vec<u64> = configs
-                .iter()
-                .map(|(i, _)| *i)
-                .filter(|&i| i > commit)
-                .collect();
+        // Entries of earlier terms past the commit index may be committed already (a
+        // leader learns that only by committing one of its own): the rule binds what
+        // this leader proposes. It proposes a change only once every earlier one is
+        // committed, so one of its term past its commit index leaves no other past it.
+        let own = |i: u64| p.log().term(i) == Some(term);
+        let past: Vec<u64> = configs
+            .iter()
+            .map(|(i, _)| *i)
+            .filter(|&i| i > commit)
+            .collect();
+        let in_flight = past.len();
+        if past.iter().any(|&i| own(i)) && in_flight > 1 {
             return Err(format!(
                 "node {node}, leader of term {term}, has {in_flight} membership changes in \
-                 flight (at indexes {at:?}, commit index {commit})"
+                 flight (at indexes {past:?}, commit index {commit})"
             ));
         }
         let latest = &configs.last().expect("a base").1;
@@ -216,11 +228,16 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for MembershipSafety {
                 }
             }
         }
-        let advanced = match self.led[node] {
-            Some((t, c)) => t == term && commit > c,
-            None => commit > 0,
+        // A commit index the node learnt as a follower was the previous leader's
+        // decision, in that leader's configuration: only what it commits as leader
+        // counts, from the commit index it had at its previous step (`last_commit`).
+        let advanced = match (self.led[node], self.last_commit[node]) {
+            (Some((t, c)), _) => t == term && commit > c,
+            (None, Some(c)) => commit > c,
+            (None, None) => commit > 0,
         };
         self.led[node] = Some((term, commit));
+        self.last_commit[node] = Some(commit);
         if advanced && commit > p.log().snapshot_index() {
             let entry_term = p.log().term(commit).expect("commit is in the log");
             let holds = |n: NodeId| match view.node(n) {

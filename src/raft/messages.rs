@@ -129,7 +129,7 @@ pub struct HardState {
     pub vote: Option<NodeId>,
 }
 
-/// A value in durable storage. Keys: `hard`, `snapshot`, `log/<index:020>`.
+/// A value in durable storage. Keys: `hard`, `snapshot`, `log/<index:020>`, `join`.
 #[derive(Clone, Debug)]
 pub enum Record<S: StateMachine = KvStore> {
     /// Under `hard`.
@@ -138,6 +138,16 @@ pub enum Record<S: StateMachine = KvStore> {
     Entry(Entry<S>),
     /// Under `snapshot`.
     Snapshot(Arc<Snapshot<S>>),
+    /// Under `join`: the disk of a replacement machine, for a node the cluster removed
+    /// with the entry at `removed_at` and is to add back (etcd starts such a member
+    /// with `--initial-cluster-state existing`). Until its log holds a configuration
+    /// from after that index, the node neither campaigns nor votes: with an empty disk
+    /// it would otherwise take the bootstrap configuration for the cluster's and,
+    /// having forgotten its votes, help elect a leader no current quorum chose.
+    Join {
+        /// The index of the entry that removed the node.
+        removed_at: u64,
+    },
 }
 
 /// The outcome of an AppendEntries (or InstallSnapshot).

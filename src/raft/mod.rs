@@ -115,6 +115,13 @@ struct Progress {
     /// Heard from since the last CheckQuorum period: any reply in this term, or (for
     /// the first period) a vote for it.
     active: bool,
+    /// Added (back) to the configuration by the entry at this index, and not yet known
+    /// to hold it. Meanwhile a rejection showing a log shorter than `matched` lowers
+    /// `matched`: a replacement machine's predecessor may have acknowledged entries,
+    /// before its removal, that arrive after the server was added back with an empty
+    /// disk (those entries were all committed before the removal, so no commit counted
+    /// them wrongly).
+    rejoined: Option<u64>,
     /// Highest read round acknowledged (read_index).
     read_acked: u64,
     /// Send time (leader clock) of the latest acknowledged heartbeat (lease).
@@ -134,6 +141,7 @@ impl Progress {
             probing: true,
             acked_since_tick: false,
             active,
+            rejoined: None,
             read_acked: 0,
             lease_acked_at: Duration::ZERO,
             abandoned: false,
@@ -260,6 +268,9 @@ pub struct RaftProcess<S: StateMachine = KvStore> {
     /// The snapshot (index, term) the latest step installed as the state machine's
     /// state: one received from a leader, or the one recovery started from.
     installed_in_step: Option<(u64, u64)>,
+    /// A replacement machine's node ([`Record::Join`]): the index of the entry that
+    /// removed it. While its latest configuration is from no later, it is rejoining.
+    rejoin_after: Option<u64>,
 }
 
 /// An entry applied to the state machine, as checkers see it.
@@ -317,6 +328,7 @@ impl<S: StateMachine> RaftProcess<S> {
             applied_in_step: Vec::new(),
             log_changed_from: None,
             installed_in_step: None,
+            rejoin_after: None,
         }
     }
 
@@ -442,6 +454,34 @@ impl<S: StateMachine> RaftProcess<S> {
         self.log_changed_from = Some(self.log_changed_from.map_or(index, |i| i.min(index)));
     }
 
+    /// The leader a redirect names: the one this node follows, unless it is no member
+    /// of its own configuration, or is no voter and has not heard from that leader
+    /// within an election timeout. A removed server hears from no leader any more (etcd
+    /// stops such a member), and one removed unawares stops hearing from it: the leader
+    /// it last knew is stale, and naming it could send clients around a loop of
+    /// removed servers that each name the other. (A voter forgets a silent leader
+    /// itself, when it campaigns.)
+    pub(crate) fn leader_hint(&self, now: Duration) -> Option<NodeId> {
+        let current = self.membership.1.is_member(self.id)
+            && (self.quorum.is_voter(self.id) || self.heard_from_leader_recently(now));
+        self.leader.filter(|_| current)
+    }
+
+    /// For a replacement machine ([`Record::Join`]): the index of the entry that removed
+    /// its predecessor.
+    pub fn rejoin_after(&self) -> Option<u64> {
+        self.rejoin_after
+    }
+
+    /// Whether this node is a replacement machine that has not yet received a
+    /// configuration from after its removal ([`Record::Join`]): it then neither
+    /// campaigns nor votes.
+    pub(crate) fn rejoining(&self) -> bool {
+        let latest = self.configs.last().map_or(0, |(index, _)| *index);
+        self.rejoin_after
+            .is_some_and(|removed_at| latest <= removed_at)
+    }
+
     /// The configuration as of log index `index` (at or after the snapshot).
     fn config_at(&self, index: u64) -> &Membership {
         let at = self.configs.partition_point(|(i, _)| *i <= index);
@@ -513,13 +553,16 @@ impl<S: StateMachine> RaftProcess<S> {
             .collect();
         self.membership = (*index, membership.clone());
         self.quorum = self.bugs.quorum_membership(membership);
-        // A server that joins (or rejoins, perhaps with a wiped disk) starts from
-        // nothing known: what the leader knew of it before it left, acknowledged
-        // entries and read rounds, must not count for what it holds now.
+        // A server added (or added back, perhaps with a wiped disk) starts from fresh
+        // progress, as etcd-io/raft builds a new `Progress` for it: what it acknowledged
+        // before its removal may be gone, and counting it toward a commit quorum would
+        // commit entries it does not hold.
         let next = self.log.last_index() + 1;
         if let Some(ls) = self.leader_state.as_mut() {
             for n in joined {
-                ls.progress[n] = Progress::new(next, false);
+                let mut fresh = Progress::new(next, false);
+                fresh.rejoined = Some(*index);
+                ls.progress[n] = fresh;
             }
         }
     }
@@ -651,6 +694,9 @@ impl<S: StateMachine> RaftProcess<S> {
         if let Some(Record::Hard(h)) = ctx.storage().get("hard") {
             self.term = h.term;
             self.vote = h.vote;
+        }
+        if let Some(Record::Join { removed_at }) = ctx.storage().get("join") {
+            self.rejoin_after = Some(*removed_at);
         }
         let snapshot = match ctx.storage().get("snapshot") {
             Some(Record::Snapshot(s)) => s.clone(),
@@ -818,6 +864,10 @@ impl<S: StateMachine> Process for RaftProcess<S> {
             return;
         }
         self.durable_through(sync);
+        if self.role == Role::Leader {
+            // What the leader's own disk now holds may complete a quorum.
+            self.maybe_commit(ctx);
+        }
         if let Some(next) = self.out.synced(ctx, sync) {
             self.mark_sync(next);
         }

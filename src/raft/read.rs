@@ -19,7 +19,7 @@ impl<S: StateMachine> RaftProcess<S> {
             return;
         }
         if self.role != Role::Leader {
-            let leader = self.leader;
+            let leader = self.leader_hint(ctx.now());
             self.reply(id, Response::Redirect { seq, leader });
             return;
         }

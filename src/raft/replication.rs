@@ -1,7 +1,7 @@
 //! Log replication (§5.3) with batching, pipelining and fast backtracking; the commit
 //! rule (§5.4.2); applying committed entries to the state machine.
 
-use super::membership::{ConfChange, ConfChangeError};
+use super::membership::{ConfChange, ConfChangeError, MemberChange};
 use super::messages::{AppendResult, Entry, EntryData, Message, Response};
 use super::session::Applied;
 use super::state_machine::StateMachine;
@@ -19,7 +19,7 @@ impl<S: StateMachine> RaftProcess<S> {
         cmd: Arc<S::Command>,
     ) {
         if self.role != Role::Leader {
-            let leader = self.leader;
+            let leader = self.leader_hint(ctx.now());
             self.reply(id, Response::Redirect { seq, leader });
             return;
         }
@@ -280,6 +280,9 @@ impl<S: StateMachine> RaftProcess<S> {
                     assert!(self.bugs.any(), "follower acked beyond the leader's log");
                     return;
                 }
+                if pr.rejoined.is_some_and(|added_at| match_index >= added_at) {
+                    pr.rejoined = None; // It holds the entry that added it back.
+                }
                 pr.matched = pr.matched.max(match_index);
                 while pr.inflight.front().is_some_and(|&i| i <= match_index) {
                     pr.inflight.pop_front();
@@ -303,6 +306,12 @@ impl<S: StateMachine> RaftProcess<S> {
                 hint_index,
                 hint_term,
             } => {
+                if pr.rejoined.is_some() && hint_term.is_none() && hint_index <= pr.matched {
+                    // Its log ends below what it acknowledged: a replacement machine,
+                    // whose predecessor's acknowledgements arrived after it was added
+                    // back. They claimed only entries committed before its removal.
+                    pr.matched = hint_index.saturating_sub(1);
+                }
                 if prev_index <= pr.matched {
                     return; // A stale rejection: the follower has matched since.
                 }
@@ -336,7 +345,15 @@ impl<S: StateMachine> RaftProcess<S> {
     /// §5.3/§5.4.2: commit the highest index stored on a majority, but only by counting
     /// replicas of an entry from the current term.
     pub(super) fn maybe_commit(&mut self, ctx: &mut Ctx<'_, S>) {
-        let (id, last) = (self.id, self.log.last_index());
+        // The leader counts itself only through what its own disk holds: a sole voter
+        // (or one whose copy completes a quorum) that counted its unsynced tail would
+        // commit, apply and answer entries a crash then takes back. The
+        // `send-before-persist` bug acts on its log before it is durable here too.
+        let own = match self.bugs.sends_before_persist() {
+            true => self.log.last_index(),
+            false => self.durable.0.min(self.log.last_index()),
+        };
+        let (id, last) = (self.id, own);
         let ls = self.leader_state.as_mut().expect("leader");
         let (progress, scratch) = (&ls.progress, &mut ls.scratch);
         let matched = |p: usize| match p == id {
@@ -463,7 +480,7 @@ impl<S: StateMachine> RaftProcess<S> {
         change: Arc<ConfChange>,
     ) {
         if self.role != Role::Leader {
-            let leader = self.leader;
+            let leader = self.leader_hint(ctx.now());
             self.reply(id, Response::Redirect { seq, leader });
             return;
         }
@@ -477,8 +494,22 @@ impl<S: StateMachine> RaftProcess<S> {
             let (index, _) = self.configs.last().expect("a change in flight");
             Some(ConfChangeError::InFlight(*index))
         } else {
-            let latest = &self.configs.last().expect("a base").1;
-            latest.apply(&change).err()
+            let (latest_index, latest) = self.configs.last().expect("a base");
+            let promoted = |c: &MemberChange| match *c {
+                MemberChange::AddVoter(n) if latest.is_learner(n) => Some(n),
+                _ => None,
+            };
+            let behind = match &*change {
+                ConfChange::Single(c) => promoted(c).into_iter().collect(),
+                ConfChange::EnterJoint(cs) => cs.iter().filter_map(promoted).collect(),
+                ConfChange::LeaveJoint => Vec::new(),
+            }
+            .into_iter()
+            .find(|&n| ls.progress[n].matched < *latest_index);
+            match behind {
+                Some(n) => Some(ConfChangeError::LearnerBehind(n)),
+                None => latest.apply(&change).err(),
+            }
         };
         if let Some(error) = refused {
             self.reply(id, Response::Refused { seq, error });

@@ -10,7 +10,11 @@ use crate::check::Checker;
 use crate::history::{HistoryEvent, KvOp};
 use crate::kv::{KvClient, KvWorkload};
 use crate::process::{ClientId, NodeId};
-use crate::system::{Bug, Setup, System, Verdict};
+use crate::scenario::Members;
+use crate::system::{Bug, MemberAnswer, MemberChange, Setup, System, Verdict};
+
+use super::membership::{ConfChange, ConfChangeError, MemberChange as RaftChange};
+use super::messages::{Record, Request, RequestOp, Response};
 
 /// Raft replicating the KV store, driven by simulated KV clients.
 pub struct RaftKv;
@@ -102,6 +106,20 @@ pub const BUGS: &[Bug] = &[
                       the leader sends it no more entries until the next election, while its \
                       heartbeats keep the follower from campaigning; the follower stays behind \
                       for good (hashicorp/raft#612; liveness: a live replica must catch up).",
+    },
+    Bug {
+        name: "learner-votes",
+        scenario: "etcd-membership-churn",
+        description: "Learners are counted in quorums: their acknowledgements commit and their \
+                      votes elect, though no configuration's majority stands behind them \
+                      (membership-safety).",
+    },
+    Bug {
+        name: "config-on-commit",
+        scenario: "etcd-membership-churn",
+        description: "A node uses a new configuration only once its entry commits, not once it \
+                      is in its log (thesis §4.1 uses it at once): a leader counts quorums in a \
+                      configuration its log has moved past (membership-safety).",
     },
 ];
 
@@ -201,6 +219,79 @@ impl System for RaftKv {
 
     fn leader_bound_ms(setup: &Setup<Self>) -> Option<u64> {
         Some(10 * setup.config.election_timeout_ms_max)
+    }
+
+    /// Voters `0..initial_voters` (every node when 0); the others are spares.
+    fn bootstrap_members(setup: &Setup<Self>) -> Option<Members> {
+        let voters = match setup.config.initial_voters {
+            0 => setup.nodes,
+            n => n.min(setup.nodes),
+        };
+        Some(Members::voters(0..voters))
+    }
+
+    /// A single-server change (thesis §4.1; etcd's `member add [--learner]` and
+    /// `member remove`): one node changes at a time.
+    fn member_request(_setup: &Setup<Self>, change: MemberChange, seq: u64) -> Request {
+        let change = match change {
+            MemberChange::Add {
+                node,
+                learner: false,
+            } => RaftChange::AddVoter(node),
+            MemberChange::Add {
+                node,
+                learner: true,
+            } => RaftChange::AddLearner(node),
+            MemberChange::Remove { node } => RaftChange::Remove(node),
+        };
+        Request {
+            seq,
+            op: RequestOp::ConfChange(std::sync::Arc::new(ConfChange::Single(change))),
+        }
+    }
+
+    /// `Reconfigured` is final, and so is a refusal the configuration itself gives
+    /// (already a member, not a member, no voter left...); a change in flight, a
+    /// leader whose term has no committed entry yet and a learner not yet in sync
+    /// pass, so those are retried, as
+    /// are `Unavailable` and `Dropped` (the outcome unknown: a retry of a change that
+    /// did commit is then refused as already done).
+    fn member_answer(response: &Response) -> MemberAnswer {
+        match response {
+            Response::Reconfigured { .. } => MemberAnswer::Committed,
+            Response::Refused {
+                error:
+                    error @ (ConfChangeError::InFlight(_)
+                    | ConfChangeError::TermNotCommitted
+                    | ConfChangeError::LearnerBehind(_)),
+                ..
+            } => MemberAnswer::Retry(error.to_string()),
+            Response::Refused { error, .. } => MemberAnswer::Refused(error.to_string()),
+            Response::Redirect { leader, .. } => MemberAnswer::Redirect(*leader),
+            Response::Unavailable { .. } => MemberAnswer::Retry("the leader is unavailable".into()),
+            Response::Dropped { .. } => {
+                MemberAnswer::Retry("leadership lost: the outcome is unknown".into())
+            }
+            Response::Written { .. }
+            | Response::Value { .. }
+            | Response::TransferStarted { .. } => {
+                MemberAnswer::Retry(format!("not an answer to a change: {response:?}"))
+            }
+        }
+    }
+
+    /// A [`Record::Join`] naming the index of the entry that removed the node.
+    fn rejoin_records(
+        _setup: &Setup<Self>,
+        node: NodeId,
+        removal: &Response,
+    ) -> Vec<(String, Record)> {
+        match removal {
+            Response::Reconfigured { index, .. } => {
+                vec![("join".into(), Record::Join { removed_at: *index })]
+            }
+            _ => unreachable!("node {node}'s removal committed with {removal:?}"),
+        }
     }
 
     /// Unless a scenario sets `liveness.quiesce_ms`: the bound on a leader

@@ -452,6 +452,42 @@ pub enum Fault {
         #[serde(default = "yes", skip_serializing_if = "is_yes")]
         timers: bool,
     },
+    /// An operator adds `node` to the cluster (etcd's `member add`, Raft thesis §4.1):
+    /// the protocol's membership request goes to the node the operator believes leads
+    /// (see [`crate::System::member_request`]), retried until a final answer. An event:
+    /// nothing heals it. Refused at load for a protocol without membership changes, and
+    /// for a node already a voter (or, with `learner`, already a member) in the
+    /// configuration the scenario's earlier member faults lead to.
+    MemberAdd {
+        /// When the operator starts, in ms from the start of the run.
+        at_ms: u64,
+        /// The node added.
+        node: NodeId,
+        /// Add it as a learner (a non-voting member), not as a voter; without it, a
+        /// learner is promoted.
+        #[serde(default, skip_serializing_if = "is_false")]
+        learner: bool,
+    },
+    /// An operator removes `node` from the cluster (etcd's `member remove`). Refused at
+    /// load when `node` is not a member, or is the last voter.
+    MemberRemove {
+        /// When the operator starts, in ms from the start of the run.
+        at_ms: u64,
+        /// The node removed.
+        node: NodeId,
+    },
+    /// An operator replaces a failed member's machine: removes `node`; only once that
+    /// removal is committed, crashes it, wipes its disk, restarts it (seeded with what
+    /// [`crate::System::rejoin_records`] gives: etcd's `--initial-cluster-state
+    /// existing`) and adds it back as a learner, then, if it was a voter, promotes it a
+    /// second later (etcd's `member add --learner`, then `member promote`). A node
+    /// still a member is never wiped. Refused at load when `node` is not a member, or is the last voter.
+    MemberReplace {
+        /// When the operator starts, in ms from the start of the run.
+        at_ms: u64,
+        /// The node replaced.
+        node: NodeId,
+    },
 }
 
 fn yes() -> bool {
@@ -506,7 +542,10 @@ macro_rules! at_ms {
             | Fault::ClientPause { at_ms, .. }
             | Fault::ClientPin { at_ms, .. }
             | Fault::Hold { at_ms, .. }
-            | Fault::Slow { at_ms, .. } => at_ms,
+            | Fault::Slow { at_ms, .. }
+            | Fault::MemberAdd { at_ms, .. }
+            | Fault::MemberRemove { at_ms, .. }
+            | Fault::MemberReplace { at_ms, .. } => at_ms,
         }
     };
 }
@@ -538,7 +577,12 @@ macro_rules! end_ms {
             }
             | Fault::Pause { resume_ms: end, .. }
             | Fault::ClientPause { resume_ms: end, .. } => Some(end),
-            Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. } => None,
+            Fault::ClockStep { .. }
+            | Fault::ClockDrift { .. }
+            | Fault::FsyncError { .. }
+            | Fault::MemberAdd { .. }
+            | Fault::MemberRemove { .. }
+            | Fault::MemberReplace { .. } => None,
         }
     };
 }
@@ -591,16 +635,25 @@ impl Fault {
             | Fault::FsyncError { .. }
             | Fault::ClientPartition { .. }
             | Fault::ClientPause { .. }
-            | Fault::ClientPin { .. } => false,
+            | Fault::ClientPin { .. }
+            | Fault::MemberAdd { .. }
+            | Fault::MemberRemove { .. }
+            | Fault::MemberReplace { .. } => false,
         }
     }
 
     /// Whether the fault ends (at its end time, or at the final heal). A clock step or
-    /// drift and an fsync error are events, not states: nothing heals them.
+    /// drift, an fsync error and a membership change are events, not states: nothing
+    /// heals them.
     pub fn heals(&self) -> bool {
         !matches!(
             self,
-            Fault::ClockStep { .. } | Fault::ClockDrift { .. } | Fault::FsyncError { .. }
+            Fault::ClockStep { .. }
+                | Fault::ClockDrift { .. }
+                | Fault::FsyncError { .. }
+                | Fault::MemberAdd { .. }
+                | Fault::MemberRemove { .. }
+                | Fault::MemberReplace { .. }
         )
     }
 
@@ -637,6 +690,9 @@ impl Fault {
             Fault::ClientPin { .. } => FaultKind::ClientPin,
             Fault::Hold { .. } => FaultKind::Hold,
             Fault::Slow { .. } => FaultKind::Slow,
+            Fault::MemberAdd { .. } => FaultKind::MemberAdd,
+            Fault::MemberRemove { .. } => FaultKind::MemberRemove,
+            Fault::MemberReplace { .. } => FaultKind::MemberReplace,
         }
     }
 
@@ -693,7 +749,10 @@ impl Fault {
             | Fault::DiskSlow { node, .. }
             | Fault::FsyncError { node, .. }
             | Fault::DiskWipe { node, .. }
-            | Fault::Slow { node, .. } => vec![("node", *node)],
+            | Fault::Slow { node, .. }
+            | Fault::MemberAdd { node, .. }
+            | Fault::MemberRemove { node, .. }
+            | Fault::MemberReplace { node, .. } => vec![("node", *node)],
             Fault::ClientPause { .. } => Vec::new(),
         }
     }
@@ -776,11 +835,17 @@ pub enum FaultKind {
     ClientPause,
     /// [`Fault::ClientPin`] (`client-pin`).
     ClientPin,
+    /// [`Fault::MemberAdd`] (`member-add`).
+    MemberAdd,
+    /// [`Fault::MemberRemove`] (`member-remove`).
+    MemberRemove,
+    /// [`Fault::MemberReplace`] (`member-replace`).
+    MemberReplace,
 }
 
 impl FaultKind {
     /// Every kind, in declaration (and `Ord`) order.
-    pub const ALL: [FaultKind; 21] = [
+    pub const ALL: [FaultKind; 24] = [
         FaultKind::Partition,
         FaultKind::OneWay,
         FaultKind::Bridge,
@@ -802,7 +867,23 @@ impl FaultKind {
         FaultKind::ClientPartition,
         FaultKind::ClientPause,
         FaultKind::ClientPin,
+        FaultKind::MemberAdd,
+        FaultKind::MemberRemove,
+        FaultKind::MemberReplace,
     ];
+
+    /// The membership kinds: an operator's requests, drawn only against a tracked
+    /// configuration (see [`crate::System::bootstrap_members`]).
+    pub const MEMBERSHIP: [FaultKind; 3] = [
+        FaultKind::MemberAdd,
+        FaultKind::MemberRemove,
+        FaultKind::MemberReplace,
+    ];
+
+    /// Whether it is one of [`FaultKind::MEMBERSHIP`].
+    pub fn is_membership(self) -> bool {
+        FaultKind::MEMBERSHIP.contains(&self)
+    }
 
     /// The name scenario files use in `kind`.
     pub fn name(self) -> &'static str {
@@ -828,6 +909,9 @@ impl FaultKind {
             FaultKind::ClientPartition => "client-partition",
             FaultKind::ClientPause => "client-pause",
             FaultKind::ClientPin => "client-pin",
+            FaultKind::MemberAdd => "member-add",
+            FaultKind::MemberRemove => "member-remove",
+            FaultKind::MemberReplace => "member-replace",
         }
     }
 
@@ -857,6 +941,15 @@ impl FaultKind {
             FaultKind::ClientPartition => &["messages_dropped"],
             FaultKind::ClientPause => &["clients_paused", "paused_ms"],
             FaultKind::ClientPin => &["requests_pinned"],
+            FaultKind::MemberAdd | FaultKind::MemberRemove => {
+                &["changes_committed", "changes_refused", "changes_abandoned"]
+            }
+            FaultKind::MemberReplace => &[
+                "changes_committed",
+                "changes_refused",
+                "changes_abandoned",
+                "disks_wiped",
+            ],
         }
     }
 }

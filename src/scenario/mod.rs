@@ -226,6 +226,10 @@ pub struct RandomFaults {
     pub loss_per_node: f64,
     /// How late a `slow` node runs each handler.
     pub slow_delay: Latency,
+    /// Probability that a drawn `member-add` of a node outside the cluster adds it as
+    /// a learner rather than as a voter (a learner is later promoted by another
+    /// `member-add`). Drawn only when above 0.
+    pub member_learner_rate: f64,
 }
 
 impl Default for RandomFaults {
@@ -259,6 +263,7 @@ impl Default for RandomFaults {
                 min_ms: 1.0,
                 max_ms: 50.0,
             },
+            member_learner_rate: 0.0,
         }
     }
 }
@@ -315,6 +320,83 @@ impl Default for LivenessSpec {
             check: true,
             expect: None,
         }
+    }
+}
+
+/// A cluster configuration as the scenario tracks it statically, from the bootstrap
+/// one ([`System::bootstrap_members`]) through the member faults in start-time order:
+/// what validation checks `member-add`/`member-remove`/`member-replace` against and
+/// what the generator draws them from. The run itself may differ (a change refused
+/// or abandoned at runtime); the nodes then answer with a refusal.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Members {
+    /// The voters.
+    pub voters: std::collections::BTreeSet<NodeId>,
+    /// The learners (members that vote in nothing); none is a voter.
+    pub learners: std::collections::BTreeSet<NodeId>,
+}
+
+impl Members {
+    /// A configuration of `voters` only.
+    pub fn voters(voters: impl IntoIterator<Item = NodeId>) -> Members {
+        Members {
+            voters: voters.into_iter().collect(),
+            learners: Default::default(),
+        }
+    }
+
+    /// Whether `node` is a voter or a learner.
+    pub fn is_member(&self, node: NodeId) -> bool {
+        self.voters.contains(&node) || self.learners.contains(&node)
+    }
+
+    /// Whether `node` may be removed: a member, and not the last voter.
+    pub fn removable(&self, node: NodeId) -> Result<(), String> {
+        if !self.is_member(node) {
+            return Err(format!("node {node} is not a member ({self})"));
+        }
+        if self.voters.len() == 1 && self.voters.contains(&node) {
+            return Err(format!(
+                "removing node {node} would leave no voter ({self})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Applies a member fault (other faults change nothing). `Err`: the fault is not
+    /// valid in this configuration, saying why; the configuration is then unchanged.
+    pub fn apply(&mut self, fault: &Fault) -> Result<(), String> {
+        match *fault {
+            Fault::MemberAdd { node, learner, .. } => {
+                if self.voters.contains(&node) {
+                    return Err(format!("node {node} is already a voter ({self})"));
+                }
+                if learner && self.learners.contains(&node) {
+                    return Err(format!("node {node} is already a learner ({self})"));
+                }
+                if learner {
+                    self.learners.insert(node);
+                } else {
+                    self.learners.remove(&node);
+                    self.voters.insert(node);
+                }
+            }
+            Fault::MemberRemove { node, .. } => {
+                self.removable(node)?;
+                self.voters.remove(&node);
+                self.learners.remove(&node);
+            }
+            // Removed, then added back as it was: no change once it is done.
+            Fault::MemberReplace { node, .. } => self.removable(node)?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Members {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "voters {:?}, learners {:?}", self.voters, self.learners)
     }
 }
 
@@ -475,6 +557,11 @@ impl Scenario {
             (ms, derived) => ms.or(derived),
         };
         self.check_clients("faults", &self.faults, S::clients(&setup))?;
+        self.check_members(
+            "faults",
+            &self.faults,
+            S::bootstrap_members(&setup).as_ref(),
+        )?;
         for name in self.expect.sometimes.keys() {
             if !S::sometimes().contains(&name.as_str()) {
                 let message = format!(
@@ -534,6 +621,63 @@ impl Scenario {
         }
         let text = toml::to_string(&doc).expect("a TOML table serializes");
         Scenario::parse(&self.file, &text)
+    }
+
+    /// [`Scenario::schedule`] for protocol `S` set up as `setup`: its client count, and
+    /// its bootstrap configuration for the membership kinds of `[random]` (which
+    /// [`Scenario::schedule`] alone never draws).
+    pub fn schedule_for<S: System>(&self, seed: u64, setup: &Setup<S>) -> Schedule {
+        Schedule::expand_with(
+            self,
+            seed,
+            S::clients(setup),
+            S::bootstrap_members(setup).as_ref(),
+        )
+    }
+
+    /// Checks the member faults of `faults` (`what` names the list in errors) against
+    /// the configuration they lead to from `bootstrap`, in start-time order (ties in
+    /// list order): no `member-add` of a voter (or, as a learner, of a member), no
+    /// `member-remove` or `member-replace` of a non-member or of the last voter; and
+    /// none at all when the protocol has no membership changes (`bootstrap` is
+    /// `None`), nor in `[random] kinds` then.
+    pub fn check_members(
+        &self,
+        what: &str,
+        faults: &[Fault],
+        bootstrap: Option<&Members>,
+    ) -> Result<(), ScenarioError> {
+        let Some(bootstrap) = bootstrap else {
+            let none = |field: String| {
+                let message = format!(
+                    "protocol {} has no membership changes: member faults need one that has",
+                    self.protocol
+                );
+                Err(self.err(field, message))
+            };
+            if let Some(i) = faults.iter().position(|f| f.kind().is_membership()) {
+                return none(format!("{what}[{i}].kind"));
+            }
+            let random = self.random.iter().flat_map(|r| &r.kinds);
+            if random.clone().any(|k| k.is_membership()) {
+                return none("random.kinds".into());
+            }
+            return Ok(());
+        };
+        let mut order: Vec<usize> = (0..faults.len())
+            .filter(|&i| faults[i].kind().is_membership())
+            .collect();
+        order.sort_by_key(|&i| faults[i].at_ms()); // stable: ties keep list order
+        let mut members = bootstrap.clone();
+        for i in order {
+            if let Err(why) = members.apply(&faults[i]) {
+                let message = format!(
+                    "{why}, as the bootstrap configuration and the earlier member faults leave it"
+                );
+                return Err(self.err(format!("{what}[{i}].node"), message));
+            }
+        }
+        Ok(())
     }
 
     /// An integer key of the scenario's `[workload]` table, if it has one.
@@ -803,6 +947,7 @@ impl Scenario {
             ("loss_rate", r.loss_rate),
             ("duplicate_rate", r.duplicate_rate),
             ("loss_per_node", r.loss_per_node),
+            ("member_learner_rate", r.member_learner_rate),
         ] {
             check_probability(self, &format!("random.{field}"), p)?;
         }

@@ -5,7 +5,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Fault, FaultKind, RandomFaults, Scenario, ScenarioError};
+use super::{Fault, FaultKind, Members, RandomFaults, Scenario, ScenarioError};
 use crate::process::NodeId;
 use crate::rng::{stream, Purpose};
 
@@ -32,10 +32,37 @@ pub struct Schedule {
 impl Schedule {
     /// The scenario's faults and what its generator draws for `seed`; `clients` is
     /// how many clients the workload runs.
+    /// The membership kinds of `[random]` draw nothing here: see
+    /// [`Schedule::expand_with`].
     pub fn expand(scenario: &Scenario, seed: u64, clients: usize) -> Schedule {
+        Schedule::expand_with(scenario, seed, clients, None)
+    }
+
+    /// [`Schedule::expand`], drawing the membership kinds of `[random]` against the
+    /// configuration that `bootstrap` and the member faults so far lead to (the
+    /// scenario's own first: they are checked against it), so that every drawn change
+    /// is valid where it stands. Without `bootstrap` those kinds draw nothing (so the
+    /// faults drawn after one differ from the schedule with it: always expand a
+    /// protocol's schedule with its bootstrap, as [`Scenario::schedule_for`] does).
+    pub fn expand_with(
+        scenario: &Scenario,
+        seed: u64,
+        clients: usize,
+        bootstrap: Option<&Members>,
+    ) -> Schedule {
         let mut faults = scenario.faults.clone();
         if let Some(random) = &scenario.random {
-            faults.extend(generate(scenario, random, seed, clients));
+            let mut members = bootstrap.map(|b| {
+                let mut own: Vec<&Fault> = scenario.faults.iter().collect();
+                own.sort_by_key(|f| f.at_ms());
+                let mut m = b.clone();
+                for f in own {
+                    // Validated: each is valid where it stands.
+                    let _ = m.apply(f);
+                }
+                m
+            });
+            faults.extend(generate(scenario, random, seed, clients, members.as_mut()));
         }
         faults.sort_by_key(Fault::at_ms); // stable: ties keep file order
         Schedule {
@@ -72,7 +99,13 @@ impl Schedule {
 }
 
 /// Draws faults from the generator, one stream per seed, respecting `max_down`.
-fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) -> Vec<Fault> {
+fn generate(
+    scenario: &Scenario,
+    r: &RandomFaults,
+    seed: u64,
+    clients: usize,
+    mut members: Option<&mut Members>,
+) -> Vec<Fault> {
     let mut rng = stream(seed, Purpose::Schedule, 0);
     let end_ms = r.end_ms.unwrap_or(scenario.duration_ms);
     let mut faults = Vec::new();
@@ -96,10 +129,54 @@ fn generate(scenario: &Scenario, r: &RandomFaults, seed: u64, clients: usize) ->
             .kinds
             .choose(&mut rng)
             .expect("validated: kinds is not empty");
-        let fault = draw(scenario, r, kind, (t, until), &mut downs, &mut rng, clients);
+        let fault = match kind.is_membership() {
+            true => members
+                .as_deref_mut()
+                .and_then(|m| draw_member(scenario, r, kind, t, m, &mut rng)),
+            false => draw(scenario, r, kind, (t, until), &mut downs, &mut rng, clients),
+        };
         faults.extend(fault);
     }
     faults
+}
+
+/// One drawn membership fault of `kind` at `t`, valid in `members`, which it then
+/// updates; `None` when no node fits (nothing to add, or no removable member).
+pub(crate) fn draw_member(
+    scenario: &Scenario,
+    r: &RandomFaults,
+    kind: FaultKind,
+    t: u64,
+    members: &mut Members,
+    rng: &mut impl Rng,
+) -> Option<Fault> {
+    let n = scenario.nodes;
+    let fault = match kind {
+        FaultKind::MemberAdd => {
+            // A learner may be promoted; a voter cannot be added again.
+            let candidates: Vec<_> = (0..n).filter(|&x| !members.voters.contains(&x)).collect();
+            let node = *candidates.choose(rng)?;
+            let learner = !members.is_member(node)
+                && r.member_learner_rate > 0.0
+                && rng.gen_bool(r.member_learner_rate);
+            Fault::MemberAdd {
+                at_ms: t,
+                node,
+                learner,
+            }
+        }
+        FaultKind::MemberRemove | FaultKind::MemberReplace => {
+            let candidates: Vec<_> = (0..n).filter(|&x| members.removable(x).is_ok()).collect();
+            let node = *candidates.choose(rng)?;
+            match kind {
+                FaultKind::MemberRemove => Fault::MemberRemove { at_ms: t, node },
+                _ => Fault::MemberReplace { at_ms: t, node },
+            }
+        }
+        _ => unreachable!("not a membership kind: {kind:?}"),
+    };
+    members.apply(&fault).expect("drawn valid");
+    Some(fault)
 }
 
 /// One drawn fault of `kind` over `[t, until)`: its targets and values from `rng`, in
@@ -332,5 +409,7 @@ pub(crate) fn draw(
             client: crate::rng::index(&mut rng, 0..clients),
             node: crate::rng::index(&mut rng, 0..n),
         }),
+        // Drawn against a configuration: see `draw_member`.
+        FaultKind::MemberAdd | FaultKind::MemberRemove | FaultKind::MemberReplace => None,
     }
 }

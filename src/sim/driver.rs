@@ -11,7 +11,7 @@ use madsim::runtime::Handle;
 use tokio::sync::Notify;
 
 use super::trace::{Actor, TraceRecord};
-use super::world::{ClockFault, DiskFault, Failure, FailureKind, Op, Status, World};
+use super::world::{ClockFault, DiskFault, Failure, FailureKind, NodeAction, Op, Status, World};
 use crate::check::{Availability, Metrics};
 use crate::history::HistoryEvent;
 use crate::scenario::{Fault, Scenario, Schedule};
@@ -101,6 +101,31 @@ async fn client_main<S: System>(world: Shared<S>, c: usize) {
     }
 }
 
+/// The operator's task (only in runs with member faults): carries out its rounds, and
+/// kills and restarts the node tasks of replaced nodes as they ask.
+async fn operator_main<S: System>(world: Shared<S>) {
+    // Taken here, not captured by the node's init closure: the runtime keeps that
+    // closure, and a handle in it would keep the runtime alive after the run.
+    let handle = Handle::current();
+    let (notify, start) = {
+        let w = lock(&world);
+        (w.operator.mailbox.notify.clone(), w.start_instant())
+    };
+    // Runs until the driver kills it at the end of the run; each round handles a
+    // bounded number of items.
+    loop {
+        let (next, actions) = lock(&world).run_operator();
+        // At most two per round (a replacement's kill and restart).
+        for action in actions {
+            match action {
+                NodeAction::Kill(id) => handle.kill(id),
+                NodeAction::Restart(id) => handle.restart(id),
+            }
+        }
+        wait(start, &notify, next).await;
+    }
+}
+
 /// Runs `schedule` to the end. Call inside a madsim runtime whose seed is the
 /// schedule's seed, on a fresh thread.
 pub async fn simulate<S: System>(
@@ -151,6 +176,16 @@ pub async fn simulate<S: System>(
             .init(move || client_main(w.clone(), c))
             .build();
         actors.push(client.id());
+    }
+    // Only runs with member faults have an operator, so that others run as before.
+    if lock(&world).operator.enabled {
+        let w = world.clone();
+        let operator = handle
+            .create_node()
+            .name("operator")
+            .init(move || operator_main(w.clone()))
+            .build();
+        actors.push(operator.id());
     }
 
     let mut nemesis = Nemesis {
@@ -389,6 +424,9 @@ impl<S: System> Nemesis<'_, S> {
                 timers,
                 ..
             } => w.set_slow(node, index, delay, busy, timers, on),
+            Fault::MemberAdd { .. } | Fault::MemberRemove { .. } | Fault::MemberReplace { .. } => {
+                w.member_fault(index, fault)
+            }
             Fault::Hold { shuffle, .. } => {
                 w.net.apply(index, fault, on);
                 if !on {

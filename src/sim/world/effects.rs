@@ -133,6 +133,17 @@ impl<S: System> World<S> {
                         let sent = self.counters.sent;
                         spans.reply(id, now, sent, request, format!("{response:?}"));
                     }
+                    if request.client == self.operator_id() {
+                        // The operator's management network: no client fault cuts it.
+                        let at = now + self.net.client_latency_ns();
+                        let reply = super::operator::OperatorReply {
+                            from: id,
+                            id: request,
+                            response,
+                        };
+                        self.operator.mailbox.push(at, Some(reply));
+                        continue;
+                    }
                     if !self.client_connected(request.client, id) {
                         self.trace.event_with(
                             now,

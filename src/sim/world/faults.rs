@@ -17,6 +17,7 @@ impl<S: System> World<S> {
     pub fn set_faults(&mut self, faults: &[Fault]) {
         self.fault_kinds = faults.iter().map(Fault::kind).collect();
         self.fault_started = vec![false; faults.len()];
+        self.operator.enabled = faults.iter().any(|f| f.kind().is_membership());
     }
 
     /// Fault `index` started.

@@ -76,6 +76,13 @@ impl<S: System> World<S> {
         for (name, value) in figures {
             m.insert(name.to_string(), value as f64);
         }
+        if self.operator.enabled {
+            let [committed, refused, abandoned, pending] = self.operator.counts();
+            m.insert("member_changes_committed".into(), committed as f64);
+            m.insert("member_changes_refused".into(), refused as f64);
+            m.insert("member_changes_abandoned".into(), abandoned as f64);
+            m.insert("member_changes_pending".into(), pending as f64);
+        }
         for (name, &count) in &self.sometimes {
             m.insert(format!("sometimes.{name}"), count as f64);
         }

@@ -16,6 +16,7 @@
 //! - [`faults`]: applying the schedule's node, clock, disk and client faults (the
 //!   network's own faults are [`Network::apply`]).
 //! - [`metrics`]: the run's counters and the metrics built from them.
+//! - [`operator`]: the operator that carries out member faults.
 //!
 //! ## Where a partition cut is checked
 //!
@@ -36,6 +37,7 @@ mod delivery;
 mod effects;
 mod faults;
 mod metrics;
+mod operator;
 mod step;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -62,6 +64,7 @@ use crate::system::{Setup, System};
 
 pub use faults::{ClockFault, DiskFault};
 pub use metrics::Counters;
+pub use operator::{NodeAction, Operator};
 
 /// Most handler calls one slow node has queued to run late: every input and timer
 /// that comes due at it joins the queue, so it is bounded like its mailbox
@@ -265,6 +268,8 @@ pub struct World<S: System> {
     client_effects: Vec<ClientEffect<P<S>, S::Client>>,
     /// Request traces, when recording (never hashed).
     spans: Option<SpanRecorder>,
+    /// The actor that carries out member faults (see [`operator`]).
+    pub operator: Operator<P<S>>,
 }
 
 impl<S: System> World<S> {
@@ -342,6 +347,7 @@ impl<S: System> World<S> {
             effects: Vec::new(),
             client_effects: Vec::new(),
             spans: record.then(SpanRecorder::default),
+            operator: Operator::new(S::bootstrap_members(&setup)),
             setup,
         }
     }

@@ -18,7 +18,7 @@ use crate::spans::recorder::Cause;
 use crate::system::System;
 
 /// Most due items one actor handles before yielding to the executor.
-const STEPS_PER_WAKE_MAX: usize = 4_096;
+pub(super) const STEPS_PER_WAKE_MAX: usize = 4_096;
 
 impl<S: System> World<S> {
     /// (Re)starts node `id`: a fresh process recovers from what its storage kept.
