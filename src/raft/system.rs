@@ -109,14 +109,14 @@ pub const BUGS: &[Bug] = &[
     },
     Bug {
         name: "learner-votes",
-        scenario: "etcd-membership-churn",
+        scenario: "raft-learner-votes",
         description: "Learners are counted in quorums: their acknowledgements commit and their \
                       votes elect, though no configuration's majority stands behind them \
                       (membership-safety).",
     },
     Bug {
         name: "config-on-commit",
-        scenario: "etcd-membership-churn",
+        scenario: "raft-config-on-commit",
         description: "A node uses a new configuration only once its entry commits, not once it \
                       is in its log (thesis §4.1 uses it at once): a leader counts quorums in a \
                       configuration its log has moved past (membership-safety).",
