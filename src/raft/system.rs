@@ -223,11 +223,8 @@ impl System for RaftKv {
 
     /// Voters `0..initial_voters` (every node when 0); the others are spares.
     fn bootstrap_members(setup: &Setup<Self>) -> Option<Members> {
-        let voters = match setup.config.initial_voters {
-            0 => setup.nodes,
-            n => n.min(setup.nodes),
-        };
-        Some(Members::voters(0..voters))
+        let bootstrap = setup.config.bootstrap_membership(setup.nodes);
+        Some(Members::voters(bootstrap.voters().iter().copied()))
     }
 
     /// A single-server change (thesis §4.1; etcd's `member add [--learner]` and
