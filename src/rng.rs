@@ -24,6 +24,8 @@ pub enum Purpose {
     Disk = 6,
     /// Handler delays of `slow` faults (drawn only while one is active).
     Slow = 7,
+    /// A swarm-testing seed's fault kinds and interval (`[random] swarm = true`).
+    Swarm = 8,
 }
 
 /// The ChaCha8 stream for `purpose` and `index` (below 2^48) of run `seed`: ChaCha8

@@ -255,6 +255,7 @@ pub fn schedules(
                 duration_ms: None,
                 workload: None,
                 faults,
+                swarm_kinds: None,
             }
         })
 }

@@ -230,6 +230,12 @@ pub struct RandomFaults {
     /// a learner rather than as a voter (a learner is later promoted by another
     /// `member-add`). Drawn only when above 0.
     pub member_learner_rate: f64,
+    /// Swarm testing (Groce et al., "Swarm Testing", ISSTA 2012): each seed enables its
+    /// own random subset of `kinds` (each distinct kind with probability one half, at
+    /// least one; a kind listed twice keeps its weight) and its own range of times
+    /// between faults, drawn within `interval_ms`. The subset is written into the
+    /// schedule. Off by default.
+    pub swarm: bool,
 }
 
 impl Default for RandomFaults {
@@ -264,6 +270,7 @@ impl Default for RandomFaults {
                 max_ms: 50.0,
             },
             member_learner_rate: 0.0,
+            swarm: false,
         }
     }
 }

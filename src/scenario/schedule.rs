@@ -5,7 +5,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Fault, FaultKind, Members, RandomFaults, Scenario, ScenarioError};
+use super::{Fault, FaultKind, Members, RandomFaults, RangeMs, Scenario, ScenarioError};
 use crate::process::NodeId;
 use crate::rng::{stream, Purpose};
 
@@ -27,6 +27,10 @@ pub struct Schedule {
     /// expanded schedule lists them by start time, ties in file order.
     #[serde(default)]
     pub faults: Vec<Fault>,
+    /// With `[random] swarm = true`: the fault kinds this seed enabled (what its
+    /// generator drew from); for the record, the faults above are what runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm_kinds: Option<Vec<FaultKind>>,
 }
 
 impl Schedule {
@@ -64,12 +68,18 @@ impl Schedule {
             });
             faults.extend(generate(scenario, random, seed, clients, members.as_mut()));
         }
+        let swarm_kinds = scenario
+            .random
+            .as_ref()
+            .filter(|r| r.swarm)
+            .map(|r| swarm(r, seed).kinds);
         faults.sort_by_key(Fault::at_ms); // stable: ties keep file order
         Schedule {
             seed,
             duration_ms: None,
             workload: None,
             faults,
+            swarm_kinds,
         }
     }
 
@@ -108,6 +118,12 @@ fn generate(
 ) -> Vec<Fault> {
     let mut rng = stream(seed, Purpose::Schedule, 0);
     let end_ms = r.end_ms.unwrap_or(scenario.duration_ms);
+    // A swarm seed draws from its own kinds and interval; the others from the file's.
+    let seed_swarm = r.swarm.then(|| swarm(r, seed));
+    let (kinds, interval_ms) = match &seed_swarm {
+        Some(s) => (&s.kinds, &s.interval_ms),
+        None => (&r.kinds, &r.interval_ms),
+    };
     let mut faults = Vec::new();
     // (node, from, to): down intervals so far, for `max_down` and no double crashes;
     // the file's own down faults count too.
@@ -120,13 +136,12 @@ fn generate(
     // Each round moves `t` on by at least `interval_ms.min`, which validation keeps
     // above zero, and the loop ends at `end_ms`; at most `max_faults` rounds add one.
     while faults.len() < r.max_faults {
-        t += rng.gen_range(r.interval_ms.min..=r.interval_ms.max);
+        t += rng.gen_range(interval_ms.min..=interval_ms.max);
         if t >= end_ms {
             break;
         }
         let until = (t + rng.gen_range(r.duration_ms.min..=r.duration_ms.max)).min(end_ms);
-        let kind = *r
-            .kinds
+        let kind = *kinds
             .choose(&mut rng)
             .expect("validated: kinds is not empty");
         let fault = match kind.is_membership() {
@@ -138,6 +153,48 @@ fn generate(
         faults.extend(fault);
     }
     faults
+}
+
+/// One swarm-testing seed's generator: its enabled kinds and its interval range.
+pub(crate) struct Swarm {
+    /// `kinds` of the file with the disabled ones left out (weights kept).
+    pub(crate) kinds: Vec<FaultKind>,
+    /// A range within the file's `interval_ms`.
+    pub(crate) interval_ms: RangeMs,
+}
+
+/// Draws seed `seed`'s swarm configuration from its own stream, so that the faults'
+/// stream is drawn as without swarm, from other kinds.
+pub(crate) fn swarm(r: &RandomFaults, seed: u64) -> Swarm {
+    let mut rng = stream(seed, Purpose::Swarm, 0);
+    let mut distinct: Vec<FaultKind> = Vec::new();
+    for &k in &r.kinds {
+        if !distinct.contains(&k) {
+            distinct.push(k);
+        }
+    }
+    let mut enabled: Vec<FaultKind> = distinct
+        .iter()
+        .copied()
+        .filter(|_| rng.gen_bool(0.5))
+        .collect();
+    if enabled.is_empty() {
+        enabled.push(distinct[crate::rng::index(&mut rng, 0..distinct.len())]);
+    }
+    let a = rng.gen_range(r.interval_ms.min..=r.interval_ms.max);
+    let b = rng.gen_range(r.interval_ms.min..=r.interval_ms.max);
+    Swarm {
+        kinds: r
+            .kinds
+            .iter()
+            .copied()
+            .filter(|k| enabled.contains(k))
+            .collect(),
+        interval_ms: RangeMs {
+            min: a.min(b),
+            max: a.max(b),
+        },
+    }
 }
 
 /// One drawn membership fault of `kind` at `t`, valid in `members`, which it then
