@@ -532,8 +532,13 @@ impl<S: StateMachine> RaftProcess<S> {
             ));
             self.configs.push((entry.index, next));
         }
+        let changes_membership = matches!(entry.data, EntryData::ConfChange(_));
         self.log.append(entry);
-        self.refresh_membership();
+        // Only a membership entry moves the configuration: the per-entry path of every
+        // other entry skips the refresh.
+        if changes_membership {
+            self.refresh_membership();
+        }
     }
 
     /// Sets the configuration in effect from `configs` (and the commit index, with the
