@@ -178,7 +178,7 @@ pub use client::{Client, ClientContext, ClientEffect, NoClient};
 pub use fingerprint::Fingerprint;
 pub use history::{HistoryEvent, KvOp, OpType};
 pub use process::{
-    ClientId, Context, DurableOutbox, Effect, NodeId, Process, RequestId, SyncError, SyncId,
+    ClientId, Context, DurableOutbox, Effect, NodeId, Process, RequestId, Role, SyncError, SyncId,
     TimerId, Waits,
 };
 pub use storage::Storage;

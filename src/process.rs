@@ -125,6 +125,29 @@ pub trait Process: Sized + Send + 'static {
     fn message_classes() -> &'static [&'static str] {
         &["message"]
     }
+
+    /// The role this node holds now, which faults aimed at roles read when they
+    /// start (see [`crate::scenario::Target`]). The default, [`Role::None`], suits a
+    /// protocol without distinguished nodes (gossip, broadcast).
+    fn role(&self) -> Role {
+        Role::None
+    }
+}
+
+/// What a node is in its protocol at a moment: Raft's server states (Raft paper
+/// §5.1, thesis §4.2.1 for learners), or none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Leads its term: handles client requests and replicates.
+    Leader,
+    /// Follows a leader (or waits for one).
+    Follower,
+    /// Campaigns for leadership (a pre-candidate too).
+    Candidate,
+    /// A non-voting member catching up.
+    Learner,
+    /// No distinguished role.
+    None,
 }
 
 /// An effect a handler asks for. The driver carries them out in order.

@@ -26,6 +26,9 @@ pub enum Purpose {
     Slow = 7,
     /// A swarm-testing seed's fault kinds and interval (`[random] swarm = true`).
     Swarm = 8,
+    /// The nodes a fault aimed at a random role (`minority`, `majority`, `one`)
+    /// strikes, drawn when it starts.
+    Target = 9,
 }
 
 /// The ChaCha8 stream for `purpose` and `index` (below 2^48) of run `seed`: ChaCha8

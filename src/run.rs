@@ -471,6 +471,8 @@ pub struct Outcome {
     pub trace_lines: Vec<String>,
     /// The request traces, when recorded (else empty).
     pub spans: crate::spans::RunSpans,
+    /// The nodes each targeted fault struck (fault index, ids), in start order.
+    pub resolved: Vec<(usize, Vec<crate::process::NodeId>)>,
 }
 
 /// Runs one seed in a fresh thread with a fresh madsim runtime (madsim keeps state
@@ -541,6 +543,7 @@ pub fn run_seed<S: System>(
         },
         trace_lines: result.trace.iter().map(|e| json(e)).collect(),
         spans: result.spans,
+        resolved: result.resolved,
     }
 }
 
@@ -580,6 +583,7 @@ impl Outcome {
             history_lines: Vec::new(),
             trace_lines: Vec::new(),
             spans: crate::spans::RunSpans::default(),
+            resolved: Vec::new(),
         }
     }
 }
@@ -617,7 +621,8 @@ fn write_artifacts<S: System>(
     }
     let written = (|| -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("schedule.toml"), schedule.to_toml())?;
+        let resolved = schedule.with_resolved(&recorded.resolved);
+        std::fs::write(dir.join("schedule.toml"), resolved.to_toml())?;
         // The seed's summary, and what `faultline report` needs to name the replay.
         let mut summary = serde_json::to_value(&*report).expect("serializes");
         summary["scenario"] = scenario.name.clone().into();

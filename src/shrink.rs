@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::run::{run_seed, Outcome};
-use crate::scenario::{Fault, Scenario, ScenarioError, Schedule};
+use crate::scenario::{Fault, FaultSpec, Scenario, ScenarioError, Schedule};
 use crate::sim::{Failure, FailureKind};
 use crate::system::System;
 
@@ -81,7 +81,9 @@ pub fn shrink<S: System>(
     shrinker.target = Some(failure.clone());
     shrinker.failing_history_ops = first.history_ops;
     shrinker.failing_ns = failure.time_ns;
-    let mut best = schedule.clone();
+    // Targeted faults keep the nodes they struck in the failing run, so that every
+    // candidate strikes the same nodes whoever holds the role then.
+    let mut best = schedule.with_resolved(&first.resolved);
     let mut best_sim_ns = first.sim_ns;
     let mut steps = Vec::new();
     for _ in 0..PASSES_MAX {
@@ -248,7 +250,7 @@ impl<S: System> Shrinker<'_, S> {
     }
 }
 
-fn with_faults(schedule: &Schedule, faults: Vec<Fault>) -> Schedule {
+fn with_faults(schedule: &Schedule, faults: Vec<FaultSpec>) -> Schedule {
     Schedule {
         faults,
         ..schedule.clone()
@@ -450,8 +452,8 @@ fn each_fault<S: System>(
             let fault = &best.faults[i];
             let (replaced, what) = change(i, fault, fault.at_ms(), end_ms(s, best, fault))?;
             let mut faults = best.faults.clone();
-            faults[i] = replaced;
-            faults.sort_by_key(Fault::at_ms);
+            faults[i].fault = replaced;
+            faults.sort_by_key(|f| f.at_ms());
             Some((with_faults(best, faults), what))
         })
         .collect()
@@ -465,9 +467,14 @@ fn shrink_fault_nodes<S: System>(
 ) -> Result<Option<(Schedule, String, u64)>, ScenarioError> {
     let mut candidates = Vec::new();
     for (i, fault) in best.faults.iter().enumerate() {
-        for smaller in fewer_nodes(fault) {
+        // A targeted fault's nodes are the target's: nothing to take out.
+        let smaller = match fault.target {
+            None => fewer_nodes(fault),
+            Some(_) => Vec::new(),
+        };
+        for smaller in smaller {
             let mut faults = best.faults.clone();
-            faults[i] = smaller;
+            faults[i].fault = smaller;
             let what = format!("fault {i} ({:?}) names fewer nodes", fault.kind());
             candidates.push((with_faults(best, faults), what));
         }

@@ -16,7 +16,7 @@ use proptest::strategy::Strategy;
 
 use crate::rng::{stream, Purpose};
 use crate::run::{run, RunRequest, Status, Summary};
-use crate::scenario::{FaultKind, RandomFaults, Scenario, Schedule};
+use crate::scenario::{FaultKind, FaultSpec, RandomFaults, Scenario, Schedule};
 use crate::system::System;
 
 /// Runs a scenario file (a path, or a name in `scenarios/` of the crate under test or
@@ -240,7 +240,7 @@ pub fn schedules(
                 let mut rng = stream(draw_seed, Purpose::Schedule, 1);
                 let until = (at_ms + len_ms).min(duration_ms);
                 let window = (at_ms, until);
-                faults.extend(crate::scenario::draw(
+                let drawn = crate::scenario::draw(
                     &scenario,
                     &r,
                     kinds[kind],
@@ -248,7 +248,8 @@ pub fn schedules(
                     &mut downs,
                     &mut rng,
                     clients,
-                ));
+                );
+                faults.extend(drawn.map(FaultSpec::from));
             }
             Schedule {
                 seed,

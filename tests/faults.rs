@@ -977,7 +977,7 @@ fn the_random_generator_draws_slow_nodes_holds_and_flaky_nics() {
     assert!(count(|f| matches!(f, Fault::Hold { .. })) > 0);
     assert!(count(|f| matches!(f, Fault::Loss { .. })) > 0);
     for fault in &schedule.faults {
-        match fault {
+        match &fault.fault {
             Fault::Slow { delay, .. } => assert_eq!(*delay, Latency::Constant { ms: 7.0 }),
             Fault::Loss { nodes, .. } => assert_eq!(nodes.len(), 1, "one flaky NIC"),
             _ => {}

@@ -309,11 +309,14 @@ node = 3
     let s = Scenario::parse("m.toml", &text).unwrap();
     let setup = Arc::new(s.setup::<RaftKv>(&[]).unwrap());
     let mut schedule = s.schedule_for(1, &setup);
-    schedule.faults.push(Fault::MemberAdd {
-        at_ms: 2000,
-        node: 0,
-        learner: false,
-    });
+    schedule.faults.push(
+        Fault::MemberAdd {
+            at_ms: 2000,
+            node: 0,
+            learner: false,
+        }
+        .into(),
+    );
     let out = run_seed::<RaftKv>(&s, &setup, &schedule, false);
     assert!(out.failure.is_none(), "{:?}", out.failure);
     let m = &out.metrics;

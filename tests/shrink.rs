@@ -155,8 +155,8 @@ fn a_property_over_schedules_shrinks_with_proptests_machinery() {
         panic!("no schedule failed: {result:?}");
     };
     use faultline::scenario::Fault;
-    let [Fault::FsyncError { node: a, .. }, Fault::Crash { node: b, .. }] =
-        minimal.faults.as_slice()
+    let faults: Vec<&Fault> = minimal.faults.iter().map(|f| &f.fault).collect();
+    let [Fault::FsyncError { node: a, .. }, Fault::Crash { node: b, .. }] = faults.as_slice()
     else {
         panic!("{:#?}", minimal.faults);
     };

@@ -890,6 +890,15 @@ impl<S: StateMachine> Process for RaftProcess<S> {
     fn message_classes() -> &'static [&'static str] {
         Message::<S>::CLASSES
     }
+
+    fn role(&self) -> crate::Role {
+        match self.role {
+            Role::Leader => crate::Role::Leader,
+            Role::Candidate | Role::PreCandidate => crate::Role::Candidate,
+            Role::Follower if self.membership().is_learner(self.id) => crate::Role::Learner,
+            Role::Follower => crate::Role::Follower,
+        }
+    }
 }
 
 impl<S: StateMachine> RaftProcess<S> {

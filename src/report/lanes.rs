@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use super::input::TraceLine;
-use crate::scenario::Fault;
+use crate::scenario::{Fault, FaultSpec};
 
 /// Most faults drawn as lanes; a longer schedule is cut (and the page says so).
 pub const FAULTS_MAX: usize = 300;
@@ -29,12 +29,20 @@ pub struct Span {
 
 /// One fault of the schedule as a span on its own row, `#i kind`, labelled with
 /// who it cuts or hits (its fields, e.g. `groups=[[0,1],[2,3,4]]`).
-pub fn fault_spans(faults: &[Fault]) -> Vec<Span> {
+pub fn fault_spans(faults: &[FaultSpec], nodes: usize) -> Vec<Span> {
     faults
         .iter()
         .take(FAULTS_MAX)
         .enumerate()
         .map(|(i, f)| {
+            let whom = match (f.target, &f.resolved) {
+                (None, _) => who(f),
+                (Some(t), Some(ids)) => {
+                    let struck: Vec<String> = f.concrete(ids, nodes).iter().map(who).collect();
+                    format!("{} = {}", t.name(), struck.join(", "))
+                }
+                (Some(t), None) => t.name().to_string(),
+            };
             let kind = f.kind().name().to_string();
             let fields = serde_json::to_value(f)
                 .ok()
@@ -46,7 +54,7 @@ pub fn fault_spans(faults: &[Fault]) -> Vec<Span> {
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
             Span {
-                row: format!("#{i} {kind} {}", who(f)),
+                row: format!("#{i} {kind} {whom}"),
                 start: f.at_ms() * 1_000_000,
                 end: f.end_ms().map(|e| e * 1_000_000),
                 kind,
@@ -413,7 +421,7 @@ mod tests {
             "seed = 1\n[[faults]]\nkind = \"partition\"\nat_ms = 1000\nheal_ms = 3000\ngroups = [[0, 1], [2, 3, 4]]\n",
         )
         .unwrap();
-        let spans = fault_spans(&schedule.faults);
+        let spans = fault_spans(&schedule.faults, 5);
         assert_eq!(spans[0].row, "#0 partition n0 n1 | n2 n3 n4");
         assert_eq!(
             (spans[0].start, spans[0].end),

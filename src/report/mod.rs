@@ -146,6 +146,13 @@ pub fn build(dir: &Path) -> Result<Report, ReportError> {
         })
         .unwrap_or_default();
     let target = text("scenario_file").unwrap_or_else(|| scenario.clone());
+    // The cluster's size, for what a targeted fault's ids cut off: every node acts.
+    let nodes = a
+        .trace
+        .iter()
+        .filter_map(|l| l.actor.strip_prefix('n')?.parse::<usize>().ok())
+        .max()
+        .map_or(0, |max| max + 1);
     let report = Report {
         meta: Meta {
             commands: commands(&target, seed, &bugs, dir),
@@ -159,7 +166,7 @@ pub fn build(dir: &Path) -> Result<Report, ReportError> {
         },
         messages,
         faults_total: a.schedule.faults.len(),
-        faults: lanes::fault_spans(&a.schedule.faults),
+        faults: lanes::fault_spans(&a.schedule.faults, nodes),
         states: lanes::node_states(&a.trace),
         protocol: lanes::protocol(&a.trace),
         history: history::HistoryLane {

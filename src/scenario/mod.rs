@@ -9,6 +9,7 @@
 mod error;
 mod fault;
 mod schedule;
+mod target;
 
 use std::path::Path;
 
@@ -20,6 +21,7 @@ pub use error::{Location, ScenarioError};
 pub use fault::{in_scope, Fault, FaultKind, Latency, Link};
 pub(crate) use schedule::draw;
 pub use schedule::Schedule;
+pub use target::{FaultSpec, Target};
 
 use crate::check::Availability;
 use crate::process::{NodeId, Process};
@@ -57,7 +59,7 @@ pub struct Scenario {
     /// `[disk]`: every node's disk.
     pub disk: DiskSpec,
     /// The explicit `[[faults]]`, in file order.
-    pub faults: Vec<Fault>,
+    pub faults: Vec<FaultSpec>,
     /// `[random]`: the fault generator, if the file has one.
     pub random: Option<RandomFaults>,
     /// The fault phase's length, in ms (1 to [`DURATION_MS_MAX`]).
@@ -87,7 +89,7 @@ struct ScenarioDoc {
     #[serde(default)]
     disk: DiskSpec,
     #[serde(default)]
-    faults: Vec<Fault>,
+    faults: Vec<FaultSpec>,
     random: Option<RandomFaults>,
     duration_ms: u64,
     #[serde(default)]
@@ -236,6 +238,14 @@ pub struct RandomFaults {
     /// between faults, drawn within `interval_ms`. The subset is written into the
     /// schedule. Off by default.
     pub swarm: bool,
+    /// Probability that a drawn fault of a kind that can name a role (see
+    /// [`FaultKind::targetable`]) names one of `targets` instead of node ids, as
+    /// Jepsen's nemesis targets `:primaries` or `:majority`. Drawn only when above 0.
+    pub target_rate: f64,
+    /// The roles a targeted fault draws from (uniformly; list one twice to weigh it
+    /// double) [default: every target]. For `crash`, `pause` and `disk-wipe` only
+    /// those that take down at most `max_down` nodes are drawn.
+    pub targets: Vec<Target>,
 }
 
 impl Default for RandomFaults {
@@ -271,6 +281,8 @@ impl Default for RandomFaults {
             },
             member_learner_rate: 0.0,
             swarm: false,
+            target_rate: 0.0,
+            targets: Target::ALL.to_vec(),
         }
     }
 }
@@ -651,7 +663,7 @@ impl Scenario {
     pub fn check_members(
         &self,
         what: &str,
-        faults: &[Fault],
+        faults: &[FaultSpec],
         bootstrap: Option<&Members>,
     ) -> Result<(), ScenarioError> {
         let Some(bootstrap) = bootstrap else {
@@ -698,7 +710,7 @@ impl Scenario {
     pub fn check_clients(
         &self,
         what: &str,
-        faults: &[Fault],
+        faults: &[FaultSpec],
         clients: usize,
     ) -> Result<(), ScenarioError> {
         for (i, fault) in faults.iter().enumerate() {
@@ -826,7 +838,11 @@ impl Scenario {
     }
 
     /// Checks a fault list; `what` is `faults` or the schedule's name for it.
-    pub(crate) fn check_faults(&self, what: &str, faults: &[Fault]) -> Result<(), ScenarioError> {
+    pub(crate) fn check_faults(
+        &self,
+        what: &str,
+        faults: &[FaultSpec],
+    ) -> Result<(), ScenarioError> {
         if faults.len() > RANDOM_FAULTS_MAX {
             let message = format!(
                 "{} faults; at most {RANDOM_FAULTS_MAX} are allowed",
@@ -836,8 +852,13 @@ impl Scenario {
         }
         for (i, fault) in faults.iter().enumerate() {
             let field = |name: &str| format!("{what}[{i}].{name}");
-            for (name, node) in fault.node_ids() {
-                self.check_node(&field(name), node)?;
+            fault
+                .check_target(self.nodes)
+                .map_err(|(name, m)| self.err(field(name), m))?;
+            if fault.target.is_none() {
+                for (name, node) in fault.node_ids() {
+                    self.check_node(&field(name), node)?;
+                }
             }
             if fault.at_ms() >= self.duration_ms {
                 let message = format!(
@@ -859,14 +880,18 @@ impl Scenario {
                 let message = "a permanent fault never ends: drop the end time or `permanent`";
                 return Err(self.err(field(fault.end_field()), message));
             }
-            check_fault_shape(fault).map_err(|(name, m)| self.err(field(name), m))?;
+            // A targeted fault's shape is checked as it strikes one node.
+            for concrete in fault.concrete(&[0], self.nodes.max(2)) {
+                check_fault_shape(&concrete).map_err(|(name, m)| self.err(field(name), m))?;
+            }
         }
         // The same node cannot be down twice at once: that would be more concurrent
         // crashes than there are nodes to crash.
         let downs: Vec<_> = faults
             .iter()
             .enumerate()
-            .filter_map(|(i, f)| Some((i, f.downed_node()?, f)))
+            .filter(|(_, f)| f.target.is_none())
+            .filter_map(|(i, f)| Some((i, f.downed_node()?, &f.fault)))
             .collect();
         for (a, (i, node, f)) in downs.iter().enumerate() {
             for (j, other, g) in &downs[a + 1..] {
@@ -884,7 +909,7 @@ impl Scenario {
     pub fn check_classes(
         &self,
         what: &str,
-        faults: &[Fault],
+        faults: &[FaultSpec],
         known: &[&str],
     ) -> Result<(), ScenarioError> {
         for (i, fault) in faults.iter().enumerate() {

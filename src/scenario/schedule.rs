@@ -5,7 +5,9 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{Fault, FaultKind, Members, RandomFaults, RangeMs, Scenario, ScenarioError};
+use super::{
+    Fault, FaultKind, FaultSpec, Members, RandomFaults, RangeMs, Scenario, ScenarioError, Target,
+};
 use crate::process::NodeId;
 use crate::rng::{stream, Purpose};
 
@@ -26,7 +28,7 @@ pub struct Schedule {
     /// The run's faults, in place of the scenario's own and its generator's; an
     /// expanded schedule lists them by start time, ties in file order.
     #[serde(default)]
-    pub faults: Vec<Fault>,
+    pub faults: Vec<FaultSpec>,
     /// With `[random] swarm = true`: the fault kinds this seed enabled (what its
     /// generator drew from); for the record, the faults above are what runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -57,7 +59,7 @@ impl Schedule {
         let mut faults = scenario.faults.clone();
         if let Some(random) = &scenario.random {
             let mut members = bootstrap.map(|b| {
-                let mut own: Vec<&Fault> = scenario.faults.iter().collect();
+                let mut own: Vec<&Fault> = scenario.faults.iter().map(|f| &f.fault).collect();
                 own.sort_by_key(|f| f.at_ms());
                 let mut m = b.clone();
                 for f in own {
@@ -73,7 +75,7 @@ impl Schedule {
             .as_ref()
             .filter(|r| r.swarm)
             .map(|r| swarm(r, seed).kinds);
-        faults.sort_by_key(Fault::at_ms); // stable: ties keep file order
+        faults.sort_by_key(|f| f.at_ms()); // stable: ties keep file order
         Schedule {
             seed,
             duration_ms: None,
@@ -81,6 +83,19 @@ impl Schedule {
             faults,
             swarm_kinds,
         }
+    }
+
+    /// The schedule with each targeted fault's `resolved` ids set from a run's
+    /// record (fault index, ids it struck), so that it strikes them again.
+    pub fn with_resolved(&self, resolved: &[(usize, Vec<NodeId>)]) -> Schedule {
+        let mut schedule = self.clone();
+        for (index, ids) in resolved {
+            if let Some(fault) = schedule.faults.get_mut(*index) {
+                assert!(fault.target.is_some(), "fault {index} has no target");
+                fault.resolved = Some(ids.clone());
+            }
+        }
+        schedule
     }
 
     /// Whether the schedule changes the scenario beyond its faults.
@@ -115,7 +130,7 @@ fn generate(
     seed: u64,
     clients: usize,
     mut members: Option<&mut Members>,
-) -> Vec<Fault> {
+) -> Vec<FaultSpec> {
     let mut rng = stream(seed, Purpose::Schedule, 0);
     let end_ms = r.end_ms.unwrap_or(scenario.duration_ms);
     // A swarm seed draws from its own kinds and interval; the others from the file's.
@@ -150,9 +165,46 @@ fn generate(
                 .and_then(|m| draw_member(scenario, r, kind, t, m, &mut rng)),
             false => draw(scenario, r, kind, (t, until), &mut downs, &mut rng, clients),
         };
-        faults.extend(fault);
+        // Drawn only when asked for, so that other scenarios draw as before.
+        let target = match fault.as_ref() {
+            Some(f) if r.target_rate > 0.0 && f.kind().targetable() => {
+                draw_target(scenario.nodes, r, f, &mut downs, &mut rng)
+            }
+            _ => None,
+        };
+        faults.extend(fault.map(|f| match target {
+            Some(target) => FaultSpec::targeted(f, target),
+            None => f.into(),
+        }));
     }
     faults
+}
+
+/// Whether the drawn `fault` names a role instead of its ids (with probability
+/// `target_rate`), and which: one of `targets`, for a down fault only one that takes
+/// down at most `max_down` nodes. The down interval drawn for the fault's own node
+/// stands for the targeted nodes, counted as one more for each further node.
+fn draw_target(
+    n: usize,
+    r: &RandomFaults,
+    fault: &Fault,
+    downs: &mut Vec<(NodeId, u64, u64)>,
+    rng: &mut impl Rng,
+) -> Option<Target> {
+    if !rng.gen_bool(r.target_rate) {
+        return None;
+    }
+    let down = fault.downed_node().is_some();
+    let fits = |t: &&Target| !down || t.size(n).is_none_or(|size| size <= r.max_down);
+    let candidates: Vec<&Target> = r.targets.iter().filter(fits).collect();
+    let target = **candidates.choose(rng)?;
+    if down {
+        let &(node, from, to) = downs.last().expect("a down fault's interval");
+        let extra = target.size(n).unwrap_or(1).saturating_sub(1);
+        // Placeholders for the further nodes: ids past the cluster, never drawn.
+        downs.extend((0..extra).map(|i| (n + node + i, from, to)));
+    }
+    Some(target)
 }
 
 /// One swarm-testing seed's generator: its enabled kinds and its interval range.

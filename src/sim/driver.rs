@@ -2,7 +2,8 @@
 //! loops over its mailbox; the main task plays the fault schedule, then heals
 //! everything and waits for the liveness phase to settle.
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -14,7 +15,9 @@ use super::trace::{Actor, TraceRecord};
 use super::world::{ClockFault, DiskFault, Failure, FailureKind, NodeAction, Op, Status, World};
 use crate::check::{Availability, Metrics};
 use crate::history::HistoryEvent;
-use crate::scenario::{Fault, Scenario, Schedule};
+use crate::process::NodeId;
+use crate::rng::{stream, Purpose};
+use crate::scenario::{Fault, FaultSpec, Scenario, Schedule};
 use crate::system::{Setup, System};
 
 /// How often the liveness phase polls the checkers, in simulated time.
@@ -38,6 +41,9 @@ pub struct SimResult<S: System> {
     pub trace: Vec<TraceRecord>,
     /// The request traces, when recorded (else empty).
     pub spans: crate::spans::RunSpans,
+    /// The nodes each targeted fault struck, by fault index, in the order they
+    /// started: what [`Schedule::with_resolved`] records.
+    pub resolved: Vec<(usize, Vec<NodeId>)>,
 }
 
 type Shared<S> = Arc<Mutex<World<S>>>;
@@ -193,6 +199,9 @@ pub async fn simulate<S: System>(
         world: &world,
         faults: &schedule.faults,
         active: BTreeSet::new(),
+        struck: BTreeMap::new(),
+        resolved: Vec::new(),
+        rng: stream(schedule.seed, Purpose::Target, 0),
     };
     let duration_ns = scenario.duration_ms * 1_000_000;
     let mut timeline: Vec<(u64, usize, bool)> = Vec::new();
@@ -322,6 +331,7 @@ pub async fn simulate<S: System>(
                 scenario: scenario.name.clone(),
                 ..w.take_spans(sim_ns)
             },
+            resolved: std::mem::take(&mut nemesis.resolved),
         }
     };
     // Each actor's task holds the world, and the world's mailboxes hold the tasks'
@@ -365,8 +375,15 @@ async fn sleep_until<S: System>(
 struct Nemesis<'a, S: System> {
     handle: &'a Handle,
     world: &'a Shared<S>,
-    faults: &'a [Fault],
+    faults: &'a [FaultSpec],
     active: BTreeSet<usize>,
+    /// What each targeted fault that started struck, as concrete faults: what its
+    /// end undoes. At most one entry per fault of the schedule.
+    struck: BTreeMap<usize, Vec<Fault>>,
+    /// The ids each targeted fault resolved to, in start order.
+    resolved: Vec<(usize, Vec<NodeId>)>,
+    /// Draws the random targets (`minority`, `majority`, `one`).
+    rng: rand_chacha::ChaCha8Rng,
 }
 
 impl<S: System> Nemesis<'_, S> {
@@ -374,15 +391,47 @@ impl<S: System> Nemesis<'_, S> {
         if !on && !self.active.remove(&index) {
             return; // already ended
         }
-        let fault = &self.faults[index];
-        let mut w = lock(self.world);
-        let now = w.now_ns();
-        let event = if on { "fault" } else { "heal" };
-        w.trace
-            .event(now, Actor::Sim, event, &index, || format!("{fault:?}"));
-        if on {
-            w.fault_started(index);
+        let spec = &self.faults[index];
+        let concrete: Cow<'_, [Fault]> = {
+            let mut w = lock(self.world);
+            let now = w.now_ns();
+            let event = if on { "fault" } else { "heal" };
+            w.trace.event(now, Actor::Sim, event, &index, || {
+                format!("{:?}", spec.fault)
+            });
+            if on {
+                w.fault_started(index);
+            }
+            match spec.target {
+                None => Cow::Borrowed(std::slice::from_ref(&spec.fault)),
+                Some(target) if on => {
+                    let ids = match &spec.resolved {
+                        Some(ids) => ids.clone(),
+                        None => target.resolve(&w.roles(), &mut self.rng),
+                    };
+                    w.trace
+                        .event(now, Actor::Sim, "target", &(index, &ids), || {
+                            format!("fault {index}: {} = {ids:?}", target.name())
+                        });
+                    let struck = spec.concrete(&ids, w.nodes.len());
+                    self.resolved.push((index, ids));
+                    self.struck.insert(index, struck.clone());
+                    Cow::Owned(struck)
+                }
+                Some(_) => Cow::Owned(self.struck.remove(&index).unwrap_or_default()),
+            }
+        };
+        for fault in concrete.iter() {
+            self.apply(index, fault, on);
         }
+        if on && spec.heals() && !spec.permanent() {
+            self.active.insert(index);
+        }
+    }
+
+    /// Starts or ends one concrete fault, as fault `index` of the schedule.
+    fn apply(&self, index: usize, fault: &Fault, on: bool) {
+        let mut w = lock(self.world);
         match *fault {
             Fault::Crash { node, torn, .. } => self.down(w, node, index, torn, false, on),
             Fault::DiskWipe { node, .. } => self.down(w, node, index, false, true, on),
@@ -435,9 +484,6 @@ impl<S: System> Nemesis<'_, S> {
             }
             _ => w.net.apply(index, fault, on),
         }
-        if on && fault.heals() && !fault.permanent() {
-            self.active.insert(index);
-        }
     }
 
     /// A crash or disk wipe starts or ends, on the world and on madsim's node.
@@ -476,9 +522,17 @@ impl<S: System> Nemesis<'_, S> {
         }
         let w = lock(self.world);
         let paused_for_good = |node| {
-            self.faults
+            let concrete = self
+                .faults
                 .iter()
-                .any(|f| f.permanent() && matches!(*f, Fault::Pause { node: n, .. } if n == node))
+                .enumerate()
+                .flat_map(|(i, f)| match f.target {
+                    None => std::slice::from_ref(&f.fault),
+                    Some(_) => self.struck.get(&i).map_or(&[][..], Vec::as_slice),
+                });
+            concrete
+                .filter(|f| f.permanent())
+                .any(|f| matches!(*f, Fault::Pause { node: n, .. } if n == node))
         };
         assert!(
             (0..w.nodes.len()).all(|n| w.nodes[n].status != Status::Paused || paused_for_good(n)),

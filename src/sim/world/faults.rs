@@ -8,14 +8,22 @@ use super::super::mailbox::Due;
 use super::super::trace::Actor;
 use super::{NodeInput, Status, World};
 use crate::process::NodeId;
-use crate::scenario::{Fault, Latency};
+use crate::scenario::{FaultSpec, Latency};
 use crate::storage::Storage;
 use crate::system::System;
 
 impl<S: System> World<S> {
+    /// Each node's role now ([`crate::Process::role`]); `None` while it is down.
+    pub fn roles(&self) -> Vec<Option<crate::process::Role>> {
+        self.processes
+            .iter()
+            .map(|p| p.as_ref().map(crate::Process::role))
+            .collect()
+    }
+
     /// The run's fault schedule, for the per-fault effects in [`World::metrics`].
-    pub fn set_faults(&mut self, faults: &[Fault]) {
-        self.fault_kinds = faults.iter().map(Fault::kind).collect();
+    pub fn set_faults(&mut self, faults: &[FaultSpec]) {
+        self.fault_kinds = faults.iter().map(|f| f.kind()).collect();
         self.fault_started = vec![false; faults.len()];
         self.operator.enabled = faults.iter().any(|f| f.kind().is_membership());
     }
