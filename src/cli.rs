@@ -89,6 +89,33 @@ enum Command {
         #[command(flatten)]
         target: Target,
     },
+    /// Guided exploration: spend a budget of runs on fresh seeds and on forks of the
+    /// runs that reached rare `sometimes` marks or fault effects (their faults up to a
+    /// random cut, then new random faults). Prints each failure found with its replay
+    /// command and writes its schedule under results/SCENARIO/explore/. Deterministic
+    /// for a given --seed. Exit 1 when a run failed, 0 when none did, 2 on bad input.
+    Explore {
+        /// A scenario file, or the name of one in scenarios/.
+        scenario: String,
+        /// Runs to spend.
+        #[arg(long, default_value_t = 200)]
+        budget: usize,
+        /// The explorer's seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Inject a bug by name (see `faultline bugs`); repeatable.
+        #[arg(long = "bug")]
+        bugs: Vec<String>,
+        /// The share of runs spent on forks once some run reached something new.
+        #[arg(long, default_value_t = 0.5)]
+        fork_share: f64,
+        /// Runs at once [default: the number of cores]; the result does not depend on it.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// One line per injectable bug: NAME SCENARIO description.
     Bugs,
     /// Check history files for linearizability: Jepsen/Knossos EDN (op maps, one per
@@ -279,6 +306,26 @@ impl Invocation {
             }
             Command::Replay { target, traces } => replay(self, &target, traces.traces),
             Command::Shrink { target } => shrink(self, &target),
+            Command::Explore {
+                scenario,
+                budget,
+                seed,
+                bugs,
+                fork_share,
+                jobs,
+                json,
+            } => {
+                let request = crate::explore::ExploreRequest {
+                    budget,
+                    seed,
+                    bugs,
+                    fork_share,
+                    jobs: jobs.unwrap_or_else(|| {
+                        std::thread::available_parallelism().map_or(1, |n| n.get())
+                    }),
+                };
+                explore(self, &scenario, &request, json)
+            }
             Command::Check(args) => check(&args),
             Command::Report { dir } => match crate::report::write(&dir) {
                 Ok(path) => {
@@ -810,6 +857,92 @@ fn shrink(invocation: &Invocation, target: &Target) -> u8 {
     }
     println!("  replay: {replay}");
     1
+}
+
+fn explore(
+    invocation: &Invocation,
+    scenario: &str,
+    request: &crate::explore::ExploreRequest,
+    json: bool,
+) -> u8 {
+    if request.budget == 0 || request.budget > crate::explore::BUDGET_MAX {
+        let max = crate::explore::BUDGET_MAX;
+        return usage(format!("--budget must be between 1 and {max}"));
+    }
+    if !(0.0..=1.0).contains(&request.fork_share) {
+        return usage("--fork-share must be within [0, 1]");
+    }
+    if request.jobs == 0 {
+        return usage("--jobs must be at least 1");
+    }
+    let target = Target {
+        scenario: scenario.to_string(),
+        seed: None,
+        schedule: None,
+        bugs: request.bugs.clone(),
+    };
+    let (scenario, protocol, _) = match prepare(invocation, &target, vec![0]) {
+        Ok(prepared) => prepared,
+        Err(e) => return usage(e),
+    };
+    let started = std::time::Instant::now();
+    let found = match (protocol.explore)(&scenario, request) {
+        Ok(found) => found,
+        Err(e) => return usage(e),
+    };
+    let dir = Path::new("results").join(&scenario.name).join("explore");
+    let mut replays = Vec::new();
+    for f in &found.failures {
+        let path = dir.join(format!("run-{}.toml", f.run));
+        let written = std::fs::create_dir_all(&dir)
+            .and_then(|()| std::fs::write(&path, f.schedule.to_toml()));
+        if let Err(e) = written {
+            eprintln!("error: cannot write {}: {e}", path.display());
+            return 3;
+        }
+        let mut replay = format!(
+            "{} {} --schedule {}",
+            invocation.replay,
+            scenario.file,
+            path.display()
+        );
+        for bug in &request.bugs {
+            replay.push_str(&format!(" --bug {bug}"));
+        }
+        replays.push(replay);
+    }
+    if json {
+        let mut out = serde_json::to_value(&found).expect("serializes");
+        out["replays"] = replays.clone().into();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("serializes")
+        );
+    } else {
+        println!(
+            "explored {}: {} runs ({} forks), {} in the corpus, {} features, {:.1} s",
+            found.scenario,
+            found.runs,
+            found.forks,
+            found.corpus,
+            found.features.len(),
+            started.elapsed().as_secs_f64()
+        );
+        for (f, replay) in found.failures.iter().zip(&replays) {
+            let kind = if f.fork { "fork" } else { "seed" };
+            println!(
+                "  run {} ({kind}, seed {}): {} `{}`: {}",
+                f.run,
+                f.schedule.seed,
+                f.failure.kind.name(),
+                f.failure.check,
+                f.failure.message
+            );
+            println!("    replay: {replay}");
+        }
+        println!("failures: {}", found.failures.len());
+    }
+    u8::from(!found.failures.is_empty())
 }
 
 /// Trace lines on stdout, each with the simulated time and the node it happened at.

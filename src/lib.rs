@@ -151,6 +151,8 @@ pub mod system;
 #[cfg(madsim)]
 pub mod cli;
 #[cfg(madsim)]
+pub mod explore;
+#[cfg(madsim)]
 pub mod lessons;
 #[cfg(madsim)]
 pub mod registry;

@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+use crate::explore::{explore, Exploration, ExploreRequest};
 use crate::run::{run, RunRequest, Summary};
 use crate::scenario::{Scenario, ScenarioError, Schedule};
 use crate::shrink::{shrink_seed, Shrunk};
@@ -23,6 +24,8 @@ pub struct Protocol {
     pub bugs: fn() -> &'static [Bug],
     /// [`shrink_seed`] for this system: a failing seed's smallest schedule found.
     pub shrink: ShrinkFn,
+    /// [`explore`] for this system: a guided search over fault schedules.
+    pub explore: fn(&Scenario, &ExploreRequest) -> Result<Exploration, ScenarioError>,
 }
 
 /// [`shrink_seed`], its system erased: (scenario, bugs, seed, schedule, on_step).
@@ -55,6 +58,7 @@ pub fn entry<S: System>() -> Protocol {
         run: run::<S>,
         bugs: S::bugs,
         shrink: shrink_seed::<S>,
+        explore: explore::<S>,
     }
 }
 

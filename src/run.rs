@@ -429,6 +429,15 @@ fn difference(a: &Outcome, b: &Outcome) -> Option<String> {
     None
 }
 
+/// A finished run's status and failure, as a sweep judges it: the run's own failure,
+/// else a metric outside its `[expect.metrics]` bounds.
+pub(crate) fn verdict(scenario: &Scenario, mut outcome: Outcome) -> (Status, Outcome) {
+    if outcome.failure.is_none() {
+        outcome.failure = metric_failure(scenario, &outcome.metrics, outcome.sim_ns);
+    }
+    (judge(scenario, &outcome), outcome)
+}
+
 fn judge(scenario: &Scenario, outcome: &Outcome) -> Status {
     let failure = outcome.failure.as_ref();
     match (&scenario.expect.failure, failure) {
