@@ -250,6 +250,24 @@ fn fork_of<S: System>(
         swarm_kinds: None,
         ..parent.clone()
     };
+    // A prefix fault that lasts past the cut may meet a suffix one on the same node:
+    // the suffix's down faults give way (all of them, if the first cut is not enough).
+    let prefix_down_end = schedule.faults[..prefix]
+        .iter()
+        .filter(|f| f.downed_node().is_some())
+        .map(|f| f.end_ms().unwrap_or(u64::MAX))
+        .max()
+        .unwrap_or(0);
+    for keep_late in [true, false] {
+        if scenario.check_faults("faults", &schedule.faults).is_ok() {
+            break;
+        }
+        let mut i = 0;
+        schedule.faults.retain(|f| {
+            i += 1;
+            i <= prefix || f.downed_node().is_none() || (keep_late && f.at_ms() >= prefix_down_end)
+        });
+    }
     let bootstrap = S::bootstrap_members(setup);
     if scenario
         .check_members("faults", &schedule.faults, bootstrap.as_ref())

@@ -227,6 +227,7 @@ nodes = 5
 [[faults]]
 kind = "crash"
 at_ms = 2000
+restart_ms = 2500
 target = "leader"
 [[faults]]
 kind = "pause"
@@ -263,9 +264,9 @@ fn bad_targets_are_refused_naming_the_field() {
     assert!(e.contains("remove `node`") && e.contains("bad.toml"), "{e}");
     let e = refused("kind = \"crash\"\nat_ms = 1000\ntarget = \"primary\"");
     assert!(e.contains("primary") && e.contains("leader"), "{e}");
-    let e = refused("kind = \"crash\"\nat_ms = 1000\ntarget = \"majority\"\nresolved = [1, 2]");
+    let e = refused("kind = \"crash\"\nat_ms = 1000\ntarget = \"minority\"\nresolved = [0, 1, 2]");
     assert!(
-        e.contains("faults[0].resolved") && e.contains("3 of 5"),
+        e.contains("faults[0].resolved") && e.contains("2 of 5"),
         "{e}"
     );
     let e = refused("kind = \"crash\"\nat_ms = 1000\ntarget = \"one\"\nresolved = [7]");
@@ -275,6 +276,13 @@ fn bad_targets_are_refused_naming_the_field() {
     );
     let e = refused("kind = \"crash\"\nat_ms = 1000\nnode = 1\nresolved = [1]");
     assert!(e.contains("faults[0].resolved"), "{e}");
+    let e = refused(
+        "kind = \"pause\"\nat_ms = 1000\ntarget = \"leader\"\n[[faults]]\nkind = \"crash\"\nat_ms = 1500\nnode = 2",
+    );
+    assert!(
+        e.contains("faults[0].at_ms") && e.contains("faults[1] overlaps"),
+        "{e}"
+    );
 }
 
 #[test]

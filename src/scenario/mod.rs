@@ -885,6 +885,25 @@ impl Scenario {
                 check_fault_shape(&concrete).map_err(|(name, m)| self.err(field(name), m))?;
             }
         }
+        // A targeted down fault learns its nodes only when it starts: no other down
+        // fault may overlap it, so that no node is taken down twice at once.
+        let end = |f: &Fault| f.end_ms().unwrap_or(u64::MAX);
+        for (i, f) in faults.iter().enumerate() {
+            if f.target.is_none() || f.downed_node().is_none() {
+                continue;
+            }
+            let overlap = faults.iter().enumerate().find(|&(j, g)| {
+                j != i && g.downed_node().is_some() && g.at_ms() < end(f) && f.at_ms() < end(g)
+            });
+            if let Some((j, _)) = overlap {
+                let message = format!(
+                    "a targeted `{}` may overlap no other crash, pause or disk-wipe, \
+                     but {what}[{j}] overlaps it",
+                    f.kind().name()
+                );
+                return Err(self.err(format!("{what}[{i}].at_ms"), message));
+            }
+        }
         // The same node cannot be down twice at once: that would be more concurrent
         // crashes than there are nodes to crash.
         let downs: Vec<_> = faults
@@ -895,7 +914,6 @@ impl Scenario {
             .collect();
         for (a, (i, node, f)) in downs.iter().enumerate() {
             for (j, other, g) in &downs[a + 1..] {
-                let end = |f: &Fault| f.end_ms().unwrap_or(u64::MAX);
                 if node == other && f.at_ms() < end(g) && g.at_ms() < end(f) {
                     let message = format!("node {node} is already down then (by {what}[{i}])");
                     return Err(self.err(format!("{what}[{j}].at_ms"), message));

@@ -182,8 +182,7 @@ fn generate(
 
 /// Whether the drawn `fault` names a role instead of its ids (with probability
 /// `target_rate`), and which: one of `targets`, for a down fault only one that takes
-/// down at most `max_down` nodes. The down interval drawn for the fault's own node
-/// stands for the targeted nodes, counted as one more for each further node.
+/// down at most `max_down` nodes, and only when no other down fault overlaps it.
 fn draw_target(
     n: usize,
     r: &RandomFaults,
@@ -199,10 +198,16 @@ fn draw_target(
     let candidates: Vec<&Target> = r.targets.iter().filter(fits).collect();
     let target = **candidates.choose(rng)?;
     if down {
-        let &(node, from, to) = downs.last().expect("a down fault's interval");
-        let extra = target.size(n).unwrap_or(1).saturating_sub(1);
-        // Placeholders for the further nodes: ids past the cluster, never drawn.
-        downs.extend((0..extra).map(|i| (n + node + i, from, to)));
+        // Which nodes it takes down is known only when it starts, so no other down
+        // fault may overlap it (see `Scenario::check_faults`): it stays untargeted
+        // when one does, and it fills every down slot of its window when it is.
+        let &(_, from, to) = downs.last().expect("a down fault's interval");
+        let others = &downs[..downs.len() - 1];
+        if others.iter().any(|&(_, a, b)| a < to && from < b) {
+            return None;
+        }
+        // Placeholders: ids past the cluster, never drawn.
+        downs.extend((0..r.max_down).map(|i| (n + i, from, to)));
     }
     Some(target)
 }

@@ -216,7 +216,7 @@ impl FaultSpec {
     }
 
     /// Checks the target fields: a targetable kind; `resolved` ids below `n`, sorted
-    /// and distinct, as many as the target names. `Err` names the field and why.
+    /// and distinct, at most as many as the target names. `Err` names the field and why.
     pub(crate) fn check_target(&self, n: usize) -> Result<(), (&'static str, String)> {
         let Some(target) = self.target else {
             return match self.resolved {
@@ -241,7 +241,8 @@ impl FaultSpec {
             if ids.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(("resolved", "ids must be sorted and distinct".into()));
             }
-            if let Some(size) = target.size(n).filter(|&s| s != ids.len()) {
+            // A down fault strikes only the nodes that were up: it may name fewer.
+            if let Some(size) = target.size(n).filter(|&s| s < ids.len()) {
                 return Err((
                     "resolved",
                     format!(

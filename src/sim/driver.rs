@@ -407,7 +407,15 @@ impl<S: System> Nemesis<'_, S> {
                 Some(target) if on => {
                     let ids = match &spec.resolved {
                         Some(ids) => ids.clone(),
-                        None => target.resolve(&w.roles(), &mut self.rng),
+                        None => {
+                            let mut ids = target.resolve(&w.roles(), &mut self.rng);
+                            // A down fault strikes only nodes that are up: one that
+                            // aborted itself stays as it is.
+                            if spec.downed_node().is_some() {
+                                ids.retain(|&id| w.nodes[id].status == Status::Up);
+                            }
+                            ids
+                        }
                     };
                     w.trace
                         .event(now, Actor::Sim, "target", &(index, &ids), || {
