@@ -1,5 +1,5 @@
-//! The `faultline` command line: `list`, `run`, `replay`, `bugs` and `check`, for the
-//! built-in protocols and for any others a crate adds.
+//! The `faultline` command line: `list`, `run`, `merge`, `replay`, `bugs` and `check`,
+//! for the built-in protocols and for any others a crate adds.
 //!
 //! Exit codes: 0 every seed passed, 1 a seed failed, 2 bad input or usage, 3 a verdict
 //! is unknown.
@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::registry::{self, Protocol};
-use crate::run::{RunRequest, Status, Summary};
+use crate::run::{RunRequest, Shard, Status, Summary};
 use crate::scenario::{Scenario, ScenarioError, Schedule};
 use crate::system::System;
 use crate::testing::parse_seed_range;
@@ -52,6 +52,11 @@ enum Command {
         /// A range of seeds, A..B (B excluded) [default: 0..20].
         #[arg(long, conflicts_with = "seed")]
         seeds: Option<String>,
+        /// Run only shard I of N (0 <= I < N) of the seeds: those s with s % N == I.
+        /// Each shard's `--json` summary says which it is; `faultline merge` makes the
+        /// sweep's summary of them. A shard's exit code judges its seeds alone.
+        #[arg(long, value_name = "I/N", conflicts_with = "seed")]
+        shard: Option<String>,
         /// Seeds run at once [default: the number of cores].
         #[arg(long)]
         jobs: Option<usize>,
@@ -70,6 +75,19 @@ enum Command {
         json: bool,
         #[command(flatten)]
         traces: Traces,
+    },
+    /// Merge the `run --json` summaries of a sweep's shards (`run --shard I/N`, or
+    /// disjoint seed ranges) into the summary one run over all their seeds gives, as
+    /// JSON on stdout; its exit code is that run's (0 passed, 1 a seed failed, 3
+    /// unknown). Exit 2 if a file cannot be read, or the summaries are of different
+    /// scenarios or bugs, overlap, or leave out a shard.
+    Merge {
+        /// The summaries, one per shard.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Also print the human summary of the merged sweep, on stderr.
+        #[arg(long)]
+        human: bool,
     },
     /// Rerun one seed with full tracing (filter with RUST_LOG, e.g. RUST_LOG=faultline=info).
     Replay {
@@ -285,6 +303,7 @@ impl Invocation {
             Command::Run {
                 target,
                 seeds,
+                shard,
                 jobs,
                 check_determinism,
                 keep,
@@ -295,6 +314,7 @@ impl Invocation {
                 let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
                 let options = RunOptions {
                     seeds,
+                    shard,
                     jobs: jobs.unwrap_or(cores),
                     check_determinism,
                     keep,
@@ -304,6 +324,7 @@ impl Invocation {
                 };
                 run(self, &target, &options)
             }
+            Command::Merge { files, human } => merge(self, &files, human),
             Command::Replay { target, traces } => replay(self, &target, traces.traces),
             Command::Shrink { target } => shrink(self, &target),
             Command::Explore {
@@ -683,6 +704,7 @@ fn bugs(invocation: &Invocation) -> u8 {
 
 struct RunOptions {
     seeds: Option<String>,
+    shard: Option<String>,
     jobs: usize,
     check_determinism: bool,
     keep: bool,
@@ -723,7 +745,7 @@ fn prepare(
 }
 
 fn run(invocation: &Invocation, target: &Target, options: &RunOptions) -> u8 {
-    let seeds = match (target.seed, &options.seeds) {
+    let mut seeds: Vec<u64> = match (target.seed, &options.seeds) {
         (Some(seed), _) => vec![seed],
         (None, Some(range)) => match parse_seed_range(range) {
             Ok(r) => r.collect(),
@@ -731,6 +753,19 @@ fn run(invocation: &Invocation, target: &Target, options: &RunOptions) -> u8 {
         },
         (None, None) => (0..20).collect(),
     };
+    let shard = match &options.shard {
+        Some(text) => {
+            let range = options.seeds.as_deref().unwrap_or("0..20");
+            match Shard::parse(text, range) {
+                Ok(shard) => Some(shard),
+                Err(e) => return usage(e),
+            }
+        }
+        None => None,
+    };
+    if let Some(shard) = &shard {
+        seeds.retain(|&s| shard.has(s));
+    }
     if options.jobs == 0 {
         return usage("--jobs must be at least 1");
     }
@@ -744,10 +779,11 @@ fn run(invocation: &Invocation, target: &Target, options: &RunOptions) -> u8 {
     request.failing_artifacts_max = options.artifacts_max;
     request.progress = !options.json;
     request.traces = options.traces.clone();
-    let summary = match (protocol.run)(&scenario, &request) {
+    let mut summary = match (protocol.run)(&scenario, &request) {
         Ok(summary) => summary,
         Err(e) => return usage(e),
     };
+    summary.shard = shard;
     if options.json {
         println!(
             "{}",
@@ -757,6 +793,44 @@ fn run(invocation: &Invocation, target: &Target, options: &RunOptions) -> u8 {
         print_summary(invocation, &summary, target);
     }
     traces_written(&summary, options.json).unwrap_or(summary.exit_code() as u8)
+}
+
+/// `merge FILES...`: the sweep's summary from its shards' summaries.
+fn merge(invocation: &Invocation, files: &[PathBuf], human: bool) -> u8 {
+    let mut parts = Vec::with_capacity(files.len());
+    for file in files {
+        let name = file.display().to_string();
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) => return usage(format!("cannot read {name}: {e}")),
+        };
+        match serde_json::from_str::<Summary>(&text) {
+            Ok(summary) => parts.push((name, summary)),
+            Err(e) => return usage(format!("{name}: not a `faultline run --json` summary: {e}")),
+        }
+    }
+    let merged = match crate::run::merge(parts) {
+        Ok(merged) => merged,
+        Err(e) => return usage(e),
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&merged).expect("a summary serializes")
+    );
+    if human {
+        // The replay lines name the bugs the run was given, not the scenario's own.
+        let own = Scenario::find(&merged.file).map_or(0, |s| s.bugs.len());
+        let target = Target {
+            scenario: merged.file.clone(),
+            seed: None,
+            schedule: None,
+            bugs: merged.bugs.iter().skip(own).cloned().collect(),
+        };
+        let mut text = Vec::new();
+        write_summary(&mut text, invocation, &merged, &target).expect("writes to memory");
+        eprint!("{}", String::from_utf8_lossy(&text));
+    }
+    merged.exit_code() as u8
 }
 
 /// Prints the request trace files each seed wrote (unless the summary went out as
@@ -995,17 +1069,29 @@ fn replay_command(
 }
 
 fn print_summary(invocation: &Invocation, summary: &Summary, target: &Target) {
+    write_summary(&mut std::io::stdout().lock(), invocation, summary, target)
+        .expect("write the summary to stdout");
+}
+
+/// The human summary of a sweep.
+fn write_summary(
+    out: &mut dyn std::io::Write,
+    invocation: &Invocation,
+    summary: &Summary,
+    target: &Target,
+) -> std::io::Result<()> {
     let s = summary;
     let bugs = if s.bugs.is_empty() {
         String::new()
     } else {
         format!(" with bugs {}", s.bugs.join(", "))
     };
-    println!("scenario {} ({}{bugs})", s.scenario, s.protocol);
-    println!(
+    writeln!(out, "scenario {} ({}{bugs})", s.scenario, s.protocol)?;
+    writeln!(
+        out,
         "seeds run: {}  passed: {}  failed: {}  unknown: {}",
         s.seeds_run, s.passed, s.failed, s.unknown
-    );
+    )?;
     if let Some(expected) = &s.expect_failure {
         let shown: Vec<_> = s
             .runs
@@ -1013,34 +1099,54 @@ fn print_summary(invocation: &Invocation, summary: &Summary, target: &Target) {
             .filter(|r| r.status == Status::Shown)
             .map(|r| r.seed)
             .collect();
-        println!(
+        writeln!(
+            out,
             "lesson: `{expected}` must fail; it did in {} of {} seeds {:?}",
             shown.len(),
             s.seeds_run,
             shown
-        );
+        )?;
+    }
+    if let Some(shard) = &s.shard {
+        writeln!(
+            out,
+            "shard {}/{} of seeds {} (the seeds s with s % {} == {})",
+            shard.index, shard.count, shard.seeds, shard.count, shard.index
+        )?;
     }
     if !s.failing_seeds.is_empty() {
-        println!("failing seeds: {:?}", s.failing_seeds);
+        writeln!(out, "failing seeds: {:?}", s.failing_seeds)?;
+        writeln!(
+            out,
+            "failures by signature (seeds, the smallest, then the signature):"
+        )?;
+        for g in &s.groups {
+            writeln!(
+                out,
+                "  {:>5}  seed {:<6} {}",
+                g.count, g.smallest_seed, g.signature
+            )?;
+        }
     }
     for failure in &s.sweep_failures {
-        println!("sweep failed: {failure}");
+        writeln!(out, "sweep failed: {failure}")?;
     }
     let speed = if s.wall_ms > 0.0 {
         s.sim_ms / s.wall_ms
     } else {
         0.0
     };
-    println!(
+    writeln!(
+        out,
         "simulated {:.1} s in {:.2} s wall ({speed:.0}x)",
         s.sim_ms / 1e3,
         s.wall_ms / 1e3
-    );
-    print_fault_effects(s);
+    )?;
+    write_fault_effects(out, s)?;
     if !s.sometimes.is_empty() {
-        println!("sometimes (fraction of seeds that reached each):");
+        writeln!(out, "sometimes (fraction of seeds that reached each):")?;
         for (name, fraction) in &s.sometimes {
-            println!("  {fraction:>6.3}  {name}");
+            writeln!(out, "  {fraction:>6.3}  {name}")?;
         }
     }
     for r in s
@@ -1058,26 +1164,29 @@ fn print_summary(invocation: &Invocation, summary: &Summary, target: &Target) {
             ),
             None => "verdict unknown".to_string(),
         };
-        println!("seed {}: {what}", r.seed);
-        println!(
+        writeln!(out, "seed {}: {what}", r.seed)?;
+        writeln!(
+            out,
             "  replay: {}",
             replay_command(invocation, s, target, r.seed)
-        );
+        )?;
         match &r.artifacts {
-            Some(dir) => println!("  artifacts: {dir}"),
-            None if r.status != Status::Unknown => {
-                println!("  artifacts: none (--artifacts-max reached; the replay writes them)")
-            }
+            Some(dir) => writeln!(out, "  artifacts: {dir}")?,
+            None if r.status != Status::Unknown => writeln!(
+                out,
+                "  artifacts: none (--artifacts-max reached; the replay writes them)"
+            )?,
             None => {}
         }
     }
     if let [only] = s.runs.as_slice() {
-        println!("trace-hash: {:016x}", only.trace_hash);
+        writeln!(out, "trace-hash: {:016x}", only.trace_hash)?;
     }
+    Ok(())
 }
 
 /// One line per fault kind: how many seeds saw each of its effects, out of the sweep.
-fn print_fault_effects(s: &Summary) {
+fn write_fault_effects(out: &mut dyn std::io::Write, s: &Summary) -> std::io::Result<()> {
     let mut kinds: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for (metric, seeds) in &s.fault_effects {
         let Some((kind, effect)) = metric
@@ -1092,13 +1201,15 @@ fn print_fault_effects(s: &Summary) {
             .push(format!("{effect} {seeds}"));
     }
     if kinds.is_empty() {
-        return;
+        return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "fault effects (seeds of {} in which each happened):",
         s.seeds_run
-    );
+    )?;
     for (kind, effects) in kinds {
-        println!("  {kind:<14} {}", effects.join(", "));
+        writeln!(out, "  {kind:<14} {}", effects.join(", "))?;
     }
+    Ok(())
 }

@@ -1,5 +1,6 @@
 //! Running scenarios: one seed on a fresh thread and runtime, sweeps over seed ranges
-//! with several jobs, the determinism check, expectations and artifacts.
+//! with several jobs, the determinism check, expectations and artifacts; failures
+//! grouped by signature; and summaries of shards of a sweep merged into the sweep's.
 
 #![warn(missing_docs)]
 
@@ -9,7 +10,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::check::Metrics;
 use crate::scenario::{Scenario, ScenarioError, Schedule};
@@ -65,7 +68,7 @@ impl Default for RunRequest {
 }
 
 /// How one seed ended, judged against the scenario's expectation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Every check passed, as expected.
@@ -82,7 +85,7 @@ pub enum Status {
 }
 
 /// One seed's run: its `summary.json`, and a row of a sweep.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SeedReport {
     /// The seed.
     pub seed: u64,
@@ -90,8 +93,11 @@ pub struct SeedReport {
     pub status: Status,
     /// The failure, if any (an expected one included).
     pub failure: Option<Failure>,
+    /// The failure's [`signature`], if there is a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
     /// The trace hash, the run's fingerprint (16 hex digits in JSON).
-    #[serde(serialize_with = "hex")]
+    #[serde(serialize_with = "hex", deserialize_with = "unhex")]
     pub trace_hash: u64,
     /// Events the trace hash covers.
     pub trace_events: u64,
@@ -108,7 +114,7 @@ pub struct SeedReport {
     /// Where its artifacts went, if anywhere.
     pub artifacts: Option<String>,
     /// The request trace files written (`--traces`), or why they could not be.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub traces: Vec<String>,
 }
 
@@ -116,8 +122,14 @@ fn hex<S: serde::Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("{v:016x}"))
 }
 
+fn unhex<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(d)?;
+    u64::from_str_radix(&text, 16)
+        .map_err(|e| serde::de::Error::custom(format!("trace hash `{text}`: {e}")))
+}
+
 /// Mean, min, max, p50 and p99 of one metric over the seeds of a sweep.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Aggregate {
     /// The mean.
     pub mean: f64,
@@ -131,9 +143,132 @@ pub struct Aggregate {
     pub max: f64,
 }
 
+/// The failures of a sweep that share a [`signature`]: the same check, failing with
+/// the same message once numbers and ids are taken out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    /// `CHECK: MESSAGE`, the message normalised by [`normalise`].
+    pub signature: String,
+    /// The check that failed ([`Failure::check`]).
+    pub check: String,
+    /// Failed seeds with this signature.
+    pub count: usize,
+    /// The smallest of them: the one to replay first.
+    pub smallest_seed: u64,
+    /// All of them, in ascending order.
+    pub seeds: Vec<u64>,
+}
+
+/// Which share of a sweep's seeds one process ran (`faultline run --shard I/N`): the
+/// seeds `s` of the range with `s % count == index`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    /// This shard, from 0.
+    pub index: u64,
+    /// The number of shards the sweep is cut into.
+    pub count: u64,
+    /// The whole sweep's seeds, as given to `--seeds` (`A..B`).
+    pub seeds: String,
+}
+
+impl Shard {
+    /// Parses `I/N` (0 <= I < N) for the sweep over `seeds`.
+    pub fn parse(text: &str, seeds: &str) -> Result<Shard, String> {
+        let bad = |why: &str| format!("--shard {text}: {why}; expected I/N with 0 <= I < N");
+        let (i, n) = text.split_once('/').ok_or_else(|| bad("no `/`"))?;
+        let index: u64 = i.trim().parse().map_err(|_| bad("I is not a number"))?;
+        let count: u64 = n.trim().parse().map_err(|_| bad("N is not a number"))?;
+        if count == 0 {
+            return Err(bad("N must be at least 1"));
+        }
+        if index >= count {
+            return Err(bad("I must be below N (shards are numbered from 0)"));
+        }
+        Ok(Shard {
+            index,
+            count,
+            seeds: seeds.to_string(),
+        })
+    }
+
+    /// Whether `seed` is this shard's.
+    pub fn has(&self, seed: u64) -> bool {
+        seed % self.count == self.index
+    }
+}
+
+/// A failure's signature, for grouping a sweep's failures: `CHECK: MESSAGE` with the
+/// message [`normalise`]d, e.g. `broadcast-durability: node N lost N delivered values
+/// in a restart, first id N`.
+pub fn signature(failure: &Failure) -> String {
+    format!("{}: {}", failure.check, normalise(&failure.message))
+}
+
+/// A failure message with its numbers and ids taken out, so that the same failure in
+/// different seeds reads the same. The message is cut into words (runs of letters,
+/// digits and `_`) and what lies between them:
+/// - a word of hex digits (after an optional `0x`) with at least one decimal digit in
+///   it, a number or an id, becomes `N`: `17`, `0x1f`, `7fa3c2`, `e4` → `N`;
+/// - in any other word, each run of decimal digits becomes `N`: `n3` → `nN`, `10ms`
+///   → `Nms`; words without digits stay (`dead`, `cafe`);
+/// - `N.N` becomes `N` (decimal numbers: `1.5s` → `Ns`), and runs of white space one
+///   space.
+pub fn normalise(message: &str) -> String {
+    fn word(w: &str, out: &mut String) {
+        let digits = w.strip_prefix("0x").filter(|d| !d.is_empty()).unwrap_or(w);
+        if digits.chars().all(|c| c.is_ascii_hexdigit())
+            && digits.chars().any(|c| c.is_ascii_digit())
+        {
+            out.push('N');
+            return;
+        }
+        let mut in_digits = false;
+        for c in w.chars() {
+            if c.is_ascii_digit() {
+                if !in_digits {
+                    out.push('N');
+                }
+                in_digits = true;
+            } else {
+                out.push(c);
+                in_digits = false;
+            }
+        }
+    }
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message.trim();
+    while let Some(c) = rest.chars().next() {
+        let end = if c.is_alphanumeric() || c == '_' {
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            word(&rest[..end], &mut out);
+            end
+        } else if c.is_whitespace() {
+            out.push(' ');
+            rest.find(|c: char| !c.is_whitespace())
+                .unwrap_or(rest.len())
+        } else {
+            out.push(c);
+            c.len_utf8()
+        };
+        rest = &rest[end..];
+    }
+    while out.contains("N.N") {
+        out = out.replace("N.N", "N");
+    }
+    out
+}
+
 /// A sweep's result: counts by [`Status`], the seeds that failed, aggregated metrics
 /// and every seed's report.
-#[derive(Clone, Debug, Serialize)]
+///
+/// Everything but the wall times is a function of the seeds' reports ([`runs`]) and
+/// of what ran ([`SweepHead`]): [`Summary::from_runs`] computes it, for a sweep run
+/// here and for shards' summaries merged ([`merge`]), so the two agree.
+///
+/// [`runs`]: Summary::runs
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
     /// The scenario's name.
     pub scenario: String,
@@ -145,6 +280,12 @@ pub struct Summary {
     pub bugs: Vec<String>,
     /// The check the scenario expects to fail, if it is a teaching scenario.
     pub expect_failure: Option<String>,
+    /// `[expect] sometimes`: for each mark, the fraction of seeds that must reach it.
+    #[serde(default)]
+    pub expect_sometimes: BTreeMap<String, f64>,
+    /// The share of the sweep this summary covers, if it is one shard's (`--shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
     /// Seeds run.
     pub seeds_run: usize,
     /// Seeds that did as expected: passed, or (teaching scenarios) showed the
@@ -158,6 +299,10 @@ pub struct Summary {
     pub shown: usize,
     /// The failed seeds, in ascending order.
     pub failing_seeds: Vec<u64>,
+    /// The failed seeds grouped by their failure's [`signature`], the largest group
+    /// first (ties: the smallest seed first). The counts add up to `failed`.
+    #[serde(default)]
+    pub groups: Vec<Group>,
     /// Sweep-level expectations that did not hold (`[expect] sometimes`), each a
     /// message naming the mark, the fraction of seeds that hit it and the bound.
     pub sweep_failures: Vec<String>,
@@ -166,13 +311,13 @@ pub struct Summary {
     /// Wall-clock time of the sweep, in ms.
     pub wall_ms: f64,
     /// Each metric, by name, over the seeds that produced it.
-    pub metrics: std::collections::BTreeMap<String, Aggregate>,
+    pub metrics: BTreeMap<String, Aggregate>,
     /// Proof that faults fired: for each fault effect the runs count
     /// (`fault_<kind>_<effect>` metrics), how many seeds saw it.
-    pub fault_effects: std::collections::BTreeMap<String, usize>,
+    pub fault_effects: BTreeMap<String, usize>,
     /// For each state the protocol may mark (`System::sometimes`), the fraction of
     /// seeds that reached it.
-    pub sometimes: std::collections::BTreeMap<String, f64>,
+    pub sometimes: BTreeMap<String, f64>,
     /// Every seed's report, by seed.
     pub runs: Vec<SeedReport>,
 }
@@ -232,41 +377,258 @@ pub fn run<S: System>(scenario: &Scenario, request: &RunRequest) -> Result<Summa
         }
     });
     bar.finish_and_clear();
-    let mut runs = reports.into_inner().unwrap();
-    runs.sort_by_key(|r| r.seed);
-    let count = |s: Status| runs.iter().filter(|r| r.status == s).count();
-    let sweep_failures = sometimes_failures(scenario, &runs);
-    Ok(Summary {
+    let head = SweepHead {
         scenario: scenario.name.clone(),
         file: scenario.file.clone(),
         protocol: S::NAME.to_string(),
         bugs: setup.bugs.clone(),
         expect_failure: scenario.expect.failure.clone(),
-        seeds_run: runs.len(),
-        passed: count(Status::Passed) + count(Status::Shown) + count(Status::NotShown),
-        failed: count(Status::Failed),
-        unknown: count(Status::Unknown),
-        shown: count(Status::Shown),
-        failing_seeds: runs
-            .iter()
-            .filter(|r| r.status == Status::Failed)
-            .map(|r| r.seed)
-            .collect(),
-        sweep_failures,
-        sim_ms: runs.iter().map(|r| r.sim_ms).sum(),
-        wall_ms: started.elapsed().as_secs_f64() * 1e3,
-        metrics: aggregate(&runs),
-        fault_effects: fault_effects(&runs),
-        sometimes: sometimes(S::sometimes(), &runs),
+        expect_sometimes: scenario.expect.sometimes.clone(),
+        sometimes: S::sometimes().iter().map(|n| n.to_string()).collect(),
+    };
+    let runs = reports.into_inner().unwrap();
+    Ok(Summary::from_runs(
+        head,
         runs,
-    })
+        started.elapsed().as_secs_f64() * 1e3,
+    ))
+}
+
+/// What a sweep ran, apart from its seeds: all a [`Summary`] needs beside the seeds'
+/// reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepHead {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The scenario's file, as the user named it.
+    pub file: String,
+    /// The protocol that ran.
+    pub protocol: String,
+    /// The bugs injected: the scenario's, then the request's.
+    pub bugs: Vec<String>,
+    /// The check the scenario expects to fail, if it is a teaching scenario.
+    pub expect_failure: Option<String>,
+    /// `[expect] sometimes`: the fraction of seeds each mark must reach.
+    pub expect_sometimes: BTreeMap<String, f64>,
+    /// The marks the protocol may set (`System::sometimes`), reported even when no
+    /// seed reached them.
+    pub sometimes: Vec<String>,
+}
+
+impl Summary {
+    /// The summary of a sweep whose seeds ended as `runs` (in any order), which took
+    /// `wall_ms`: the one place where counts, failing seeds, groups, metric
+    /// aggregates, fault effects, `sometimes` fractions and sweep-level expectations
+    /// are computed, for [`run`] and for [`merge`] alike. Sets each report's
+    /// [`SeedReport::signature`].
+    pub fn from_runs(head: SweepHead, mut runs: Vec<SeedReport>, wall_ms: f64) -> Summary {
+        runs.sort_by_key(|r| r.seed);
+        for r in &mut runs {
+            r.signature = r.failure.as_ref().map(signature);
+        }
+        let count = |s: Status| runs.iter().filter(|r| r.status == s).count();
+        Summary {
+            seeds_run: runs.len(),
+            passed: count(Status::Passed) + count(Status::Shown) + count(Status::NotShown),
+            failed: count(Status::Failed),
+            unknown: count(Status::Unknown),
+            shown: count(Status::Shown),
+            failing_seeds: runs
+                .iter()
+                .filter(|r| r.status == Status::Failed)
+                .map(|r| r.seed)
+                .collect(),
+            groups: groups(&runs),
+            sweep_failures: sometimes_failures(&head.expect_sometimes, &runs),
+            sim_ms: runs.iter().map(|r| r.sim_ms).sum(),
+            wall_ms,
+            metrics: aggregate(&runs),
+            fault_effects: fault_effects(&runs),
+            sometimes: sometimes(&head.sometimes, &runs),
+            scenario: head.scenario,
+            file: head.file,
+            protocol: head.protocol,
+            bugs: head.bugs,
+            expect_failure: head.expect_failure,
+            expect_sometimes: head.expect_sometimes,
+            shard: None,
+            runs,
+        }
+    }
+
+    /// What ran, without the seeds.
+    pub fn head(&self) -> SweepHead {
+        SweepHead {
+            scenario: self.scenario.clone(),
+            file: self.file.clone(),
+            protocol: self.protocol.clone(),
+            bugs: self.bugs.clone(),
+            expect_failure: self.expect_failure.clone(),
+            expect_sometimes: self.expect_sometimes.clone(),
+            sometimes: self.sometimes.keys().cloned().collect(),
+        }
+    }
+}
+
+/// Why shards' summaries cannot be merged; each names the file at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeError(pub String);
+
+impl std::fmt::Display for MergeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for MergeError {}
+
+/// Merges the summaries of a sweep's shards (each named, by its file, for the errors)
+/// into the summary one process running all their seeds gives: their seeds' reports
+/// summarized again by [`Summary::from_runs`]. The wall time is the longest shard's
+/// (the shards ran side by side). The summaries must be of the same scenario,
+/// protocol, bugs and expectations and share no seed; shards (`--shard I/N`) must be
+/// of one sweep (the same N and seed range), each once, and all there.
+pub fn merge(parts: Vec<(String, Summary)>) -> Result<Summary, MergeError> {
+    let Some((first_name, first)) = parts.first() else {
+        return Err(MergeError("no summaries to merge".into()));
+    };
+    let head = first.head();
+    let mut sometimes_names: std::collections::BTreeSet<String> = Default::default();
+    let mut seen: BTreeMap<u64, &str> = BTreeMap::new();
+    let mut shards: BTreeMap<u64, &str> = BTreeMap::new();
+    for (name, part) in &parts {
+        let other = part.head();
+        let differs = |what: &str, a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| {
+            MergeError(format!(
+                "{name}: {what} {b:?}, but {first_name} has {what} {a:?}: not shards of one sweep"
+            ))
+        };
+        if other.scenario != head.scenario {
+            return Err(differs("scenario", &head.scenario, &other.scenario));
+        }
+        if other.protocol != head.protocol {
+            return Err(differs("protocol", &head.protocol, &other.protocol));
+        }
+        if other.bugs != head.bugs {
+            return Err(differs("bugs", &head.bugs, &other.bugs));
+        }
+        if other.expect_failure != head.expect_failure {
+            return Err(differs(
+                "expect_failure",
+                &head.expect_failure,
+                &other.expect_failure,
+            ));
+        }
+        if other.expect_sometimes != head.expect_sometimes {
+            return Err(differs(
+                "expect_sometimes",
+                &head.expect_sometimes,
+                &other.expect_sometimes,
+            ));
+        }
+        if part.shard.is_some() != first.shard.is_some() {
+            return Err(MergeError(format!(
+                "{name}: {}, but {first_name} is {}",
+                shard_text(&part.shard),
+                shard_text(&first.shard)
+            )));
+        }
+        if let (Some(a), Some(b)) = (&first.shard, &part.shard) {
+            if (a.count, &a.seeds) != (b.count, &b.seeds) {
+                return Err(differs(
+                    "shard",
+                    &shard_text(&first.shard),
+                    &shard_text(&part.shard),
+                ));
+            }
+            if let Some(before) = shards.insert(b.index, name) {
+                return Err(MergeError(format!(
+                    "{name}: shard {}/{} again (also in {before})",
+                    b.index, b.count
+                )));
+            }
+        }
+        if part.runs.len() != part.seeds_run {
+            return Err(MergeError(format!(
+                "{name}: {} seeds run but {} reports in `runs`",
+                part.seeds_run,
+                part.runs.len()
+            )));
+        }
+        for r in &part.runs {
+            if let Some(before) = seen.insert(r.seed, name) {
+                return Err(MergeError(format!(
+                    "{name}: seed {} is also in {before}: the summaries overlap",
+                    r.seed
+                )));
+            }
+        }
+        sometimes_names.extend(part.sometimes.keys().cloned());
+    }
+    if let Some(shard) = &first.shard {
+        let missing: Vec<String> = (0..shard.count)
+            .filter(|i| !shards.contains_key(i))
+            .map(|i| format!("{i}/{}", shard.count))
+            .collect();
+        if !missing.is_empty() {
+            return Err(MergeError(format!(
+                "shards of --seeds {} missing: {} (have {})",
+                shard.seeds,
+                missing.join(", "),
+                shards.values().copied().collect::<Vec<_>>().join(", ")
+            )));
+        }
+    }
+    let wall_ms = parts.iter().map(|(_, p)| p.wall_ms).fold(0.0, f64::max);
+    let head = SweepHead {
+        sometimes: sometimes_names.into_iter().collect(),
+        ..head
+    };
+    let runs = parts.into_iter().flat_map(|(_, p)| p.runs).collect();
+    Ok(Summary::from_runs(head, runs, wall_ms))
+}
+
+fn shard_text(shard: &Option<Shard>) -> String {
+    match shard {
+        Some(s) => format!("shard {}/{} of --seeds {}", s.index, s.count, s.seeds),
+        None => "not a shard".into(),
+    }
+}
+
+/// Failed seeds by signature: the largest group first, then the smallest seed.
+fn groups(runs: &[SeedReport]) -> Vec<Group> {
+    let mut by_signature: BTreeMap<&str, Group> = BTreeMap::new();
+    for r in runs.iter().filter(|r| r.status == Status::Failed) {
+        let signature = r.signature.as_deref().unwrap_or("(no failure recorded)");
+        let group = by_signature.entry(signature).or_insert_with(|| Group {
+            signature: signature.to_string(),
+            check: r
+                .failure
+                .as_ref()
+                .map_or(String::new(), |f| f.check.clone()),
+            count: 0,
+            smallest_seed: r.seed,
+            seeds: Vec::new(),
+        });
+        group.count += 1;
+        group.smallest_seed = group.smallest_seed.min(r.seed);
+        group.seeds.push(r.seed);
+    }
+    let mut groups: Vec<Group> = by_signature.into_values().collect();
+    for g in &mut groups {
+        g.seeds.sort_unstable();
+    }
+    groups.sort_by(|a, b| {
+        (b.count, a.smallest_seed, &a.signature).cmp(&(a.count, b.smallest_seed, &b.signature))
+    });
+    groups
 }
 
 /// `[expect] sometimes`: each mark must show (metric `sometimes.<name>` above zero) in
 /// at least its fraction of the sweep's seeds.
-fn sometimes_failures(scenario: &Scenario, runs: &[SeedReport]) -> Vec<String> {
+fn sometimes_failures(expect: &BTreeMap<String, f64>, runs: &[SeedReport]) -> Vec<String> {
     let mut failures = Vec::new();
-    for (name, &min_fraction) in &scenario.expect.sometimes {
+    for (name, &min_fraction) in expect {
         let metric = format!("sometimes.{name}");
         let hits = runs
             .iter()
@@ -367,6 +729,7 @@ fn run_and_judge<S: System>(
         check_wall_ms: outcome.check_wall_ms,
         history_ops: outcome.history_ops,
         metrics: outcome.metrics.clone(),
+        signature: outcome.failure.as_ref().map(signature),
         failure: outcome.failure.clone(),
         artifacts: None,
         traces: Vec::new(),
@@ -627,6 +990,7 @@ fn write_artifacts<S: System>(
             ),
             time_ns: 0,
         });
+        report.signature = report.failure.as_ref().map(signature);
     }
     let written = (|| -> std::io::Result<()> {
         std::fs::create_dir_all(&dir)?;
@@ -666,8 +1030,8 @@ fn write_lines(path: &Path, lines: &[String]) -> std::io::Result<()> {
 }
 
 /// Seeds in which each `fault_*` metric was above zero.
-fn fault_effects(runs: &[SeedReport]) -> std::collections::BTreeMap<String, usize> {
-    let mut seen = std::collections::BTreeMap::new();
+fn fault_effects(runs: &[SeedReport]) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
     for run in runs {
         for (name, &value) in &run.metrics {
             if name.starts_with("fault_") {
@@ -680,9 +1044,8 @@ fn fault_effects(runs: &[SeedReport]) -> std::collections::BTreeMap<String, usiz
 
 /// The fraction of seeds that reached each of `names` (a `sometimes.<name>` metric
 /// above zero), and of any other name a checker marked.
-fn sometimes(names: &[&str], runs: &[SeedReport]) -> std::collections::BTreeMap<String, f64> {
-    let mut reached: std::collections::BTreeMap<String, usize> =
-        names.iter().map(|n| (n.to_string(), 0)).collect();
+fn sometimes(names: &[String], runs: &[SeedReport]) -> BTreeMap<String, f64> {
+    let mut reached: BTreeMap<String, usize> = names.iter().map(|n| (n.clone(), 0)).collect();
     for run in runs {
         for (metric, &value) in &run.metrics {
             if let Some(name) = metric.strip_prefix("sometimes.") {
@@ -697,8 +1060,8 @@ fn sometimes(names: &[&str], runs: &[SeedReport]) -> std::collections::BTreeMap<
         .collect()
 }
 
-fn aggregate(runs: &[SeedReport]) -> std::collections::BTreeMap<String, Aggregate> {
-    let mut values: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+fn aggregate(runs: &[SeedReport]) -> BTreeMap<String, Aggregate> {
+    let mut values: BTreeMap<&str, Vec<f64>> = Default::default();
     for run in runs {
         for (name, &v) in &run.metrics {
             values.entry(name).or_default().push(v);
@@ -722,4 +1085,148 @@ fn aggregate(runs: &[SeedReport]) -> std::collections::BTreeMap<String, Aggregat
             )
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalise_takes_numbers_and_ids_out() {
+        assert_eq!(
+            normalise("node 3 at index 17"),
+            "node N at index N",
+            "decimal numbers"
+        );
+        assert_eq!(
+            normalise("node 0 lost 1 delivered values in a restart, first id 8589934775"),
+            "node N lost N delivered values in a restart, first id N"
+        );
+        assert_eq!(normalise("term 12.5 after 1.25s"), "term N after Ns");
+        assert_eq!(
+            normalise("hash 0x1f then 7fa3c2 and fe12ab34"),
+            "hash N then N and N"
+        );
+        assert_eq!(
+            normalise("n3 and seed-17 took 10ms"),
+            "nN and seed-N took Nms"
+        );
+        assert_eq!(normalise("dead cafe, face: ok"), "dead cafe, face: ok");
+        assert_eq!(normalise("  two\n  lines\tend  "), "two lines end");
+        assert_eq!(normalise("{1, 2, 3} [n1, n2]"), "{N, N, N} [nN, nN]");
+    }
+
+    #[test]
+    fn a_signature_is_the_check_then_the_normalised_message() {
+        let failure = Failure {
+            kind: FailureKind::Invariant,
+            check: "election-safety".into(),
+            message: "two leaders in term 4: n1 and n3".into(),
+            time_ns: 5,
+        };
+        assert_eq!(
+            signature(&failure),
+            "election-safety: two leaders in term N: nN and nN"
+        );
+    }
+
+    #[test]
+    fn a_shard_is_i_of_n_from_0() {
+        let shard = Shard::parse("1/4", "0..200").unwrap();
+        assert_eq!((shard.index, shard.count), (1, 4));
+        let seeds: Vec<u64> = (0..10).filter(|&s| shard.has(s)).collect();
+        assert_eq!(seeds, [1, 5, 9]);
+        for bad in ["4/4", "1/0", "x", "1/", "-1/4", "1/4/2"] {
+            let e = Shard::parse(bad, "0..10").unwrap_err();
+            assert!(e.starts_with(&format!("--shard {bad}:")), "{e}");
+        }
+    }
+
+    fn report(seed: u64, status: Status, message: Option<&str>) -> SeedReport {
+        SeedReport {
+            seed,
+            status,
+            failure: message.map(|m| Failure {
+                kind: FailureKind::Invariant,
+                check: "safety".into(),
+                message: m.into(),
+                time_ns: 0,
+            }),
+            signature: None,
+            trace_hash: seed,
+            trace_events: 1,
+            sim_ms: seed as f64,
+            wall_ms: 0.0,
+            check_wall_ms: 0.0,
+            history_ops: 0,
+            metrics: [("m".to_string(), seed as f64)].into(),
+            artifacts: None,
+            traces: Vec::new(),
+        }
+    }
+
+    fn head() -> SweepHead {
+        SweepHead {
+            scenario: "s".into(),
+            file: "s.toml".into(),
+            protocol: "p".into(),
+            bugs: Vec::new(),
+            expect_failure: None,
+            expect_sometimes: BTreeMap::new(),
+            sometimes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn failures_group_by_signature_largest_first() {
+        let runs = vec![
+            report(9, Status::Failed, Some("node 2 lost 1 values")),
+            report(4, Status::Failed, Some("two leaders in term 3")),
+            report(5, Status::Passed, None),
+            report(7, Status::Failed, Some("node 0 lost 5 values")),
+            report(6, Status::Failed, Some("node 1 lost 1 values")),
+        ];
+        let summary = Summary::from_runs(head(), runs, 1.0);
+        let g = &summary.groups;
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].signature, "safety: node N lost N values");
+        assert_eq!((g[0].count, g[0].smallest_seed), (3, 6));
+        assert_eq!(g[0].seeds, [6, 7, 9]);
+        assert_eq!((g[1].count, g[1].smallest_seed), (1, 4));
+        assert_eq!(g.iter().map(|g| g.count).sum::<usize>(), summary.failed);
+        assert_eq!(
+            summary.runs[0].signature.as_deref(),
+            Some("safety: two leaders in term N")
+        );
+    }
+
+    #[test]
+    fn merged_shards_summarize_as_one_sweep() {
+        let all: Vec<SeedReport> = (0..10)
+            .map(|s| match s % 3 {
+                0 => report(s, Status::Failed, Some(&format!("node {s} lost"))),
+                _ => report(s, Status::Passed, None),
+            })
+            .collect();
+        let whole = Summary::from_runs(head(), all.clone(), 1.0);
+        let shard = |i: u64| {
+            let runs = all.iter().filter(|r| r.seed % 2 == i).cloned().collect();
+            let mut s = Summary::from_runs(head(), runs, 1.0);
+            s.shard = Some(Shard::parse(&format!("{i}/2"), "0..10").unwrap());
+            (format!("shard-{i}.json"), s)
+        };
+        let merged = merge(vec![shard(1), shard(0)]).unwrap();
+        assert_eq!(
+            serde_json::to_value(&merged).unwrap(),
+            serde_json::to_value(&whole).unwrap()
+        );
+        let e = merge(vec![shard(0), shard(0)]).unwrap_err();
+        assert!(e.0.contains("shard-0.json: shard 0/2 again"), "{e}");
+        let e = merge(vec![shard(1)]).unwrap_err();
+        assert!(e.0.contains("missing: 0/2"), "{e}");
+        let mut other = shard(1);
+        other.1.bugs = vec!["b".into()];
+        let e = merge(vec![shard(0), other]).unwrap_err();
+        assert!(e.0.starts_with("shard-1.json: bugs"), "{e}");
+    }
 }

@@ -44,7 +44,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::clock::Clock;
@@ -82,7 +82,7 @@ type NodeDue<S> = Due<NodeInput<P<S>>, <P<S> as Process>::Timer>;
 type ClientDue<S> = Due<ClientInput<P<S>>, ClientTimer<S>>;
 
 /// How a run failed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
     /// What kind of check failed.
     pub kind: FailureKind,
@@ -96,7 +96,7 @@ pub struct Failure {
 }
 
 /// The kinds of failure, named in lowercase (see [`FailureKind::name`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FailureKind {
     /// A checker's safety check (`Checker::after_step`) failed after a step.
