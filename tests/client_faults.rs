@@ -195,7 +195,7 @@ fn random_client_faults_are_drawn_and_the_same_seed_replays_them() {
             schedule
                 .faults
                 .iter()
-                .any(|f| format!("{f:?}").starts_with(kind)),
+                .any(|f| format!("{:?}", f.fault).starts_with(kind)),
             "{kind} drawn"
         );
     }

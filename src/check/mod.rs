@@ -64,7 +64,8 @@ impl<'a, P> ClusterView<'a, P> {
         self.paused.get(id).copied().unwrap_or(false)
     }
 
-    /// Total time node `id` could not run its handlers on time, up to now.
+    /// Total time node `id` could not run its handlers on time, or (its disk stalled)
+    /// make anything durable, up to now.
     pub fn stalled(&self, id: NodeId) -> Duration {
         let ns = self.stalls.get(id).map_or(0, |s| s.at_ns(self.now_ns()));
         Duration::from_nanos(ns)

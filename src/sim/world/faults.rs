@@ -166,6 +166,12 @@ impl<S: System> World<S> {
         let slot = &mut self.nodes[id];
         match fault {
             DiskFault::Stall => {
+                // A node whose disk makes nothing durable cannot acknowledge what it
+                // is sent: the progress check excuses that time as it does a pause.
+                match on {
+                    true => self.stalls[id].begin(now),
+                    false => self.stalls[id].end(now),
+                }
                 if !on {
                     let stalled = slot.disk.due_by(now);
                     self.fault_effects
