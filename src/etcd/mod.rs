@@ -23,6 +23,7 @@
 //! stream etcd's watch serves; compaction drops the events below it.
 
 pub mod store;
+pub mod watch;
 pub mod watch_check;
 
 pub use store::{
