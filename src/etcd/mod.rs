@@ -23,6 +23,8 @@
 //! stream etcd's watch serves; compaction drops the events below it.
 
 pub mod store;
+pub mod watch;
+pub mod watch_check;
 
 pub use store::{
     Compare, CompareResult, CompareTarget, EtcdCommand, EtcdError, EtcdOutput, EtcdQuery,
