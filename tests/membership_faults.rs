@@ -314,6 +314,7 @@ node = 3
             at_ms: 2000,
             node: 0,
             learner: false,
+            timeout_ms: None,
         }
         .into(),
     );

@@ -74,6 +74,11 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
     ("no-catch-up", 0, &["liveness"]),
     ("learner-votes", 0, &["membership-safety"]),
     ("config-on-commit", 0, &["membership-safety"]),
+    (
+        "single-change-without-term-entry",
+        6,
+        &["leader-completeness", "membership-safety"],
+    ),
 ];
 
 const READ_BEFORE_NOOP_FIRST: u64 = 78;
@@ -216,4 +221,9 @@ fn learner_votes_is_caught() {
 #[test]
 fn config_on_commit_is_caught() {
     caught("config-on-commit");
+}
+
+#[test]
+fn single_change_without_term_entry_is_caught() {
+    caught("single-change-without-term-entry");
 }

@@ -16,6 +16,7 @@ const BUDGETS: &[(&str, &str, u64)] = &[
     ("apply-uncommitted", "raft-nemesis", 1),
     ("ack-before-sync", "raft-nemesis", 1),
     ("stale-vote-counting", "raft-nemesis", 2),
+    ("no-prevote-checkquorum", "raft-nemesis", 1),
     ("read-before-noop", "raft-nemesis-targeted", 2),
     ("send-before-persist", "raft-nemesis", 3),
     ("ignore-fsync-error", "raft-nemesis", 2),
@@ -26,9 +27,9 @@ const BUDGETS: &[(&str, &str, u64)] = &[
 /// shrink.
 const NOT_YET: &[&str] = &[
     "figure8-commit",
-    "no-prevote-checkquorum",
     "learner-votes",
     "config-on-commit",
+    "single-change-without-term-entry",
 ];
 
 #[test]

@@ -121,6 +121,11 @@ pub const BUGS: &[Bug] = &[
                       is in its log (thesis §4.1 uses it at once): a leader counts quorums in a \
                       configuration its log has moved past (membership-safety).",
     },
+    Bug {
+        name: "single-change-without-term-entry",
+        scenario: "raft-single-change-without-term-entry",
+        description: "A new leader changes membership one server at a time before an entry of                       its own term is committed (the 2015 raft-dev bug; thesis §4.1's fix): with                       a change of the old leader's still in some logs, two configurations that                       share no majority each elect a leader (leader completeness).",
+    },
 ];
 
 impl RaftKv {

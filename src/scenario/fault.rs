@@ -467,6 +467,12 @@ pub enum Fault {
         /// learner is promoted.
         #[serde(default, skip_serializing_if = "is_false")]
         learner: bool,
+        /// The operator's command timeout, in ms (etcdctl's `--command-timeout`): with
+        /// no final answer this long after the operator took the change up, it gives
+        /// the change up and moves on, while the change may still commit. Unset: it
+        /// keeps asking (up to its attempts bound).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
     },
     /// An operator removes `node` from the cluster (etcd's `member remove`). Refused at
     /// load when `node` is not a member, or is the last voter.
@@ -475,6 +481,9 @@ pub enum Fault {
         at_ms: u64,
         /// The node removed.
         node: NodeId,
+        /// The operator's command timeout, in ms (see [`Fault::MemberAdd`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
     },
     /// An operator replaces a failed member's machine: removes `node`; only once that
     /// removal is committed, crashes it, wipes its disk, restarts it (seeded with what

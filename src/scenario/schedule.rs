@@ -277,13 +277,18 @@ pub(crate) fn draw_member(
                 at_ms: t,
                 node,
                 learner,
+                timeout_ms: None,
             }
         }
         FaultKind::MemberRemove | FaultKind::MemberReplace => {
             let candidates: Vec<_> = (0..n).filter(|&x| members.removable(x).is_ok()).collect();
             let node = *candidates.choose(rng)?;
             match kind {
-                FaultKind::MemberRemove => Fault::MemberRemove { at_ms: t, node },
+                FaultKind::MemberRemove => Fault::MemberRemove {
+                    at_ms: t,
+                    node,
+                    timeout_ms: None,
+                },
                 _ => Fault::MemberReplace { at_ms: t, node },
             }
         }

@@ -61,6 +61,8 @@ pub enum OperatorTimer {
     Wipe,
     /// A replacement's catch-up time is over.
     CaughtUp,
+    /// Fault `index`'s command timeout (`timeout_ms`) is over.
+    Deadline { index: usize },
 }
 
 /// A node's answer to one of the operator's requests.
@@ -249,7 +251,28 @@ impl<S: System> World<S> {
             _ => unreachable!("not a member fault: {fault:?}"),
         };
         let node = fault.node_ids()[0].1;
-        self.operator_event(now, "operator-start", format!("fault {index}: {fault:?}"));
+        // Without a command timeout the fault reads as it did before it had one, so
+        // that the trace (whose hash covers this text) of such runs stays the same.
+        let shown = format!("{fault:?}").replace(", timeout_ms: None", "");
+        self.operator_event(now, "operator-start", format!("fault {index}: {shown}"));
+        if let Fault::MemberAdd {
+            timeout_ms: Some(ms),
+            ..
+        }
+        | Fault::MemberRemove {
+            timeout_ms: Some(ms),
+            ..
+        } = *fault
+        {
+            let op = &mut self.operator;
+            op.next_timer += 1;
+            let timer = TimerId(op.next_timer);
+            op.mailbox.set_timer(
+                timer,
+                now + ms * 1_000_000,
+                OperatorTimer::Deadline { index },
+            );
+        }
         self.operator.job = Some(Job {
             index,
             node,
@@ -360,8 +383,13 @@ impl<S: System> World<S> {
                             at_ms: 0,
                             node,
                             learner,
+                            timeout_ms: None,
                         },
-                        MemberChange::Remove { node } => Fault::MemberRemove { at_ms: 0, node },
+                        MemberChange::Remove { node } => Fault::MemberRemove {
+                            at_ms: 0,
+                            node,
+                            timeout_ms: None,
+                        },
                     };
                     // The static view may disagree with the cluster's after a change
                     // refused at runtime; it only decides how a replacement returns.
@@ -420,6 +448,21 @@ impl<S: System> World<S> {
         let Some(job) = self.operator.job.as_mut() else {
             return;
         };
+        if let OperatorTimer::Deadline { index } = timer {
+            // The change is given up with its outcome unknown: a late answer finds
+            // no job (or another job, whose requests have other numbers).
+            if job.index == index {
+                if let Some(pending) = job.timer.take() {
+                    self.operator.mailbox.cancel_timer(pending);
+                }
+                self.operator.abandoned += 1;
+                self.operator.job = None;
+                self.fault_effects.add(index, "changes_abandoned", 1.0);
+                let detail = format!("fault {index}: command timeout, outcome unknown");
+                self.operator_event(now, "operator-abandon", detail);
+            }
+            return;
+        }
         job.timer = None;
         match timer {
             OperatorTimer::Timeout { seq } => {
@@ -438,6 +481,7 @@ impl<S: System> World<S> {
             OperatorTimer::Retry | OperatorTimer::Wipe | OperatorTimer::CaughtUp => {
                 self.operator_step(now)
             }
+            OperatorTimer::Deadline { .. } => unreachable!("handled above"),
         }
     }
 
