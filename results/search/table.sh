@@ -27,7 +27,8 @@ for entry in "${bugs[@]}"; do
   bug=${entry%@*}
   staged=${entry#*@}
   case $staged in
-    raft-learner-votes|raft-config-on-commit) scenarios=(etcd-membership-churn) ;;
+    raft-learner-votes|raft-config-on-commit|raft-single-change-without-term-entry)
+      scenarios=(etcd-membership-churn) ;;
     raft-*) scenarios=(raft-nemesis) ;;
     broadcast-*) scenarios=(broadcast-nemesis) ;;
     gossip-*) scenarios=(gossip-swim-paper) ;;
