@@ -26,13 +26,14 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         "stale-append-truncates",
         0,
         // The leader counts entries the follower took back as replicated there: its
-        // commit index can stall for good (liveness) before an overwrite shows, or
-        // it commits an entry a majority no longer holds (membership-safety's commit
-        // quorum check).
+        // commit index can stall for good (the progress check during the faults, or
+        // liveness after them) before an overwrite shows, or it commits an entry a
+        // majority no longer holds (membership-safety's commit quorum check).
         &[
             "leader-completeness",
             "log-matching",
             "state-machine-safety",
+            "raft-progress",
             "liveness",
             "membership-safety",
         ],
