@@ -62,12 +62,13 @@ pub fn entry<S: System>() -> Protocol {
     }
 }
 
-/// The protocols faultline ships: `broadcast`, `swim` and `raft`.
+/// The protocols faultline ships: `broadcast`, `swim`, `raft` and `etcd`.
 pub fn protocols() -> Vec<Protocol> {
     vec![
         entry::<crate::broadcast::Broadcast>(),
         entry::<crate::gossip::Swim>(),
         entry::<crate::raft::RaftKv>(),
+        entry::<crate::etcd::Etcd>(),
     ]
 }
 

@@ -22,11 +22,16 @@
 //! Every change is also recorded as an [`Event`] (put or delete, at its revision), the
 //! stream etcd's watch serves; compaction drops the events below it.
 
+pub mod client;
+pub mod kv_check;
 pub mod store;
+pub mod system;
 pub mod watch;
 pub mod watch_check;
 
+pub use client::{EtcdClient, EtcdOp, EtcdWorkload};
 pub use store::{
     Compare, CompareResult, CompareTarget, EtcdCommand, EtcdError, EtcdOutput, EtcdQuery,
     EtcdStore, Event, EventKind, KeyValue, Op, OpResult, RangeResult,
 };
+pub use system::Etcd;

@@ -1,0 +1,678 @@
+//! Simulated etcd clients: each runs one key-value request at a time, drawn from a
+//! weighted mix of put, range, delete and an optimistic-concurrency transaction over
+//! a few keys, and records every operation, with the revision its answer carried, in
+//! the history (invoke, then ok / fail / info).
+//!
+//! The requests follow etcd's KV API (<https://etcd.io/docs/v3.5/learning/api/>):
+//!
+//! - **put** `key = value`; the answer's header revision is the put's revision.
+//! - **range** `key`, at the current revision: linearizable by default (the cluster's
+//!   `read_mode` is `read_index` or `lease`), serializable when the cluster answers
+//!   reads from any member's own state (`read_mode = "follower"`, etcd's
+//!   `--consistency=s`). The answer gives the value, its `mod_revision`, and the
+//!   store's header revision.
+//! - **delete** `key`; the answer says how many keys went.
+//! - **txn**, etcd's optimistic-concurrency recipe: `if mod_revision(key) == r then
+//!   put(key, value) else range(key)`, where `r` is the key's mod revision as this
+//!   client last saw it (0: absent, never seen).
+//!
+//! Retries and redirects follow the KV client ([`crate::kv::client`]): every attempt of
+//! an operation carries its session sequence number, so Raft applies it at most once;
+//! an attempt with no answer within `request_timeout_ms` goes to the next node, a
+//! redirect to the leader it names; once the clients quiesce an operation is abandoned
+//! `op_timeout_ms` later. Client 0 puts key `probe` once after the heal, so the
+//! liveness phase sees a fresh write commit.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Compare, CompareResult, CompareTarget, EtcdCommand, EtcdOutput, EtcdQuery, EtcdStore, Op,
+    OpResult, RangeResult,
+};
+use crate::client::{Client, ClientContext};
+use crate::history::OpType;
+use crate::kv::client::ClientTimer;
+use crate::process::{NodeId, RequestId};
+use crate::raft::{RaftProcess, Request, RequestOp, Response};
+
+/// Relative weights of the request kinds.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdMix {
+    /// Weight of ranges (reads of one key).
+    pub range: u32,
+    /// Weight of puts.
+    pub put: u32,
+    /// Weight of deletes.
+    pub delete: u32,
+    /// Weight of transactions comparing the key's mod revision, then putting.
+    pub txn: u32,
+}
+
+impl Default for EtcdMix {
+    fn default() -> Self {
+        EtcdMix {
+            range: 40,
+            put: 25,
+            delete: 10,
+            txn: 25,
+        }
+    }
+}
+
+impl EtcdMix {
+    fn total(&self) -> u32 {
+        self.range + self.put + self.delete + self.txn
+    }
+}
+
+/// The `[workload]` table of an etcd scenario (times in milliseconds).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdWorkload {
+    /// Client processes, each one request at a time.
+    pub clients: usize,
+    /// Keys are `k0 .. k{keys-1}`.
+    pub keys: usize,
+    /// How often each request kind is drawn.
+    pub mix: EtcdMix,
+    /// How long one attempt waits for an answer before trying the next node.
+    pub request_timeout_ms: u64,
+    /// How long after the quiesce an operation is still retried.
+    pub op_timeout_ms: u64,
+    /// Most operations each client starts (0: no bound); the post-heal put is not
+    /// counted.
+    pub ops_per_client_max: u64,
+    /// Pause between an operation's end and the next one's start.
+    pub think_time_ms: u64,
+    /// Pause before retrying after "no leader known" or "not ready".
+    pub retry_backoff_ms: u64,
+}
+
+impl Default for EtcdWorkload {
+    fn default() -> Self {
+        EtcdWorkload {
+            clients: 3,
+            keys: 3,
+            mix: EtcdMix::default(),
+            request_timeout_ms: 250,
+            op_timeout_ms: 3000,
+            ops_per_client_max: 0,
+            think_time_ms: 20,
+            retry_backoff_ms: 20,
+        }
+    }
+}
+
+impl EtcdWorkload {
+    /// Checks the table's values; `Err((field, message))` names the bad field.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, m: &str| Err((f.to_string(), m.to_string()));
+        if self.keys == 0 || self.keys > 1000 {
+            return bad("keys", "must be in 1..=1000");
+        }
+        if self.clients > 10_000 {
+            return bad("clients", "must be at most 10000");
+        }
+        if self.mix.total() == 0 {
+            return bad("mix", "at least one weight must be positive");
+        }
+        if self.request_timeout_ms == 0 {
+            return bad("request_timeout_ms", "must be positive");
+        }
+        if self.op_timeout_ms < self.request_timeout_ms {
+            return bad("op_timeout_ms", "must be at least request_timeout_ms");
+        }
+        if self.retry_backoff_ms == 0 {
+            return bad("retry_backoff_ms", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// An etcd operation as a history line records it (`f` is `put`, `range`, `delete`
+/// or `txn`). On the invoke the answer's fields are `null`; on an `ok` they hold what
+/// the answer said. `revision` is the answer's header revision (for a write that
+/// changed the store, the write's own revision).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "f", rename_all = "lowercase")]
+pub enum EtcdOp {
+    /// `put key value`.
+    Put {
+        /// The key.
+        key: String,
+        /// The value written (unique in a run: `client.seq`).
+        value: String,
+        /// The header revision of the answer.
+        revision: Option<u64>,
+    },
+    /// `get key`: the value read and its mod revision (`None`, 0: absent).
+    Range {
+        /// The key.
+        key: String,
+        /// Served by any member from its own state, without consensus.
+        serializable: bool,
+        /// The value read (`None`: absent, or not answered yet).
+        value: Option<String>,
+        /// The key's mod revision as read (0: absent).
+        mod_revision: Option<u64>,
+        /// The header revision of the answer.
+        revision: Option<u64>,
+    },
+    /// `del key`.
+    Delete {
+        /// The key.
+        key: String,
+        /// How many keys the delete removed (0 or 1).
+        deleted: Option<u64>,
+        /// The header revision of the answer.
+        revision: Option<u64>,
+    },
+    /// `txn: if mod_revision(key) == expected_mod_revision then put key value else
+    /// get key`.
+    Txn {
+        /// The key.
+        key: String,
+        /// The mod revision compared (0: the key must be absent).
+        expected_mod_revision: u64,
+        /// The value the client saw with that mod revision (`None`: absent).
+        expected_value: Option<String>,
+        /// The value put if the compare holds (unique in a run).
+        value: String,
+        /// Whether the compare held.
+        succeeded: Option<bool>,
+        /// When it did not: the value the `else` branch read (`None`: absent).
+        read: Option<String>,
+        /// When it did not: the mod revision the `else` branch read (0: absent).
+        read_mod_revision: Option<u64>,
+        /// The header revision of the answer.
+        revision: Option<u64>,
+    },
+}
+
+impl EtcdOp {
+    /// The key the operation touches.
+    pub fn key(&self) -> &str {
+        match self {
+            EtcdOp::Put { key, .. }
+            | EtcdOp::Range { key, .. }
+            | EtcdOp::Delete { key, .. }
+            | EtcdOp::Txn { key, .. } => key,
+        }
+    }
+
+    /// The answer's header revision, once answered.
+    pub fn revision(&self) -> Option<u64> {
+        match self {
+            EtcdOp::Put { revision, .. }
+            | EtcdOp::Range { revision, .. }
+            | EtcdOp::Delete { revision, .. }
+            | EtcdOp::Txn { revision, .. } => *revision,
+        }
+    }
+}
+
+crate::impl_fingerprint!(enum EtcdOp {
+    0 => Put { key, value, revision },
+    1 => Range { key, serializable, value, mod_revision, revision },
+    2 => Delete { key, deleted, revision },
+    3 => Txn { key, expected_mod_revision, expected_value, value, succeeded, read,
+               read_mod_revision, revision },
+});
+
+struct InFlight {
+    seq: u64,
+    op: EtcdOp,
+    req: Request<EtcdStore>,
+    attempt: u64,
+    /// The request of the latest attempt: only its non-final answers steer retries.
+    req_id: Option<RequestId>,
+    /// Some attempt may have been appended to a log: abandoning it is indeterminate.
+    maybe_applied: bool,
+    started: Duration,
+}
+
+/// A client of the etcd cluster: one request at a time, drawn from the workload's
+/// mix, tried node after node (following leader hints) until it is answered.
+pub struct EtcdClient {
+    w: EtcdWorkload,
+    /// Ranges are served by any member without consensus.
+    serializable: bool,
+    /// When the clients quiesced, if they have.
+    stopped: Option<Duration>,
+    probe_due: bool,
+    target: NodeId,
+    last_seq: u64,
+    current: Option<InFlight>,
+    /// Per key: the value and mod revision this client last saw (`None`, 0: absent),
+    /// which its transactions compare against.
+    seen: BTreeMap<String, (Option<String>, u64)>,
+}
+
+type Cx<'a> = ClientContext<'a, RaftProcess<EtcdStore>, EtcdClient>;
+
+impl EtcdClient {
+    /// A client running workload `w`; `serializable`: its ranges are answered by
+    /// whichever member it asks, from that member's own state.
+    pub fn new(w: EtcdWorkload, serializable: bool) -> EtcdClient {
+        EtcdClient {
+            w,
+            serializable,
+            stopped: None,
+            probe_due: false,
+            target: 0,
+            last_seq: 0,
+            current: None,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    fn next_op(&mut self, ctx: &mut Cx<'_>, seq: u64) -> EtcdOp {
+        let key = format!("k{}", crate::rng::index(ctx.rng(), 0..self.w.keys));
+        let value = format!("{}.{}", ctx.id(), seq);
+        let m = &self.w.mix;
+        let mut pick = ctx.rng().gen_range(0..m.total());
+        if pick < m.range {
+            return EtcdOp::Range {
+                key,
+                serializable: self.serializable,
+                value: None,
+                mod_revision: None,
+                revision: None,
+            };
+        }
+        pick -= m.range;
+        if pick < m.put {
+            return EtcdOp::Put {
+                key,
+                value,
+                revision: None,
+            };
+        }
+        pick -= m.put;
+        if pick < m.delete {
+            return EtcdOp::Delete {
+                key,
+                deleted: None,
+                revision: None,
+            };
+        }
+        let (expected_value, expected_mod_revision) =
+            self.seen.get(&key).cloned().unwrap_or((None, 0));
+        EtcdOp::Txn {
+            key,
+            expected_mod_revision,
+            expected_value,
+            value,
+            succeeded: None,
+            read: None,
+            read_mod_revision: None,
+            revision: None,
+        }
+    }
+
+    fn request_op(op: &EtcdOp) -> RequestOp<EtcdStore> {
+        let command = match op {
+            EtcdOp::Range { key, .. } => {
+                return RequestOp::Read(EtcdQuery::Range {
+                    key: key.clone(),
+                    range_end: String::new(),
+                    revision: 0,
+                })
+            }
+            EtcdOp::Put { key, value, .. } => EtcdCommand::Op(Op::Put {
+                key: key.clone(),
+                value: value.clone(),
+                lease: 0,
+            }),
+            EtcdOp::Delete { key, .. } => EtcdCommand::Op(Op::DeleteRange {
+                key: key.clone(),
+                range_end: String::new(),
+            }),
+            EtcdOp::Txn {
+                key,
+                expected_mod_revision,
+                value,
+                ..
+            } => EtcdCommand::Txn {
+                compare: vec![Compare {
+                    key: key.clone(),
+                    result: CompareResult::Equal,
+                    target: CompareTarget::ModRevision(*expected_mod_revision),
+                }],
+                success: vec![Op::Put {
+                    key: key.clone(),
+                    value: value.clone(),
+                    lease: 0,
+                }],
+                failure: vec![Op::Range {
+                    key: key.clone(),
+                    range_end: String::new(),
+                }],
+            },
+        };
+        RequestOp::Command(Arc::new(command))
+    }
+
+    fn may_start(&self) -> bool {
+        self.w.ops_per_client_max == 0 || self.last_seq < self.w.ops_per_client_max
+    }
+
+    fn start_op(&mut self, ctx: &mut Cx<'_>) {
+        assert!(self.current.is_none(), "one operation at a time");
+        self.last_seq += 1;
+        let seq = self.last_seq;
+        let op = match std::mem::take(&mut self.probe_due) {
+            true => EtcdOp::Put {
+                key: "probe".into(),
+                value: format!("{}.{}", ctx.id(), seq),
+                revision: None,
+            },
+            false => self.next_op(ctx, seq),
+        };
+        let req = Request {
+            seq,
+            op: Self::request_op(&op),
+        };
+        ctx.invoke(op.clone());
+        self.current = Some(InFlight {
+            seq,
+            op,
+            req,
+            attempt: 0,
+            req_id: None,
+            maybe_applied: false,
+            started: ctx.now(),
+        });
+        self.attempt(ctx);
+    }
+
+    fn attempt(&mut self, ctx: &mut Cx<'_>) {
+        let cur = self.current.as_mut().expect("an operation in flight");
+        let since = self.stopped.map(|at| at.max(cur.started));
+        if since.is_some_and(|at| ctx.now() >= at + Duration::from_millis(self.w.op_timeout_ms)) {
+            let kind = match (&cur.req.op, cur.maybe_applied) {
+                (RequestOp::Command(_), true) => OpType::Info,
+                _ => OpType::Fail,
+            };
+            let op = cur.op.clone();
+            self.finish(ctx, kind, op);
+            return;
+        }
+        cur.attempt += 1;
+        let (seq, attempt) = (cur.seq, cur.attempt);
+        cur.req_id = Some(ctx.request(self.target, cur.req.clone()));
+        ctx.set_timer(
+            Duration::from_millis(self.w.request_timeout_ms),
+            ClientTimer::Attempt { seq, attempt },
+        );
+    }
+
+    fn backoff(&mut self, ctx: &mut Cx<'_>) {
+        let cur = self.current.as_mut().expect("an operation in flight");
+        cur.attempt += 1;
+        cur.req_id = None;
+        let (seq, attempt) = (cur.seq, cur.attempt);
+        ctx.set_timer(
+            Duration::from_millis(self.w.retry_backoff_ms),
+            ClientTimer::Retry { seq, attempt },
+        );
+    }
+
+    /// Records the end of the current operation as `op` (the answer filled in).
+    fn finish(&mut self, ctx: &mut Cx<'_>, kind: OpType, op: EtcdOp) {
+        self.current = None;
+        if kind == OpType::Ok {
+            match &op {
+                EtcdOp::Put {
+                    key,
+                    value,
+                    revision: Some(rev),
+                } => {
+                    self.seen.insert(key.clone(), (Some(value.clone()), *rev));
+                }
+                EtcdOp::Range {
+                    key,
+                    value,
+                    mod_revision: Some(m),
+                    ..
+                } => {
+                    self.seen.insert(key.clone(), (value.clone(), *m));
+                }
+                EtcdOp::Delete { key, .. } => {
+                    self.seen.insert(key.clone(), (None, 0));
+                }
+                EtcdOp::Txn {
+                    key,
+                    value,
+                    succeeded: Some(true),
+                    revision: Some(rev),
+                    ..
+                } => {
+                    self.seen.insert(key.clone(), (Some(value.clone()), *rev));
+                }
+                EtcdOp::Txn {
+                    key,
+                    succeeded: Some(false),
+                    read,
+                    read_mod_revision: Some(m),
+                    ..
+                } => {
+                    self.seen.insert(key.clone(), (read.clone(), *m));
+                }
+                _ => {}
+            }
+        }
+        ctx.complete(kind, op);
+        if self.probe_due {
+            self.start_op(ctx);
+        } else if self.stopped.is_none() {
+            ctx.set_timer(
+                Duration::from_millis(self.w.think_time_ms),
+                ClientTimer::Think,
+            );
+        }
+    }
+}
+
+/// The single key a range answer holds: its value and mod revision (`None`, 0:
+/// absent).
+fn one_key(kvs: &[super::KeyValue]) -> (Option<String>, u64) {
+    match kvs.first() {
+        Some(kv) => (Some(kv.value.clone()), kv.mod_revision),
+        None => (None, 0),
+    }
+}
+
+/// The history operation `op` completed by a command's `output`, and its type
+/// (`fail` if the store refused the command: nothing changed).
+fn written(op: EtcdOp, output: &EtcdOutput) -> (OpType, EtcdOp) {
+    let results = match &output.results {
+        Ok(results) => results,
+        Err(_) => return (OpType::Fail, op),
+    };
+    let rev = Some(output.revision);
+    let done = match op {
+        EtcdOp::Put { key, value, .. } => EtcdOp::Put {
+            key,
+            value,
+            revision: rev,
+        },
+        EtcdOp::Delete { key, .. } => {
+            let deleted = match results.first() {
+                Some(OpResult::DeleteRange { deleted }) => *deleted,
+                other => panic!("a delete answered with {other:?}"),
+            };
+            EtcdOp::Delete {
+                key,
+                deleted: Some(deleted),
+                revision: rev,
+            }
+        }
+        EtcdOp::Txn {
+            key,
+            expected_mod_revision,
+            expected_value,
+            value,
+            ..
+        } => {
+            let (read, read_mod_revision) = match (output.succeeded, results.first()) {
+                (true, _) => (None, None),
+                (false, Some(OpResult::Range { kvs })) => {
+                    let (v, m) = one_key(kvs);
+                    (v, Some(m))
+                }
+                (false, other) => panic!("a txn's else branch answered with {other:?}"),
+            };
+            EtcdOp::Txn {
+                key,
+                expected_mod_revision,
+                expected_value,
+                value,
+                succeeded: Some(output.succeeded),
+                read,
+                read_mod_revision,
+                revision: rev,
+            }
+        }
+        EtcdOp::Range { .. } => panic!("a range is a query, not a command"),
+    };
+    (OpType::Ok, done)
+}
+
+impl Client<RaftProcess<EtcdStore>> for EtcdClient {
+    type Timer = ClientTimer;
+    type Op = EtcdOp;
+
+    fn on_start(&mut self, ctx: &mut Cx<'_>) {
+        self.target = ctx.id() % ctx.nodes();
+        let jitter = ctx.rng().gen_range(0..=self.w.think_time_ms);
+        ctx.set_timer(Duration::from_millis(jitter), ClientTimer::Think);
+    }
+
+    fn on_response(
+        &mut self,
+        ctx: &mut Cx<'_>,
+        from: NodeId,
+        id: RequestId,
+        resp: Response<EtcdStore>,
+    ) {
+        let Some(cur) = self.current.as_mut() else {
+            return;
+        };
+        if resp.seq() != cur.seq {
+            return; // An answer to an operation already finished.
+        }
+        let final_answer = matches!(resp, Response::Written { .. } | Response::Value { .. });
+        if !final_answer && cur.req_id != Some(id) {
+            if matches!(resp, Response::Dropped { .. }) {
+                cur.maybe_applied = true;
+            }
+            return;
+        }
+        match resp {
+            Response::Written { result, .. } => {
+                let (kind, op) = written(cur.op.clone(), &result);
+                self.finish(ctx, kind, op);
+            }
+            Response::Value {
+                value: RangeResult { revision, kvs },
+                ..
+            } => {
+                let EtcdOp::Range {
+                    key, serializable, ..
+                } = cur.op.clone()
+                else {
+                    panic!("a value answers a range, not {:?}", cur.op);
+                };
+                match kvs {
+                    Ok(kvs) => {
+                        let (value, m) = one_key(&kvs);
+                        let op = EtcdOp::Range {
+                            key,
+                            serializable,
+                            value,
+                            mod_revision: Some(m),
+                            revision: Some(revision),
+                        };
+                        self.finish(ctx, OpType::Ok, op);
+                    }
+                    Err(_) => {
+                        let op = cur.op.clone();
+                        self.finish(ctx, OpType::Fail, op);
+                    }
+                }
+            }
+            Response::Redirect { leader, .. } => match leader {
+                Some(l) if l != from => {
+                    self.target = l;
+                    self.attempt(ctx);
+                }
+                _ => {
+                    self.target = (from + 1) % ctx.nodes();
+                    self.backoff(ctx);
+                }
+            },
+            Response::Unavailable { .. } => self.backoff(ctx),
+            Response::Dropped { .. } => {
+                cur.maybe_applied = true;
+                self.target = (from + 1) % ctx.nodes();
+                self.backoff(ctx);
+            }
+            Response::Reconfigured { .. }
+            | Response::Refused { .. }
+            | Response::TransferStarted { .. } => {
+                unreachable!("an etcd client asks for no membership change or transfer")
+            }
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &mut Cx<'_>, timer: ClientTimer) {
+        match timer {
+            ClientTimer::Think => {
+                if self.stopped.is_none() && self.current.is_none() && self.may_start() {
+                    self.start_op(ctx);
+                }
+            }
+            ClientTimer::Attempt { seq, attempt } => {
+                let Some(cur) = self.current.as_mut() else {
+                    return;
+                };
+                if cur.seq != seq || cur.attempt != attempt {
+                    return;
+                }
+                if matches!(cur.req.op, RequestOp::Command(_)) {
+                    cur.maybe_applied = true;
+                }
+                self.target = (self.target + 1) % ctx.nodes();
+                self.attempt(ctx);
+            }
+            ClientTimer::Retry { seq, attempt } => {
+                if self
+                    .current
+                    .as_ref()
+                    .is_some_and(|c| c.seq == seq && c.attempt == attempt)
+                {
+                    self.attempt(ctx);
+                }
+            }
+        }
+    }
+
+    fn on_quiesce(&mut self, ctx: &mut Cx<'_>) {
+        self.stopped = Some(ctx.now());
+        self.probe_due = ctx.id() == 0;
+        if self.probe_due && self.current.is_none() {
+            self.start_op(ctx);
+        }
+    }
+
+    fn pending(&self) -> usize {
+        usize::from(self.current.is_some())
+    }
+}

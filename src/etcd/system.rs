@@ -1,0 +1,151 @@
+//! etcd as a [`System`] for scenario files (`[cluster] protocol = "etcd"`): Raft
+//! ([`RaftProcess`]) replicating the MVCC store ([`EtcdStore`]) on every node, etcd
+//! clients ([`EtcdClient`]) as the workload, Raft's invariant checkers after every
+//! step, and etcd's key-value guarantees ([`super::kv_check`]) judging the history.
+//!
+//! `[cluster.config]` is Raft's table ([`RaftConfig`]); its `read_mode` decides the
+//! ranges' consistency: `read_index` or `lease` serve etcd's linearizable reads,
+//! `follower` its serializable ones (any member answers from its own state). The
+//! other read modes are refused. `[workload]` is [`EtcdWorkload`]. The bugs `--bug`
+//! injects are [`BUGS`]: those of Raft's ([`crate::raft::system::BUGS`]) that
+//! `etcd-nemesis` is known to catch.
+
+use std::time::Duration;
+
+use super::client::{EtcdClient, EtcdOp, EtcdWorkload};
+use super::EtcdStore;
+use crate::check::Checker;
+use crate::history::HistoryEvent;
+use crate::process::{ClientId, NodeId};
+use crate::raft::{invariants, Bugs, RaftConfig, RaftProcess, ReadMode};
+use crate::system::{Bug, Setup, System, Verdict};
+
+/// Raft replicating etcd's MVCC store, driven by simulated etcd clients.
+pub struct Etcd;
+
+/// The Raft bugs an etcd run can inject, each caught by `etcd-nemesis`
+/// (results/etcd/nemesis.md gives the seeds).
+pub const BUGS: &[Bug] = &[
+    Bug {
+        name: "read-before-noop",
+        scenario: "etcd-nemesis",
+        description: "A new leader serves linearizable ranges before its term's no-op \
+                      commits, from a commit index that may lag writes its predecessor \
+                      acknowledged: a range answers at a revision below an acknowledged \
+                      write's (etcd's read-revision guarantee; linearizability).",
+    },
+    Bug {
+        name: "ignore-fsync-error",
+        scenario: "etcd-nemesis",
+        description: "On an fsync error a node carries on as if the sync had succeeded; \
+                      the entries it acknowledged left the page cache, and the next crash \
+                      loses them (recovery-keeps-durable).",
+    },
+];
+
+impl Etcd {
+    /// The Raft bugs a set-up switches on; panics on a name that is not one of
+    /// [`System::bugs`] (validation refuses those first).
+    pub fn bugs_of(setup: &Setup<Etcd>) -> Bugs {
+        let mut bugs = Bugs::default();
+        for name in &setup.bugs {
+            assert!(
+                bugs.set(name),
+                "unknown raft bug {name:?} (validate rejects it)"
+            );
+        }
+        bugs
+    }
+}
+
+impl System for Etcd {
+    const NAME: &'static str = "etcd";
+    const HISTORY_CHECK: &'static str = "etcd-kv-guarantees";
+    type Process = RaftProcess<EtcdStore>;
+    type Client = EtcdClient;
+    type Config = RaftConfig;
+    type Workload = EtcdWorkload;
+
+    fn validate(setup: &Setup<Self>) -> Result<(), (String, String)> {
+        if setup.nodes == 0 {
+            return Err(("nodes".into(), "a cluster needs at least one node".into()));
+        }
+        setup.config.validate()?;
+        if setup.config.initial_voters > setup.nodes {
+            return Err((
+                "cluster.config.initial_voters".into(),
+                format!(
+                    "{} voters in a cluster of {} nodes; at most the node count",
+                    setup.config.initial_voters, setup.nodes
+                ),
+            ));
+        }
+        if setup.config.read_mode == ReadMode::LeaderLocal {
+            return Err((
+                "cluster.config.read_mode".into(),
+                "etcd's ranges are linearizable (read_index, lease) or serializable \
+                 (follower); leader_local is neither"
+                    .into(),
+            ));
+        }
+        setup.workload.validate()?;
+        for name in &setup.bugs {
+            if !BUGS.iter().any(|b| b.name == name) || !Bugs::default().set(name) {
+                let known: Vec<_> = Self::bugs().iter().map(|b| b.name).collect();
+                return Err((
+                    "bugs".into(),
+                    format!("unknown bug {name:?}; known: {}", known.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn process(setup: &Setup<Self>, _id: NodeId) -> RaftProcess<EtcdStore> {
+        RaftProcess::new(setup.config.clone(), Self::bugs_of(setup))
+    }
+
+    fn clients(setup: &Setup<Self>) -> usize {
+        setup.workload.clients
+    }
+
+    fn client(setup: &Setup<Self>, _id: ClientId) -> EtcdClient {
+        let serializable = setup.config.read_mode == ReadMode::Follower;
+        EtcdClient::new(setup.workload.clone(), serializable)
+    }
+
+    fn checkers(setup: &Setup<Self>) -> Vec<Box<dyn Checker<RaftProcess<EtcdStore>>>> {
+        let leader_ms = setup
+            .leader_ms
+            .unwrap_or(10 * setup.config.election_timeout_ms_max);
+        invariants::all(setup.nodes, &setup.config, Duration::from_millis(leader_ms))
+    }
+
+    fn check_history(_setup: &Setup<Self>, history: &[HistoryEvent<EtcdOp>]) -> Verdict {
+        super::kv_check::check(history)
+    }
+
+    fn bugs() -> &'static [Bug] {
+        BUGS
+    }
+
+    fn sometimes() -> &'static [&'static str] {
+        crate::raft::RaftKv::sometimes()
+    }
+
+    fn ops_per_client_key() -> Option<&'static str> {
+        Some("ops_per_client_max")
+    }
+
+    fn leader_bound_ms(setup: &Setup<Self>) -> Option<u64> {
+        Some(10 * setup.config.election_timeout_ms_max)
+    }
+
+    /// As for Raft's KV store: the leader bound, two operation timeouts for the
+    /// clients, and 20 heartbeats for lagging replicas to catch up.
+    fn liveness_bound_ms(setup: &Setup<Self>) -> Option<u64> {
+        let cfg = &setup.config;
+        let leader_ms = setup.leader_ms.unwrap_or(10 * cfg.election_timeout_ms_max);
+        Some(leader_ms + 2 * setup.workload.op_timeout_ms + 20 * cfg.heartbeat_ms)
+    }
+}
