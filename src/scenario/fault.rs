@@ -596,7 +596,38 @@ macro_rules! end_ms {
     };
 }
 
+/// The `node` field of a fault on one node, by reference (shared or mutable); `None`
+/// for the faults that name several nodes, or none.
+macro_rules! node {
+    ($fault:expr) => {
+        match $fault {
+            Fault::Isolate { node, .. }
+            | Fault::Crash { node, .. }
+            | Fault::Pause { node, .. }
+            | Fault::ClockStep { node, .. }
+            | Fault::ClockDrift { node, .. }
+            | Fault::ClockFreeze { node, .. }
+            | Fault::DiskStall { node, .. }
+            | Fault::DiskSlow { node, .. }
+            | Fault::FsyncError { node, .. }
+            | Fault::DiskWipe { node, .. }
+            | Fault::Slow { node, .. }
+            | Fault::ClientPin { node, .. }
+            | Fault::MemberAdd { node, .. }
+            | Fault::MemberRemove { node, .. }
+            | Fault::MemberReplace { node, .. } => Some(node),
+            _ => None,
+        }
+    };
+}
+
 impl Fault {
+    /// The `node` field of a fault on one node, to change it (a targeted fault's
+    /// node when it strikes); `None` for the others.
+    pub(crate) fn node_mut(&mut self) -> Option<&mut NodeId> {
+        node!(self)
+    }
+
     /// When the fault starts, in ms from the start of the run.
     pub fn at_ms(&self) -> u64 {
         *at_ms!(self)
@@ -747,22 +778,7 @@ impl Fault {
                 ids
             }
             Fault::ClientPartition { nodes, .. } => each("nodes", nodes),
-            Fault::ClientPin { node, .. } => vec![("node", *node)],
-            Fault::Isolate { node, .. }
-            | Fault::Crash { node, .. }
-            | Fault::Pause { node, .. }
-            | Fault::ClockStep { node, .. }
-            | Fault::ClockDrift { node, .. }
-            | Fault::ClockFreeze { node, .. }
-            | Fault::DiskStall { node, .. }
-            | Fault::DiskSlow { node, .. }
-            | Fault::FsyncError { node, .. }
-            | Fault::DiskWipe { node, .. }
-            | Fault::Slow { node, .. }
-            | Fault::MemberAdd { node, .. }
-            | Fault::MemberRemove { node, .. }
-            | Fault::MemberReplace { node, .. } => vec![("node", *node)],
-            Fault::ClientPause { .. } => Vec::new(),
+            _ => node!(self).map(|&n| vec![("node", n)]).unwrap_or_default(),
         }
     }
 

@@ -352,23 +352,8 @@ impl Fault {
 
     /// Sets the `node` field of a fault on one node (others are unchanged).
     fn set_node(&mut self, id: NodeId) {
-        match self {
-            Fault::Isolate { node, .. }
-            | Fault::Crash { node, .. }
-            | Fault::Pause { node, .. }
-            | Fault::ClockStep { node, .. }
-            | Fault::ClockDrift { node, .. }
-            | Fault::ClockFreeze { node, .. }
-            | Fault::DiskStall { node, .. }
-            | Fault::DiskSlow { node, .. }
-            | Fault::FsyncError { node, .. }
-            | Fault::DiskWipe { node, .. }
-            | Fault::Slow { node, .. }
-            | Fault::ClientPin { node, .. }
-            | Fault::MemberAdd { node, .. }
-            | Fault::MemberRemove { node, .. }
-            | Fault::MemberReplace { node, .. } => *node = id,
-            _ => {}
+        if let Some(node) = self.node_mut() {
+            *node = id;
         }
     }
 }
