@@ -920,17 +920,28 @@ fn shrink(invocation: &Invocation, target: &Target) -> u8 {
         return 3;
     }
     println!("schedule: {}", path.display());
+    let replay = schedule_replay(invocation, &scenario, &path, &target.bugs);
+    println!("  replay: {replay}");
+    1
+}
+
+/// The command that replays the schedule at `path` on `scenario` with `bugs`.
+fn schedule_replay(
+    invocation: &Invocation,
+    scenario: &crate::scenario::Scenario,
+    path: &Path,
+    bugs: &[String],
+) -> String {
     let mut replay = format!(
         "{} {} --schedule {}",
         invocation.replay,
         scenario.file,
         path.display()
     );
-    for bug in &target.bugs {
+    for bug in bugs {
         replay.push_str(&format!(" --bug {bug}"));
     }
-    println!("  replay: {replay}");
-    1
+    replay
 }
 
 fn explore(
@@ -974,16 +985,7 @@ fn explore(
             eprintln!("error: cannot write {}: {e}", path.display());
             return 3;
         }
-        let mut replay = format!(
-            "{} {} --schedule {}",
-            invocation.replay,
-            scenario.file,
-            path.display()
-        );
-        for bug in &request.bugs {
-            replay.push_str(&format!(" --bug {bug}"));
-        }
-        replays.push(replay);
+        replays.push(schedule_replay(invocation, &scenario, &path, &request.bugs));
     }
     if json {
         let mut out = serde_json::to_value(&found).expect("serializes");

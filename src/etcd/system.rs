@@ -67,19 +67,7 @@ impl System for Etcd {
     type Workload = EtcdWorkload;
 
     fn validate(setup: &Setup<Self>) -> Result<(), (String, String)> {
-        if setup.nodes == 0 {
-            return Err(("nodes".into(), "a cluster needs at least one node".into()));
-        }
-        setup.config.validate()?;
-        if setup.config.initial_voters > setup.nodes {
-            return Err((
-                "cluster.config.initial_voters".into(),
-                format!(
-                    "{} voters in a cluster of {} nodes; at most the node count",
-                    setup.config.initial_voters, setup.nodes
-                ),
-            ));
-        }
+        setup.config.validate_for(setup.nodes)?;
         if setup.config.read_mode == ReadMode::LeaderLocal {
             return Err((
                 "cluster.config.read_mode".into(),

@@ -86,6 +86,25 @@ impl Default for RaftConfig {
 }
 
 impl RaftConfig {
+    /// [`RaftConfig::validate`] for a cluster of `nodes` nodes: at least one, and no
+    /// more initial voters than nodes.
+    pub fn validate_for(&self, nodes: usize) -> Result<(), (String, String)> {
+        if nodes == 0 {
+            return Err(("nodes".into(), "a cluster needs at least one node".into()));
+        }
+        self.validate()?;
+        if self.initial_voters > nodes {
+            return Err((
+                "cluster.config.initial_voters".into(),
+                format!(
+                    "{} voters in a cluster of {nodes} nodes; at most the node count",
+                    self.initial_voters
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// `Err((field, message))` for the first bad field.
     pub fn validate(&self) -> Result<(), (String, String)> {
         let bad = |f: &str, m: String| Err((f.to_string(), m));

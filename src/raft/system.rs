@@ -150,19 +150,7 @@ impl System for RaftKv {
     type Workload = KvWorkload;
 
     fn validate(setup: &Setup<Self>) -> Result<(), (String, String)> {
-        if setup.nodes == 0 {
-            return Err(("nodes".into(), "a cluster needs at least one node".into()));
-        }
-        setup.config.validate()?;
-        if setup.config.initial_voters > setup.nodes {
-            return Err((
-                "cluster.config.initial_voters".into(),
-                format!(
-                    "{} voters in a cluster of {} nodes; at most the node count",
-                    setup.config.initial_voters, setup.nodes
-                ),
-            ));
-        }
+        setup.config.validate_for(setup.nodes)?;
         setup.workload.validate()?;
         for name in &setup.bugs {
             if !Bugs::default().set(name) {
