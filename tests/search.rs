@@ -6,6 +6,7 @@
 //! sweep there.
 
 use faultline::broadcast::Broadcast;
+use faultline::gossip::Swim;
 use faultline::raft::system::BUGS;
 use faultline::raft::RaftKv;
 use faultline::run::{run, RunRequest, Status, Summary};
@@ -19,6 +20,7 @@ const GENERIC: &[&str] = &[
     "raft-nemesis-targeted",
     "etcd-membership-churn",
     "broadcast-nemesis",
+    "gossip-nemesis",
 ];
 
 /// (bug, generic scenario, runs within which its best search catches it).
@@ -45,6 +47,11 @@ const RAFT_NOT_YET: &[&str] = &["figure8-commit", "single-change-without-term-en
 const BROADCAST_BUDGETS: &[(&str, &str, u64)] = &[
     ("ack-before-sync", "broadcast-nemesis", 1),
     ("no-retransmit", "broadcast-nemesis", 1),
+];
+
+const GOSSIP_BUDGETS: &[(&str, &str, u64)] = &[
+    ("swim-refute-same-incarnation", "gossip-nemesis", 1),
+    ("swim-alive-overrides-suspect", "gossip-nemesis", 1),
 ];
 
 fn first_failure<S: System>(bug: &str, scenario: &str, budget: u64) {
@@ -92,5 +99,16 @@ fn every_broadcast_bug_is_caught_by_broadcast_nemesis_within_its_budget() {
             .find(|(b, ..)| *b == bug.name)
             .unwrap_or_else(|| panic!("{}: no recorded budget", bug.name));
         first_failure::<Broadcast>(bug.name, scenario, budget);
+    }
+}
+
+#[test]
+fn every_gossip_bug_is_caught_by_gossip_nemesis_within_its_budget() {
+    for bug in Swim::bugs() {
+        let &(_, scenario, budget) = GOSSIP_BUDGETS
+            .iter()
+            .find(|(b, ..)| *b == bug.name)
+            .unwrap_or_else(|| panic!("{}: no recorded budget", bug.name));
+        first_failure::<Swim>(bug.name, scenario, budget);
     }
 }

@@ -31,7 +31,7 @@ for entry in "${bugs[@]}"; do
       scenarios=(etcd-membership-churn) ;;
     raft-*) scenarios=(raft-nemesis) ;;
     broadcast-*) scenarios=(broadcast-nemesis) ;;
-    gossip-*) scenarios=(gossip-swim-paper) ;;
+    gossip-*) scenarios=(gossip-nemesis) ;;
   esac
   for s in "${scenarios[@]}"; do
     u=$($F run "$s" --bug "$bug" --seeds 0..$N --jobs 2 --artifacts-max 0 --json 2>/dev/null | summarize)
