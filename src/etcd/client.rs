@@ -121,16 +121,19 @@ impl EtcdWorkload {
         if self.mix.total() == 0 {
             return bad("mix", "at least one weight must be positive");
         }
-        if self.request_timeout_ms == 0 {
-            return bad("request_timeout_ms", "must be positive");
+        self.pacing().validate()
+    }
+
+    /// The table's timing of attempts and operations.
+    pub fn pacing(&self) -> Pacing {
+        Pacing {
+            request_timeout_ms: self.request_timeout_ms,
+            op_timeout_ms: self.op_timeout_ms,
+            ops_per_client_max: self.ops_per_client_max,
+            give_up: false,
+            think_time_ms: self.think_time_ms,
+            retry_backoff_ms: self.retry_backoff_ms,
         }
-        if self.op_timeout_ms < self.request_timeout_ms {
-            return bad("op_timeout_ms", "must be at least request_timeout_ms");
-        }
-        if self.retry_backoff_ms == 0 {
-            return bad("retry_backoff_ms", "must be positive");
-        }
-        Ok(())
     }
 }
 
@@ -244,14 +247,7 @@ impl EtcdClient {
     /// A client running workload `w`; `serializable`: its ranges are answered by
     /// whichever member it asks, from that member's own state.
     pub fn new(w: EtcdWorkload, serializable: bool) -> EtcdClient {
-        let pacing = Pacing {
-            request_timeout_ms: w.request_timeout_ms,
-            op_timeout_ms: w.op_timeout_ms,
-            ops_per_client_max: w.ops_per_client_max,
-            give_up: false,
-            think_time_ms: w.think_time_ms,
-            retry_backoff_ms: w.retry_backoff_ms,
-        };
+        let pacing = w.pacing();
         let ops = EtcdOps {
             keys: w.keys,
             mix: w.mix,

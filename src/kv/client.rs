@@ -108,16 +108,19 @@ impl KvWorkload {
         if self.mix.total() == 0 {
             return bad("mix", "at least one weight must be positive");
         }
-        if self.request_timeout_ms == 0 {
-            return bad("request_timeout_ms", "must be positive");
+        self.pacing().validate()
+    }
+
+    /// The table's timing of attempts and operations.
+    pub fn pacing(&self) -> Pacing {
+        Pacing {
+            request_timeout_ms: self.request_timeout_ms,
+            op_timeout_ms: self.op_timeout_ms,
+            ops_per_client_max: self.ops_per_client_max,
+            give_up: self.give_up,
+            think_time_ms: self.think_time_ms,
+            retry_backoff_ms: self.retry_backoff_ms,
         }
-        if self.op_timeout_ms < self.request_timeout_ms {
-            return bad("op_timeout_ms", "must be at least request_timeout_ms");
-        }
-        if self.retry_backoff_ms == 0 {
-            return bad("retry_backoff_ms", "must be positive");
-        }
-        Ok(())
     }
 }
 
@@ -138,14 +141,7 @@ pub type KvClient = RaftClient<KvOps>;
 impl KvClient {
     /// A client running workload `w`.
     pub fn new(w: KvWorkload) -> KvClient {
-        let pacing = Pacing {
-            request_timeout_ms: w.request_timeout_ms,
-            op_timeout_ms: w.op_timeout_ms,
-            ops_per_client_max: w.ops_per_client_max,
-            give_up: w.give_up,
-            think_time_ms: w.think_time_ms,
-            retry_backoff_ms: w.retry_backoff_ms,
-        };
+        let pacing = w.pacing();
         let ops = KvOps {
             keys: w.keys,
             mix: w.mix,

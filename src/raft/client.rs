@@ -59,6 +59,23 @@ pub struct Pacing {
     pub retry_backoff_ms: u64,
 }
 
+impl Pacing {
+    /// Checks the timing; `Err((field, message))` names the bad field.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |f: &str, m: &str| Err((f.to_string(), m.to_string()));
+        if self.request_timeout_ms == 0 {
+            return bad("request_timeout_ms", "must be positive");
+        }
+        if self.op_timeout_ms < self.request_timeout_ms {
+            return bad("op_timeout_ms", "must be at least request_timeout_ms");
+        }
+        if self.retry_backoff_ms == 0 {
+            return bad("retry_backoff_ms", "must be positive");
+        }
+        Ok(())
+    }
+}
+
 /// What one kind of session client draws, asks and records; [`RaftClient`] does the
 /// rest.
 pub trait Workload: Send + 'static {
