@@ -16,29 +16,28 @@
 //!   put(key, value) else range(key)`, where `r` is the key's mod revision as this
 //!   client last saw it (0: absent, never seen).
 //!
-//! Retries and redirects follow the KV client ([`crate::kv::client`]): every attempt of
-//! an operation carries its session sequence number, so Raft applies it at most once;
-//! an attempt with no answer within `request_timeout_ms` goes to the next node, a
-//! redirect to the leader it names; once the clients quiesce an operation is abandoned
-//! `op_timeout_ms` later. Client 0 puts key `probe` once after the heal, so the
-//! liveness phase sees a fresh write commit.
+//! Retries and redirects are the session client's ([`crate::raft::client`]), as for the
+//! KV client: every attempt of an operation carries its session sequence number, so
+//! Raft applies it at most once; an attempt with no answer within `request_timeout_ms`
+//! goes to the next node, a redirect to the leader it names; once the clients quiesce
+//! an operation is abandoned `op_timeout_ms` later. Client 0 puts key `probe` once
+//! after the heal, so the liveness phase sees a fresh write commit.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::{
     Compare, CompareResult, CompareTarget, EtcdCommand, EtcdOutput, EtcdQuery, EtcdStore, Op,
     OpResult, RangeResult,
 };
-use crate::client::{Client, ClientContext};
 use crate::history::OpType;
-use crate::kv::client::ClientTimer;
-use crate::process::{NodeId, RequestId};
-use crate::raft::{RaftProcess, Request, RequestOp, Response};
+use crate::process::ClientId;
+use crate::raft::client::{Pacing, RaftClient, Workload};
+use crate::raft::RequestOp;
 
 /// Relative weights of the request kinds.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -122,16 +121,19 @@ impl EtcdWorkload {
         if self.mix.total() == 0 {
             return bad("mix", "at least one weight must be positive");
         }
-        if self.request_timeout_ms == 0 {
-            return bad("request_timeout_ms", "must be positive");
+        self.pacing().validate()
+    }
+
+    /// The table's timing of attempts and operations.
+    pub fn pacing(&self) -> Pacing {
+        Pacing {
+            request_timeout_ms: self.request_timeout_ms,
+            op_timeout_ms: self.op_timeout_ms,
+            ops_per_client_max: self.ops_per_client_max,
+            give_up: false,
+            think_time_ms: self.think_time_ms,
+            retry_backoff_ms: self.retry_backoff_ms,
         }
-        if self.op_timeout_ms < self.request_timeout_ms {
-            return bad("op_timeout_ms", "must be at least request_timeout_ms");
-        }
-        if self.retry_backoff_ms == 0 {
-            return bad("retry_backoff_ms", "must be positive");
-        }
-        Ok(())
     }
 }
 
@@ -225,58 +227,46 @@ crate::impl_fingerprint!(enum EtcdOp {
                read_mod_revision, revision },
 });
 
-struct InFlight {
-    seq: u64,
-    op: EtcdOp,
-    req: Request<EtcdStore>,
-    attempt: u64,
-    /// The request of the latest attempt: only its non-final answers steer retries.
-    req_id: Option<RequestId>,
-    /// Some attempt may have been appended to a log: abandoning it is indeterminate.
-    maybe_applied: bool,
-    started: Duration,
-}
-
-/// A client of the etcd cluster: one request at a time, drawn from the workload's
-/// mix, tried node after node (following leader hints) until it is answered.
-pub struct EtcdClient {
-    w: EtcdWorkload,
+/// The etcd workload's part of an [`EtcdClient`]: draws requests from the mix over
+/// the workload's keys and reads the cluster's answers.
+pub struct EtcdOps {
+    keys: usize,
+    mix: EtcdMix,
     /// Ranges are served by any member without consensus.
     serializable: bool,
-    /// When the clients quiesced, if they have.
-    stopped: Option<Duration>,
-    probe_due: bool,
-    target: NodeId,
-    last_seq: u64,
-    current: Option<InFlight>,
     /// Per key: the value and mod revision this client last saw (`None`, 0: absent),
     /// which its transactions compare against.
     seen: BTreeMap<String, (Option<String>, u64)>,
 }
 
-type Cx<'a> = ClientContext<'a, RaftProcess<EtcdStore>, EtcdClient>;
+/// A client of the etcd cluster: one request at a time, drawn from the workload's
+/// mix, tried node after node (following leader hints) until it is answered.
+pub type EtcdClient = RaftClient<EtcdOps>;
 
 impl EtcdClient {
     /// A client running workload `w`; `serializable`: its ranges are answered by
     /// whichever member it asks, from that member's own state.
     pub fn new(w: EtcdWorkload, serializable: bool) -> EtcdClient {
-        EtcdClient {
-            w,
+        let pacing = w.pacing();
+        let ops = EtcdOps {
+            keys: w.keys,
+            mix: w.mix,
             serializable,
-            stopped: None,
-            probe_due: false,
-            target: 0,
-            last_seq: 0,
-            current: None,
             seen: BTreeMap::new(),
-        }
+        };
+        RaftClient::with_workload(pacing, ops)
     }
+}
 
-    fn next_op(&mut self, ctx: &mut Cx<'_>, seq: u64) -> EtcdOp {
-        let key = format!("k{}", crate::rng::index(ctx.rng(), 0..self.w.keys));
-        let value = format!("{}.{}", ctx.id(), seq);
-        let m = &self.w.mix;
-        let mut pick = ctx.rng().gen_range(0..m.total());
+impl Workload for EtcdOps {
+    type Store = EtcdStore;
+    type Op = EtcdOp;
+
+    fn next_op(&mut self, rng: &mut ChaCha8Rng, client: ClientId, seq: u64) -> EtcdOp {
+        let key = format!("k{}", crate::rng::index(rng, 0..self.keys));
+        let value = format!("{client}.{seq}");
+        let m = &self.mix;
+        let mut pick = rng.gen_range(0..m.total());
         if pick < m.range {
             return EtcdOp::Range {
                 key,
@@ -316,7 +306,15 @@ impl EtcdClient {
         }
     }
 
-    fn request_op(op: &EtcdOp) -> RequestOp<EtcdStore> {
+    fn probe(&self, client: ClientId, seq: u64) -> EtcdOp {
+        EtcdOp::Put {
+            key: "probe".into(),
+            value: format!("{client}.{seq}"),
+            revision: None,
+        }
+    }
+
+    fn request(&self, op: &EtcdOp) -> RequestOp<EtcdStore> {
         let command = match op {
             EtcdOp::Range { key, .. } => {
                 return RequestOp::Read(EtcdQuery::Range {
@@ -359,123 +357,76 @@ impl EtcdClient {
         RequestOp::Command(Arc::new(command))
     }
 
-    fn may_start(&self) -> bool {
-        self.w.ops_per_client_max == 0 || self.last_seq < self.w.ops_per_client_max
+    fn written(&self, op: &EtcdOp, output: EtcdOutput) -> (OpType, EtcdOp) {
+        written(op.clone(), &output)
     }
 
-    fn start_op(&mut self, ctx: &mut Cx<'_>) {
-        assert!(self.current.is_none(), "one operation at a time");
-        self.last_seq += 1;
-        let seq = self.last_seq;
-        let op = match std::mem::take(&mut self.probe_due) {
-            true => EtcdOp::Put {
-                key: "probe".into(),
-                value: format!("{}.{}", ctx.id(), seq),
-                revision: None,
-            },
-            false => self.next_op(ctx, seq),
+    fn read(&self, op: &EtcdOp, answer: RangeResult) -> (OpType, EtcdOp) {
+        let RangeResult { revision, kvs } = answer;
+        let EtcdOp::Range {
+            key, serializable, ..
+        } = op.clone()
+        else {
+            panic!("a value answers a range, not {op:?}");
         };
-        let req = Request {
-            seq,
-            op: Self::request_op(&op),
-        };
-        ctx.invoke(op.clone());
-        self.current = Some(InFlight {
-            seq,
-            op,
-            req,
-            attempt: 0,
-            req_id: None,
-            maybe_applied: false,
-            started: ctx.now(),
-        });
-        self.attempt(ctx);
-    }
-
-    fn attempt(&mut self, ctx: &mut Cx<'_>) {
-        let cur = self.current.as_mut().expect("an operation in flight");
-        let since = self.stopped.map(|at| at.max(cur.started));
-        if since.is_some_and(|at| ctx.now() >= at + Duration::from_millis(self.w.op_timeout_ms)) {
-            let kind = match (&cur.req.op, cur.maybe_applied) {
-                (RequestOp::Command(_), true) => OpType::Info,
-                _ => OpType::Fail,
-            };
-            let op = cur.op.clone();
-            self.finish(ctx, kind, op);
-            return;
-        }
-        cur.attempt += 1;
-        let (seq, attempt) = (cur.seq, cur.attempt);
-        cur.req_id = Some(ctx.request(self.target, cur.req.clone()));
-        ctx.set_timer(
-            Duration::from_millis(self.w.request_timeout_ms),
-            ClientTimer::Attempt { seq, attempt },
-        );
-    }
-
-    fn backoff(&mut self, ctx: &mut Cx<'_>) {
-        let cur = self.current.as_mut().expect("an operation in flight");
-        cur.attempt += 1;
-        cur.req_id = None;
-        let (seq, attempt) = (cur.seq, cur.attempt);
-        ctx.set_timer(
-            Duration::from_millis(self.w.retry_backoff_ms),
-            ClientTimer::Retry { seq, attempt },
-        );
-    }
-
-    /// Records the end of the current operation as `op` (the answer filled in).
-    fn finish(&mut self, ctx: &mut Cx<'_>, kind: OpType, op: EtcdOp) {
-        self.current = None;
-        if kind == OpType::Ok {
-            match &op {
-                EtcdOp::Put {
+        match kvs {
+            Ok(kvs) => {
+                let (value, m) = one_key(&kvs);
+                let op = EtcdOp::Range {
                     key,
-                    value,
-                    revision: Some(rev),
-                } => {
-                    self.seen.insert(key.clone(), (Some(value.clone()), *rev));
-                }
-                EtcdOp::Range {
-                    key,
+                    serializable,
                     value,
                     mod_revision: Some(m),
-                    ..
-                } => {
-                    self.seen.insert(key.clone(), (value.clone(), *m));
-                }
-                EtcdOp::Delete { key, .. } => {
-                    self.seen.insert(key.clone(), (None, 0));
-                }
-                EtcdOp::Txn {
-                    key,
-                    value,
-                    succeeded: Some(true),
-                    revision: Some(rev),
-                    ..
-                } => {
-                    self.seen.insert(key.clone(), (Some(value.clone()), *rev));
-                }
-                EtcdOp::Txn {
-                    key,
-                    succeeded: Some(false),
-                    read,
-                    read_mod_revision: Some(m),
-                    ..
-                } => {
-                    self.seen.insert(key.clone(), (read.clone(), *m));
-                }
-                _ => {}
+                    revision: Some(revision),
+                };
+                (OpType::Ok, op)
             }
+            Err(_) => (OpType::Fail, op.clone()),
         }
-        ctx.complete(kind, op);
-        if self.probe_due {
-            self.start_op(ctx);
-        } else if self.stopped.is_none() {
-            ctx.set_timer(
-                Duration::from_millis(self.w.think_time_ms),
-                ClientTimer::Think,
-            );
+    }
+
+    fn finished(&mut self, kind: OpType, op: &EtcdOp) {
+        if kind != OpType::Ok {
+            return;
+        }
+        match op {
+            EtcdOp::Put {
+                key,
+                value,
+                revision: Some(rev),
+            } => {
+                self.seen.insert(key.clone(), (Some(value.clone()), *rev));
+            }
+            EtcdOp::Range {
+                key,
+                value,
+                mod_revision: Some(m),
+                ..
+            } => {
+                self.seen.insert(key.clone(), (value.clone(), *m));
+            }
+            EtcdOp::Delete { key, .. } => {
+                self.seen.insert(key.clone(), (None, 0));
+            }
+            EtcdOp::Txn {
+                key,
+                value,
+                succeeded: Some(true),
+                revision: Some(rev),
+                ..
+            } => {
+                self.seen.insert(key.clone(), (Some(value.clone()), *rev));
+            }
+            EtcdOp::Txn {
+                key,
+                succeeded: Some(false),
+                read,
+                read_mod_revision: Some(m),
+                ..
+            } => {
+                self.seen.insert(key.clone(), (read.clone(), *m));
+            }
+            _ => {}
         }
     }
 }
@@ -543,136 +494,4 @@ fn written(op: EtcdOp, output: &EtcdOutput) -> (OpType, EtcdOp) {
         EtcdOp::Range { .. } => panic!("a range is a query, not a command"),
     };
     (OpType::Ok, done)
-}
-
-impl Client<RaftProcess<EtcdStore>> for EtcdClient {
-    type Timer = ClientTimer;
-    type Op = EtcdOp;
-
-    fn on_start(&mut self, ctx: &mut Cx<'_>) {
-        self.target = ctx.id() % ctx.nodes();
-        let jitter = ctx.rng().gen_range(0..=self.w.think_time_ms);
-        ctx.set_timer(Duration::from_millis(jitter), ClientTimer::Think);
-    }
-
-    fn on_response(
-        &mut self,
-        ctx: &mut Cx<'_>,
-        from: NodeId,
-        id: RequestId,
-        resp: Response<EtcdStore>,
-    ) {
-        let Some(cur) = self.current.as_mut() else {
-            return;
-        };
-        if resp.seq() != cur.seq {
-            return; // An answer to an operation already finished.
-        }
-        let final_answer = matches!(resp, Response::Written { .. } | Response::Value { .. });
-        if !final_answer && cur.req_id != Some(id) {
-            if matches!(resp, Response::Dropped { .. }) {
-                cur.maybe_applied = true;
-            }
-            return;
-        }
-        match resp {
-            Response::Written { result, .. } => {
-                let (kind, op) = written(cur.op.clone(), &result);
-                self.finish(ctx, kind, op);
-            }
-            Response::Value {
-                value: RangeResult { revision, kvs },
-                ..
-            } => {
-                let EtcdOp::Range {
-                    key, serializable, ..
-                } = cur.op.clone()
-                else {
-                    panic!("a value answers a range, not {:?}", cur.op);
-                };
-                match kvs {
-                    Ok(kvs) => {
-                        let (value, m) = one_key(&kvs);
-                        let op = EtcdOp::Range {
-                            key,
-                            serializable,
-                            value,
-                            mod_revision: Some(m),
-                            revision: Some(revision),
-                        };
-                        self.finish(ctx, OpType::Ok, op);
-                    }
-                    Err(_) => {
-                        let op = cur.op.clone();
-                        self.finish(ctx, OpType::Fail, op);
-                    }
-                }
-            }
-            Response::Redirect { leader, .. } => match leader {
-                Some(l) if l != from => {
-                    self.target = l;
-                    self.attempt(ctx);
-                }
-                _ => {
-                    self.target = (from + 1) % ctx.nodes();
-                    self.backoff(ctx);
-                }
-            },
-            Response::Unavailable { .. } => self.backoff(ctx),
-            Response::Dropped { .. } => {
-                cur.maybe_applied = true;
-                self.target = (from + 1) % ctx.nodes();
-                self.backoff(ctx);
-            }
-            Response::Reconfigured { .. }
-            | Response::Refused { .. }
-            | Response::TransferStarted { .. } => {
-                unreachable!("an etcd client asks for no membership change or transfer")
-            }
-        }
-    }
-
-    fn on_timer(&mut self, ctx: &mut Cx<'_>, timer: ClientTimer) {
-        match timer {
-            ClientTimer::Think => {
-                if self.stopped.is_none() && self.current.is_none() && self.may_start() {
-                    self.start_op(ctx);
-                }
-            }
-            ClientTimer::Attempt { seq, attempt } => {
-                let Some(cur) = self.current.as_mut() else {
-                    return;
-                };
-                if cur.seq != seq || cur.attempt != attempt {
-                    return;
-                }
-                if matches!(cur.req.op, RequestOp::Command(_)) {
-                    cur.maybe_applied = true;
-                }
-                self.target = (self.target + 1) % ctx.nodes();
-                self.attempt(ctx);
-            }
-            ClientTimer::Retry { seq, attempt } => {
-                if self
-                    .current
-                    .as_ref()
-                    .is_some_and(|c| c.seq == seq && c.attempt == attempt)
-                {
-                    self.attempt(ctx);
-                }
-            }
-        }
-    }
-
-    fn on_quiesce(&mut self, ctx: &mut Cx<'_>) {
-        self.stopped = Some(ctx.now());
-        self.probe_due = ctx.id() == 0;
-        if self.probe_due && self.current.is_none() {
-            self.start_op(ctx);
-        }
-    }
-
-    fn pending(&self) -> usize {
-        usize::from(self.current.is_some())
-    }
 }

@@ -24,6 +24,7 @@
 //! page cache no longer holds what the log in memory claims is on disk.
 
 mod bugs;
+pub mod client;
 pub mod config;
 mod election;
 pub mod invariants;
