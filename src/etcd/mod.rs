@@ -24,6 +24,8 @@
 
 pub mod client;
 pub mod kv_check;
+pub mod lease_check;
+pub mod lessor;
 pub mod store;
 pub mod system;
 pub mod watch;
