@@ -323,15 +323,8 @@ impl Workload for EtcdOps {
                     revision: 0,
                 })
             }
-            EtcdOp::Put { key, value, .. } => EtcdCommand::Op(Op::Put {
-                key: key.clone(),
-                value: value.clone(),
-                lease: 0,
-            }),
-            EtcdOp::Delete { key, .. } => EtcdCommand::Op(Op::DeleteRange {
-                key: key.clone(),
-                range_end: String::new(),
-            }),
+            EtcdOp::Put { key, value, .. } => EtcdCommand::put(key, value),
+            EtcdOp::Delete { key, .. } => EtcdCommand::delete_range(key, ""),
             EtcdOp::Txn {
                 key,
                 expected_mod_revision,

@@ -169,6 +169,25 @@ pub enum EtcdCommand {
     },
 }
 
+impl EtcdCommand {
+    /// A `put` of `value` at `key`, attached to no lease.
+    pub fn put(key: &str, value: &str) -> EtcdCommand {
+        EtcdCommand::Op(Op::Put {
+            key: key.into(),
+            value: value.into(),
+            lease: 0,
+        })
+    }
+
+    /// A `delete_range` of `[key, range_end)` (an empty `range_end`: `key` alone).
+    pub fn delete_range(key: &str, range_end: &str) -> EtcdCommand {
+        EtcdCommand::Op(Op::DeleteRange {
+            key: key.into(),
+            range_end: range_end.into(),
+        })
+    }
+}
+
 /// Why a request failed (etcd's `rpctypes` errors).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum EtcdError {

@@ -4,18 +4,11 @@
 use super::*;
 
 fn put(key: &str, value: &str) -> EtcdCommand {
-    EtcdCommand::Op(Op::Put {
-        key: key.into(),
-        value: value.into(),
-        lease: 0,
-    })
+    EtcdCommand::put(key, value)
 }
 
 fn delete(key: &str, range_end: &str) -> EtcdCommand {
-    EtcdCommand::Op(Op::DeleteRange {
-        key: key.into(),
-        range_end: range_end.into(),
-    })
+    EtcdCommand::delete_range(key, range_end)
 }
 
 fn range(store: &EtcdStore, key: &str, range_end: &str, revision: u64) -> RangeResult {
