@@ -170,6 +170,7 @@ pub mod testing;
 
 // Protocols.
 pub mod broadcast;
+pub mod consul;
 pub mod etcd;
 pub mod gossip;
 pub mod kv;
