@@ -254,7 +254,7 @@ mod tests {
     use crate::consul::catalog::Catalog;
     use crate::consul::health::Status;
     use crate::raft::StateMachine;
-    use rand::SeedableRng;
+    use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     fn node() -> NodeInfo {
@@ -484,6 +484,80 @@ mod tests {
                 checks: vec![],
             })]
         );
+    }
+
+    /// A random valid agent state over a small pool of ids, so that two draws
+    /// overlap, differ and conflict.
+    fn random_local(rng: &mut ChaCha8Rng) -> LocalState {
+        let mut state = LocalState {
+            node: node(),
+            ..LocalState::default()
+        };
+        for id in ["a1", "a2", "b1"] {
+            if rng.gen_bool(0.6) {
+                let mut s = service(id);
+                s.port = rng.gen_range(80..82);
+                state.services.insert(id.into(), s);
+            }
+        }
+        let service_ids: Vec<String> = state.services.keys().cloned().collect();
+        for id in ["c1", "c2", "c3", "c4"] {
+            if rng.gen_bool(0.6) {
+                let bound = match rng.gen_range(0..=service_ids.len()) {
+                    0 => None,
+                    i => Some(service_ids[i - 1].as_str()),
+                };
+                let status =
+                    [Status::Passing, Status::Warning, Status::Critical][rng.gen_range(0..3)];
+                let output = ["x", "y"][rng.gen_range(0..2)];
+                state
+                    .checks
+                    .insert(id.into(), check(id, bound, status, output));
+            }
+        }
+        state
+    }
+
+    #[test]
+    fn one_sync_round_makes_the_catalog_equal_the_agent_whatever_it_held() {
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        for round in 0..300 {
+            let mut catalog = Catalog::default();
+            let mut next = apply_all(
+                &mut catalog,
+                &[CatalogCommand::MemberAlive { node: node() }],
+                1,
+            );
+            // Whatever an earlier agent state (or an operator) left in the catalog.
+            let before = random_local(&mut rng);
+            let commands = sync_commands(&before, None, &BTreeSet::new());
+            next = apply_all(&mut catalog, &commands, next);
+            if rng.gen_bool(0.5) {
+                let failed = CatalogCommand::MemberFailed { node: "n1".into() };
+                next = apply_all(&mut catalog, &[failed], next);
+            }
+            let agent = random_local(&mut rng);
+            let remote = catalog.node_services("n1");
+            let commands = sync_commands(&agent, remote.as_ref(), &BTreeSet::new());
+            apply_all(&mut catalog, &commands, next);
+            let remote = catalog.node_services("n1").unwrap();
+            let services: BTreeMap<String, ServiceDef> = remote
+                .services
+                .iter()
+                .map(|(id, e)| (id.clone(), e.value.clone()))
+                .collect();
+            let checks: BTreeMap<String, CheckDef> = remote
+                .checks
+                .iter()
+                .filter(|(id, _)| *id != SERF_CHECK_ID)
+                .map(|(id, e)| (id.clone(), e.value.clone()))
+                .collect();
+            assert_eq!(services, agent.services, "round {round}");
+            assert_eq!(checks, agent.checks, "round {round}");
+            assert!(remote.checks.contains_key(SERF_CHECK_ID), "round {round}");
+            let again = sync_commands(&agent, Some(&remote), &BTreeSet::new());
+            assert_eq!(again, vec![], "round {round}");
+        }
     }
 
     #[test]

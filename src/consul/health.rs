@@ -844,6 +844,25 @@ mod tests {
     }
 
     #[test]
+    fn warning_result_counts_as_a_success_and_resets_the_failures() {
+        let mut check = probe_with(Hysteresis {
+            success_before_passing: 0,
+            failures_before_warning: None,
+            failures_before_critical: 2,
+        });
+        run_probe(&mut check, ProbeOutcome::Passing);
+        assert_eq!(run_probe(&mut check, ProbeOutcome::Critical), None);
+        let update = run_probe(&mut check, ProbeOutcome::Warning).unwrap();
+        assert_eq!(update.status, Status::Warning, "applied as is");
+        assert_eq!(
+            run_probe(&mut check, ProbeOutcome::Critical),
+            None,
+            "count restarted"
+        );
+        assert_eq!(check.status(), Status::Warning);
+    }
+
+    #[test]
     fn output_only_change_is_an_update_without_status_change() {
         let mut check = probe_with(Hysteresis::default());
         let due = check.next_deadline().unwrap();
