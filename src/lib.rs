@@ -170,6 +170,7 @@ pub mod testing;
 
 // Protocols.
 pub mod broadcast;
+pub mod discovery;
 pub mod etcd;
 pub mod gossip;
 pub mod kv;
