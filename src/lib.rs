@@ -171,6 +171,7 @@ pub mod testing;
 // Protocols.
 pub mod broadcast;
 pub mod consul;
+pub mod discovery;
 pub mod etcd;
 pub mod gossip;
 pub mod kv;
