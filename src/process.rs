@@ -227,6 +227,51 @@ pub enum Effect<P: Process> {
     },
 }
 
+impl<Q: Process> Effect<Q> {
+    /// Maps a nested process's effect ([`Context::nested`]) into the effect of `P`
+    /// that holds it: messages by `msg`, timer tokens by `timer`, and a client reply
+    /// by `reply`, which may also turn it into another effect (a message to a node
+    /// that asked) or drop it (`None`). Storage, trace and span effects pass as they
+    /// are.
+    pub fn lift<P: Process>(
+        self,
+        msg: impl FnOnce(Q::Message) -> P::Message,
+        timer: impl FnOnce(Q::Timer) -> P::Timer,
+        reply: impl FnOnce(RequestId, Q::Response) -> Option<Effect<P>>,
+    ) -> Option<Effect<P>> {
+        Some(match self {
+            Effect::Send { to, msg: m } => Effect::Send { to, msg: msg(m) },
+            Effect::SetTimer {
+                id,
+                after,
+                timer: t,
+            } => Effect::SetTimer {
+                id,
+                after,
+                timer: timer(t),
+            },
+            Effect::CancelTimer { id } => Effect::CancelTimer { id },
+            Effect::Write { key, written } => Effect::Write { key, written },
+            Effect::Sync { id, writes } => Effect::Sync { id, writes },
+            Effect::Abort { reason } => Effect::Abort { reason },
+            Effect::Reply { id, response } => return reply(id, response),
+            Effect::Trace { line } => Effect::Trace { line },
+            Effect::Sometimes { name } => Effect::Sometimes { name },
+            Effect::Span {
+                op,
+                name,
+                after,
+                attrs,
+            } => Effect::Span {
+                op,
+                name,
+                after,
+                attrs,
+            },
+        })
+    }
+}
+
 /// What a handler can see and do. Built by the driver (or a unit test) per step.
 pub struct Context<'a, P: Process> {
     id: NodeId,
@@ -411,6 +456,41 @@ impl<'a, P: Process> Context<'a, P> {
     /// kebab-case and listed in the protocol's `System::sometimes`.
     pub fn sometimes(&mut self, name: &'static str) {
         self.effects.push(Effect::Sometimes { name });
+    }
+
+    /// Runs `step` on a context for `Q`, a process nested inside this one (etcd's
+    /// server holds a Raft node and its lessor): the same node, clocks, RNG, storage
+    /// and timer-id counter, so `Q`'s writes, syncs and timer ids are this process's.
+    /// Returns what `step` returned and `Q`'s effects, in order, which the caller
+    /// hands on with [`Context::emit`] after mapping them ([`Effect::lift`]).
+    pub fn nested<Q, R>(
+        &mut self,
+        step: impl FnOnce(&mut Context<'_, Q>) -> R,
+    ) -> (R, Vec<Effect<Q>>)
+    where
+        Q: Process<Record = P::Record>,
+    {
+        let mut effects = Vec::new();
+        let mut ctx = Context {
+            id: self.id,
+            nodes: self.nodes,
+            now: self.now,
+            wall: self.wall,
+            rng: &mut *self.rng,
+            storage: &mut *self.storage,
+            next_timer: &mut *self.next_timer,
+            effects: &mut effects,
+            spans: self.spans,
+        };
+        let out = step(&mut ctx);
+        (out, effects)
+    }
+
+    /// Hands on an effect, as a nested process produced it ([`Context::nested`]).
+    /// Storage effects must come from a nested step on this context: the storage
+    /// already holds the writes they describe.
+    pub fn emit(&mut self, effect: Effect<P>) {
+        self.effects.push(effect);
     }
 
     /// Whether [`Context::span`] records in this step: a protocol may skip work that

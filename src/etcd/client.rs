@@ -260,6 +260,7 @@ impl EtcdClient {
 
 impl Workload for EtcdOps {
     type Store = EtcdStore;
+    type Node = super::node::EtcdNode;
     type Op = EtcdOp;
 
     fn next_op(&mut self, rng: &mut ChaCha8Rng, client: ClientId, seq: u64) -> EtcdOp {

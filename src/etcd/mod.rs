@@ -22,10 +22,17 @@
 //! Every change is also recorded as an [`Event`] (put or delete, at its revision), the
 //! stream etcd's watch serves; compaction drops the events below it.
 
+pub mod caller;
+pub mod checks;
 pub mod client;
+pub mod config;
+pub mod conn;
+pub mod instance;
 pub mod kv_check;
 pub mod lease_check;
 pub mod lessor;
+pub mod node;
+pub mod server;
 pub mod store;
 pub mod system;
 pub mod watch;

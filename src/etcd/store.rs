@@ -167,6 +167,15 @@ pub enum EtcdCommand {
         /// The lease.
         id: LeaseId,
     },
+    /// Record the remaining TTL (ms) of leases, as the leader's lessor counted them
+    /// (etcd's `LeaseCheckpoint`, `--experimental-enable-lease-checkpoint`): a new
+    /// leader resumes each countdown from it. A remaining TTL of the full TTL clears
+    /// the record; leases that no longer exist are skipped. Changes no revision.
+    /// Empty, it changes nothing: the lessor uses one to confirm its leadership.
+    LeaseCheckpoint {
+        /// (lease, remaining ms) pairs.
+        checkpoints: Vec<(LeaseId, u64)>,
+    },
 }
 
 impl EtcdCommand {
@@ -261,6 +270,8 @@ pub struct EtcdStore {
     events: BTreeMap<u64, Vec<Event>>,
     /// Leases: TTL in ms, and the keys attached.
     leases: BTreeMap<LeaseId, (u64, Vec<String>)>,
+    /// Checkpointed remaining TTLs in ms, of leases that have one below their TTL.
+    checkpoints: BTreeMap<LeaseId, u64>,
 }
 
 /// Whether `k` lies in `[key, range_end)` (see [`EtcdQuery::Range`]).
@@ -324,6 +335,21 @@ impl EtcdStore {
     /// The TTL (ms) of lease `id`, if granted.
     pub fn lease_ttl_ms(&self, id: LeaseId) -> Option<u64> {
         self.leases.get(&id).map(|(ttl, _)| *ttl)
+    }
+
+    /// The leases in id order: (id, TTL in ms, checkpointed remaining TTL in ms if
+    /// below the TTL).
+    pub fn leases(&self) -> impl Iterator<Item = (LeaseId, u64, Option<u64>)> + '_ {
+        self.leases
+            .iter()
+            .map(|(&id, (ttl, _))| (id, *ttl, self.checkpoints.get(&id).copied()))
+    }
+
+    /// The keys attached to lease `id` (empty if there is no such lease).
+    pub fn lease_keys(&self, id: LeaseId) -> &[String] {
+        self.leases
+            .get(&id)
+            .map_or(&[], |(_, keys)| keys.as_slice())
     }
 
     /// `key` as of `revision`.
@@ -569,10 +595,29 @@ impl StateMachine for EtcdStore {
                     results: Ok(Vec::new()),
                 };
             }
+            EtcdCommand::LeaseCheckpoint { checkpoints } => {
+                for &(id, remaining_ms) in checkpoints {
+                    match self.leases.get(&id) {
+                        Some(&(ttl_ms, _)) if remaining_ms < ttl_ms => {
+                            self.checkpoints.insert(id, remaining_ms);
+                        }
+                        Some(_) => {
+                            self.checkpoints.remove(&id);
+                        }
+                        None => {}
+                    }
+                }
+                return EtcdOutput {
+                    revision: self.revision,
+                    succeeded: true,
+                    results: Ok(Vec::new()),
+                };
+            }
             EtcdCommand::LeaseRevoke { id } => {
                 let Some((_, keys)) = self.leases.remove(id) else {
                     return self.refused(EtcdError::LeaseNotFound(*id));
                 };
+                self.checkpoints.remove(id);
                 let live: Vec<&String> = keys
                     .iter()
                     .filter(|k| self.get_at(k, self.revision).is_some())
@@ -707,6 +752,7 @@ crate::impl_fingerprint!(enum EtcdCommand {
     2 => Compact { revision },
     3 => LeaseGrant { id, ttl_ms },
     4 => LeaseRevoke { id },
+    5 => LeaseCheckpoint { checkpoints },
 });
 crate::impl_fingerprint!(enum EtcdError {
     0 => Compacted(revision),

@@ -12,12 +12,14 @@
 
 use std::time::Duration;
 
+use super::checks::{DiscoveryFigures, LeaseGuarantee, WatchGuarantees};
 use super::client::{EtcdClient, EtcdOp, EtcdWorkload};
-use super::EtcdStore;
+use super::config::EtcdConfig;
+use super::node::{EtcdBugs, EtcdNode};
 use crate::check::Checker;
 use crate::history::HistoryEvent;
 use crate::process::{ClientId, NodeId};
-use crate::raft::{invariants, Bugs, RaftConfig, RaftProcess, ReadMode};
+use crate::raft::{invariants, Bugs, ReadMode};
 use crate::system::{Bug, Setup, System, Verdict};
 
 /// Raft replicating etcd's MVCC store, driven by simulated etcd clients.
@@ -44,13 +46,13 @@ pub const BUGS: &[Bug] = &[
 ];
 
 impl Etcd {
-    /// The Raft bugs a set-up switches on; panics on a name that is not one of
+    /// The bugs a set-up switches on; panics on a name that is not one of
     /// [`System::bugs`] (validation refuses those first).
-    pub fn bugs_of(setup: &Setup<Etcd>) -> Bugs {
-        let mut bugs = Bugs::default();
+    pub fn bugs_of(setup: &Setup<Etcd>) -> EtcdBugs {
+        let mut bugs = EtcdBugs::default();
         for name in &setup.bugs {
             assert!(
-                bugs.set(name),
+                bugs.raft.set(name),
                 "unknown raft bug {name:?} (validate rejects it)"
             );
         }
@@ -61,14 +63,17 @@ impl Etcd {
 impl System for Etcd {
     const NAME: &'static str = "etcd";
     const HISTORY_CHECK: &'static str = "etcd-kv-guarantees";
-    type Process = RaftProcess<EtcdStore>;
+    type Process = EtcdNode;
     type Client = EtcdClient;
-    type Config = RaftConfig;
+    type Config = EtcdConfig;
     type Workload = EtcdWorkload;
 
     fn validate(setup: &Setup<Self>) -> Result<(), (String, String)> {
-        setup.config.validate_for(setup.nodes)?;
-        if setup.config.read_mode == ReadMode::LeaderLocal {
+        let cfg = &setup.config;
+        cfg.discovery_validate(setup.nodes)?;
+        cfg.raft_for(setup.nodes).validate_for(setup.nodes)?;
+        cfg.server.validate()?;
+        if cfg.raft.read_mode == ReadMode::LeaderLocal {
             return Err((
                 "cluster.config.read_mode".into(),
                 "etcd's ranges are linearizable (read_index, lease) or serializable \
@@ -89,8 +94,8 @@ impl System for Etcd {
         Ok(())
     }
 
-    fn process(setup: &Setup<Self>, _id: NodeId) -> RaftProcess<EtcdStore> {
-        RaftProcess::new(setup.config.clone(), Self::bugs_of(setup))
+    fn process(setup: &Setup<Self>, id: NodeId) -> EtcdNode {
+        EtcdNode::new(&setup.config, Self::bugs_of(setup), setup.nodes, id)
     }
 
     fn clients(setup: &Setup<Self>) -> usize {
@@ -98,15 +103,26 @@ impl System for Etcd {
     }
 
     fn client(setup: &Setup<Self>, _id: ClientId) -> EtcdClient {
-        let serializable = setup.config.read_mode == ReadMode::Follower;
+        let serializable = setup.config.raft.read_mode == ReadMode::Follower;
         EtcdClient::new(setup.workload.clone(), serializable)
+            .with_servers(setup.config.servers(setup.nodes))
     }
 
-    fn checkers(setup: &Setup<Self>) -> Vec<Box<dyn Checker<RaftProcess<EtcdStore>>>> {
-        let leader_ms = setup
-            .leader_ms
-            .unwrap_or(10 * setup.config.election_timeout_ms_max);
-        invariants::all(setup.nodes, &setup.config, Duration::from_millis(leader_ms))
+    fn checkers(setup: &Setup<Self>) -> Vec<Box<dyn Checker<EtcdNode>>> {
+        let raft = setup.config.raft_for(setup.nodes);
+        let leader_ms = setup.leader_ms.unwrap_or(10 * raft.election_timeout_ms_max);
+        let mut checkers = invariants::all(setup.nodes, &raft, Duration::from_millis(leader_ms));
+        let d = &setup.config.discovery;
+        if d.instances > 0 {
+            let servers = setup.config.servers(setup.nodes);
+            let callers = servers + d.instances..setup.nodes;
+            checkers.push(Box::new(LeaseGuarantee::new(setup.config.lease_bound())));
+            checkers.push(Box::new(WatchGuarantees::new()));
+            checkers.push(Box::new(DiscoveryFigures::new(
+                &d.service, servers, callers,
+            )));
+        }
+        checkers
     }
 
     fn check_history(_setup: &Setup<Self>, history: &[HistoryEvent<EtcdOp>]) -> Verdict {
@@ -126,13 +142,13 @@ impl System for Etcd {
     }
 
     fn leader_bound_ms(setup: &Setup<Self>) -> Option<u64> {
-        Some(10 * setup.config.election_timeout_ms_max)
+        Some(10 * setup.config.raft.election_timeout_ms_max)
     }
 
     /// As for Raft's KV store: the leader bound, two operation timeouts for the
     /// clients, and 20 heartbeats for lagging replicas to catch up.
     fn liveness_bound_ms(setup: &Setup<Self>) -> Option<u64> {
-        let cfg = &setup.config;
+        let cfg = &setup.config.raft;
         let leader_ms = setup.leader_ms.unwrap_or(10 * cfg.election_timeout_ms_max);
         Some(leader_ms + 2 * setup.workload.op_timeout_ms + 20 * cfg.heartbeat_ms)
     }

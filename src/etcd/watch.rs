@@ -393,5 +393,15 @@ impl WatchClient {
     }
 }
 
+crate::impl_fingerprint!(struct WatchRequest { key, range_end, start_revision });
+crate::impl_fingerprint!(struct Created { watch_id, revision });
+crate::impl_fingerprint!(enum WatchError { 0 => Compacted { compact_revision } });
+crate::impl_fingerprint!(enum WatchEvents {
+    0 => Events(events),
+    1 => Progress,
+    2 => Canceled(error),
+});
+crate::impl_fingerprint!(struct WatchResponse { watch_id, revision, body });
+
 #[cfg(test)]
 mod tests;

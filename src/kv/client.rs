@@ -153,6 +153,7 @@ impl KvClient {
 
 impl Workload for KvOps {
     type Store = KvStore;
+    type Node = crate::raft::RaftProcess<KvStore>;
     type Op = KvOp;
 
     fn next_op(&mut self, rng: &mut ChaCha8Rng, client: ClientId, seq: u64) -> KvOp {

@@ -32,7 +32,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use super::{RaftProcess, Request, RequestOp, Response, StateMachine};
+use super::{Request, RequestOp, Response, StateMachine};
 use crate::client::{Client, ClientContext};
 use crate::history::OpType;
 use crate::process::{ClientId, NodeId, RequestId};
@@ -81,6 +81,12 @@ impl Pacing {
 pub trait Workload: Send + 'static {
     /// The state machine the cluster replicates.
     type Store: StateMachine;
+    /// The nodes it talks to: Raft nodes, or processes that hold one and take
+    /// Raft's requests (etcd's members).
+    type Node: crate::process::Process<
+        Request = Request<Self::Store>,
+        Response = Response<Self::Store>,
+    >;
     /// One history operation, as [`Client::Op`].
     type Op: Clone + Debug + crate::fingerprint::Fingerprint + Serialize + Send + 'static;
 
@@ -155,11 +161,13 @@ pub struct RaftClient<W: Workload> {
     /// Client 0 writes once more after the heal ([`Workload::probe`]).
     probe_due: bool,
     target: NodeId,
+    /// The nodes it sends to are `0..servers` (0: every node).
+    servers: usize,
     last_seq: u64,
     current: Option<InFlight<W>>,
 }
 
-type Cx<'a, W> = ClientContext<'a, RaftProcess<<W as Workload>::Store>, RaftClient<W>>;
+type Cx<'a, W> = ClientContext<'a, <W as Workload>::Node, RaftClient<W>>;
 
 impl<W: Workload> RaftClient<W> {
     /// A client drawing its operations from `workload`, timed by `pacing`.
@@ -170,8 +178,24 @@ impl<W: Workload> RaftClient<W> {
             stopped: None,
             probe_due: false,
             target: 0,
+            servers: 0,
             last_seq: 0,
             current: None,
+        }
+    }
+
+    /// Sends only to nodes `0..servers` (the cluster's members, when other nodes
+    /// have other roles).
+    pub fn with_servers(mut self, servers: usize) -> Self {
+        self.servers = servers;
+        self
+    }
+
+    /// How many nodes it may send to, in a cluster of `nodes`.
+    fn servers(&self, nodes: usize) -> usize {
+        match self.servers {
+            0 => nodes,
+            s => s.min(nodes),
         }
     }
 
@@ -265,12 +289,12 @@ impl<W: Workload> RaftClient<W> {
     }
 }
 
-impl<W: Workload> Client<RaftProcess<W::Store>> for RaftClient<W> {
+impl<W: Workload> Client<W::Node> for RaftClient<W> {
     type Timer = ClientTimer;
     type Op = W::Op;
 
     fn on_start(&mut self, ctx: &mut Cx<'_, W>) {
-        self.target = ctx.id() % ctx.nodes();
+        self.target = ctx.id() % self.servers(ctx.nodes());
         // Stagger the clients' first operations.
         let jitter = ctx.rng().gen_range(0..=self.pacing.think_time_ms);
         ctx.set_timer(Duration::from_millis(jitter), ClientTimer::Think);
@@ -312,14 +336,14 @@ impl<W: Workload> Client<RaftProcess<W::Store>> for RaftClient<W> {
                     self.attempt(ctx);
                 }
                 _ => {
-                    self.target = (from + 1) % ctx.nodes();
+                    self.target = (from + 1) % self.servers(ctx.nodes());
                     self.backoff(ctx);
                 }
             },
             Response::Unavailable { .. } => self.backoff(ctx),
             Response::Dropped { .. } => {
                 cur.maybe_applied = true;
-                self.target = (from + 1) % ctx.nodes();
+                self.target = (from + 1) % self.servers(ctx.nodes());
                 self.backoff(ctx);
             }
             Response::Reconfigured { .. }
@@ -348,7 +372,7 @@ impl<W: Workload> Client<RaftProcess<W::Store>> for RaftClient<W> {
                 if matches!(cur.req.op, RequestOp::Command(_)) {
                     cur.maybe_applied = true;
                 }
-                self.target = (self.target + 1) % ctx.nodes();
+                self.target = (self.target + 1) % self.servers(ctx.nodes());
                 self.attempt(ctx);
             }
             ClientTimer::Retry { seq, attempt } => {

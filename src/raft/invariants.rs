@@ -13,6 +13,42 @@ use std::time::Duration;
 
 use super::membership_safety::MembershipSafety;
 use super::{HardState, RaftConfig, RaftProcess, StateMachine};
+use crate::process::Process;
+
+/// A node that runs Raft: a [`RaftProcess`] itself, or a process that holds one
+/// (etcd's server: Raft, its lessor and its watches). The checkers of this module
+/// judge every such node; a node that runs no Raft (a discovery run's service
+/// instances and callers) answers `None` and is skipped as if down.
+pub trait RaftNode: Process {
+    /// The replicated state machine.
+    type Machine: StateMachine;
+    /// The node's Raft state, if it runs Raft.
+    fn raft(&self) -> Option<&RaftProcess<Self::Machine>>;
+}
+
+impl<S: StateMachine> RaftNode for RaftProcess<S> {
+    type Machine = S;
+    fn raft(&self) -> Option<&RaftProcess<S>> {
+        Some(self)
+    }
+}
+
+/// The Raft nodes of a cluster view.
+pub(crate) trait RaftView<S: StateMachine> {
+    /// Node `id`'s Raft state, `None` while it is down or if it runs no Raft.
+    fn raft(&self, id: NodeId) -> Option<&RaftProcess<S>>;
+    /// The Raft nodes that are up, with their ids.
+    fn rafts_up(&self) -> impl Iterator<Item = (NodeId, &RaftProcess<S>)>;
+}
+
+impl<P: RaftNode> RaftView<P::Machine> for ClusterView<'_, P> {
+    fn raft(&self, id: NodeId) -> Option<&RaftProcess<P::Machine>> {
+        self.node(id).and_then(P::raft)
+    }
+    fn rafts_up(&self) -> impl Iterator<Item = (NodeId, &RaftProcess<P::Machine>)> {
+        self.up().filter_map(|(n, p)| p.raft().map(|r| (n, r)))
+    }
+}
 use crate::check::{Availability, Checker, ClusterView, Metrics};
 use crate::process::NodeId;
 
@@ -20,12 +56,12 @@ use crate::process::NodeId;
 /// the invariants, liveness and metrics, and the progress check when
 /// `max_commit_stall_ms` is set. `leader_bound` is how soon after the heal a leader
 /// followed by a majority must exist (see [`LivenessAndMetrics`]).
-pub fn all<S: StateMachine>(
+pub fn all<P: RaftNode>(
     nodes: usize,
     cfg: &RaftConfig,
     leader_bound: Duration,
-) -> Vec<Box<dyn Checker<RaftProcess<S>>>> {
-    let mut checkers: Vec<Box<dyn Checker<RaftProcess<S>>>> = vec![
+) -> Vec<Box<dyn Checker<P>>> {
+    let mut checkers: Vec<Box<dyn Checker<P>>> = vec![
         Box::new(ElectionSafety::default()),
         Box::new(LogMatching::default()),
         Box::new(LeaderCompleteness::new(nodes)),
@@ -64,17 +100,13 @@ impl RecoveryKeepsDurable {
     }
 }
 
-impl<S: StateMachine> Checker<RaftProcess<S>> for RecoveryKeepsDurable {
+impl<P: RaftNode> Checker<P> for RecoveryKeepsDurable {
     fn name(&self) -> &'static str {
         "recovery-keeps-durable"
     }
 
-    fn after_step(
-        &mut self,
-        view: &ClusterView<'_, RaftProcess<S>>,
-        node: NodeId,
-    ) -> Result<(), String> {
-        let Some(p) = view.node(node) else {
+    fn after_step(&mut self, view: &ClusterView<'_, P>, node: NodeId) -> Result<(), String> {
+        let Some(p) = view.raft(node) else {
             if !self.down[node] && removed_from_cluster(view, node) {
                 // A server outside the committed configuration holds no promise the
                 // cluster relies on: it may come back with a new disk (a replacement,
@@ -124,12 +156,9 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for RecoveryKeepsDurable {
 
 /// Whether `node` is outside the cluster: the leader of the highest term among the
 /// nodes up has committed a configuration without it.
-fn removed_from_cluster<S: StateMachine>(
-    view: &ClusterView<'_, RaftProcess<S>>,
-    node: NodeId,
-) -> bool {
+fn removed_from_cluster<P: RaftNode>(view: &ClusterView<'_, P>, node: NodeId) -> bool {
     let leader = view
-        .up()
+        .rafts_up()
         .filter(|(_, p)| p.is_leader())
         .max_by_key(|(_, p)| p.term());
     leader.is_some_and(|(_, l)| {
@@ -175,18 +204,14 @@ impl CommitProgress {
     }
 }
 
-impl<S: StateMachine> Checker<RaftProcess<S>> for CommitProgress {
+impl<P: RaftNode> Checker<P> for CommitProgress {
     fn name(&self) -> &'static str {
         "raft-progress"
     }
 
-    fn after_step(
-        &mut self,
-        view: &ClusterView<'_, RaftProcess<S>>,
-        node: NodeId,
-    ) -> Result<(), String> {
+    fn after_step(&mut self, view: &ClusterView<'_, P>, node: NodeId) -> Result<(), String> {
         let pending = view
-            .node(node)
+            .raft(node)
             .filter(|p| p.is_leader() && p.log().last_index() > p.commit_index());
         let Some(p) = pending else {
             self.stalled[node] = None;
@@ -248,17 +273,13 @@ pub struct ElectionSafety {
     leaders: BTreeMap<u64, NodeId>,
 }
 
-impl<S: StateMachine> Checker<RaftProcess<S>> for ElectionSafety {
+impl<P: RaftNode> Checker<P> for ElectionSafety {
     fn name(&self) -> &'static str {
         "election-safety"
     }
 
-    fn after_step(
-        &mut self,
-        view: &ClusterView<'_, RaftProcess<S>>,
-        node: NodeId,
-    ) -> Result<(), String> {
-        let Some(p) = view.node(node) else {
+    fn after_step(&mut self, view: &ClusterView<'_, P>, node: NodeId) -> Result<(), String> {
+        let Some(p) = view.raft(node) else {
             return Ok(());
         };
         if !p.is_leader() {
@@ -284,17 +305,13 @@ pub struct LogMatching {
     registry: BTreeMap<(u64, u64), (u64, u64)>,
 }
 
-impl<S: StateMachine> Checker<RaftProcess<S>> for LogMatching {
+impl<P: RaftNode> Checker<P> for LogMatching {
     fn name(&self) -> &'static str {
         "log-matching"
     }
 
-    fn after_step(
-        &mut self,
-        view: &ClusterView<'_, RaftProcess<S>>,
-        node: NodeId,
-    ) -> Result<(), String> {
-        let Some(p) = view.node(node) else {
+    fn after_step(&mut self, view: &ClusterView<'_, P>, node: NodeId) -> Result<(), String> {
+        let Some(p) = view.raft(node) else {
             return Ok(());
         };
         let Some(from) = p.log_changed_from() else {
@@ -342,17 +359,13 @@ impl LeaderCompleteness {
     }
 }
 
-impl<S: StateMachine> Checker<RaftProcess<S>> for LeaderCompleteness {
+impl<P: RaftNode> Checker<P> for LeaderCompleteness {
     fn name(&self) -> &'static str {
         "leader-completeness"
     }
 
-    fn after_step(
-        &mut self,
-        view: &ClusterView<'_, RaftProcess<S>>,
-        node: NodeId,
-    ) -> Result<(), String> {
-        let Some(p) = view.node(node) else {
+    fn after_step(&mut self, view: &ClusterView<'_, P>, node: NodeId) -> Result<(), String> {
+        let Some(p) = view.raft(node) else {
             return Ok(());
         };
         for a in p.applied_in_step() {
@@ -401,17 +414,13 @@ pub struct StateMachineSafety {
     applied: BTreeMap<u64, (u64, u64, NodeId)>,
 }
 
-impl<S: StateMachine> Checker<RaftProcess<S>> for StateMachineSafety {
+impl<P: RaftNode> Checker<P> for StateMachineSafety {
     fn name(&self) -> &'static str {
         "state-machine-safety"
     }
 
-    fn after_step(
-        &mut self,
-        view: &ClusterView<'_, RaftProcess<S>>,
-        node: NodeId,
-    ) -> Result<(), String> {
-        let Some(p) = view.node(node) else {
+    fn after_step(&mut self, view: &ClusterView<'_, P>, node: NodeId) -> Result<(), String> {
+        let Some(p) = view.raft(node) else {
             return Ok(());
         };
         if let Some((index, term)) = p.installed_snapshot() {
@@ -466,17 +475,13 @@ impl IndexOrder {
     }
 }
 
-impl<S: StateMachine> Checker<RaftProcess<S>> for IndexOrder {
+impl<P: RaftNode> Checker<P> for IndexOrder {
     fn name(&self) -> &'static str {
         "index-order"
     }
 
-    fn after_step(
-        &mut self,
-        view: &ClusterView<'_, RaftProcess<S>>,
-        node: NodeId,
-    ) -> Result<(), String> {
-        let Some(p) = view.node(node) else {
+    fn after_step(&mut self, view: &ClusterView<'_, P>, node: NodeId) -> Result<(), String> {
+        let Some(p) = view.raft(node) else {
             self.last[node] = None; // A new incarnation recovers from storage.
             return Ok(());
         };
@@ -615,12 +620,9 @@ impl LivenessAndMetrics {
     }
 
     /// `Ok` when a leader of the highest term is followed by a majority.
-    fn majority_leader<S: StateMachine>(
-        &self,
-        view: &ClusterView<'_, RaftProcess<S>>,
-    ) -> Result<(), String> {
+    fn majority_leader<P: RaftNode>(&self, view: &ClusterView<'_, P>) -> Result<(), String> {
         let leader = view
-            .up()
+            .rafts_up()
             .filter(|(_, p)| p.is_leader())
             .max_by_key(|(_, p)| p.term());
         let Some((l, lp)) = leader else {
@@ -629,7 +631,7 @@ impl LivenessAndMetrics {
         let follows = |n: NodeId| {
             n == l
                 || view
-                    .node(n)
+                    .raft(n)
                     .is_some_and(|p| p.term() == lp.term() && p.leader() == Some(l))
         };
         // A majority of each voter set of the leader's configuration (both when joint).
@@ -649,19 +651,15 @@ impl LivenessAndMetrics {
     }
 }
 
-impl<S: StateMachine> Checker<RaftProcess<S>> for LivenessAndMetrics {
+impl<P: RaftNode> Checker<P> for LivenessAndMetrics {
     fn name(&self) -> &'static str {
         "raft-liveness"
     }
 
-    fn after_step(
-        &mut self,
-        view: &ClusterView<'_, RaftProcess<S>>,
-        node: NodeId,
-    ) -> Result<(), String> {
+    fn after_step(&mut self, view: &ClusterView<'_, P>, node: NodeId) -> Result<(), String> {
         let now = view.now;
         self.last_now = self.last_now.max(now);
-        let Some(p) = view.node(node) else {
+        let Some(p) = view.raft(node) else {
             if self.leader_now.is_some_and(|(l, _)| l == node) {
                 self.set_leader(now, None);
             }
@@ -738,11 +736,11 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for LivenessAndMetrics {
         Ok(())
     }
 
-    fn settled(&mut self, view: &ClusterView<'_, RaftProcess<S>>) -> Result<(), String> {
+    fn settled(&mut self, view: &ClusterView<'_, P>) -> Result<(), String> {
         self.last_now = self.last_now.max(view.now);
         if self.healed_at.is_none() {
             self.healed_at = Some(view.now);
-            for (n, p) in view.up() {
+            for (n, p) in view.rafts_up() {
                 self.at_heal[n] = Some((p.term(), p.log().last_index()));
                 self.term_at_heal = self.term_at_heal.max(p.term());
             }
@@ -772,7 +770,7 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for LivenessAndMetrics {
             ));
         }
         let (l, lp) = view
-            .up()
+            .rafts_up()
             .filter(|(_, p)| p.is_leader())
             .max_by_key(|(_, p)| p.term())
             .expect("majority_leader found one");
@@ -800,7 +798,7 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for LivenessAndMetrics {
             self.fresh_commit = Some((view.now - healed_at, commit, term));
         }
         let lagging: Vec<String> = view
-            .up()
+            .rafts_up()
             .filter(|&(n, p)| {
                 // Spares and removed servers are outside the cluster: nothing to catch up.
                 let member = lp.membership().is_member(n);
@@ -821,9 +819,9 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for LivenessAndMetrics {
         Ok(())
     }
 
-    fn on_settled(&mut self, view: &ClusterView<'_, RaftProcess<S>>) {
+    fn on_settled(&mut self, view: &ClusterView<'_, P>) {
         self.settled_leader = view
-            .up()
+            .rafts_up()
             .filter(|(_, p)| p.is_leader())
             .max_by_key(|(_, p)| p.term())
             .map(|(l, p)| (l, p.term()));

@@ -24,6 +24,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::invariants::{RaftNode, RaftView};
 use super::membership::{ConfChange, MemberChange};
 use super::messages::EntryData;
 use super::{RaftConfig, RaftProcess, StateMachine};
@@ -161,17 +162,13 @@ impl MembershipSafety {
     }
 }
 
-impl<S: StateMachine> Checker<RaftProcess<S>> for MembershipSafety {
+impl<P: RaftNode> Checker<P> for MembershipSafety {
     fn name(&self) -> &'static str {
         "membership-safety"
     }
 
-    fn after_step(
-        &mut self,
-        view: &ClusterView<'_, RaftProcess<S>>,
-        node: NodeId,
-    ) -> Result<(), String> {
-        let Some(p) = view.node(node) else {
+    fn after_step(&mut self, view: &ClusterView<'_, P>, node: NodeId) -> Result<(), String> {
+        let Some(p) = view.raft(node) else {
             self.configs[node] = None;
             self.led[node] = None;
             self.last_commit[node] = None;
@@ -214,7 +211,7 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for MembershipSafety {
         let latest = &configs.last().expect("a base").1;
         if newly_elected {
             // Its voters: nodes that voted for it in `term`, or whose vote is unknown.
-            let voted = |n: NodeId| match view.node(n) {
+            let voted = |n: NodeId| match view.raft(n) {
                 None => true,
                 Some(v) => v.term() > term || (v.term() == term && v.voted_for() == Some(node)),
             };
@@ -240,7 +237,7 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for MembershipSafety {
         self.last_commit[node] = Some(commit);
         if advanced && commit > p.log().snapshot_index() {
             let entry_term = p.log().term(commit).expect("commit is in the log");
-            let holds = |n: NodeId| match view.node(n) {
+            let holds = |n: NodeId| match view.raft(n) {
                 None => true,
                 Some(v) => {
                     v.log().snapshot_index() >= commit || v.log().term(commit) == Some(entry_term)
@@ -252,7 +249,7 @@ impl<S: StateMachine> Checker<RaftProcess<S>> for MembershipSafety {
                     let missing: BTreeMap<NodeId, u64> = set
                         .iter()
                         .filter(|&&n| !holds(n))
-                        .map(|&n| (n, view.node(n).map_or(0, |v| v.log().last_index())))
+                        .map(|&n| (n, view.raft(n).map_or(0, |v| v.log().last_index())))
                         .collect();
                     return Err(format!(
                         "node {node}, leader of term {term}, committed index {commit} held by \

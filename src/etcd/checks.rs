@@ -1,0 +1,410 @@
+//! The checkers of an etcd run beyond Raft's: etcd's lease guarantee
+//! ([`LeaseGuarantee`], rules in [`super::lease_check`]), the six watch guarantees
+//! on every caller's stream ([`WatchGuarantees`], rules in
+//! [`super::watch_check`]), and the discovery figures ([`DiscoveryFigures`],
+//! computed by [`crate::discovery::metrics`]).
+//!
+//! Each reads what the nodes expose per step, at true time, and never the code it
+//! judges: the lease checker sees acknowledgements and applied revocations, not the
+//! lessor; the watch checker compares what callers received with the events the
+//! members' stores committed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::caller::{Outcome, WatchRecord};
+use super::lease_check::{self, LeaseHistory, Rule};
+use super::node::EtcdNode;
+use super::store::LeaseId;
+use super::watch_check::{self, EventLog, Range, Segment, Stream};
+use super::EventKind;
+use crate::check::{Checker, ClusterView, Metrics};
+use crate::discovery::metrics::{CallOutcome, DiscoveryLog, DownKind};
+use crate::process::NodeId;
+
+/// How much faster than true time a member's clock may run over one TTL: 1%
+/// (10,000 ppm, far beyond an NTP-disciplined clock). A lease revoked earlier than
+/// its TTL minus this after an acknowledgement is a violation.
+pub const LEASE_DRIFT_PERCENT: u32 = 1;
+
+/// Most requests an instance has awaiting their first-attempt time.
+const FIRST_SENT_MAX: usize = 4096;
+
+/// etcd's lease guarantee: safety at every revocation, liveness once the run
+/// settles (see [`super::lease_check`]).
+pub struct LeaseGuarantee {
+    history: LeaseHistory,
+    /// (instance, request seq) → when its first attempt left.
+    first_sent: BTreeMap<(NodeId, u64), Duration>,
+    /// Every lease granted, with its TTL and owner.
+    leases: BTreeMap<LeaseId, (Duration, NodeId)>,
+    revoked: BTreeSet<LeaseId>,
+    bound: Duration,
+    /// Revocations by expiry whose owner was up.
+    expired_owner_up: u64,
+}
+
+impl LeaseGuarantee {
+    /// A checker allowing `bound` beyond a lease's TTL for its revocation.
+    pub fn new(bound: Duration) -> Self {
+        LeaseGuarantee {
+            history: LeaseHistory::new(),
+            first_sent: BTreeMap::new(),
+            leases: BTreeMap::new(),
+            revoked: BTreeSet::new(),
+            bound,
+            expired_owner_up: 0,
+        }
+    }
+
+    fn drift(ttl: Duration) -> Duration {
+        ttl * LEASE_DRIFT_PERCENT / 100
+    }
+
+    fn violations(&self, now: Duration, rule: Rule) -> Option<String> {
+        // The drift allowance depends on the TTL; leases here share few TTLs.
+        let ttls: BTreeSet<Duration> = self.leases.values().map(|&(t, _)| t).collect();
+        for ttl in ttls {
+            let v = lease_check::check(&self.history, Self::drift(ttl), self.bound, now);
+            if let Some(v) = v.into_iter().find(|v| v.rule == rule && v.ttl == ttl) {
+                let owner = self.leases.get(&v.lease).map_or(0, |&(_, o)| o);
+                return Some(format!("{v} (owner: node {owner})"));
+            }
+        }
+        None
+    }
+}
+
+impl Checker<EtcdNode> for LeaseGuarantee {
+    fn name(&self) -> &'static str {
+        "lease-guarantee"
+    }
+
+    fn after_step(&mut self, view: &ClusterView<'_, EtcdNode>, node: NodeId) -> Result<(), String> {
+        let now = view.now;
+        match view.node(node) {
+            Some(EtcdNode::Instance(i)) => {
+                for &seq in i.first_sent_in_step() {
+                    if self.first_sent.len() >= FIRST_SENT_MAX {
+                        self.first_sent.pop_first();
+                    }
+                    self.first_sent.insert((node, seq), now);
+                }
+                for &(seq, lease, ttl_ms) in i.granted_in_step() {
+                    let at = self.first_sent.remove(&(node, seq)).unwrap_or(now);
+                    self.history.grant(lease, ttl_ms, at);
+                    self.leases
+                        .insert(lease, (Duration::from_millis(ttl_ms), node));
+                }
+                for &(seq, lease) in i.kept_alive_in_step() {
+                    let at = self.first_sent.remove(&(node, seq)).unwrap_or(now);
+                    self.history.keepalive(lease, at);
+                }
+            }
+            Some(EtcdNode::Server(s)) => {
+                let mut fresh = false;
+                for &id in s.revoked_in_step() {
+                    if self.revoked.insert(id) {
+                        fresh = true;
+                        self.history.expired(id, now);
+                        let owner_up = self
+                            .leases
+                            .get(&id)
+                            .is_some_and(|&(_, o)| view.node(o).is_some());
+                        self.expired_owner_up += u64::from(owner_up);
+                    }
+                }
+                if fresh {
+                    if let Some(v) = self.violations(now, Rule::RevokedWhileAlive) {
+                        return Err(v);
+                    }
+                }
+            }
+            Some(EtcdNode::Caller(_)) => {}
+            None => self.first_sent.retain(|&(n, _), _| n != node),
+        }
+        Ok(())
+    }
+
+    fn settled(&mut self, view: &ClusterView<'_, EtcdNode>) -> Result<(), String> {
+        match self.violations(view.now, Rule::NotRevoked) {
+            Some(v) => Err(v),
+            None => Ok(()),
+        }
+    }
+
+    fn metrics(&self, out: &mut Metrics) {
+        out.insert("leases_granted".into(), self.leases.len() as f64);
+        out.insert("leases_expired".into(), self.revoked.len() as f64);
+        out.insert(
+            "leases_expired_owner_up".into(),
+            self.expired_owner_up as f64,
+        );
+    }
+}
+
+/// The six watch guarantees on every caller's streams, against the events the
+/// members committed; checked as each caller receives.
+pub struct WatchGuarantees {
+    log: EventLog,
+    /// Per caller: its current stream and the start revision of a creation sent.
+    streams: BTreeMap<NodeId, (Stream, Option<u64>)>,
+    next_watcher: u64,
+    events_received: u64,
+}
+
+impl WatchGuarantees {
+    /// An empty checker.
+    pub fn new() -> Self {
+        WatchGuarantees {
+            log: EventLog::new(),
+            streams: BTreeMap::new(),
+            next_watcher: 0,
+            events_received: 0,
+        }
+    }
+}
+
+impl Default for WatchGuarantees {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Checker<EtcdNode> for WatchGuarantees {
+    fn name(&self) -> &'static str {
+        "watch-guarantees"
+    }
+
+    fn after_step(&mut self, view: &ClusterView<'_, EtcdNode>, node: NodeId) -> Result<(), String> {
+        match view.node(node) {
+            Some(EtcdNode::Server(s)) => {
+                let store = s.store();
+                // A store restored past compacted revisions cannot add them; the
+                // members that applied them one by one did.
+                if store.compacted() <= self.log.last_revision() + 1 {
+                    self.log.record(store);
+                }
+            }
+            Some(EtcdNode::Caller(c)) if !c.watch_in_step().is_empty() => {
+                let (key, range_end) = c.range();
+                for rec in c.watch_in_step() {
+                    if let WatchRecord::Stream = rec {
+                        self.next_watcher += 1;
+                        let stream = Stream {
+                            watcher: self.next_watcher,
+                            range: Range {
+                                key: key.clone(),
+                                range_end: range_end.clone(),
+                            },
+                            segments: Vec::new(),
+                        };
+                        self.streams.insert(node, (stream, None));
+                        continue;
+                    }
+                    let Some((stream, open)) = self.streams.get_mut(&node) else {
+                        continue;
+                    };
+                    match rec {
+                        WatchRecord::Stream => unreachable!(),
+                        WatchRecord::Open(rev) => *open = Some(*rev),
+                        WatchRecord::Opened(o) => {
+                            let Some(start_revision) = open.take() else {
+                                continue;
+                            };
+                            stream.segments.push(Segment {
+                                start_revision,
+                                opened: *o,
+                                responses: Vec::new(),
+                            });
+                        }
+                        WatchRecord::Received(r) => {
+                            if let watch_check::Received::Events(e) = r {
+                                self.events_received += e.len() as u64;
+                            }
+                            if let Some(seg) = stream.segments.last_mut() {
+                                seg.responses.push(r.clone());
+                            }
+                        }
+                    }
+                }
+                if let Some((stream, _)) = self.streams.get(&node) {
+                    if let Some(v) = watch_check::check(&self.log, stream) {
+                        return Err(format!("{v} (caller: node {node})"));
+                    }
+                }
+            }
+            // A caller's stream ends with its incarnation.
+            None => {
+                self.streams.remove(&node);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn metrics(&self, out: &mut Metrics) {
+        let writes = self.log.last_revision();
+        out.insert("watch_events_delivered".into(), self.events_received as f64);
+        if writes > 0 {
+            out.insert(
+                "watch_events_per_write".into(),
+                self.events_received as f64 / writes as f64,
+            );
+        }
+    }
+}
+
+/// The discovery figures of a run: what callers saw of instances that stopped,
+/// and how their calls fared.
+pub struct DiscoveryFigures {
+    log: DiscoveryLog,
+    prefix: String,
+    /// The callers' ids (the instances come before them, the members first).
+    callers: std::ops::Range<NodeId>,
+    /// The first instance's id (the members come before).
+    first_instance: NodeId,
+    /// Nodes seen up, by id.
+    up: BTreeSet<NodeId>,
+    /// Instances that have started once.
+    booted: BTreeSet<NodeId>,
+    unhealthy: BTreeSet<NodeId>,
+    /// (caller, attempt) → (instance, start).
+    started: BTreeMap<(NodeId, u64), (NodeId, Duration)>,
+    /// The revision up to which registrations were read from the members.
+    revision: u64,
+    no_endpoint: u64,
+    last_now: Duration,
+}
+
+/// Most call attempts awaiting their end (callers bound their own).
+const STARTED_MAX: usize = 1 << 16;
+
+impl DiscoveryFigures {
+    /// The figures of service `service`, whose instances are nodes
+    /// `first_instance..callers.start` and callers `callers`.
+    pub fn new(service: &str, first_instance: NodeId, callers: std::ops::Range<NodeId>) -> Self {
+        DiscoveryFigures {
+            log: DiscoveryLog::new(),
+            prefix: format!("services/{service}/"),
+            callers,
+            first_instance,
+            up: BTreeSet::new(),
+            booted: BTreeSet::new(),
+            unhealthy: BTreeSet::new(),
+            started: BTreeMap::new(),
+            revision: 0,
+            no_endpoint: 0,
+            last_now: Duration::ZERO,
+        }
+    }
+}
+
+impl Checker<EtcdNode> for DiscoveryFigures {
+    fn name(&self) -> &'static str {
+        "discovery"
+    }
+
+    fn after_step(&mut self, view: &ClusterView<'_, EtcdNode>, node: NodeId) -> Result<(), String> {
+        let now = view.now;
+        self.last_now = now;
+        let was_up = self.up.contains(&node);
+        match view.node(node) {
+            None => {
+                if was_up {
+                    self.up.remove(&node);
+                    if self.callers.contains(&node) {
+                        self.started.retain(|&(c, _), _| c != node);
+                        self.log.caller_down(now, node);
+                    } else if self.unhealthy.remove(&node) || !self.is_server(view, node) {
+                        self.log.instance_down(now, node, DownKind::Crashed);
+                    }
+                }
+            }
+            Some(EtcdNode::Server(s)) => {
+                self.up.insert(node);
+                let store = s.store();
+                if store.revision() > self.revision && store.compacted() <= self.revision + 1 {
+                    let events = store.events_from(self.revision + 1).unwrap_or_default();
+                    for (_, e) in events {
+                        let Some(id) =
+                            e.kv.key
+                                .strip_prefix(&self.prefix)
+                                .and_then(|n| n.parse().ok())
+                        else {
+                            continue;
+                        };
+                        match e.kind {
+                            EventKind::Put => self.log.registered(now, id),
+                            // Instances never deregister here: a key goes only when
+                            // its lease expires.
+                            EventKind::Delete => self.log.registration_expired(now, id),
+                        }
+                    }
+                    self.revision = store.revision();
+                }
+            }
+            Some(EtcdNode::Instance(i)) => {
+                if !was_up {
+                    // Up from the start, as the log assumes; a restart is news.
+                    if self.booted.contains(&node) {
+                        self.log.instance_up(now, node);
+                    }
+                    self.up.insert(node);
+                    self.booted.insert(node);
+                }
+                let unhealthy = i.answer() != Some(true);
+                if unhealthy && self.unhealthy.insert(node) {
+                    self.log.instance_down(now, node, DownKind::Unhealthy);
+                } else if !unhealthy && self.unhealthy.remove(&node) {
+                    self.log.instance_up(now, node);
+                }
+            }
+            Some(EtcdNode::Caller(c)) => {
+                if !was_up {
+                    self.up.insert(node);
+                    if self.booted.insert(node) {
+                        self.log.endpoints(now, node, c.endpoints());
+                    } else {
+                        self.log.caller_up(now, node);
+                        self.log.endpoints(now, node, c.endpoints());
+                    }
+                }
+                if c.changed_in_step() {
+                    self.log.endpoints(now, node, c.endpoints());
+                }
+                for &(attempt, instance) in c.started_in_step() {
+                    if self.started.len() >= STARTED_MAX {
+                        self.started.pop_first();
+                    }
+                    self.started.insert((node, attempt), (instance, now));
+                }
+                for done in c.calls_in_step() {
+                    let Some((instance, start)) = self.started.remove(&(node, done.attempt)) else {
+                        self.no_endpoint += u64::from(done.outcome == Outcome::NoEndpoint);
+                        continue;
+                    };
+                    let outcome = match done.outcome {
+                        Outcome::Ok => CallOutcome::Ok,
+                        Outcome::Error => CallOutcome::Error,
+                        Outcome::Timeout | Outcome::NoEndpoint => CallOutcome::Timeout,
+                    };
+                    self.log.call(node, instance, start, now, outcome);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn metrics(&self, out: &mut Metrics) {
+        self.log.write_figures(self.last_now, out);
+        out.insert("calls_without_endpoint".into(), self.no_endpoint as f64);
+    }
+}
+
+impl DiscoveryFigures {
+    /// Whether `node` is an etcd member (the nodes before the instances).
+    fn is_server(&self, _view: &ClusterView<'_, EtcdNode>, node: NodeId) -> bool {
+        node < self.first_instance
+    }
+}
