@@ -182,8 +182,8 @@ pub use client::{Client, ClientContext, ClientEffect, NoClient};
 pub use fingerprint::Fingerprint;
 pub use history::{HistoryEvent, KvOp, OpType};
 pub use process::{
-    ClientId, Context, DurableOutbox, Effect, NodeId, Process, RequestId, Role, SyncError, SyncId,
-    TimerId, Waits,
+    ClientId, Context, DurableOutbox, Effect, NodeId, Process, RequestId, Role, ServiceFault,
+    SyncError, SyncId, TimerId, Waits,
 };
 pub use storage::Storage;
 pub use system::{Bug, MemberAnswer, MemberChange, Setup, System, Verdict};

@@ -126,12 +126,39 @@ pub trait Process: Sized + Send + 'static {
         &["message"]
     }
 
+    /// An application fault starts (`active`) or ends on this node
+    /// (`service-unhealthy`, `service-hang`: see [`ServiceFault`]). The default
+    /// ignores it: only a process that serves an application (a discovery run's
+    /// service instance) has one to break.
+    fn on_service_fault(
+        &mut self,
+        _ctx: &mut Context<'_, Self>,
+        _fault: ServiceFault,
+        _active: bool,
+    ) {
+    }
+
+    /// Whether this protocol's nodes serve an application that service faults
+    /// strike; scenarios with service faults are refused otherwise.
+    fn serves_application() -> bool {
+        false
+    }
+
     /// The role this node holds now, which faults aimed at roles read when they
     /// start (see [`crate::scenario::Target`]). The default, [`Role::None`], suits a
     /// protocol without distinguished nodes (gossip, broadcast).
     fn role(&self) -> Role {
         Role::None
     }
+}
+
+/// What an application fault does to the service a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceFault {
+    /// Calls are answered with errors (`service-unhealthy`).
+    Unhealthy,
+    /// Calls are not answered (`service-hang`).
+    Hang,
 }
 
 /// What a node is in its protocol at a moment: Raft's server states (Raft paper

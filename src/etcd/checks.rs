@@ -38,23 +38,87 @@ pub struct LeaseGuarantee {
     first_sent: BTreeMap<(NodeId, u64), Duration>,
     /// Every lease granted, with its TTL and owner.
     leases: BTreeMap<LeaseId, (Duration, NodeId)>,
-    revoked: BTreeSet<LeaseId>,
+    /// Leases revoked, and when (a revocation may precede the grant's answer).
+    revoked: BTreeMap<LeaseId, Duration>,
     bound: Duration,
+    /// The extension a new leader gives every lease (etcd's `Promote`).
+    extension: Duration,
+    /// The lessor's checkpoint interval (`None`: no checkpoints).
+    checkpoint: Option<Duration>,
+    /// Leaders' tenures in term order: (leader, from, until), `until` unset while
+    /// it leads as far as seen.
+    tenures: Vec<(NodeId, Duration, Option<Duration>)>,
+    term: u64,
+    /// The election timeout: a leader cut off from its quorum may go on leading
+    /// that long (CheckQuorum) without committing anything.
+    election: Duration,
     /// Revocations by expiry whose owner was up.
     expired_owner_up: u64,
 }
 
 impl LeaseGuarantee {
-    /// A checker allowing `bound` beyond a lease's TTL for its revocation.
-    pub fn new(bound: Duration) -> Self {
+    /// A checker allowing `bound` beyond a lease's TTL for its revocation, plus,
+    /// for each leader change while it counts down, the `extension` a new leader
+    /// gives and, with checkpoints every `checkpoint`, the part of the countdown
+    /// since the last checkpoint, which the new leader cannot know: at most one
+    /// interval after a tenure of at least one interval, else that tenure on top
+    /// of the staleness before it. Without checkpoints a new leader gives the
+    /// whole TTL back (etcd#9395), which this does not allow.
+    pub fn new(bound: Duration, extension: Duration, checkpoint: Option<Duration>) -> Self {
+        let election = extension;
         LeaseGuarantee {
             history: LeaseHistory::new(),
             first_sent: BTreeMap::new(),
             leases: BTreeMap::new(),
-            revoked: BTreeSet::new(),
+            revoked: BTreeMap::new(),
             bound,
+            extension,
+            checkpoint,
+            tenures: Vec::new(),
+            term: 0,
+            election,
             expired_owner_up: 0,
         }
+    }
+
+    /// The liveness slack of a lease of `ttl` last acknowledged at `from` and
+    /// revoked at `to`: how much later than `from + ttl` the leaders' countdowns
+    /// may expire it (see [`LeaseGuarantee::new`]). Follows the countdown through
+    /// each leader change: a new leader expires the lease its extension plus the
+    /// remaining TTL of the last checkpoint that surely committed. One surely did
+    /// in a tenure that lasted an interval beyond the election timeout (a leader
+    /// cut off from its quorum commits nothing, for up to that long).
+    fn slack(&self, ttl: Duration, from: Duration, to: Duration) -> Duration {
+        let mut expiry = from + ttl;
+        // The keepalive (or grant) reset the countdown at `from`.
+        let mut remaining = ttl;
+        let mut checkpointed = from;
+        let mut prev: Option<(Duration, Duration)> = None;
+        for &(_, start, until) in &self.tenures {
+            let end = until.unwrap_or(to);
+            if start <= from {
+                prev = Some((from, end));
+                continue;
+            }
+            if start > to {
+                break;
+            }
+            match self.checkpoint {
+                Some(interval) => {
+                    if let Some((w0, w1)) = prev {
+                        let sure = w1.saturating_sub(self.election + interval);
+                        if sure > w0 && sure > checkpointed {
+                            checkpointed = sure;
+                            remaining = expiry.saturating_sub(sure);
+                        }
+                    }
+                    expiry = start + self.extension + remaining;
+                }
+                None => expiry += self.extension,
+            }
+            prev = Some((start, end));
+        }
+        self.bound + expiry.saturating_sub(from + ttl)
     }
 
     fn drift(ttl: Duration) -> Duration {
@@ -65,7 +129,8 @@ impl LeaseGuarantee {
         // The drift allowance depends on the TTL; leases here share few TTLs.
         let ttls: BTreeSet<Duration> = self.leases.values().map(|&(t, _)| t).collect();
         for ttl in ttls {
-            let v = lease_check::check(&self.history, Self::drift(ttl), self.bound, now);
+            let bound = |from: Duration, to: Duration| self.slack(ttl, from, to);
+            let v = lease_check::check_with(&self.history, Self::drift(ttl), &bound, now);
             if let Some(v) = v.into_iter().find(|v| v.rule == rule && v.ttl == ttl) {
                 let owner = self.leases.get(&v.lease).map_or(0, |&(_, o)| o);
                 return Some(format!("{v} (owner: node {owner})"));
@@ -91,20 +156,40 @@ impl Checker<EtcdNode> for LeaseGuarantee {
                     self.first_sent.insert((node, seq), now);
                 }
                 for &(seq, lease, ttl_ms) in i.granted_in_step() {
-                    let at = self.first_sent.remove(&(node, seq)).unwrap_or(now);
-                    self.history.grant(lease, ttl_ms, at);
+                    let sent = self.first_sent.remove(&(node, seq)).unwrap_or(now);
+                    self.history.grant_between(lease, ttl_ms, sent, now);
+                    if let Some(&at) = self.revoked.get(&lease) {
+                        self.history.expired(lease, at);
+                    }
                     self.leases
                         .insert(lease, (Duration::from_millis(ttl_ms), node));
                 }
+                for &lease in i.keepalives_sent_in_step() {
+                    self.history.attempt(lease, now);
+                }
                 for &(seq, lease) in i.kept_alive_in_step() {
-                    let at = self.first_sent.remove(&(node, seq)).unwrap_or(now);
-                    self.history.keepalive(lease, at);
+                    let sent = self.first_sent.remove(&(node, seq)).unwrap_or(now);
+                    self.history.keepalive_between(lease, sent, now);
                 }
             }
             Some(EtcdNode::Server(s)) => {
+                let raft = s.raft();
+                if let Some((leader, _, until)) = self.tenures.last_mut() {
+                    if *leader == node && until.is_none() && !raft.is_leader() {
+                        *until = Some(now);
+                    }
+                }
+                if raft.is_leader() && raft.term() > self.term {
+                    self.term = raft.term();
+                    if let Some((_, _, until)) = self.tenures.last_mut() {
+                        until.get_or_insert(now);
+                    }
+                    self.tenures.push((node, now, None));
+                }
                 let mut fresh = false;
                 for &id in s.revoked_in_step() {
-                    if self.revoked.insert(id) {
+                    if !self.revoked.contains_key(&id) {
+                        self.revoked.insert(id, now);
                         fresh = true;
                         self.history.expired(id, now);
                         let owner_up = self
@@ -121,7 +206,14 @@ impl Checker<EtcdNode> for LeaseGuarantee {
                 }
             }
             Some(EtcdNode::Caller(_)) => {}
-            None => self.first_sent.retain(|&(n, _), _| n != node),
+            None => {
+                self.first_sent.retain(|&(n, _), _| n != node);
+                if let Some((leader, _, until)) = self.tenures.last_mut() {
+                    if *leader == node {
+                        until.get_or_insert(now);
+                    }
+                }
+            }
         }
         Ok(())
     }

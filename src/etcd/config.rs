@@ -197,15 +197,12 @@ impl EtcdConfig {
         }
     }
 
-    /// How long past its TTL a lease whose owner went quiet may still stand: the
-    /// lessor's tick, the election timeout a new leader adds (etcd's `Promote`),
-    /// a checkpoint interval of staleness, and two election timeouts for the
-    /// revocation to commit across a leader change.
+    /// How long past its TTL a lease whose owner went quiet may still stand, with
+    /// no leader change: the lessor's tick and two election timeouts for the
+    /// revocation to commit.
     pub fn lease_bound(&self) -> std::time::Duration {
         let election = self.raft.election_timeout_ms_max;
-        std::time::Duration::from_millis(
-            super::server::LESSOR_TICK_MS + 3 * election + self.server.lease_checkpoint_ms,
-        )
+        std::time::Duration::from_millis(super::server::LESSOR_TICK_MS + 2 * election)
     }
 
     /// Checks the roles against a cluster of `nodes`: `Err((field, message))`.

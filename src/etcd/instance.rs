@@ -107,6 +107,7 @@ pub struct Instance {
     granted_in_step: Vec<(u64, LeaseId, u64)>,
     kept_alive_in_step: Vec<(u64, LeaseId)>,
     first_sent_in_step: Vec<u64>,
+    keepalives_sent_in_step: Vec<LeaseId>,
 }
 
 impl Instance {
@@ -127,6 +128,7 @@ impl Instance {
             granted_in_step: Vec::new(),
             kept_alive_in_step: Vec::new(),
             first_sent_in_step: Vec::new(),
+            keepalives_sent_in_step: Vec::new(),
         }
     }
 
@@ -169,8 +171,15 @@ impl Instance {
         &self.first_sent_in_step
     }
 
+    /// Keepalive attempts sent in the last step, by lease: each may renew it,
+    /// answered or not.
+    pub fn keepalives_sent_in_step(&self) -> &[LeaseId] {
+        &self.keepalives_sent_in_step
+    }
+
     /// Resets the per-step records; the holder calls it first in every handler.
     pub fn begin(&mut self) {
+        self.keepalives_sent_in_step.clear();
         self.granted_in_step.clear();
         self.kept_alive_in_step.clear();
         self.first_sent_in_step.clear();
@@ -244,6 +253,9 @@ impl Instance {
             self.first_sent_in_step.push(p.seq);
         }
         p.attempts += 1;
+        if let ClientRequest::KeepAlive(lease) = p.req {
+            self.keepalives_sent_in_step.push(lease);
+        }
         vec![
             InstanceOut::Request {
                 to: p.to,

@@ -4,7 +4,10 @@
 //! were revoked by expiry.
 //!
 //! A lease's *acknowledgements* are its grant and every keepalive acknowledged to
-//! its owner; each promises the owner the lease for its TTL from then. The rules:
+//! its owner; each promises the owner the lease for its TTL from when the leader
+//! renewed it, which lies between the request's first sending and its answer. So
+//! safety counts the TTL from the sending (the earliest the renewal can have
+//! been), liveness from the answer (the latest). The rules:
 //!
 //! - **Safety** ([`Rule::RevokedWhileAlive`]): a lease is not revoked by expiry
 //!   less than its TTL after an acknowledgement, minus a clock-drift allowance:
@@ -13,7 +16,8 @@
 //!   time the members' clocks may run over one TTL (0 for exact clocks); etcd
 //!   tolerates none, but a lease's owner must not rely on the last part of it.
 //! - **Liveness** ([`Rule::NotRevoked`]): a lease whose last acknowledgement was at
-//!   `t` is revoked by expiry by `t + ttl + bound` (revoked later, or still there
+//!   `t` (or whose owner last asked for a renewal at `t`, answered or not) is
+//!   revoked by expiry by `t + ttl + bound` (revoked later, or still there
 //!   when the history ends after that instant, is a violation). `bound` is the
 //!   slack the system is allowed: the revocation loop's period, the time to commit
 //!   the revocation, the extensions a leader change gives.
@@ -31,8 +35,12 @@ use super::store::LeaseId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Record {
     ttl: Duration,
-    /// The grant and every acknowledged keepalive, in the order recorded.
-    acks: Vec<Duration>,
+    /// The grant and every acknowledged keepalive, in the order recorded: when its
+    /// request was first sent and when its answer arrived (the leader started the
+    /// countdown in between).
+    acks: Vec<(Duration, Duration)>,
+    /// The owner's latest request that may have renewed it, answered or not.
+    last_attempt: Duration,
     /// When it was revoked by expiry.
     revoked: Option<Duration>,
 }
@@ -51,11 +59,20 @@ impl LeaseHistory {
 
     /// Lease `id` was granted to its owner at `at` with `ttl_ms`.
     pub fn grant(&mut self, id: LeaseId, ttl_ms: u64, at: Duration) {
+        self.grant_between(id, ttl_ms, at, at);
+    }
+
+    /// Lease `id` was granted with `ttl_ms` by a request first sent at `sent` and
+    /// answered at `acked`: safety counts the TTL from `sent`, liveness from
+    /// `acked`.
+    pub fn grant_between(&mut self, id: LeaseId, ttl_ms: u64, sent: Duration, acked: Duration) {
+        assert!(sent <= acked, "answered before it was sent");
         self.leases.insert(
             id,
             Record {
                 ttl: Duration::from_millis(ttl_ms),
-                acks: vec![at],
+                acks: vec![(sent, acked)],
+                last_attempt: sent,
                 revoked: None,
             },
         );
@@ -63,8 +80,23 @@ impl LeaseHistory {
 
     /// A keepalive of `id` was acknowledged to its owner at `at`.
     pub fn keepalive(&mut self, id: LeaseId, at: Duration) {
+        self.keepalive_between(id, at, at);
+    }
+
+    /// A keepalive of `id` first sent at `sent` was acknowledged at `acked` (as
+    /// [`LeaseHistory::grant_between`]).
+    pub fn keepalive_between(&mut self, id: LeaseId, sent: Duration, acked: Duration) {
+        assert!(sent <= acked, "answered before it was sent");
         if let Some(r) = self.leases.get_mut(&id) {
-            r.acks.push(at);
+            r.acks.push((sent, acked));
+        }
+    }
+
+    /// The owner sent a keepalive of `id` at `at`, which may renew it whether or
+    /// not its answer arrives: liveness counts the TTL from the latest such.
+    pub fn attempt(&mut self, id: LeaseId, at: Duration) {
+        if let Some(r) = self.leases.get_mut(&id) {
+            r.last_attempt = r.last_attempt.max(at);
         }
     }
 
@@ -139,10 +171,28 @@ pub fn check(
     bound: Duration,
     until: Duration,
 ) -> Vec<Violation> {
+    check_with(history, drift, &|_, _| bound, until)
+}
+
+/// [`check`] with a liveness slack that depends on the lease's window: `bound(a,
+/// end)` for a lease last acknowledged at `a` and revoked at `end` (or still there
+/// at `until`), so that a slack can grow with what happened in between (a new
+/// leader's extension, say).
+pub fn check_with(
+    history: &LeaseHistory,
+    drift: Duration,
+    bound: &dyn Fn(Duration, Duration) -> Duration,
+    until: Duration,
+) -> Vec<Violation> {
     let mut out = Vec::new();
     for (&lease, r) in &history.leases {
         if let Some(revoked) = r.revoked {
-            let latest = r.acks.iter().copied().filter(|&a| a <= revoked).max();
+            let latest = r
+                .acks
+                .iter()
+                .map(|&(sent, _)| sent)
+                .filter(|&a| a <= revoked)
+                .max();
             if let Some(a) = latest {
                 let earliest = a + r.ttl.saturating_sub(drift);
                 if revoked < earliest {
@@ -157,10 +207,11 @@ pub fn check(
                 }
             }
         }
-        let Some(last) = r.acks.iter().copied().max() else {
+        let Some(last) = r.acks.iter().map(|&(_, acked)| acked).max() else {
             continue;
         };
-        let deadline = last + r.ttl + bound;
+        let last = last.max(r.last_attempt);
+        let deadline = last + r.ttl + bound(last, r.revoked.unwrap_or(until));
         let late = match r.revoked {
             Some(revoked) => revoked > deadline,
             None => until > deadline,

@@ -9,7 +9,9 @@ use super::server::{ClientRequest, EtcdServer, Holder, ServerOut, ServerTimer};
 use super::watch::WatchBugs;
 use super::{lessor::LessorBugs, EtcdStore};
 use crate::fingerprint::{tag, Fingerprint, Sink};
-use crate::process::{ClientId, Context, NodeId, Process, RequestId, SyncError, SyncId};
+use crate::process::{
+    ClientId, Context, NodeId, Process, RequestId, ServiceFault, SyncError, SyncId,
+};
 use crate::raft::invariants::RaftNode;
 use crate::raft::{self, Bugs, RaftProcess};
 
@@ -339,6 +341,21 @@ impl Process for EtcdNode {
             "client",
             "call",
         ]
+    }
+
+    /// An instance's calls fail or hang; other roles serve no application.
+    fn on_service_fault(&mut self, _ctx: &mut Ctx<'_>, fault: ServiceFault, active: bool) {
+        self.begin();
+        let health = match (fault, active) {
+            (_, false) => Health::Healthy,
+            (ServiceFault::Unhealthy, true) => Health::Unhealthy,
+            (ServiceFault::Hang, true) => Health::Hung,
+        };
+        self.set_health(health);
+    }
+
+    fn serves_application() -> bool {
+        true
     }
 
     fn role(&self) -> crate::Role {

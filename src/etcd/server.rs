@@ -22,7 +22,7 @@
 //!
 //! **A blocked loop.** etcd writes its WAL synchronously in its Raft loop, and its
 //! apply loop waits on it: a disk that stops answering stops the member. So while
-//! one of this member's syncs has been in flight for more than `stall_ms`, every
+//! one of this member's syncs has been in flight for more than `wal_block_ms`, every
 //! input but the disk's completions waits, in order. When the disk answers, the
 //! member first runs the lessor (its own goroutine in etcd, which the block did not
 //! stop), then the held inputs, and proposes what the lessor asked for last: a
@@ -76,8 +76,14 @@ pub struct ServerConfig {
     /// default, under which every new leader gives every lease its full TTL again.
     pub lease_checkpoint_ms: u64,
     /// A gap of more than this between two runs of the lessor's loop is a stall
-    /// (ms), and a sync in flight longer than this blocks the member's loop.
+    /// (ms).
     pub stall_ms: u64,
+    /// A sync in flight longer than this blocks the member's loop (ms): etcd
+    /// fsyncs its WAL inside its Raft loop, so a disk that stops answering stops
+    /// the member. Below it, syncs overlap the loop's work, as group commit does.
+    /// Keep it below the election timeout: a member whose disk is stuck must not
+    /// go on answering its peers.
+    pub wal_block_ms: u64,
     /// Revisions the leader's auto-compaction keeps (etcd's
     /// `--auto-compaction-retention` in revision mode); 0: no auto-compaction.
     pub auto_compaction_retention: u64,
@@ -96,6 +102,7 @@ impl Default for ServerConfig {
         ServerConfig {
             lease_checkpoint_ms: 0,
             stall_ms: 500,
+            wal_block_ms: 50,
             auto_compaction_retention: 0,
             auto_compaction_interval_ms: 300_000,
             watch_progress_notify_ms: 1_000,
@@ -109,6 +116,7 @@ impl ServerConfig {
     pub const KEYS: &'static [&'static str] = &[
         "lease_checkpoint_ms",
         "stall_ms",
+        "wal_block_ms",
         "auto_compaction_retention",
         "auto_compaction_interval_ms",
         "watch_progress_notify_ms",
@@ -120,6 +128,9 @@ impl ServerConfig {
         let field = |k: &str| format!("cluster.config.{k}");
         if self.stall_ms == 0 {
             return Err((field("stall_ms"), "must be at least 1 ms".into()));
+        }
+        if self.wal_block_ms == 0 {
+            return Err((field("wal_block_ms"), "must be at least 1 ms".into()));
         }
         if self.auto_compaction_retention > 0 && self.auto_compaction_interval_ms == 0 {
             return Err((
@@ -370,7 +381,7 @@ impl EtcdServer {
     }
 
     fn blocked_at(&self, now: Duration) -> bool {
-        let stall = Duration::from_millis(self.cfg.stall_ms);
+        let stall = Duration::from_millis(self.cfg.wal_block_ms);
         self.syncs
             .values()
             .next()
@@ -505,8 +516,13 @@ impl EtcdServer {
         self.syncs.retain(|&id, _| id > sync);
         self.step_raft(ctx, |r, c| r.on_synced(c, sync, result));
         if !self.held.is_empty() && !self.blocked_at(ctx.now()) {
+            // The lessor first; what it asks for goes out after the held inputs.
+            ctx.trace(format!(
+                "etcd loop resumes: {} inputs held",
+                self.held.len()
+            ));
             self.tick(ctx);
-            self.settle(ctx);
+            let asked = std::mem::take(&mut self.to_propose);
             while let Some(input) = self.held.pop_front() {
                 match input {
                     Held::Message(from, msg) => {
@@ -524,6 +540,7 @@ impl EtcdServer {
                     break;
                 }
             }
+            self.to_propose.splice(0..0, asked);
         }
         self.settle(ctx);
     }
@@ -532,6 +549,9 @@ impl EtcdServer {
     /// false if the caller should take it back and run it now.
     fn hold<H: Holder>(&mut self, ctx: &mut Ctx<'_, H>, input: Held) -> bool {
         let blocked = !self.held.is_empty() || self.blocked_at(ctx.now());
+        if blocked && self.held.is_empty() {
+            ctx.trace("etcd loop blocked: a sync is stuck");
+        }
         if blocked && self.held.len() >= HELD_MAX {
             self.held.pop_front();
         }
@@ -711,6 +731,7 @@ impl EtcdServer {
             }
             for id in self.lessor.expired(now) {
                 if self.revoking.insert(id) {
+                    ctx.trace(format!("lessor: lease {id} expired"));
                     self.expired_in_step.push(id);
                     self.to_propose.push(Proposal::Revoke(id));
                 }
@@ -743,6 +764,7 @@ impl EtcdServer {
     fn settle<H: Holder>(&mut self, ctx: &mut Ctx<'_, H>) {
         let now = ctx.now();
         if !self.raft.is_leader() && self.lessor.is_primary() {
+            ctx.trace("lessor demoted");
             self.lessor.demote();
             self.revoking.clear();
             self.confirming = false;
@@ -755,6 +777,7 @@ impl EtcdServer {
         if self.raft.is_leader() && !self.lessor.is_primary() {
             let applied = self.raft.applied_index();
             if self.raft.log().term(applied) == Some(self.raft.term()) {
+                ctx.trace("lessor promoted");
                 self.lessor.promote(now + self.election_timeout);
             }
         }
@@ -771,7 +794,10 @@ impl EtcdServer {
                     continue;
                 }
                 match self.raft.leader() {
-                    Some(l) if l != ctx.id() => ctx.send(l, H::wrap(ServerOut::Forward(cmd))),
+                    Some(l) if l != ctx.id() => {
+                        ctx.trace(format!("forward {cmd:?} to n{l}"));
+                        ctx.send(l, H::wrap(ServerOut::Forward(cmd)))
+                    }
                     _ => {}
                 }
             }

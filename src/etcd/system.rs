@@ -1,14 +1,17 @@
-//! etcd as a [`System`] for scenario files (`[cluster] protocol = "etcd"`): Raft
-//! ([`RaftProcess`]) replicating the MVCC store ([`EtcdStore`]) on every node, etcd
-//! clients ([`EtcdClient`]) as the workload, Raft's invariant checkers after every
-//! step, and etcd's key-value guarantees ([`super::kv_check`]) judging the history.
+//! etcd as a [`System`] for scenario files (`[cluster] protocol = "etcd"`): etcd
+//! members ([`super::server::EtcdServer`]: Raft replicating the MVCC store, the
+//! lessor, the watches), and, when `[cluster.config.discovery]` gives nodes roles,
+//! service instances registered under leases and callers that watch and call them
+//! ([`super::node::EtcdNode`]). etcd clients ([`EtcdClient`]) are the workload;
+//! Raft's invariants are checked after every step, etcd's key-value guarantees
+//! ([`super::kv_check`]) judge the history, and with roles the lease guarantee, the
+//! watch guarantees and the discovery figures ([`super::checks`]) come too.
 //!
-//! `[cluster.config]` is Raft's table ([`RaftConfig`]); its `read_mode` decides the
-//! ranges' consistency: `read_index` or `lease` serve etcd's linearizable reads,
-//! `follower` its serializable ones (any member answers from its own state). The
-//! other read modes are refused. `[workload]` is [`EtcdWorkload`]. The bugs `--bug`
-//! injects are [`BUGS`]: those of Raft's ([`crate::raft::system::BUGS`]) that
-//! `etcd-nemesis` is known to catch.
+//! `[cluster.config]` is [`EtcdConfig`]: Raft's settings, whose `read_mode` decides
+//! the ranges' consistency (`read_index` or `lease` serve etcd's linearizable reads,
+//! `follower` its serializable ones; the other read modes are refused), the
+//! members' ([`super::server::ServerConfig`]) and the roles. `[workload]` is
+//! [`EtcdWorkload`]. The bugs `--bug` injects are [`BUGS`].
 
 use std::time::Duration;
 
@@ -19,14 +22,15 @@ use super::node::{EtcdBugs, EtcdNode};
 use crate::check::Checker;
 use crate::history::HistoryEvent;
 use crate::process::{ClientId, NodeId};
-use crate::raft::{invariants, Bugs, ReadMode};
+use crate::raft::{invariants, ReadMode};
 use crate::system::{Bug, Setup, System, Verdict};
 
 /// Raft replicating etcd's MVCC store, driven by simulated etcd clients.
 pub struct Etcd;
 
-/// The Raft bugs an etcd run can inject, each caught by `etcd-nemesis`
-/// (results/etcd/nemesis.md gives the seeds).
+/// The bugs an etcd run can inject: Raft's that `etcd-nemesis` is known to catch
+/// (results/etcd/nemesis.md gives the seeds), the lessor's and the watch's, each
+/// with the scenario that catches it.
 pub const BUGS: &[Bug] = &[
     Bug {
         name: "read-before-noop",
@@ -43,6 +47,27 @@ pub const BUGS: &[Bug] = &[
                       the entries it acknowledged left the page cache, and the next crash \
                       loses them (recovery-keeps-durable).",
     },
+    Bug {
+        name: "lease-revoke-by-stale-leader",
+        scenario: "etcd-stuck-leader-leases",
+        description: "A leader whose loop was stalled (its disk stuck) resumes and revokes \
+                      the leases its old countdown says expired, without first confirming \
+                      it still leads; forwarded to the new leader, which had kept them \
+                      alive, the revocation deletes the keys of live owners (etcd#15247; \
+                      lease-guarantee).",
+    },
+    Bug {
+        name: "watch-skip-at-compaction",
+        scenario: "etcd-watch-compaction",
+        description: "A watch that starts exactly at the compaction revision misses the \
+                      events of that revision (etcd#18089, #19179; watch reliable).",
+    },
+    Bug {
+        name: "watch-resume-off-by-one",
+        scenario: "etcd-watch-compaction",
+        description: "A caller resumes a broken watch one revision too late, losing the \
+                      events of the revision after the last it saw (watch reliable).",
+    },
 ];
 
 impl Etcd {
@@ -51,10 +76,15 @@ impl Etcd {
     pub fn bugs_of(setup: &Setup<Etcd>) -> EtcdBugs {
         let mut bugs = EtcdBugs::default();
         for name in &setup.bugs {
-            assert!(
-                bugs.raft.set(name),
-                "unknown raft bug {name:?} (validate rejects it)"
-            );
+            match name.as_str() {
+                "lease-revoke-by-stale-leader" => bugs.lessor.revoke_by_stale_countdown = true,
+                "watch-skip-at-compaction" => bugs.watch.skip_at_compaction = true,
+                "watch-resume-off-by-one" => bugs.watch.resume_off_by_one = true,
+                _ => assert!(
+                    bugs.raft.set(name),
+                    "unknown raft bug {name:?} (validate rejects it)"
+                ),
+            }
         }
         bugs
     }
@@ -83,7 +113,7 @@ impl System for Etcd {
         }
         setup.workload.validate()?;
         for name in &setup.bugs {
-            if !BUGS.iter().any(|b| b.name == name) || !Bugs::default().set(name) {
+            if !BUGS.iter().any(|b| b.name == name) {
                 let known: Vec<_> = Self::bugs().iter().map(|b| b.name).collect();
                 return Err((
                     "bugs".into(),
@@ -116,7 +146,12 @@ impl System for Etcd {
         if d.instances > 0 {
             let servers = setup.config.servers(setup.nodes);
             let callers = servers + d.instances..setup.nodes;
-            checkers.push(Box::new(LeaseGuarantee::new(setup.config.lease_bound())));
+            let checkpoint_ms = setup.config.server.lease_checkpoint_ms;
+            checkers.push(Box::new(LeaseGuarantee::new(
+                setup.config.lease_bound(),
+                Duration::from_millis(setup.config.raft.election_timeout_ms_max),
+                (checkpoint_ms > 0).then(|| Duration::from_millis(checkpoint_ms)),
+            )));
             checkers.push(Box::new(WatchGuarantees::new()));
             checkers.push(Box::new(DiscoveryFigures::new(
                 &d.service, servers, callers,

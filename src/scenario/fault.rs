@@ -452,6 +452,39 @@ pub enum Fault {
         #[serde(default = "yes", skip_serializing_if = "is_yes")]
         timers: bool,
     },
+    /// The application on `node` answers every call with an error while its
+    /// process, its heartbeats and its registration go on (a service whose
+    /// dependency failed): a discovery run's instance keeps its lease alive, so
+    /// the registry goes on listing it. Only protocols whose nodes serve an
+    /// application take it ([`crate::Process::serves_application`]); a node without
+    /// one ignores it, and a restart clears it.
+    ServiceUnhealthy {
+        /// When it starts, in ms from the start of the run.
+        at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
+        /// The node whose application fails.
+        node: NodeId,
+    },
+    /// The application on `node` stops answering calls (a deadlock, an exhausted
+    /// pool) while its process and its registration go on, as
+    /// [`Fault::ServiceUnhealthy`] but silent: callers time out.
+    ServiceHang {
+        /// When it starts, in ms from the start of the run.
+        at_ms: u64,
+        /// When it ends, in ms; unset: at the final heal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        heal_ms: Option<u64>,
+        /// Never ends: not healed at the final heal either (see [`Fault::permanent`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        permanent: bool,
+        /// The node whose application hangs.
+        node: NodeId,
+    },
     /// An operator adds `node` to the cluster (etcd's `member add`, Raft thesis §4.1):
     /// the protocol's membership request goes to the node the operator believes leads
     /// (see [`crate::System::member_request`]), retried until a final answer. An event:
@@ -552,6 +585,8 @@ macro_rules! at_ms {
             | Fault::ClientPin { at_ms, .. }
             | Fault::Hold { at_ms, .. }
             | Fault::Slow { at_ms, .. }
+            | Fault::ServiceUnhealthy { at_ms, .. }
+            | Fault::ServiceHang { at_ms, .. }
             | Fault::MemberAdd { at_ms, .. }
             | Fault::MemberRemove { at_ms, .. }
             | Fault::MemberReplace { at_ms, .. } => at_ms,
@@ -573,6 +608,8 @@ macro_rules! end_ms {
             | Fault::Duplicate { heal_ms: end, .. }
             | Fault::Hold { heal_ms: end, .. }
             | Fault::Slow { heal_ms: end, .. }
+            | Fault::ServiceUnhealthy { heal_ms: end, .. }
+            | Fault::ServiceHang { heal_ms: end, .. }
             | Fault::ClockFreeze { heal_ms: end, .. }
             | Fault::DiskStall { heal_ms: end, .. }
             | Fault::DiskSlow { heal_ms: end, .. }
@@ -612,6 +649,8 @@ macro_rules! node {
             | Fault::FsyncError { node, .. }
             | Fault::DiskWipe { node, .. }
             | Fault::Slow { node, .. }
+            | Fault::ServiceUnhealthy { node, .. }
+            | Fault::ServiceHang { node, .. }
             | Fault::ClientPin { node, .. }
             | Fault::MemberAdd { node, .. }
             | Fault::MemberRemove { node, .. }
@@ -667,7 +706,9 @@ impl Fault {
             | Fault::Loss { permanent, .. }
             | Fault::Duplicate { permanent, .. }
             | Fault::Hold { permanent, .. }
-            | Fault::Slow { permanent, .. } => permanent,
+            | Fault::Slow { permanent, .. }
+            | Fault::ServiceUnhealthy { permanent, .. }
+            | Fault::ServiceHang { permanent, .. } => permanent,
             // Events, not states; and client faults always end at the final heal: the
             // liveness phase waits for every client to finish its operations.
             Fault::ClockStep { .. }
@@ -730,6 +771,8 @@ impl Fault {
             Fault::ClientPin { .. } => FaultKind::ClientPin,
             Fault::Hold { .. } => FaultKind::Hold,
             Fault::Slow { .. } => FaultKind::Slow,
+            Fault::ServiceUnhealthy { .. } => FaultKind::ServiceUnhealthy,
+            Fault::ServiceHang { .. } => FaultKind::ServiceHang,
             Fault::MemberAdd { .. } => FaultKind::MemberAdd,
             Fault::MemberRemove { .. } => FaultKind::MemberRemove,
             Fault::MemberReplace { .. } => FaultKind::MemberReplace,
@@ -860,6 +903,10 @@ pub enum FaultKind {
     ClientPause,
     /// [`Fault::ClientPin`] (`client-pin`).
     ClientPin,
+    /// [`Fault::ServiceUnhealthy`] (`service-unhealthy`).
+    ServiceUnhealthy,
+    /// [`Fault::ServiceHang`] (`service-hang`).
+    ServiceHang,
     /// [`Fault::MemberAdd`] (`member-add`).
     MemberAdd,
     /// [`Fault::MemberRemove`] (`member-remove`).
@@ -870,7 +917,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind, in declaration (and `Ord`) order.
-    pub const ALL: [FaultKind; 24] = [
+    pub const ALL: [FaultKind; 26] = [
         FaultKind::Partition,
         FaultKind::OneWay,
         FaultKind::Bridge,
@@ -892,10 +939,16 @@ impl FaultKind {
         FaultKind::ClientPartition,
         FaultKind::ClientPause,
         FaultKind::ClientPin,
+        FaultKind::ServiceUnhealthy,
+        FaultKind::ServiceHang,
         FaultKind::MemberAdd,
         FaultKind::MemberRemove,
         FaultKind::MemberReplace,
     ];
+
+    /// The application kinds: they strike what a node serves, not the node, and
+    /// only explicit faults name them (the generator does not draw them).
+    pub const SERVICE: [FaultKind; 2] = [FaultKind::ServiceUnhealthy, FaultKind::ServiceHang];
 
     /// The membership kinds: an operator's requests, drawn only against a tracked
     /// configuration (see [`crate::System::bootstrap_members`]).
@@ -934,6 +987,8 @@ impl FaultKind {
             FaultKind::ClientPartition => "client-partition",
             FaultKind::ClientPause => "client-pause",
             FaultKind::ClientPin => "client-pin",
+            FaultKind::ServiceUnhealthy => "service-unhealthy",
+            FaultKind::ServiceHang => "service-hang",
             FaultKind::MemberAdd => "member-add",
             FaultKind::MemberRemove => "member-remove",
             FaultKind::MemberReplace => "member-replace",
@@ -966,6 +1021,7 @@ impl FaultKind {
             FaultKind::ClientPartition => &["messages_dropped"],
             FaultKind::ClientPause => &["clients_paused", "paused_ms"],
             FaultKind::ClientPin => &["requests_pinned"],
+            FaultKind::ServiceUnhealthy | FaultKind::ServiceHang => &["services_struck"],
             FaultKind::MemberAdd | FaultKind::MemberRemove => {
                 &["changes_committed", "changes_refused", "changes_abandoned"]
             }

@@ -576,6 +576,11 @@ impl Scenario {
             (ms, derived) => ms.or(derived),
         };
         self.check_clients("faults", &self.faults, S::clients(&setup))?;
+        self.check_services(
+            "faults",
+            &self.faults,
+            <S::Process as Process>::serves_application(),
+        )?;
         self.check_members(
             "faults",
             &self.faults,
@@ -921,6 +926,41 @@ impl Scenario {
             }
         }
         Ok(())
+    }
+
+    /// Service faults need a protocol whose nodes serve an application, and are
+    /// never drawn at random.
+    pub fn check_services(
+        &self,
+        what: &str,
+        faults: &[FaultSpec],
+        serves: bool,
+    ) -> Result<(), ScenarioError> {
+        let random = self.random.iter().flat_map(|r| &r.kinds);
+        if let Some(k) = random.into_iter().find(|k| FaultKind::SERVICE.contains(k)) {
+            let message = format!(
+                "`{}` strikes an application, which only explicit faults name",
+                k.name()
+            );
+            return Err(self.err("random.kinds", message));
+        }
+        if serves {
+            return Ok(());
+        }
+        match faults
+            .iter()
+            .position(|f| FaultKind::SERVICE.contains(&f.kind()))
+        {
+            Some(i) => Err(self.err(
+                format!("{what}[{i}].kind"),
+                format!(
+                    "protocol {} serves no application for `{}` to strike",
+                    self.protocol,
+                    faults[i].kind().name()
+                ),
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Checks that every fault's `classes` are message classes of the protocol.

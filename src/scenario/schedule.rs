@@ -530,5 +530,7 @@ pub(crate) fn draw(
         }),
         // Drawn against a configuration: see `draw_member`.
         FaultKind::MemberAdd | FaultKind::MemberRemove | FaultKind::MemberReplace => None,
+        // Refused in `random.kinds` at load.
+        FaultKind::ServiceUnhealthy | FaultKind::ServiceHang => None,
     }
 }

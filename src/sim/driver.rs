@@ -16,6 +16,7 @@ use super::world::{ClockFault, DiskFault, Failure, FailureKind, NodeAction, Op, 
 use crate::check::{Availability, Metrics};
 use crate::history::HistoryEvent;
 use crate::process::NodeId;
+use crate::process::ServiceFault;
 use crate::rng::{stream, Purpose};
 use crate::scenario::{Fault, FaultSpec, Scenario, Schedule};
 use crate::system::{Setup, System};
@@ -484,6 +485,10 @@ impl<S: System> Nemesis<'_, S> {
             Fault::MemberAdd { .. } | Fault::MemberRemove { .. } | Fault::MemberReplace { .. } => {
                 w.member_fault(index, fault)
             }
+            Fault::ServiceUnhealthy { node, .. } => {
+                w.service_fault(node, index, ServiceFault::Unhealthy, on)
+            }
+            Fault::ServiceHang { node, .. } => w.service_fault(node, index, ServiceFault::Hang, on),
             Fault::Hold { shuffle, .. } => {
                 w.net.apply(index, fault, on);
                 if !on {

@@ -187,6 +187,26 @@ impl<S: System> World<S> {
         }
     }
 
+    /// An application fault starts or ends on `id`: the process hears of it in a
+    /// step of its own. A node that is down has no application to strike.
+    pub fn service_fault(
+        &mut self,
+        id: NodeId,
+        index: usize,
+        fault: crate::process::ServiceFault,
+        on: bool,
+    ) {
+        let now = self.now_ns();
+        let slot = &mut self.nodes[id];
+        if slot.status == Status::Down {
+            return;
+        }
+        if on {
+            self.fault_effects.add(index, "services_struck", 1.0);
+        }
+        slot.mailbox.push(now, NodeInput::Service { fault, on });
+    }
+
     /// A pause fault starts or ends. A node that is down then (restarting after it
     /// aborted itself) is not paused: there is no process to freeze. Returns whether
     /// the node's madsim task must be paused or resumed.

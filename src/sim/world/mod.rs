@@ -150,6 +150,11 @@ pub enum NodeInput<P: Process> {
     },
     /// The disk may have completed a sync: see [`Disk::complete`].
     DiskWake,
+    /// An application fault starts (`on`) or ends.
+    Service {
+        fault: crate::process::ServiceFault,
+        on: bool,
+    },
 }
 
 pub struct NodeSlot<P: Process> {

@@ -297,6 +297,12 @@ impl<S: System> World<S> {
                     });
                 process.on_request(&mut ctx, request, req);
             }
+            Some(Due::Input(NodeInput::Service { fault, on })) => {
+                self.trace.event(now, actor, "service", &on, || {
+                    format!("{fault:?} {}", if on { "starts" } else { "ends" })
+                });
+                process.on_service_fault(&mut ctx, fault, on);
+            }
             Some(Due::Timer(timer)) => {
                 self.counters.timers_fired += 1;
                 self.trace
