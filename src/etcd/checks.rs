@@ -188,8 +188,8 @@ impl Checker<EtcdNode> for LeaseGuarantee {
                 }
                 let mut fresh = false;
                 for &id in s.revoked_in_step() {
-                    if !self.revoked.contains_key(&id) {
-                        self.revoked.insert(id, now);
+                    if let std::collections::btree_map::Entry::Vacant(e) = self.revoked.entry(id) {
+                        e.insert(now);
                         fresh = true;
                         self.history.expired(id, now);
                         let owner_up = self
