@@ -33,7 +33,7 @@ use rand::Rng;
 use super::conn::{Conn, Pending};
 use super::server::WatchMsg;
 use super::server::{ClientRequest, ClientResponse};
-use super::watch::{prefix_end, ClientState, WatchBugs, WatchClient, WatchEvents};
+use super::watch::{prefix_end, ClientState, WatchBugs, WatchClient, WatchEvents, WatchResponse};
 use super::watch_check::{Opened, Received};
 use super::{EtcdQuery, EventKind, KeyValue};
 use crate::discovery::cache::{Lookup, RegistryCache, WatchEvent};
@@ -172,6 +172,8 @@ pub struct Caller {
     watch: Option<WatchClient>,
     /// The watch stream: its member, its watch id, the next message number.
     stream: Option<(NodeId, u64, u64)>,
+    /// Stream messages that came before their turn: (member, watch, number).
+    early: BTreeMap<(NodeId, u64, u64), WatchResponse>,
     last_heard: Duration,
     calls: BTreeMap<u64, InCall>,
     next_attempt: u64,
@@ -180,6 +182,9 @@ pub struct Caller {
     started_in_step: Vec<(u64, NodeId)>,
     calls_in_step: Vec<CallDone>,
 }
+
+/// Most stream messages a caller holds for their turn.
+const EARLY_MAX: usize = 256;
 
 /// Most calls a caller has in flight (one starts per interval; each ends by its
 /// timeout).
@@ -201,6 +206,7 @@ impl Caller {
             pending: None,
             watch: None,
             stream: None,
+            early: BTreeMap::new(),
             last_heard: Duration::ZERO,
             calls: BTreeMap::new(),
             next_attempt: 0,
@@ -548,6 +554,7 @@ impl Caller {
 
     /// The watch stream broke: close it on its member, and let the watch resume.
     fn broken(&mut self) -> Vec<CallerOut> {
+        self.early.clear();
         if let Some(w) = self.watch.as_mut() {
             w.on_disconnect();
         }
@@ -567,7 +574,10 @@ impl Caller {
         }
     }
 
-    /// Message `n` of a watch stream from member `from`.
+    /// Message `n` of a watch stream from member `from`. A stream is ordered: a
+    /// message that arrives before one it follows waits in a buffer, as TCP holds
+    /// a segment that came early; one that never comes leaves the stream silent,
+    /// and the watch timeout resumes it.
     pub fn on_watch(
         &mut self,
         from: NodeId,
@@ -598,11 +608,13 @@ impl Caller {
                 return match result {
                     Ok(c) => {
                         self.stream = Some((from, c.watch_id, 1));
+                        self.early
+                            .retain(|&(m, id, _), _| (m, id) == (from, c.watch_id));
                         self.watch_in_step
                             .push(WatchRecord::Opened(Opened::Created {
                                 revision: c.revision,
                             }));
-                        Vec::new()
+                        self.drain(now, rng)
                     }
                     Err(super::watch::WatchError::Compacted { compact_revision }) => {
                         self.watch_in_step
@@ -614,19 +626,51 @@ impl Caller {
             }
             WatchMsg::Response(r) => r,
         };
+        let creating = self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.purpose == Purpose::Watch);
         match self.stream {
             Some((member, id, next)) if member == from && id == r.watch_id => {
-                if n != next {
-                    // A gap in the stream: it broke; resume from what it needs.
-                    let mut out = self.broken();
-                    out.extend(self.open_watch(now));
-                    return out;
+                if n < next {
+                    return Vec::new(); // a copy of one already taken
                 }
-                self.stream = Some((member, id, next + 1));
+                self.hold(from, n, r);
+                self.drain(now, rng)
+            }
+            // Maybe the stream being created, whose creation comes later.
+            _ if creating && n > 0 => {
+                self.hold(from, n, r);
+                Vec::new()
             }
             // A stream this caller left: close it.
-            _ => return vec![self.cancel(from, r.watch_id)],
+            _ => vec![self.cancel(from, r.watch_id)],
         }
+    }
+
+    /// Keeps a stream message until its turn.
+    fn hold(&mut self, from: NodeId, n: u64, r: WatchResponse) {
+        if self.early.len() >= EARLY_MAX {
+            self.early.pop_first();
+        }
+        self.early.insert((from, r.watch_id, n), r);
+    }
+
+    /// Takes the current stream's messages that are next in order.
+    fn drain(&mut self, now: Duration, rng: &mut impl Rng) -> Vec<CallerOut> {
+        let mut out = Vec::new();
+        while let Some((member, id, next)) = self.stream {
+            let Some(r) = self.early.remove(&(member, id, next)) else {
+                break;
+            };
+            self.stream = Some((member, id, next + 1));
+            out.extend(self.take(r, now, rng));
+        }
+        out
+    }
+
+    /// The next response of the current stream.
+    fn take(&mut self, r: WatchResponse, now: Duration, rng: &mut impl Rng) -> Vec<CallerOut> {
         self.last_heard = now;
         let watch = self.watch.as_mut().expect("a watch");
         watch.on_response(&r);

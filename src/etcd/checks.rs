@@ -45,9 +45,11 @@ pub struct LeaseGuarantee {
     extension: Duration,
     /// The lessor's checkpoint interval (`None`: no checkpoints).
     checkpoint: Option<Duration>,
-    /// Leaders' tenures in term order: (leader, from, until), `until` unset while
-    /// it leads as far as seen.
-    tenures: Vec<(NodeId, Duration, Option<Duration>)>,
+    /// Leaders' tenures in term order: (leader, from, until, stalled), `until`
+    /// unset while it leads as far as seen; `stalled` is the leader's stall time
+    /// (paused, its disk stuck) when the tenure began, then how much of the tenure
+    /// it spent stalled, during which it committed nothing.
+    tenures: Vec<(NodeId, Duration, Option<Duration>, Duration)>,
     term: u64,
     /// The election timeout: a leader cut off from its quorum may go on leading
     /// that long (CheckQuorum) without committing anything.
@@ -94,8 +96,8 @@ impl LeaseGuarantee {
         let mut remaining = ttl;
         let mut checkpointed = from;
         let mut prev: Option<(Duration, Duration)> = None;
-        for &(_, start, until) in &self.tenures {
-            let end = until.unwrap_or(to);
+        for &(_, start, until, stalled) in &self.tenures {
+            let end = until.unwrap_or(to).saturating_sub(stalled);
             if start <= from {
                 prev = Some((from, end));
                 continue;
@@ -119,6 +121,14 @@ impl LeaseGuarantee {
             prev = Some((start, end));
         }
         self.bound + expiry.saturating_sub(from + ttl)
+    }
+
+    /// The current tenure, if open, ends at `now`.
+    fn end_tenure(&mut self, view: &ClusterView<'_, EtcdNode>, now: Duration) {
+        if let Some((leader, _, until @ None, stalled)) = self.tenures.last_mut() {
+            *until = Some(now);
+            *stalled = view.stalled(*leader).saturating_sub(*stalled);
+        }
     }
 
     fn drift(ttl: Duration) -> Duration {
@@ -174,17 +184,18 @@ impl Checker<EtcdNode> for LeaseGuarantee {
             }
             Some(EtcdNode::Server(s)) => {
                 let raft = s.raft();
-                if let Some((leader, _, until)) = self.tenures.last_mut() {
-                    if *leader == node && until.is_none() && !raft.is_leader() {
-                        *until = Some(now);
+                if let Some(&(leader, _, None, _)) = self.tenures.last() {
+                    if leader == node && !raft.is_leader() {
+                        self.end_tenure(view, now);
                     }
                 }
                 if raft.is_leader() && raft.term() > self.term {
                     self.term = raft.term();
-                    if let Some((_, _, until)) = self.tenures.last_mut() {
-                        until.get_or_insert(now);
-                    }
-                    self.tenures.push((node, now, None));
+                    self.end_tenure(view, now);
+                    self.tenures.push((node, now, None, view.stalled(node)));
+                }
+                for &id in s.renewed_in_step() {
+                    self.history.attempt(id, now);
                 }
                 let mut fresh = false;
                 for &id in s.revoked_in_step() {
@@ -208,9 +219,9 @@ impl Checker<EtcdNode> for LeaseGuarantee {
             Some(EtcdNode::Caller(_)) => {}
             None => {
                 self.first_sent.retain(|&(n, _), _| n != node);
-                if let Some((leader, _, until)) = self.tenures.last_mut() {
-                    if *leader == node {
-                        until.get_or_insert(now);
+                if let Some(&(leader, _, None, _)) = self.tenures.last() {
+                    if leader == node {
+                        self.end_tenure(view, now);
                     }
                 }
             }
@@ -358,8 +369,12 @@ pub struct DiscoveryFigures {
     first_instance: NodeId,
     /// Nodes seen up, by id.
     up: BTreeSet<NodeId>,
-    /// Instances that have started once.
+    /// Callers that have started once.
     booted: BTreeSet<NodeId>,
+    /// Instances with a key in the registry.
+    listed: BTreeSet<NodeId>,
+    /// Instances down (crashed or unhealthy) since the log said so.
+    downed: BTreeSet<NodeId>,
     unhealthy: BTreeSet<NodeId>,
     /// (caller, attempt) → (instance, start).
     started: BTreeMap<(NodeId, u64), (NodeId, Duration)>,
@@ -383,6 +398,8 @@ impl DiscoveryFigures {
             first_instance,
             up: BTreeSet::new(),
             booted: BTreeSet::new(),
+            listed: BTreeSet::new(),
+            downed: BTreeSet::new(),
             unhealthy: BTreeSet::new(),
             started: BTreeMap::new(),
             revision: 0,
@@ -401,6 +418,7 @@ impl Checker<EtcdNode> for DiscoveryFigures {
         let now = view.now;
         self.last_now = now;
         let was_up = self.up.contains(&node);
+        let instance = (self.first_instance..self.callers.start).contains(&node);
         match view.node(node) {
             None => {
                 if was_up {
@@ -408,7 +426,11 @@ impl Checker<EtcdNode> for DiscoveryFigures {
                     if self.callers.contains(&node) {
                         self.started.retain(|&(c, _), _| c != node);
                         self.log.caller_down(now, node);
-                    } else if self.unhealthy.remove(&node) || !self.is_server(view, node) {
+                    } else if instance
+                        && (self.listed.contains(&node) || self.downed.contains(&node))
+                    {
+                        // Only a listed instance has something for callers to drop.
+                        self.downed.insert(node);
                         self.log.instance_down(now, node, DownKind::Crashed);
                     }
                 }
@@ -427,29 +449,33 @@ impl Checker<EtcdNode> for DiscoveryFigures {
                             continue;
                         };
                         match e.kind {
-                            EventKind::Put => self.log.registered(now, id),
+                            EventKind::Put => {
+                                self.listed.insert(id);
+                                self.log.registered(now, id);
+                            }
                             // Instances never deregister here: a key goes only when
                             // its lease expires.
-                            EventKind::Delete => self.log.registration_expired(now, id),
+                            EventKind::Delete => {
+                                self.listed.remove(&id);
+                                self.log.registration_expired(now, id);
+                            }
                         }
                     }
                     self.revision = store.revision();
                 }
             }
             Some(EtcdNode::Instance(i)) => {
-                if !was_up {
-                    // Up from the start, as the log assumes; a restart is news.
-                    if self.booted.contains(&node) {
+                self.up.insert(node);
+                let unhealthy = i.answer() != Some(true);
+                if unhealthy && self.unhealthy.insert(node) && self.listed.contains(&node) {
+                    self.downed.insert(node);
+                    self.log.instance_down(now, node, DownKind::Unhealthy);
+                }
+                if !unhealthy {
+                    self.unhealthy.remove(&node);
+                    if self.downed.remove(&node) {
                         self.log.instance_up(now, node);
                     }
-                    self.up.insert(node);
-                    self.booted.insert(node);
-                }
-                let unhealthy = i.answer() != Some(true);
-                if unhealthy && self.unhealthy.insert(node) {
-                    self.log.instance_down(now, node, DownKind::Unhealthy);
-                } else if !unhealthy && self.unhealthy.remove(&node) {
-                    self.log.instance_up(now, node);
                 }
             }
             Some(EtcdNode::Caller(c)) => {
@@ -491,12 +517,5 @@ impl Checker<EtcdNode> for DiscoveryFigures {
     fn metrics(&self, out: &mut Metrics) {
         self.log.write_figures(self.last_now, out);
         out.insert("calls_without_endpoint".into(), self.no_endpoint as f64);
-    }
-}
-
-impl DiscoveryFigures {
-    /// Whether `node` is an etcd member (the nodes before the instances).
-    fn is_server(&self, _view: &ClusterView<'_, EtcdNode>, node: NodeId) -> bool {
-        node < self.first_instance
     }
 }

@@ -16,7 +16,7 @@
 //!   time the members' clocks may run over one TTL (0 for exact clocks); etcd
 //!   tolerates none, but a lease's owner must not rely on the last part of it.
 //! - **Liveness** ([`Rule::NotRevoked`]): a lease whose last acknowledgement was at
-//!   `t` (or whose owner last asked for a renewal at `t`, answered or not) is
+//!   `t` (or that was last renewed at `t`, the answer lost) is
 //!   revoked by expiry by `t + ttl + bound` (revoked later, or still there
 //!   when the history ends after that instant, is a violation). `bound` is the
 //!   slack the system is allowed: the revocation loop's period, the time to commit
@@ -39,7 +39,7 @@ struct Record {
     /// request was first sent and when its answer arrived (the leader started the
     /// countdown in between).
     acks: Vec<(Duration, Duration)>,
-    /// The owner's latest request that may have renewed it, answered or not.
+    /// The latest moment it may have been renewed (see [`LeaseHistory::attempt`]).
     last_attempt: Duration,
     /// When it was revoked by expiry.
     revoked: Option<Duration>,
@@ -92,8 +92,9 @@ impl LeaseHistory {
         }
     }
 
-    /// The owner sent a keepalive of `id` at `at`, which may renew it whether or
-    /// not its answer arrives: liveness counts the TTL from the latest such.
+    /// Lease `id` may have been renewed at `at`: its owner sent a keepalive then,
+    /// or a leader took one then, answered or not. Liveness counts the TTL from the
+    /// latest such.
     pub fn attempt(&mut self, id: LeaseId, at: Duration) {
         if let Some(r) = self.leases.get_mut(&id) {
             r.last_attempt = r.last_attempt.max(at);

@@ -204,8 +204,9 @@ pub enum WatchMsg {
 enum Proposal {
     /// Revoke an expired lease.
     Revoke(LeaseId),
-    /// Record remaining TTLs.
-    Checkpoint(Vec<(LeaseId, u64)>),
+    /// Record remaining TTLs; the keepalives whose answer waits for it to commit
+    /// (node, request seq, TTL in ms).
+    Checkpoint(Vec<(LeaseId, u64)>, Vec<(NodeId, u64, u64)>),
     /// An empty checkpoint whose commit confirms this member still leads.
     Confirm,
     /// Compact the store.
@@ -218,7 +219,7 @@ impl Proposal {
     fn command(&self) -> EtcdCommand {
         match self {
             Proposal::Revoke(id) => EtcdCommand::LeaseRevoke { id: *id },
-            Proposal::Checkpoint(c) => EtcdCommand::LeaseCheckpoint {
+            Proposal::Checkpoint(c, _) => EtcdCommand::LeaseCheckpoint {
                 checkpoints: c.clone(),
             },
             Proposal::Confirm => EtcdCommand::LeaseCheckpoint {
@@ -301,6 +302,8 @@ pub struct EtcdServer {
     expired_in_step: Vec<LeaseId>,
     /// Leases whose revocation this member applied in the step (for checkers).
     revoked_in_step: Vec<LeaseId>,
+    /// Leases its lessor renewed in the step (for checkers).
+    renewed_in_step: Vec<LeaseId>,
 }
 
 impl EtcdServer {
@@ -345,6 +348,7 @@ impl EtcdServer {
             next_progress: Duration::ZERO,
             expired_in_step: Vec::new(),
             revoked_in_step: Vec::new(),
+            renewed_in_step: Vec::new(),
         }
     }
 
@@ -378,6 +382,12 @@ impl EtcdServer {
     /// is by expiry unless the owner asked for it).
     pub fn revoked_in_step(&self) -> &[LeaseId] {
         &self.revoked_in_step
+    }
+
+    /// Leases its lessor renewed in the last step (a keepalive it took, whether
+    /// or not its answer reaches the owner).
+    pub fn renewed_in_step(&self) -> &[LeaseId] {
+        &self.renewed_in_step
     }
 
     fn blocked_at(&self, now: Duration) -> bool {
@@ -600,13 +610,13 @@ impl EtcdServer {
                 ctx.emit(e);
             }
             if let Some(response) = internal {
-                self.answered(ctx.now(), response);
+                self.answered(ctx, response);
             }
         }
     }
 
     /// Raft answered one of this member's own proposals.
-    fn answered(&mut self, now: Duration, response: Response<EtcdStore>) {
+    fn answered<H: Holder>(&mut self, ctx: &mut Ctx<'_, H>, response: Response<EtcdStore>) {
         let Some(proposal) = self.proposals.remove(&response.seq()) else {
             return;
         };
@@ -615,13 +625,31 @@ impl EtcdServer {
             Proposal::Confirm => {
                 self.confirming = false;
                 if committed && self.raft.is_leader() {
-                    self.lessor.confirm_primary(now);
+                    self.lessor.confirm_primary(ctx.now());
                 }
             }
             Proposal::Revoke(id) => {
                 self.revoking.remove(&id);
             }
-            Proposal::Checkpoint(_) | Proposal::Compact(_) | Proposal::Forwarded => {}
+            Proposal::Checkpoint(_, waiting) => Self::answer_renewals(ctx, waiting, committed),
+            Proposal::Compact(_) | Proposal::Forwarded => {}
+        }
+    }
+
+    /// Answers keepalives that waited for their reset checkpoint: the TTL if it
+    /// committed, else "try again" (a new leader resumes from the older one).
+    fn answer_renewals<H: Holder>(
+        ctx: &mut Ctx<'_, H>,
+        waiting: Vec<(NodeId, u64, u64)>,
+        committed: bool,
+    ) {
+        for (to, seq, ttl_ms) in waiting {
+            let result = match committed {
+                true => Ok(ttl_ms),
+                false => Err(KeepAliveError::Unavailable),
+            };
+            let resp = ClientResponse::KeepAlive(result);
+            ctx.send(to, H::wrap(ServerOut::Response(seq, resp)));
         }
     }
 
@@ -654,7 +682,24 @@ impl EtcdServer {
                     Err(KeepAliveError::NotLeader(self.raft.leader()))
                 } else {
                     match self.lessor.renew(lease, ctx.now()) {
-                        Ok(ttl_ms) => Ok(ttl_ms),
+                        Ok(ttl_ms) => {
+                            self.renewed_in_step.push(lease);
+                            // A lease with a checkpoint of less than its TTL: etcd's
+                            // `Renew` proposes the reset and answers once it commits,
+                            // so that no new leader resumes from the older one.
+                            let checkpoints = self.lessor.checkpoint(ctx.now());
+                            if checkpoints.iter().any(|&(id, _)| id == lease) {
+                                let waiting = vec![(from, seq, ttl_ms)];
+                                self.to_propose
+                                    .push(Proposal::Checkpoint(checkpoints, waiting));
+                                return;
+                            }
+                            if !checkpoints.is_empty() {
+                                self.to_propose
+                                    .push(Proposal::Checkpoint(checkpoints, Vec::new()));
+                            }
+                            Ok(ttl_ms)
+                        }
                         Err(LeaseError::NotPrimary) => Err(KeepAliveError::Unavailable),
                         Err(LeaseError::NotFound(_) | LeaseError::Exists(_)) => {
                             Err(KeepAliveError::NotFound)
@@ -738,7 +783,8 @@ impl EtcdServer {
             }
             let checkpoints = self.lessor.checkpoint(now);
             if !checkpoints.is_empty() {
-                self.to_propose.push(Proposal::Checkpoint(checkpoints));
+                self.to_propose
+                    .push(Proposal::Checkpoint(checkpoints, Vec::new()));
             }
         }
         let retention = self.cfg.auto_compaction_retention;
@@ -791,6 +837,11 @@ impl EtcdServer {
                 }
                 if p == Proposal::Confirm {
                     self.confirming = false;
+                    continue;
+                }
+                if let Proposal::Checkpoint(_, waiting) = p {
+                    // Not leading any more: the keepalives it held try again.
+                    Self::answer_renewals(ctx, waiting, false);
                     continue;
                 }
                 match self.raft.leader() {
@@ -865,6 +916,7 @@ impl EtcdServer {
     pub fn begin(&mut self) {
         self.expired_in_step.clear();
         self.revoked_in_step.clear();
+        self.renewed_in_step.clear();
     }
 }
 
