@@ -85,8 +85,8 @@ fn watch_bugs_break_a_documented_guarantee() {
     assert!(metric(&clean, "watch_events_delivered") > 0.0);
     // The first seed that catches each (results/etcd.md gives the 500-seed rates).
     for (bug, seed) in [
-        ("watch-skip-at-compaction", 23),
-        ("watch-resume-off-by-one", 0),
+        ("watch-skip-at-compaction", 7),
+        ("watch-resume-off-by-one", 1),
     ] {
         let with = sweep(&s, seed..seed + 1, Some(bug));
         assert_eq!(with.failing_seeds, vec![seed], "{bug} not caught");

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::conn::{Conn, Pending};
+use super::conn::{Conn, NodeOut, Pending};
 use super::server::WatchMsg;
 use super::server::{ClientRequest, ClientResponse};
 use super::watch::{prefix_end, ClientState, WatchBugs, WatchClient, WatchEvents, WatchResponse};
@@ -113,6 +113,8 @@ pub enum Purpose {
 pub enum CallerTimer {
     /// The attempt of etcd request `seq` timed out.
     Attempt(u64),
+    /// Send etcd request `seq` again, after a backoff.
+    Resend(u64),
     /// Read the prefix again (after a backoff).
     Read,
     /// Time for the next call.
@@ -123,30 +125,8 @@ pub enum CallerTimer {
     WatchCheck,
 }
 
-/// What a caller does next, for its holder to carry out.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CallerOut {
-    /// Send `req` as request `seq` of `session` to member `to`.
-    Request {
-        /// The member.
-        to: NodeId,
-        /// The session.
-        session: usize,
-        /// The request's sequence number.
-        seq: u64,
-        /// The request.
-        req: ClientRequest,
-    },
-    /// Call instance `to` (call `id`).
-    Call {
-        /// The instance.
-        to: NodeId,
-        /// The call's id.
-        id: u64,
-    },
-    /// Set a timer.
-    Timer(Duration, CallerTimer),
-}
+/// What a caller does next.
+pub type CallerOut = NodeOut<CallerTimer>;
 
 /// A call attempt in flight.
 #[derive(Clone, Debug)]
@@ -271,7 +251,7 @@ impl Caller {
     }
 
     fn timer(&self, ms: u64, t: CallerTimer) -> CallerOut {
-        CallerOut::Timer(Duration::from_millis(ms.max(1)), t)
+        NodeOut::Timer(Duration::from_millis(ms.max(1)), t)
     }
 
     fn conn(&mut self) -> &mut Conn {
@@ -303,21 +283,9 @@ impl Caller {
     }
 
     fn send(&mut self) -> Vec<CallerOut> {
-        let session = self.conn().session();
         let p = self.pending.as_mut().expect("a request");
-        p.attempts += 1;
-        vec![
-            CallerOut::Request {
-                to: p.to,
-                session,
-                seq: p.seq,
-                req: p.req.clone(),
-            },
-            CallerOut::Timer(
-                Duration::from_millis(self.settings.request_timeout_ms),
-                CallerTimer::Attempt(p.seq),
-            ),
-        ]
+        let timer = CallerTimer::Attempt(p.seq);
+        self.conn.as_ref().expect("started").attempt(p, timer)
     }
 
     /// Brings the selector to what the cache serves at `now`; starts a read when
@@ -351,11 +319,24 @@ impl Caller {
     ) -> Vec<CallerOut> {
         match timer {
             CallerTimer::Attempt(seq) => {
-                if self.pending.as_ref().is_none_or(|p| p.seq != seq) {
+                // An attempt's timer is stale once a later attempt moved the deadline.
+                if self
+                    .pending
+                    .as_ref()
+                    .is_none_or(|p| p.seq != seq || now < p.deadline)
+                {
                     return Vec::new();
                 }
                 self.cache.registry_error();
                 self.conn().next();
+                let conn = self.conn.clone().expect("started");
+                conn.retarget(self.pending.as_mut().expect("pending"), now);
+                self.send()
+            }
+            CallerTimer::Resend(seq) => {
+                if self.pending.as_ref().is_none_or(|p| p.seq != seq) {
+                    return Vec::new();
+                }
                 let conn = self.conn.clone().expect("started");
                 conn.retarget(self.pending.as_mut().expect("pending"), now);
                 self.send()
@@ -464,7 +445,7 @@ impl Caller {
         );
         self.started_in_step.push((id, instance));
         vec![
-            CallerOut::Call { to: instance, id },
+            NodeOut::Call { to: instance, id },
             self.timer(
                 self.settings.attempt_timeout_ms,
                 CallerTimer::CallTimeout(id),
@@ -512,7 +493,15 @@ impl Caller {
         let purpose = p.purpose;
         match (purpose, resp) {
             (_, ClientResponse::Kv(Response::Redirect { leader, .. })) => {
-                self.conn().follow(leader);
+                let mut p = self.pending.take().expect("pending");
+                let at_once = self.conn().follow(&mut p, leader);
+                let seq = p.seq;
+                self.pending = Some(p);
+                if !at_once {
+                    return vec![
+                        self.timer(self.settings.retry_backoff_ms, CallerTimer::Resend(seq))
+                    ];
+                }
                 let conn = self.conn.clone().expect("started");
                 conn.retarget(self.pending.as_mut().expect("pending"), now);
                 self.send()
@@ -566,7 +555,7 @@ impl Caller {
 
     fn cancel(&mut self, member: NodeId, id: u64) -> CallerOut {
         let session = self.conn().session();
-        CallerOut::Request {
+        NodeOut::Request {
             to: member,
             session,
             seq: 0,

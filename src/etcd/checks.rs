@@ -45,7 +45,8 @@ pub struct LeaseGuarantee {
     extension: Duration,
     /// The lessor's checkpoint interval (`None`: no checkpoints).
     checkpoint: Option<Duration>,
-    /// Leaders' tenures in term order: (leader, from, until, stalled), `until`
+    /// Leaders' tenures in term order, from when each applied an entry of its term:
+    /// (leader, from, until, stalled), `until`
     /// unset while it leads as far as seen; `stalled` is the leader's stall time
     /// (paused, its disk stuck) when the tenure began, then how much of the tenure
     /// it spent stalled, during which it committed nothing.
@@ -189,7 +190,10 @@ impl Checker<EtcdNode> for LeaseGuarantee {
                         self.end_tenure(view, now);
                     }
                 }
-                if raft.is_leader() && raft.term() > self.term {
+                // A leader takes the leases over once it applied an entry of its
+                // own term (etcd promotes its lessor then): that starts its tenure.
+                let effective = raft.log().term(raft.applied_index()) == Some(raft.term());
+                if raft.is_leader() && raft.term() > self.term && effective {
                     self.term = raft.term();
                     self.end_tenure(view, now);
                     self.tenures.push((node, now, None, view.stalled(node)));

@@ -28,6 +28,36 @@ pub struct Pending<T> {
     pub deadline: Duration,
     /// Attempts sent so far.
     pub attempts: u32,
+    /// Redirects followed since the last pause: a second one in a row waits
+    /// `retry_backoff_ms` first, so that members with stale leader hints cannot
+    /// bounce a request between them without end.
+    pub redirects: u32,
+}
+
+/// What an instance or a caller does next, for its holder to carry out; `T` is its
+/// timer type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeOut<T> {
+    /// Send `req` as request `seq` of `session` to member `to`.
+    Request {
+        /// The member.
+        to: NodeId,
+        /// The session.
+        session: ClientId,
+        /// The request's sequence number.
+        seq: u64,
+        /// The request.
+        req: ClientRequest,
+    },
+    /// Call instance `to` (call `id`): callers only.
+    Call {
+        /// The instance.
+        to: NodeId,
+        /// The call's id.
+        id: u64,
+    },
+    /// Set a timer.
+    Timer(Duration, T),
 }
 
 /// A node's view of the etcd cluster: members `0..servers`.
@@ -77,6 +107,7 @@ impl Conn {
             to: self.target,
             deadline: now + self.request_timeout,
             attempts: 0,
+            redirects: 0,
         }
     }
 
@@ -86,12 +117,36 @@ impl Conn {
         p.deadline = now + self.request_timeout;
     }
 
-    /// A member named `leader` as the leader: follow it.
-    pub fn follow(&mut self, leader: Option<NodeId>) {
+    /// The next attempt of `p`: the request to its member, and `timer` to fire when
+    /// it times out.
+    pub fn attempt<P, T>(&self, p: &mut Pending<P>, timer: T) -> Vec<NodeOut<T>> {
+        p.attempts += 1;
+        vec![
+            NodeOut::Request {
+                to: p.to,
+                session: self.session,
+                seq: p.seq,
+                req: p.req.clone(),
+            },
+            NodeOut::Timer(self.request_timeout, timer),
+        ]
+    }
+
+    /// A member named `leader` as the leader: follow it. Returns whether `p` may
+    /// go there at once: the first redirect to a named leader does; a redirect
+    /// with no leader named, or a second in a row, waits a pause (the holder's
+    /// backoff), after which the count starts again.
+    pub fn follow<T>(&mut self, p: &mut Pending<T>, leader: Option<NodeId>) -> bool {
         match leader {
             Some(l) if l < self.servers => self.target = l,
             _ => self.next(),
         }
+        p.redirects += 1;
+        let now = leader.is_some() && p.redirects == 1;
+        if !now {
+            p.redirects = 0;
+        }
+        now
     }
 
     /// The current target did not answer: try the next member.

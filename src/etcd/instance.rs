@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::conn::{Conn, Pending};
+use super::conn::{Conn, NodeOut, Pending};
 use super::server::{ClientRequest, ClientResponse, KeepAliveError};
 use super::store::LeaseId;
 use super::{EtcdCommand, EtcdError, EtcdOutput};
@@ -72,23 +72,8 @@ pub enum Health {
     Hung,
 }
 
-/// What an instance does next, for its holder to carry out.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum InstanceOut {
-    /// Send `req` as request `seq` of `session` to member `to`.
-    Request {
-        /// The member.
-        to: usize,
-        /// The session.
-        session: usize,
-        /// The request's sequence number.
-        seq: u64,
-        /// The request.
-        req: ClientRequest,
-    },
-    /// Set a timer.
-    Timer(Duration, InstanceTimer),
-}
+/// What an instance does next.
+pub type InstanceOut = NodeOut<InstanceTimer>;
 
 /// One service instance.
 #[derive(Clone, Debug)]
@@ -247,27 +232,15 @@ impl Instance {
 
     /// The pending request's next attempt, now.
     fn send(&mut self) -> Vec<InstanceOut> {
-        let session = self.conn().session();
         let p = self.pending.as_mut().expect("a request");
         if p.attempts == 0 {
             self.first_sent_in_step.push(p.seq);
         }
-        p.attempts += 1;
         if let ClientRequest::KeepAlive(lease) = p.req {
             self.keepalives_sent_in_step.push(lease);
         }
-        vec![
-            InstanceOut::Request {
-                to: p.to,
-                session,
-                seq: p.seq,
-                req: p.req.clone(),
-            },
-            InstanceOut::Timer(
-                Duration::from_millis(self.settings.request_timeout_ms),
-                InstanceTimer::Attempt(p.seq),
-            ),
-        ]
+        let timer = InstanceTimer::Attempt(p.seq);
+        self.conn.as_ref().expect("started").attempt(p, timer)
     }
 
     /// Waits `ms`, then sends `purpose` anew (a new request).
@@ -276,7 +249,7 @@ impl Instance {
         let p = self.conn().start(req, purpose, now);
         self.pending = Some(p);
         self.waiting = true;
-        vec![InstanceOut::Timer(
+        vec![NodeOut::Timer(
             Duration::from_millis(ms),
             InstanceTimer::Next,
         )]
@@ -286,10 +259,11 @@ impl Instance {
     pub fn on_timer(&mut self, timer: InstanceTimer, now: Duration) -> Vec<InstanceOut> {
         match timer {
             InstanceTimer::Attempt(seq) => {
+                // Stale once a later attempt (or a wait) moved the deadline.
                 let live = self
                     .pending
                     .as_ref()
-                    .is_some_and(|p| p.seq == seq && !self.waiting);
+                    .is_some_and(|p| p.seq == seq && !self.waiting && now >= p.deadline);
                 if !live {
                     return Vec::new();
                 }
@@ -334,7 +308,16 @@ impl Instance {
             }
             ClientResponse::Kv(Response::Redirect { leader, .. })
             | ClientResponse::KeepAlive(Err(KeepAliveError::NotLeader(leader))) => {
-                self.conn().follow(leader);
+                let mut p = self.pending.take().expect("pending");
+                let at_once = self.conn().follow(&mut p, leader);
+                self.pending = Some(p);
+                if !at_once {
+                    self.waiting = true;
+                    return vec![NodeOut::Timer(
+                        Duration::from_millis(backoff),
+                        InstanceTimer::Next,
+                    )];
+                }
                 let conn = self.conn.clone().expect("started");
                 conn.retarget(self.pending.as_mut().expect("pending"), now);
                 self.send()
@@ -352,7 +335,7 @@ impl Instance {
                 // Not ready, dropped or refused for now: the same request again
                 // after a pause (Raft applies a retried command once).
                 self.waiting = true;
-                vec![InstanceOut::Timer(
+                vec![NodeOut::Timer(
                     Duration::from_millis(backoff),
                     InstanceTimer::Next,
                 )]

@@ -4,8 +4,9 @@
 
 use super::caller::{Caller, CallerOut, CallerTimer};
 use super::config::{EtcdConfig, NodeRole};
+use super::conn::NodeOut;
 use super::instance::{Health, Instance, InstanceOut, InstanceTimer};
-use super::server::{ClientRequest, EtcdServer, Holder, ServerOut, ServerTimer};
+use super::server::{ClientRequest, EtcdServer, Holder, MemberInput, ServerOut, ServerTimer};
 use super::watch::WatchBugs;
 use super::{lessor::LessorBugs, EtcdStore};
 use crate::fingerprint::{tag, Fingerprint, Sink};
@@ -176,37 +177,31 @@ impl Holder for EtcdNode {
 
 type Ctx<'a> = Context<'a, EtcdNode>;
 
-fn instance_effects(ctx: &mut Ctx<'_>, out: Vec<InstanceOut>) {
+/// Carries out what an instance or a caller asked for, its timers wrapped by
+/// `timer`.
+fn node_effects<T>(ctx: &mut Ctx<'_>, out: Vec<NodeOut<T>>, timer: fn(T) -> EtcdTimer) {
     for o in out {
         match o {
-            InstanceOut::Request {
+            NodeOut::Request {
                 to,
                 session,
                 seq,
                 req,
             } => ctx.send(to, EtcdMessage::Client { session, seq, req }),
-            InstanceOut::Timer(after, t) => {
-                ctx.set_timer(after, EtcdTimer::Instance(t));
+            NodeOut::Call { to, id } => ctx.send(to, EtcdMessage::Call { id }),
+            NodeOut::Timer(after, t) => {
+                ctx.set_timer(after, timer(t));
             }
         }
     }
 }
 
+fn instance_effects(ctx: &mut Ctx<'_>, out: Vec<InstanceOut>) {
+    node_effects(ctx, out, EtcdTimer::Instance);
+}
+
 fn caller_effects(ctx: &mut Ctx<'_>, out: Vec<CallerOut>) {
-    for o in out {
-        match o {
-            CallerOut::Request {
-                to,
-                session,
-                seq,
-                req,
-            } => ctx.send(to, EtcdMessage::Client { session, seq, req }),
-            CallerOut::Call { to, id } => ctx.send(to, EtcdMessage::Call { id }),
-            CallerOut::Timer(after, t) => {
-                ctx.set_timer(after, EtcdTimer::Caller(t));
-            }
-        }
-    }
+    node_effects(ctx, out, EtcdTimer::Caller);
 }
 
 impl Process for EtcdNode {
@@ -237,13 +232,13 @@ impl Process for EtcdNode {
         let now = ctx.now();
         match (self, msg) {
             (EtcdNode::Server(s), EtcdMessage::Server(ServerOut::Raft(m))) => {
-                s.on_raft_message(ctx, from, m)
+                s.on_input(ctx, MemberInput::Message(from, m))
             }
             (EtcdNode::Server(s), EtcdMessage::Server(ServerOut::Forward(cmd))) => {
-                s.on_forward(ctx, cmd)
+                s.on_input(ctx, MemberInput::Forward(cmd))
             }
             (EtcdNode::Server(s), EtcdMessage::Client { session, seq, req }) => {
-                s.on_client(ctx, from, session, seq, req)
+                s.on_input(ctx, MemberInput::Client(from, session, seq, req))
             }
             (EtcdNode::Instance(i), EtcdMessage::Server(ServerOut::Response(seq, resp))) => {
                 let out = i.on_response(seq, resp, now, ctx.rng());
@@ -291,7 +286,7 @@ impl Process for EtcdNode {
     fn on_request(&mut self, ctx: &mut Ctx<'_>, id: RequestId, req: raft::Request<EtcdStore>) {
         self.begin();
         match self {
-            EtcdNode::Server(s) => s.on_request(ctx, id, req),
+            EtcdNode::Server(s) => s.on_input(ctx, MemberInput::Request(id, req)),
             // Not a member: the workload client tries another node.
             _ => ctx.reply(
                 id,

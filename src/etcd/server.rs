@@ -242,13 +242,19 @@ pub enum ServerTimer {
     Tick,
 }
 
-/// An input held while the member's loop is blocked on its disk.
+/// An input of a member other than its disk's completions and its own tick: what
+/// a blocked loop holds.
 #[derive(Debug)]
-enum Held {
+pub enum MemberInput {
+    /// A Raft message from another member.
     Message(NodeId, raft::Message<EtcdStore>),
+    /// One of Raft's timers fired.
     Timer(raft::Timer),
+    /// A workload client's request.
     Request(RequestId, raft::Request<EtcdStore>),
+    /// A node client's request: (node, session, seq, request).
     Client(NodeId, ClientId, u64, ClientRequest),
+    /// Another member's proposal, forwarded to this one as leader.
     Forward(Arc<EtcdCommand>),
 }
 
@@ -292,7 +298,7 @@ pub struct EtcdServer {
     confirming: bool,
     /// Syncs in flight and when each started (monotonic clock).
     syncs: BTreeMap<SyncId, Duration>,
-    held: VecDeque<Held>,
+    held: VecDeque<MemberInput>,
     /// The applied index the lessor and the watches last saw.
     applied: u64,
     tick_armed: bool,
@@ -428,83 +434,41 @@ impl EtcdServer {
         self.settle(ctx);
     }
 
-    /// A Raft message from another member.
-    pub fn on_raft_message<H: Holder>(
-        &mut self,
-        ctx: &mut Ctx<'_, H>,
-        from: NodeId,
-        msg: raft::Message<EtcdStore>,
-    ) {
-        if self.hold(ctx, Held::Message(from, msg)) {
+    /// An input (see [`MemberInput`]): run now, or held while the loop is blocked.
+    pub fn on_input<H: Holder>(&mut self, ctx: &mut Ctx<'_, H>, input: MemberInput) {
+        let blocked = !self.held.is_empty() || self.blocked_at(ctx.now());
+        if blocked {
+            if self.held.is_empty() {
+                ctx.trace("etcd loop blocked: a sync is stuck");
+            }
+            if self.held.len() >= HELD_MAX {
+                self.held.pop_front();
+            }
+            self.held.push_back(input);
             return;
         }
-        let Some(Held::Message(from, msg)) = self.held.pop_back() else {
-            unreachable!()
-        };
-        self.step_raft(ctx, |r, c| r.on_message(c, from, msg));
+        self.run(ctx, input);
         self.settle(ctx);
     }
 
-    /// A workload client's request.
-    pub fn on_request<H: Holder>(
-        &mut self,
-        ctx: &mut Ctx<'_, H>,
-        id: RequestId,
-        req: raft::Request<EtcdStore>,
-    ) {
-        if self.hold(ctx, Held::Request(id, req)) {
-            return;
+    fn run<H: Holder>(&mut self, ctx: &mut Ctx<'_, H>, input: MemberInput) {
+        match input {
+            MemberInput::Message(from, msg) => {
+                self.step_raft(ctx, |r, c| r.on_message(c, from, msg))
+            }
+            MemberInput::Timer(t) => self.step_raft(ctx, |r, c| r.on_timer(c, t)),
+            MemberInput::Request(id, req) => self.step_raft(ctx, |r, c| r.on_request(c, id, req)),
+            MemberInput::Client(from, session, seq, req) => {
+                self.client(ctx, from, session, seq, req)
+            }
+            MemberInput::Forward(cmd) => self.forwarded(ctx, cmd),
         }
-        let Some(Held::Request(id, req)) = self.held.pop_back() else {
-            unreachable!()
-        };
-        self.step_raft(ctx, |r, c| r.on_request(c, id, req));
-        self.settle(ctx);
-    }
-
-    /// A node client's request `seq` of session `session`.
-    pub fn on_client<H: Holder>(
-        &mut self,
-        ctx: &mut Ctx<'_, H>,
-        from: NodeId,
-        session: ClientId,
-        seq: u64,
-        req: ClientRequest,
-    ) {
-        if self.hold(ctx, Held::Client(from, session, seq, req)) {
-            return;
-        }
-        let Some(Held::Client(from, session, seq, req)) = self.held.pop_back() else {
-            unreachable!()
-        };
-        self.client(ctx, from, session, seq, req);
-        self.settle(ctx);
-    }
-
-    /// Another member's proposal, forwarded to this one as leader.
-    pub fn on_forward<H: Holder>(&mut self, ctx: &mut Ctx<'_, H>, cmd: Arc<EtcdCommand>) {
-        if self.hold(ctx, Held::Forward(cmd)) {
-            return;
-        }
-        let Some(Held::Forward(cmd)) = self.held.pop_back() else {
-            unreachable!()
-        };
-        self.forwarded(ctx, cmd);
-        self.settle(ctx);
     }
 
     /// A timer of this member fired.
     pub fn on_timer<H: Holder>(&mut self, ctx: &mut Ctx<'_, H>, timer: ServerTimer) {
         match timer {
-            ServerTimer::Raft(t) => {
-                if self.hold(ctx, Held::Timer(t)) {
-                    return;
-                }
-                let Some(Held::Timer(t)) = self.held.pop_back() else {
-                    unreachable!()
-                };
-                self.step_raft(ctx, |r, c| r.on_timer(c, t));
-            }
+            ServerTimer::Raft(t) => return self.on_input(ctx, MemberInput::Timer(t)),
             ServerTimer::Tick => {
                 self.tick_armed = false;
                 if !self.blocked_at(ctx.now()) {
@@ -534,17 +498,7 @@ impl EtcdServer {
             self.tick(ctx);
             let asked = std::mem::take(&mut self.to_propose);
             while let Some(input) = self.held.pop_front() {
-                match input {
-                    Held::Message(from, msg) => {
-                        self.step_raft(ctx, |r, c| r.on_message(c, from, msg))
-                    }
-                    Held::Timer(t) => self.step_raft(ctx, |r, c| r.on_timer(c, t)),
-                    Held::Request(id, req) => self.step_raft(ctx, |r, c| r.on_request(c, id, req)),
-                    Held::Client(from, session, seq, req) => {
-                        self.client(ctx, from, session, seq, req)
-                    }
-                    Held::Forward(cmd) => self.forwarded(ctx, cmd),
-                }
+                self.run(ctx, input);
                 self.settle(ctx);
                 if self.blocked_at(ctx.now()) {
                     break;
@@ -553,20 +507,6 @@ impl EtcdServer {
             self.to_propose.splice(0..0, asked);
         }
         self.settle(ctx);
-    }
-
-    /// Queues `input` at the back; true if the loop is blocked (it stays queued),
-    /// false if the caller should take it back and run it now.
-    fn hold<H: Holder>(&mut self, ctx: &mut Ctx<'_, H>, input: Held) -> bool {
-        let blocked = !self.held.is_empty() || self.blocked_at(ctx.now());
-        if blocked && self.held.is_empty() {
-            ctx.trace("etcd loop blocked: a sync is stuck");
-        }
-        if blocked && self.held.len() >= HELD_MAX {
-            self.held.pop_front();
-        }
-        self.held.push_back(input);
-        blocked
     }
 
     /// Runs one Raft handler and hands its effects on.
