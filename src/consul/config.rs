@@ -78,7 +78,8 @@ pub struct DiscoveryConfig {
     /// How often the service refreshes its TTL check, in ms (unset: a third of
     /// the TTL).
     pub ttl_refresh_ms: Option<u64>,
-    /// The interval probe's period in ms (unset: no probe).
+    /// The interval probe's period in ms (unset: no probe; with neither check the
+    /// service is always listed as passing).
     pub probe_interval_ms: Option<u64>,
     /// How long a probe may run, in ms.
     pub probe_timeout_ms: u64,
@@ -119,7 +120,7 @@ impl Default for DiscoveryConfig {
             wake_on: "service".into(),
             check_ttl_ms: None,
             ttl_refresh_ms: None,
-            probe_interval_ms: Some(1_000),
+            probe_interval_ms: None,
             probe_timeout_ms: 500,
             success_before_passing: 0,
             failures_before_warning: None,
