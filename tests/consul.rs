@@ -176,3 +176,26 @@ fn a_hung_service_stops_refreshing_its_ttl_and_is_dropped() {
         assert!(metric(&summary, seed, "passing_answers_count") > 0.0);
     }
 }
+
+#[test]
+fn a_service_critical_past_its_deregistration_timeout_is_reaped() {
+    // Node 3 fails its probes from 2 s on; reaped 60 to 90 s after its check
+    // turned critical (the reaper runs every 30 s), then deregistered by the
+    // agent's next sync.
+    let text = format!(
+        "{}\n[[faults]]\nkind = \"service-unhealthy\"\nnode = 3\nat_ms = 2000\nheal_ms = 110000\n",
+        BASE.replace("duration_ms = 5000", "duration_ms = 120000")
+            .replace(
+                "check_ttl_ms = 3000",
+                "probe_interval_ms = 1000\nderegister_critical_service_after_ms = 60000",
+            )
+    );
+    let s = Scenario::parse("reap.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let summary = sweep(&s, 0..3, None);
+    assert_eq!(summary.passed, 3, "{:?}", summary.failing_seeds);
+    for seed in 0..3 {
+        assert_eq!(metric(&summary, seed, "services_reaped_count"), 1.0);
+        // Dropped from the callers' sets at the first failed probe, long before.
+        assert!(metric(&summary, seed, "removal_max_ms") <= 1_100.0);
+    }
+}

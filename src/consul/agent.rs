@@ -532,3 +532,131 @@ impl Agent {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consul::catalog::CatalogOutput;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn agent() -> Agent {
+        Agent::new(
+            4,
+            3,
+            AgentSettings {
+                service: "api".into(),
+                checks: vec![("service:api:probe".into(), CheckConfig::probe(1_000, 500))],
+                ttl_refresh_ms: None,
+                ae_interval: Duration::from_secs(60),
+                cluster_nodes: 8,
+                request_timeout_ms: 1_000,
+                retry_backoff_ms: 100,
+            },
+        )
+    }
+
+    fn requests(out: &[AgentOut]) -> Vec<(NodeId, u64, ConsulRequest)> {
+        out.iter()
+            .filter_map(|o| match o {
+                AgentOut::Request { to, seq, req, .. } => Some((*to, *seq, req.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn written(seq: u64, index: u64) -> ConsulResponse {
+        ConsulResponse::Raft(Response::Written {
+            seq,
+            result: CatalogOutput {
+                index,
+                result: Ok(()),
+            },
+        })
+    }
+
+    /// Answers the agent's sync until it stops asking; returns the writes.
+    fn run_sync(a: &mut Agent, first: Vec<AgentOut>, now: Duration) -> Vec<CatalogCommand> {
+        let mut out = first;
+        let mut writes = Vec::new();
+        let mut index = 10;
+        for _ in 0..10 {
+            let Some((_, seq, req)) = requests(&out).pop() else {
+                break;
+            };
+            out = match req {
+                ConsulRequest::Read { .. } => a.on_response(
+                    seq,
+                    ConsulResponse::Read(CatalogAnswer::Node { index, node: None }),
+                    now,
+                ),
+                ConsulRequest::Write(cmd) => {
+                    writes.push((*cmd).clone());
+                    index += 1;
+                    a.on_response(seq, written(seq, index), now)
+                }
+            };
+        }
+        writes
+    }
+
+    #[test]
+    fn boot_registers_the_node_then_the_service_with_its_critical_check() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut a = agent();
+        let out = a.on_start(4, Duration::ZERO, &mut rng);
+        let reqs = requests(&out);
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].0, 1, "node 4 starts with server 4 % 3");
+        assert!(matches!(
+            reqs[0].2,
+            ConsulRequest::Read {
+                mode: Consistency::Default,
+                ..
+            }
+        ));
+        let writes = run_sync(&mut a, out, Duration::ZERO);
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        let CatalogCommand::Register(service) = &writes[1] else {
+            panic!("{writes:?}")
+        };
+        assert_eq!(service.service.as_ref().map(|s| s.id.as_str()), Some("api"));
+        assert_eq!(service.checks[0].status, Status::Critical);
+        assert_eq!(a.acked_in_step().len(), 2, "no step began between the writes");
+    }
+
+    #[test]
+    fn a_failing_probe_syncs_critical_at_once() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut a = agent();
+        let out = a.on_start(4, Duration::ZERO, &mut rng);
+        run_sync(&mut a, out, Duration::ZERO);
+        // The first probe (within a second) passes: a status change, a sync.
+        let t = Duration::from_millis(1_000);
+        a.begin();
+        let out = a.on_timer(AgentTimer::Deadline(t), t, &mut rng);
+        assert_eq!(
+            a.updates_in_step(),
+            [("service:api:probe".into(), Status::Passing)]
+        );
+        let writes = run_sync(&mut a, out, t);
+        assert!(writes.iter().any(|w| matches!(w,
+            CatalogCommand::Register(r) if r.checks.iter().any(|c| c.status == Status::Passing))));
+        a.set_health(Health::Unhealthy);
+        let t = Duration::from_millis(2_100);
+        a.begin();
+        let out = a.on_timer(AgentTimer::Deadline(t), t, &mut rng);
+        assert_eq!(
+            a.updates_in_step(),
+            [("service:api:probe".into(), Status::Critical)]
+        );
+        assert_eq!(requests(&out).len(), 1, "a sync starts");
+        assert_eq!(a.answer(), Some(false));
+    }
+
+    #[test]
+    fn node_names_round_trip() {
+        assert_eq!(node_of(&node_name(17)), Some(17));
+        assert_eq!(node_of("server-1"), None);
+    }
+}

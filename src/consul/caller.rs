@@ -421,3 +421,104 @@ impl Caller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consul::agent::node_name;
+    use crate::consul::catalog::{Entry, NodeInfo, ServiceDef, ServiceInstance};
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn caller(mode: Consistency) -> Caller {
+        Caller::new(
+            3,
+            CallerSettings {
+                service: "api".into(),
+                profile: CallerProfile::go_micro(),
+                mode,
+                wait_ms: 10_000,
+                call_interval_ms: 100,
+                attempt_timeout_ms: 500,
+                request_timeout_ms: 1_000,
+                retry_backoff_ms: 100,
+            },
+        )
+    }
+
+    fn entry<T>(value: T) -> Entry<T> {
+        Entry {
+            value,
+            create_index: 1,
+            modify_index: 1,
+        }
+    }
+
+    fn instance(node: NodeId) -> ServiceInstance {
+        ServiceInstance {
+            node: entry(NodeInfo {
+                name: node_name(node),
+                ..NodeInfo::default()
+            }),
+            service: entry(ServiceDef {
+                id: "api".into(),
+                name: "api".into(),
+                port: 8080,
+                tags: Vec::new(),
+            }),
+            checks: Vec::new(),
+        }
+    }
+
+    fn query(out: &[CallerOut]) -> Option<(NodeId, u64, u64)> {
+        out.iter().find_map(|o| match o {
+            CallerOut::Request {
+                to,
+                seq,
+                req: ConsulRequest::Read { min_index, .. },
+                ..
+            } => Some((*to, *seq, *min_index)),
+            _ => None,
+        })
+    }
+
+    fn health(index: u64, nodes: &[NodeId]) -> ConsulResponse {
+        ConsulResponse::Read(CatalogAnswer::ServiceHealth {
+            index,
+            instances: nodes.iter().map(|&n| instance(n)).collect(),
+        })
+    }
+
+    #[test]
+    fn blocking_queries_follow_the_index_and_reset_when_it_goes_back() {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut c = caller(Consistency::Stale);
+        let now = Duration::ZERO;
+        let (to, seq, min) = query(&c.on_start(8, &mut rng)).expect("a query");
+        assert_eq!((to, min), (2, 0));
+        let out = c.on_response(seq, health(7, &[3, 4]), now, &mut rng);
+        assert_eq!(c.endpoints().iter().copied().collect::<Vec<_>>(), [3, 4]);
+        let (_, seq, min) = query(&out).expect("the next blocking query");
+        assert_eq!(min, 7);
+        // The index went back (a restored snapshot): reset to 0, after a pause.
+        let out = c.on_response(seq, health(5, &[3]), now, &mut rng);
+        assert_eq!(c.index(), 0);
+        assert!(query(&out).is_none());
+        assert_eq!(c.endpoints().iter().copied().collect::<Vec<_>>(), [3]);
+    }
+
+    #[test]
+    fn a_server_that_does_not_lead_sends_the_query_to_the_leader() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut c = caller(Consistency::Default);
+        let (to, seq, _) = query(&c.on_start(6, &mut rng)).expect("a query");
+        assert_eq!(to, 0);
+        let out = c.on_response(
+            seq,
+            ConsulResponse::NotLeader(Some(2)),
+            Duration::ZERO,
+            &mut rng,
+        );
+        assert_eq!(query(&out).map(|q| (q.0, q.1)), Some((2, seq)));
+    }
+}

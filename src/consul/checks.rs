@@ -165,7 +165,7 @@ const STARTED_MAX: usize = 1 << 16;
 
 /// The discovery figures of a Consul run: removal time of an instance that went
 /// down (crashed or unhealthy) from the callers' sets, failed calls per 1,000,
-/// calls to dead instances. An instance is registered while some server's catalog
+/// calls to dead instances, services reaped. An instance is registered while some server's catalog
 /// (the one with the highest index seen) lists its service, passing or not.
 pub struct DiscoveryFigures {
     log: DiscoveryLog,
@@ -181,6 +181,8 @@ pub struct DiscoveryFigures {
     /// The highest catalog index read.
     index: u64,
     no_endpoint: u64,
+    /// Services the agents reaped (`deregister_critical_service_after`).
+    reaped: u64,
     last_now: Duration,
 }
 
@@ -205,6 +207,7 @@ impl DiscoveryFigures {
             started: BTreeMap::new(),
             index: 0,
             no_endpoint: 0,
+            reaped: 0,
             last_now: Duration::ZERO,
         }
     }
@@ -259,6 +262,7 @@ impl Checker<ConsulNode> for DiscoveryFigures {
             }
             Some(ConsulNode::Agent(a)) => {
                 self.up.insert(node);
+                self.reaped += a.reaped_in_step().len() as u64;
                 let unhealthy = a.answer() != Some(true);
                 if unhealthy && self.unhealthy.insert(node) && self.listed.contains(&node) {
                     self.downed.insert(node);
@@ -310,5 +314,6 @@ impl Checker<ConsulNode> for DiscoveryFigures {
     fn metrics(&self, out: &mut Metrics) {
         self.log.write_figures(self.last_now, out);
         out.insert("calls_without_endpoint".into(), self.no_endpoint as f64);
+        out.insert("services_reaped_count".into(), self.reaped as f64);
     }
 }

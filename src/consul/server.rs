@@ -507,3 +507,65 @@ impl Fingerprint for ServerOut {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consul::catalog::{CheckDef, Entry, NodeInfo, ServiceDef};
+
+    fn entry<T>(value: T) -> Entry<T> {
+        Entry {
+            value,
+            create_index: 1,
+            modify_index: 1,
+        }
+    }
+
+    fn instance(node: &str, statuses: &[Status]) -> ServiceInstance {
+        ServiceInstance {
+            node: entry(NodeInfo {
+                name: node.into(),
+                ..NodeInfo::default()
+            }),
+            service: entry(ServiceDef {
+                id: "api".into(),
+                name: "api".into(),
+                port: 8080,
+                tags: Vec::new(),
+            }),
+            checks: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, &status)| {
+                    entry(CheckDef {
+                        id: format!("c{i}"),
+                        service_id: (i > 0).then(|| "api".to_string()),
+                        status,
+                        output: String::new(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn passing_drops_warning_and_node_checks_count() {
+        let all = vec![
+            instance("a", &[Status::Passing, Status::Passing]),
+            instance("b", &[Status::Passing, Status::Warning]),
+            instance("c", &[Status::Critical, Status::Passing]),
+            instance("d", &[]),
+        ];
+        let names = |v: Vec<ServiceInstance>| -> Vec<String> {
+            v.into_iter().map(|i| i.node.value.name).collect()
+        };
+        assert_eq!(
+            names(passing_filter(all.clone(), ServerBugs::default())),
+            ["a", "d"]
+        );
+        let bug = ServerBugs {
+            passing_admits_warning: true,
+        };
+        assert_eq!(names(passing_filter(all, bug)), ["a", "b", "d"]);
+    }
+}
