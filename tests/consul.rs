@@ -199,3 +199,16 @@ fn a_service_critical_past_its_deregistration_timeout_is_reaped() {
         assert!(metric(&summary, seed, "removal_max_ms") <= 1_100.0);
     }
 }
+
+#[test]
+fn a_query_that_sleeps_through_a_check_update_is_caught_on_every_seed() {
+    let s = sweep(
+        &shipped("consul-discovery-unhealthy-then-crash"),
+        0..100,
+        Some("blocking-ignores-check-updates"),
+    );
+    assert_eq!(s.passed, 0, "passing seeds with the bug");
+    let f = s.runs[0].failure.as_ref().expect("a failure");
+    assert_eq!(f.check, "blocking-wakes", "{}", f.message);
+    assert!(f.message.contains("held-past-a-change"), "{}", f.message);
+}

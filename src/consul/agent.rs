@@ -622,7 +622,11 @@ mod tests {
         };
         assert_eq!(service.service.as_ref().map(|s| s.id.as_str()), Some("api"));
         assert_eq!(service.checks[0].status, Status::Critical);
-        assert_eq!(a.acked_in_step().len(), 2, "no step began between the writes");
+        assert_eq!(
+            a.acked_in_step().len(),
+            2,
+            "no step began between the writes"
+        );
     }
 
     #[test]

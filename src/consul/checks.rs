@@ -112,6 +112,57 @@ impl Checker<ConsulNode> for PassingAnswers {
     }
 }
 
+/// Blocking queries (Consul's docs: the request "hangs until a change or
+/// timeout"; the health endpoint's index is its service's): after every step of a
+/// server, no health query it still holds waits on an index its catalog has
+/// already moved past.
+#[derive(Debug, Default)]
+pub struct BlockingWakes {
+    held_max: usize,
+}
+
+impl BlockingWakes {
+    /// A checker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Checker<ConsulNode> for BlockingWakes {
+    fn name(&self) -> &'static str {
+        "blocking-wakes"
+    }
+
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, ConsulNode>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let Some(ConsulNode::Server(s)) = view.node(node) else {
+            return Ok(());
+        };
+        self.held_max = self.held_max.max(s.blocked());
+        for q in s.held() {
+            let Some(service) = &q.service else {
+                continue;
+            };
+            let index = s.catalog().health_index(service);
+            if index > q.min_index {
+                return Err(format!(
+                    "held-past-a-change: server n{node} still holds n{}'s query for {service:?} \
+                     at index {}, though the service's index is {index}",
+                    q.from, q.min_index
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn metrics(&self, out: &mut Metrics) {
+        out.insert("blocked_queries_max".into(), self.held_max as f64);
+    }
+}
+
 /// Liveness after the heal: some server up leads, and a majority of the servers
 /// are up in its term (Raft's own liveness check also wants a fresh write
 /// committed, which a Consul cluster at rest never makes).

@@ -103,6 +103,11 @@ pub struct ServerBugs {
     /// `?passing` drops only `critical` instances, keeping `warning` ones (what
     /// Consul's DNS does, consul#2452, but not its health API).
     pub passing_admits_warning: bool,
+    /// A held health query wakes only when the service's instances are registered
+    /// or deregistered, not when a check changes (as if it waited on the catalog's
+    /// service listing rather than on the health index): callers learn of a
+    /// failing instance only when their wait runs out.
+    pub blocking_ignores_check_updates: bool,
 }
 
 /// A health answer a server sent, for the checkers.
@@ -142,6 +147,19 @@ struct Blocked {
     query: CatalogQuery,
     mode: Consistency,
     min_index: u64,
+    /// The service's instances when it was held (for the bug only).
+    instances: Vec<(String, String)>,
+}
+
+/// A held blocking query, for the checkers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldQuery {
+    /// The node that asked.
+    pub from: NodeId,
+    /// The service it asks about (`None`: another query).
+    pub service: Option<String>,
+    /// The index it waits to move past.
+    pub min_index: u64,
 }
 
 /// One Consul server.
@@ -305,11 +323,16 @@ impl ConsulServer {
                 min_index,
                 wait_ms,
             } => {
+                let instances = match self.bugs.blocking_ignores_check_updates {
+                    true => self.instances_of(&query),
+                    false => Vec::new(),
+                };
                 let b = Blocked {
                     session,
                     query,
                     mode,
                     min_index,
+                    instances,
                 };
                 if mode != Consistency::Stale && !self.raft.is_leader() {
                     self.not_leader(ctx, from, seq);
@@ -334,7 +357,37 @@ impl ConsulServer {
         self.settle(ctx);
     }
 
+    /// The (node, service id) pairs registered for a health query's service.
+    fn instances_of(&self, query: &CatalogQuery) -> Vec<(String, String)> {
+        match query {
+            CatalogQuery::ServiceHealth { service, .. } => self
+                .catalog()
+                .service_health(service, false)
+                .into_iter()
+                .map(|i| (i.node.value.name, i.service.value.id))
+                .collect(),
+            CatalogQuery::Node { .. } => Vec::new(),
+        }
+    }
+
+    /// The blocking queries it holds.
+    pub fn held(&self) -> impl Iterator<Item = HeldQuery> + '_ {
+        self.blocked.iter().map(|(&(from, _), b)| HeldQuery {
+            from,
+            service: match &b.query {
+                CatalogQuery::ServiceHealth { service, .. } => Some(service.clone()),
+                CatalogQuery::Node { .. } => None,
+            },
+            min_index: b.min_index,
+        })
+    }
+
     fn wakes(&self, b: &Blocked) -> bool {
+        if self.bugs.blocking_ignores_check_updates && b.min_index > 0 {
+            if let CatalogQuery::ServiceHealth { .. } = b.query {
+                return self.instances_of(&b.query) != b.instances;
+            }
+        }
         let on = match (&b.query, self.wake_global) {
             (CatalogQuery::ServiceHealth { service, .. }, false) => {
                 WakeOn::Service(service.clone())
@@ -565,6 +618,7 @@ mod tests {
         );
         let bug = ServerBugs {
             passing_admits_warning: true,
+            ..ServerBugs::default()
         };
         assert_eq!(names(passing_filter(all, bug)), ["a", "b", "d"]);
     }

@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use super::checks::{DiscoveryFigures, LeaderAfterHeal, PassingAnswers};
+use super::checks::{BlockingWakes, DiscoveryFigures, LeaderAfterHeal, PassingAnswers};
 use super::config::ConsulConfig;
 use super::node::{ConsulBugs, ConsulNode};
 use crate::check::Checker;
@@ -30,14 +30,24 @@ use crate::NoClient;
 pub struct Consul;
 
 /// The bugs a Consul run can inject, each with the scenario that catches it.
-pub const BUGS: &[Bug] = &[Bug {
-    name: "passing-admits-warning",
-    scenario: "consul-discovery-warning",
-    description: "The servers' `?passing` filter drops only critical instances and keeps \
-                  those with a warning check (what Consul's DNS interface does, \
-                  consul#2452): a health answer lists an instance whose check is not \
-                  passing (passing-answers).",
-}];
+pub const BUGS: &[Bug] = &[
+    Bug {
+        name: "passing-admits-warning",
+        scenario: "consul-discovery-warning",
+        description: "The servers' `?passing` filter drops only critical instances and keeps \
+                      those with a warning check (what Consul's DNS interface does, \
+                      consul#2452): a health answer lists an instance whose check is not \
+                      passing (passing-answers).",
+    },
+    Bug {
+        name: "blocking-ignores-check-updates",
+        scenario: "consul-discovery-unhealthy-then-crash",
+        description: "A held health query wakes only when the service's instances are \
+                      registered or deregistered, not when one of their checks changes: \
+                      callers learn of a failing instance only when their wait runs out \
+                      (blocking-wakes).",
+    },
+];
 
 impl Consul {
     /// The bugs a set-up switches on; panics on a name that is not one of
@@ -47,6 +57,9 @@ impl Consul {
         for name in &setup.bugs {
             match name.as_str() {
                 "passing-admits-warning" => bugs.server.passing_admits_warning = true,
+                "blocking-ignores-check-updates" => {
+                    bugs.server.blocking_ignores_check_updates = true
+                }
                 _ => unreachable!("unknown bug {name:?} (validate rejects it)"),
             }
         }
@@ -114,6 +127,7 @@ impl System for Consul {
         )));
         let d = &setup.config.discovery;
         checkers.push(Box::new(PassingAnswers::new()));
+        checkers.push(Box::new(BlockingWakes::new()));
         if d.instances > 0 {
             let servers = setup.config.servers(setup.nodes);
             let instances = servers..servers + d.instances;
