@@ -212,3 +212,41 @@ fn a_query_that_sleeps_through_a_check_update_is_caught_on_every_seed() {
     assert_eq!(f.check, "blocking-wakes", "{}", f.message);
     assert!(f.message.contains("held-past-a-change"), "{}", f.message);
 }
+
+#[test]
+fn waking_on_the_global_index_answers_more_often() {
+    let shipped = shipped("consul-discovery-stale-reads");
+    let text = std::fs::read_to_string(&shipped.file).unwrap();
+    let global = Scenario::parse(
+        "global.toml",
+        &text.replace(
+            "read_mode = \"stale\"",
+            "read_mode = \"default\"\nwake_on = \"global\"",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let service = Scenario::parse(
+        "service.toml",
+        &text.replace("read_mode = \"stale\"", "read_mode = \"default\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = sweep(&global, 0..5, None);
+    let s = sweep(&service, 0..5, None);
+    assert_eq!(
+        g.passed + s.passed,
+        10,
+        "{:?} {:?}",
+        g.failing_seeds,
+        s.failing_seeds
+    );
+    for seed in 0..5 {
+        let (ga, sa) = (
+            metric(&g, seed, "passing_answers_count"),
+            metric(&s, seed, "passing_answers_count"),
+        );
+        assert!(ga >= sa, "global {ga} answers, per-service {sa}");
+        // Every caller still blocks: no hot loop.
+        assert!(ga < 200.0, "global {ga} answers");
+        assert!(metric(&g, seed, "removal_max_ms") <= 1_100.0);
+    }
+}

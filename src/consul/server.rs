@@ -21,7 +21,10 @@
 //!   served as above. They wake on the service's index or, with `wake_on =
 //!   "global"`, on any write (Consul before per-service indexes, consul#1244).
 //!   A `default` or `consistent` query held on a server that stops leading is
-//!   answered "not leader" at once.
+//!   answered "not leader" at once. Waking on the global index, a health answer
+//!   carries the global index too (a `consistent` one: the index as the answer
+//!   leaves, which may be past the state it was read from by entries applied in
+//!   the same step; their change then waits for the next wake or the wait).
 //! - **`?passing`** is applied here, after the read, as Consul's HTTP handler does
 //!   after its RPC: the catalog is read with every instance and the instances with a
 //!   check that is not `passing` are dropped ([`passing_filter`]).
@@ -413,6 +416,10 @@ impl ConsulServer {
             }
             Consistency::Consistent => {
                 self.sessions.insert(b.session, to);
+                if self.reads.len() >= BLOCKED_MAX {
+                    // Reads Raft never answered (leadership lost): forget the oldest.
+                    self.reads.pop_first();
+                }
                 self.reads.insert((b.session, seq), (to, passing));
                 let id = RequestId {
                     client: b.session,
@@ -436,6 +443,12 @@ impl ConsulServer {
     ) {
         let answer = match answer {
             CatalogAnswer::ServiceHealth { index, instances } => {
+                // Waking on the global index, the answer carries it, as Consul's did
+                // before per-service indexes (else the caller would never block).
+                let index = match self.wake_global {
+                    true => self.catalog().index(),
+                    false => index,
+                };
                 let instances = match passing {
                     true => passing_filter(instances, self.bugs),
                     false => instances,
