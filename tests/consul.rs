@@ -36,6 +36,7 @@ fn every_consul_scenario_passes_100_seeds() {
         "consul-discovery-unhealthy-then-crash",
         "consul-discovery-stale-reads",
         "consul-discovery-warning",
+        "consul-discovery-herd",
     ] {
         let s = sweep(&shipped(name), 0..100, None);
         assert_eq!(s.passed, 100, "{name}: {:?}", s.failing_seeds);
@@ -146,6 +147,8 @@ fn settings_that_cannot_work_are_refused_naming_the_field() {
     );
     let wake = refused(&BASE.replace("callers = 1", "callers = 1\nwake_on = \"node\""));
     assert!(wake.contains("discovery.wake_on"), "{wake}");
+    let flap = refused(&BASE.replace("callers = 1", "callers = 1\nflapper_ms = 0"));
+    assert!(flap.contains("discovery.flapper_ms"), "{flap}");
     let unknown = refused(&BASE.replace("servers = 3", "servers = 3\nserver = 3"));
     assert!(unknown.contains("server"), "{unknown}");
     let read = refused(&BASE.replace(
@@ -247,6 +250,34 @@ fn waking_on_the_global_index_answers_more_often() {
         assert!(ga >= sa, "global {ga} answers, per-service {sa}");
         // Every caller still blocks: no hot loop.
         assert!(ga < 200.0, "global {ga} answers");
+        assert!(metric(&g, seed, "removal_max_ms") <= 1_100.0);
+    }
+}
+
+#[test]
+fn a_flapping_job_wakes_every_caller_only_on_the_global_index() {
+    let herd = shipped("consul-discovery-herd");
+    let text = std::fs::read_to_string(&herd.file).unwrap();
+    let service = Scenario::parse(
+        "service.toml",
+        &text.replace("wake_on = \"global\"", "wake_on = \"service\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = sweep(&herd, 0..5, None);
+    let s = sweep(&service, 0..5, None);
+    assert_eq!(
+        g.passed + s.passed,
+        10,
+        "{:?} {:?}",
+        g.failing_seeds,
+        s.failing_seeds
+    );
+    for seed in 0..5 {
+        let (ga, sa) = (
+            metric(&g, seed, "passing_answers_count"),
+            metric(&s, seed, "passing_answers_count"),
+        );
+        assert!(ga >= 10.0 * sa, "global {ga} answers, per-service {sa}");
         assert!(metric(&g, seed, "removal_max_ms") <= 1_100.0);
     }
 }

@@ -39,7 +39,7 @@ use rand::Rng;
 
 use super::anti_entropy::{full_sync_delay, sync_commands, LocalState};
 use super::catalog::{CatalogAnswer, CatalogCommand, CatalogQuery, CheckDef, NodeInfo, ServiceDef};
-use super::config::Consistency;
+use super::config::{Consistency, FLAPPER};
 use super::conn::{attempt_timeout, Conn, Pending};
 use super::health::{CheckConfig, CheckUpdate, HealthCheck, ProbeOutcome, Reaper, Status};
 use super::server::{ConsulRequest, ConsulResponse};
@@ -66,6 +66,9 @@ pub struct AgentSettings {
     pub checks: Vec<(String, CheckConfig)>,
     /// How often the service refreshes its TTL check (ms), if it has one.
     pub ttl_refresh_ms: Option<u64>,
+    /// A second service, [`FLAPPER`], whose TTL check flips between passing and
+    /// critical every this many ms (`None`: none).
+    pub flapper_ms: Option<u64>,
     /// The full-sync interval before scaling and stagger.
     pub ae_interval: Duration,
     /// Nodes in the cluster (the sync interval's scale).
@@ -129,6 +132,8 @@ pub struct Agent {
     reaper: Reaper,
     health: Health,
     next_refresh: Option<Duration>,
+    /// The flapper's next report, and whether it reports passing.
+    next_flap: Option<(Duration, bool)>,
     /// Deadline timers set and not yet fired.
     armed: BTreeSet<Duration>,
     sync: SyncState,
@@ -162,6 +167,7 @@ impl Agent {
             reaper: Reaper::new(Duration::ZERO),
             health: Health::Healthy,
             next_refresh: None,
+            next_flap: None,
             armed: BTreeSet::new(),
             sync: SyncState::Idle,
             pending: None,
@@ -185,7 +191,7 @@ impl Agent {
 
     /// Whether its service is registered with it (not reaped).
     pub fn has_service(&self) -> bool {
-        !self.local.services.is_empty()
+        self.local.services.contains_key(&self.settings.service)
     }
 
     /// Check status changes of the last step: (check id, new status).
@@ -258,6 +264,30 @@ impl Agent {
             );
             self.checks.insert(check_id, (Some(service.clone()), check));
         }
+        if let Some(ms) = self.settings.flapper_ms {
+            let id = format!("service:{FLAPPER}:ttl");
+            self.local.services.insert(
+                FLAPPER.to_string(),
+                ServiceDef {
+                    id: FLAPPER.to_string(),
+                    name: FLAPPER.to_string(),
+                    port: 9090,
+                    tags: Vec::new(),
+                },
+            );
+            let check = HealthCheck::new(CheckConfig::ttl(3 * ms), now, rng);
+            self.local.checks.insert(
+                id.clone(),
+                CheckDef {
+                    id: id.clone(),
+                    service_id: Some(FLAPPER.to_string()),
+                    status: check.status(),
+                    output: check.output().to_string(),
+                },
+            );
+            self.checks.insert(id, (Some(FLAPPER.to_string()), check));
+            self.next_flap = Some((now, true));
+        }
         // The service reports as soon as it runs.
         self.next_refresh = self.settings.ttl_refresh_ms.map(|_| now);
         let mut out = self.due(now);
@@ -295,12 +325,33 @@ impl Agent {
                     Health::Hung => None,
                 };
                 if let Some((status, output)) = report {
-                    let ids: Vec<String> = self.checks.keys().cloned().collect();
+                    let service = Some(self.settings.service.clone());
+                    let ids: Vec<String> = self
+                        .checks
+                        .iter()
+                        .filter(|(_, (s, _))| *s == service)
+                        .map(|(id, _)| id.clone())
+                        .collect();
                     for id in ids {
                         let (_, check) = self.checks.get_mut(&id).expect("a check");
                         if let Ok(Some(u)) = check.ttl_update(status, output, now) {
                             self.updated(&id, u);
                         }
+                    }
+                }
+            }
+        }
+        if let (Some((at, up)), Some(every)) = (self.next_flap, self.settings.flapper_ms) {
+            if at <= now {
+                self.next_flap = Some((now + Duration::from_millis(every), !up));
+                let id = format!("service:{FLAPPER}:ttl");
+                let (status, output) = match up {
+                    true => (Status::Passing, "job ok"),
+                    false => (Status::Critical, "job failed"),
+                };
+                if let Some((_, check)) = self.checks.get_mut(&id) {
+                    if let Ok(Some(u)) = check.ttl_update(status, output, now) {
+                        self.updated(&id, u);
                     }
                 }
             }
@@ -364,6 +415,7 @@ impl Agent {
             .values()
             .filter_map(|(_, c)| c.next_deadline())
             .chain(self.next_refresh)
+            .chain(self.next_flap.map(|(at, _)| at))
             .chain(Some(self.reaper.next_deadline()))
             .min()
             .expect("the reaper has a deadline");
@@ -548,6 +600,7 @@ mod tests {
                 service: "api".into(),
                 checks: vec![("service:api:probe".into(), CheckConfig::probe(1_000, 500))],
                 ttl_refresh_ms: None,
+                flapper_ms: None,
                 ae_interval: Duration::from_secs(60),
                 cluster_nodes: 8,
                 request_timeout_ms: 1_000,

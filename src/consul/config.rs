@@ -21,6 +21,9 @@ use super::health::{CheckConfig, Hysteresis};
 use crate::discovery::profile::CallerProfile;
 use crate::raft::RaftConfig;
 
+/// The name of the flapping second service (`flapper_ms`).
+pub const FLAPPER: &str = "flapper";
+
 /// How a health query is served (Consul's consistency modes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Consistency {
@@ -91,6 +94,11 @@ pub struct DiscoveryConfig {
     pub failures_before_critical: u32,
     /// `deregister_critical_service_after` of both checks, in ms (unset: never).
     pub deregister_critical_service_after_ms: Option<u64>,
+    /// With a value, each agent also runs a second service, `flapper`, whose TTL
+    /// check it reports every this many ms, alternately passing and critical (a
+    /// flapping batch job): catalog writes that concern another service than the
+    /// callers'.
+    pub flapper_ms: Option<u64>,
     /// The agents' full-sync interval before scaling and stagger, in ms (Consul:
     /// 1 minute).
     pub ae_interval_ms: u64,
@@ -126,6 +134,7 @@ impl Default for DiscoveryConfig {
             failures_before_warning: None,
             failures_before_critical: 0,
             deregister_critical_service_after_ms: None,
+            flapper_ms: None,
             ae_interval_ms: 60_000,
             call_interval_ms: 100,
             call_timeout_ms: None,
@@ -312,6 +321,15 @@ impl ConsulConfig {
                     format!("refreshes every {refresh} ms cannot keep a TTL of {ttl} ms"),
                 ));
             }
+        }
+        if d.flapper_ms == Some(0) {
+            return Err((field("flapper_ms"), "must be at least 1 ms".into()));
+        }
+        if d.service == FLAPPER {
+            return Err((
+                field("service"),
+                format!("{FLAPPER:?} is the flapping service's name"),
+            ));
         }
         if d.probe_interval_ms == Some(0) {
             return Err((field("probe_interval_ms"), "must be at least 1 ms".into()));

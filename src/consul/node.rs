@@ -116,6 +116,7 @@ impl ConsulNode {
                     service: d.service.clone(),
                     checks: cfg.checks(),
                     ttl_refresh_ms: cfg.ttl_refresh_ms(),
+                    flapper_ms: d.flapper_ms,
                     ae_interval: std::time::Duration::from_millis(d.ae_interval_ms),
                     cluster_nodes: nodes,
                     request_timeout_ms: d.request_timeout_ms,
