@@ -62,13 +62,14 @@ pub fn entry<S: System>() -> Protocol {
     }
 }
 
-/// The protocols faultline ships: `broadcast`, `swim`, `raft` and `etcd`.
+/// The protocols faultline ships: `broadcast`, `swim`, `raft`, `etcd` and `consul`.
 pub fn protocols() -> Vec<Protocol> {
     vec![
         entry::<crate::broadcast::Broadcast>(),
         entry::<crate::gossip::Swim>(),
         entry::<crate::raft::RaftKv>(),
         entry::<crate::etcd::Etcd>(),
+        entry::<crate::consul::Consul>(),
     ]
 }
 

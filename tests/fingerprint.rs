@@ -98,6 +98,7 @@ fn every_shipped_scenario_keeps_its_trace_hash() {
                 "swim" => outcome::<faultline::gossip::Swim>(name, 1),
                 "raft" => outcome::<faultline::raft::RaftKv>(name, 1),
                 "etcd" => outcome::<faultline::etcd::Etcd>(name, 1),
+                "consul" => outcome::<faultline::consul::Consul>(name, 1),
                 _ => panic!("{name}: unknown protocol {protocol}"),
             }
             .trace_hash;

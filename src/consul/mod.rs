@@ -13,12 +13,28 @@
 //!   catalog (the agent is authoritative), and the full-sync interval scaled by
 //!   cluster size.
 //!
+//! - [`system`]: all of it as a [`crate::System`], protocol `consul`: servers
+//!   ([`server`]), agents with their service instance ([`agent`]) and callers
+//!   ([`caller`]) as nodes in roles ([`node`]), set up by [`config`], judged by
+//!   Raft's invariants and [`checks`]. No gossip: no Serf membership, no
+//!   `serfHealth`.
+//!
 //! Sources: Consul's documentation (checks, health API, anti-entropy, blocking
 //! queries) and its code, read at `hashicorp/consul` (`agent/checks/check.go`,
 //! `agent/agent.go`, `agent/local/state.go`, `agent/ae/ae.go`,
 //! `agent/consul/state/catalog.go`, `agent/consul/leader_registrator_v1.go`). Each
 //! module names the functions it follows.
 
+pub mod agent;
 pub mod anti_entropy;
+pub mod caller;
 pub mod catalog;
+pub mod checks;
+pub mod config;
+pub mod conn;
 pub mod health;
+pub mod node;
+pub mod server;
+pub mod system;
+
+pub use system::Consul;

@@ -1,0 +1,719 @@
+//! A Consul agent with its one service instance on the same node, sans-IO, after
+//! `agent/agent.go` (`AddService`, `reapServicesInternal`), `agent/local/state.go`
+//! and `agent/ae/ae.go`.
+//!
+//! - **Registration.** At boot the agent holds its node, the service instance and
+//!   its checks ([`CheckConfig`]s from the scenario: a TTL check the service
+//!   refreshes and/or an interval probe of the service), each a [`HealthCheck`]
+//!   starting `critical`, as Consul's do.
+//! - **Checks.** The service refreshes its TTL check every `ttl_refresh_ms`:
+//!   passing while healthy, critical while unhealthy (`service-unhealthy`), not at
+//!   all while it hangs (`service-hang`), so the TTL runs out. A probe of the local
+//!   service answers at once: HTTP 200 while healthy, 500 while unhealthy, nothing
+//!   while it hangs (the probe times out: critical).
+//! - **Anti-entropy.** A sync reads the catalog's view of the node (a `default`
+//!   read on the leader) and sends [`sync_commands`] one by one, each through Raft;
+//!   it runs at boot, after every status change (a partial sync in Consul; here a
+//!   full comparison, which sends the same commands), and every
+//!   `ae_interval + stagger(scale · ae_interval)` ([`full_sync_delay`], with the
+//!   node's RNG). Output-only changes are synced at once too
+//!   (`check_update_interval = 0`): the outputs here change only with the status.
+//! - **Reaping.** [`Reaper`] every 30 s: a service whose check has been critical
+//!   longer than `deregister_critical_service_after` is removed from the agent,
+//!   and the next sync deregisters it from the catalog; it does not come back
+//!   until the agent restarts.
+//! - **Calls.** A caller's call is answered `ok`, `error` while unhealthy, nothing
+//!   while hung.
+//! - **No gossip.** There is no Serf membership here, so no `serfHealth`: a crashed
+//!   agent's entries stay in the catalog as its last sync left them (passing,
+//!   often) until it restarts and syncs. A crash shows only through that.
+//!
+//! Requests rotate through the servers on timeouts and follow a named leader;
+//! a refusal or a dropped write is retried after a backoff.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::anti_entropy::{full_sync_delay, sync_commands, LocalState};
+use super::catalog::{CatalogAnswer, CatalogCommand, CatalogQuery, CheckDef, NodeInfo, ServiceDef};
+use super::config::{Consistency, FLAPPER};
+use super::conn::{attempt_timeout, Conn, Pending};
+use super::health::{CheckConfig, CheckUpdate, HealthCheck, ProbeOutcome, Reaper, Status};
+use super::server::{ConsulRequest, ConsulResponse};
+use crate::etcd::instance::Health;
+use crate::process::NodeId;
+use crate::raft::Response;
+
+/// The catalog name of node `id`.
+pub fn node_name(id: NodeId) -> String {
+    format!("node-{id}")
+}
+
+/// The node a catalog name names.
+pub fn node_of(name: &str) -> Option<NodeId> {
+    name.strip_prefix("node-")?.parse().ok()
+}
+
+/// An agent's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentSettings {
+    /// The service's name (also its instance id on the node).
+    pub service: String,
+    /// Its checks: (check id, config).
+    pub checks: Vec<(String, CheckConfig)>,
+    /// How often the service refreshes its TTL check (ms), if it has one.
+    pub ttl_refresh_ms: Option<u64>,
+    /// A second service, [`FLAPPER`], whose TTL check flips between passing and
+    /// critical every this many ms (`None`: none).
+    pub flapper_ms: Option<u64>,
+    /// The full-sync interval before scaling and stagger.
+    pub ae_interval: Duration,
+    /// Nodes in the cluster (the sync interval's scale).
+    pub cluster_nodes: usize,
+    /// How long an attempt waits before trying the next server (ms).
+    pub request_timeout_ms: u64,
+    /// Pause before retrying a refused request (ms).
+    pub retry_backoff_ms: u64,
+}
+
+/// An agent's timers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentTimer {
+    /// A check's, the reaper's or the TTL refresh's deadline.
+    Deadline(Duration),
+    /// Time for a periodic full sync.
+    FullSync,
+    /// The attempt of request `seq` timed out.
+    Attempt(u64),
+    /// Retry the pending request after a backoff.
+    Retry(u64),
+}
+
+/// What an agent does next, for its holder to carry out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AgentOut {
+    /// Send `req` as request `seq` of `session` to server `to`.
+    Request {
+        /// The server.
+        to: NodeId,
+        /// The session.
+        session: usize,
+        /// The request's sequence number.
+        seq: u64,
+        /// The request.
+        req: ConsulRequest,
+    },
+    /// Set a timer.
+    Timer(Duration, AgentTimer),
+}
+
+/// Where anti-entropy stands.
+#[derive(Clone, Debug)]
+enum SyncState {
+    Idle,
+    /// Reading the catalog's view of the node.
+    Reading,
+    /// Sending the commands: the one in flight is `pending`, then these.
+    Writing(VecDeque<CatalogCommand>),
+}
+
+/// One agent and its service instance.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    settings: AgentSettings,
+    servers: usize,
+    conn: Option<Conn>,
+    local: LocalState,
+    /// Check id → (its service id, the check).
+    checks: BTreeMap<String, (Option<String>, HealthCheck)>,
+    reaper: Reaper,
+    health: Health,
+    next_refresh: Option<Duration>,
+    /// The flapper's next report, and whether it reports passing.
+    next_flap: Option<(Duration, bool)>,
+    /// Deadline timers set and not yet fired.
+    armed: BTreeSet<Duration>,
+    sync: SyncState,
+    pending: Option<Pending>,
+    /// Waiting for a backoff before resending `pending`.
+    waiting: bool,
+    dirty: bool,
+    updates_in_step: Vec<(String, Status)>,
+    acked_in_step: Vec<(CatalogCommand, u64)>,
+    reaped_in_step: Vec<String>,
+}
+
+impl Agent {
+    /// The agent of node `node`, syncing with servers `0..servers`.
+    pub fn new(node: NodeId, servers: usize, settings: AgentSettings) -> Self {
+        let local = LocalState {
+            node: NodeInfo {
+                name: node_name(node),
+                id: format!("id-{node}"),
+                address: format!("10.0.{}.{}", node / 256, node % 256),
+            },
+            services: BTreeMap::new(),
+            checks: BTreeMap::new(),
+        };
+        Agent {
+            settings,
+            servers,
+            conn: None,
+            local,
+            checks: BTreeMap::new(),
+            reaper: Reaper::new(Duration::ZERO),
+            health: Health::Healthy,
+            next_refresh: None,
+            next_flap: None,
+            armed: BTreeSet::new(),
+            sync: SyncState::Idle,
+            pending: None,
+            waiting: false,
+            dirty: false,
+            updates_in_step: Vec::new(),
+            acked_in_step: Vec::new(),
+            reaped_in_step: Vec::new(),
+        }
+    }
+
+    /// Its node's name.
+    pub fn node_name(&self) -> &str {
+        &self.local.node.name
+    }
+
+    /// What it holds: the authoritative state.
+    pub fn local(&self) -> &LocalState {
+        &self.local
+    }
+
+    /// Whether its service is registered with it (not reaped).
+    pub fn has_service(&self) -> bool {
+        self.local.services.contains_key(&self.settings.service)
+    }
+
+    /// Check status changes of the last step: (check id, new status).
+    pub fn updates_in_step(&self) -> &[(String, Status)] {
+        &self.updates_in_step
+    }
+
+    /// Catalog writes acknowledged to it in the last step, with the index they
+    /// were applied at.
+    pub fn acked_in_step(&self) -> &[(CatalogCommand, u64)] {
+        &self.acked_in_step
+    }
+
+    /// Services it reaped in the last step.
+    pub fn reaped_in_step(&self) -> &[String] {
+        &self.reaped_in_step
+    }
+
+    /// How its service answers calls now.
+    pub fn health(&self) -> Health {
+        self.health
+    }
+
+    /// Sets how its service behaves (application faults).
+    pub fn set_health(&mut self, health: Health) {
+        self.health = health;
+    }
+
+    /// Whether a call gets an answer, and which: `Some(true)` ok, `Some(false)`
+    /// error, `None` none. A reaped service refuses calls.
+    pub fn answer(&self) -> Option<bool> {
+        match self.health {
+            Health::Healthy => Some(self.has_service()),
+            Health::Unhealthy => Some(false),
+            Health::Hung => None,
+        }
+    }
+
+    /// Resets the per-step records; the holder calls it first in every handler.
+    pub fn begin(&mut self) {
+        self.updates_in_step.clear();
+        self.acked_in_step.clear();
+        self.reaped_in_step.clear();
+    }
+
+    /// Boot: the service and its checks, a first sync, the timers.
+    pub fn on_start(&mut self, id: NodeId, now: Duration, rng: &mut impl Rng) -> Vec<AgentOut> {
+        self.conn = Some(Conn::new(self.servers, id, rng));
+        self.reaper = Reaper::new(now);
+        let service = self.settings.service.clone();
+        self.local.services.insert(
+            service.clone(),
+            ServiceDef {
+                id: service.clone(),
+                name: service.clone(),
+                port: 8080,
+                tags: Vec::new(),
+            },
+        );
+        for (check_id, config) in self.settings.checks.clone() {
+            let check = HealthCheck::new(config, now, rng);
+            self.local.checks.insert(
+                check_id.clone(),
+                CheckDef {
+                    id: check_id.clone(),
+                    service_id: Some(service.clone()),
+                    status: check.status(),
+                    output: check.output().to_string(),
+                },
+            );
+            self.checks.insert(check_id, (Some(service.clone()), check));
+        }
+        if let Some(ms) = self.settings.flapper_ms {
+            let id = format!("service:{FLAPPER}:ttl");
+            self.local.services.insert(
+                FLAPPER.to_string(),
+                ServiceDef {
+                    id: FLAPPER.to_string(),
+                    name: FLAPPER.to_string(),
+                    port: 9090,
+                    tags: Vec::new(),
+                },
+            );
+            let check = HealthCheck::new(CheckConfig::ttl(3 * ms), now, rng);
+            self.local.checks.insert(
+                id.clone(),
+                CheckDef {
+                    id: id.clone(),
+                    service_id: Some(FLAPPER.to_string()),
+                    status: check.status(),
+                    output: check.output().to_string(),
+                },
+            );
+            self.checks.insert(id, (Some(FLAPPER.to_string()), check));
+            self.next_flap = Some((now, true));
+        }
+        // The service reports as soon as it runs.
+        self.next_refresh = self.settings.ttl_refresh_ms.map(|_| now);
+        let mut out = self.due(now);
+        out.extend(self.start_sync(now));
+        let delay = full_sync_delay(self.settings.ae_interval, self.settings.cluster_nodes, rng);
+        out.push(AgentOut::Timer(delay, AgentTimer::FullSync));
+        out
+    }
+
+    fn conn(&mut self) -> &mut Conn {
+        self.conn.as_mut().expect("started")
+    }
+
+    /// Applies a check's update to the local state.
+    fn updated(&mut self, check_id: &str, update: CheckUpdate) {
+        if let Some(def) = self.local.checks.get_mut(check_id) {
+            def.status = update.status;
+            def.output = update.output;
+            self.dirty = true;
+            if update.previous != update.status {
+                self.updates_in_step
+                    .push((check_id.to_string(), update.status));
+            }
+        }
+    }
+
+    /// Runs whatever is due at `now`, then arms the next deadline.
+    fn due(&mut self, now: Duration) -> Vec<AgentOut> {
+        if let (Some(at), Some(every)) = (self.next_refresh, self.settings.ttl_refresh_ms) {
+            if at <= now {
+                self.next_refresh = Some(now + Duration::from_millis(every));
+                let report = match self.health {
+                    Health::Healthy => Some((Status::Passing, "service ok")),
+                    Health::Unhealthy => Some((Status::Critical, "service failing")),
+                    Health::Hung => None,
+                };
+                if let Some((status, output)) = report {
+                    let service = Some(self.settings.service.clone());
+                    let ids: Vec<String> = self
+                        .checks
+                        .iter()
+                        .filter(|(_, (s, _))| *s == service)
+                        .map(|(id, _)| id.clone())
+                        .collect();
+                    for id in ids {
+                        let (_, check) = self.checks.get_mut(&id).expect("a check");
+                        if let Ok(Some(u)) = check.ttl_update(status, output, now) {
+                            self.updated(&id, u);
+                        }
+                    }
+                }
+            }
+        }
+        if let (Some((at, up)), Some(every)) = (self.next_flap, self.settings.flapper_ms) {
+            if at <= now {
+                self.next_flap = Some((now + Duration::from_millis(every), !up));
+                let id = format!("service:{FLAPPER}:ttl");
+                let (status, output) = match up {
+                    true => (Status::Passing, "job ok"),
+                    false => (Status::Critical, "job failed"),
+                };
+                if let Some((_, check)) = self.checks.get_mut(&id) {
+                    if let Ok(Some(u)) = check.ttl_update(status, output, now) {
+                        self.updated(&id, u);
+                    }
+                }
+            }
+        }
+        let ids: Vec<String> = self.checks.keys().cloned().collect();
+        for id in ids {
+            // A deadline's outcome can schedule another at once (a probe that
+            // starts and answers): a few rounds at most.
+            for _ in 0..4 {
+                let (_, check) = self.checks.get_mut(&id).expect("a check");
+                if check.next_deadline().is_none_or(|d| d > now) {
+                    break;
+                }
+                let outcome = check.on_deadline(now);
+                let mut updates: Vec<CheckUpdate> = outcome.update.into_iter().collect();
+                if let Some(probe) = outcome.start_probe {
+                    let result = match self.health {
+                        Health::Healthy => Some((ProbeOutcome::Passing, "HTTP GET: 200 OK")),
+                        Health::Unhealthy => Some((
+                            ProbeOutcome::Critical,
+                            "HTTP GET: 500 Internal Server Error",
+                        )),
+                        Health::Hung => None,
+                    };
+                    if let Some((result, output)) = result {
+                        if let Ok(Some(u)) = check.probe_result(probe, result, output, now) {
+                            updates.push(u);
+                        }
+                    }
+                }
+                for u in updates {
+                    self.updated(&id, u);
+                }
+            }
+        }
+        if now >= self.reaper.next_deadline() {
+            let reaped = self.reaper.on_deadline(
+                now,
+                self.checks
+                    .values()
+                    .map(|(service, check)| (service.as_deref(), check)),
+            );
+            for service in reaped {
+                self.local.services.remove(&service);
+                self.local
+                    .checks
+                    .retain(|_, c| c.service_id.as_deref() != Some(service.as_str()));
+                self.checks
+                    .retain(|_, (s, _)| s.as_deref() != Some(service.as_str()));
+                self.reaped_in_step.push(service);
+                self.dirty = true;
+            }
+        }
+        let mut out = Vec::new();
+        if self.dirty && matches!(self.sync, SyncState::Idle) {
+            out.extend(self.start_sync(now));
+        }
+        // The next deadline, armed unless an earlier timer is.
+        let next = self
+            .checks
+            .values()
+            .filter_map(|(_, c)| c.next_deadline())
+            .chain(self.next_refresh)
+            .chain(self.next_flap.map(|(at, _)| at))
+            .chain(Some(self.reaper.next_deadline()))
+            .min()
+            .expect("the reaper has a deadline");
+        if self.armed.first().is_none_or(|&a| a > next) {
+            let next = next.max(now);
+            self.armed.insert(next);
+            out.push(AgentOut::Timer(next - now, AgentTimer::Deadline(next)));
+        }
+        out
+    }
+
+    fn start_sync(&mut self, now: Duration) -> Vec<AgentOut> {
+        let _ = now;
+        self.dirty = false;
+        self.sync = SyncState::Reading;
+        let query = CatalogQuery::Node {
+            node: self.local.node.name.clone(),
+        };
+        let req = ConsulRequest::Read {
+            query,
+            mode: Consistency::Default,
+            min_index: 0,
+            wait_ms: 0,
+        };
+        self.request(req)
+    }
+
+    fn request(&mut self, req: ConsulRequest) -> Vec<AgentOut> {
+        let p = self.conn().start(req);
+        self.pending = Some(p);
+        self.waiting = false;
+        self.send()
+    }
+
+    fn send(&mut self) -> Vec<AgentOut> {
+        let session = self.conn().session();
+        let p = self.pending.as_ref().expect("a request");
+        vec![
+            AgentOut::Request {
+                to: p.to,
+                session,
+                seq: p.seq,
+                req: p.req.clone(),
+            },
+            AgentOut::Timer(
+                attempt_timeout(&p.req, self.settings.request_timeout_ms),
+                AgentTimer::Attempt(p.seq),
+            ),
+        ]
+    }
+
+    fn resend(&mut self) -> Vec<AgentOut> {
+        let conn = self.conn.clone().expect("started");
+        conn.retarget(self.pending.as_mut().expect("pending"));
+        self.waiting = false;
+        self.send()
+    }
+
+    /// A timer fired.
+    pub fn on_timer(
+        &mut self,
+        timer: AgentTimer,
+        now: Duration,
+        rng: &mut impl Rng,
+    ) -> Vec<AgentOut> {
+        match timer {
+            AgentTimer::Deadline(at) => {
+                self.armed.remove(&at);
+                self.due(now)
+            }
+            AgentTimer::FullSync => {
+                let delay =
+                    full_sync_delay(self.settings.ae_interval, self.settings.cluster_nodes, rng);
+                let mut out = vec![AgentOut::Timer(delay, AgentTimer::FullSync)];
+                match self.sync {
+                    SyncState::Idle => out.extend(self.start_sync(now)),
+                    _ => self.dirty = true,
+                }
+                out
+            }
+            AgentTimer::Attempt(seq) => {
+                let live = self
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.seq == seq && !self.waiting);
+                if !live {
+                    return Vec::new();
+                }
+                self.conn().next();
+                self.resend()
+            }
+            AgentTimer::Retry(seq) => {
+                let live = self
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.seq == seq && self.waiting);
+                if !live {
+                    return Vec::new();
+                }
+                self.resend()
+            }
+        }
+    }
+
+    /// A server's answer to request `seq`.
+    pub fn on_response(&mut self, seq: u64, resp: ConsulResponse, now: Duration) -> Vec<AgentOut> {
+        if !self
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.seq == seq && !self.waiting)
+        {
+            return Vec::new();
+        }
+        match resp {
+            ConsulResponse::NotLeader(leader)
+            | ConsulResponse::Raft(Response::Redirect { leader, .. }) => {
+                self.conn().follow(leader);
+                self.resend()
+            }
+            ConsulResponse::Read(CatalogAnswer::Node { node, .. })
+                if matches!(self.sync, SyncState::Reading) =>
+            {
+                self.pending = None;
+                let commands = sync_commands(&self.local, node.as_ref(), &BTreeSet::new());
+                self.sync = SyncState::Writing(commands.into());
+                self.next_write(now)
+            }
+            ConsulResponse::Raft(Response::Written { result, .. })
+                if matches!(self.sync, SyncState::Writing(_)) =>
+            {
+                let p = self.pending.take().expect("pending");
+                if let ConsulRequest::Write(cmd) = p.req {
+                    if result.result.is_ok() {
+                        self.acked_in_step.push(((*cmd).clone(), result.index));
+                    }
+                }
+                self.next_write(now)
+            }
+            _ => {
+                // Not ready, dropped, or an answer of another kind: the same request
+                // again after a pause (Raft applies a retried write once).
+                self.waiting = true;
+                vec![AgentOut::Timer(
+                    Duration::from_millis(self.settings.retry_backoff_ms),
+                    AgentTimer::Retry(seq),
+                )]
+            }
+        }
+    }
+
+    /// Sends the next write of the sync, or ends it (and starts another if the
+    /// local state changed meanwhile).
+    fn next_write(&mut self, now: Duration) -> Vec<AgentOut> {
+        let SyncState::Writing(queue) = &mut self.sync else {
+            unreachable!("writing")
+        };
+        match queue.pop_front() {
+            Some(cmd) => self.request(ConsulRequest::Write(Arc::new(cmd))),
+            None => {
+                self.sync = SyncState::Idle;
+                if self.dirty {
+                    return self.start_sync(now);
+                }
+                Vec::new()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consul::catalog::CatalogOutput;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    fn agent() -> Agent {
+        Agent::new(
+            4,
+            3,
+            AgentSettings {
+                service: "api".into(),
+                checks: vec![("service:api:probe".into(), CheckConfig::probe(1_000, 500))],
+                ttl_refresh_ms: None,
+                flapper_ms: None,
+                ae_interval: Duration::from_secs(60),
+                cluster_nodes: 8,
+                request_timeout_ms: 1_000,
+                retry_backoff_ms: 100,
+            },
+        )
+    }
+
+    fn requests(out: &[AgentOut]) -> Vec<(NodeId, u64, ConsulRequest)> {
+        out.iter()
+            .filter_map(|o| match o {
+                AgentOut::Request { to, seq, req, .. } => Some((*to, *seq, req.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn written(seq: u64, index: u64) -> ConsulResponse {
+        ConsulResponse::Raft(Response::Written {
+            seq,
+            result: CatalogOutput {
+                index,
+                result: Ok(()),
+            },
+        })
+    }
+
+    /// Answers the agent's sync until it stops asking; returns the writes.
+    fn run_sync(a: &mut Agent, first: Vec<AgentOut>, now: Duration) -> Vec<CatalogCommand> {
+        let mut out = first;
+        let mut writes = Vec::new();
+        let mut index = 10;
+        for _ in 0..10 {
+            let Some((_, seq, req)) = requests(&out).pop() else {
+                break;
+            };
+            out = match req {
+                ConsulRequest::Read { .. } => a.on_response(
+                    seq,
+                    ConsulResponse::Read(CatalogAnswer::Node { index, node: None }),
+                    now,
+                ),
+                ConsulRequest::Write(cmd) => {
+                    writes.push((*cmd).clone());
+                    index += 1;
+                    a.on_response(seq, written(seq, index), now)
+                }
+            };
+        }
+        writes
+    }
+
+    #[test]
+    fn boot_registers_the_node_then_the_service_with_its_critical_check() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut a = agent();
+        let out = a.on_start(4, Duration::ZERO, &mut rng);
+        let reqs = requests(&out);
+        assert_eq!(reqs.len(), 1);
+        assert_eq!(reqs[0].0, 1, "node 4 starts with server 4 % 3");
+        assert!(matches!(
+            reqs[0].2,
+            ConsulRequest::Read {
+                mode: Consistency::Default,
+                ..
+            }
+        ));
+        let writes = run_sync(&mut a, out, Duration::ZERO);
+        assert_eq!(writes.len(), 2, "{writes:?}");
+        let CatalogCommand::Register(service) = &writes[1] else {
+            panic!("{writes:?}")
+        };
+        assert_eq!(service.service.as_ref().map(|s| s.id.as_str()), Some("api"));
+        assert_eq!(service.checks[0].status, Status::Critical);
+        assert_eq!(
+            a.acked_in_step().len(),
+            2,
+            "no step began between the writes"
+        );
+    }
+
+    #[test]
+    fn a_failing_probe_syncs_critical_at_once() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let mut a = agent();
+        let out = a.on_start(4, Duration::ZERO, &mut rng);
+        run_sync(&mut a, out, Duration::ZERO);
+        // The first probe (within a second) passes: a status change, a sync.
+        let t = Duration::from_millis(1_000);
+        a.begin();
+        let out = a.on_timer(AgentTimer::Deadline(t), t, &mut rng);
+        assert_eq!(
+            a.updates_in_step(),
+            [("service:api:probe".into(), Status::Passing)]
+        );
+        let writes = run_sync(&mut a, out, t);
+        assert!(writes.iter().any(|w| matches!(w,
+            CatalogCommand::Register(r) if r.checks.iter().any(|c| c.status == Status::Passing))));
+        a.set_health(Health::Unhealthy);
+        let t = Duration::from_millis(2_100);
+        a.begin();
+        let out = a.on_timer(AgentTimer::Deadline(t), t, &mut rng);
+        assert_eq!(
+            a.updates_in_step(),
+            [("service:api:probe".into(), Status::Critical)]
+        );
+        assert_eq!(requests(&out).len(), 1, "a sync starts");
+        assert_eq!(a.answer(), Some(false));
+    }
+
+    #[test]
+    fn node_names_round_trip() {
+        assert_eq!(node_of(&node_name(17)), Some(17));
+        assert_eq!(node_of("server-1"), None);
+    }
+}

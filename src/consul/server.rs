@@ -1,0 +1,638 @@
+//! A Consul server, sans-IO: a Raft member ([`RaftProcess`]) replicating the
+//! [`Catalog`], answering the agents' catalog writes and the callers' health
+//! queries, after Consul's `agent/consul` (`rpc.go`: `blockingQuery`,
+//! `consistentRead`; `health_endpoint.go`) and its HTTP handler
+//! (`agent/health_endpoint.go`: `filterNonPassing`).
+//!
+//! **Node clients** (agents, callers) send [`ConsulRequest`]s as messages, under a
+//! session id above [`NODE_SESSION_BASE`] (as etcd's node clients do), and get
+//! [`ConsulResponse`]s back:
+//!
+//! - **Writes** (anti-entropy's registrations and deregistrations) go through Raft
+//!   under the client's session: at most once, answered when applied.
+//! - **Reads** in one of Consul's consistency modes ([`Consistency`]): `default`
+//!   on the leader, from its applied state, with no quorum check (a server that
+//!   does not lead names the leader it knows); `consistent` a Raft read through the
+//!   configured `read_mode` (`read_index` or `lease`: the leader confirms it
+//!   leads); `stale` on any server, from its own state.
+//! - **Blocking queries** (a read with a minimum index and a wait): held until
+//!   [`Catalog::wakes`] says the index they wait on moved past the minimum, or
+//!   until the wait (plus up to a sixteenth of it, Consul's jitter) ran out; then
+//!   served as above. They wake on the service's index or, with `wake_on =
+//!   "global"`, on any write (Consul before per-service indexes, consul#1244).
+//!   A `default` or `consistent` query held on a server that stops leading is
+//!   answered "not leader" at once. Waking on the global index, a health answer
+//!   carries the global index too (a `consistent` one: the index as the answer
+//!   leaves, which may be past the state it was read from by entries applied in
+//!   the same step; their change then waits for the next wake or the wait).
+//! - **`?passing`** is applied here, after the read, as Consul's HTTP handler does
+//!   after its RPC: the catalog is read with every instance and the instances with a
+//!   check that is not `passing` are dropped ([`passing_filter`]).
+//!
+//! A crash loses the held queries; their callers time out and ask again.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::catalog::{
+    Catalog, CatalogAnswer, CatalogCommand, CatalogQuery, ServiceInstance, WakeOn,
+};
+use super::config::Consistency;
+use super::health::Status;
+use super::node::{ConsulMessage, ConsulNode, ConsulTimer};
+use crate::fingerprint::{tag, Fingerprint, Sink};
+use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, SyncError, SyncId};
+use crate::raft::{self, Bugs, RaftProcess, RequestOp, Response, StateMachine};
+
+pub use crate::etcd::server::{MEMBERS_MAX, NODE_SESSION_BASE};
+
+/// Most blocking queries one server holds (callers hold one each); beyond it the
+/// oldest is answered at once.
+pub const BLOCKED_MAX: usize = 1024;
+
+/// What a node client asks a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsulRequest {
+    /// A catalog write, through Raft.
+    Write(Arc<CatalogCommand>),
+    /// A catalog read.
+    Read {
+        /// The query.
+        query: CatalogQuery,
+        /// Its consistency mode.
+        mode: Consistency,
+        /// Block until the index moves past this (0: answer at once).
+        min_index: u64,
+        /// The longest wait, in ms.
+        wait_ms: u64,
+    },
+}
+
+/// A server's answer to a node client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConsulResponse {
+    /// Raft's answer to a write (or to a `consistent` read it could not serve).
+    Raft(Response<Catalog>),
+    /// A read's answer (`?passing` applied).
+    Read(CatalogAnswer),
+    /// This server does not lead: the leader it knows.
+    NotLeader(Option<NodeId>),
+}
+
+/// What leaves a server for another node.
+#[derive(Clone, Debug)]
+pub enum ServerOut {
+    /// Raft's message to another server.
+    Raft(raft::Message<Catalog>),
+    /// A server's answer to a node client's request `seq`.
+    Response(u64, ConsulResponse),
+}
+
+/// A server's timers.
+#[derive(Clone, Debug)]
+pub enum ServerTimer {
+    /// Raft's.
+    Raft(raft::Timer),
+    /// The wait of blocking query `seq` of the node ran out.
+    Wait(NodeId, u64),
+}
+
+/// Bugs a server can switch on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerBugs {
+    /// `?passing` drops only `critical` instances, keeping `warning` ones (what
+    /// Consul's DNS does, consul#2452, but not its health API).
+    pub passing_admits_warning: bool,
+    /// A held health query wakes only when the service's instances are registered
+    /// or deregistered, not when a check changes (as if it waited on the catalog's
+    /// service listing rather than on the health index): callers learn of a
+    /// failing instance only when their wait runs out.
+    pub blocking_ignores_check_updates: bool,
+}
+
+/// A health answer a server sent, for the checkers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    /// The node it went to.
+    pub to: NodeId,
+    /// Answered from this server's state as it stands at the end of the step (a
+    /// `default` or `stale` read); `false`: a Raft read, answered at some point of
+    /// the step.
+    pub local: bool,
+    /// The service.
+    pub service: String,
+    /// The instances listed.
+    pub instances: Vec<ServiceInstance>,
+}
+
+/// `?passing` (`filterNonPassing`): keeps the instances whose every check, node
+/// checks included, is `passing` (with the bug, also `warning`).
+pub fn passing_filter(instances: Vec<ServiceInstance>, bugs: ServerBugs) -> Vec<ServiceInstance> {
+    instances
+        .into_iter()
+        .filter(|i| {
+            i.checks.iter().all(|c| match c.value.status {
+                Status::Passing => true,
+                Status::Warning => bugs.passing_admits_warning,
+                Status::Critical => false,
+            })
+        })
+        .collect()
+}
+
+/// A held blocking query.
+#[derive(Clone, Debug)]
+struct Blocked {
+    session: ClientId,
+    query: CatalogQuery,
+    mode: Consistency,
+    min_index: u64,
+    /// The service's instances when it was held (for the bug only).
+    instances: Vec<(String, String)>,
+}
+
+/// A held blocking query, for the checkers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeldQuery {
+    /// The node that asked.
+    pub from: NodeId,
+    /// The service it asks about (`None`: another query).
+    pub service: Option<String>,
+    /// The index it waits to move past.
+    pub min_index: u64,
+}
+
+/// One Consul server.
+pub struct ConsulServer {
+    raft: RaftProcess<Catalog>,
+    bugs: ServerBugs,
+    wake_global: bool,
+    /// Node clients' sessions → their nodes, for Raft's answers.
+    sessions: BTreeMap<ClientId, NodeId>,
+    /// Raft reads in flight for node clients: (session, seq) → (node, `?passing`).
+    reads: BTreeMap<(ClientId, u64), (NodeId, bool)>,
+    /// Held blocking queries by (node, seq).
+    blocked: BTreeMap<(NodeId, u64), Blocked>,
+    applied: u64,
+    served_in_step: Vec<Served>,
+}
+
+type Ctx<'a> = Context<'a, ConsulNode>;
+
+fn wrap(out: ServerOut) -> ConsulMessage {
+    ConsulMessage::Server(out)
+}
+
+/// The catalog query a server runs for `query`: `?passing` is applied after it.
+fn unfiltered(query: &CatalogQuery) -> (CatalogQuery, bool) {
+    match query {
+        CatalogQuery::ServiceHealth {
+            service,
+            passing_only,
+        } => (
+            CatalogQuery::ServiceHealth {
+                service: service.clone(),
+                passing_only: false,
+            },
+            *passing_only,
+        ),
+        q => (q.clone(), false),
+    }
+}
+
+impl ConsulServer {
+    /// A server with Raft's `raft_cfg` and `bugs`; blocking queries wake on the
+    /// global index if `wake_global`.
+    pub fn new(
+        raft_cfg: raft::RaftConfig,
+        bugs: Bugs,
+        server_bugs: ServerBugs,
+        wake_global: bool,
+    ) -> Self {
+        ConsulServer {
+            raft: RaftProcess::new(raft_cfg, bugs),
+            bugs: server_bugs,
+            wake_global,
+            sessions: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            blocked: BTreeMap::new(),
+            applied: 0,
+            served_in_step: Vec::new(),
+        }
+    }
+
+    /// Its Raft node.
+    pub fn raft(&self) -> &RaftProcess<Catalog> {
+        &self.raft
+    }
+
+    /// Its catalog, as applied.
+    pub fn catalog(&self) -> &Catalog {
+        self.raft.state_machine()
+    }
+
+    /// Blocking queries it holds.
+    pub fn blocked(&self) -> usize {
+        self.blocked.len()
+    }
+
+    /// Health answers it sent in the last step.
+    pub fn served_in_step(&self) -> &[Served] {
+        &self.served_in_step
+    }
+
+    /// Resets the per-step records; the holder calls it first in every handler.
+    pub fn begin(&mut self) {
+        self.served_in_step.clear();
+    }
+
+    /// Boot or recovery.
+    pub fn on_start(&mut self, ctx: &mut Ctx<'_>) {
+        assert!(
+            ctx.id() < MEMBERS_MAX,
+            "server {} beyond MEMBERS_MAX",
+            ctx.id()
+        );
+        self.step_raft(ctx, |r, c| r.on_start(c));
+        self.settle(ctx);
+    }
+
+    /// A Raft message from another server.
+    pub fn on_raft_message(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: NodeId,
+        msg: raft::Message<Catalog>,
+    ) {
+        self.step_raft(ctx, |r, c| r.on_message(c, from, msg));
+        self.settle(ctx);
+    }
+
+    /// A workload client's request (no Consul run has workload clients; kept for
+    /// the harness).
+    pub fn on_request(&mut self, ctx: &mut Ctx<'_>, id: RequestId, req: raft::Request<Catalog>) {
+        self.step_raft(ctx, |r, c| r.on_request(c, id, req));
+        self.settle(ctx);
+    }
+
+    /// A timer fired.
+    pub fn on_timer(&mut self, ctx: &mut Ctx<'_>, timer: ServerTimer) {
+        match timer {
+            ServerTimer::Raft(t) => self.step_raft(ctx, |r, c| r.on_timer(c, t)),
+            ServerTimer::Wait(node, seq) => {
+                if let Some(b) = self.blocked.remove(&(node, seq)) {
+                    self.serve(ctx, node, seq, b);
+                }
+            }
+        }
+        self.settle(ctx);
+    }
+
+    /// The disk completed `sync`.
+    pub fn on_synced(&mut self, ctx: &mut Ctx<'_>, sync: SyncId, result: Result<(), SyncError>) {
+        self.step_raft(ctx, |r, c| r.on_synced(c, sync, result));
+        self.settle(ctx);
+    }
+
+    /// A node client's request `seq` of session `session`.
+    pub fn on_client(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        from: NodeId,
+        session: ClientId,
+        seq: u64,
+        req: ConsulRequest,
+    ) {
+        assert!(
+            session >= NODE_SESSION_BASE,
+            "node sessions start at the base"
+        );
+        match req {
+            ConsulRequest::Write(cmd) => {
+                self.sessions.insert(session, from);
+                let id = RequestId {
+                    client: session,
+                    seq,
+                };
+                let op = RequestOp::Command(cmd);
+                self.step_raft(ctx, |r, c| r.on_request(c, id, raft::Request { seq, op }));
+            }
+            ConsulRequest::Read {
+                query,
+                mode,
+                min_index,
+                wait_ms,
+            } => {
+                let instances = match self.bugs.blocking_ignores_check_updates {
+                    true => self.instances_of(&query),
+                    false => Vec::new(),
+                };
+                let b = Blocked {
+                    session,
+                    query,
+                    mode,
+                    min_index,
+                    instances,
+                };
+                if mode != Consistency::Stale && !self.raft.is_leader() {
+                    self.not_leader(ctx, from, seq);
+                } else if min_index > 0 && !self.wakes(&b) {
+                    // One blocking query per node: a retry replaces the older one.
+                    self.blocked.retain(|&(n, _), _| n != from);
+                    if self.blocked.len() >= BLOCKED_MAX {
+                        let ((n, s), oldest) = self.blocked.pop_first().expect("full");
+                        self.serve(ctx, n, s, oldest);
+                    }
+                    self.blocked.insert((from, seq), b);
+                    let jitter = ctx.rng().gen_range(0..=wait_ms / 16);
+                    ctx.set_timer(
+                        Duration::from_millis(wait_ms + jitter),
+                        ConsulTimer::Server(ServerTimer::Wait(from, seq)),
+                    );
+                } else {
+                    self.serve(ctx, from, seq, b);
+                }
+            }
+        }
+        self.settle(ctx);
+    }
+
+    /// The (node, service id) pairs registered for a health query's service.
+    fn instances_of(&self, query: &CatalogQuery) -> Vec<(String, String)> {
+        match query {
+            CatalogQuery::ServiceHealth { service, .. } => self
+                .catalog()
+                .service_health(service, false)
+                .into_iter()
+                .map(|i| (i.node.value.name, i.service.value.id))
+                .collect(),
+            CatalogQuery::Node { .. } => Vec::new(),
+        }
+    }
+
+    /// The blocking queries it holds.
+    pub fn held(&self) -> impl Iterator<Item = HeldQuery> + '_ {
+        self.blocked.iter().map(|(&(from, _), b)| HeldQuery {
+            from,
+            service: match &b.query {
+                CatalogQuery::ServiceHealth { service, .. } => Some(service.clone()),
+                CatalogQuery::Node { .. } => None,
+            },
+            min_index: b.min_index,
+        })
+    }
+
+    fn wakes(&self, b: &Blocked) -> bool {
+        if self.bugs.blocking_ignores_check_updates && b.min_index > 0 {
+            if let CatalogQuery::ServiceHealth { .. } = b.query {
+                return self.instances_of(&b.query) != b.instances;
+            }
+        }
+        let on = match (&b.query, self.wake_global) {
+            (CatalogQuery::ServiceHealth { service, .. }, false) => {
+                WakeOn::Service(service.clone())
+            }
+            _ => WakeOn::Global,
+        };
+        self.catalog().wakes(&on, b.min_index)
+    }
+
+    fn not_leader(&mut self, ctx: &mut Ctx<'_>, to: NodeId, seq: u64) {
+        let resp = ConsulResponse::NotLeader(self.raft.leader());
+        ctx.send(to, wrap(ServerOut::Response(seq, resp)));
+    }
+
+    /// Answers query `seq` of node `to` now, in its mode.
+    fn serve(&mut self, ctx: &mut Ctx<'_>, to: NodeId, seq: u64, b: Blocked) {
+        let (query, passing) = unfiltered(&b.query);
+        match b.mode {
+            Consistency::Default if !self.raft.is_leader() => self.not_leader(ctx, to, seq),
+            Consistency::Default | Consistency::Stale => {
+                let answer = self.catalog().read(self.raft.applied_index(), &query);
+                self.answer(ctx, to, seq, answer, passing, true);
+            }
+            Consistency::Consistent => {
+                self.sessions.insert(b.session, to);
+                if self.reads.len() >= BLOCKED_MAX {
+                    // Reads Raft never answered (leadership lost): forget the oldest.
+                    self.reads.pop_first();
+                }
+                self.reads.insert((b.session, seq), (to, passing));
+                let id = RequestId {
+                    client: b.session,
+                    seq,
+                };
+                let op = RequestOp::Read(query);
+                self.step_raft(ctx, |r, c| r.on_request(c, id, raft::Request { seq, op }));
+            }
+        }
+    }
+
+    /// Sends a read's answer, `?passing` applied if asked.
+    fn answer(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        to: NodeId,
+        seq: u64,
+        answer: CatalogAnswer,
+        passing: bool,
+        local: bool,
+    ) {
+        let answer = match answer {
+            CatalogAnswer::ServiceHealth { index, instances } => {
+                // Waking on the global index, the answer carries it, as Consul's did
+                // before per-service indexes (else the caller would never block).
+                let index = match self.wake_global {
+                    true => self.catalog().index(),
+                    false => index,
+                };
+                let instances = match passing {
+                    true => passing_filter(instances, self.bugs),
+                    false => instances,
+                };
+                if passing {
+                    let service = match instances.first() {
+                        Some(i) => i.service.value.name.clone(),
+                        None => String::new(),
+                    };
+                    self.served_in_step.push(Served {
+                        to,
+                        local,
+                        service,
+                        instances: instances.clone(),
+                    });
+                }
+                CatalogAnswer::ServiceHealth { index, instances }
+            }
+            a => a,
+        };
+        ctx.send(
+            to,
+            wrap(ServerOut::Response(seq, ConsulResponse::Read(answer))),
+        );
+    }
+
+    /// After every input: held queries whose index moved are answered, and those
+    /// that need a leader, on a server that no longer leads, are turned away.
+    fn settle(&mut self, ctx: &mut Ctx<'_>) {
+        if !self.raft.is_leader() {
+            let gone: Vec<(NodeId, u64)> = self
+                .blocked
+                .iter()
+                .filter(|(_, b)| b.mode != Consistency::Stale)
+                .map(|(&k, _)| k)
+                .collect();
+            for (node, seq) in gone {
+                self.blocked.remove(&(node, seq));
+                self.not_leader(ctx, node, seq);
+            }
+        }
+        if self.raft.applied_index() != self.applied {
+            self.applied = self.raft.applied_index();
+            let woken: Vec<(NodeId, u64)> = self
+                .blocked
+                .iter()
+                .filter(|(_, b)| self.wakes(b))
+                .map(|(&k, _)| k)
+                .collect();
+            for (node, seq) in woken {
+                let b = self.blocked.remove(&(node, seq)).expect("held");
+                self.serve(ctx, node, seq, b);
+            }
+        }
+    }
+
+    /// Runs one Raft handler and hands its effects on.
+    fn step_raft(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        f: impl FnOnce(&mut RaftProcess<Catalog>, &mut Context<'_, RaftProcess<Catalog>>),
+    ) {
+        let raft = &mut self.raft;
+        let ((), effects) = ctx.nested(|c| f(raft, c));
+        let mut replies = Vec::new();
+        for effect in effects {
+            let lifted = effect.lift::<ConsulNode>(
+                |m| wrap(ServerOut::Raft(m)),
+                |t| ConsulTimer::Server(ServerTimer::Raft(t)),
+                |id, response| {
+                    if id.client < NODE_SESSION_BASE - MEMBERS_MAX {
+                        return Some(Effect::Reply { id, response });
+                    }
+                    replies.push((id, response));
+                    None
+                },
+            );
+            if let Some(e) = lifted {
+                ctx.emit(e);
+            }
+        }
+        for (id, response) in replies {
+            if let Some((to, passing)) = self.reads.remove(&(id.client, id.seq)) {
+                match response {
+                    Response::Value { value, .. } => {
+                        self.answer(ctx, to, id.seq, value, passing, false)
+                    }
+                    r => ctx.send(
+                        to,
+                        wrap(ServerOut::Response(id.seq, ConsulResponse::Raft(r))),
+                    ),
+                }
+                continue;
+            }
+            if let Some(&to) = self.sessions.get(&id.client) {
+                let resp = ConsulResponse::Raft(response);
+                ctx.send(to, wrap(ServerOut::Response(id.seq, resp)));
+            }
+        }
+    }
+}
+
+crate::impl_fingerprint!(enum ConsulRequest {
+    0 => Write(cmd),
+    1 => Read { query, mode, min_index, wait_ms },
+});
+crate::impl_fingerprint!(enum ConsulResponse {
+    0 => Raft(response),
+    1 => Read(answer),
+    2 => NotLeader(leader),
+});
+
+impl Fingerprint for ServerOut {
+    fn fingerprint<S: Sink + ?Sized>(&self, out: &mut S) {
+        match self {
+            ServerOut::Raft(m) => m.fingerprint(out),
+            ServerOut::Response(seq, r) => {
+                tag(out, 0xC025_0001);
+                seq.fingerprint(out);
+                r.fingerprint(out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consul::catalog::{CheckDef, Entry, NodeInfo, ServiceDef};
+
+    fn entry<T>(value: T) -> Entry<T> {
+        Entry {
+            value,
+            create_index: 1,
+            modify_index: 1,
+        }
+    }
+
+    fn instance(node: &str, statuses: &[Status]) -> ServiceInstance {
+        ServiceInstance {
+            node: entry(NodeInfo {
+                name: node.into(),
+                ..NodeInfo::default()
+            }),
+            service: entry(ServiceDef {
+                id: "api".into(),
+                name: "api".into(),
+                port: 8080,
+                tags: Vec::new(),
+            }),
+            checks: statuses
+                .iter()
+                .enumerate()
+                .map(|(i, &status)| {
+                    entry(CheckDef {
+                        id: format!("c{i}"),
+                        service_id: (i > 0).then(|| "api".to_string()),
+                        status,
+                        output: String::new(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn passing_drops_warning_and_node_checks_count() {
+        let all = vec![
+            instance("a", &[Status::Passing, Status::Passing]),
+            instance("b", &[Status::Passing, Status::Warning]),
+            instance("c", &[Status::Critical, Status::Passing]),
+            instance("d", &[]),
+        ];
+        let names = |v: Vec<ServiceInstance>| -> Vec<String> {
+            v.into_iter().map(|i| i.node.value.name).collect()
+        };
+        assert_eq!(
+            names(passing_filter(all.clone(), ServerBugs::default())),
+            ["a", "d"]
+        );
+        let bug = ServerBugs {
+            passing_admits_warning: true,
+            ..ServerBugs::default()
+        };
+        assert_eq!(names(passing_filter(all, bug)), ["a", "b", "d"]);
+    }
+}

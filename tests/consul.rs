@@ -1,0 +1,283 @@
+//! Consul as a discovery system: servers replicating the catalog on Raft, agents
+//! syncing their checks into it, callers watching `?passing` with blocking queries.
+//! Each shipped scenario passes 100 seeds and shows what it teaches, the servers'
+//! `?passing` bug is caught, and settings that cannot work are refused naming the
+//! field.
+
+use faultline::consul::Consul;
+use faultline::run::{run, RunRequest, Status, Summary};
+use faultline::scenario::Scenario;
+
+fn sweep(scenario: &Scenario, seeds: std::ops::Range<u64>, bug: Option<&str>) -> Summary {
+    let request = RunRequest {
+        seeds: seeds.collect(),
+        jobs: 2,
+        bugs: bug.map(|b| vec![b.to_string()]).unwrap_or_default(),
+        artifacts: None,
+        ..RunRequest::default()
+    };
+    run::<Consul>(scenario, &request).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn shipped(name: &str) -> Scenario {
+    Scenario::find(name).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn metric(summary: &Summary, seed: usize, name: &str) -> f64 {
+    let r = &summary.runs[seed];
+    *r.metrics
+        .get(name)
+        .unwrap_or_else(|| panic!("seed {}: no metric {name}", r.seed))
+}
+
+#[test]
+fn every_consul_scenario_passes_100_seeds() {
+    for name in [
+        "consul-discovery-unhealthy-then-crash",
+        "consul-discovery-stale-reads",
+        "consul-discovery-warning",
+        "consul-discovery-herd",
+    ] {
+        let s = sweep(&shipped(name), 0..100, None);
+        assert_eq!(s.passed, 100, "{name}: {:?}", s.failing_seeds);
+    }
+}
+
+#[test]
+fn an_unhealthy_instance_goes_within_a_probe_and_a_crashed_one_stays() {
+    let s = sweep(
+        &shipped("consul-discovery-unhealthy-then-crash"),
+        0..5,
+        None,
+    );
+    assert_eq!(s.passed, 5, "{:?}", s.failing_seeds);
+    for seed in 0..5 {
+        assert_eq!(metric(&s, seed, "stops_count"), 2.0);
+        // The unhealthy one: a probe interval (1 s) and a few round trips.
+        assert!(metric(&s, seed, "removal_p50_ms") <= 1_100.0);
+        // The crashed one: no gossip, so nothing marks it; it stays to the end.
+        assert_eq!(metric(&s, seed, "never_removed_count"), 1.0);
+        assert!(metric(&s, seed, "removal_max_ms") >= 19_000.0);
+        assert!(metric(&s, seed, "dead_calls_count") > 100.0);
+    }
+}
+
+#[test]
+fn stale_reads_keep_an_unhealthy_instance_until_the_cut_heals() {
+    let stale = shipped("consul-discovery-stale-reads");
+    let text = std::fs::read_to_string(&stale.file).unwrap();
+    let default = Scenario::parse(
+        "default.toml",
+        &text.replace("read_mode = \"stale\"", "read_mode = \"default\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let s = sweep(&stale, 0..5, None);
+    let d = sweep(&default, 0..5, None);
+    assert_eq!(s.passed + d.passed, 10);
+    for seed in 0..5 {
+        // Stale: the cut-off server answers from its old catalog until 30 s.
+        let stale_ms = metric(&s, seed, "removal_max_ms");
+        assert!(stale_ms >= 15_000.0, "stale removal {stale_ms} ms");
+        assert!(metric(&s, seed, "dead_calls_count") >= 20.0);
+        // Default: the same caller is sent to the leader.
+        let default_ms = metric(&d, seed, "removal_max_ms");
+        assert!(default_ms <= 1_100.0, "default removal {default_ms} ms");
+    }
+}
+
+#[test]
+fn passing_admits_warning_is_caught_on_every_seed() {
+    let s = sweep(
+        &shipped("consul-discovery-warning"),
+        0..100,
+        Some("passing-admits-warning"),
+    );
+    assert_eq!(s.passed, 0, "passing seeds with the bug");
+    let report = s
+        .runs
+        .iter()
+        .find(|r| r.status == Status::Failed)
+        .expect("a failing seed");
+    let f = report.failure.as_ref().expect("a failure");
+    assert_eq!(f.check, "passing-answers", "{}", f.message);
+    assert!(f.message.contains("warning"), "{}", f.message);
+}
+
+const BASE: &str = r#"
+name = "consul-settings"
+description = "settings"
+duration_ms = 5000
+
+[cluster]
+protocol = "consul"
+nodes = 6
+
+[cluster.config.discovery]
+servers = 3
+instances = 2
+callers = 1
+check_ttl_ms = 3000
+"#;
+
+fn refused(text: &str) -> String {
+    let e = Scenario::parse("s.toml", text)
+        .and_then(|s| s.setup::<Consul>(&[]).map(|_| ()))
+        .unwrap_err();
+    e.to_string()
+}
+
+#[test]
+fn settings_that_cannot_work_are_refused_naming_the_field() {
+    // The base is fine.
+    Scenario::parse("s.toml", BASE)
+        .and_then(|s| s.setup::<Consul>(&[]).map(|_| ()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let lonely = refused(&BASE.replace("instances = 2\ncallers = 1", "instances = 0\ncallers = 3"));
+    assert!(lonely.contains("discovery.callers"), "{lonely}");
+    assert!(lonely.contains("no instance offers"), "{lonely}");
+    let mode = refused(&BASE.replace("callers = 1", "callers = 1\nread_mode = \"eventual\""));
+    assert!(mode.contains("discovery.read_mode"), "{mode}");
+    assert!(mode.contains("stale"), "{mode}");
+    let ttl = refused(&BASE.replace("check_ttl_ms = 3000", "check_ttl_ms = 0"));
+    assert!(ttl.contains("discovery.check_ttl_ms"), "{ttl}");
+    let sum = refused(&BASE.replace("nodes = 6", "nodes = 7"));
+    assert!(
+        sum.contains("cluster.nodes") && sum.contains("add up to 6"),
+        "{sum}"
+    );
+    let wake = refused(&BASE.replace("callers = 1", "callers = 1\nwake_on = \"node\""));
+    assert!(wake.contains("discovery.wake_on"), "{wake}");
+    let flap = refused(&BASE.replace("callers = 1", "callers = 1\nflapper_ms = 0"));
+    assert!(flap.contains("discovery.flapper_ms"), "{flap}");
+    let unknown = refused(&BASE.replace("servers = 3", "servers = 3\nserver = 3"));
+    assert!(unknown.contains("server"), "{unknown}");
+    let read = refused(&BASE.replace(
+        "[cluster.config.discovery]",
+        "[cluster.config]\nread_mode = \"follower\"\n[cluster.config.discovery]",
+    ));
+    assert!(read.contains("cluster.config.read_mode"), "{read}");
+}
+
+#[test]
+fn a_hung_service_stops_refreshing_its_ttl_and_is_dropped() {
+    // A TTL check of 3 s refreshed every second; node 3 hangs from 2 s to 9 s.
+    let text = format!(
+        "{}\n[[faults]]\nkind = \"service-hang\"\nnode = 3\nat_ms = 2000\nheal_ms = 9000\n",
+        BASE.replace("duration_ms = 5000", "duration_ms = 12000")
+    );
+    let s = Scenario::parse("ttl.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let summary = sweep(&s, 0..5, None);
+    assert_eq!(summary.passed, 5, "{:?}", summary.failing_seeds);
+    for seed in 0..5 {
+        assert_eq!(metric(&summary, seed, "stops_count"), 1.0);
+        // Its last refresh was at most 1 s before the hang; the TTL runs 3 s after it.
+        let removal = metric(&summary, seed, "removal_max_ms");
+        assert!(
+            (1_900.0..=3_200.0).contains(&removal),
+            "removal {removal} ms"
+        );
+        assert!(metric(&summary, seed, "passing_answers_count") > 0.0);
+    }
+}
+
+#[test]
+fn a_service_critical_past_its_deregistration_timeout_is_reaped() {
+    // Node 3 fails its probes from 2 s on; reaped 60 to 90 s after its check
+    // turned critical (the reaper runs every 30 s), then deregistered by the
+    // agent's next sync.
+    let text = format!(
+        "{}\n[[faults]]\nkind = \"service-unhealthy\"\nnode = 3\nat_ms = 2000\nheal_ms = 110000\n",
+        BASE.replace("duration_ms = 5000", "duration_ms = 120000")
+            .replace(
+                "check_ttl_ms = 3000",
+                "probe_interval_ms = 1000\nderegister_critical_service_after_ms = 60000",
+            )
+    );
+    let s = Scenario::parse("reap.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let summary = sweep(&s, 0..3, None);
+    assert_eq!(summary.passed, 3, "{:?}", summary.failing_seeds);
+    for seed in 0..3 {
+        assert_eq!(metric(&summary, seed, "services_reaped_count"), 1.0);
+        // Dropped from the callers' sets at the first failed probe, long before.
+        assert!(metric(&summary, seed, "removal_max_ms") <= 1_100.0);
+    }
+}
+
+#[test]
+fn a_query_that_sleeps_through_a_check_update_is_caught_on_every_seed() {
+    let s = sweep(
+        &shipped("consul-discovery-unhealthy-then-crash"),
+        0..100,
+        Some("blocking-ignores-check-updates"),
+    );
+    assert_eq!(s.passed, 0, "passing seeds with the bug");
+    let f = s.runs[0].failure.as_ref().expect("a failure");
+    assert_eq!(f.check, "blocking-wakes", "{}", f.message);
+    assert!(f.message.contains("held-past-a-change"), "{}", f.message);
+}
+
+#[test]
+fn waking_on_the_global_index_answers_more_often() {
+    let shipped = shipped("consul-discovery-stale-reads");
+    let text = std::fs::read_to_string(&shipped.file).unwrap();
+    let global = Scenario::parse(
+        "global.toml",
+        &text.replace(
+            "read_mode = \"stale\"",
+            "read_mode = \"default\"\nwake_on = \"global\"",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let service = Scenario::parse(
+        "service.toml",
+        &text.replace("read_mode = \"stale\"", "read_mode = \"default\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = sweep(&global, 0..5, None);
+    let s = sweep(&service, 0..5, None);
+    assert_eq!(
+        g.passed + s.passed,
+        10,
+        "{:?} {:?}",
+        g.failing_seeds,
+        s.failing_seeds
+    );
+    for seed in 0..5 {
+        let (ga, sa) = (
+            metric(&g, seed, "passing_answers_count"),
+            metric(&s, seed, "passing_answers_count"),
+        );
+        assert!(ga >= sa, "global {ga} answers, per-service {sa}");
+        // Every caller still blocks: no hot loop.
+        assert!(ga < 200.0, "global {ga} answers");
+        assert!(metric(&g, seed, "removal_max_ms") <= 1_100.0);
+    }
+}
+
+#[test]
+fn a_flapping_job_wakes_every_caller_only_on_the_global_index() {
+    let herd = shipped("consul-discovery-herd");
+    let text = std::fs::read_to_string(&herd.file).unwrap();
+    let service = Scenario::parse(
+        "service.toml",
+        &text.replace("wake_on = \"global\"", "wake_on = \"service\""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let g = sweep(&herd, 0..5, None);
+    let s = sweep(&service, 0..5, None);
+    assert_eq!(
+        g.passed + s.passed,
+        10,
+        "{:?} {:?}",
+        g.failing_seeds,
+        s.failing_seeds
+    );
+    for seed in 0..5 {
+        let (ga, sa) = (
+            metric(&g, seed, "passing_answers_count"),
+            metric(&s, seed, "passing_answers_count"),
+        );
+        assert!(ga >= 10.0 * sa, "global {ga} answers, per-service {sa}");
+        assert!(metric(&g, seed, "removal_max_ms") <= 1_100.0);
+    }
+}
