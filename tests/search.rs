@@ -6,6 +6,7 @@
 //! sweep there.
 
 use faultline::broadcast::Broadcast;
+use faultline::etcd::Etcd;
 use faultline::gossip::Swim;
 use faultline::raft::system::BUGS;
 use faultline::raft::RaftKv;
@@ -21,6 +22,8 @@ const GENERIC: &[&str] = &[
     "etcd-membership-churn",
     "broadcast-nemesis",
     "gossip-nemesis",
+    "etcd-nemesis",
+    "etcd-discovery-nemesis",
 ];
 
 /// (bug, generic scenario, runs within which its best search catches it).
@@ -47,6 +50,16 @@ const RAFT_NOT_YET: &[&str] = &["figure8-commit", "single-change-without-term-en
 const BROADCAST_BUDGETS: &[(&str, &str, u64)] = &[
     ("ack-before-sync", "broadcast-nemesis", 1),
     ("no-retransmit", "broadcast-nemesis", 1),
+];
+
+/// etcd's bugs: Raft's on etcd-nemesis, the lessor's and the watch's on the
+/// discovery nemesis (results/search.md, results/etcd/nemesis.md).
+const ETCD_BUDGETS: &[(&str, &str, u64)] = &[
+    ("read-before-noop", "etcd-nemesis", 18),
+    ("ignore-fsync-error", "etcd-nemesis", 2),
+    ("lease-revoke-by-stale-leader", "etcd-discovery-nemesis", 1),
+    ("watch-skip-at-compaction", "etcd-discovery-nemesis", 5),
+    ("watch-resume-off-by-one", "etcd-discovery-nemesis", 2),
 ];
 
 const GOSSIP_BUDGETS: &[(&str, &str, u64)] = &[
@@ -110,5 +123,16 @@ fn every_gossip_bug_is_caught_by_gossip_nemesis_within_its_budget() {
             .find(|(b, ..)| *b == bug.name)
             .unwrap_or_else(|| panic!("{}: no recorded budget", bug.name));
         first_failure::<Swim>(bug.name, scenario, budget);
+    }
+}
+
+#[test]
+fn every_etcd_bug_is_caught_by_a_generic_etcd_scenario_within_its_budget() {
+    for bug in Etcd::bugs() {
+        let &(_, scenario, budget) = ETCD_BUDGETS
+            .iter()
+            .find(|(b, ..)| *b == bug.name)
+            .unwrap_or_else(|| panic!("{}: no recorded budget", bug.name));
+        first_failure::<Etcd>(bug.name, scenario, budget);
     }
 }
