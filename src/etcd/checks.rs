@@ -68,6 +68,8 @@ impl LeaseGuarantee {
     /// of the staleness before it. Without checkpoints a new leader gives the
     /// whole TTL back (etcd#9395), which this does not allow.
     pub fn new(bound: Duration, extension: Duration, checkpoint: Option<Duration>) -> Self {
+        // etcd extends by the election timeout, which is also how long a leader cut
+        // off from its quorum may go on leading (CheckQuorum).
         let election = extension;
         LeaseGuarantee {
             history: LeaseHistory::new(),
