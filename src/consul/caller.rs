@@ -17,7 +17,7 @@
 //!   apply; no instance to pick fails the call at once.
 //! - A crash loses the cache; the restarted caller asks from index 0.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use rand::Rng;
@@ -28,9 +28,8 @@ use super::config::Consistency;
 use super::conn::{attempt_timeout, Conn, Pending};
 use super::server::{ConsulRequest, ConsulResponse};
 use crate::discovery::cache::{Lookup, RegistryCache};
-use crate::discovery::profile::{CallerProfile, RetryOn};
-use crate::discovery::selector::Selector;
-use crate::etcd::caller::{CallDone, Outcome};
+use crate::discovery::calls::{CallAction, CallDone, Calls};
+use crate::discovery::profile::CallerProfile;
 use crate::process::NodeId;
 use crate::raft::Response;
 
@@ -94,16 +93,6 @@ pub enum CallerOut {
     Timer(Duration, CallerTimer),
 }
 
-#[derive(Clone, Debug)]
-struct InCall {
-    instance: NodeId,
-    tries_left: u32,
-    deadline: Option<Duration>,
-}
-
-/// Most calls a caller has in flight.
-const CALLS_MAX: usize = 1024;
-
 /// One caller.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -111,42 +100,35 @@ pub struct Caller {
     servers: usize,
     conn: Option<Conn>,
     cache: RegistryCache,
-    selector: Selector,
+    calls: Calls,
     pending: Option<Pending>,
     /// The index of the last answer (`X-Consul-Index`).
     index: u64,
-    calls: BTreeMap<u64, InCall>,
-    next_attempt: u64,
     changed_in_step: bool,
     answers_in_step: Vec<BTreeSet<NodeId>>,
-    started_in_step: Vec<(u64, NodeId)>,
-    calls_in_step: Vec<CallDone>,
 }
 
 impl Caller {
     /// A caller of `settings.service` using servers `0..servers`.
     pub fn new(servers: usize, settings: CallerSettings) -> Self {
-        let (cache, selector) = (settings.profile.cache, settings.profile.selector);
+        let calls = Calls::new(settings.profile, settings.attempt_timeout_ms);
+        let cache = settings.profile.cache;
         Caller {
             settings,
             servers,
             conn: None,
             cache: RegistryCache::new(cache),
-            selector: Selector::new(selector),
             pending: None,
             index: 0,
-            calls: BTreeMap::new(),
-            next_attempt: 0,
+            calls,
             changed_in_step: false,
             answers_in_step: Vec::new(),
-            started_in_step: Vec::new(),
-            calls_in_step: Vec::new(),
         }
     }
 
     /// The instances it would call now.
     pub fn endpoints(&self) -> &BTreeSet<NodeId> {
-        self.selector.endpoints()
+        self.calls.endpoints()
     }
 
     /// The index it blocks on.
@@ -166,20 +148,19 @@ impl Caller {
 
     /// The call attempts sent in the last step: (attempt id, instance).
     pub fn started_in_step(&self) -> &[(u64, NodeId)] {
-        &self.started_in_step
+        self.calls.started_in_step()
     }
 
     /// The call attempts that ended in the last step.
     pub fn calls_in_step(&self) -> &[CallDone] {
-        &self.calls_in_step
+        self.calls.done_in_step()
     }
 
     /// Resets the per-step records; the holder calls it first in every handler.
     pub fn begin(&mut self) {
         self.changed_in_step = false;
         self.answers_in_step.clear();
-        self.started_in_step.clear();
-        self.calls_in_step.clear();
+        self.calls.begin();
     }
 
     /// Boot: ask, and start calling.
@@ -243,7 +224,7 @@ impl Caller {
             Lookup::Stale { endpoints, .. } => endpoints.clone(),
             Lookup::Missing => BTreeSet::new(),
         };
-        if self.selector.set_endpoints(&set, rng) {
+        if self.calls.set_endpoints(&set, rng) {
             self.changed_in_step = true;
         }
     }
@@ -273,86 +254,25 @@ impl Caller {
             CallerTimer::Call => {
                 let mut out = vec![self.timer(self.settings.call_interval_ms, CallerTimer::Call)];
                 self.lookup(now, rng);
-                if self.calls.len() < CALLS_MAX {
-                    let deadline = self
-                        .settings
-                        .profile
-                        .request_timeout_ms
-                        .map(|ms| now + Duration::from_millis(ms));
-                    out.extend(self.attempt(now, self.settings.profile.retries, deadline, rng));
-                }
+                let actions = self.calls.start(now, rng);
+                out.extend(Self::act(actions));
                 out
             }
-            CallerTimer::CallTimeout(id) => {
-                let Some(call) = self.calls.remove(&id) else {
-                    return Vec::new();
-                };
-                self.done(id, call.instance, Outcome::Timeout, now);
-                self.retry(call, Outcome::Timeout, now, rng)
-            }
+            CallerTimer::CallTimeout(id) => Self::act(self.calls.timed_out(id, now, rng)),
         }
     }
 
-    fn done(&mut self, id: u64, instance: NodeId, outcome: Outcome, now: Duration) {
-        self.selector.report(instance, outcome == Outcome::Ok, now);
-        self.calls_in_step.push(CallDone {
-            attempt: id,
-            instance: Some(instance),
-            outcome,
-        });
-    }
-
-    fn retry(
-        &mut self,
-        call: InCall,
-        outcome: Outcome,
-        now: Duration,
-        rng: &mut impl Rng,
-    ) -> Vec<CallerOut> {
-        let retried = match self.settings.profile.retry_on {
-            RetryOn::Never => false,
-            RetryOn::Timeout => outcome == Outcome::Timeout,
-            RetryOn::AnyError => true,
-        };
-        if !retried || call.tries_left == 0 || call.deadline.is_some_and(|d| now >= d) {
-            return Vec::new();
-        }
-        self.attempt(now, call.tries_left - 1, call.deadline, rng)
-    }
-
-    fn attempt(
-        &mut self,
-        now: Duration,
-        tries_left: u32,
-        deadline: Option<Duration>,
-        rng: &mut impl Rng,
-    ) -> Vec<CallerOut> {
-        let Ok(instance) = self.selector.pick(now, rng) else {
-            self.calls_in_step.push(CallDone {
-                attempt: 0,
-                instance: None,
-                outcome: Outcome::NoEndpoint,
-            });
-            return Vec::new();
-        };
-        self.next_attempt += 1;
-        let id = self.next_attempt;
-        self.calls.insert(
-            id,
-            InCall {
-                instance,
-                tries_left,
-                deadline,
-            },
-        );
-        self.started_in_step.push((id, instance));
-        vec![
-            CallerOut::Call { to: instance, id },
-            self.timer(
-                self.settings.attempt_timeout_ms,
-                CallerTimer::CallTimeout(id),
-            ),
-        ]
+    /// What the calls asked for, as this caller's outputs.
+    fn act(actions: Vec<CallAction>) -> Vec<CallerOut> {
+        actions
+            .into_iter()
+            .map(|a| match a {
+                CallAction::Call { to, id } => CallerOut::Call { to, id },
+                CallAction::Timeout { id, after } => {
+                    CallerOut::Timer(after, CallerTimer::CallTimeout(id))
+                }
+            })
+            .collect()
     }
 
     /// Instance `from` answered call `id`.
@@ -364,16 +284,7 @@ impl Caller {
         now: Duration,
         rng: &mut impl Rng,
     ) -> Vec<CallerOut> {
-        let Some(call) = self.calls.get(&id).filter(|c| c.instance == from).cloned() else {
-            return Vec::new();
-        };
-        self.calls.remove(&id);
-        if ok {
-            self.done(id, from, Outcome::Ok, now);
-            return Vec::new();
-        }
-        self.done(id, from, Outcome::Error, now);
-        self.retry(call, Outcome::Error, now, rng)
+        Self::act(self.calls.answered(from, id, ok, now, rng))
     }
 
     /// A server's answer to query `seq`.

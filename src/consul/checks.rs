@@ -25,7 +25,7 @@ use super::health::Status;
 use super::node::ConsulNode;
 use crate::check::{Checker, ClusterView, Metrics};
 use crate::discovery::metrics::{CallOutcome, DiscoveryLog, DownKind};
-use crate::etcd::caller::Outcome;
+use crate::discovery::calls::Outcome;
 use crate::process::NodeId;
 
 /// The `?passing` rule on every health answer (see the [module docs](self)).

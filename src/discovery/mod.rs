@@ -6,6 +6,8 @@
 //! (etcd's store, lessor and watch, or a Consul-like catalog) and the transport
 //! belong to the simulated nodes that use them.
 //!
+//! - [`calls`]: a caller's calls: the pick, the attempt timeout, the profile's
+//!   retries, the outcomes.
 //! - [`selector`]: a caller's endpoint set and how it picks an instance per call,
 //!   random or round robin, with optional ejection of failing instances.
 //! - [`cache`]: a caller's view of the registry, fed by full reads and watch events:
@@ -26,6 +28,7 @@
 //! because go-micro's `Mark` does nothing.
 
 pub mod cache;
+pub mod calls;
 pub mod metrics;
 pub mod profile;
 pub mod selector;

@@ -14,7 +14,7 @@
 //!   resolver serves exactly what the read and the watch delivered; go-micro's
 //!   registry cache serves its set for a TTL, reads again once it expired, and
 //!   serves the expired set while the registry fails ([`RegistryCache`]).
-//! - **Calls.** Every `call_interval_ms` it picks an instance ([`Selector`]: round
+//! - **Calls.** Every `call_interval_ms` it picks an instance ([`crate::discovery::selector::Selector`]: round
 //!   robin or random, with the profile's ejection) and calls it; no answer within
 //!   the attempt timeout is a timeout. A failure the profile retries (`retry_on`)
 //!   is tried again on a new pick, up to `retries` times, within the profile's
@@ -37,8 +37,8 @@ use super::watch::{prefix_end, ClientState, WatchBugs, WatchClient, WatchEvents,
 use super::watch_check::{Opened, Received};
 use super::{EtcdQuery, EventKind, KeyValue};
 use crate::discovery::cache::{Lookup, RegistryCache, WatchEvent};
-use crate::discovery::profile::{CallerProfile, RetryOn};
-use crate::discovery::selector::Selector;
+use crate::discovery::calls::{CallAction, Calls};
+use crate::discovery::profile::CallerProfile;
 use crate::process::NodeId;
 use crate::raft::{RequestOp, Response};
 
@@ -61,30 +61,7 @@ pub struct CallerSettings {
     pub retry_backoff_ms: u64,
 }
 
-/// How a call attempt ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Outcome {
-    /// Answered ok.
-    Ok,
-    /// Answered with an error.
-    Error,
-    /// Not answered in time.
-    Timeout,
-    /// No instance to call.
-    NoEndpoint,
-}
-
-/// One call attempt, as the caller saw it end.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CallDone {
-    /// The attempt's id (as [`Caller::started_in_step`] named it; 0 for a call
-    /// that found no instance and sent nothing).
-    pub attempt: u64,
-    /// The instance called (`None`: none to pick).
-    pub instance: Option<NodeId>,
-    /// How it ended.
-    pub outcome: Outcome,
-}
+pub use crate::discovery::calls::{CallDone, Outcome};
 
 /// What a caller's watch did in a step, for the watch checker.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,16 +105,6 @@ pub enum CallerTimer {
 /// What a caller does next.
 pub type CallerOut = NodeOut<CallerTimer>;
 
-/// A call attempt in flight.
-#[derive(Clone, Debug)]
-struct InCall {
-    instance: NodeId,
-    /// Tries left after this one.
-    tries_left: u32,
-    /// No new try starts after this (the profile's request timeout).
-    deadline: Option<Duration>,
-}
-
 /// One caller.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -147,7 +114,7 @@ pub struct Caller {
     bugs: WatchBugs,
     conn: Option<Conn>,
     cache: RegistryCache,
-    selector: Selector,
+    calls: Calls,
     pending: Option<Pending<Purpose>>,
     watch: Option<WatchClient>,
     /// The watch stream: its member, its watch id, the next message number.
@@ -155,26 +122,19 @@ pub struct Caller {
     /// Stream messages that came before their turn: (member, watch, number).
     early: BTreeMap<(NodeId, u64, u64), WatchResponse>,
     last_heard: Duration,
-    calls: BTreeMap<u64, InCall>,
-    next_attempt: u64,
     changed_in_step: bool,
     watch_in_step: Vec<WatchRecord>,
-    started_in_step: Vec<(u64, NodeId)>,
-    calls_in_step: Vec<CallDone>,
 }
 
 /// Most stream messages a caller holds for their turn.
 const EARLY_MAX: usize = 256;
 
-/// Most calls a caller has in flight (one starts per interval; each ends by its
-/// timeout).
-const CALLS_MAX: usize = 1024;
-
 impl Caller {
     /// A caller of `settings.service` using members `0..servers`.
     pub fn new(servers: usize, settings: CallerSettings, bugs: WatchBugs) -> Self {
         let prefix = format!("services/{}/", settings.service);
-        let (cache, selector) = (settings.profile.cache, settings.profile.selector);
+        let calls = Calls::new(settings.profile, settings.attempt_timeout_ms);
+        let cache = settings.profile.cache;
         Caller {
             settings,
             servers,
@@ -182,25 +142,21 @@ impl Caller {
             bugs,
             conn: None,
             cache: RegistryCache::new(cache),
-            selector: Selector::new(selector),
+            calls,
             pending: None,
             watch: None,
             stream: None,
             early: BTreeMap::new(),
             last_heard: Duration::ZERO,
-            calls: BTreeMap::new(),
-            next_attempt: 0,
             changed_in_step: false,
             watch_in_step: Vec::new(),
-            started_in_step: Vec::new(),
-            calls_in_step: Vec::new(),
         }
     }
 
     /// The instances it would call now (its selector's set, as of its last
     /// lookup).
     pub fn endpoints(&self) -> &BTreeSet<NodeId> {
-        self.selector.endpoints()
+        self.calls.endpoints()
     }
 
     /// Whether its endpoint set changed in the last step.
@@ -215,12 +171,12 @@ impl Caller {
 
     /// The call attempts sent in the last step: (attempt id, instance).
     pub fn started_in_step(&self) -> &[(u64, NodeId)] {
-        &self.started_in_step
+        self.calls.started_in_step()
     }
 
     /// The call attempts that ended in the last step.
     pub fn calls_in_step(&self) -> &[CallDone] {
-        &self.calls_in_step
+        self.calls.done_in_step()
     }
 
     /// The watched range: the prefix and its end.
@@ -232,8 +188,7 @@ impl Caller {
     pub fn begin(&mut self) {
         self.changed_in_step = false;
         self.watch_in_step.clear();
-        self.started_in_step.clear();
-        self.calls_in_step.clear();
+        self.calls.begin();
     }
 
     /// Boot: read the prefix, and start calling.
@@ -296,7 +251,7 @@ impl Caller {
             Lookup::Stale { endpoints, .. } => (endpoints.clone(), true),
             Lookup::Missing => (BTreeSet::new(), true),
         };
-        if self.selector.set_endpoints(&set, rng) {
+        if self.calls.set_endpoints(&set, rng) {
             self.changed_in_step = true;
         }
         if refresh && self.pending.is_none() {
@@ -350,23 +305,11 @@ impl Caller {
             CallerTimer::Call => {
                 let mut out = vec![self.timer(self.settings.call_interval_ms, CallerTimer::Call)];
                 out.extend(self.lookup(now, rng));
-                if self.calls.len() < CALLS_MAX {
-                    let deadline = self
-                        .settings
-                        .profile
-                        .request_timeout_ms
-                        .map(|ms| now + Duration::from_millis(ms));
-                    out.extend(self.attempt(now, self.settings.profile.retries, deadline, rng));
-                }
+                let actions = self.calls.start(now, rng);
+                out.extend(Self::act(actions));
                 out
             }
-            CallerTimer::CallTimeout(id) => {
-                let Some(call) = self.calls.remove(&id) else {
-                    return Vec::new();
-                };
-                self.done(id, call.instance, Outcome::Timeout, now);
-                self.retry(call, Outcome::Timeout, now, rng)
-            }
+            CallerTimer::CallTimeout(id) => Self::act(self.calls.timed_out(id, now, rng)),
             CallerTimer::WatchCheck => {
                 let mut out =
                     vec![self.timer(self.settings.watch_timeout_ms / 2, CallerTimer::WatchCheck)];
@@ -386,71 +329,17 @@ impl Caller {
         }
     }
 
-    /// Attempt `id` to `instance` ended at `now` as `outcome`: recorded, and
-    /// reported to the selector (which may eject the instance).
-    fn done(&mut self, id: u64, instance: NodeId, outcome: Outcome, now: Duration) {
-        self.selector.report(instance, outcome == Outcome::Ok, now);
-        self.calls_in_step.push(CallDone {
-            attempt: id,
-            instance: Some(instance),
-            outcome,
-        });
-    }
-
-    /// A failed attempt of `call`: tried again on a new pick if the profile retries
-    /// this failure, tries are left, and the call's deadline has not passed.
-    fn retry(
-        &mut self,
-        call: InCall,
-        outcome: Outcome,
-        now: Duration,
-        rng: &mut impl Rng,
-    ) -> Vec<CallerOut> {
-        let retried = match self.settings.profile.retry_on {
-            RetryOn::Never => false,
-            RetryOn::Timeout => outcome == Outcome::Timeout,
-            RetryOn::AnyError => true,
-        };
-        if !retried || call.tries_left == 0 || call.deadline.is_some_and(|d| now >= d) {
-            return Vec::new();
-        }
-        self.attempt(now, call.tries_left - 1, call.deadline, rng)
-    }
-
-    /// Picks an instance and calls it.
-    fn attempt(
-        &mut self,
-        now: Duration,
-        tries_left: u32,
-        deadline: Option<Duration>,
-        rng: &mut impl Rng,
-    ) -> Vec<CallerOut> {
-        let Ok(instance) = self.selector.pick(now, rng) else {
-            self.calls_in_step.push(CallDone {
-                attempt: 0,
-                instance: None,
-                outcome: Outcome::NoEndpoint,
-            });
-            return Vec::new();
-        };
-        self.next_attempt += 1;
-        let id = self.next_attempt;
-        self.calls.insert(
-            id,
-            InCall {
-                instance,
-                tries_left,
-                deadline,
-            },
-        );
-        self.started_in_step.push((id, instance));
-        vec![
-            NodeOut::Call { to: instance, id },
-            self.timer(
-                self.settings.attempt_timeout_ms,
-                CallerTimer::CallTimeout(id),
-            ),
-        ]
+    /// What the calls asked for, as this caller's outputs.
+    fn act(actions: Vec<CallAction>) -> Vec<CallerOut> {
+        actions
+            .into_iter()
+            .map(|a| match a {
+                CallAction::Call { to, id } => NodeOut::Call { to, id },
+                CallAction::Timeout { id, after } => {
+                    NodeOut::Timer(after, CallerTimer::CallTimeout(id))
+                }
+            })
+            .collect()
     }
 
     /// Instance `from` answered call `id`.
@@ -462,21 +351,7 @@ impl Caller {
         now: Duration,
         rng: &mut impl Rng,
     ) -> Vec<CallerOut> {
-        let Some(call) = self.calls.get(&id).filter(|c| c.instance == from) else {
-            return Vec::new();
-        };
-        let call = call.clone();
-        self.calls.remove(&id);
-        match ok {
-            true => {
-                self.done(id, from, Outcome::Ok, now);
-                Vec::new()
-            }
-            false => {
-                self.done(id, from, Outcome::Error, now);
-                self.retry(call, Outcome::Error, now, rng)
-            }
-        }
+        Self::act(self.calls.answered(from, id, ok, now, rng))
     }
 
     /// A member's answer to request `seq`.
