@@ -902,9 +902,11 @@ fn every_fault_kind_reports_its_effect() {
         assert!(value >= least, "fault_{kind}_{effect} = {value} < {least}");
     }
     // The probe has no clients: client faults are tested in tests/client_faults.rs;
-    // nor membership changes: member faults are tested in tests/membership_faults.rs.
+    // nor membership changes: member faults are tested in tests/membership_faults.rs;
+    // nor an application: service faults are tested in tests/etcd_discovery.rs.
     for kind in faultline::scenario::FaultKind::ALL {
-        if !kind.name().starts_with("client-") && !kind.is_membership() {
+        let service = faultline::scenario::FaultKind::SERVICE.contains(&kind);
+        if !kind.name().starts_with("client-") && !kind.is_membership() && !service {
             assert!(m.contains_key(&format!("fault_{}_count", kind.name())));
         }
     }

@@ -17,15 +17,13 @@
 //! input), so rule 2 compares the answer with the very state it came from. A
 //! `consistent` answer is made inside a Raft step, so only rule 1 judges it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
+use std::collections::BTreeSet;
 
 use super::agent::node_of;
 use super::health::Status;
 use super::node::ConsulNode;
 use crate::check::{Checker, ClusterView, Metrics};
-use crate::discovery::metrics::{CallOutcome, DiscoveryLog, DownKind};
-use crate::discovery::calls::Outcome;
+use crate::discovery::recorder::Recorder;
 use crate::process::NodeId;
 
 /// The `?passing` rule on every health answer (see the [module docs](self)).
@@ -211,30 +209,18 @@ impl Checker<ConsulNode> for LeaderAfterHeal {
     }
 }
 
-/// Most call attempts awaiting their end (callers bound their own).
-const STARTED_MAX: usize = 1 << 16;
-
 /// The discovery figures of a Consul run: removal time of an instance that went
 /// down (crashed or unhealthy) from the callers' sets, failed calls per 1,000,
-/// calls to dead instances, services reaped. An instance is registered while some server's catalog
-/// (the one with the highest index seen) lists its service, passing or not.
+/// calls to dead instances ([`Recorder`]), services reaped. An instance is
+/// registered while the most advanced server's catalog lists its service, passing
+/// or not.
 pub struct DiscoveryFigures {
-    log: DiscoveryLog,
+    recorder: Recorder,
     service: String,
-    callers: std::ops::Range<NodeId>,
-    instances: std::ops::Range<NodeId>,
-    up: BTreeSet<NodeId>,
-    booted: BTreeSet<NodeId>,
-    listed: BTreeSet<NodeId>,
-    downed: BTreeSet<NodeId>,
-    unhealthy: BTreeSet<NodeId>,
-    started: BTreeMap<(NodeId, u64), (NodeId, Duration)>,
     /// The highest catalog index read.
     index: u64,
-    no_endpoint: u64,
     /// Services the agents reaped (`deregister_critical_service_after`).
     reaped: u64,
-    last_now: Duration,
 }
 
 impl DiscoveryFigures {
@@ -246,20 +232,10 @@ impl DiscoveryFigures {
         callers: std::ops::Range<NodeId>,
     ) -> Self {
         DiscoveryFigures {
-            log: DiscoveryLog::new(),
+            recorder: Recorder::new(instances, callers),
             service: service.to_string(),
-            callers,
-            instances,
-            up: BTreeSet::new(),
-            booted: BTreeSet::new(),
-            listed: BTreeSet::new(),
-            downed: BTreeSet::new(),
-            unhealthy: BTreeSet::new(),
-            started: BTreeMap::new(),
             index: 0,
-            no_endpoint: 0,
             reaped: 0,
-            last_now: Duration::ZERO,
         }
     }
 }
@@ -275,25 +251,10 @@ impl Checker<ConsulNode> for DiscoveryFigures {
         node: NodeId,
     ) -> Result<(), String> {
         let now = view.now;
-        self.last_now = now;
-        let was_up = self.up.contains(&node);
         match view.node(node) {
-            None => {
-                if was_up {
-                    self.up.remove(&node);
-                    if self.callers.contains(&node) {
-                        self.started.retain(|&(c, _), _| c != node);
-                        self.log.caller_down(now, node);
-                    } else if self.instances.contains(&node)
-                        && (self.listed.contains(&node) || self.downed.contains(&node))
-                    {
-                        self.downed.insert(node);
-                        self.log.instance_down(now, node, DownKind::Crashed);
-                    }
-                }
-            }
+            None => self.recorder.down(now, node),
             Some(ConsulNode::Server(s)) => {
-                self.up.insert(node);
+                self.recorder.member(now, node);
                 let catalog = s.catalog();
                 if catalog.index() > self.index {
                     self.index = catalog.index();
@@ -302,69 +263,33 @@ impl Checker<ConsulNode> for DiscoveryFigures {
                         .iter()
                         .filter_map(|i| node_of(&i.node.value.name))
                         .collect();
-                    for &id in now_listed.difference(&self.listed) {
-                        self.log.registered(now, id);
+                    let listed = self.recorder.listed().clone();
+                    for &id in now_listed.difference(&listed) {
+                        self.recorder.registered(now, id);
                     }
-                    for &id in self.listed.difference(&now_listed) {
-                        self.log.deregistered(now, id);
+                    for &id in listed.difference(&now_listed) {
+                        self.recorder.unregistered(now, id, false);
                     }
-                    self.listed = now_listed;
                 }
             }
             Some(ConsulNode::Agent(a)) => {
-                self.up.insert(node);
                 self.reaped += a.reaped_in_step().len() as u64;
-                let unhealthy = a.answer() != Some(true);
-                if unhealthy && self.unhealthy.insert(node) && self.listed.contains(&node) {
-                    self.downed.insert(node);
-                    self.log.instance_down(now, node, DownKind::Unhealthy);
-                }
-                if !unhealthy {
-                    self.unhealthy.remove(&node);
-                    if self.downed.remove(&node) {
-                        self.log.instance_up(now, node);
-                    }
-                }
+                self.recorder.instance(now, node, a.answer() == Some(true));
             }
-            Some(ConsulNode::Caller(c)) => {
-                if !was_up {
-                    self.up.insert(node);
-                    if self.booted.insert(node) {
-                        self.log.endpoints(now, node, c.endpoints());
-                    } else {
-                        self.log.caller_up(now, node);
-                        self.log.endpoints(now, node, c.endpoints());
-                    }
-                }
-                if c.changed_in_step() {
-                    self.log.endpoints(now, node, c.endpoints());
-                }
-                for &(attempt, instance) in c.started_in_step() {
-                    if self.started.len() >= STARTED_MAX {
-                        self.started.pop_first();
-                    }
-                    self.started.insert((node, attempt), (instance, now));
-                }
-                for done in c.calls_in_step() {
-                    let Some((instance, start)) = self.started.remove(&(node, done.attempt)) else {
-                        self.no_endpoint += u64::from(done.outcome == Outcome::NoEndpoint);
-                        continue;
-                    };
-                    let outcome = match done.outcome {
-                        Outcome::Ok => CallOutcome::Ok,
-                        Outcome::Error => CallOutcome::Error,
-                        Outcome::Timeout | Outcome::NoEndpoint => CallOutcome::Timeout,
-                    };
-                    self.log.call(node, instance, start, now, outcome);
-                }
-            }
+            Some(ConsulNode::Caller(c)) => self.recorder.caller(
+                now,
+                node,
+                c.endpoints(),
+                c.changed_in_step(),
+                c.started_in_step(),
+                c.calls_in_step(),
+            ),
         }
         Ok(())
     }
 
     fn metrics(&self, out: &mut Metrics) {
-        self.log.write_figures(self.last_now, out);
-        out.insert("calls_without_endpoint".into(), self.no_endpoint as f64);
+        self.recorder.figures(out);
         out.insert("services_reaped_count".into(), self.reaped as f64);
     }
 }

@@ -15,6 +15,8 @@
 //!   error) or etcd's naming resolver (exactly the set the watch delivered).
 //! - [`profile`]: the client settings of etcd's naming packages and of go-micro, with
 //!   their defaults as found in the sources.
+//! - [`recorder`]: what a protocol's checker sees of nodes, registrations and
+//!   calls, turned into the log [`metrics`] judges.
 //! - [`metrics`]: a neutral log of what happened ([`DiscoveryLog`]) and the figures
 //!   computed from it: removal latency, failed calls, calls to dead instances,
 //!   registrations expired under a live owner.
@@ -31,6 +33,7 @@ pub mod cache;
 pub mod calls;
 pub mod metrics;
 pub mod profile;
+pub mod recorder;
 pub mod selector;
 
 use crate::NodeId;

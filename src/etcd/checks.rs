@@ -12,14 +12,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use super::caller::{Outcome, WatchRecord};
+use super::caller::WatchRecord;
 use super::lease_check::{self, LeaseHistory, Rule};
 use super::node::EtcdNode;
 use super::store::LeaseId;
 use super::watch_check::{self, EventLog, Range, Segment, Stream};
 use super::EventKind;
 use crate::check::{Checker, ClusterView, Metrics};
-use crate::discovery::metrics::{CallOutcome, DiscoveryLog, DownKind};
+use crate::discovery::recorder::Recorder;
 use crate::process::NodeId;
 
 /// How much faster than true time a member's clock may run over one TTL: 1%
@@ -365,52 +365,23 @@ impl Checker<EtcdNode> for WatchGuarantees {
 }
 
 /// The discovery figures of a run: what callers saw of instances that stopped,
-/// and how their calls fared.
+/// and how their calls fared ([`Recorder`]). An instance is registered while the
+/// most advanced member's store holds its key.
 pub struct DiscoveryFigures {
-    log: DiscoveryLog,
+    recorder: Recorder,
     prefix: String,
-    /// The callers' ids (the instances come before them, the members first).
-    callers: std::ops::Range<NodeId>,
-    /// The first instance's id (the members come before).
-    first_instance: NodeId,
-    /// Nodes seen up, by id.
-    up: BTreeSet<NodeId>,
-    /// Callers that have started once.
-    booted: BTreeSet<NodeId>,
-    /// Instances with a key in the registry.
-    listed: BTreeSet<NodeId>,
-    /// Instances down (crashed or unhealthy) since the log said so.
-    downed: BTreeSet<NodeId>,
-    unhealthy: BTreeSet<NodeId>,
-    /// (caller, attempt) → (instance, start).
-    started: BTreeMap<(NodeId, u64), (NodeId, Duration)>,
     /// The revision up to which registrations were read from the members.
     revision: u64,
-    no_endpoint: u64,
-    last_now: Duration,
 }
-
-/// Most call attempts awaiting their end (callers bound their own).
-const STARTED_MAX: usize = 1 << 16;
 
 impl DiscoveryFigures {
     /// The figures of service `service`, whose instances are nodes
     /// `first_instance..callers.start` and callers `callers`.
     pub fn new(service: &str, first_instance: NodeId, callers: std::ops::Range<NodeId>) -> Self {
         DiscoveryFigures {
-            log: DiscoveryLog::new(),
+            recorder: Recorder::new(first_instance..callers.start, callers),
             prefix: format!("services/{service}/"),
-            callers,
-            first_instance,
-            up: BTreeSet::new(),
-            booted: BTreeSet::new(),
-            listed: BTreeSet::new(),
-            downed: BTreeSet::new(),
-            unhealthy: BTreeSet::new(),
-            started: BTreeMap::new(),
             revision: 0,
-            no_endpoint: 0,
-            last_now: Duration::ZERO,
         }
     }
 }
@@ -422,27 +393,10 @@ impl Checker<EtcdNode> for DiscoveryFigures {
 
     fn after_step(&mut self, view: &ClusterView<'_, EtcdNode>, node: NodeId) -> Result<(), String> {
         let now = view.now;
-        self.last_now = now;
-        let was_up = self.up.contains(&node);
-        let instance = (self.first_instance..self.callers.start).contains(&node);
         match view.node(node) {
-            None => {
-                if was_up {
-                    self.up.remove(&node);
-                    if self.callers.contains(&node) {
-                        self.started.retain(|&(c, _), _| c != node);
-                        self.log.caller_down(now, node);
-                    } else if instance
-                        && (self.listed.contains(&node) || self.downed.contains(&node))
-                    {
-                        // Only a listed instance has something for callers to drop.
-                        self.downed.insert(node);
-                        self.log.instance_down(now, node, DownKind::Crashed);
-                    }
-                }
-            }
+            None => self.recorder.down(now, node),
             Some(EtcdNode::Server(s)) => {
-                self.up.insert(node);
+                self.recorder.member(now, node);
                 let store = s.store();
                 if store.revision() > self.revision && store.compacted() <= self.revision + 1 {
                     let events = store.events_from(self.revision + 1).unwrap_or_default();
@@ -455,73 +409,31 @@ impl Checker<EtcdNode> for DiscoveryFigures {
                             continue;
                         };
                         match e.kind {
-                            EventKind::Put => {
-                                self.listed.insert(id);
-                                self.log.registered(now, id);
-                            }
+                            EventKind::Put => self.recorder.registered(now, id),
                             // Instances never deregister here: a key goes only when
                             // its lease expires.
-                            EventKind::Delete => {
-                                self.listed.remove(&id);
-                                self.log.registration_expired(now, id);
-                            }
+                            EventKind::Delete => self.recorder.unregistered(now, id, true),
                         }
                     }
                     self.revision = store.revision();
                 }
             }
             Some(EtcdNode::Instance(i)) => {
-                self.up.insert(node);
-                let unhealthy = i.answer() != Some(true);
-                if unhealthy && self.unhealthy.insert(node) && self.listed.contains(&node) {
-                    self.downed.insert(node);
-                    self.log.instance_down(now, node, DownKind::Unhealthy);
-                }
-                if !unhealthy {
-                    self.unhealthy.remove(&node);
-                    if self.downed.remove(&node) {
-                        self.log.instance_up(now, node);
-                    }
-                }
+                self.recorder.instance(now, node, i.answer() == Some(true))
             }
-            Some(EtcdNode::Caller(c)) => {
-                if !was_up {
-                    self.up.insert(node);
-                    if self.booted.insert(node) {
-                        self.log.endpoints(now, node, c.endpoints());
-                    } else {
-                        self.log.caller_up(now, node);
-                        self.log.endpoints(now, node, c.endpoints());
-                    }
-                }
-                if c.changed_in_step() {
-                    self.log.endpoints(now, node, c.endpoints());
-                }
-                for &(attempt, instance) in c.started_in_step() {
-                    if self.started.len() >= STARTED_MAX {
-                        self.started.pop_first();
-                    }
-                    self.started.insert((node, attempt), (instance, now));
-                }
-                for done in c.calls_in_step() {
-                    let Some((instance, start)) = self.started.remove(&(node, done.attempt)) else {
-                        self.no_endpoint += u64::from(done.outcome == Outcome::NoEndpoint);
-                        continue;
-                    };
-                    let outcome = match done.outcome {
-                        Outcome::Ok => CallOutcome::Ok,
-                        Outcome::Error => CallOutcome::Error,
-                        Outcome::Timeout | Outcome::NoEndpoint => CallOutcome::Timeout,
-                    };
-                    self.log.call(node, instance, start, now, outcome);
-                }
-            }
+            Some(EtcdNode::Caller(c)) => self.recorder.caller(
+                now,
+                node,
+                c.endpoints(),
+                c.changed_in_step(),
+                c.started_in_step(),
+                c.calls_in_step(),
+            ),
         }
         Ok(())
     }
 
     fn metrics(&self, out: &mut Metrics) {
-        self.log.write_figures(self.last_now, out);
-        out.insert("calls_without_endpoint".into(), self.no_endpoint as f64);
+        self.recorder.figures(out);
     }
 }
