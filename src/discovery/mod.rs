@@ -15,6 +15,7 @@
 //!   error) or etcd's naming resolver (exactly the set the watch delivered).
 //! - [`profile`]: the client settings of etcd's naming packages and of go-micro, with
 //!   their defaults as found in the sources.
+//! - [`roles`]: the checks of a run's servers, instances and callers.
 //! - [`recorder`]: what a protocol's checker sees of nodes, registrations and
 //!   calls, turned into the log [`metrics`] judges.
 //! - [`metrics`]: a neutral log of what happened ([`DiscoveryLog`]) and the figures
@@ -34,6 +35,7 @@ pub mod calls;
 pub mod metrics;
 pub mod profile;
 pub mod recorder;
+pub mod roles;
 pub mod selector;
 
 use crate::NodeId;

@@ -209,36 +209,13 @@ impl EtcdConfig {
     pub fn discovery_validate(&self, nodes: usize) -> Result<(), (String, String)> {
         let d = &self.discovery;
         let field = |k: &str| format!("cluster.config.discovery.{k}");
-        if d.servers == 0 && (d.instances > 0 || d.callers > 0) {
-            return Err((
-                field("servers"),
-                "instances and callers need etcd members: set servers".into(),
-            ));
-        }
-        if d.servers > 0 && d.servers + d.instances + d.callers != nodes {
-            return Err((
-                "cluster.nodes".into(),
-                format!(
-                    "{nodes} nodes, but the roles add up to {} ({} servers + {} instances + {} callers)",
-                    d.servers + d.instances + d.callers,
-                    d.servers,
-                    d.instances,
-                    d.callers
-                ),
-            ));
-        }
-        if d.callers > 0 && d.instances == 0 {
-            return Err((
-                field("callers"),
-                format!(
-                    "callers of service {:?}, which no instance offers (instances = 0)",
-                    d.service
-                ),
-            ));
-        }
-        if d.service.is_empty() || d.service.contains('/') {
-            return Err((field("service"), "a non-empty name without '/'".into()));
-        }
+        crate::discovery::roles::check(
+            (d.servers, d.instances, d.callers),
+            nodes,
+            &d.service,
+            "etcd members",
+            '/',
+        )?;
         if let Err(e) = InstanceProfile::from_name(&d.instance_profile) {
             return Err((field("instance_profile"), e.to_string()));
         }
