@@ -5,7 +5,9 @@
 //! A run's coverage is the set of its `sometimes` marks ([`crate::Context::sometimes`]),
 //! each with its count bucketed by powers of two (1, 2-3, 4-7, ...), and the fault
 //! effects it had (`fault_<kind>_<effect>` above zero): a coarse picture of the
-//! protocol states it reached, which every protocol gives without extra code. A run
+//! protocol states it reached, which every protocol gives without extra code; plus,
+//! for protocols that give one ([`crate::Process::coverage`]: Raft, etcd's members,
+//! SWIM), the coarse states its nodes reached (`coverage.<state>`). A run
 //! that reaches a feature no earlier run reached joins the corpus. A fork takes a
 //! corpus run, keeps its seed and its faults that start before a cut time drawn at
 //! random (the same run up to the cut: the seed's streams are drawn in the same order
@@ -103,8 +105,8 @@ impl Exploration {
     }
 }
 
-/// A run's coverage features: its marks, count bucketed by powers of two, and its
-/// fault effects.
+/// A run's coverage features: its marks, count bucketed by powers of two, its
+/// fault effects and its nodes' coverage states.
 fn features(outcome: &Outcome) -> BTreeSet<String> {
     outcome
         .metrics
@@ -114,7 +116,9 @@ fn features(outcome: &Outcome) -> BTreeSet<String> {
             if let Some(mark) = name.strip_prefix("sometimes.") {
                 let bucket = (v as u64).ilog2();
                 Some(format!("{mark}#{bucket}"))
-            } else if name.starts_with("fault_") && !name.ends_with("_count") {
+            } else if name.starts_with("coverage.")
+                || (name.starts_with("fault_") && !name.ends_with("_count"))
+            {
                 Some(name.clone())
             } else {
                 None
@@ -133,7 +137,9 @@ pub fn explore<S: System>(
     scenario: &Scenario,
     request: &ExploreRequest,
 ) -> Result<Exploration, ScenarioError> {
-    let setup = Arc::new(scenario.setup::<S>(&request.bugs)?);
+    let mut setup = scenario.setup::<S>(&request.bugs)?;
+    setup.coverage = true;
+    let setup = Arc::new(setup);
     let end_ms = scenario.duration_ms;
     let mut rng = ChaCha8Rng::seed_from_u64(request.seed);
     let mut corpus: Vec<Entry> = Vec::new();

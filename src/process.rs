@@ -150,6 +150,18 @@ pub trait Process: Sized + Send + 'static {
     fn role(&self) -> Role {
         Role::None
     }
+
+    /// A coarse fingerprint of this node's protocol state, for guided exploration
+    /// (`faultline explore`, [`crate::explore`]): a run that brings some node to a
+    /// state no earlier run reached joins the explorer's corpus. It should take few
+    /// values, ones a protocol engineer would tell
+    /// apart (a role, whether the leader's log ends in an entry of an older term, a
+    /// joint configuration), and never an unbounded counter such as a term or an
+    /// index, which would make every run look new. `None` (the default): the protocol
+    /// gives none, and only its `sometimes` marks and fault effects guide the search.
+    fn coverage(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// What an application fault does to the service a node runs.

@@ -27,6 +27,10 @@ pub struct Setup<S: System> {
     /// (the scenario's `liveness.leader_ms`, else [`System::leader_bound_ms`]);
     /// `None` for protocols without a leader.
     pub leader_ms: Option<u64>,
+    /// Record the coverage states every node reaches ([`crate::Process::coverage`])
+    /// as `coverage.<state>` metrics: on for guided exploration, off otherwise (it
+    /// costs a little per step).
+    pub coverage: bool,
 }
 
 impl<S: System> Setup<S> {

@@ -96,3 +96,39 @@ fn every_failure_found_replays_as_a_plain_schedule() {
         assert_eq!(again.message, f.failure.message, "run {}", f.run);
     }
 }
+
+/// Exploration also counts the coarse protocol states the nodes reach
+/// (`Process::coverage`): Raft's give leaders, followers and candidates apart, take
+/// few values, and are recorded only when exploring.
+#[test]
+fn exploration_counts_the_raft_states_its_runs_reach() {
+    let s = nemesis();
+    let e = explore::<RaftKv>(
+        &s,
+        &ExploreRequest {
+            budget: 8,
+            ..ExploreRequest::default()
+        },
+    )
+    .unwrap();
+    let states: Vec<u64> = e
+        .features
+        .keys()
+        .filter_map(|f| f.strip_prefix("coverage."))
+        .map(|hex| u64::from_str_radix(hex, 16).unwrap())
+        .collect();
+    // The low two bits are the role: 0 leader, 1 candidate, 3 follower.
+    for role in [0, 1, 3] {
+        assert!(
+            states.iter().any(|s| s & 3 == role),
+            "role {role} reached: {states:x?}"
+        );
+    }
+    assert!(states.len() < 64, "coarse: {} states", states.len());
+    let setup = Arc::new(s.setup::<RaftKv>(&[]).unwrap());
+    let plain = run_seed::<RaftKv>(&s, &setup, &s.schedule_for(1, &setup), false);
+    assert!(
+        plain.metrics.keys().all(|m| !m.starts_with("coverage.")),
+        "a plain run records no coverage"
+    );
+}

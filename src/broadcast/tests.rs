@@ -755,6 +755,7 @@ fn setup(config: Config, workload: Workload, bugs: &[&str]) -> Setup<Broadcast> 
         workload,
         bugs: bugs.iter().map(|b| b.to_string()).collect(),
         leader_ms: None,
+        coverage: false,
     }
 }
 

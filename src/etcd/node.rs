@@ -359,6 +359,13 @@ impl Process for EtcdNode {
             _ => crate::Role::None,
         }
     }
+
+    fn coverage(&self) -> Option<u64> {
+        match self {
+            EtcdNode::Server(s) => Process::coverage(s.raft()),
+            _ => None,
+        }
+    }
 }
 
 impl RaftNode for EtcdNode {

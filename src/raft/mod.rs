@@ -900,6 +900,37 @@ impl<S: StateMachine> Process for RaftProcess<S> {
             Role::Follower => crate::Role::Follower,
         }
     }
+
+    /// Bits a Raft engineer tells states apart by, with no term or index in them:
+    /// the role (§5.1), whether the log ends in an entry of the current term (a
+    /// leader's no-op, §5.4.2), whether an uncommitted tail exists, whether the
+    /// commit index points at an entry of the current term (the Figure 8 rule),
+    /// whether a vote is cast and a leader known, and the configuration's shape
+    /// (joint, voter, learner: thesis §4.3).
+    fn coverage(&self) -> Option<u64> {
+        let role: u64 = match self.role {
+            Role::Leader => 0,
+            Role::Candidate => 1,
+            Role::PreCandidate => 2,
+            Role::Follower => 3,
+        };
+        let log = &self.log;
+        let bits = [
+            log.last_term() == self.term,
+            self.commit < log.last_index(),
+            log.term(self.commit) == Some(self.term),
+            self.vote.is_some(),
+            self.leader.is_some(),
+            self.membership().is_joint(),
+            self.membership().is_voter(self.id),
+            self.membership().is_learner(self.id),
+        ];
+        Some(
+            bits.iter()
+                .enumerate()
+                .fold(role, |acc, (i, &b)| acc | (u64::from(b) << (2 + i))),
+        )
+    }
 }
 
 impl<S: StateMachine> RaftProcess<S> {

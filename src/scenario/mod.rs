@@ -565,6 +565,7 @@ impl Scenario {
             workload: doc.workload,
             bugs,
             leader_ms: None,
+            coverage: false,
         };
         S::validate(&setup)
             .map_err(|(field, message)| ScenarioError::field(&self.file, field, message))?;

@@ -25,7 +25,7 @@ use indexmap::IndexSet;
 
 use super::broadcast::BroadcastQueue;
 use super::config::SwimConfig;
-use super::member::{Member, NodeMeta};
+use super::member::{Member, MemberState, NodeMeta};
 use crate::process::{Context, DurableOutbox, NodeId, Process, RequestId, SyncError, SyncId};
 
 mod dissemination;
@@ -295,6 +295,36 @@ impl Process for SwimProcess {
     /// over UDP, `push-pull` (the full state sync) over TCP.
     fn message_class(msg: &SwimMessage) -> &'static str {
         message::class(msg)
+    }
+
+    /// The member's phase, whether it holds any member suspect, dead or left, and
+    /// its Lifeguard local health (0, 1, 2-3, more): no incarnation or count.
+    fn coverage(&self) -> Option<u64> {
+        let phase: u64 = match self.phase() {
+            Phase::Dormant => 0,
+            Phase::Active => 1,
+            Phase::Leaving => 2,
+            Phase::Left => 3,
+        };
+        let holds = |s: MemberState| self.members().any(|(_, m)| m.state == s);
+        let lhm: u64 = match self.lhm() {
+            0 => 0,
+            1 => 1,
+            2 | 3 => 2,
+            _ => 3,
+        };
+        let bits = [
+            holds(MemberState::Suspect),
+            holds(MemberState::Dead),
+            holds(MemberState::Left),
+        ];
+        let state = bits
+            .iter()
+            .enumerate()
+            .fold(phase | lhm << 2, |acc, (i, &b)| {
+                acc | (u64::from(b) << (4 + i))
+            });
+        Some(state)
     }
 
     fn message_classes() -> &'static [&'static str] {

@@ -11,12 +11,15 @@ use std::time::Duration;
 use super::{Status, World};
 use crate::check::{Availability, ClusterView};
 use crate::client::Client;
-use crate::process::NodeId;
+use crate::process::{NodeId, Process};
 use crate::system::System;
 
 impl<S: System> World<S> {
     /// Runs every checker's safety check after node `id` changed.
     pub(super) fn check(&mut self, id: NodeId, now: u64) {
+        if self.setup.coverage {
+            self.note_coverage(id);
+        }
         if self.failure.is_some() {
             return;
         }
@@ -33,6 +36,24 @@ impl<S: System> World<S> {
         self.checkers = checkers;
         if let Some((name, message)) = failed {
             self.fail(super::FailureKind::Invariant, name, message);
+        }
+    }
+
+    /// Records the coverage state node `id` reached in the step it just took (see
+    /// [`crate::Process::coverage`]).
+    fn note_coverage(&mut self, id: NodeId) {
+        let Some(state) = self.processes[id].as_ref().and_then(|p| p.coverage()) else {
+            return;
+        };
+        if self.coverage.len() < super::COVERAGE_MAX {
+            self.coverage.insert(state);
+        }
+    }
+
+    /// The coverage states reached, as metrics `coverage.<state>` (hex), each 1.
+    pub(super) fn coverage_metrics(&self, out: &mut crate::check::Metrics) {
+        for state in &self.coverage {
+            out.insert(format!("coverage.{state:x}"), 1.0);
         }
     }
 

@@ -43,6 +43,7 @@ impl<S: System> World<S> {
         for checker in &self.checkers {
             checker.metrics(&mut m);
         }
+        self.coverage_metrics(&mut m);
         let c = &self.counters;
         let figures = [
             ("messages_sent", c.sent),

@@ -40,7 +40,7 @@ mod metrics;
 mod operator;
 mod step;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
@@ -70,6 +70,10 @@ pub use operator::{NodeAction, Operator};
 /// that comes due at it joins the queue, so it is bounded like its mailbox
 /// ([`super::mailbox::INPUTS_MAX`]); more means a slow fault outpaced by its load.
 const LATE_MAX: usize = 1 << 20;
+
+/// Most coverage states a run records: a protocol whose coverage takes more values
+/// than this gives a coarser picture, not an unbounded one.
+pub const COVERAGE_MAX: usize = 1 << 12;
 
 /// Most messages one `hold` fault keeps until its heal: as many as could be in flight
 /// to every node at once.
@@ -249,6 +253,9 @@ pub struct World<S: System> {
     /// completion), so bounded by the operations the run's duration allows.
     pub history: Vec<HistoryEvent<Op<S>>>,
     checkers: Vec<Box<dyn Checker<P<S>>>>,
+    /// Coverage states the nodes reached, when `setup.coverage` asks for them; at
+    /// most [`COVERAGE_MAX`].
+    coverage: BTreeSet<u64>,
     pub failure: Option<Failure>,
     /// Wakes the driver when the run fails.
     pub stop: Arc<Notify>,
@@ -320,6 +327,7 @@ impl<S: System> World<S> {
             .collect();
         World {
             checkers: S::checkers(&setup),
+            coverage: BTreeSet::new(),
             seed,
             time: madsim::time::TimeHandle::current(),
             start: madsim::time::Instant::now(),
