@@ -32,6 +32,7 @@ fn the_counter_checker_rejects_an_invented_count() {
             workload: (),
             bugs: vec![],
             leader_ms: None,
+            coverage: false,
         };
         let mut node = <Counter as faultline::System>::process(&setup, id);
         let (mut rng, mut storage, mut next, mut effects) = (

@@ -1121,6 +1121,7 @@ fn system_config_parses_with_defaults_and_validate_names_the_bad_field() {
         workload: KvWorkload::default(),
         bugs: vec![],
         leader_ms: None,
+        coverage: false,
     };
     assert_eq!(RaftKv::validate(&setup).unwrap_err().0, "heartbeat_ms");
     setup.config = cfg();
