@@ -294,3 +294,69 @@ pub type Lift<P> = (
     fn(SwimMessage) -> <P as Process>::Message,
     fn(SwimTimer) -> <P as Process>::Timer,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<GossipConfig, String> {
+        GossipConfig::from_value(toml::Value::Table(text.parse().unwrap()))
+    }
+
+    #[test]
+    fn defaults_are_memberlists_lan_config_with_lifeguard() {
+        let c = parse("").unwrap();
+        assert_eq!(c.swim.probe_interval_ms, 1_000);
+        assert_eq!(c.swim.probe_timeout_ms, 500);
+        assert_eq!(c.swim.suspicion_mult, 4);
+        assert_eq!(c.swim.indirect_checks, 3);
+        assert!(c.lifeguard && c.swim.lifeguard_lhm && c.swim.lifeguard_dynamic_suspicion);
+        assert_eq!(c.reconcile_interval_ms, 60_000);
+        assert_eq!(c.validate(8, 6), Ok(()));
+    }
+
+    #[test]
+    fn lifeguard_off_switches_off_all_three_parts() {
+        let c = parse("lifeguard = false\nlhm_max = 4").unwrap();
+        let swim = c.swim_for(3, 5, &["api".into()]);
+        assert!(!swim.lifeguard_lhm && !swim.lifeguard_dynamic_suspicion && !swim.lifeguard_buddy);
+        assert_eq!(swim.suspicion_max(5), swim.suspicion_min(5));
+        let on = parse("").unwrap().swim_for(3, 5, &["api".into()]);
+        assert_eq!(on.suspicion_max(5), on.suspicion_min(5) * 6);
+    }
+
+    #[test]
+    fn agents_publish_their_service_and_servers_do_not() {
+        let swim = parse("").unwrap().swim_for(3, 5, &["api".into()]);
+        assert_eq!(swim.nodes.len(), 5, "callers are not members");
+        for spec in &swim.nodes {
+            let server = spec.id < 3;
+            assert_eq!(spec.services.is_empty(), server, "node {}", spec.id);
+            let role = if server { "consul" } else { "node" };
+            assert_eq!(spec.tags["role"], role);
+        }
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let c = parse("probe_timeout_ms = 1000").unwrap();
+        assert_eq!(
+            c.validate(8, 6).unwrap_err().0,
+            "cluster.config.gossip.probe_timeout_ms"
+        );
+        let c = parse("seeds = [6]").unwrap();
+        assert_eq!(
+            c.validate(8, 6).unwrap_err().0,
+            "cluster.config.gossip.seeds"
+        );
+        let c = parse("reconcile_interval_ms = 0").unwrap();
+        assert_eq!(
+            c.validate(8, 6).unwrap_err().0,
+            "cluster.config.gossip.reconcile_interval_ms"
+        );
+        assert!(parse("lifeguard = 1").unwrap_err().contains("lifeguard"));
+        assert!(parse("probe_every_ms = 1")
+            .unwrap_err()
+            .contains("probe_every_ms"));
+    }
+}
