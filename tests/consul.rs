@@ -44,7 +44,7 @@ fn every_consul_scenario_passes_100_seeds() {
 }
 
 #[test]
-fn an_unhealthy_instance_goes_within_a_probe_and_a_crashed_one_stays() {
+fn an_unhealthy_instance_goes_within_a_probe_and_a_crashed_one_after_gossip() {
     let s = sweep(
         &shipped("consul-discovery-unhealthy-then-crash"),
         0..5,
@@ -55,10 +55,14 @@ fn an_unhealthy_instance_goes_within_a_probe_and_a_crashed_one_stays() {
         assert_eq!(metric(&s, seed, "stops_count"), 2.0);
         // The unhealthy one: a probe interval (1 s) and a few round trips.
         assert!(metric(&s, seed, "removal_p50_ms") <= 1_100.0);
-        // The crashed one: no gossip, so nothing marks it; it stays to the end.
-        assert_eq!(metric(&s, seed, "never_removed_count"), 1.0);
-        assert!(metric(&s, seed, "removal_max_ms") >= 19_000.0);
-        assert!(metric(&s, seed, "dead_calls_count") > 100.0);
+        // The crashed one: only gossip notices; the leader marks its serfHealth
+        // critical after the suspicion, slower than a probe but within the bound.
+        assert_eq!(metric(&s, seed, "never_removed_count"), 0.0);
+        assert_eq!(metric(&s, seed, "serf_critical_episodes_count"), 1.0);
+        let crashed = metric(&s, seed, "removal_max_ms");
+        assert!(crashed > 1_100.0, "seed {seed}: {crashed}");
+        assert!(crashed <= metric(&s, seed, "passing_bound_down_ms"));
+        assert!(metric(&s, seed, "dead_calls_count") > 0.0);
     }
 }
 
@@ -280,4 +284,137 @@ fn a_flapping_job_wakes_every_caller_only_on_the_global_index() {
         assert!(ga >= 10.0 * sa, "global {ga} answers, per-service {sa}");
         assert!(metric(&g, seed, "removal_max_ms") <= 1_100.0);
     }
+}
+
+// ---- LAN gossip: serfHealth, the leader's reconcile, bounded `?passing` ----
+
+#[test]
+fn gossip_scenarios_pass_a_handful_of_seeds() {
+    for name in [
+        "consul-discovery-instance-crash",
+        "consul-partitioned-agent",
+        "consul-slow-agents",
+        "consul-slow-agents-no-lifeguard",
+    ] {
+        let s = sweep(&shipped(name), 0..5, None);
+        assert_eq!(s.passed, 5, "{name}: {:?}", s.failing_seeds);
+    }
+}
+
+#[test]
+fn a_crashed_instance_turns_serf_critical_and_leaves_within_the_bound() {
+    let s = sweep(&shipped("consul-discovery-instance-crash"), 0..5, None);
+    assert_eq!(s.passed, 5, "{:?}", s.failing_seeds);
+    for seed in 0..5 {
+        assert_eq!(metric(&s, seed, "serf_critical_episodes_count"), 1.0);
+        assert_eq!(metric(&s, seed, "serf_false_critical_episodes_count"), 0.0);
+        assert_eq!(metric(&s, seed, "never_removed_count"), 0.0);
+        let removal = metric(&s, seed, "removal_max_ms");
+        // Not at once (a suspicion must run out), but within the derived bound.
+        assert!(removal > 1_000.0, "seed {seed}: {removal}");
+        assert!(removal <= metric(&s, seed, "passing_bound_down_ms"));
+    }
+}
+
+#[test]
+fn a_partitioned_agent_is_failed_not_deregistered_and_comes_back() {
+    let s = sweep(&shipped("consul-partitioned-agent"), 0..5, None);
+    assert_eq!(s.passed, 5, "{:?}", s.failing_seeds);
+    for seed in 0..5 {
+        assert!(metric(&s, seed, "serf_critical_episodes_count") >= 1.0);
+        assert_eq!(metric(&s, seed, "nodes_deregistered_count"), 0.0);
+        // Critical, then passing again: at least two serfHealth writes.
+        assert!(metric(&s, seed, "serf_health_writes_count") >= 2.0);
+        assert!(
+            metric(&s, seed, "passing_recovery_ms")
+                <= metric(&s, seed, "passing_bound_recovery_ms")
+        );
+    }
+}
+
+#[test]
+fn serf_failed_not_reconciled_is_caught_by_the_bound() {
+    let s = sweep(
+        &shipped("consul-discovery-instance-crash"),
+        0..10,
+        Some("serf-failed-not-reconciled"),
+    );
+    assert_eq!(s.passed, 0, "passing seeds with the bug");
+    for r in &s.runs {
+        let f = r.failure.as_ref().expect("a failure");
+        assert_eq!(f.check, "passing-bounded", "{}", f.message);
+        assert!(f.message.contains("passing-past-bound"), "{}", f.message);
+        assert!(f.message.contains("n4"), "{}", f.message);
+    }
+}
+
+#[test]
+fn passing_ignores_node_checks_is_caught_once_serf_health_is_critical() {
+    let s = sweep(
+        &shipped("consul-discovery-instance-crash"),
+        0..10,
+        Some("passing-ignores-node-checks"),
+    );
+    assert_eq!(s.passed, 0, "passing seeds with the bug");
+    for r in &s.runs {
+        let f = r.failure.as_ref().expect("a failure");
+        assert_eq!(f.check, "passing-answers", "{}", f.message);
+        assert!(f.message.contains("serfHealth"), "{}", f.message);
+    }
+}
+
+#[test]
+fn lifeguard_halves_false_serf_health_failures_of_slow_agents() {
+    let with = sweep(&shipped("consul-slow-agents"), 0..40, None);
+    let without = sweep(&shipped("consul-slow-agents-no-lifeguard"), 0..40, None);
+    assert_eq!(with.passed, 40, "{:?}", with.failing_seeds);
+    assert_eq!(without.passed, 40, "{:?}", without.failing_seeds);
+    let total = |s: &Summary, name: &str| -> f64 { (0..40).map(|i| metric(s, i, name)).sum() };
+    let (w, wo) = (
+        total(&with, "serf_false_critical_episodes_count"),
+        total(&without, "serf_false_critical_episodes_count"),
+    );
+    // Gossip does fail live nodes in both, but Lifeguard far less often.
+    assert!(w > 0.0, "no false episode with Lifeguard");
+    assert!(
+        w * 1.5 < wo,
+        "false episodes: {w} with Lifeguard, {wo} without"
+    );
+    let (cw, cwo) = (
+        total(&with, "catalog_writes_count"),
+        total(&without, "catalog_writes_count"),
+    );
+    assert!(
+        cw < cwo,
+        "catalog writes: {cw} with Lifeguard, {cwo} without"
+    );
+}
+
+#[test]
+fn bad_gossip_settings_are_refused_naming_the_field() {
+    let gossip = |table: &str| {
+        refused(&BASE.replace(
+            "[cluster.config.discovery]",
+            &format!("[cluster.config.gossip]\n{table}\n[cluster.config.discovery]"),
+        ))
+    };
+    let timeout = gossip("probe_interval_ms = 500\nprobe_timeout_ms = 500");
+    assert!(
+        timeout.contains("cluster.config.gossip.probe_timeout_ms"),
+        "{timeout}"
+    );
+    let seed = gossip("seeds = [5]");
+    assert!(seed.contains("cluster.config.gossip.seeds"), "{seed}");
+    assert!(seed.contains("caller"), "{seed}");
+    let reconcile = gossip("reconcile_interval_ms = 0");
+    assert!(
+        reconcile.contains("cluster.config.gossip.reconcile_interval_ms"),
+        "{reconcile}"
+    );
+    let lifeguard = gossip("lifeguard = \"yes\"");
+    assert!(lifeguard.contains("lifeguard"), "{lifeguard}");
+    let unknown = gossip("probe_intervall_ms = 1000");
+    assert!(unknown.contains("probe_intervall_ms"), "{unknown}");
+    let nodes = gossip("[[cluster.config.gossip.nodes]]\nid = 3");
+    assert!(nodes.contains("cluster.config.gossip.nodes"), "{nodes}");
 }

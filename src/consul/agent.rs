@@ -24,9 +24,12 @@
 //!   until the agent restarts.
 //! - **Calls.** A caller's call is answered `ok`, `error` while unhealthy, nothing
 //!   while hung.
-//! - **No gossip.** There is no Serf membership here, so no `serfHealth`: a crashed
-//!   agent's entries stay in the catalog as its last sync left them (passing,
-//!   often) until it restarts and syncs. A crash shows only through that.
+//! - **Gossip.** The agent's node is a member of the LAN pool
+//!   ([`super::lan::LanMember`], held next to the agent by its node) and publishes
+//!   its service in its metadata; the node's health as gossip sees it reaches the
+//!   catalog as `serfHealth`, which the leader writes ([`super::reconcile`]) and
+//!   anti-entropy leaves alone. A crashed agent's own entries stay as its last sync
+//!   left them, but its node's `serfHealth` turns critical once gossip fails it.
 //!
 //! Requests rotate through the servers on timeouts and follow a named leader;
 //! a refusal or a dropped write is retried after a backoff.

@@ -272,7 +272,7 @@ impl Checker<ConsulNode> for DiscoveryFigures {
                     }
                 }
             }
-            Some(ConsulNode::Agent(a)) => {
+            Some(ConsulNode::Agent(a, _)) => {
                 self.reaped += a.reaped_in_step().len() as u64;
                 self.recorder.instance(now, node, a.answer() == Some(true));
             }
@@ -291,5 +291,105 @@ impl Checker<ConsulNode> for DiscoveryFigures {
     fn metrics(&self, out: &mut Metrics) {
         self.recorder.figures(out);
         out.insert("services_reaped_count".into(), self.reaped as f64);
+    }
+}
+
+/// The gossip figures of a Consul run, read from the most advanced server's
+/// catalog: `serfHealth` episodes and catalog writes. An episode is a node's
+/// `serfHealth` turning critical; it is *false* when the node was up and not
+/// paused at that moment (gossip failed a live node, consul#916's overloaded
+/// agents), and *false about a healthy node* when the node was not slow either.
+/// Catalog writes are the entries that changed the catalog (its index); a node
+/// deregistered is one whose `serfHealth` left the catalog.
+#[derive(Debug, Default)]
+pub struct SerfFigures {
+    /// The highest catalog index read.
+    index: u64,
+    /// Nodes whose `serfHealth` the catalog read last holds critical.
+    critical: BTreeSet<String>,
+    /// Nodes the catalog read last holds with a `serfHealth`.
+    registered: BTreeSet<String>,
+    episodes: u64,
+    false_episodes: u64,
+    false_healthy_episodes: u64,
+    serf_writes: u64,
+    deregistered: u64,
+}
+
+impl SerfFigures {
+    /// A checker.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl Checker<ConsulNode> for SerfFigures {
+    fn name(&self) -> &'static str {
+        "serf-figures"
+    }
+
+    fn after_step(
+        &mut self,
+        view: &ClusterView<'_, ConsulNode>,
+        node: NodeId,
+    ) -> Result<(), String> {
+        let Some(ConsulNode::Server(s)) = view.node(node) else {
+            return Ok(());
+        };
+        let catalog = s.catalog();
+        if catalog.index() <= self.index {
+            return Ok(());
+        }
+        self.index = catalog.index();
+        let mut critical = BTreeSet::new();
+        let mut passing = BTreeSet::new();
+        for id in 0..view.nodes.len() {
+            let name = super::agent::node_name(id);
+            match catalog.check(&name, super::health::SERF_CHECK_ID) {
+                Some(c) if c.value.status == Status::Critical => {
+                    critical.insert(name);
+                }
+                Some(_) => {
+                    passing.insert(name);
+                }
+                None => {}
+            }
+        }
+        for name in critical.difference(&self.critical) {
+            self.episodes += 1;
+            self.serf_writes += 1;
+            let id = node_of(name).expect("a node's name");
+            if view.node(id).is_some() && !view.is_paused(id) {
+                self.false_episodes += 1;
+                if !view.is_slow(id) {
+                    self.false_healthy_episodes += 1;
+                }
+            }
+        }
+        let registered: BTreeSet<String> = critical.union(&passing).cloned().collect();
+        self.deregistered += self.registered.difference(&registered).count() as u64;
+        self.registered = registered;
+        self.serf_writes += self
+            .critical
+            .iter()
+            .filter(|n| passing.contains(*n))
+            .count() as u64;
+        self.critical = critical;
+        Ok(())
+    }
+
+    fn metrics(&self, out: &mut Metrics) {
+        out.insert("serf_critical_episodes_count".into(), self.episodes as f64);
+        out.insert(
+            "serf_false_critical_episodes_count".into(),
+            self.false_episodes as f64,
+        );
+        out.insert(
+            "serf_false_critical_healthy_count".into(),
+            self.false_healthy_episodes as f64,
+        );
+        out.insert("serf_health_writes_count".into(), self.serf_writes as f64);
+        out.insert("nodes_deregistered_count".into(), self.deregistered as f64);
+        out.insert("catalog_writes_count".into(), self.index as f64);
     }
 }

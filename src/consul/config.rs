@@ -12,12 +12,17 @@
 //! read_mode = "stale"               # callers' health queries: default|consistent|stale
 //! probe_interval_ms = 1000          # the agents' checks
 //! check_ttl_ms = 3000
+//! [cluster.config.gossip]           # the LAN pool (servers and agents; SWIM's fields,
+//! probe_interval_ms = 1000          # memberlist's DefaultLANConfig by default)
+//! lifeguard = true                  # false: no LHM, no dynamic suspicion, no buddy
+//! reconcile_interval_ms = 60000     # the leader's full reconcile (Consul: 60 s)
 //! ```
 
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
 use super::health::{CheckConfig, Hysteresis};
+use super::lan::GossipConfig;
 use crate::discovery::profile::CallerProfile;
 use crate::raft::RaftConfig;
 
@@ -162,11 +167,13 @@ pub struct ConsulConfig {
     pub raft: RaftConfig,
     /// Roles and the service.
     pub discovery: DiscoveryConfig,
+    /// The LAN gossip pool and the leader's reconcile (the `gossip` sub-table).
+    pub gossip: GossipConfig,
 }
 
 impl<'de> Deserialize<'de> for ConsulConfig {
-    /// Splits the table: `discovery` is Consul's, the rest Raft's; each part is read
-    /// strictly (unknown keys are refused).
+    /// Splits the table: `discovery` and `gossip` are Consul's, the rest Raft's;
+    /// each part is read strictly (unknown keys are refused).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut table = toml::Table::deserialize(d)?;
         let discovery = match table.remove("discovery") {
@@ -174,8 +181,18 @@ impl<'de> Deserialize<'de> for ConsulConfig {
                 .map_err(|e| D::Error::custom(format!("discovery: {e}")))?,
             None => DiscoveryConfig::default(),
         };
+        let gossip = match table.remove("gossip") {
+            Some(v) => {
+                GossipConfig::from_value(v).map_err(|e| D::Error::custom(format!("gossip: {e}")))?
+            }
+            None => GossipConfig::default(),
+        };
         let raft = RaftConfig::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
-        Ok(ConsulConfig { raft, discovery })
+        Ok(ConsulConfig {
+            raft,
+            discovery,
+            gossip,
+        })
     }
 }
 
@@ -326,6 +343,8 @@ impl ConsulConfig {
         if d.call_timeout_ms == Some(0) {
             return Err((field("call_timeout_ms"), "must be at least 1 ms".into()));
         }
+        self.gossip
+            .validate(nodes, self.servers(nodes) + d.instances)?;
         if self.raft.initial_voters != 0 && d.servers > 0 && self.raft.initial_voters != d.servers {
             return Err((
                 "cluster.config.initial_voters".into(),

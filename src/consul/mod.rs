@@ -16,8 +16,11 @@
 //! - [`system`]: all of it as a [`crate::System`], protocol `consul`: servers
 //!   ([`server`]), agents with their service instance ([`agent`]) and callers
 //!   ([`caller`]) as nodes in roles ([`node`]), set up by [`config`], judged by
-//!   Raft's invariants and [`checks`]. No gossip: no Serf membership, no
-//!   `serfHealth`.
+//!   Raft's invariants, [`checks`] and [`soundness`].
+//! - [`lan`]: the LAN gossip pool (SWIM with Lifeguard, as Serf runs memberlist)
+//!   that servers and agents are members of, and [`reconcile`]: the leader turning
+//!   membership into the catalog's `serfHealth` (alive: passing; failed: critical;
+//!   left: deregistered).
 //!
 //! Sources: Consul's documentation (checks, health API, anti-entropy, blocking
 //! queries) and its code, read at `hashicorp/consul` (`agent/checks/check.go`,
@@ -33,8 +36,11 @@ pub mod checks;
 pub mod config;
 pub mod conn;
 pub mod health;
+pub mod lan;
 pub mod node;
+pub mod reconcile;
 pub mod server;
+pub mod soundness;
 pub mod system;
 
 pub use system::Consul;

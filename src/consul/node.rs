@@ -1,15 +1,18 @@
 //! A node of a Consul run, in its role ([`NodeRole`]): a server
 //! ([`ConsulServer`]), an agent with its service instance ([`Agent`]) or a caller
 //! of the service ([`Caller`]). Every role is a node, so every fault strikes it
-//! alike.
+//! alike. Servers and agents are members of the LAN gossip pool ([`LanMember`]);
+//! callers are not.
 
 use super::agent::{Agent, AgentOut, AgentSettings, AgentTimer};
 use super::caller::{Caller, CallerOut, CallerSettings, CallerTimer};
 use super::catalog::Catalog;
-use super::config::{ConsulConfig, NodeRole};
+use super::config::{ConsulConfig, NodeRole, FLAPPER};
+use super::lan::{LanMember, Lift};
 use super::server::{ConsulRequest, ConsulServer, ServerBugs, ServerOut, ServerTimer};
 use crate::etcd::instance::Health;
 use crate::fingerprint::{tag, Fingerprint, Sink};
+use crate::gossip::{SwimMessage, SwimProcess, SwimTimer};
 use crate::process::{
     ClientId, Context, NodeId, Process, RequestId, ServiceFault, SyncError, SyncId,
 };
@@ -42,6 +45,8 @@ pub enum ConsulMessage {
         /// Whether it succeeded.
         ok: bool,
     },
+    /// LAN gossip between members of the pool.
+    Gossip(SwimMessage),
 }
 
 impl Fingerprint for ConsulMessage {
@@ -63,6 +68,10 @@ impl Fingerprint for ConsulMessage {
                 id.fingerprint(out);
                 ok.fingerprint(out);
             }
+            ConsulMessage::Gossip(m) => {
+                tag(out, 0xC025_1004);
+                m.fingerprint(out);
+            }
         }
     }
 }
@@ -76,17 +85,22 @@ pub enum ConsulTimer {
     Agent(AgentTimer),
     /// A caller's.
     Caller(CallerTimer),
+    /// A pool member's (server or agent).
+    Gossip(SwimTimer),
 }
 
 /// A node of a Consul run.
 pub enum ConsulNode {
     /// A Consul server.
     Server(Box<ConsulServer>),
-    /// An agent with its service instance.
-    Agent(Box<Agent>),
+    /// An agent with its service instance, and its member of the pool.
+    Agent(Box<Agent>, Box<LanMember>),
     /// A caller of the service.
     Caller(Box<Caller>),
 }
+
+/// How an agent node lifts its member's messages and timers.
+const LAN: Lift<ConsulNode> = (ConsulMessage::Gossip, ConsulTimer::Gossip);
 
 /// Bugs a Consul run can switch on, by layer.
 #[derive(Clone, Copy, Debug, Default)]
@@ -102,27 +116,42 @@ impl ConsulNode {
     pub fn new(cfg: &ConsulConfig, bugs: ConsulBugs, nodes: usize, id: NodeId) -> Self {
         let servers = cfg.servers(nodes);
         let d = &cfg.discovery;
+        let members = servers + d.instances;
+        let lan = || {
+            let mut services = vec![d.service.clone()];
+            if d.flapper_ms.is_some() {
+                services.push(FLAPPER.to_string());
+            }
+            let swim = cfg.gossip.swim_for(servers, members, &services);
+            LanMember::new(std::sync::Arc::new(swim), id, nodes)
+        };
         match cfg.role(nodes, id) {
             NodeRole::Server => ConsulNode::Server(Box::new(ConsulServer::new(
                 cfg.raft_for(nodes),
                 bugs.raft,
                 bugs.server,
                 cfg.wake_global(),
+                lan(),
+                members,
+                cfg.gossip.reconcile_interval_ms,
             ))),
-            NodeRole::Agent => ConsulNode::Agent(Box::new(Agent::new(
-                id,
-                servers,
-                AgentSettings {
-                    service: d.service.clone(),
-                    checks: cfg.checks(),
-                    ttl_refresh_ms: cfg.ttl_refresh_ms(),
-                    flapper_ms: d.flapper_ms,
-                    ae_interval: std::time::Duration::from_millis(d.ae_interval_ms),
-                    cluster_nodes: nodes,
-                    request_timeout_ms: d.request_timeout_ms,
-                    retry_backoff_ms: d.retry_backoff_ms,
-                },
-            ))),
+            NodeRole::Agent => ConsulNode::Agent(
+                Box::new(Agent::new(
+                    id,
+                    servers,
+                    AgentSettings {
+                        service: d.service.clone(),
+                        checks: cfg.checks(),
+                        ttl_refresh_ms: cfg.ttl_refresh_ms(),
+                        flapper_ms: d.flapper_ms,
+                        ae_interval: std::time::Duration::from_millis(d.ae_interval_ms),
+                        cluster_nodes: nodes,
+                        request_timeout_ms: d.request_timeout_ms,
+                        retry_backoff_ms: d.retry_backoff_ms,
+                    },
+                )),
+                Box::new(lan()),
+            ),
             NodeRole::Caller => {
                 let profile = cfg.caller_profile();
                 ConsulNode::Caller(Box::new(Caller::new(
@@ -156,8 +185,17 @@ impl ConsulNode {
     /// The agent, if this node is one.
     pub fn agent(&self) -> Option<&Agent> {
         match self {
-            ConsulNode::Agent(a) => Some(a),
+            ConsulNode::Agent(a, _) => Some(a),
             _ => None,
+        }
+    }
+
+    /// Its member of the LAN pool, if this node is in the pool.
+    pub fn lan(&self) -> Option<&LanMember> {
+        match self {
+            ConsulNode::Server(s) => Some(s.lan()),
+            ConsulNode::Agent(_, l) => Some(l),
+            ConsulNode::Caller(_) => None,
         }
     }
 
@@ -172,7 +210,7 @@ impl ConsulNode {
     fn begin(&mut self) {
         match self {
             ConsulNode::Server(s) => s.begin(),
-            ConsulNode::Agent(a) => a.begin(),
+            ConsulNode::Agent(a, _) => a.begin(),
             ConsulNode::Caller(c) => c.begin(),
         }
     }
@@ -225,7 +263,8 @@ impl Process for ConsulNode {
         let (id, now) = (ctx.id(), ctx.now());
         match self {
             ConsulNode::Server(s) => s.on_start(ctx),
-            ConsulNode::Agent(a) => {
+            ConsulNode::Agent(a, lan) => {
+                lan.on_start(ctx, LAN);
                 let out = a.on_start(id, now, ctx.rng());
                 agent_effects(ctx, out);
             }
@@ -246,11 +285,15 @@ impl Process for ConsulNode {
             (ConsulNode::Server(s), ConsulMessage::Client { session, seq, req }) => {
                 s.on_client(ctx, from, session, seq, req)
             }
-            (ConsulNode::Agent(a), ConsulMessage::Server(ServerOut::Response(seq, resp))) => {
+            (ConsulNode::Server(s), ConsulMessage::Gossip(m)) => s.on_gossip_message(ctx, from, m),
+            (ConsulNode::Agent(_, lan), ConsulMessage::Gossip(m)) => {
+                lan.on_message(ctx, LAN, from, m)
+            }
+            (ConsulNode::Agent(a, _), ConsulMessage::Server(ServerOut::Response(seq, resp))) => {
                 let out = a.on_response(seq, resp, now);
                 agent_effects(ctx, out);
             }
-            (ConsulNode::Agent(a), ConsulMessage::Call { id }) => {
+            (ConsulNode::Agent(a, _), ConsulMessage::Call { id }) => {
                 if let Some(ok) = a.answer() {
                     ctx.send(from, ConsulMessage::Answer { id, ok });
                 }
@@ -273,7 +316,9 @@ impl Process for ConsulNode {
         let now = ctx.now();
         match (self, timer) {
             (ConsulNode::Server(s), ConsulTimer::Server(t)) => s.on_timer(ctx, t),
-            (ConsulNode::Agent(a), ConsulTimer::Agent(t)) => {
+            (ConsulNode::Server(s), ConsulTimer::Gossip(t)) => s.on_gossip_timer(ctx, t),
+            (ConsulNode::Agent(_, lan), ConsulTimer::Gossip(t)) => lan.on_timer(ctx, LAN, t),
+            (ConsulNode::Agent(a, _), ConsulTimer::Agent(t)) => {
                 let out = a.on_timer(t, now, ctx.rng());
                 agent_effects(ctx, out);
             }
@@ -310,6 +355,7 @@ impl Process for ConsulNode {
     fn message_bytes(msg: &ConsulMessage) -> usize {
         match msg {
             ConsulMessage::Server(ServerOut::Raft(m)) => m.size_bytes(),
+            ConsulMessage::Gossip(m) => SwimProcess::message_bytes(m),
             _ => 64,
         }
     }
@@ -321,6 +367,7 @@ impl Process for ConsulNode {
                 "client"
             }
             ConsulMessage::Call { .. } | ConsulMessage::Answer { .. } => "call",
+            ConsulMessage::Gossip(m) => SwimProcess::message_class(m),
         }
     }
 
@@ -334,6 +381,9 @@ impl Process for ConsulNode {
             "timeout-now",
             "client",
             "call",
+            "probe",
+            "gossip",
+            "push-pull",
         ]
     }
 
@@ -346,7 +396,7 @@ impl Process for ConsulNode {
             (ServiceFault::Unhealthy, true) => Health::Unhealthy,
             (ServiceFault::Hang, true) => Health::Hung,
         };
-        if let ConsulNode::Agent(a) = self {
+        if let ConsulNode::Agent(a, _) = self {
             a.set_health(health);
         }
     }

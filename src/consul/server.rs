@@ -30,6 +30,16 @@
 //!   check that is not `passing` are dropped ([`passing_filter`]).
 //!
 //! A crash loses the held queries; their callers time out and ask again.
+//!
+//! **Membership.** Every server is a member of the LAN pool ([`LanMember`]). The
+//! leader reconciles membership into the catalog ([`reconcile_member`]) as Consul's
+//! leader loop does (`agent/consul/leader.go`): once it has applied an entry of its
+//! own term (Consul's barrier in `establishLeadership`), every member; then each
+//! member whose record changed in its view; and every member again every
+//! `reconcile_interval_ms`. Its writes go through Raft under the server's own
+//! session; a write for a member still in flight is not proposed twice. A server
+//! that does not lead drops membership changes (Consul's `reconcileCh` is fed only
+//! on the leader).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -42,8 +52,11 @@ use super::catalog::{
 };
 use super::config::Consistency;
 use super::health::Status;
+use super::lan::{LanMember, Lift, SerfStatus};
 use super::node::{ConsulMessage, ConsulNode, ConsulTimer};
+use super::reconcile::reconcile_member;
 use crate::fingerprint::{tag, Fingerprint, Sink};
+use crate::gossip::{SwimMessage, SwimTimer};
 use crate::process::{ClientId, Context, Effect, NodeId, Process, RequestId, SyncError, SyncId};
 use crate::raft::{self, Bugs, RaftProcess, RequestOp, Response, StateMachine};
 
@@ -98,6 +111,8 @@ pub enum ServerTimer {
     Raft(raft::Timer),
     /// The wait of blocking query `seq` of the node ran out.
     Wait(NodeId, u64),
+    /// Time for the leader's periodic full reconcile.
+    Reconcile,
 }
 
 /// Bugs a server can switch on.
@@ -111,6 +126,12 @@ pub struct ServerBugs {
     /// service listing rather than on the health index): callers learn of a
     /// failing instance only when their wait runs out.
     pub blocking_ignores_check_updates: bool,
+    /// The leader ignores failed members when it reconciles: a crashed node keeps
+    /// `serfHealth` passing and its services stay passing.
+    pub serf_failed_not_reconciled: bool,
+    /// `?passing` looks only at the service's own checks, not at its node's (such
+    /// as `serfHealth`).
+    pub passing_ignores_node_checks: bool,
 }
 
 /// A health answer a server sent, for the checkers.
@@ -122,6 +143,8 @@ pub struct Served {
     /// `default` or `stale` read); `false`: a Raft read, answered at some point of
     /// the step.
     pub local: bool,
+    /// The read's consistency mode.
+    pub mode: Consistency,
     /// The service.
     pub service: String,
     /// The instances listed.
@@ -129,12 +152,14 @@ pub struct Served {
 }
 
 /// `?passing` (`filterNonPassing`): keeps the instances whose every check, node
-/// checks included, is `passing` (with the bug, also `warning`).
+/// checks included, is `passing` (with the bugs, also `warning`, or whatever the
+/// node's checks say).
 pub fn passing_filter(instances: Vec<ServiceInstance>, bugs: ServerBugs) -> Vec<ServiceInstance> {
     instances
         .into_iter()
         .filter(|i| {
             i.checks.iter().all(|c| match c.value.status {
+                _ if bugs.passing_ignores_node_checks && c.value.service_id.is_none() => true,
                 Status::Passing => true,
                 Status::Warning => bugs.passing_admits_warning,
                 Status::Critical => false,
@@ -178,6 +203,34 @@ pub struct ConsulServer {
     blocked: BTreeMap<(NodeId, u64), Blocked>,
     applied: u64,
     served_in_step: Vec<Served>,
+    /// Its member of the LAN pool.
+    lan: LanMember,
+    /// The pool: nodes `0..members`.
+    members: usize,
+    reconcile_interval: Duration,
+    /// The server's own Raft session (the leader's reconcile writes): just below
+    /// [`NODE_SESSION_BASE`].
+    session: ClientId,
+    next_seq: u64,
+    /// Reconcile writes in flight: member → (seq, the write).
+    inflight: BTreeMap<NodeId, (u64, CatalogCommand)>,
+    /// The term whose first full reconcile is done (0: none yet).
+    reconciled_term: u64,
+    /// The periodic full reconcile is due.
+    full_due: bool,
+    /// Reconcile writes proposed, for the figures.
+    reconcile_writes: u64,
+}
+
+/// How a server lifts its member's messages and timers.
+const LAN: Lift<ConsulNode> = (lan_message, lan_timer);
+
+fn lan_message(m: SwimMessage) -> ConsulMessage {
+    ConsulMessage::Gossip(m)
+}
+
+fn lan_timer(t: SwimTimer) -> ConsulTimer {
+    ConsulTimer::Gossip(t)
 }
 
 type Ctx<'a> = Context<'a, ConsulNode>;
@@ -205,14 +258,27 @@ fn unfiltered(query: &CatalogQuery) -> (CatalogQuery, bool) {
 
 impl ConsulServer {
     /// A server with Raft's `raft_cfg` and `bugs`; blocking queries wake on the
-    /// global index if `wake_global`.
+    /// global index if `wake_global`; `lan` is its member of the pool of nodes
+    /// `0..members`, reconciled fully every `reconcile_interval_ms` when it leads.
     pub fn new(
         raft_cfg: raft::RaftConfig,
         bugs: Bugs,
         server_bugs: ServerBugs,
         wake_global: bool,
+        lan: LanMember,
+        members: usize,
+        reconcile_interval_ms: u64,
     ) -> Self {
         ConsulServer {
+            lan,
+            members,
+            reconcile_interval: Duration::from_millis(reconcile_interval_ms),
+            session: NODE_SESSION_BASE,
+            next_seq: 0,
+            inflight: BTreeMap::new(),
+            reconciled_term: 0,
+            full_due: false,
+            reconcile_writes: 0,
             raft: RaftProcess::new(raft_cfg, bugs),
             bugs: server_bugs,
             wake_global,
@@ -239,6 +305,16 @@ impl ConsulServer {
         self.blocked.len()
     }
 
+    /// Its member of the LAN pool.
+    pub fn lan(&self) -> &LanMember {
+        &self.lan
+    }
+
+    /// Reconcile writes this incarnation proposed as leader.
+    pub fn reconcile_writes(&self) -> u64 {
+        self.reconcile_writes
+    }
+
     /// Health answers it sent in the last step.
     pub fn served_in_step(&self) -> &[Served] {
         &self.served_in_step
@@ -256,7 +332,25 @@ impl ConsulServer {
             "server {} beyond MEMBERS_MAX",
             ctx.id()
         );
+        self.session = NODE_SESSION_BASE - 1 - ctx.id() as ClientId;
+        self.lan.on_start(ctx, LAN);
+        ctx.set_timer(
+            self.reconcile_interval,
+            ConsulTimer::Server(ServerTimer::Reconcile),
+        );
         self.step_raft(ctx, |r, c| r.on_start(c));
+        self.settle(ctx);
+    }
+
+    /// A gossip message from another member of the pool.
+    pub fn on_gossip_message(&mut self, ctx: &mut Ctx<'_>, from: NodeId, msg: SwimMessage) {
+        self.lan.on_message(ctx, LAN, from, msg);
+        self.settle(ctx);
+    }
+
+    /// One of its member's timers fired.
+    pub fn on_gossip_timer(&mut self, ctx: &mut Ctx<'_>, timer: SwimTimer) {
+        self.lan.on_timer(ctx, LAN, timer);
         self.settle(ctx);
     }
 
@@ -286,6 +380,13 @@ impl ConsulServer {
                 if let Some(b) = self.blocked.remove(&(node, seq)) {
                     self.serve(ctx, node, seq, b);
                 }
+            }
+            ServerTimer::Reconcile => {
+                self.full_due = true;
+                ctx.set_timer(
+                    self.reconcile_interval,
+                    ConsulTimer::Server(ServerTimer::Reconcile),
+                );
             }
         }
         self.settle(ctx);
@@ -412,7 +513,7 @@ impl ConsulServer {
             Consistency::Default if !self.raft.is_leader() => self.not_leader(ctx, to, seq),
             Consistency::Default | Consistency::Stale => {
                 let answer = self.catalog().read(self.raft.applied_index(), &query);
-                self.answer(ctx, to, seq, answer, passing, true);
+                self.answer(ctx, to, seq, answer, (passing, b.mode), true);
             }
             Consistency::Consistent => {
                 self.sessions.insert(b.session, to);
@@ -438,7 +539,7 @@ impl ConsulServer {
         to: NodeId,
         seq: u64,
         answer: CatalogAnswer,
-        passing: bool,
+        (passing, mode): (bool, Consistency),
         local: bool,
     ) {
         let answer = match answer {
@@ -461,6 +562,7 @@ impl ConsulServer {
                     self.served_in_step.push(Served {
                         to,
                         local,
+                        mode,
                         service,
                         instances: instances.clone(),
                     });
@@ -478,6 +580,7 @@ impl ConsulServer {
     /// After every input: held queries whose index moved are answered, and those
     /// that need a leader, on a server that no longer leads, are turned away.
     fn settle(&mut self, ctx: &mut Ctx<'_>) {
+        self.reconcile(ctx);
         if !self.raft.is_leader() {
             let gone: Vec<(NodeId, u64)> = self
                 .blocked
@@ -503,6 +606,67 @@ impl ConsulServer {
                 self.serve(ctx, node, seq, b);
             }
         }
+    }
+
+    /// The leader's reconcile (see the module docs): a full one once its term's
+    /// entry is applied and when the periodic one is due, else the members whose
+    /// record changed.
+    fn reconcile(&mut self, ctx: &mut Ctx<'_>) {
+        let changed = self.lan.drain_changed();
+        let term = self.raft.term();
+        let ready =
+            self.raft.is_leader() && self.raft.log().term(self.raft.applied_index()) == Some(term);
+        if !ready {
+            if !self.raft.is_leader() {
+                self.inflight.clear();
+                self.full_due = false;
+            }
+            return;
+        }
+        let todo: Vec<NodeId> = if self.reconciled_term != term || self.full_due {
+            self.reconciled_term = term;
+            self.full_due = false;
+            (0..self.members).collect()
+        } else {
+            changed.into_iter().filter(|&n| n < self.members).collect()
+        };
+        let me = ctx.id();
+        for node in todo {
+            let status = match node == me {
+                true => Some(SerfStatus::Alive),
+                false => self.lan.status(node),
+            };
+            let Some(status) = status else {
+                continue;
+            };
+            let ignore_failed = self.bugs.serf_failed_not_reconciled;
+            let Some(cmd) = reconcile_member(self.catalog(), me, node, status, ignore_failed)
+            else {
+                continue;
+            };
+            if self.inflight.get(&node).is_some_and(|(_, c)| *c == cmd) {
+                continue;
+            }
+            self.propose(ctx, node, cmd);
+        }
+    }
+
+    /// Proposes a reconcile write for `node` under the server's own session.
+    fn propose(&mut self, ctx: &mut Ctx<'_>, node: NodeId, cmd: CatalogCommand) {
+        // Only a leader proposes, and a server leads again only in a higher term,
+        // restarted or not: (term, count) keeps the session's numbers increasing.
+        let base = self.raft.term() << 32;
+        self.next_seq = self.next_seq.max(base) + 1;
+        let seq = self.next_seq;
+        ctx.trace(format!("reconcile: n{node} {cmd:?}"));
+        self.inflight.insert(node, (seq, cmd.clone()));
+        self.reconcile_writes += 1;
+        let id = RequestId {
+            client: self.session,
+            seq,
+        };
+        let op = RequestOp::Command(Arc::new(cmd));
+        self.step_raft(ctx, |r, c| r.on_request(c, id, raft::Request { seq, op }));
     }
 
     /// Runs one Raft handler and hands its effects on.
@@ -531,11 +695,22 @@ impl ConsulServer {
             }
         }
         for (id, response) in replies {
+            if id.client == self.session {
+                // A reconcile write was applied (or refused): the member may be
+                // reconciled again.
+                self.inflight.retain(|_, (seq, _)| *seq != id.seq);
+                continue;
+            }
             if let Some((to, passing)) = self.reads.remove(&(id.client, id.seq)) {
                 match response {
-                    Response::Value { value, .. } => {
-                        self.answer(ctx, to, id.seq, value, passing, false)
-                    }
+                    Response::Value { value, .. } => self.answer(
+                        ctx,
+                        to,
+                        id.seq,
+                        value,
+                        (passing, Consistency::Consistent),
+                        false,
+                    ),
                     r => ctx.send(
                         to,
                         wrap(ServerOut::Response(id.seq, ConsulResponse::Raft(r))),

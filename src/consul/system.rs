@@ -11,15 +11,19 @@
 //! and the discovery figures ([`super::checks`]) come with the roles. The bugs
 //! `--bug` injects are [`BUGS`].
 //!
-//! No gossip: there is no Serf membership and no `serfHealth` check, so a crashed
-//! agent stays in the catalog as its last sync left it; see
-//! [`super::agent`].
+//! Servers and agents form the LAN gossip pool ([`super::lan`], settings in the
+//! `gossip` sub-table); the leader turns membership into `serfHealth`
+//! ([`super::reconcile`]), so a crashed agent's node turns critical and leaves
+//! `?passing` answers within the bound [`super::soundness`] derives.
 
 use std::time::Duration;
 
-use super::checks::{BlockingWakes, DiscoveryFigures, LeaderAfterHeal, PassingAnswers};
+use super::checks::{
+    BlockingWakes, DiscoveryFigures, LeaderAfterHeal, PassingAnswers, SerfFigures,
+};
 use super::config::ConsulConfig;
 use super::node::{ConsulBugs, ConsulNode};
+use super::soundness::{PassingBounded, PassingBounds};
 use crate::check::Checker;
 use crate::process::{ClientId, NodeId};
 use crate::raft::{invariants, ReadMode};
@@ -47,6 +51,21 @@ pub const BUGS: &[Bug] = &[
                       callers learn of a failing instance only when their wait runs out \
                       (blocking-wakes).",
     },
+    Bug {
+        name: "serf-failed-not-reconciled",
+        scenario: "consul-discovery-instance-crash",
+        description: "The leader ignores failed members when it reconciles gossip into the \
+                      catalog: a crashed node keeps `serfHealth` passing, so its service \
+                      stays in `?passing` answers past the detection bound \
+                      (passing-bounded).",
+    },
+    Bug {
+        name: "passing-ignores-node-checks",
+        scenario: "consul-discovery-instance-crash",
+        description: "The servers' `?passing` filter looks only at the service's own checks, \
+                      not at its node's: an instance whose node's `serfHealth` is critical \
+                      stays listed (passing-answers).",
+    },
 ];
 
 impl Consul {
@@ -60,6 +79,8 @@ impl Consul {
                 "blocking-ignores-check-updates" => {
                     bugs.server.blocking_ignores_check_updates = true
                 }
+                "serf-failed-not-reconciled" => bugs.server.serf_failed_not_reconciled = true,
+                "passing-ignores-node-checks" => bugs.server.passing_ignores_node_checks = true,
                 _ => unreachable!("unknown bug {name:?} (validate rejects it)"),
             }
         }
@@ -132,10 +153,18 @@ impl System for Consul {
             let servers = setup.config.servers(setup.nodes);
             let instances = servers..servers + d.instances;
             let callers = servers + d.instances..setup.nodes;
+            checkers.push(Box::new(PassingBounded::new(
+                PassingBounds::of(&setup.config, setup.nodes),
+                &d.service,
+                0..servers,
+                instances.clone(),
+                callers.clone(),
+            )));
             checkers.push(Box::new(DiscoveryFigures::new(
                 &d.service, instances, callers,
             )));
         }
+        checkers.push(Box::new(SerfFigures::new()));
         checkers
     }
 
@@ -144,7 +173,17 @@ impl System for Consul {
     }
 
     fn sometimes() -> &'static [&'static str] {
-        crate::raft::RaftKv::sometimes()
+        // Raft's and the LAN pool's (SWIM's).
+        &[
+            "leader-stepped-down-with-uncommitted-entries",
+            "lease-read-refused",
+            "follower-log-truncated",
+            "snapshot-installed",
+            "leader-changed",
+            "suspicion-refuted",
+            "suspicion-confirmed",
+            "member-declared-dead",
+        ]
     }
 
     fn leader_bound_ms(setup: &Setup<Self>) -> Option<u64> {
