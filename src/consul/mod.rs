@@ -29,11 +29,13 @@ pub mod agent;
 pub mod anti_entropy;
 pub mod caller;
 pub mod catalog;
+pub mod catalog_checks;
 pub mod checks;
 pub mod config;
 pub mod conn;
 pub mod health;
 pub mod node;
+pub mod operator;
 pub mod server;
 pub mod system;
 

@@ -3,7 +3,7 @@
 //! of the service ([`Caller`]). Every role is a node, so every fault strikes it
 //! alike.
 
-use super::agent::{Agent, AgentOut, AgentSettings, AgentTimer};
+use super::agent::{Agent, AgentBugs, AgentOut, AgentSettings, AgentTimer};
 use super::caller::{Caller, CallerOut, CallerSettings, CallerTimer};
 use super::catalog::Catalog;
 use super::config::{ConsulConfig, NodeRole};
@@ -95,6 +95,8 @@ pub struct ConsulBugs {
     pub raft: Bugs,
     /// The servers'.
     pub server: ServerBugs,
+    /// The agents'.
+    pub agent: AgentBugs,
 }
 
 impl ConsulNode {
@@ -121,6 +123,14 @@ impl ConsulNode {
                     cluster_nodes: nodes,
                     request_timeout_ms: d.request_timeout_ms,
                     retry_backoff_ms: d.retry_backoff_ms,
+                    probe_flap_ms: d.probe_flap_ms.filter(|_| id == servers),
+                    operator: d
+                        .operator
+                        .iter()
+                        .filter(|a| a.node == id)
+                        .map(|a| (a.at(), a.command(&d.service)))
+                        .collect(),
+                    bugs: bugs.agent,
                 },
             ))),
             NodeRole::Caller => {

@@ -111,6 +111,10 @@ pub struct ServerBugs {
     /// service listing rather than on the health index): callers learn of a
     /// failing instance only when their wait runs out.
     pub blocking_ignores_check_updates: bool,
+    /// A held query wakes as soon as the index it waits on differs from the one it
+    /// carried, lower included: a server behind the leader answers a blocking query
+    /// at once with an index lower than the one it was given.
+    pub blocking_returns_stale_index: bool,
 }
 
 /// A health answer a server sent, for the checkers.
@@ -126,6 +130,13 @@ pub struct Served {
     pub service: String,
     /// The instances listed.
     pub instances: Vec<ServiceInstance>,
+    /// The index the answer carries (`X-Consul-Index`).
+    pub index: u64,
+    /// The index the query carried (0: not a blocking query).
+    pub min_index: u64,
+    /// Answered because its wait ran out (or the server would hold no more), not
+    /// because the index moved.
+    pub wait_ended: bool,
 }
 
 /// `?passing` (`filterNonPassing`): keeps the instances whose every check, node
@@ -152,6 +163,8 @@ struct Blocked {
     min_index: u64,
     /// The service's instances when it was held (for the bug only).
     instances: Vec<(String, String)>,
+    /// Served because its wait ran out.
+    wait_ended: bool,
 }
 
 /// A held blocking query, for the checkers.
@@ -172,8 +185,9 @@ pub struct ConsulServer {
     wake_global: bool,
     /// Node clients' sessions → their nodes, for Raft's answers.
     sessions: BTreeMap<ClientId, NodeId>,
-    /// Raft reads in flight for node clients: (session, seq) → (node, `?passing`).
-    reads: BTreeMap<(ClientId, u64), (NodeId, bool)>,
+    /// Raft reads in flight for node clients: (session, seq) → (node, `?passing`,
+    /// the query's index, whether its wait ran out).
+    reads: BTreeMap<(ClientId, u64), (NodeId, bool, u64, bool)>,
     /// Held blocking queries by (node, seq).
     blocked: BTreeMap<(NodeId, u64), Blocked>,
     applied: u64,
@@ -283,7 +297,8 @@ impl ConsulServer {
         match timer {
             ServerTimer::Raft(t) => self.step_raft(ctx, |r, c| r.on_timer(c, t)),
             ServerTimer::Wait(node, seq) => {
-                if let Some(b) = self.blocked.remove(&(node, seq)) {
+                if let Some(mut b) = self.blocked.remove(&(node, seq)) {
+                    b.wait_ended = true;
                     self.serve(ctx, node, seq, b);
                 }
             }
@@ -336,6 +351,7 @@ impl ConsulServer {
                     mode,
                     min_index,
                     instances,
+                    wait_ended: false,
                 };
                 if mode != Consistency::Stale && !self.raft.is_leader() {
                     self.not_leader(ctx, from, seq);
@@ -343,7 +359,8 @@ impl ConsulServer {
                     // One blocking query per node: a retry replaces the older one.
                     self.blocked.retain(|&(n, _), _| n != from);
                     if self.blocked.len() >= BLOCKED_MAX {
-                        let ((n, s), oldest) = self.blocked.pop_first().expect("full");
+                        let ((n, s), mut oldest) = self.blocked.pop_first().expect("full");
+                        oldest.wait_ended = true;
                         self.serve(ctx, n, s, oldest);
                     }
                     self.blocked.insert((from, seq), b);
@@ -386,6 +403,17 @@ impl ConsulServer {
     }
 
     fn wakes(&self, b: &Blocked) -> bool {
+        if self.bugs.blocking_returns_stale_index && b.min_index > 0 {
+            let on = match (&b.query, self.wake_global) {
+                (CatalogQuery::ServiceHealth { service, .. }, false) => {
+                    WakeOn::Service(service.clone())
+                }
+                _ => WakeOn::Global,
+            };
+            if self.catalog().index_of(&on) < b.min_index {
+                return true;
+            }
+        }
         if self.bugs.blocking_ignores_check_updates && b.min_index > 0 {
             if let CatalogQuery::ServiceHealth { .. } = b.query {
                 return self.instances_of(&b.query) != b.instances;
@@ -412,7 +440,8 @@ impl ConsulServer {
             Consistency::Default if !self.raft.is_leader() => self.not_leader(ctx, to, seq),
             Consistency::Default | Consistency::Stale => {
                 let answer = self.catalog().read(self.raft.applied_index(), &query);
-                self.answer(ctx, to, seq, answer, passing, true);
+                let asked = (b.min_index, b.wait_ended);
+                self.answer(ctx, to, seq, answer, passing, true, asked);
             }
             Consistency::Consistent => {
                 self.sessions.insert(b.session, to);
@@ -420,7 +449,8 @@ impl ConsulServer {
                     // Reads Raft never answered (leadership lost): forget the oldest.
                     self.reads.pop_first();
                 }
-                self.reads.insert((b.session, seq), (to, passing));
+                self.reads
+                    .insert((b.session, seq), (to, passing, b.min_index, b.wait_ended));
                 let id = RequestId {
                     client: b.session,
                     seq,
@@ -431,7 +461,9 @@ impl ConsulServer {
         }
     }
 
-    /// Sends a read's answer, `?passing` applied if asked.
+    /// Sends a read's answer, `?passing` applied if asked; `asked` is the query's
+    /// index and whether its wait ran out.
+    #[allow(clippy::too_many_arguments)]
     fn answer(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -440,6 +472,7 @@ impl ConsulServer {
         answer: CatalogAnswer,
         passing: bool,
         local: bool,
+        asked: (u64, bool),
     ) {
         let answer = match answer {
             CatalogAnswer::ServiceHealth { index, instances } => {
@@ -463,6 +496,9 @@ impl ConsulServer {
                         local,
                         service,
                         instances: instances.clone(),
+                        index,
+                        min_index: asked.0,
+                        wait_ended: asked.1,
                     });
                 }
                 CatalogAnswer::ServiceHealth { index, instances }
@@ -531,10 +567,13 @@ impl ConsulServer {
             }
         }
         for (id, response) in replies {
-            if let Some((to, passing)) = self.reads.remove(&(id.client, id.seq)) {
+            if let Some((to, passing, min_index, wait_ended)) =
+                self.reads.remove(&(id.client, id.seq))
+            {
                 match response {
                     Response::Value { value, .. } => {
-                        self.answer(ctx, to, id.seq, value, passing, false)
+                        let asked = (min_index, wait_ended);
+                        self.answer(ctx, to, id.seq, value, passing, false, asked)
                     }
                     r => ctx.send(
                         to,

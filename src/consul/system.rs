@@ -47,6 +47,20 @@ pub const BUGS: &[Bug] = &[
                       callers learn of a failing instance only when their wait runs out \
                       (blocking-wakes).",
     },
+    Bug {
+        name: "anti-entropy-never-removes",
+        scenario: "consul-zombie-after-reap",
+        description: "The agent's anti-entropy never deletes catalog entries it does not \
+                      hold locally: a service reaped while its agent could not reach the \
+                      servers stays in the catalog for good (no-zombie).",
+    },
+    Bug {
+        name: "blocking-query-returns-stale-index",
+        scenario: "consul-blocking-stale-index",
+        description: "A server answers a blocking query at once when the index it waits \
+                      on is below the query's, as a server behind the leader would: the \
+                      caller gets an older index and state (catalog-index).",
+    },
 ];
 
 impl Consul {
@@ -59,6 +73,10 @@ impl Consul {
                 "passing-admits-warning" => bugs.server.passing_admits_warning = true,
                 "blocking-ignores-check-updates" => {
                     bugs.server.blocking_ignores_check_updates = true
+                }
+                "anti-entropy-never-removes" => bugs.agent.anti_entropy_never_removes = true,
+                "blocking-query-returns-stale-index" => {
+                    bugs.server.blocking_returns_stale_index = true
                 }
                 _ => unreachable!("unknown bug {name:?} (validate rejects it)"),
             }
@@ -128,6 +146,7 @@ impl System for Consul {
         let d = &setup.config.discovery;
         checkers.push(Box::new(PassingAnswers::new()));
         checkers.push(Box::new(BlockingWakes::new()));
+        checkers.extend(super::catalog_checks::checkers(&setup.config, setup.nodes));
         if d.instances > 0 {
             let servers = setup.config.servers(setup.nodes);
             let instances = servers..servers + d.instances;
