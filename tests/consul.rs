@@ -418,3 +418,172 @@ fn bad_gossip_settings_are_refused_naming_the_field() {
     let nodes = gossip("[[cluster.config.gossip.nodes]]\nid = 3");
     assert!(nodes.contains("cluster.config.gossip.nodes"), "{nodes}");
 }
+
+// ---- The catalog's own checks: indexes, zombies, flapping, operator writes ----
+
+#[test]
+fn the_catalog_scenarios_pass_on_a_correct_build() {
+    for name in [
+        "consul-zombie-after-reap",
+        "consul-blocking-stale-index",
+        "consul-flapping-check",
+        "consul-flapping-check-hysteresis",
+        "consul-deregistration-vs-agent",
+    ] {
+        let s = sweep(&shipped(name), 0..8, None);
+        assert_eq!(s.passed, 8, "{name}: {:?}", s.failing_seeds);
+        for seed in 0..8 {
+            // The index checker looked at answers in every run.
+            assert!(
+                metric(&s, seed, "blocking_answers_checked_count") > 0.0,
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn anti_entropy_that_never_removes_leaves_a_zombie_caught_on_every_seed() {
+    let s = sweep(
+        &shipped("consul-zombie-after-reap"),
+        0..10,
+        Some("anti-entropy-never-removes"),
+    );
+    assert_eq!(s.passed, 0, "passing seeds with the bug");
+    for r in &s.runs {
+        let f = r.failure.as_ref().expect("a failure");
+        assert_eq!(f.check, "no-zombie", "{}", f.message);
+        assert!(f.message.contains("still lists it"), "{}", f.message);
+    }
+}
+
+#[test]
+fn a_blocking_query_answered_with_a_lower_index_is_caught_on_every_seed() {
+    let s = sweep(
+        &shipped("consul-blocking-stale-index"),
+        0..10,
+        Some("blocking-query-returns-stale-index"),
+    );
+    assert_eq!(s.passed, 0, "passing seeds with the bug");
+    for r in &s.runs {
+        let f = r.failure.as_ref().expect("a failure");
+        assert_eq!(f.check, "catalog-index", "{}", f.message);
+        assert!(
+            f.message.contains("before its wait ran out"),
+            "{}",
+            f.message
+        );
+    }
+}
+
+#[test]
+fn a_service_reaped_while_cut_off_leaves_the_catalog_once_its_agent_reaches_it() {
+    let s = sweep(&shipped("consul-zombie-after-reap"), 0..5, None);
+    assert_eq!(s.passed, 5, "{:?}", s.failing_seeds);
+    for seed in 0..5 {
+        assert_eq!(metric(&s, seed, "services_reaped_count"), 1.0);
+        assert_eq!(metric(&s, seed, "services_dropped_count"), 1.0);
+        // Reaped at 90 s while cut off until 100 s: deregistered within a round
+        // trip of the agent's first answer, far inside one full sync.
+        let stay = metric(&s, seed, "zombie_stay_max_ms");
+        assert!(
+            stay < 1_000.0,
+            "stayed {stay} ms after the agent reached the servers"
+        );
+        assert!(metric(&s, seed, "zombie_bound_ms") > 20_000.0);
+        assert_eq!(metric(&s, seed, "calls_to_long_dead_count"), 0.0);
+    }
+}
+
+#[test]
+fn a_stale_server_holds_a_query_whose_index_it_has_not_reached() {
+    let s = sweep(&shipped("consul-blocking-stale-index"), 0..5, None);
+    assert_eq!(s.passed, 5, "{:?}", s.failing_seeds);
+    let backwards: f64 = (0..5)
+        .map(|seed| metric(&s, seed, "blocking_index_backwards_count"))
+        .sum();
+    // The moved caller's query ran out its wait on the server behind (the
+    // documented backwards case) in some seeds at least.
+    assert!(backwards >= 1.0, "no query waited on the server behind");
+}
+
+#[test]
+fn hysteresis_cuts_the_catalog_writes_of_a_flapping_check() {
+    let plain = sweep(&shipped("consul-flapping-check"), 0..5, None);
+    let damped = sweep(&shipped("consul-flapping-check-hysteresis"), 0..5, None);
+    assert_eq!(plain.passed + damped.passed, 10);
+    for seed in 0..5 {
+        let p = metric(&plain, seed, "catalog_writes_per_min");
+        let d = metric(&damped, seed, "catalog_writes_per_min");
+        assert!(
+            p >= 25.0,
+            "seed {seed}: {p} writes a minute without hysteresis"
+        );
+        assert!(
+            d * 2.0 < p,
+            "seed {seed}: {d} with hysteresis vs {p} without"
+        );
+    }
+}
+
+#[test]
+fn an_operator_deregistration_is_undone_by_the_agents_next_sync() {
+    let s = sweep(&shipped("consul-deregistration-vs-agent"), 0..5, None);
+    assert_eq!(s.passed, 5, "{:?}", s.failing_seeds);
+    for seed in 0..5 {
+        assert_eq!(metric(&s, seed, "operator_deregistrations_count"), 1.0);
+        assert_eq!(
+            metric(&s, seed, "operator_deregistrations_undone_count"),
+            1.0
+        );
+        // Within one full sync: 15 s plus a jitter of up to 15 s.
+        let undone = metric(&s, seed, "operator_deregistration_undone_max_ms");
+        assert!(
+            (1.0..=30_000.0).contains(&undone),
+            "undone after {undone} ms"
+        );
+    }
+}
+
+#[test]
+fn catalog_settings_that_cannot_work_are_refused_naming_the_field() {
+    let with = |extra: &str| BASE.replace("callers = 1", &format!("callers = 1\n{extra}"));
+    let interval = refused(&with("probe_interval_ms = 0"));
+    assert!(
+        interval.contains("discovery.probe_interval_ms"),
+        "{interval}"
+    );
+    let failures = refused(&with(
+        "probe_interval_ms = 1000\nfailures_before_critical = 0",
+    ));
+    assert!(
+        failures.contains("discovery.failures_before_critical"),
+        "{failures}"
+    );
+    let no_service = refused(
+        &BASE
+            .replace("nodes = 6", "nodes = 3")
+            .replace("instances = 2\ncallers = 1", "instances = 0\ncallers = 0"),
+    );
+    assert!(
+        no_service.contains("discovery.check_ttl_ms"),
+        "{no_service}"
+    );
+    assert!(no_service.contains("service to report it"), "{no_service}");
+    let unknown =
+        refused(&BASE.replace("instances = 2\ncallers = 1", "instances = 0\ncallers = 3"));
+    assert!(unknown.contains("discovery.callers"), "{unknown}");
+    let mode = refused(&with("read_mode = \"linearizable\""));
+    assert!(mode.contains("discovery.read_mode"), "{mode}");
+    let flap = refused(&with("probe_flap_ms = 0"));
+    assert!(flap.contains("discovery.probe_flap_ms"), "{flap}");
+    let op = |body: &str| format!("{BASE}\n[[cluster.config.discovery.operator]]\n{body}\n");
+    let action = refused(&op("at_ms = 1000\naction = \"purge\"\nnode = 3"));
+    assert!(action.contains("discovery.operator[0].action"), "{action}");
+    let node = refused(&op(
+        "at_ms = 1000\naction = \"deregister-service\"\nnode = 0",
+    ));
+    assert!(node.contains("discovery.operator[0].node"), "{node}");
+    let at = refused(&op("at_ms = 0\naction = \"deregister-node\"\nnode = 4"));
+    assert!(at.contains("discovery.operator[0].at_ms"), "{at}");
+}

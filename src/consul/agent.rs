@@ -30,6 +30,13 @@
 //!   catalog as `serfHealth`, which the leader writes ([`super::reconcile`]) and
 //!   anti-entropy leaves alone. A crashed agent's own entries stay as its last sync
 //!   left them, but its node's `serfHealth` turns critical once gossip fails it.
+//! - **Flapping** (`probe_flap_ms`, consul#2890): the service itself turns from
+//!   healthy to failing and back every so often; its probes, TTL reports and calls
+//!   see it so (a fault's health comes first: unhealthy or hung stays so).
+//! - **Operator requests** ([`super::operator`]): a catalog write sent through this
+//!   agent's catalog endpoint at its time, forwarded to the servers between two
+//!   syncs, without touching the local state, so the next full sync undoes a
+//!   deregistration of a service the agent still runs.
 //!
 //! Requests rotate through the servers on timeouts and follow a named leader;
 //! a refusal or a dropped write is retried after a backoff.
@@ -80,6 +87,24 @@ pub struct AgentSettings {
     pub request_timeout_ms: u64,
     /// Pause before retrying a refused request (ms).
     pub retry_backoff_ms: u64,
+    /// With a value, the service itself flaps: every this many ms it turns from
+    /// healthy to failing or back (an intermittently failing instance, consul#2890);
+    /// its probes and calls see it so. `None`: it does not flap.
+    pub probe_flap_ms: Option<u64>,
+    /// Operator requests sent through this agent's catalog endpoint (forwarded to
+    /// the servers, not applied to the agent's local state): (when, the write).
+    pub operator: Vec<(Duration, CatalogCommand)>,
+    /// Bugs to inject.
+    pub bugs: AgentBugs,
+}
+
+/// Bugs an agent can switch on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentBugs {
+    /// Anti-entropy never deletes catalog entries the agent does not hold locally
+    /// (`updateSyncState` skipping remote-only services and checks): a service the
+    /// agent dropped while it could not reach the servers stays in the catalog.
+    pub anti_entropy_never_removes: bool,
 }
 
 /// An agent's timers.
@@ -147,6 +172,14 @@ pub struct Agent {
     updates_in_step: Vec<(String, Status)>,
     acked_in_step: Vec<(CatalogCommand, u64)>,
     reaped_in_step: Vec<String>,
+    /// The flapping service's next turn, and whether it is failing now.
+    next_turn: Option<(Duration, bool)>,
+    /// Operator requests not yet sent, by time.
+    operator: VecDeque<(Duration, CatalogCommand)>,
+    /// The operator request in flight (its write is not anti-entropy's).
+    operator_pending: bool,
+    operator_acked_in_step: Vec<(CatalogCommand, u64)>,
+    heard_in_step: bool,
 }
 
 impl Agent {
@@ -179,6 +212,11 @@ impl Agent {
             updates_in_step: Vec::new(),
             acked_in_step: Vec::new(),
             reaped_in_step: Vec::new(),
+            next_turn: None,
+            operator: VecDeque::new(),
+            operator_pending: false,
+            operator_acked_in_step: Vec::new(),
+            heard_in_step: false,
         }
     }
 
@@ -213,6 +251,32 @@ impl Agent {
         &self.reaped_in_step
     }
 
+    /// Operator writes forwarded through its catalog endpoint and acknowledged in
+    /// the last step, with the index they were applied at (not in
+    /// [`Agent::acked_in_step`], which is anti-entropy's).
+    pub fn operator_acked_in_step(&self) -> &[(CatalogCommand, u64)] {
+        &self.operator_acked_in_step
+    }
+
+    /// Whether a server answered one of its requests in the last step.
+    pub fn heard_in_step(&self) -> bool {
+        self.heard_in_step
+    }
+
+    /// How the service behaves now: the fault's health, failing while it flaps down.
+    fn effective_health(&self) -> Health {
+        match (self.health, self.next_turn) {
+            (Health::Healthy, Some((_, true))) => Health::Unhealthy,
+            (h, _) => h,
+        }
+    }
+
+    /// Whether its service flaps by itself (`probe_flap_ms`), so it never settles
+    /// as healthy.
+    pub fn flaps(&self) -> bool {
+        self.settings.probe_flap_ms.is_some()
+    }
+
     /// How its service answers calls now.
     pub fn health(&self) -> Health {
         self.health
@@ -226,7 +290,7 @@ impl Agent {
     /// Whether a call gets an answer, and which: `Some(true)` ok, `Some(false)`
     /// error, `None` none. A reaped service refuses calls.
     pub fn answer(&self) -> Option<bool> {
-        match self.health {
+        match self.effective_health() {
             Health::Healthy => Some(self.has_service()),
             Health::Unhealthy => Some(false),
             Health::Hung => None,
@@ -238,6 +302,8 @@ impl Agent {
         self.updates_in_step.clear();
         self.acked_in_step.clear();
         self.reaped_in_step.clear();
+        self.operator_acked_in_step.clear();
+        self.heard_in_step = false;
     }
 
     /// Boot: the service and its checks, a first sync, the timers.
@@ -293,6 +359,18 @@ impl Agent {
         }
         // The service reports as soon as it runs.
         self.next_refresh = self.settings.ttl_refresh_ms.map(|_| now);
+        self.next_turn = self
+            .settings
+            .probe_flap_ms
+            .map(|ms| (now + Duration::from_millis(ms), false));
+        // Requests whose time passed while the node was down are not sent.
+        self.operator = self
+            .settings
+            .operator
+            .iter()
+            .filter(|(at, _)| *at >= now)
+            .cloned()
+            .collect();
         let mut out = self.due(now);
         out.extend(self.start_sync(now));
         let delay = full_sync_delay(self.settings.ae_interval, self.settings.cluster_nodes, rng);
@@ -319,10 +397,15 @@ impl Agent {
 
     /// Runs whatever is due at `now`, then arms the next deadline.
     fn due(&mut self, now: Duration) -> Vec<AgentOut> {
+        if let (Some((at, down)), Some(every)) = (self.next_turn, self.settings.probe_flap_ms) {
+            if at <= now {
+                self.next_turn = Some((now + Duration::from_millis(every), !down));
+            }
+        }
         if let (Some(at), Some(every)) = (self.next_refresh, self.settings.ttl_refresh_ms) {
             if at <= now {
                 self.next_refresh = Some(now + Duration::from_millis(every));
-                let report = match self.health {
+                let report = match self.effective_health() {
                     Health::Healthy => Some((Status::Passing, "service ok")),
                     Health::Unhealthy => Some((Status::Critical, "service failing")),
                     Health::Hung => None,
@@ -359,6 +442,7 @@ impl Agent {
                 }
             }
         }
+        let health = self.effective_health();
         let ids: Vec<String> = self.checks.keys().cloned().collect();
         for id in ids {
             // A deadline's outcome can schedule another at once (a probe that
@@ -371,7 +455,7 @@ impl Agent {
                 let outcome = check.on_deadline(now);
                 let mut updates: Vec<CheckUpdate> = outcome.update.into_iter().collect();
                 if let Some(probe) = outcome.start_probe {
-                    let result = match self.health {
+                    let result = match health {
                         Health::Healthy => Some((ProbeOutcome::Passing, "HTTP GET: 200 OK")),
                         Health::Unhealthy => Some((
                             ProbeOutcome::Critical,
@@ -409,8 +493,8 @@ impl Agent {
             }
         }
         let mut out = Vec::new();
-        if self.dirty && matches!(self.sync, SyncState::Idle) {
-            out.extend(self.start_sync(now));
+        if matches!(self.sync, SyncState::Idle) {
+            out.extend(self.next_work(now));
         }
         // The next deadline, armed unless an earlier timer is.
         let next = self
@@ -419,6 +503,8 @@ impl Agent {
             .filter_map(|(_, c)| c.next_deadline())
             .chain(self.next_refresh)
             .chain(self.next_flap.map(|(at, _)| at))
+            .chain(self.next_turn.map(|(at, _)| at))
+            .chain(self.operator.front().map(|(at, _)| *at))
             .chain(Some(self.reaper.next_deadline()))
             .min()
             .expect("the reaper has a deadline");
@@ -428,6 +514,21 @@ impl Agent {
             out.push(AgentOut::Timer(next - now, AgentTimer::Deadline(next)));
         }
         out
+    }
+
+    /// With nothing in flight: a due operator request first, else a sync if the
+    /// local state changed.
+    fn next_work(&mut self, now: Duration) -> Vec<AgentOut> {
+        if self.operator.front().is_some_and(|(at, _)| *at <= now) {
+            let (_, cmd) = self.operator.pop_front().expect("due");
+            self.operator_pending = true;
+            self.sync = SyncState::Writing(VecDeque::new());
+            return self.request(ConsulRequest::Write(Arc::new(cmd)));
+        }
+        if self.dirty {
+            return self.start_sync(now);
+        }
+        Vec::new()
     }
 
     fn start_sync(&mut self, now: Duration) -> Vec<AgentOut> {
@@ -532,6 +633,7 @@ impl Agent {
         {
             return Vec::new();
         }
+        self.heard_in_step = true;
         match resp {
             ConsulResponse::NotLeader(leader)
             | ConsulResponse::Raft(Response::Redirect { leader, .. }) => {
@@ -542,7 +644,16 @@ impl Agent {
                 if matches!(self.sync, SyncState::Reading) =>
             {
                 self.pending = None;
-                let commands = sync_commands(&self.local, node.as_ref(), &BTreeSet::new());
+                let mut commands = sync_commands(&self.local, node.as_ref(), &BTreeSet::new());
+                if self.settings.bugs.anti_entropy_never_removes {
+                    commands.retain(|c| {
+                        !matches!(
+                            c,
+                            CatalogCommand::DeregisterService { .. }
+                                | CatalogCommand::DeregisterCheck { .. }
+                        )
+                    });
+                }
                 self.sync = SyncState::Writing(commands.into());
                 self.next_write(now)
             }
@@ -552,7 +663,11 @@ impl Agent {
                 let p = self.pending.take().expect("pending");
                 if let ConsulRequest::Write(cmd) = p.req {
                     if result.result.is_ok() {
-                        self.acked_in_step.push(((*cmd).clone(), result.index));
+                        let acked = ((*cmd).clone(), result.index);
+                        match std::mem::take(&mut self.operator_pending) {
+                            true => self.operator_acked_in_step.push(acked),
+                            false => self.acked_in_step.push(acked),
+                        }
                     }
                 }
                 self.next_write(now)
@@ -579,10 +694,7 @@ impl Agent {
             Some(cmd) => self.request(ConsulRequest::Write(Arc::new(cmd))),
             None => {
                 self.sync = SyncState::Idle;
-                if self.dirty {
-                    return self.start_sync(now);
-                }
-                Vec::new()
+                self.next_work(now)
             }
         }
     }
@@ -608,6 +720,9 @@ mod tests {
                 cluster_nodes: 8,
                 request_timeout_ms: 1_000,
                 retry_backoff_ms: 100,
+                probe_flap_ms: None,
+                operator: Vec::new(),
+                bugs: AgentBugs::default(),
             },
         )
     }

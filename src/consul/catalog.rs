@@ -283,11 +283,26 @@ impl Catalog {
     /// Whether a blocking query that last saw `min_index` returns now: it does if
     /// `min_index` is 0 (not blocking) or the index it waits on is above it.
     pub fn wakes(&self, on: &WakeOn, min_index: u64) -> bool {
-        let index = match on {
+        min_index == 0 || self.index_of(on) > min_index
+    }
+
+    /// The index a blocking query waiting `on` compares with its minimum.
+    pub fn index_of(&self, on: &WakeOn) -> u64 {
+        match on {
             WakeOn::Service(name) => self.health_index(name),
             WakeOn::Global => self.index,
-        };
-        min_index == 0 || index > min_index
+        }
+    }
+
+    /// The names of the registered nodes, in order.
+    pub fn node_names(&self) -> impl Iterator<Item = &str> + '_ {
+        self.nodes.keys().map(String::as_str)
+    }
+
+    /// The services that have an index row (every service ever written), with
+    /// their index, in name order.
+    pub fn service_indexes(&self) -> impl Iterator<Item = (&str, u64)> + '_ {
+        self.service_indexes.iter().map(|(n, &i)| (n.as_str(), i))
     }
 
     /// A node's record.

@@ -23,6 +23,7 @@ use serde::{Deserialize, Deserializer};
 
 use super::health::{CheckConfig, Hysteresis};
 use super::lan::GossipConfig;
+use super::operator::OperatorAction;
 use crate::discovery::profile::CallerProfile;
 use crate::raft::RaftConfig;
 
@@ -95,7 +96,8 @@ pub struct DiscoveryConfig {
     pub success_before_passing: u32,
     /// `failures_before_warning` of the probe (unset: as `failures_before_critical`).
     pub failures_before_warning: Option<u32>,
-    /// `failures_before_critical` of the probe.
+    /// `failures_before_critical` of the probe: at least 1 (Consul treats 0 as 1: the
+    /// first failure applies).
     pub failures_before_critical: u32,
     /// `deregister_critical_service_after` of both checks, in ms (unset: never).
     pub deregister_critical_service_after_ms: Option<u64>,
@@ -118,6 +120,11 @@ pub struct DiscoveryConfig {
     /// Pause before retrying a request, in ms; also the least time between two
     /// blocking queries whose index did not move (a caller's rate limit).
     pub retry_backoff_ms: u64,
+    /// With a value, the first instance's service flaps: every this many ms it
+    /// turns from healthy to failing or back, so its probe flaps (consul#2890).
+    pub probe_flap_ms: Option<u64>,
+    /// An operator's catalog writes ([`OperatorAction`]).
+    pub operator: Vec<OperatorAction>,
 }
 
 impl Default for DiscoveryConfig {
@@ -137,7 +144,7 @@ impl Default for DiscoveryConfig {
             probe_timeout_ms: 500,
             success_before_passing: 0,
             failures_before_warning: None,
-            failures_before_critical: 0,
+            failures_before_critical: 1,
             deregister_critical_service_after_ms: None,
             flapper_ms: None,
             ae_interval_ms: 60_000,
@@ -145,6 +152,8 @@ impl Default for DiscoveryConfig {
             call_timeout_ms: None,
             request_timeout_ms: 1_000,
             retry_backoff_ms: 100,
+            probe_flap_ms: None,
+            operator: Vec::new(),
         }
     }
 }
@@ -328,6 +337,35 @@ impl ConsulConfig {
         if d.probe_interval_ms == Some(0) {
             return Err((field("probe_interval_ms"), "must be at least 1 ms".into()));
         }
+        if d.failures_before_critical == 0 {
+            return Err((
+                field("failures_before_critical"),
+                "at least 1 (the first failure applies at 1)".into(),
+            ));
+        }
+        if d.check_ttl_ms.is_some() && d.instances == 0 {
+            return Err((
+                field("check_ttl_ms"),
+                "a TTL check needs a service to report it: set instances".into(),
+            ));
+        }
+        if d.ttl_refresh_ms.is_some() && d.check_ttl_ms.is_none() {
+            return Err((
+                field("ttl_refresh_ms"),
+                "refreshes of no TTL check: set check_ttl_ms".into(),
+            ));
+        }
+        if d.probe_flap_ms == Some(0) {
+            return Err((field("probe_flap_ms"), "must be at least 1 ms".into()));
+        }
+        if d.probe_flap_ms.is_some() && d.instances == 0 {
+            return Err((
+                field("probe_flap_ms"),
+                "no instance to flap: set instances".into(),
+            ));
+        }
+        let agents = self.servers(nodes)..self.servers(nodes) + d.instances;
+        super::operator::validate(&d.operator, agents)?;
         for (k, v) in [
             ("probe_timeout_ms", d.probe_timeout_ms),
             ("blocking_wait_ms", d.blocking_wait_ms),

@@ -4,7 +4,7 @@
 //! alike. Servers and agents are members of the LAN gossip pool ([`LanMember`]);
 //! callers are not.
 
-use super::agent::{Agent, AgentOut, AgentSettings, AgentTimer};
+use super::agent::{Agent, AgentBugs, AgentOut, AgentSettings, AgentTimer};
 use super::caller::{Caller, CallerOut, CallerSettings, CallerTimer};
 use super::catalog::Catalog;
 use super::config::{ConsulConfig, NodeRole, FLAPPER};
@@ -109,6 +109,8 @@ pub struct ConsulBugs {
     pub raft: Bugs,
     /// The servers'.
     pub server: ServerBugs,
+    /// The agents'.
+    pub agent: AgentBugs,
 }
 
 impl ConsulNode {
@@ -148,6 +150,14 @@ impl ConsulNode {
                         cluster_nodes: nodes,
                         request_timeout_ms: d.request_timeout_ms,
                         retry_backoff_ms: d.retry_backoff_ms,
+                        probe_flap_ms: d.probe_flap_ms.filter(|_| id == servers),
+                        operator: d
+                            .operator
+                            .iter()
+                            .filter(|a| a.node == id)
+                            .map(|a| (a.at(), a.command(&d.service)))
+                            .collect(),
+                        bugs: bugs.agent,
                     },
                 )),
                 Box::new(lan()),

@@ -132,6 +132,10 @@ pub struct ServerBugs {
     /// `?passing` looks only at the service's own checks, not at its node's (such
     /// as `serfHealth`).
     pub passing_ignores_node_checks: bool,
+    /// A held query wakes as soon as the index it waits on differs from the one it
+    /// carried, lower included: a server behind the leader answers a blocking query
+    /// at once with an index lower than the one it was given.
+    pub blocking_returns_stale_index: bool,
 }
 
 /// A health answer a server sent, for the checkers.
@@ -149,6 +153,13 @@ pub struct Served {
     pub service: String,
     /// The instances listed.
     pub instances: Vec<ServiceInstance>,
+    /// The index the answer carries (`X-Consul-Index`).
+    pub index: u64,
+    /// The index the query carried (0: not a blocking query).
+    pub min_index: u64,
+    /// Answered because its wait ran out (or the server would hold no more), not
+    /// because the index moved.
+    pub wait_ended: bool,
 }
 
 /// `?passing` (`filterNonPassing`): keeps the instances whose every check, node
@@ -177,6 +188,8 @@ struct Blocked {
     min_index: u64,
     /// The service's instances when it was held (for the bug only).
     instances: Vec<(String, String)>,
+    /// Served because its wait ran out.
+    wait_ended: bool,
 }
 
 /// A held blocking query, for the checkers.
@@ -197,8 +210,9 @@ pub struct ConsulServer {
     wake_global: bool,
     /// Node clients' sessions → their nodes, for Raft's answers.
     sessions: BTreeMap<ClientId, NodeId>,
-    /// Raft reads in flight for node clients: (session, seq) → (node, `?passing`).
-    reads: BTreeMap<(ClientId, u64), (NodeId, bool)>,
+    /// Raft reads in flight for node clients: (session, seq) → (node, `?passing`,
+    /// the query's index, whether its wait ran out).
+    reads: BTreeMap<(ClientId, u64), (NodeId, bool, u64, bool)>,
     /// Held blocking queries by (node, seq).
     blocked: BTreeMap<(NodeId, u64), Blocked>,
     applied: u64,
@@ -377,7 +391,8 @@ impl ConsulServer {
         match timer {
             ServerTimer::Raft(t) => self.step_raft(ctx, |r, c| r.on_timer(c, t)),
             ServerTimer::Wait(node, seq) => {
-                if let Some(b) = self.blocked.remove(&(node, seq)) {
+                if let Some(mut b) = self.blocked.remove(&(node, seq)) {
+                    b.wait_ended = true;
                     self.serve(ctx, node, seq, b);
                 }
             }
@@ -437,6 +452,7 @@ impl ConsulServer {
                     mode,
                     min_index,
                     instances,
+                    wait_ended: false,
                 };
                 if mode != Consistency::Stale && !self.raft.is_leader() {
                     self.not_leader(ctx, from, seq);
@@ -444,7 +460,8 @@ impl ConsulServer {
                     // One blocking query per node: a retry replaces the older one.
                     self.blocked.retain(|&(n, _), _| n != from);
                     if self.blocked.len() >= BLOCKED_MAX {
-                        let ((n, s), oldest) = self.blocked.pop_first().expect("full");
+                        let ((n, s), mut oldest) = self.blocked.pop_first().expect("full");
+                        oldest.wait_ended = true;
                         self.serve(ctx, n, s, oldest);
                     }
                     self.blocked.insert((from, seq), b);
@@ -487,6 +504,17 @@ impl ConsulServer {
     }
 
     fn wakes(&self, b: &Blocked) -> bool {
+        if self.bugs.blocking_returns_stale_index && b.min_index > 0 {
+            let on = match (&b.query, self.wake_global) {
+                (CatalogQuery::ServiceHealth { service, .. }, false) => {
+                    WakeOn::Service(service.clone())
+                }
+                _ => WakeOn::Global,
+            };
+            if self.catalog().index_of(&on) < b.min_index {
+                return true;
+            }
+        }
         if self.bugs.blocking_ignores_check_updates && b.min_index > 0 {
             if let CatalogQuery::ServiceHealth { .. } = b.query {
                 return self.instances_of(&b.query) != b.instances;
@@ -513,7 +541,8 @@ impl ConsulServer {
             Consistency::Default if !self.raft.is_leader() => self.not_leader(ctx, to, seq),
             Consistency::Default | Consistency::Stale => {
                 let answer = self.catalog().read(self.raft.applied_index(), &query);
-                self.answer(ctx, to, seq, answer, (passing, b.mode), true);
+                let asked = (b.min_index, b.wait_ended);
+                self.answer(ctx, to, seq, answer, (passing, b.mode), true, asked);
             }
             Consistency::Consistent => {
                 self.sessions.insert(b.session, to);
@@ -521,7 +550,8 @@ impl ConsulServer {
                     // Reads Raft never answered (leadership lost): forget the oldest.
                     self.reads.pop_first();
                 }
-                self.reads.insert((b.session, seq), (to, passing));
+                self.reads
+                    .insert((b.session, seq), (to, passing, b.min_index, b.wait_ended));
                 let id = RequestId {
                     client: b.session,
                     seq,
@@ -532,7 +562,9 @@ impl ConsulServer {
         }
     }
 
-    /// Sends a read's answer, `?passing` applied if asked.
+    /// Sends a read's answer, `?passing` applied if asked; `asked` is the query's
+    /// index and whether its wait ran out.
+    #[allow(clippy::too_many_arguments)]
     fn answer(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -541,6 +573,7 @@ impl ConsulServer {
         answer: CatalogAnswer,
         (passing, mode): (bool, Consistency),
         local: bool,
+        asked: (u64, bool),
     ) {
         let answer = match answer {
             CatalogAnswer::ServiceHealth { index, instances } => {
@@ -565,6 +598,9 @@ impl ConsulServer {
                         mode,
                         service,
                         instances: instances.clone(),
+                        index,
+                        min_index: asked.0,
+                        wait_ended: asked.1,
                     });
                 }
                 CatalogAnswer::ServiceHealth { index, instances }
@@ -701,16 +737,15 @@ impl ConsulServer {
                 self.inflight.retain(|_, (seq, _)| *seq != id.seq);
                 continue;
             }
-            if let Some((to, passing)) = self.reads.remove(&(id.client, id.seq)) {
+            if let Some((to, passing, min_index, wait_ended)) =
+                self.reads.remove(&(id.client, id.seq))
+            {
                 match response {
-                    Response::Value { value, .. } => self.answer(
-                        ctx,
-                        to,
-                        id.seq,
-                        value,
-                        (passing, Consistency::Consistent),
-                        false,
-                    ),
+                    Response::Value { value, .. } => {
+                        let asked = (min_index, wait_ended);
+                        let how = (passing, Consistency::Consistent);
+                        self.answer(ctx, to, id.seq, value, how, false, asked)
+                    }
                     r => ctx.send(
                         to,
                         wrap(ServerOut::Response(id.seq, ConsulResponse::Raft(r))),

@@ -50,7 +50,7 @@
 //!    longer than its bound (the node bound, or the check bound);
 //! 2. a `stale` answer may: it reports how long past the bound it still listed one
 //!    (`stale_overdue_max_ms`) instead of failing;
-//! 3. liveness: once the faults heal, every instance that is up, healthy and still
+//! 3. liveness: once the faults heal, every instance that is up, healthy (not flapping) and still
 //!    offers the service is listed as passing (all its checks and its node's
 //!    `passing`) by every server that is up, hence by every read mode, and is in
 //!    every caller's cache, within the recovery bound of the heal.
@@ -265,7 +265,9 @@ impl Checker<ConsulNode> for PassingBounded {
             let Some(agent) = view.node(id).and_then(ConsulNode::agent) else {
                 continue;
             };
-            if view.is_paused(id) || agent.health() != Health::Healthy || !agent.has_service() {
+            // A flapping service is never healthy for long: nothing owes it a listing.
+            let steady = agent.health() == Health::Healthy && !agent.flaps();
+            if view.is_paused(id) || !steady || !agent.has_service() {
                 continue;
             }
             for s in self.servers.clone() {

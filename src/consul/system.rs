@@ -66,6 +66,20 @@ pub const BUGS: &[Bug] = &[
                       not at its node's: an instance whose node's `serfHealth` is critical \
                       stays listed (passing-answers).",
     },
+    Bug {
+        name: "anti-entropy-never-removes",
+        scenario: "consul-zombie-after-reap",
+        description: "The agent's anti-entropy never deletes catalog entries it does not \
+                      hold locally: a service reaped while its agent could not reach the \
+                      servers stays in the catalog for good (no-zombie).",
+    },
+    Bug {
+        name: "blocking-query-returns-stale-index",
+        scenario: "consul-blocking-stale-index",
+        description: "A server answers a blocking query at once when the index it waits \
+                      on is below the query's, as a server behind the leader would: the \
+                      caller gets an older index and state (catalog-index).",
+    },
 ];
 
 impl Consul {
@@ -81,6 +95,10 @@ impl Consul {
                 }
                 "serf-failed-not-reconciled" => bugs.server.serf_failed_not_reconciled = true,
                 "passing-ignores-node-checks" => bugs.server.passing_ignores_node_checks = true,
+                "anti-entropy-never-removes" => bugs.agent.anti_entropy_never_removes = true,
+                "blocking-query-returns-stale-index" => {
+                    bugs.server.blocking_returns_stale_index = true
+                }
                 _ => unreachable!("unknown bug {name:?} (validate rejects it)"),
             }
         }
@@ -149,6 +167,7 @@ impl System for Consul {
         let d = &setup.config.discovery;
         checkers.push(Box::new(PassingAnswers::new()));
         checkers.push(Box::new(BlockingWakes::new()));
+        checkers.extend(super::catalog_checks::checkers(&setup.config, setup.nodes));
         if d.instances > 0 {
             let servers = setup.config.servers(setup.nodes);
             let instances = servers..servers + d.instances;
