@@ -34,6 +34,7 @@ pub mod config;
 pub mod conn;
 pub mod health;
 pub mod node;
+pub mod read_figures;
 pub mod server;
 pub mod system;
 

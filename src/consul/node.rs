@@ -121,6 +121,7 @@ impl ConsulNode {
                     cluster_nodes: nodes,
                     request_timeout_ms: d.request_timeout_ms,
                     retry_backoff_ms: d.retry_backoff_ms,
+                    deploy: cfg.deploy_of(nodes, id),
                 },
             ))),
             NodeRole::Caller => {
@@ -139,6 +140,7 @@ impl ConsulNode {
                             .unwrap_or(1_000),
                         request_timeout_ms: d.request_timeout_ms,
                         retry_backoff_ms: d.retry_backoff_ms,
+                        watchers: d.watchers,
                     },
                 )))
             }

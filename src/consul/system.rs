@@ -20,6 +20,7 @@ use std::time::Duration;
 use super::checks::{BlockingWakes, DiscoveryFigures, LeaderAfterHeal, PassingAnswers};
 use super::config::ConsulConfig;
 use super::node::{ConsulBugs, ConsulNode};
+use super::read_figures::ReadFigures;
 use crate::check::Checker;
 use crate::process::{ClientId, NodeId};
 use crate::raft::{invariants, ReadMode};
@@ -136,6 +137,7 @@ impl System for Consul {
                 &d.service, instances, callers,
             )));
         }
+        checkers.push(Box::new(ReadFigures::new(&d.service)));
         checkers
     }
 
