@@ -587,3 +587,173 @@ fn catalog_settings_that_cannot_work_are_refused_naming_the_field() {
     let at = refused(&op("at_ms = 0\naction = \"deregister-node\"\nnode = 4"));
     assert!(at.contains("discovery.operator[0].at_ms"), "{at}");
 }
+
+// Discovery scenarios from production failure reports: wake-ups of a thousand
+// watchers, reads while the leader is cut off, the server majority lost, a
+// rolling deploy, and go-micro's missing ejection measured.
+
+fn variant(name: &str, from: &str, to: &str) -> Scenario {
+    let base = shipped(name);
+    let text = std::fs::read_to_string(&base.file).unwrap();
+    assert!(text.contains(from), "{name} has no {from:?}");
+    Scenario::parse("variant.toml", &text.replacen(from, to, 1)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn all_pass(s: &Summary, name: &str) {
+    assert_eq!(s.passed, s.runs.len(), "{name}: {:?}", s.failing_seeds);
+}
+
+#[test]
+fn a_thousand_watchers_wake_per_unrelated_write_only_on_the_global_index() {
+    let g = sweep(&shipped("consul-herd-1000"), 0..2, None);
+    let s = sweep(&shipped("consul-herd-1000-service"), 0..2, None);
+    all_pass(&g, "global");
+    all_pass(&s, "service");
+    for seed in 0..2 {
+        assert!(metric(&g, seed, "unrelated_writes_count") >= 25.0);
+        assert_eq!(
+            metric(&g, seed, "unrelated_writes_count"),
+            metric(&s, seed, "unrelated_writes_count")
+        );
+        let (gw, sw) = (
+            metric(&g, seed, "idle_wakes_per_unrelated_write"),
+            metric(&s, seed, "idle_wakes_per_unrelated_write"),
+        );
+        // Global: most of the 1,000 watchers wake for every write elsewhere.
+        assert!(
+            gw >= 500.0,
+            "global: {gw} idle wake-ups per unrelated write"
+        );
+        assert!(
+            gw <= 1_000.0,
+            "global: {gw} (at most one per watcher and write)"
+        );
+        // Per-service: the flapping job wakes nobody.
+        assert!(sw * 5.0 <= gw, "service {sw}, global {gw}");
+        // Answers for nothing, over the run. (All wake-ups, useful ones included,
+        // differ less: at boot, registrations and `serfHealth` writes move `api`'s
+        // own index and wake its watchers in both.)
+        let (gi, si) = (
+            metric(&g, seed, "idle_wakes_count"),
+            metric(&s, seed, "idle_wakes_count"),
+        );
+        assert!(gi >= 20.0 * si, "idle wake-ups: global {gi}, service {si}");
+    }
+}
+
+#[test]
+fn while_the_leader_is_cut_off_only_stale_reads_answer_behind_the_majority() {
+    let modes = [
+        ("default", shipped("consul-leader-loss-reads")),
+        ("consistent", shipped("consul-leader-loss-reads-consistent")),
+        ("stale", shipped("consul-leader-loss-reads-stale")),
+    ];
+    let runs: Vec<(&str, Summary)> = modes
+        .iter()
+        .map(|(m, s)| (*m, sweep(s, 0..3, None)))
+        .collect();
+    for (m, s) in &runs {
+        all_pass(s, m);
+    }
+    for seed in 0..3 {
+        for (m, s) in &runs {
+            let stale = metric(s, seed, "stale_answers_count");
+            match *m {
+                "stale" => {
+                    // The cut-off server keeps answering from its old catalog,
+                    // seconds behind, and its caller never sees an error.
+                    assert!(stale >= 1.0, "{m}: {stale}");
+                    assert!(metric(s, seed, "stale_answer_lag_max_ms") >= 5_000.0);
+                    assert_eq!(metric(s, seed, "registry_errors_count"), 0.0);
+                    assert!(metric(s, seed, "removal_max_ms") >= 10_000.0);
+                }
+                _ => {
+                    assert_eq!(stale, 0.0, "{m}");
+                    assert!(metric(s, seed, "removal_max_ms") <= 1_100.0, "{m}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn majority_loss_stale_cache_keeps_calling_while_fail_callers_fail() {
+    let stale = sweep(&shipped("consul-majority-loss"), 0..3, None);
+    let fail = sweep(&shipped("consul-majority-loss-fail"), 0..3, None);
+    all_pass(&stale, "stale");
+    all_pass(&fail, "fail");
+    for seed in 0..3 {
+        // Stale on error: out of instances only before the first answer at boot;
+        // the dead one is called to the end.
+        assert!(metric(&stale, seed, "calls_no_instance_count") <= 30.0);
+        assert!(metric(&stale, seed, "dead_call_window_max_ms") >= 55_000.0);
+        assert!(metric(&stale, seed, "call_attempts_ok_count") >= 2_500.0);
+        // Fail: the cache expires 60 s after the last answer; then every call fails.
+        let none = metric(&fail, seed, "calls_no_instance_count");
+        assert!(none >= 600.0, "fail: {none} calls without an instance");
+        assert!(
+            metric(&fail, seed, "call_attempts_ok_count")
+                < metric(&stale, seed, "call_attempts_ok_count")
+        );
+        assert!(metric(&stale, seed, "registry_errors_count") >= 5.0);
+    }
+}
+
+#[test]
+fn a_graceful_rolling_deploy_fails_few_calls() {
+    let s = sweep(&shipped("consul-rolling-deploy"), 0..3, None);
+    all_pass(&s, "rolling");
+    for seed in 0..3 {
+        assert_eq!(metric(&s, seed, "stops_count"), 4.0);
+        // Deregistered before it stops: gone from every set within a sync and a
+        // blocking query's round trips.
+        assert!(metric(&s, seed, "removal_max_ms") <= 100.0);
+        assert!(metric(&s, seed, "dead_call_window_max_ms") <= 100.0);
+        assert!(metric(&s, seed, "failed_calls_per_1000") <= 10.0);
+    }
+}
+
+#[test]
+fn ejection_after_a_failed_call_spares_most_dead_calls() {
+    let off = sweep(&shipped("consul-majority-loss"), 0..3, None);
+    let on = sweep(
+        &variant(
+            "consul-majority-loss",
+            "caller_profile = \"go-micro\"",
+            "caller_profile = \"go-micro\"\neject_after_failures = 1\neject_ms = 30000",
+        ),
+        0..3,
+        None,
+    );
+    all_pass(&off, "off");
+    all_pass(&on, "on");
+    for seed in 0..3 {
+        let (d_off, d_on) = (
+            metric(&off, seed, "dead_calls_count"),
+            metric(&on, seed, "dead_calls_count"),
+        );
+        assert!(
+            d_on * 10.0 <= d_off,
+            "dead calls: {d_on} with ejection, {d_off} without"
+        );
+        assert!(
+            metric(&on, seed, "failed_calls_per_1000") * 10.0
+                <= metric(&off, seed, "failed_calls_per_1000")
+        );
+    }
+}
+
+#[test]
+fn watchers_and_deploys_that_cannot_work_are_refused_naming_the_field() {
+    let w = refused(&BASE.replace("callers = 1", "callers = 1\nwatchers = 0"));
+    assert!(w.contains("discovery.watchers"), "{w}");
+    let w = refused(&BASE.replace("callers = 1", "callers = 1\nwatchers = 1001"));
+    assert!(w.contains("discovery.watchers"), "{w}");
+    let e = refused(&BASE.replace("callers = 1", "callers = 1\neject_after_failures = 1"));
+    assert!(e.contains("discovery.eject_after_failures"), "{e}");
+    let d = refused(&BASE.replace(
+        "callers = 1",
+        "callers = 1\ndeploy_start_ms = 1000\ndeploy_every_ms = 1000\ndeploy_down_ms = 1000",
+    ));
+    assert!(d.contains("discovery.deploy_down_ms"), "{d}");
+}

@@ -96,6 +96,10 @@ pub struct AgentSettings {
     pub operator: Vec<(Duration, CatalogCommand)>,
     /// Bugs to inject.
     pub bugs: AgentBugs,
+    /// A rolling deploy's turn for this node: (stop, start) times since the run
+    /// began. The stop is graceful (go-micro's `Stop`: deregister, then stop
+    /// serving); the start registers the service anew.
+    pub deploy: Option<(Duration, Duration)>,
 }
 
 /// Bugs an agent can switch on.
@@ -118,6 +122,8 @@ pub enum AgentTimer {
     Attempt(u64),
     /// Retry the pending request after a backoff.
     Retry(u64),
+    /// A rolling deploy stops the service (`true`) or starts it again.
+    Deploy(bool),
 }
 
 /// What an agent does next, for its holder to carry out.
@@ -375,6 +381,59 @@ impl Agent {
         out.extend(self.start_sync(now));
         let delay = full_sync_delay(self.settings.ae_interval, self.settings.cluster_nodes, rng);
         out.push(AgentOut::Timer(delay, AgentTimer::FullSync));
+        if let Some((stop, _)) = self.settings.deploy.filter(|&(stop, _)| stop > now) {
+            out.push(AgentOut::Timer(stop - now, AgentTimer::Deploy(true)));
+        }
+        out
+    }
+
+    /// A rolling deploy's step: a graceful stop deregisters the service from the
+    /// agent (`/v1/agent/service/deregister`, which removes its checks too) and
+    /// the next sync deregisters it from the catalog; a start registers it as at
+    /// boot, its checks `critical` until they pass.
+    fn deploy(&mut self, stop: bool, now: Duration, rng: &mut impl Rng) -> Vec<AgentOut> {
+        let service = self.settings.service.clone();
+        let mut out = Vec::new();
+        if stop {
+            self.local.services.remove(&service);
+            self.local
+                .checks
+                .retain(|_, c| c.service_id.as_deref() != Some(service.as_str()));
+            self.checks
+                .retain(|_, (s, _)| s.as_deref() != Some(service.as_str()));
+            if let Some((stop_at, start_at)) = self.settings.deploy {
+                out.push(AgentOut::Timer(
+                    start_at.saturating_sub(stop_at),
+                    AgentTimer::Deploy(false),
+                ));
+            }
+        } else {
+            self.local.services.insert(
+                service.clone(),
+                ServiceDef {
+                    id: service.clone(),
+                    name: service.clone(),
+                    port: 8080,
+                    tags: Vec::new(),
+                },
+            );
+            for (check_id, config) in self.settings.checks.clone() {
+                let check = HealthCheck::new(config, now, rng);
+                self.local.checks.insert(
+                    check_id.clone(),
+                    CheckDef {
+                        id: check_id.clone(),
+                        service_id: Some(service.clone()),
+                        status: check.status(),
+                        output: check.output().to_string(),
+                    },
+                );
+                self.checks.insert(check_id, (Some(service.clone()), check));
+            }
+            self.next_refresh = self.settings.ttl_refresh_ms.map(|_| now);
+        }
+        self.dirty = true;
+        out.extend(self.due(now));
         out
     }
 
@@ -611,6 +670,7 @@ impl Agent {
                 self.conn().next();
                 self.resend()
             }
+            AgentTimer::Deploy(stop) => self.deploy(stop, now, rng),
             AgentTimer::Retry(seq) => {
                 let live = self
                     .pending
@@ -723,6 +783,7 @@ mod tests {
                 probe_flap_ms: None,
                 operator: Vec::new(),
                 bugs: AgentBugs::default(),
+                deploy: None,
             },
         )
     }

@@ -15,6 +15,12 @@
 //!   `call_interval_ms` the selector picks an instance from what the cache serves;
 //!   no answer within the attempt timeout is a timeout; the profile's retries
 //!   apply; no instance to pick fails the call at once.
+//! - **Watchers.** A caller node may hold several watchers of the service
+//!   (`watchers`, at least 1): the other processes on that host blocking on the
+//!   same endpoint, each with its own connection (session) and index, as a
+//!   thousand `consul watch` handlers or sidecars would (consul#1244). Only the
+//!   first feeds the cache the calls pick from; every one counts its wake-ups
+//!   ([`Caller::woken_in_step`]).
 //! - A crash loses the cache; the restarted caller asks from index 0.
 
 use std::collections::BTreeSet;
@@ -53,15 +59,27 @@ pub struct CallerSettings {
     /// Pause before asking again after an error, or after an answer whose index
     /// did not move.
     pub retry_backoff_ms: u64,
+    /// Blocking queries the node holds on the service at once (at least 1).
+    pub watchers: usize,
 }
+
+/// Request numbers per watcher: watcher `w` numbers its requests from
+/// `w * WATCH_SEQ_SPAN + 1` ([`Conn::with_seq_base`]).
+pub const WATCH_SEQ_SPAN: u64 = 1 << 40;
+
+/// The most watchers one caller node holds (the servers hold at most
+/// [`super::server::BLOCKED_MAX`] queries).
+pub const WATCHERS_MAX: usize = 1_000;
 
 /// A caller's timers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallerTimer {
     /// The attempt of query `seq` timed out.
     Attempt(u64),
-    /// Ask again (after a backoff).
+    /// Watcher 0 asks again (after a backoff).
     Query,
+    /// Watcher `w` (1 and up) asks again (after a backoff).
+    WatchQuery(usize),
     /// Time for the next call.
     Call,
     /// Call `id`'s attempt timed out.
@@ -93,37 +111,77 @@ pub enum CallerOut {
     Timer(Duration, CallerTimer),
 }
 
+/// One blocking query loop: its connection, its request in flight, its index.
+#[derive(Clone, Debug)]
+struct Watch {
+    conn: Conn,
+    pending: Option<Pending>,
+    /// The index of the last answer (`X-Consul-Index`).
+    index: u64,
+    /// What the last answer said: the highest modify index of its entries and
+    /// the nodes it listed.
+    last: Option<(u64, BTreeSet<NodeId>)>,
+}
+
 /// One caller.
 #[derive(Clone, Debug)]
 pub struct Caller {
     settings: CallerSettings,
     servers: usize,
-    conn: Option<Conn>,
+    /// Watcher 0 feeds the cache; empty until started.
+    watches: Vec<Watch>,
     cache: RegistryCache,
     calls: Calls,
-    pending: Option<Pending>,
-    /// The index of the last answer (`X-Consul-Index`).
-    index: u64,
     changed_in_step: bool,
     answers_in_step: Vec<BTreeSet<NodeId>>,
+    woken_in_step: Vec<(usize, bool)>,
+    registry_errors_in_step: u32,
 }
 
 impl Caller {
     /// A caller of `settings.service` using servers `0..servers`.
+    ///
+    /// Panics if `settings.watchers` is not in `1..=WATCHERS_MAX` (the scenario's
+    /// validation refuses it first).
     pub fn new(servers: usize, settings: CallerSettings) -> Self {
+        assert!(
+            (1..=WATCHERS_MAX).contains(&settings.watchers),
+            "watchers: 1 to {WATCHERS_MAX}"
+        );
         let calls = Calls::new(settings.profile, settings.attempt_timeout_ms);
         let cache = settings.profile.cache;
         Caller {
             settings,
             servers,
-            conn: None,
+            watches: Vec::new(),
             cache: RegistryCache::new(cache),
-            pending: None,
-            index: 0,
             calls,
             changed_in_step: false,
             answers_in_step: Vec::new(),
+            woken_in_step: Vec::new(),
+            registry_errors_in_step: 0,
         }
+    }
+
+    /// Its health queries' consistency mode.
+    pub fn mode(&self) -> Consistency {
+        self.settings.mode
+    }
+
+    /// The watchers that took an answer whose index moved in the last step
+    /// (woken by a write, not by the wait running out), each with whether the
+    /// answer differs from the watcher's previous one (another set of nodes, or
+    /// an entry modified since): `false` is a wake-up for nothing, a write
+    /// elsewhere in the catalog.
+    pub fn woken_in_step(&self) -> &[(usize, bool)] {
+        &self.woken_in_step
+    }
+
+    /// Health queries of its first watcher that failed in the last step (no
+    /// answer in time, or an answer that was no health answer): the registry
+    /// errors its cache saw.
+    pub fn registry_errors_in_step(&self) -> u32 {
+        self.registry_errors_in_step
     }
 
     /// The instances it would call now.
@@ -131,9 +189,9 @@ impl Caller {
         self.calls.endpoints()
     }
 
-    /// The index it blocks on.
+    /// The index its first watcher blocks on.
     pub fn index(&self) -> u64 {
-        self.index
+        self.watches.first().map_or(0, |w| w.index)
     }
 
     /// Whether its endpoint set changed in the last step.
@@ -160,43 +218,70 @@ impl Caller {
     pub fn begin(&mut self) {
         self.changed_in_step = false;
         self.answers_in_step.clear();
+        self.woken_in_step.clear();
+        self.registry_errors_in_step = 0;
         self.calls.begin();
     }
 
-    /// Boot: ask, and start calling.
+    /// Boot: every watcher asks, and calls start.
     pub fn on_start(&mut self, id: NodeId, rng: &mut impl Rng) -> Vec<CallerOut> {
-        self.conn = Some(Conn::new(self.servers, id, rng));
-        let mut out = self.query();
+        self.watches.clear();
+        for w in 0..self.settings.watchers {
+            // Watchers spread over the servers as separate clients would.
+            let conn =
+                Conn::new(self.servers, id + w, rng).with_seq_base(w as u64 * WATCH_SEQ_SPAN);
+            self.watches.push(Watch {
+                conn,
+                pending: None,
+                index: 0,
+                last: None,
+            });
+        }
+        let mut out = self.query(0);
         out.push(self.timer(self.settings.call_interval_ms, CallerTimer::Call));
+        for w in 1..self.watches.len() {
+            out.extend(self.query(w));
+        }
         out
+    }
+
+    /// The watcher whose request `seq` is.
+    fn watcher_of(seq: u64) -> usize {
+        (seq / WATCH_SEQ_SPAN) as usize
+    }
+
+    fn query_timer(&self, w: usize) -> CallerOut {
+        let t = match w {
+            0 => CallerTimer::Query,
+            w => CallerTimer::WatchQuery(w),
+        };
+        self.timer(self.settings.retry_backoff_ms, t)
     }
 
     fn timer(&self, ms: u64, t: CallerTimer) -> CallerOut {
         CallerOut::Timer(Duration::from_millis(ms.max(1)), t)
     }
 
-    fn conn(&mut self) -> &mut Conn {
-        self.conn.as_mut().expect("started")
-    }
-
-    fn query(&mut self) -> Vec<CallerOut> {
+    fn query(&mut self, w: usize) -> Vec<CallerOut> {
+        let watch = &mut self.watches[w];
         let req = ConsulRequest::Read {
             query: CatalogQuery::ServiceHealth {
                 service: self.settings.service.clone(),
                 passing_only: true,
             },
             mode: self.settings.mode,
-            min_index: self.index,
+            min_index: watch.index,
             wait_ms: self.settings.wait_ms,
         };
-        let p = self.conn().start(req);
-        self.pending = Some(p);
-        self.send()
+        let p = watch.conn.start(req);
+        watch.pending = Some(p);
+        self.send(w)
     }
 
-    fn send(&mut self) -> Vec<CallerOut> {
-        let session = self.conn().session();
-        let p = self.pending.as_ref().expect("a request");
+    fn send(&mut self, w: usize) -> Vec<CallerOut> {
+        let watch = &self.watches[w];
+        let session = watch.conn.session();
+        let p = watch.pending.as_ref().expect("a request");
         vec![
             CallerOut::Request {
                 to: p.to,
@@ -211,10 +296,28 @@ impl Caller {
         ]
     }
 
-    fn resend(&mut self) -> Vec<CallerOut> {
-        let conn = self.conn.clone().expect("started");
-        conn.retarget(self.pending.as_mut().expect("pending"));
-        self.send()
+    fn resend(&mut self, w: usize) -> Vec<CallerOut> {
+        let watch = &mut self.watches[w];
+        watch
+            .conn
+            .retarget(watch.pending.as_mut().expect("pending"));
+        self.send(w)
+    }
+
+    /// Whether `seq` is the request watcher `w` has in flight.
+    fn is_pending(&self, w: usize, seq: u64) -> bool {
+        self.watches
+            .get(w)
+            .and_then(|watch| watch.pending.as_ref())
+            .is_some_and(|p| p.seq == seq)
+    }
+
+    /// Watcher `w`'s query failed: a registry error for the cache if it feeds it.
+    fn registry_error(&mut self, w: usize) {
+        if w == 0 {
+            self.cache.registry_error();
+            self.registry_errors_in_step += 1;
+        }
     }
 
     /// Brings the selector to what the cache serves at `now`.
@@ -238,19 +341,16 @@ impl Caller {
     ) -> Vec<CallerOut> {
         match timer {
             CallerTimer::Attempt(seq) => {
-                if self.pending.as_ref().is_none_or(|p| p.seq != seq) {
+                let w = Self::watcher_of(seq);
+                if !self.is_pending(w, seq) {
                     return Vec::new();
                 }
-                self.cache.registry_error();
-                self.conn().next();
-                self.resend()
+                self.registry_error(w);
+                self.watches[w].conn.next();
+                self.resend(w)
             }
-            CallerTimer::Query => {
-                if self.pending.is_some() {
-                    return Vec::new();
-                }
-                self.query()
-            }
+            CallerTimer::Query => self.query_again(0),
+            CallerTimer::WatchQuery(w) => self.query_again(w),
             CallerTimer::Call => {
                 let mut out = vec![self.timer(self.settings.call_interval_ms, CallerTimer::Call)];
                 self.lookup(now, rng);
@@ -259,6 +359,14 @@ impl Caller {
                 out
             }
             CallerTimer::CallTimeout(id) => Self::act(self.calls.timed_out(id, now, rng)),
+        }
+    }
+
+    /// Watcher `w` asks again unless it already has a query out.
+    fn query_again(&mut self, w: usize) -> Vec<CallerOut> {
+        match self.watches.get(w) {
+            Some(watch) if watch.pending.is_none() => self.query(w),
+            _ => Vec::new(),
         }
     }
 
@@ -295,39 +403,60 @@ impl Caller {
         now: Duration,
         rng: &mut impl Rng,
     ) -> Vec<CallerOut> {
-        if self.pending.as_ref().is_none_or(|p| p.seq != seq) {
+        let w = Self::watcher_of(seq);
+        if !self.is_pending(w, seq) {
             return Vec::new();
         }
         match resp {
             ConsulResponse::NotLeader(leader)
             | ConsulResponse::Raft(Response::Redirect { leader, .. }) => {
-                self.conn().follow(leader);
-                self.resend()
+                self.watches[w].conn.follow(leader);
+                self.resend(w)
             }
             ConsulResponse::Read(CatalogAnswer::ServiceHealth { index, instances }) => {
-                self.pending = None;
                 let set: BTreeSet<NodeId> = instances
                     .iter()
                     .filter_map(|i| node_of(&i.node.value.name))
                     .collect();
-                self.answers_in_step.push(set.clone());
-                self.cache.full_read(&self.settings.service, set, now);
-                self.lookup(now, rng);
-                let moved = index != self.index;
+                let modified = instances
+                    .iter()
+                    .flat_map(|i| {
+                        let checks = i.checks.iter().map(|c| c.modify_index);
+                        [i.node.modify_index, i.service.modify_index]
+                            .into_iter()
+                            .chain(checks)
+                    })
+                    .max()
+                    .unwrap_or(0);
+                let watch = &mut self.watches[w];
+                watch.pending = None;
+                let moved = index != watch.index;
+                let content = Some((modified, set));
+                if moved {
+                    self.woken_in_step.push((w, watch.last != content));
+                }
+                watch.last = content;
                 // Consul: reset to 0 if the index goes backwards; never block on 0
                 // twice in a row without a pause.
-                self.index = if index < self.index { 0 } else { index };
-                match moved && self.index > 0 {
-                    true => self.query(),
-                    false => vec![self.timer(self.settings.retry_backoff_ms, CallerTimer::Query)],
+                watch.index = if index < watch.index { 0 } else { index };
+                let again = moved && watch.index > 0;
+                if w == 0 {
+                    let set = watch.last.as_ref().expect("just set").1.clone();
+                    self.answers_in_step.push(set.clone());
+                    self.cache.full_read(&self.settings.service, set, now);
+                    self.lookup(now, rng);
+                }
+                match again {
+                    true => self.query(w),
+                    false => vec![self.query_timer(w)],
                 }
             }
             _ => {
                 // Not ready, or an answer of another kind: a registry error; ask
                 // again after a pause.
-                self.pending = None;
-                self.cache.registry_error();
-                vec![self.timer(self.settings.retry_backoff_ms, CallerTimer::Query)]
+                self.watches[w].pending = None;
+                self.registry_error(w);
+                vec![self.query_timer(w)]
             }
         }
     }
@@ -353,6 +482,7 @@ mod tests {
                 attempt_timeout_ms: 500,
                 request_timeout_ms: 1_000,
                 retry_backoff_ms: 100,
+                watchers: 1,
             },
         )
     }

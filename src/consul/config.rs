@@ -18,6 +18,8 @@
 //! reconcile_interval_ms = 60000     # the leader's full reconcile (Consul: 60 s)
 //! ```
 
+use std::time::Duration;
+
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
@@ -125,6 +127,31 @@ pub struct DiscoveryConfig {
     pub probe_flap_ms: Option<u64>,
     /// An operator's catalog writes ([`OperatorAction`]).
     pub operator: Vec<OperatorAction>,
+    /// Blocking queries each caller node holds on the service (1 to
+    /// [`WATCHERS_MAX`](super::caller::WATCHERS_MAX)): other processes on the host
+    /// watching the same endpoint; only the first feeds the node's calls. A
+    /// thousand watchers need not be a thousand nodes.
+    pub watchers: usize,
+    /// Overrides the profile's cache `stale_on_error`: whether a caller keeps
+    /// serving its last answer past the cache's TTL while the registry fails
+    /// (go-micro: true).
+    pub stale_on_error: Option<bool>,
+    /// Overrides the profile's selector: eject an instance after this many failed
+    /// calls in a row (0: never; go-micro's `Mark` does nothing). Set with
+    /// `eject_ms`.
+    pub eject_after_failures: Option<u32>,
+    /// How long an ejected instance stays out of the picks, in ms.
+    pub eject_ms: Option<u64>,
+    /// A rolling deploy: with a value, agent `i` (0-based, in node order) stops
+    /// its service at `deploy_start_ms + i * deploy_every_ms` and starts it again
+    /// `deploy_down_ms` later. A stop is graceful, as go-micro's: the service
+    /// deregisters from its agent (which syncs the deregistration) and refuses
+    /// calls; the start registers it anew, its checks `critical` until they pass.
+    pub deploy_start_ms: Option<u64>,
+    /// Time between two instances' stops in a rolling deploy, in ms.
+    pub deploy_every_ms: u64,
+    /// How long an instance stays stopped in a rolling deploy, in ms.
+    pub deploy_down_ms: u64,
 }
 
 impl Default for DiscoveryConfig {
@@ -154,6 +181,13 @@ impl Default for DiscoveryConfig {
             retry_backoff_ms: 100,
             probe_flap_ms: None,
             operator: Vec::new(),
+            watchers: 1,
+            stale_on_error: None,
+            eject_after_failures: None,
+            eject_ms: None,
+            deploy_start_ms: None,
+            deploy_every_ms: 10_000,
+            deploy_down_ms: 2_000,
         }
     }
 }
@@ -246,10 +280,22 @@ impl ConsulConfig {
         self.discovery.wake_on == "global"
     }
 
-    /// The callers' profile. Panics on an unknown name (validation refuses it
-    /// first).
+    /// The callers' profile with the table's overrides (`stale_on_error`,
+    /// `eject_after_failures`, `eject_ms`). Panics on an unknown name (validation
+    /// refuses it first).
     pub fn caller_profile(&self) -> CallerProfile {
-        CallerProfile::from_name(&self.discovery.caller_profile).expect("a validated profile")
+        let d = &self.discovery;
+        let mut p = CallerProfile::from_name(&d.caller_profile).expect("a validated profile");
+        if let Some(stale) = d.stale_on_error {
+            p.cache.stale_on_error = stale;
+        }
+        if let Some(n) = d.eject_after_failures {
+            p.selector.eject_after_failures = n;
+        }
+        if let Some(ms) = d.eject_ms {
+            p.selector.eject_ms = ms;
+        }
+        p
     }
 
     /// The agents' checks on their service: (check id, its config), the TTL check
@@ -273,6 +319,19 @@ impl ConsulConfig {
             checks.push((format!("service:{}:probe", d.service), c));
         }
         checks
+    }
+
+    /// Agent `id`'s turn in the rolling deploy, if there is one: (stop, start)
+    /// since the run began.
+    pub fn deploy_of(&self, nodes: usize, id: usize) -> Option<(Duration, Duration)> {
+        let d = &self.discovery;
+        let start_ms = d.deploy_start_ms?;
+        let i = id.checked_sub(self.servers(nodes))? as u64;
+        let stop = start_ms + i * d.deploy_every_ms;
+        Some((
+            Duration::from_millis(stop),
+            Duration::from_millis(stop + d.deploy_down_ms),
+        ))
     }
 
     /// How often the service refreshes its TTL check, in ms.
@@ -376,6 +435,41 @@ impl ConsulConfig {
         ] {
             if v == 0 {
                 return Err((field(k), "must be at least 1 ms".into()));
+            }
+        }
+        if !(1..=super::caller::WATCHERS_MAX).contains(&d.watchers) {
+            return Err((
+                field("watchers"),
+                format!(
+                    "{} watchers: 1 to {} per caller node",
+                    d.watchers,
+                    super::caller::WATCHERS_MAX
+                ),
+            ));
+        }
+        if let Err(e) = self.caller_profile().validate() {
+            let key = match e.contains("eject") {
+                true => "eject_after_failures",
+                false => "caller_profile",
+            };
+            return Err((field(key), e));
+        }
+        if d.deploy_start_ms.is_some() {
+            if d.deploy_down_ms == 0 || d.deploy_every_ms == 0 {
+                let key = match d.deploy_down_ms {
+                    0 => "deploy_down_ms",
+                    _ => "deploy_every_ms",
+                };
+                return Err((field(key), "must be at least 1 ms".into()));
+            }
+            if d.deploy_down_ms >= d.deploy_every_ms {
+                return Err((
+                    field("deploy_down_ms"),
+                    format!(
+                        "an instance down {} ms every {} ms overlaps the next one's stop",
+                        d.deploy_down_ms, d.deploy_every_ms
+                    ),
+                ));
             }
         }
         if d.call_timeout_ms == Some(0) {

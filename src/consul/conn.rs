@@ -45,6 +45,14 @@ impl Conn {
         }
     }
 
+    /// The same connection numbering its requests from `base + 1` on: several
+    /// connections of one node (a caller's watchers) then never share a request
+    /// number, which the servers key held queries by.
+    pub fn with_seq_base(mut self, base: u64) -> Self {
+        self.last_seq = base;
+        self
+    }
+
     /// The session id.
     pub fn session(&self) -> ClientId {
         self.session

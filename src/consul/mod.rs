@@ -40,6 +40,7 @@ pub mod health;
 pub mod lan;
 pub mod node;
 pub mod operator;
+pub mod read_figures;
 pub mod reconcile;
 pub mod server;
 pub mod soundness;

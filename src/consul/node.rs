@@ -158,6 +158,7 @@ impl ConsulNode {
                             .map(|a| (a.at(), a.command(&d.service)))
                             .collect(),
                         bugs: bugs.agent,
+                        deploy: cfg.deploy_of(nodes, id),
                     },
                 )),
                 Box::new(lan()),
@@ -178,6 +179,7 @@ impl ConsulNode {
                             .unwrap_or(1_000),
                         request_timeout_ms: d.request_timeout_ms,
                         retry_backoff_ms: d.retry_backoff_ms,
+                        watchers: d.watchers,
                     },
                 )))
             }

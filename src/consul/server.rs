@@ -457,8 +457,10 @@ impl ConsulServer {
                 if mode != Consistency::Stale && !self.raft.is_leader() {
                     self.not_leader(ctx, from, seq);
                 } else if min_index > 0 && !self.wakes(&b) {
-                    // One blocking query per node: a retry replaces the older one.
-                    self.blocked.retain(|&(n, _), _| n != from);
+                    // One blocking query per client (a node's session): a retry
+                    // replaces the older one.
+                    self.blocked
+                        .retain(|&(n, _), held| n != from || held.session != session);
                     if self.blocked.len() >= BLOCKED_MAX {
                         let ((n, s), mut oldest) = self.blocked.pop_first().expect("full");
                         oldest.wait_ended = true;

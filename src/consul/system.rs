@@ -23,6 +23,7 @@ use super::checks::{
 };
 use super::config::ConsulConfig;
 use super::node::{ConsulBugs, ConsulNode};
+use super::read_figures::ReadFigures;
 use super::soundness::{PassingBounded, PassingBounds};
 use crate::check::Checker;
 use crate::process::{ClientId, NodeId};
@@ -184,6 +185,7 @@ impl System for Consul {
             )));
         }
         checkers.push(Box::new(SerfFigures::new()));
+        checkers.push(Box::new(ReadFigures::new(&d.service)));
         checkers
     }
 
