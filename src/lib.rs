@@ -151,6 +151,8 @@ pub mod system;
 #[cfg(madsim)]
 pub mod cli;
 #[cfg(madsim)]
+pub mod compare;
+#[cfg(madsim)]
 pub mod explore;
 #[cfg(madsim)]
 pub mod lessons;
@@ -174,6 +176,7 @@ pub mod consul;
 pub mod discovery;
 pub mod etcd;
 pub mod gossip;
+pub mod gossip_discovery;
 pub mod kv;
 pub mod raft;
 

@@ -62,7 +62,8 @@ pub fn entry<S: System>() -> Protocol {
     }
 }
 
-/// The protocols faultline ships: `broadcast`, `swim`, `raft`, `etcd` and `consul`.
+/// The protocols faultline ships: `broadcast`, `swim`, `raft`, `etcd`, `consul` and
+/// `gossip-discovery`.
 pub fn protocols() -> Vec<Protocol> {
     vec![
         entry::<crate::broadcast::Broadcast>(),
@@ -70,6 +71,7 @@ pub fn protocols() -> Vec<Protocol> {
         entry::<crate::raft::RaftKv>(),
         entry::<crate::etcd::Etcd>(),
         entry::<crate::consul::Consul>(),
+        entry::<crate::gossip_discovery::GossipDiscovery>(),
     ]
 }
 

@@ -99,6 +99,9 @@ fn every_shipped_scenario_keeps_its_trace_hash() {
                 "raft" => outcome::<faultline::raft::RaftKv>(name, 1),
                 "etcd" => outcome::<faultline::etcd::Etcd>(name, 1),
                 "consul" => outcome::<faultline::consul::Consul>(name, 1),
+                "gossip-discovery" => {
+                    outcome::<faultline::gossip_discovery::GossipDiscovery>(name, 1)
+                }
                 _ => panic!("{name}: unknown protocol {protocol}"),
             }
             .trace_hash;

@@ -21,6 +21,10 @@ impl<S: System> World<S> {
                 Effect::Send { to, msg } => {
                     let seq = self.counters.sent;
                     self.counters.sent += 1;
+                    if self.counters.sent_by.len() <= id {
+                        self.counters.sent_by.resize(id + 1, 0);
+                    }
+                    self.counters.sent_by[id] += 1;
                     self.counters.bytes_sent += <P<S>>::message_bytes(&msg) as u64;
                     let digest = crate::fingerprint::fnv(&msg);
                     let class = <P<S>>::message_class(&msg);

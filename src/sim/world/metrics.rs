@@ -13,6 +13,9 @@ use crate::system::System;
 #[derive(Clone, Debug, Default)]
 pub struct Counters {
     pub sent: u64,
+    /// Messages each node sent, by node id (grown as nodes send): the
+    /// `messages_sent.n<ID>` metrics, for per-role message rates.
+    pub sent_by: Vec<u64>,
     pub bytes_sent: u64,
     pub delivered: u64,
     pub duplicated: u64,
@@ -76,6 +79,9 @@ impl<S: System> World<S> {
         ];
         for (name, value) in figures {
             m.insert(name.to_string(), value as f64);
+        }
+        for (node, &sent) in c.sent_by.iter().enumerate() {
+            m.insert(format!("messages_sent.n{node}"), sent as f64);
         }
         if self.operator.enabled {
             let [committed, refused, abandoned, pending] = self.operator.counts();
