@@ -122,8 +122,10 @@ impl Checker<ConsulNode> for ReadFigures {
                 // catalog's): forget values above the highest held now.
                 let majority = self.majority_index();
                 self.first_applied.retain(|&i, _| i <= majority);
-                if !self.first_applied.contains_key(&majority) {
-                    self.first_applied.insert(majority, now);
+                if let std::collections::btree_map::Entry::Vacant(e) =
+                    self.first_applied.entry(majority)
+                {
+                    e.insert(now);
                     if self.first_applied.len() > INDEX_TIMES_MAX {
                         self.first_applied.pop_first();
                     }
