@@ -757,3 +757,48 @@ fn watchers_and_deploys_that_cannot_work_are_refused_naming_the_field() {
     ));
     assert!(d.contains("discovery.deploy_down_ms"), "{d}");
 }
+
+// consul#3569 and #1001: TTL checks across an agent restart, under each way of
+// restoring them.
+
+#[test]
+fn a_restart_that_restores_a_whole_ttl_keeps_a_hung_service_passing_past_the_bound() {
+    let full = sweep(&shipped("consul-ttl-across-restart"), 0..5, None);
+    let remaining = sweep(&shipped("consul-ttl-across-restart-remaining"), 0..5, None);
+    let none = sweep(&shipped("consul-ttl-across-restart-none"), 0..5, None);
+    // `passed` counts the seeds where the lesson held: full-ttl must fail
+    // passing-bounded, the other two must pass.
+    assert_eq!(full.passed, 5, "full-ttl: {:?}", full.failing_seeds);
+    assert_eq!(remaining.passed, 5, "{:?}", remaining.failing_seeds);
+    assert_eq!(none.passed, 5, "{:?}", none.failing_seeds);
+    for seed in 0..5 {
+        let bound = metric(&full, seed, "passing_bound_check_ms");
+        // The whole new TTL (30 s from the restart at 54 s) outlives the bound
+        // counted from the hang at 30 s.
+        assert!(metric(&full, seed, "dead_call_window_max_ms") > bound);
+        // Keeping the saved expiry drops the hung instance within the TTL of its
+        // last report, as without a restart.
+        let kept = metric(&remaining, seed, "removal_max_ms");
+        assert!(kept < 31_000.0 && kept < bound, "remaining-ttl: {kept} ms");
+        // Restoring nothing drops it at the restart, and drops the healthy
+        // instance too until its service reports again: calls find no instance.
+        assert!(metric(&none, seed, "removal_max_ms") < 25_000.0);
+        assert!(
+            metric(&none, seed, "calls_no_instance_count")
+                > metric(&remaining, seed, "calls_no_instance_count") + 5.0
+        );
+    }
+}
+
+#[test]
+fn restart_settings_that_cannot_work_are_refused_naming_the_field() {
+    let mode = refused(&BASE.replace("callers = 1", "callers = 1\nttl_restore = \"bogus\""));
+    assert!(mode.contains("ttl_restore"), "{mode}");
+    assert!(mode.contains("remaining-ttl"), "{mode}");
+    let both = refused(&format!(
+        "{}\n[[cluster.config.discovery.operator]]\nat_ms = 1000\naction = \"restart-agent\"\nnode = 3\n",
+        BASE.replace("callers = 1", "callers = 1\ndeploy_start_ms = 2000")
+    ));
+    assert!(both.contains("operator"), "{both}");
+    assert!(both.contains("restart-agent"), "{both}");
+}

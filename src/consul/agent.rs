@@ -49,9 +49,12 @@ use rand::Rng;
 
 use super::anti_entropy::{full_sync_delay, sync_commands, LocalState};
 use super::catalog::{CatalogAnswer, CatalogCommand, CatalogQuery, CheckDef, NodeInfo, ServiceDef};
+use super::check_state::{CheckState, TtlRestore};
 use super::config::{Consistency, FLAPPER};
 use super::conn::{attempt_timeout, Conn, Pending};
-use super::health::{CheckConfig, CheckUpdate, HealthCheck, ProbeOutcome, Reaper, Status};
+use super::health::{
+    CheckConfig, CheckKind, CheckUpdate, HealthCheck, ProbeOutcome, Reaper, Status,
+};
 use super::server::{ConsulRequest, ConsulResponse};
 use crate::etcd::instance::Health;
 use crate::process::NodeId;
@@ -100,6 +103,12 @@ pub struct AgentSettings {
     /// began. The stop is graceful (go-micro's `Stop`: deregister, then stop
     /// serving); the start registers the service anew.
     pub deploy: Option<(Duration, Duration)>,
+    /// What the agent saves of its TTL checks and restores when it starts again
+    /// ([`TtlRestore`]).
+    pub ttl_restore: TtlRestore,
+    /// When the agent restarts while its service runs on (an operator's
+    /// `restart-agent`, as for an upgrade), since the run began.
+    pub restarts: Vec<Duration>,
 }
 
 /// Bugs an agent can switch on.
@@ -118,12 +127,15 @@ pub enum AgentTimer {
     Deadline(Duration),
     /// Time for a periodic full sync.
     FullSync,
-    /// The attempt of request `seq` timed out.
-    Attempt(u64),
+    /// Attempt `.1` of request `.0` timed out.
+    Attempt(u64, u32),
     /// Retry the pending request after a backoff.
     Retry(u64),
     /// A rolling deploy stops the service (`true`) or starts it again.
     Deploy(bool),
+    /// The agent restarts; its holder carries it out ([`Agent::restart`]), as only
+    /// the holder reads the disk.
+    Restart,
 }
 
 /// What an agent does next, for its holder to carry out.
@@ -142,6 +154,18 @@ pub enum AgentOut {
     },
     /// Set a timer.
     Timer(Duration, AgentTimer),
+    /// Save a TTL check's report on the node's disk ([`CheckState`], with the wall
+    /// clock added by the holder), without an fsync, as Consul does.
+    SaveCheck {
+        /// The check.
+        check_id: String,
+        /// The reported status.
+        status: Status,
+        /// The reported output.
+        output: String,
+        /// The check's TTL, in ms.
+        ttl_ms: u64,
+    },
 }
 
 /// Where anti-entropy stands.
@@ -186,6 +210,9 @@ pub struct Agent {
     operator_pending: bool,
     operator_acked_in_step: Vec<(CatalogCommand, u64)>,
     heard_in_step: bool,
+    /// When the periodic full sync armed last is due: a restart starts a new chain,
+    /// and the old chain's timer, when it fires, is ignored.
+    full_sync_at: Duration,
 }
 
 impl Agent {
@@ -223,6 +250,7 @@ impl Agent {
             operator_pending: false,
             operator_acked_in_step: Vec::new(),
             heard_in_step: false,
+            full_sync_at: Duration::ZERO,
         }
     }
 
@@ -312,32 +340,75 @@ impl Agent {
         self.heard_in_step = false;
     }
 
-    /// Boot: the service and its checks, a first sync, the timers.
-    pub fn on_start(&mut self, id: NodeId, now: Duration, rng: &mut impl Rng) -> Vec<AgentOut> {
+    /// Boot: the service and its checks (restoring the TTL checks' states `saved`
+    /// on the disk, judged against the wall clock `wall_ms`), a first sync, the
+    /// timers.
+    pub fn on_start(
+        &mut self,
+        id: NodeId,
+        now: Duration,
+        (wall_ms, saved): (u64, &[CheckState]),
+        rng: &mut impl Rng,
+    ) -> Vec<AgentOut> {
         self.conn = Some(Conn::new(self.servers, id, rng));
+        // Requests whose time passed while the node was down are not sent.
+        self.operator = self
+            .settings
+            .operator
+            .iter()
+            .filter(|(at, _)| *at >= now)
+            .cloned()
+            .collect();
+        let mut out = self.start(now, (wall_ms, saved), None, rng);
+        if let Some((stop, _)) = self.settings.deploy.filter(|&(stop, _)| stop > now) {
+            out.push(AgentOut::Timer(stop - now, AgentTimer::Deploy(true)));
+        }
+        for at in self.settings.restarts.iter().filter(|&&at| at > now) {
+            out.push(AgentOut::Timer(*at - now, AgentTimer::Restart));
+        }
+        out
+    }
+
+    /// The agent process restarts at `now` while its service runs on
+    /// (`consul` stopped and started, as for an upgrade): it forgets everything
+    /// but what its disk holds (`saved`, judged against the wall clock `wall_ms`),
+    /// registers its service and checks again, and syncs. Operator requests not yet
+    /// sent stay scheduled. Its new RPC client numbers requests on from the old one,
+    /// so no late answer to the old one passes for an answer to the new.
+    pub fn restart(
+        &mut self,
+        now: Duration,
+        (wall_ms, saved): (u64, &[CheckState]),
+        rng: &mut impl Rng,
+    ) -> Vec<AgentOut> {
+        let old = self.conn.take().expect("started");
+        let node = node_of(&self.local.node.name).expect("an agent's node name");
+        let mut fresh = Agent::new(node, self.servers, self.settings.clone());
+        fresh.health = self.health;
+        fresh.operator = std::mem::take(&mut self.operator);
+        // The service is its own process and runs on: its next TTL report comes
+        // when it would have, so a check restored `critical` (or not restored)
+        // stays so until then, as consul#1001's did.
+        let next_report = self.next_refresh;
+        *self = fresh;
+        self.conn = Some(Conn::new(self.servers, node, rng).with_seq_base(old.last_seq()));
+        self.start(now, (wall_ms, saved), next_report, rng)
+    }
+
+    /// What a start and a restart share: registration, the first reports and
+    /// sync, the full-sync chain. `next_report`: when the running service reports
+    /// next (`None`: it starts with the agent and reports at once).
+    fn start(
+        &mut self,
+        now: Duration,
+        (wall_ms, saved): (u64, &[CheckState]),
+        next_report: Option<Duration>,
+        rng: &mut impl Rng,
+    ) -> Vec<AgentOut> {
         self.reaper = Reaper::new(now);
-        let service = self.settings.service.clone();
-        self.local.services.insert(
-            service.clone(),
-            ServiceDef {
-                id: service.clone(),
-                name: service.clone(),
-                port: 8080,
-                tags: Vec::new(),
-            },
-        );
-        for (check_id, config) in self.settings.checks.clone() {
-            let check = HealthCheck::new(config, now, rng);
-            self.local.checks.insert(
-                check_id.clone(),
-                CheckDef {
-                    id: check_id.clone(),
-                    service_id: Some(service.clone()),
-                    status: check.status(),
-                    output: check.output().to_string(),
-                },
-            );
-            self.checks.insert(check_id, (Some(service.clone()), check));
+        self.register_service(now, rng);
+        if next_report.is_some() {
+            self.next_refresh = next_report;
         }
         if let Some(ms) = self.settings.flapper_ms {
             let id = format!("service:{FLAPPER}:ttl");
@@ -351,40 +422,86 @@ impl Agent {
                 },
             );
             let check = HealthCheck::new(CheckConfig::ttl(3 * ms), now, rng);
-            self.local.checks.insert(
-                id.clone(),
-                CheckDef {
-                    id: id.clone(),
-                    service_id: Some(FLAPPER.to_string()),
-                    status: check.status(),
-                    output: check.output().to_string(),
-                },
-            );
-            self.checks.insert(id, (Some(FLAPPER.to_string()), check));
+            self.add_check(id, FLAPPER, check);
             self.next_flap = Some((now, true));
         }
-        // The service reports as soon as it runs.
-        self.next_refresh = self.settings.ttl_refresh_ms.map(|_| now);
+        self.restore(now, wall_ms, saved);
         self.next_turn = self
             .settings
             .probe_flap_ms
             .map(|ms| (now + Duration::from_millis(ms), false));
-        // Requests whose time passed while the node was down are not sent.
-        self.operator = self
-            .settings
-            .operator
-            .iter()
-            .filter(|(at, _)| *at >= now)
-            .cloned()
-            .collect();
         let mut out = self.due(now);
         out.extend(self.start_sync(now));
-        let delay = full_sync_delay(self.settings.ae_interval, self.settings.cluster_nodes, rng);
-        out.push(AgentOut::Timer(delay, AgentTimer::FullSync));
-        if let Some((stop, _)) = self.settings.deploy.filter(|&(stop, _)| stop > now) {
-            out.push(AgentOut::Timer(stop - now, AgentTimer::Deploy(true)));
-        }
+        out.push(self.next_full_sync(now, rng));
         out
+    }
+
+    /// Registers the service and its checks with the agent, each check new
+    /// (`critical`), and has the service report at once.
+    fn register_service(&mut self, now: Duration, rng: &mut impl Rng) {
+        let service = self.settings.service.clone();
+        self.local.services.insert(
+            service.clone(),
+            ServiceDef {
+                id: service.clone(),
+                name: service.clone(),
+                port: 8080,
+                tags: Vec::new(),
+            },
+        );
+        for (check_id, config) in self.settings.checks.clone() {
+            let check = HealthCheck::new(config, now, rng);
+            self.add_check(check_id, &service, check);
+        }
+        // The service reports as soon as it runs.
+        self.next_refresh = self.settings.ttl_refresh_ms.map(|_| now);
+    }
+
+    fn add_check(&mut self, check_id: String, service: &str, check: HealthCheck) {
+        self.local.checks.insert(
+            check_id.clone(),
+            CheckDef {
+                id: check_id.clone(),
+                service_id: Some(service.to_string()),
+                status: check.status(),
+                output: check.output().to_string(),
+            },
+        );
+        self.checks
+            .insert(check_id, (Some(service.to_string()), check));
+    }
+
+    /// Gives the TTL checks the states saved on the disk that have not expired
+    /// (`loadCheckState`), with the countdown [`TtlRestore`] says.
+    fn restore(&mut self, now: Duration, wall_ms: u64, saved: &[CheckState]) {
+        for state in saved {
+            let Some((_, check)) = self.checks.get_mut(&state.check_id) else {
+                continue;
+            };
+            let CheckKind::Ttl { ttl_ms } = check.config().kind else {
+                continue;
+            };
+            let (Some(status), Some(remaining_ms)) = (state.status(), state.remaining_ms(wall_ms))
+            else {
+                continue;
+            };
+            let deadline_ms = match self.settings.ttl_restore {
+                TtlRestore::FullTtl => ttl_ms,
+                TtlRestore::RemainingTtl => remaining_ms,
+                TtlRestore::None => continue,
+            };
+            let deadline = now + Duration::from_millis(deadline_ms);
+            if let Ok(Some(u)) = check.restore(status, &state.output, deadline, now) {
+                self.updated(&state.check_id.clone(), u);
+            }
+        }
+    }
+
+    /// Arms the next periodic full sync.
+    fn next_full_sync(&mut self, now: Duration, rng: &mut impl Rng) -> AgentOut {
+        let delay = full_sync_delay(self.settings.ae_interval, self.settings.cluster_nodes, rng);
+        self.full_sync_at = now + delay;
+        AgentOut::Timer(delay, AgentTimer::FullSync)
     }
 
     /// A rolling deploy's step: a graceful stop deregisters the service from the
@@ -408,29 +525,7 @@ impl Agent {
                 ));
             }
         } else {
-            self.local.services.insert(
-                service.clone(),
-                ServiceDef {
-                    id: service.clone(),
-                    name: service.clone(),
-                    port: 8080,
-                    tags: Vec::new(),
-                },
-            );
-            for (check_id, config) in self.settings.checks.clone() {
-                let check = HealthCheck::new(config, now, rng);
-                self.local.checks.insert(
-                    check_id.clone(),
-                    CheckDef {
-                        id: check_id.clone(),
-                        service_id: Some(service.clone()),
-                        status: check.status(),
-                        output: check.output().to_string(),
-                    },
-                );
-                self.checks.insert(check_id, (Some(service.clone()), check));
-            }
-            self.next_refresh = self.settings.ttl_refresh_ms.map(|_| now);
+            self.register_service(now, rng);
         }
         self.dirty = true;
         out.extend(self.due(now));
@@ -454,8 +549,33 @@ impl Agent {
         }
     }
 
+    /// A TTL check's report (`/agent/check/pass|fail`, `updateTTLCheck`): applied,
+    /// and saved on the disk unless the agent saves nothing.
+    fn report(
+        &mut self,
+        id: &str,
+        status: Status,
+        output: &str,
+        now: Duration,
+    ) -> Option<AgentOut> {
+        let (_, check) = self.checks.get_mut(id)?;
+        let CheckKind::Ttl { ttl_ms } = check.config().kind else {
+            return None;
+        };
+        if let Ok(Some(u)) = check.ttl_update(status, output, now) {
+            self.updated(id, u);
+        }
+        (self.settings.ttl_restore != TtlRestore::None).then(|| AgentOut::SaveCheck {
+            check_id: id.to_string(),
+            status,
+            output: output.to_string(),
+            ttl_ms,
+        })
+    }
+
     /// Runs whatever is due at `now`, then arms the next deadline.
     fn due(&mut self, now: Duration) -> Vec<AgentOut> {
+        let mut out = Vec::new();
         if let (Some((at, down)), Some(every)) = (self.next_turn, self.settings.probe_flap_ms) {
             if at <= now {
                 self.next_turn = Some((now + Duration::from_millis(every), !down));
@@ -478,10 +598,7 @@ impl Agent {
                         .map(|(id, _)| id.clone())
                         .collect();
                     for id in ids {
-                        let (_, check) = self.checks.get_mut(&id).expect("a check");
-                        if let Ok(Some(u)) = check.ttl_update(status, output, now) {
-                            self.updated(&id, u);
-                        }
+                        out.extend(self.report(&id, status, output, now));
                     }
                 }
             }
@@ -494,11 +611,7 @@ impl Agent {
                     true => (Status::Passing, "job ok"),
                     false => (Status::Critical, "job failed"),
                 };
-                if let Some((_, check)) = self.checks.get_mut(&id) {
-                    if let Ok(Some(u)) = check.ttl_update(status, output, now) {
-                        self.updated(&id, u);
-                    }
-                }
+                out.extend(self.report(&id, status, output, now));
             }
         }
         let health = self.effective_health();
@@ -551,7 +664,6 @@ impl Agent {
                 self.dirty = true;
             }
         }
-        let mut out = Vec::new();
         if matches!(self.sync, SyncState::Idle) {
             out.extend(self.next_work(now));
         }
@@ -625,7 +737,7 @@ impl Agent {
             },
             AgentOut::Timer(
                 attempt_timeout(&p.req, self.settings.request_timeout_ms),
-                AgentTimer::Attempt(p.seq),
+                AgentTimer::Attempt(p.seq, p.attempt),
             ),
         ]
     }
@@ -650,20 +762,22 @@ impl Agent {
                 self.due(now)
             }
             AgentTimer::FullSync => {
-                let delay =
-                    full_sync_delay(self.settings.ae_interval, self.settings.cluster_nodes, rng);
-                let mut out = vec![AgentOut::Timer(delay, AgentTimer::FullSync)];
+                if now < self.full_sync_at {
+                    // Armed before a restart.
+                    return Vec::new();
+                }
+                let mut out = vec![self.next_full_sync(now, rng)];
                 match self.sync {
                     SyncState::Idle => out.extend(self.start_sync(now)),
                     _ => self.dirty = true,
                 }
                 out
             }
-            AgentTimer::Attempt(seq) => {
+            AgentTimer::Attempt(seq, attempt) => {
                 let live = self
                     .pending
                     .as_ref()
-                    .is_some_and(|p| p.seq == seq && !self.waiting);
+                    .is_some_and(|p| (p.seq, p.attempt) == (seq, attempt) && !self.waiting);
                 if !live {
                     return Vec::new();
                 }
@@ -671,6 +785,8 @@ impl Agent {
                 self.resend()
             }
             AgentTimer::Deploy(stop) => self.deploy(stop, now, rng),
+            // The holder restarts the agent (it reads the disk): see `restart`.
+            AgentTimer::Restart => Vec::new(),
             AgentTimer::Retry(seq) => {
                 let live = self
                     .pending
@@ -695,10 +811,23 @@ impl Agent {
         }
         self.heard_in_step = true;
         match resp {
-            ConsulResponse::NotLeader(leader)
-            | ConsulResponse::Raft(Response::Redirect { leader, .. }) => {
-                self.conn().follow(leader);
+            ConsulResponse::NotLeader(Some(leader))
+            | ConsulResponse::Raft(Response::Redirect {
+                leader: Some(leader),
+                ..
+            }) => {
+                self.conn().follow(Some(leader));
                 self.resend()
+            }
+            ConsulResponse::NotLeader(None) | ConsulResponse::Raft(Response::Redirect { .. }) => {
+                // No leader known ("No cluster leader"): the next server, after a
+                // pause, lest the request circle the servers at network speed.
+                self.conn().next();
+                self.waiting = true;
+                vec![AgentOut::Timer(
+                    Duration::from_millis(self.settings.retry_backoff_ms),
+                    AgentTimer::Retry(seq),
+                )]
             }
             ConsulResponse::Read(CatalogAnswer::Node { node, .. })
                 if matches!(self.sync, SyncState::Reading) =>
@@ -784,8 +913,38 @@ mod tests {
                 operator: Vec::new(),
                 bugs: AgentBugs::default(),
                 deploy: None,
+                ttl_restore: TtlRestore::default(),
+                restarts: Vec::new(),
             },
         )
+    }
+
+    /// An agent whose service refreshes a 10 s TTL check every 3 s.
+    fn ttl_agent(ttl_restore: TtlRestore) -> Agent {
+        let mut a = agent();
+        a.settings.checks = vec![("service:api:ttl".into(), CheckConfig::ttl(10_000))];
+        a.settings.ttl_refresh_ms = Some(3_000);
+        a.settings.ttl_restore = ttl_restore;
+        a
+    }
+
+    /// The states an agent's `SaveCheck`s write, at wall-clock time `wall_ms`.
+    fn saved(out: &[AgentOut], wall_ms: u64) -> Vec<CheckState> {
+        out.iter()
+            .filter_map(|o| match o {
+                AgentOut::SaveCheck {
+                    check_id,
+                    status,
+                    output,
+                    ttl_ms,
+                } => Some(CheckState::new(check_id, *status, output, wall_ms, *ttl_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ttl_check(a: &Agent) -> &HealthCheck {
+        &a.checks["service:api:ttl"].1
     }
 
     fn requests(out: &[AgentOut]) -> Vec<(NodeId, u64, ConsulRequest)> {
@@ -836,7 +995,7 @@ mod tests {
     fn boot_registers_the_node_then_the_service_with_its_critical_check() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let mut a = agent();
-        let out = a.on_start(4, Duration::ZERO, &mut rng);
+        let out = a.on_start(4, Duration::ZERO, (0, &[]), &mut rng);
         let reqs = requests(&out);
         assert_eq!(reqs.len(), 1);
         assert_eq!(reqs[0].0, 1, "node 4 starts with server 4 % 3");
@@ -865,7 +1024,7 @@ mod tests {
     fn a_failing_probe_syncs_critical_at_once() {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let mut a = agent();
-        let out = a.on_start(4, Duration::ZERO, &mut rng);
+        let out = a.on_start(4, Duration::ZERO, (0, &[]), &mut rng);
         run_sync(&mut a, out, Duration::ZERO);
         // The first probe (within a second) passes: a status change, a sync.
         let t = Duration::from_millis(1_000);
@@ -888,6 +1047,157 @@ mod tests {
         );
         assert_eq!(requests(&out).len(), 1, "a sync starts");
         assert_eq!(a.answer(), Some(false));
+    }
+
+    /// consul#3569: the service reported at 0 s and then hung; the agent restarts
+    /// at 8 s, 2 s before the report runs out.
+    fn restart_after_a_hang(mode: TtlRestore) -> (Agent, Vec<CheckState>) {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut a = ttl_agent(mode);
+        let out = a.on_start(4, Duration::ZERO, (0, &[]), &mut rng);
+        assert_eq!(
+            ttl_check(&a).status(),
+            Status::Passing,
+            "it reports at once"
+        );
+        let disk = saved(&out, 0);
+        a.set_health(Health::Hung);
+        let t = Duration::from_secs(8);
+        a.begin();
+        let out = a.restart(t, (8_000, &disk), &mut rng);
+        assert!(
+            saved(&out, 8_000).is_empty(),
+            "a hung service reports nothing"
+        );
+        assert_eq!(a.health(), Health::Hung, "the service runs on, hung");
+        (a, disk)
+    }
+
+    #[test]
+    fn a_restart_restores_a_saved_ttl_check_with_a_whole_new_ttl() {
+        let (a, disk) = restart_after_a_hang(TtlRestore::FullTtl);
+        assert_eq!(disk.len(), 1);
+        assert_eq!(
+            (disk[0].status.as_str(), disk[0].expires_s),
+            ("passing", 10)
+        );
+        assert_eq!(ttl_check(&a).status(), Status::Passing);
+        // 18 s: a report made at 0 s with a 10 s TTL holds until 18 s.
+        assert_eq!(ttl_check(&a).next_deadline(), Some(Duration::from_secs(18)));
+        let local = &a.local.checks["service:api:ttl"];
+        assert_eq!(local.status, Status::Passing, "the sync sends it passing");
+    }
+
+    #[test]
+    fn a_restart_can_keep_the_saved_expiry() {
+        let (a, _) = restart_after_a_hang(TtlRestore::RemainingTtl);
+        assert_eq!(ttl_check(&a).status(), Status::Passing);
+        assert_eq!(ttl_check(&a).next_deadline(), Some(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn without_saved_states_a_restart_starts_every_check_critical() {
+        let (a, disk) = restart_after_a_hang(TtlRestore::None);
+        assert!(disk.is_empty(), "nothing is saved");
+        assert_eq!(ttl_check(&a).status(), Status::Critical);
+    }
+
+    /// consul#1001: without saved states a restart turns a healthy service's TTL
+    /// check `critical` until the service's next report, which keeps its own
+    /// schedule (the service did not restart).
+    #[test]
+    fn a_restart_without_saved_states_is_critical_until_the_next_report() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut a = ttl_agent(TtlRestore::None);
+        a.on_start(4, Duration::ZERO, (0, &[]), &mut rng);
+        assert_eq!(ttl_check(&a).status(), Status::Passing);
+        a.begin();
+        a.restart(Duration::from_secs(1), (1_000, &[]), &mut rng);
+        assert_eq!(ttl_check(&a).status(), Status::Critical);
+        a.begin();
+        let t = Duration::from_secs(3);
+        a.on_timer(AgentTimer::Deadline(t), t, &mut rng);
+        assert_eq!(
+            ttl_check(&a).status(),
+            Status::Passing,
+            "the report due at 3 s passes it"
+        );
+    }
+
+    #[test]
+    fn an_expired_saved_state_is_not_restored() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let mut a = ttl_agent(TtlRestore::FullTtl);
+        let disk = [CheckState::new(
+            "service:api:ttl",
+            Status::Passing,
+            "ok",
+            0,
+            10_000,
+        )];
+        a.set_health(Health::Hung);
+        a.on_start(4, Duration::ZERO, (10_000, &disk), &mut rng);
+        assert_eq!(ttl_check(&a).status(), Status::Critical);
+    }
+
+    #[test]
+    fn a_restart_numbers_requests_on_and_drops_the_old_full_sync_chain() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let mut a = agent();
+        let out = a.on_start(4, Duration::ZERO, (0, &[]), &mut rng);
+        let before = requests(&out)[0].1;
+        let t = Duration::from_secs(5);
+        let out = a.restart(t, (5_000, &[]), &mut rng);
+        assert!(requests(&out)[0].1 > before, "a new number");
+        let at = a.full_sync_at;
+        assert!(at > t);
+        // The chain armed before the restart fires first: ignored.
+        assert!(a
+            .on_timer(
+                AgentTimer::FullSync,
+                at - Duration::from_millis(1),
+                &mut rng
+            )
+            .is_empty());
+        assert!(!a.on_timer(AgentTimer::FullSync, at, &mut rng).is_empty());
+    }
+
+    /// With no leader known the request waits a backoff before the next server
+    /// (else it circles the servers at network speed), and only the latest
+    /// attempt's timer resends (else every timeout adds a copy in flight).
+    #[test]
+    fn no_leader_known_backs_off_and_stale_attempt_timers_do_nothing() {
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let mut a = agent();
+        let out = a.on_start(4, Duration::ZERO, (0, &[]), &mut rng);
+        let (_, seq, _) = requests(&out).last().cloned().expect("a sync read");
+        let t = Duration::from_millis(5);
+        a.begin();
+        let out = a.on_response(seq, ConsulResponse::NotLeader(None), t);
+        assert!(requests(&out).is_empty(), "no resend before the backoff");
+        assert!(out
+            .iter()
+            .any(|o| matches!(o, AgentOut::Timer(_, AgentTimer::Retry(s)) if *s == seq)));
+        let t = t + Duration::from_millis(100);
+        a.begin();
+        assert_eq!(
+            requests(&a.on_timer(AgentTimer::Retry(seq), t, &mut rng)).len(),
+            1
+        );
+        let t = t + Duration::from_secs(1);
+        a.begin();
+        let stale = a.on_timer(AgentTimer::Attempt(seq, 0), t, &mut rng);
+        assert!(
+            requests(&stale).is_empty(),
+            "the first attempt's timer is stale"
+        );
+        a.begin();
+        let latest = a.on_timer(AgentTimer::Attempt(seq, 1), t, &mut rng);
+        assert_eq!(
+            requests(&latest).len(),
+            1,
+            "the latest attempt's timer resends"
+        );
     }
 
     #[test]

@@ -74,8 +74,8 @@ pub const WATCHERS_MAX: usize = 1_000;
 /// A caller's timers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallerTimer {
-    /// The attempt of query `seq` timed out.
-    Attempt(u64),
+    /// Attempt `.1` of query `.0` timed out.
+    Attempt(u64, u32),
     /// Watcher 0 asks again (after a backoff).
     Query,
     /// Watcher `w` (1 and up) asks again (after a backoff).
@@ -291,7 +291,7 @@ impl Caller {
             },
             CallerOut::Timer(
                 attempt_timeout(&p.req, self.settings.request_timeout_ms),
-                CallerTimer::Attempt(p.seq),
+                CallerTimer::Attempt(p.seq, p.attempt),
             ),
         ]
     }
@@ -340,9 +340,13 @@ impl Caller {
         rng: &mut impl Rng,
     ) -> Vec<CallerOut> {
         match timer {
-            CallerTimer::Attempt(seq) => {
+            CallerTimer::Attempt(seq, attempt) => {
                 let w = Self::watcher_of(seq);
-                if !self.is_pending(w, seq) {
+                let latest = self.watches[w]
+                    .pending
+                    .as_ref()
+                    .is_some_and(|p| p.attempt == attempt);
+                if !self.is_pending(w, seq) || !latest {
                     return Vec::new();
                 }
                 self.registry_error(w);
@@ -408,9 +412,12 @@ impl Caller {
             return Vec::new();
         }
         match resp {
-            ConsulResponse::NotLeader(leader)
-            | ConsulResponse::Raft(Response::Redirect { leader, .. }) => {
-                self.watches[w].conn.follow(leader);
+            ConsulResponse::NotLeader(Some(leader))
+            | ConsulResponse::Raft(Response::Redirect {
+                leader: Some(leader),
+                ..
+            }) => {
+                self.watches[w].conn.follow(Some(leader));
                 self.resend(w)
             }
             ConsulResponse::Read(CatalogAnswer::ServiceHealth { index, instances }) => {
@@ -452,8 +459,10 @@ impl Caller {
                 }
             }
             _ => {
-                // Not ready, or an answer of another kind: a registry error; ask
-                // again after a pause.
+                // Not ready, no leader known ("No cluster leader"), or an answer of
+                // another kind: a registry error; ask the next server after a
+                // pause, lest the query circle the servers at network speed.
+                self.watches[w].conn.next();
                 self.watches[w].pending = None;
                 self.registry_error(w);
                 vec![self.query_timer(w)]

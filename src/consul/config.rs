@@ -23,6 +23,7 @@ use std::time::Duration;
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
 
+use super::check_state::TtlRestore;
 use super::health::{CheckConfig, Hysteresis};
 use super::lan::GossipConfig;
 use super::operator::OperatorAction;
@@ -89,6 +90,11 @@ pub struct DiscoveryConfig {
     /// How often the service refreshes its TTL check, in ms (unset: a third of
     /// the TTL).
     pub ttl_refresh_ms: Option<u64>,
+    /// What an agent saves of its TTL checks and restores when it starts again:
+    /// `"full-ttl"` (Consul: the saved status and a whole new TTL),
+    /// `"remaining-ttl"` (the saved status until its saved expiry) or `"none"`
+    /// ([`TtlRestore`]).
+    pub ttl_restore: TtlRestore,
     /// The interval probe's period in ms (unset: no probe; with neither check the
     /// service is always listed as passing).
     pub probe_interval_ms: Option<u64>,
@@ -167,6 +173,7 @@ impl Default for DiscoveryConfig {
             wake_on: "service".into(),
             check_ttl_ms: None,
             ttl_refresh_ms: None,
+            ttl_restore: TtlRestore::default(),
             probe_interval_ms: None,
             probe_timeout_ms: 500,
             success_before_passing: 0,
@@ -425,6 +432,14 @@ impl ConsulConfig {
         }
         let agents = self.servers(nodes)..self.servers(nodes) + d.instances;
         super::operator::validate(&d.operator, agents)?;
+        if d.deploy_start_ms.is_some() && d.operator.iter().any(|a| a.is_restart()) {
+            return Err((
+                field("operator"),
+                "restart-agent and a rolling deploy (deploy_start_ms) in one run: \
+                 pick one"
+                    .into(),
+            ));
+        }
         for (k, v) in [
             ("probe_timeout_ms", d.probe_timeout_ms),
             ("blocking_wait_ms", d.blocking_wait_ms),

@@ -20,6 +20,9 @@ pub struct Pending {
     pub req: ConsulRequest,
     /// The server the latest attempt went to.
     pub to: NodeId,
+    /// The latest attempt's number (0 first): an attempt's timer is stale once a
+    /// later attempt went out.
+    pub attempt: u32,
 }
 
 /// A node's view of the servers `0..servers`.
@@ -53,6 +56,11 @@ impl Conn {
         self
     }
 
+    /// The number of the last request started.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
     /// The session id.
     pub fn session(&self) -> ClientId {
         self.session
@@ -65,12 +73,14 @@ impl Conn {
             seq: self.last_seq,
             req,
             to: self.target,
+            attempt: 0,
         }
     }
 
     /// Aims `p`'s next attempt at the current target.
     pub fn retarget(&self, p: &mut Pending) {
         p.to = self.target;
+        p.attempt += 1;
     }
 
     /// A server named `leader` as the leader: follow it (none named: the next).

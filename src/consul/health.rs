@@ -464,6 +464,26 @@ impl HealthCheck {
         Ok(self.notify(status, output.to_string(), now))
     }
 
+    /// A TTL check's state as a restarted agent loads it from disk
+    /// (`agent/agent.go`: `loadCheckState`): `status` and `output` as last saved, the
+    /// countdown running out at `ttl_deadline`. Consul restarts the whole TTL there
+    /// (consul#3569); the saved expiry is what the state was valid until.
+    pub fn restore(
+        &mut self,
+        status: Status,
+        output: &str,
+        ttl_deadline: Duration,
+        now: Duration,
+    ) -> Result<Option<CheckUpdate>, CheckError> {
+        let CheckKind::Ttl { .. } = self.config.kind else {
+            return Err(CheckError::WrongKind);
+        };
+        assert!(ttl_deadline > now, "an expired state is not restored");
+        self.ttl_last_output = output.to_string();
+        self.ttl_deadline = Some(ttl_deadline);
+        Ok(self.notify(status, output.to_string(), now))
+    }
+
     /// `serfHealth`'s update from gossip at `now`.
     pub fn serf_member(
         &mut self,

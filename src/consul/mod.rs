@@ -33,6 +33,7 @@ pub mod anti_entropy;
 pub mod caller;
 pub mod catalog;
 pub mod catalog_checks;
+pub mod check_state;
 pub mod checks;
 pub mod config;
 pub mod conn;

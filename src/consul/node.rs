@@ -7,6 +7,7 @@
 use super::agent::{Agent, AgentBugs, AgentOut, AgentSettings, AgentTimer};
 use super::caller::{Caller, CallerOut, CallerSettings, CallerTimer};
 use super::catalog::Catalog;
+use super::check_state::{self, CheckState};
 use super::config::{ConsulConfig, NodeRole, FLAPPER};
 use super::lan::{LanMember, Lift};
 use super::server::{ConsulRequest, ConsulServer, ServerBugs, ServerOut, ServerTimer};
@@ -154,11 +155,18 @@ impl ConsulNode {
                         operator: d
                             .operator
                             .iter()
-                            .filter(|a| a.node == id)
+                            .filter(|a| a.node == id && !a.is_restart())
                             .map(|a| (a.at(), a.command(&d.service)))
                             .collect(),
                         bugs: bugs.agent,
                         deploy: cfg.deploy_of(nodes, id),
+                        ttl_restore: d.ttl_restore,
+                        restarts: d
+                            .operator
+                            .iter()
+                            .filter(|a| a.node == id && a.is_restart())
+                            .map(|a| a.at())
+                            .collect(),
                     },
                 )),
                 Box::new(lan()),
@@ -242,8 +250,37 @@ fn agent_effects(ctx: &mut Ctx<'_>, out: Vec<AgentOut>) {
             AgentOut::Timer(after, t) => {
                 ctx.set_timer(after, ConsulTimer::Agent(t));
             }
+            AgentOut::SaveCheck {
+                check_id,
+                status,
+                output,
+                ttl_ms,
+            } => {
+                let state = CheckState::new(&check_id, status, &output, wall_ms(ctx), ttl_ms);
+                ctx.write(
+                    check_state::key(&check_id),
+                    raft::Record::File(state.to_json()),
+                );
+            }
         }
     }
+}
+
+/// The wall clock, in ms (Consul's check states expire by it).
+fn wall_ms(ctx: &Ctx<'_>) -> u64 {
+    ctx.wall_clock().as_millis() as u64
+}
+
+/// The check states on the node's disk that decode (`loadCheckState` drops the
+/// others).
+fn saved_checks(ctx: &Ctx<'_>) -> Vec<CheckState> {
+    ctx.storage()
+        .scan(check_state::PREFIX)
+        .filter_map(|(_, r)| match r {
+            raft::Record::File(json) => CheckState::from_json(json),
+            _ => None,
+        })
+        .collect()
 }
 
 fn caller_effects(ctx: &mut Ctx<'_>, out: Vec<CallerOut>) {
@@ -277,7 +314,8 @@ impl Process for ConsulNode {
             ConsulNode::Server(s) => s.on_start(ctx),
             ConsulNode::Agent(a, lan) => {
                 lan.on_start(ctx, LAN);
-                let out = a.on_start(id, now, ctx.rng());
+                let saved = saved_checks(ctx);
+                let out = a.on_start(id, now, (wall_ms(ctx), &saved), ctx.rng());
                 agent_effects(ctx, out);
             }
             ConsulNode::Caller(c) => {
@@ -330,6 +368,12 @@ impl Process for ConsulNode {
             (ConsulNode::Server(s), ConsulTimer::Server(t)) => s.on_timer(ctx, t),
             (ConsulNode::Server(s), ConsulTimer::Gossip(t)) => s.on_gossip_timer(ctx, t),
             (ConsulNode::Agent(_, lan), ConsulTimer::Gossip(t)) => lan.on_timer(ctx, LAN, t),
+            (ConsulNode::Agent(a, _), ConsulTimer::Agent(AgentTimer::Restart)) => {
+                ctx.trace("the agent restarts; its service runs on");
+                let saved = saved_checks(ctx);
+                let out = a.restart(now, (wall_ms(ctx), &saved), ctx.rng());
+                agent_effects(ctx, out);
+            }
             (ConsulNode::Agent(a, _), ConsulTimer::Agent(t)) => {
                 let out = a.on_timer(t, now, ctx.rng());
                 agent_effects(ctx, out);

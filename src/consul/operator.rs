@@ -12,13 +12,16 @@
 //! ```toml
 //! [[cluster.config.discovery.operator]]
 //! at_ms = 20000
-//! action = "deregister-service"   # or "deregister-node"
+//! action = "deregister-service"   # or "deregister-node", "restart-agent"
 //! node = 3                        # an agent's node
 //! ```
 //!
 //! `deregister-service` removes the node's instance of the discovery service with
 //! its checks; `deregister-node` removes the node with everything on it. A
 //! request whose time passed while its agent was down is not sent.
+//! `restart-agent` is no catalog write: the agent process restarts while its
+//! service runs on (as for an upgrade), keeping only what its disk holds
+//! ([`super::check_state`]).
 
 use std::time::Duration;
 
@@ -31,21 +34,30 @@ use crate::process::NodeId;
 /// Most operator requests one scenario may script.
 pub const OPERATOR_ACTIONS_MAX: usize = 64;
 
+/// The action that restarts an agent.
+pub const RESTART_AGENT: &str = "restart-agent";
+
 /// One scripted operator request.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OperatorAction {
     /// When it is sent, in ms from the start of the run (at least 1).
     pub at_ms: u64,
-    /// `"deregister-service"` or `"deregister-node"`.
+    /// `"deregister-service"`, `"deregister-node"` or `"restart-agent"`.
     pub action: String,
     /// The agent's node it names (and sends it through).
     pub node: NodeId,
 }
 
 impl OperatorAction {
+    /// Whether it restarts the agent rather than writing to the catalog.
+    pub fn is_restart(&self) -> bool {
+        self.action == RESTART_AGENT
+    }
+
     /// The catalog write it makes for a run whose service is `service`. Panics on an
-    /// unknown action (validation refuses it first).
+    /// unknown action or a restart (validation refuses the first; callers filter
+    /// out the second).
     pub fn command(&self, service: &str) -> CatalogCommand {
         match self.action.as_str() {
             "deregister-service" => CatalogCommand::DeregisterService {
@@ -80,11 +92,11 @@ pub fn validate(
         ));
     }
     for (i, a) in actions.iter().enumerate() {
-        if a.action != "deregister-service" && a.action != "deregister-node" {
+        if !["deregister-service", "deregister-node", RESTART_AGENT].contains(&a.action.as_str()) {
             return Err((
                 field(i, "action"),
                 format!(
-                    "unknown action {:?}: deregister-service or deregister-node",
+                    "unknown action {:?}: deregister-service, deregister-node or restart-agent",
                     a.action
                 ),
             ));

@@ -43,8 +43,16 @@
 //!   ([`crate::gossip::SwimConfig::convergence_bound`]: the members reconnect at
 //!   push-pull and the wrongly failed refute).
 //!
+//! - *majority back*: while fewer than a majority of the servers are up, nothing
+//!   is written (Raft, `/docs/architecture/consensus`); once a majority is back, a
+//!   bound starts no earlier than that moment, and a node-down bound no earlier
+//!   than `convergence_ms` after it, since restarted servers learn who failed
+//!   only when gossip reaches them (they rejoin through their seeds and hear the
+//!   rest at push-pull).
+//!
 //! **Rules.** An instance is *gone* while its node is down (crashed or paused) or
-//! its service is unhealthy or hung, since the moment that began. Then:
+//! its service is unhealthy or hung, since the moment that began (or the majority's
+//! return, above). Then:
 //!
 //! 1. a `default` or `consistent` `?passing` answer lists no instance gone for
 //!    longer than its bound (the node bound, or the check bound);
@@ -74,6 +82,9 @@ pub struct PassingBounds {
     pub down_ms: u64,
     /// The heal → every passing instance listed and cached.
     pub recovery_ms: u64,
+    /// Gossip's convergence after a heal: how long restarted servers may take to
+    /// learn which members failed.
+    pub convergence_ms: u64,
 }
 
 impl PassingBounds {
@@ -104,6 +115,7 @@ impl PassingBounds {
             check_ms,
             down_ms: detection_ms + replication_ms,
             recovery_ms: convergence_ms + check.unwrap_or(0) + sync_ms + replication_ms,
+            convergence_ms,
         }
     }
 }
@@ -128,6 +140,10 @@ pub struct PassingBounded {
     stale_overdue_answers: u64,
     heal_at: Option<Duration>,
     recovered_ms: Option<u64>,
+    /// Whether a majority of the servers is up, and when it last came back after
+    /// being lost (`None`: never lost).
+    majority_up: bool,
+    majority_back_at: Option<Duration>,
 }
 
 impl PassingBounded {
@@ -152,12 +168,24 @@ impl PassingBounded {
             stale_overdue_answers: 0,
             heal_at: None,
             recovered_ms: None,
+            majority_up: true,
+            majority_back_at: None,
         }
     }
 
     /// Notes which instances are down or unhealthy now.
     fn observe(&mut self, view: &ClusterView<'_, ConsulNode>) {
         let now = view.now;
+        let up = self
+            .servers
+            .clone()
+            .filter(|&s| view.node(s).and_then(ConsulNode::server).is_some() && !view.is_paused(s))
+            .count();
+        let majority_up = up > self.servers.len() / 2;
+        if majority_up && !self.majority_up {
+            self.majority_back_at = Some(now);
+        }
+        self.majority_up = majority_up;
         for (k, id) in self.instances.clone().enumerate() {
             let g = &mut self.gone[k];
             let agent = view.node(id).and_then(ConsulNode::agent);
@@ -178,16 +206,20 @@ impl PassingBounded {
     fn overdue_ms(&self, id: NodeId, now: Duration) -> Option<(u64, &'static str)> {
         let k = id.checked_sub(self.instances.start)?;
         let g = self.gone.get(k)?;
+        let back = self.majority_back_at;
         let past = |since: Option<Duration>, bound: Option<u64>| {
-            let age = now.saturating_sub(since?).as_millis() as u64;
+            let since = since?.max(back.unwrap_or_default());
+            let age = now.saturating_sub(since).as_millis() as u64;
             let bound = bound?;
             (age > bound).then(|| age - bound)
         };
-        past(g.down_since, Some(self.bounds.down_ms))
-            .map(|o| (o, "its node is down"))
-            .or_else(|| {
-                past(g.unhealthy_since, self.bounds.check_ms).map(|o| (o, "its service fails"))
-            })
+        let learnt = back.map(|b| b + Duration::from_millis(self.bounds.convergence_ms));
+        past(
+            g.down_since.map(|d| d.max(learnt.unwrap_or_default())),
+            Some(self.bounds.down_ms),
+        )
+        .map(|o| (o, "its node is down"))
+        .or_else(|| past(g.unhealthy_since, self.bounds.check_ms).map(|o| (o, "its service fails")))
     }
 
     /// Whether server `s`'s catalog lists instance `id` with every check of the

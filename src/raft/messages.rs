@@ -129,9 +129,14 @@ pub struct HardState {
     pub vote: Option<NodeId>,
 }
 
-/// A value in durable storage. Keys: `hard`, `snapshot`, `log/<index:020>`, `join`.
+/// A value in durable storage. Keys: `hard`, `snapshot`, `log/<index:020>`, `join`;
+/// [`Record::File`] under any other key.
 #[derive(Clone, Debug)]
 pub enum Record<S: StateMachine = KvStore> {
+    /// Under a key outside Raft's: a file the node's own software keeps on the same
+    /// disk, in its own encoding (a Consul agent's check state, JSON, as in
+    /// `data_dir/checks/state/`). Raft never reads or writes one.
+    File(String),
     /// Under `hard`.
     Hard(HardState),
     /// Under `log/<index>`.

@@ -77,12 +77,15 @@ impl<I, T> Mailbox<I, T> {
         self.wake_ns = wake_ns.unwrap_or(u64::MAX);
     }
 
-    pub fn set_timer(&mut self, id: TimerId, at_ns: u64, timer: T) {
+    pub fn set_timer(&mut self, id: TimerId, at_ns: u64, timer: T)
+    where
+        T: std::fmt::Debug,
+    {
         let previous = self.deadlines.insert(id, at_ns);
         assert!(previous.is_none(), "timer {id:?} set twice");
         assert!(
             self.timers.len() < TIMERS_MAX,
-            "more than {TIMERS_MAX} timers pending at one actor"
+            "more than {TIMERS_MAX} timers pending at one actor, the last {timer:?} at {at_ns} ns"
         );
         self.timers.insert((at_ns, id), timer);
         self.wake_before(at_ns);
