@@ -2,8 +2,9 @@
 //! 30 agent nodes with two services each (the callers' `api`, probed and
 //! TTL-checked, and the flapping `flapper` job), 10 callers, for 60 simulated
 //! seconds of random faults on every node, with every checker on (Raft's
-//! invariants, `passing-answers`, `blocking-wakes`, the leader after the heal, the
-//! discovery and read figures). Goal: median at most 300 ms in release. Figures:
+//! invariants, the leader after the heal, `passing-answers`, `passing-bounded`,
+//! `blocking-wakes`, `catalog-index`, `no-zombie`, and the catalog, discovery,
+//! gossip and read figures). Goal: median at most 300 ms in release. Figures:
 //! results/bench/consul.md.
 
 use std::sync::Arc;

@@ -291,7 +291,8 @@ pub fn render(rows: &[Row], seeds: u64) -> String {
          500 ms timeout and gRPC's round robin with ejection (profile `etcd`), 40 s of run, \
          faults from 10 s. etcd: 5 s leases, watches. Consul: a probe check every 1 s \
          (500 ms timeout), blocking `?passing` queries in `default` mode with a 10 s wait, \
-         no gossip (no `serfHealth`). Gossip-only: SWIM with memberlist's LAN defaults and \
+         every server and agent in the LAN gossip pool (SWIM with Lifeguard: the leader \
+         turns a failed member's `serfHealth` critical). Gossip-only: SWIM with memberlist's LAN defaults and \
          Lifeguard; a server fault has nothing to strike there, so its row runs without it.\n"
     );
     let _ = writeln!(
