@@ -140,9 +140,9 @@ pub struct PassingBounded {
     stale_overdue_answers: u64,
     heal_at: Option<Duration>,
     recovered_ms: Option<u64>,
-    /// Whether a majority of the servers is up, and when it last came back after
-    /// being lost (`None`: never lost).
-    majority_up: bool,
+    /// Whether a majority of the servers is up (`None`: not yet, at boot), and
+    /// when it last came back after being lost (`None`: never lost).
+    majority_up: Option<bool>,
     majority_back_at: Option<Duration>,
 }
 
@@ -168,7 +168,7 @@ impl PassingBounded {
             stale_overdue_answers: 0,
             heal_at: None,
             recovered_ms: None,
-            majority_up: true,
+            majority_up: None,
             majority_back_at: None,
         }
     }
@@ -182,10 +182,13 @@ impl PassingBounded {
             .filter(|&s| view.node(s).and_then(ConsulNode::server).is_some() && !view.is_paused(s))
             .count();
         let majority_up = up > self.servers.len() / 2;
-        if majority_up && !self.majority_up {
+        if self.majority_up == Some(false) && majority_up {
             self.majority_back_at = Some(now);
         }
-        self.majority_up = majority_up;
+        // Until a majority first forms (at boot) there is nothing to lose.
+        if majority_up || self.majority_up.is_some() {
+            self.majority_up = Some(majority_up);
+        }
         for (k, id) in self.instances.clone().enumerate() {
             let g = &mut self.gone[k];
             let agent = view.node(id).and_then(ConsulNode::agent);
