@@ -685,7 +685,9 @@ fn while_the_leader_is_cut_off_only_stale_reads_answer_behind_the_majority() {
                 }
                 _ => {
                     assert_eq!(stale, 0.0, "{m}");
-                    assert!(metric(s, seed, "removal_max_ms") <= 1_100.0, "{m}");
+                    // A probe interval, the sync, a 100 ms backoff from a server
+                    // that names no leader yet, round trips.
+                    assert!(metric(s, seed, "removal_max_ms") <= 1_250.0, "{m}");
                 }
             }
         }
