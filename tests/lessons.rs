@@ -23,6 +23,9 @@ fn the_catalogue_has_the_lessons_it_promises() {
         "send-before-persist",
         "false-suspicion-swim",
         "false-suspicion-lifeguard",
+        "zombie-service",
+        "flapping-check",
+        "ttl-across-restart",
     ] {
         assert!(
             names.iter().any(|n| n.starts_with(topic)),
