@@ -193,7 +193,9 @@ mod tests {
 
     #[test]
     fn instances_publish_the_service() {
-        let cfg = parse("probe_interval_ms = 500\n[discovery]\ninstances = 2\ncallers = 1");
+        let cfg = parse(
+            "probe_interval_ms = 500\nprobe_timeout_ms = 200\n[discovery]\ninstances = 2\ncallers = 1",
+        );
         assert_eq!(cfg.validate(3), Ok(()));
         let swim = cfg.swim_for(3);
         assert_eq!(swim.probe_interval_ms, 500);
