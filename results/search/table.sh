@@ -29,7 +29,7 @@ for entry in "${bugs[@]}"; do
   case $staged in
     raft-learner-votes|raft-config-on-commit|raft-single-change-without-term-entry)
       scenarios=(etcd-membership-churn) ;;
-    raft-*) scenarios=(raft-nemesis) ;;
+    raft-*) scenarios=(raft-nemesis raft-nemesis-leaders) ;;
     broadcast-*) scenarios=(broadcast-nemesis) ;;
     gossip-*) scenarios=(gossip-nemesis) ;;
   esac

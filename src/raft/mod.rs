@@ -546,7 +546,12 @@ impl<S: StateMachine> RaftProcess<S> {
     /// `config-on-commit` bug).
     fn refresh_membership(&mut self) {
         let in_effect = match self.bugs.config_in_effect_at(self.commit) {
-            Some(commit) => self.configs.partition_point(|(i, _)| *i <= commit) - 1,
+            // Before any configuration entry commits, the bootstrap one (the first) is
+            // in effect: every node starts with it.
+            Some(commit) => self
+                .configs
+                .partition_point(|(i, _)| *i <= commit)
+                .saturating_sub(1),
             None => self.configs.len() - 1,
         };
         let (index, membership) = &self.configs[in_effect];
