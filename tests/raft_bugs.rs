@@ -77,7 +77,7 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
     ("config-on-commit", 0, &["membership-safety"]),
     (
         "single-change-without-term-entry",
-        6,
+        2,
         &["leader-completeness", "membership-safety"],
     ),
 ];
