@@ -19,7 +19,7 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
     ),
     (
         "figure8-commit",
-        0,
+        7,
         &["leader-completeness", "state-machine-safety"],
     ),
     (
@@ -43,7 +43,7 @@ const FIRST_DETECTION: &[(&str, u64, &[&str])] = &[
         4,
         &["leader-completeness", "state-machine-safety"],
     ),
-    ("apply-uncommitted", 141, &["state-machine-safety"]),
+    ("apply-uncommitted", 122, &["state-machine-safety"]),
     (
         "ack-before-sync",
         0,

@@ -8,27 +8,24 @@ use faultline::scenario::Scenario;
 use faultline::shrink::shrink;
 use faultline::System;
 
-/// raft-figure8 with the figure8-commit bug fails at seed 0 under the staged schedule
-/// and its random faults. The shrunk schedule keeps only what the failure needs: it
-/// fails the same check on replay, every fault left is needed (without any one of
-/// them the run passes, or fails otherwise), and shrinking again gives the same
-/// schedule. Figure 8 itself takes two isolations and two crashes; clock drifts pick
-/// who times out first, and since a node that heard from its leader refuses pre-votes
-/// (thesis §9.6), the drift of every node the staging orders is needed: nine faults
-/// (results/shrink.md).
+/// raft-figure8 with the figure8-commit bug first fails at seed 7 under the staged
+/// schedule (Figure 8's two isolations and two crashes; the seed picks who leads). The
+/// shrunk schedule keeps only what the failure needs: at most 4 faults, it fails the
+/// same check on replay, every fault left is needed (without any one of them the run
+/// passes, or fails otherwise), and shrinking again gives the same schedule.
 #[test]
 fn a_figure8_failure_shrinks_to_a_few_faults_that_still_fail() {
     let scenario = Scenario::find("raft-figure8").unwrap();
     let bugs = vec!["figure8-commit".to_string()];
     let setup = scenario.setup::<RaftKv>(&bugs).unwrap();
-    let original = scenario.schedule(0, RaftKv::clients(&setup));
+    let original = scenario.schedule(7, RaftKv::clients(&setup));
     let mut steps = 0;
     let shrunk = shrink::<RaftKv>(&scenario, &bugs, original.clone(), |_| steps += 1)
         .unwrap()
-        .expect("seed 0 fails");
-    assert!(original.faults.len() > 4, "{}", original.faults.len());
+        .expect("seed 7 fails");
+    assert_eq!(shrunk.failure.check, "leader-completeness");
     assert!(
-        shrunk.minimal.faults.len() <= 9,
+        shrunk.minimal.faults.len() <= 4,
         "{} faults left: {:#?}",
         shrunk.minimal.faults.len(),
         shrunk.minimal.faults
@@ -67,18 +64,23 @@ fn a_figure8_failure_shrinks_to_a_few_faults_that_still_fail() {
     assert_eq!(again.minimal, shrunk.minimal, "shrinking is deterministic");
 }
 
-/// raft-figure8 with the apply-uncommitted bug first fails at seed 141, under the
-/// staged schedule's ten faults. No single fault can go (the run passes without any
-/// one of them), yet a node isolated while it leads, with the clock drift that makes
-/// it lead, is enough: removing faults one chunk at a time stops at all ten, and only
-/// a search over small subsets gets there. The shrunk schedule fails the same check
-/// when saved and replayed.
+/// raft-figure8's former staging (tests/data/figure8-drifts.schedule.toml: Figure 8's
+/// four faults and six clock drifts that picked who leads) fails at seed 141 with the
+/// apply-uncommitted bug. No single fault can go (the run passes without any one of
+/// them), yet a node isolated while it leads, with the clock drift that makes it lead,
+/// is enough: removing faults one chunk at a time stops at all ten, and only a search
+/// over small subsets gets there. The shrunk schedule fails the same check when saved
+/// and replayed.
 #[test]
 fn a_raft_bug_shrinks_to_at_most_four_faults_by_keeping_a_small_subset() {
     let scenario = Scenario::find("raft-figure8").unwrap();
     let bugs = vec!["apply-uncommitted".to_string()];
-    let setup = scenario.setup::<RaftKv>(&bugs).unwrap();
-    let original = scenario.schedule(141, RaftKv::clients(&setup));
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/figure8-drifts.schedule.toml"
+    );
+    let original = faultline::scenario::Schedule::load(path.as_ref(), &scenario).unwrap();
+    assert_eq!(original.seed, 141);
     let shrunk = shrink::<RaftKv>(&scenario, &bugs, original.clone(), |_| {})
         .unwrap()
         .expect("seed 141 fails");
