@@ -438,3 +438,127 @@ fn a_slurm_job_array_of_four_shards_merges_into_the_one_process_sweep() {
     assert_same_sweep(&merged, one_process());
     assert!(logs().contains("seeds run: 200"), "{}", logs());
 }
+
+/// The pod script of deploy/k8s/sweep-job.yaml, as the Job's spec gives it: the lines
+/// of the container's `args: - |` block, dedented, with the Job's `SHARDS` value.
+fn k8s_pod_script() -> (String, usize) {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/k8s/sweep-job.yaml"
+    ))
+    .unwrap();
+    let field = |key: &str| -> String {
+        let line = yaml
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("no `{key}` in the manifest"));
+        line.split_once(':')
+            .unwrap()
+            .1
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    assert_eq!(field("completionMode"), "Indexed");
+    let lines: Vec<&str> = yaml.lines().collect();
+    let shards_at = lines
+        .iter()
+        .position(|l| l.trim() == "- name: SHARDS")
+        .expect("a SHARDS variable");
+    let shards: usize = lines[shards_at + 1]
+        .trim()
+        .trim_start_matches("value:")
+        .trim()
+        .trim_matches('"')
+        .parse()
+        .expect("SHARDS is a number");
+    assert_eq!(field("completions").parse::<usize>().unwrap(), shards);
+    assert_eq!(field("parallelism").parse::<usize>().unwrap(), shards);
+    let start = lines
+        .iter()
+        .position(|l| l.trim() == "- |")
+        .expect("the args block")
+        + 1;
+    let body: Vec<&str> = lines[start..]
+        .iter()
+        .take_while(|l| !l.trim_start().starts_with("resources:"))
+        .copied()
+        .collect();
+    let indent = body
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .expect("a script");
+    let script = body
+        .iter()
+        .map(|l| l.get(indent..).unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (script, shards)
+}
+
+/// The Kubernetes Indexed Job's pods, run as Kubernetes runs them (no cluster here):
+/// each pod's script with its `JOB_COMPLETION_INDEX`, the Job's environment and the
+/// shared volume mounted at /out (here a scratch folder), then `faultline merge` of
+/// the shards. The merged summary equals the one-process sweep; a pod whose shard
+/// found failing seeds still succeeds (the merge judges the sweep), and one given bad
+/// input exits 2, which the manifest's `podFailurePolicy` turns into a failed Job.
+#[test]
+fn the_kubernetes_indexed_job_pods_merge_into_the_one_process_sweep() {
+    let (script, shards) = k8s_pod_script();
+    assert!(script.contains("$JOB_COMPLETION_INDEX/$SHARDS"), "{script}");
+    let dir = scratch("k8s");
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = script.replace("/out", out.to_str().unwrap());
+    let bin = Path::new(env!("CARGO_BIN_EXE_faultline")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let pod = |index: usize, scenario: &str| {
+        Command::new("/bin/sh")
+            .args(["-c", &script])
+            .current_dir(&dir)
+            .env_remove("RUST_LOG")
+            .env("PATH", &path)
+            .env("SCENARIO", scenario)
+            .env("SEEDS", SEEDS)
+            .env("SHARDS", shards.to_string())
+            .env(
+                "RUN_ARGS",
+                format!("--bug {BUG} --artifacts-max 0").as_str(),
+            )
+            .env("JOB_COMPLETION_INDEX", index.to_string())
+            .output()
+            .expect("run the pod script")
+    };
+    for i in 0..shards {
+        let o = pod(i, SCENARIO);
+        assert_eq!(o.status.code(), Some(0), "pod {i}: {}", text(&o.stderr));
+        let status = std::fs::read_to_string(out.join(format!("shard-{i}.status"))).unwrap();
+        assert!(["0", "1"].contains(&status.trim()), "pod {i}: {status}");
+    }
+    let files: Vec<String> = (0..shards)
+        .map(|i| out.join(format!("shard-{i}.json")).display().to_string())
+        .collect();
+    let mut args = vec!["merge"];
+    args.extend(files.iter().map(String::as_str));
+    let merged = faultline(&dir, &args);
+    assert_eq!(merged.status.code(), Some(1), "{}", text(&merged.stderr));
+    assert_same_sweep(&json(&merged), one_process());
+
+    let bad = pod(0, "no-such-scenario");
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/k8s/sweep-job.yaml"
+    ))
+    .unwrap();
+    assert!(
+        yaml.contains("action: FailJob") && yaml.contains("values: [2]"),
+        "exit 2 fails the Job"
+    );
+}
