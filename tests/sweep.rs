@@ -439,14 +439,11 @@ fn a_slurm_job_array_of_four_shards_merges_into_the_one_process_sweep() {
     assert!(logs().contains("seeds run: 200"), "{}", logs());
 }
 
-/// The pod script of deploy/k8s/sweep-job.yaml, as the Job's spec gives it: the lines
-/// of the container's `args: - |` block, dedented, with the Job's `SHARDS` value.
-fn k8s_pod_script() -> (String, usize) {
-    let yaml = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/k8s/sweep-job.yaml"
-    ))
-    .unwrap();
+const K8S_JOB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/k8s/sweep-job.yaml");
+
+/// The pod script of the Kubernetes Job, as its spec gives it: the lines of the
+/// container's `args: - |` block, dedented, with the Job's `SHARDS` value.
+fn k8s_pod_script(yaml: &str) -> (String, usize) {
     let field = |key: &str| -> String {
         let line = yaml
             .lines()
@@ -506,7 +503,8 @@ fn k8s_pod_script() -> (String, usize) {
 /// input exits 2, which the manifest's `podFailurePolicy` turns into a failed Job.
 #[test]
 fn the_kubernetes_indexed_job_pods_merge_into_the_one_process_sweep() {
-    let (script, shards) = k8s_pod_script();
+    let yaml = std::fs::read_to_string(K8S_JOB).unwrap();
+    let (script, shards) = k8s_pod_script(&yaml);
     assert!(script.contains("$JOB_COMPLETION_INDEX/$SHARDS"), "{script}");
     let dir = scratch("k8s");
     let out = dir.join("out");
@@ -552,11 +550,6 @@ fn the_kubernetes_indexed_job_pods_merge_into_the_one_process_sweep() {
 
     let bad = pod(0, "no-such-scenario");
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
-    let yaml = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/k8s/sweep-job.yaml"
-    ))
-    .unwrap();
     assert!(
         yaml.contains("action: FailJob") && yaml.contains("values: [2]"),
         "exit 2 fails the Job"
