@@ -430,8 +430,15 @@ impl Agent {
             .settings
             .probe_flap_ms
             .map(|ms| (now + Duration::from_millis(ms), false));
+        // A start syncs once: `due` already began that sync if the first reports
+        // dirtied the local state, or sent a due operator request, which the sync
+        // then follows.
         let mut out = self.due(now);
-        out.extend(self.start_sync(now));
+        match self.sync {
+            SyncState::Idle => out.extend(self.start_sync(now)),
+            SyncState::Reading => {}
+            SyncState::Writing(_) => self.dirty = true,
+        }
         out.push(self.next_full_sync(now, rng));
         out
     }
@@ -1122,6 +1129,27 @@ mod tests {
             Status::Passing,
             "the report due at 3 s passes it"
         );
+    }
+
+    /// The service reports at once and dirties the local state, so the start's
+    /// first deadline already begins the sync: the start sends that one read, and
+    /// so does a restart.
+    #[test]
+    fn a_start_and_a_restart_read_the_catalog_once() {
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut a = ttl_agent(TtlRestore::FullTtl);
+        let reads = |out: &[AgentOut]| {
+            requests(out)
+                .iter()
+                .filter(|(_, _, r)| matches!(r, ConsulRequest::Read { .. }))
+                .count()
+        };
+        let out = a.on_start(4, Duration::ZERO, (0, &[]), &mut rng);
+        assert!(a.local.checks.values().any(|c| c.status == Status::Passing));
+        assert_eq!(reads(&out), 1, "{out:?}");
+        a.begin();
+        let out = a.restart(Duration::from_secs(1), (1_000, &[]), &mut rng);
+        assert_eq!(reads(&out), 1, "{out:?}");
     }
 
     #[test]
