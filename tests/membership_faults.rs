@@ -326,3 +326,114 @@ node = 3
     assert_eq!(m["member_changes_abandoned"], 0.0, "{m:?}");
     assert_eq!(m["fault_member-add_changes_refused"], 1.0, "{m:?}");
 }
+
+fn members_nemesis() -> Scenario {
+    Scenario::find("raft-nemesis-members").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// raft-nemesis-members draws a command timeout for every member change within its
+/// `member_timeout_ms`, and restricts about half of its cuts (`classes_rate = 0.5`)
+/// to one of its `class_sets`; a scenario without those keys draws neither.
+#[test]
+fn drawn_command_timeouts_and_gray_cuts_follow_the_generator() {
+    let s = members_nemesis();
+    let r = s.random.clone().expect("a generator");
+    let range = r.member_timeout_ms.expect("member_timeout_ms");
+    let setup = s.setup::<RaftKv>(&[]).unwrap();
+    let (mut cuts, mut gray, mut changes) = (0, 0, 0);
+    for seed in 0..20 {
+        for f in s.schedule_for(seed, &setup).faults {
+            match &f.fault {
+                Fault::MemberAdd { timeout_ms, .. } | Fault::MemberRemove { timeout_ms, .. } => {
+                    let ms = timeout_ms.unwrap_or_else(|| panic!("seed {seed}: {f:?}"));
+                    assert!((range.min..=range.max).contains(&ms), "seed {seed}: {ms}");
+                    changes += 1;
+                }
+                _ if f.kind().is_cut() => {
+                    cuts += 1;
+                    if !f.classes().is_empty() {
+                        assert!(r.class_sets.iter().any(|set| set == f.classes()), "{f:?}");
+                        gray += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        changes > 100 && cuts > 100,
+        "{changes} changes, {cuts} cuts"
+    );
+    let share = gray as f64 / cuts as f64;
+    assert!((0.4..0.6).contains(&share), "{gray} of {cuts} cuts gray");
+    // The churn scenario sets neither: its changes wait for a final answer and its cuts
+    // drop every class.
+    let churn = churn();
+    let setup = churn.setup::<RaftKv>(&[]).unwrap();
+    for f in churn.schedule_for(3, &setup).faults {
+        assert!(f.classes().is_empty(), "{f:?}");
+        if let Fault::MemberAdd { timeout_ms, .. } | Fault::MemberRemove { timeout_ms, .. } =
+            &f.fault
+        {
+            assert_eq!(*timeout_ms, None, "{f:?}");
+        }
+    }
+}
+
+/// Without `class_sets`, a gray cut drops a random non-empty proper subset of the
+/// protocol's classes, and different cuts drop different subsets.
+#[test]
+fn without_class_sets_a_gray_cut_drops_a_random_proper_subset() {
+    let text = std::fs::read_to_string("scenarios/raft-nemesis-members.toml")
+        .unwrap()
+        .replace("classes_rate = 0.5", "classes_rate = 1.0")
+        .replace(
+            "class_sets = [[\"append\", \"heartbeat\", \"snapshot\"], [\"vote\", \"pre-vote\"]]\n",
+            "",
+        );
+    let s = Scenario::parse("gray.toml", &text).unwrap();
+    assert!(s.random.as_ref().unwrap().class_sets.is_empty());
+    let setup = s.setup::<RaftKv>(&[]).unwrap();
+    let all = <<RaftKv as faultline::System>::Process as faultline::Process>::message_classes();
+    let mut seen = std::collections::BTreeSet::new();
+    for f in s.schedule_for(1, &setup).faults {
+        if f.kind().is_cut() {
+            let classes = f.classes();
+            assert!(!classes.is_empty() && classes.len() < all.len(), "{f:?}");
+            assert!(classes.iter().all(|c| all.contains(&c.as_str())), "{f:?}");
+            seen.insert(classes.to_vec());
+        }
+    }
+    assert!(seen.len() > 5, "{seen:?}");
+}
+
+#[test]
+fn bad_gray_cut_and_command_timeout_settings_name_their_field() {
+    let random = |keys: &str| {
+        raft_error(&format!(
+            "[random]\nkinds = [\"member-add\", \"isolate\"]\n{keys}"
+        ))
+    };
+    let e = random("classes_rate = 0.5\nclass_sets = [[\"append\", \"ack\"]]");
+    assert!(
+        e.contains("m.toml: random.class_sets[0]: unknown message class `ack` for protocol raft"),
+        "{e}"
+    );
+    let e = random("class_sets = [[]]");
+    assert!(
+        e.contains("random.class_sets[0]: names no message class"),
+        "{e}"
+    );
+    let e = random("classes_rate = 1.5");
+    assert!(
+        e.contains("random.classes_rate: 1.5 is not a probability"),
+        "{e}"
+    );
+    let e = random("member_timeout_ms = { min = 0, max = 500 }");
+    assert!(
+        e.contains("random.member_timeout_ms: needs 0 < min <= max"),
+        "{e}"
+    );
+    let e = random("member_timeout_ms = { min = 600, max = 500 }");
+    assert!(e.contains("random.member_timeout_ms"), "{e}");
+}

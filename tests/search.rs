@@ -20,6 +20,7 @@ const GENERIC: &[&str] = &[
     "raft-nemesis-swarm",
     "raft-nemesis-targeted",
     "raft-nemesis-leaders",
+    "raft-nemesis-members",
     "etcd-membership-churn",
     "broadcast-nemesis",
     "gossip-nemesis",
@@ -30,7 +31,7 @@ const GENERIC: &[&str] = &[
 /// (bug, generic scenario, runs within which its best search catches it).
 const RAFT_BUDGETS: &[(&str, &str, u64)] = &[
     ("vote-not-persisted", "raft-nemesis", 1),
-    ("figure8-commit", "raft-nemesis-leaders", 7),
+    ("figure8-commit", "raft-nemesis-members", 4),
     ("stale-append-truncates", "raft-nemesis", 1),
     ("vote-without-log-check", "raft-nemesis", 1),
     ("apply-uncommitted", "raft-nemesis", 1),
@@ -43,11 +44,12 @@ const RAFT_BUDGETS: &[(&str, &str, u64)] = &[
     ("no-catch-up", "raft-nemesis", 1),
     ("learner-votes", "etcd-membership-churn", 1),
     ("config-on-commit", "etcd-membership-churn", 1),
+    (
+        "single-change-without-term-entry",
+        "raft-nemesis-members",
+        27,
+    ),
 ];
-
-/// Raft bugs no generic scenario catches yet (see results/search.md): the list must
-/// only shrink.
-const RAFT_NOT_YET: &[&str] = &["single-change-without-term-entry"];
 
 const BROADCAST_BUDGETS: &[(&str, &str, u64)] = &[
     ("ack-before-sync", "broadcast-nemesis", 1),
@@ -95,25 +97,26 @@ fn first_failure<S: System>(bug: &str, scenario: &str, budget: u64) {
 #[test]
 fn every_raft_bug_is_caught_by_a_generic_scenario_within_its_budget() {
     for bug in BUGS {
-        match RAFT_BUDGETS.iter().find(|(b, ..)| *b == bug.name) {
-            Some(&(_, scenario, budget)) => first_failure::<RaftKv>(bug.name, scenario, budget),
-            None => assert!(
-                RAFT_NOT_YET.contains(&bug.name),
-                "{}: no recorded budget",
-                bug.name
-            ),
-        }
+        let &(_, scenario, budget) = RAFT_BUDGETS
+            .iter()
+            .find(|(b, ..)| *b == bug.name)
+            .unwrap_or_else(|| panic!("{}: no recorded budget", bug.name));
+        first_failure::<RaftKv>(bug.name, scenario, budget);
     }
 }
 
 /// A bug changes what the protocol does, never whether the simulator can run it: on a
-/// cluster it has nothing to act on (the membership bugs with no membership change),
-/// every Raft bug runs its seeds to a verdict without a panic. `config-on-commit`
-/// once indexed before the first configuration when nothing had committed.
+/// cluster it has nothing to act on (the membership bugs with no membership change) as
+/// on one whose membership churns, every Raft bug runs its seeds to a verdict without
+/// a panic. `config-on-commit` once indexed before the first configuration when
+/// nothing had committed.
 #[test]
-fn no_raft_bug_panics_on_a_cluster_without_membership_changes() {
-    let s = Scenario::find("raft-nemesis-leaders").unwrap_or_else(|e| panic!("{e}"));
-    for bug in BUGS {
+fn no_raft_bug_panics_with_or_without_membership_changes() {
+    for (scenario, bug) in ["raft-nemesis-leaders", "raft-nemesis-members"]
+        .iter()
+        .flat_map(|s| BUGS.iter().map(move |b| (s, b)))
+    {
+        let s = Scenario::find(scenario).unwrap_or_else(|e| panic!("{e}"));
         let request = RunRequest {
             seeds: (0..3).collect(),
             jobs: 2,
@@ -123,7 +126,13 @@ fn no_raft_bug_panics_on_a_cluster_without_membership_changes() {
         let summary: Summary = run::<RaftKv>(&s, &request).unwrap_or_else(|e| panic!("{e}"));
         for r in &summary.runs {
             let check = r.failure.as_ref().map(|f| f.check.as_str());
-            assert_ne!(check, Some("panic"), "{}: seed {}", bug.name, r.seed);
+            assert_ne!(
+                check,
+                Some("panic"),
+                "{scenario} {}: seed {}",
+                bug.name,
+                r.seed
+            );
         }
     }
 }

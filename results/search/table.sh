@@ -28,8 +28,8 @@ for entry in "${bugs[@]}"; do
   staged=${entry#*@}
   case $staged in
     raft-learner-votes|raft-config-on-commit|raft-single-change-without-term-entry)
-      scenarios=(etcd-membership-churn) ;;
-    raft-*) scenarios=(raft-nemesis raft-nemesis-leaders) ;;
+      scenarios=(etcd-membership-churn raft-nemesis-members) ;;
+    raft-*) scenarios=(raft-nemesis raft-nemesis-leaders raft-nemesis-members) ;;
     broadcast-*) scenarios=(broadcast-nemesis) ;;
     gossip-*) scenarios=(gossip-nemesis) ;;
   esac

@@ -850,6 +850,19 @@ impl Fault {
             _ => &[],
         }
     }
+
+    /// The fault restricted to `classes` if it is a network cut (partition, one-way,
+    /// bridge, isolation); any other fault as it is.
+    pub fn with_classes(mut self, restricted: Vec<String>) -> Fault {
+        if let Fault::Partition { classes, .. }
+        | Fault::OneWay { classes, .. }
+        | Fault::Bridge { classes, .. }
+        | Fault::Isolate { classes, .. } = &mut self
+        {
+            *classes = restricted;
+        }
+        self
+    }
 }
 
 fn is_false(b: &bool) -> bool {
@@ -961,6 +974,15 @@ impl FaultKind {
     /// Whether it is one of [`FaultKind::MEMBERSHIP`].
     pub fn is_membership(self) -> bool {
         FaultKind::MEMBERSHIP.contains(&self)
+    }
+
+    /// Whether it cuts links (`partition`, `one-way`, `bridge`, `isolate`): the kinds
+    /// `[random] classes_rate` may restrict to some message classes.
+    pub fn is_cut(self) -> bool {
+        matches!(
+            self,
+            FaultKind::Partition | FaultKind::OneWay | FaultKind::Bridge | FaultKind::Isolate
+        )
     }
 
     /// The name scenario files use in `kind`.

@@ -232,6 +232,21 @@ pub struct RandomFaults {
     /// a learner rather than as a voter (a learner is later promoted by another
     /// `member-add`). Drawn only when above 0.
     pub member_learner_rate: f64,
+    /// The operator's command timeout (etcdctl's `--command-timeout`) of a drawn
+    /// `member-add` or `member-remove`, in ms, drawn from this range: past it the
+    /// operator gives the change up and moves on, while the change may still commit.
+    /// Unset, it keeps asking until a final answer. Drawn only when set.
+    pub member_timeout_ms: Option<RangeMs>,
+    /// Probability that a drawn network cut (`partition`, `one-way`, `bridge`,
+    /// `isolate`) drops only some classes of messages (see `Process::message_class`)
+    /// and lets the others through: a gray failure, where what one path observes
+    /// differs from what another does (Huang et al., "Gray Failure: The Achilles'
+    /// Heel of Cloud-Scale Systems", HotOS 2017). Drawn only when above 0.
+    pub classes_rate: f64,
+    /// The class sets such a cut draws from, uniformly (each set a list of the
+    /// protocol's classes) [default: none, and a cut drops a random non-empty proper
+    /// subset of the protocol's classes, each class with probability one half].
+    pub class_sets: Vec<Vec<String>>,
     /// Swarm testing (Groce et al., "Swarm Testing", ISSTA 2012): each seed enables its
     /// own random subset of `kinds` (each distinct kind with probability one half, at
     /// least one; a kind listed twice keeps its weight) and its own range of times
@@ -280,6 +295,9 @@ impl Default for RandomFaults {
                 max_ms: 50.0,
             },
             member_learner_rate: 0.0,
+            member_timeout_ms: None,
+            classes_rate: 0.0,
+            class_sets: Vec::new(),
             swarm: false,
             target_rate: 0.0,
             targets: Target::ALL.to_vec(),
@@ -554,11 +572,11 @@ impl Scenario {
                 return Err(ScenarioError::field(&self.file, field, message));
             }
         }
-        self.check_classes(
-            "faults",
-            &self.faults,
-            <S::Process as Process>::message_classes(),
-        )?;
+        let classes = <S::Process as Process>::message_classes();
+        self.check_classes("faults", &self.faults, classes)?;
+        if let Some(random) = &self.random {
+            self.check_class_sets(random, classes)?;
+        }
         let mut setup = Setup {
             nodes: self.nodes,
             config: doc.cluster.config,
@@ -657,6 +675,7 @@ impl Scenario {
             seed,
             S::clients(setup),
             S::bootstrap_members(setup).as_ref(),
+            <S::Process as Process>::message_classes(),
         )
     }
 
@@ -988,11 +1007,45 @@ impl Scenario {
         Ok(())
     }
 
+    /// Checks `[random] class_sets` against the protocol's message classes `known`:
+    /// each set non-empty and of known classes; with `classes_rate` above 0 and no sets,
+    /// the protocol must have two classes or more to drop some of.
+    fn check_class_sets(&self, r: &RandomFaults, known: &[&str]) -> Result<(), ScenarioError> {
+        for (i, set) in r.class_sets.iter().enumerate() {
+            let field = format!("random.class_sets[{i}]");
+            if set.is_empty() {
+                return Err(self.err(field, "names no message class"));
+            }
+            if let Some(c) = set.iter().find(|c| !known.contains(&c.as_str())) {
+                let message = format!(
+                    "unknown message class `{c}` for protocol {} (known: {})",
+                    self.protocol,
+                    known.join(", ")
+                );
+                return Err(self.err(field, message));
+            }
+        }
+        if r.classes_rate > 0.0 && r.class_sets.is_empty() && known.len() < 2 {
+            let message = format!(
+                "protocol {} has {} message class(es): a cut that drops some and lets others through needs two or more",
+                self.protocol,
+                known.len()
+            );
+            return Err(self.err("random.classes_rate", message));
+        }
+        Ok(())
+    }
+
     fn check_random(&self, r: &RandomFaults) -> Result<(), ScenarioError> {
-        for (field, range) in [
-            ("interval_ms", r.interval_ms),
-            ("duration_ms", r.duration_ms),
-        ] {
+        let ranges = [
+            ("interval_ms", Some(r.interval_ms)),
+            ("duration_ms", Some(r.duration_ms)),
+            ("member_timeout_ms", r.member_timeout_ms),
+        ];
+        for (field, range) in ranges
+            .into_iter()
+            .filter_map(|(field, range)| Some((field, range?)))
+        {
             if range.min == 0 || range.min > range.max || range.max > DURATION_MS_MAX {
                 let message = format!(
                     "needs 0 < min <= max <= {DURATION_MS_MAX}, not {}..{}",
@@ -1039,6 +1092,7 @@ impl Scenario {
             ("duplicate_rate", r.duplicate_rate),
             ("loss_per_node", r.loss_per_node),
             ("member_learner_rate", r.member_learner_rate),
+            ("classes_rate", r.classes_rate),
         ] {
             check_probability(self, &format!("random.{field}"), p)?;
         }

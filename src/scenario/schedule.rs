@@ -41,7 +41,7 @@ impl Schedule {
     /// The membership kinds of `[random]` draw nothing here: see
     /// [`Schedule::expand_with`].
     pub fn expand(scenario: &Scenario, seed: u64, clients: usize) -> Schedule {
-        Schedule::expand_with(scenario, seed, clients, None)
+        Schedule::expand_with(scenario, seed, clients, None, &[])
     }
 
     /// [`Schedule::expand`], drawing the membership kinds of `[random]` against the
@@ -50,11 +50,14 @@ impl Schedule {
     /// is valid where it stands. Without `bootstrap` those kinds draw nothing (so the
     /// faults drawn after one differ from the schedule with it: always expand a
     /// protocol's schedule with its bootstrap, as [`Scenario::schedule_for`] does).
+    /// `classes` are the protocol's message classes, which a cut drawn with
+    /// `[random] classes_rate` and no `class_sets` draws from (none: it drops all).
     pub fn expand_with(
         scenario: &Scenario,
         seed: u64,
         clients: usize,
         bootstrap: Option<&Members>,
+        classes: &[&str],
     ) -> Schedule {
         let mut faults = scenario.faults.clone();
         if let Some(random) = &scenario.random {
@@ -68,7 +71,8 @@ impl Schedule {
                 }
                 m
             });
-            faults.extend(generate(scenario, random, seed, clients, members.as_mut()));
+            let drawn = generate(scenario, random, seed, clients, members.as_mut(), classes);
+            faults.extend(drawn);
         }
         let swarm_kinds = scenario
             .random
@@ -130,6 +134,7 @@ fn generate(
     seed: u64,
     clients: usize,
     mut members: Option<&mut Members>,
+    classes: &[&str],
 ) -> Vec<FaultSpec> {
     let mut rng = stream(seed, Purpose::Schedule, 0);
     let end_ms = r.end_ms.unwrap_or(scenario.duration_ms);
@@ -164,6 +169,16 @@ fn generate(
                 .as_deref_mut()
                 .and_then(|m| draw_member(scenario, r, kind, t, m, &mut rng)),
             false => draw(scenario, r, kind, (t, until), &mut downs, &mut rng, clients),
+        };
+        // Drawn only when asked for, so that other scenarios draw as before.
+        let fault = match fault {
+            Some(f) if r.classes_rate > 0.0 && f.kind().is_cut() => {
+                Some(match draw_classes(r, classes, &mut rng) {
+                    Some(some) => f.with_classes(some),
+                    None => f,
+                })
+            }
+            other => other,
         };
         // Drawn only when asked for, so that other scenarios draw as before.
         let target = match fault.as_ref() {
@@ -211,6 +226,37 @@ fn draw_target(
     }
     Some(target)
 }
+
+/// The classes a drawn cut drops, with probability `classes_rate`: one of
+/// `class_sets`, or without them a random non-empty proper subset of `classes` (each
+/// with probability one half, drawn again while empty or whole, at most
+/// [`CLASS_DRAWS_MAX`] times); `None`: every class.
+fn draw_classes(r: &RandomFaults, classes: &[&str], rng: &mut impl Rng) -> Option<Vec<String>> {
+    if !rng.gen_bool(r.classes_rate) {
+        return None;
+    }
+    if !r.class_sets.is_empty() {
+        return r.class_sets.choose(rng).cloned();
+    }
+    if classes.len() < 2 {
+        return None;
+    }
+    for _ in 0..CLASS_DRAWS_MAX {
+        let some: Vec<String> = classes
+            .iter()
+            .filter(|_| rng.gen_bool(0.5))
+            .map(|c| c.to_string())
+            .collect();
+        if !some.is_empty() && some.len() < classes.len() {
+            return Some(some);
+        }
+    }
+    None
+}
+
+/// Draws of a class subset before a cut drops every class: with two classes or more,
+/// each draw is a proper non-empty subset with probability at least one half.
+const CLASS_DRAWS_MAX: usize = 32;
 
 /// One swarm-testing seed's generator: its enabled kinds and its interval range.
 pub(crate) struct Swarm {
@@ -277,7 +323,7 @@ pub(crate) fn draw_member(
                 at_ms: t,
                 node,
                 learner,
-                timeout_ms: None,
+                timeout_ms: draw_timeout(r, rng),
             }
         }
         FaultKind::MemberRemove | FaultKind::MemberReplace => {
@@ -287,7 +333,7 @@ pub(crate) fn draw_member(
                 FaultKind::MemberRemove => Fault::MemberRemove {
                     at_ms: t,
                     node,
-                    timeout_ms: None,
+                    timeout_ms: draw_timeout(r, rng),
                 },
                 _ => Fault::MemberReplace { at_ms: t, node },
             }
@@ -296,6 +342,13 @@ pub(crate) fn draw_member(
     };
     members.apply(&fault).expect("drawn valid");
     Some(fault)
+}
+
+/// A drawn member change's command timeout: from `member_timeout_ms` when set (and
+/// only then drawn, so that other scenarios draw as before).
+fn draw_timeout(r: &RandomFaults, rng: &mut impl Rng) -> Option<u64> {
+    r.member_timeout_ms
+        .map(|range| rng.gen_range(range.min..=range.max))
 }
 
 /// One drawn fault of `kind` over `[t, until)`: its targets and values from `rng`, in
