@@ -44,11 +44,12 @@ fn churn() -> Scenario {
     Scenario::find("etcd-membership-churn").unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Member faults replay exactly, from the scenario and from the schedule.toml a run
+/// writes; so do raft-nemesis-members' command timeouts and gray cuts.
 #[test]
 fn member_faults_replay_exactly() {
-    let s = churn();
-    let setup = Arc::new(s.setup::<RaftKv>(&[]).unwrap());
-    for seed in [3, 7] {
+    for (s, seed) in [(churn(), 3), (churn(), 7), (members_nemesis(), 3)] {
+        let setup = Arc::new(s.setup::<RaftKv>(&[]).unwrap());
         let schedule = s.schedule_for(seed, &setup);
         assert!(
             schedule.faults.iter().any(|f| f.kind().is_membership()),
@@ -409,31 +410,31 @@ fn without_class_sets_a_gray_cut_drops_a_random_proper_subset() {
 
 #[test]
 fn bad_gray_cut_and_command_timeout_settings_name_their_field() {
-    let random = |keys: &str| {
-        raft_error(&format!(
+    for (keys, expected) in [
+        (
+            "classes_rate = 0.5\nclass_sets = [[\"append\", \"ack\"]]",
+            "m.toml: random.class_sets[0]: unknown message class `ack` for protocol raft",
+        ),
+        (
+            "class_sets = [[]]",
+            "random.class_sets[0]: names no message class",
+        ),
+        (
+            "classes_rate = 1.5",
+            "random.classes_rate: 1.5 is not a probability",
+        ),
+        (
+            "member_timeout_ms = { min = 0, max = 500 }",
+            "random.member_timeout_ms: needs 0 < min <= max",
+        ),
+        (
+            "member_timeout_ms = { min = 600, max = 500 }",
+            "random.member_timeout_ms: needs 0 < min <= max",
+        ),
+    ] {
+        let e = raft_error(&format!(
             "[random]\nkinds = [\"member-add\", \"isolate\"]\n{keys}"
-        ))
-    };
-    let e = random("classes_rate = 0.5\nclass_sets = [[\"append\", \"ack\"]]");
-    assert!(
-        e.contains("m.toml: random.class_sets[0]: unknown message class `ack` for protocol raft"),
-        "{e}"
-    );
-    let e = random("class_sets = [[]]");
-    assert!(
-        e.contains("random.class_sets[0]: names no message class"),
-        "{e}"
-    );
-    let e = random("classes_rate = 1.5");
-    assert!(
-        e.contains("random.classes_rate: 1.5 is not a probability"),
-        "{e}"
-    );
-    let e = random("member_timeout_ms = { min = 0, max = 500 }");
-    assert!(
-        e.contains("random.member_timeout_ms: needs 0 < min <= max"),
-        "{e}"
-    );
-    let e = random("member_timeout_ms = { min = 600, max = 500 }");
-    assert!(e.contains("random.member_timeout_ms"), "{e}");
+        ));
+        assert!(e.contains(expected), "{keys}: {e}");
+    }
 }
