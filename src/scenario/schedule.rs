@@ -170,7 +170,8 @@ fn generate(
                 .and_then(|m| draw_member(scenario, r, kind, t, m, &mut rng)),
             false => draw(scenario, r, kind, (t, until), &mut downs, &mut rng, clients),
         };
-        // Drawn only when asked for, so that other scenarios draw as before.
+        // A gray cut and a target are drawn only when asked for, so that other
+        // scenarios draw as before.
         let fault = match fault {
             Some(f) if r.classes_rate > 0.0 && f.kind().is_cut() => {
                 Some(match draw_classes(r, classes, &mut rng) {
@@ -180,7 +181,6 @@ fn generate(
             }
             other => other,
         };
-        // Drawn only when asked for, so that other scenarios draw as before.
         let target = match fault.as_ref() {
             Some(f) if r.target_rate > 0.0 && f.kind().targetable() => {
                 draw_target(scenario.nodes, r, f, &mut downs, &mut rng)
