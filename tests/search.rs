@@ -94,15 +94,20 @@ fn first_failure<S: System>(bug: &str, scenario: &str, budget: u64) {
     assert_ne!(check, "panic", "{bug}: seed {}", failed.seed);
 }
 
-#[test]
-fn every_raft_bug_is_caught_by_a_generic_scenario_within_its_budget() {
-    for bug in BUGS {
-        let &(_, scenario, budget) = RAFT_BUDGETS
+/// Each of `S`'s bugs is caught within its recorded budget; a bug with no budget fails.
+fn each_bug_within_its_budget<S: System>(budgets: &[(&str, &str, u64)]) {
+    for bug in S::bugs() {
+        let &(_, scenario, budget) = budgets
             .iter()
             .find(|(b, ..)| *b == bug.name)
             .unwrap_or_else(|| panic!("{}: no recorded budget", bug.name));
-        first_failure::<RaftKv>(bug.name, scenario, budget);
+        first_failure::<S>(bug.name, scenario, budget);
     }
+}
+
+#[test]
+fn every_raft_bug_is_caught_by_a_generic_scenario_within_its_budget() {
+    each_bug_within_its_budget::<RaftKv>(RAFT_BUDGETS);
 }
 
 /// A bug changes what the protocol does, never whether the simulator can run it: on a
@@ -139,33 +144,15 @@ fn no_raft_bug_panics_with_or_without_membership_changes() {
 
 #[test]
 fn every_broadcast_bug_is_caught_by_broadcast_nemesis_within_its_budget() {
-    for bug in Broadcast::bugs() {
-        let &(_, scenario, budget) = BROADCAST_BUDGETS
-            .iter()
-            .find(|(b, ..)| *b == bug.name)
-            .unwrap_or_else(|| panic!("{}: no recorded budget", bug.name));
-        first_failure::<Broadcast>(bug.name, scenario, budget);
-    }
+    each_bug_within_its_budget::<Broadcast>(BROADCAST_BUDGETS);
 }
 
 #[test]
 fn every_gossip_bug_is_caught_by_gossip_nemesis_within_its_budget() {
-    for bug in Swim::bugs() {
-        let &(_, scenario, budget) = GOSSIP_BUDGETS
-            .iter()
-            .find(|(b, ..)| *b == bug.name)
-            .unwrap_or_else(|| panic!("{}: no recorded budget", bug.name));
-        first_failure::<Swim>(bug.name, scenario, budget);
-    }
+    each_bug_within_its_budget::<Swim>(GOSSIP_BUDGETS);
 }
 
 #[test]
 fn every_etcd_bug_is_caught_by_a_generic_etcd_scenario_within_its_budget() {
-    for bug in Etcd::bugs() {
-        let &(_, scenario, budget) = ETCD_BUDGETS
-            .iter()
-            .find(|(b, ..)| *b == bug.name)
-            .unwrap_or_else(|| panic!("{}: no recorded budget", bug.name));
-        first_failure::<Etcd>(bug.name, scenario, budget);
-    }
+    each_bug_within_its_budget::<Etcd>(ETCD_BUDGETS);
 }
