@@ -444,17 +444,17 @@ const K8S_JOB: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/k8s/sweep-job
 /// The pod script of the Kubernetes Job, as its spec gives it: the lines of the
 /// container's `args: - |` block, dedented, with the Job's `SHARDS` value.
 fn k8s_pod_script(yaml: &str) -> (String, usize) {
+    // A `key: value` line's value, unquoted.
+    let value = |line: &str| -> String {
+        let (_, v) = line.split_once(':').expect("a `key: value` line");
+        v.trim().trim_matches('"').to_string()
+    };
     let field = |key: &str| -> String {
-        let line = yaml
-            .lines()
-            .find(|l| l.trim_start().starts_with(&format!("{key}:")))
-            .unwrap_or_else(|| panic!("no `{key}` in the manifest"));
-        line.split_once(':')
-            .unwrap()
-            .1
-            .trim()
-            .trim_matches('"')
-            .to_string()
+        value(
+            yaml.lines()
+                .find(|l| l.trim_start().starts_with(&format!("{key}:")))
+                .unwrap_or_else(|| panic!("no `{key}` in the manifest")),
+        )
     };
     assert_eq!(field("completionMode"), "Indexed");
     let lines: Vec<&str> = yaml.lines().collect();
@@ -462,11 +462,7 @@ fn k8s_pod_script(yaml: &str) -> (String, usize) {
         .iter()
         .position(|l| l.trim() == "- name: SHARDS")
         .expect("a SHARDS variable");
-    let shards: usize = lines[shards_at + 1]
-        .trim()
-        .trim_start_matches("value:")
-        .trim()
-        .trim_matches('"')
+    let shards: usize = value(lines[shards_at + 1])
         .parse()
         .expect("SHARDS is a number");
     assert_eq!(field("completions").parse::<usize>().unwrap(), shards);
